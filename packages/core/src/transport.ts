@@ -1,0 +1,68 @@
+import type { Change, Snapshot } from "./change.js";
+import type { VersionVector } from "./version-vector.js";
+
+/**
+ * What `push` reports: the first `acked` changes of the pushed list are durably committed
+ * (by as many servers as the transport requires). `acked < changes.length` means the rest must be
+ * pushed again later. Re-pushing a committed change is a no-op that counts as acknowledged.
+ */
+export interface PushAck {
+  readonly acked: number;
+}
+
+/**
+ * One page of a pull. A page may start with a snapshot when the server compacted the changes the
+ * caller lacks; the changes of a page follow the snapshot (if any).
+ */
+export interface PullPage {
+  readonly snapshot?: Snapshot;
+  readonly changes: readonly Change[];
+}
+
+/** Connection state a transport reports. */
+export const TransportState = {
+  Connecting: "connecting",
+  Connected: "connected",
+  Disconnected: "disconnected",
+  Closed: "closed",
+} as const;
+/** The union of transport states. */
+export type TransportState = (typeof TransportState)[keyof typeof TransportState];
+
+/** Callbacks of {@link Transport.subscribe}. */
+export interface TransportListener {
+  /** Changes seen in real time. A hint: they may be duplicated, reordered or missing. */
+  onChanges(changes: readonly Change[]): void;
+  /**
+   * Fired after every (re)connect, the first included: events may have been lost, so the
+   * subscriber must `pull` to catch up. Also fired when the transport switched server.
+   */
+  onResync(): void;
+  /** Connection state changes. */
+  onState?(state: TransportState): void;
+  /** Errors of background work the transport could not hand to a caller (already typed). */
+  onError?(error: Error): void;
+}
+
+/**
+ * The port between the sync engine and a network. Bound to one document. Realtime is a hint,
+ * `pull` is the truth. Implementations: `MemoryTransport` (core, tests), `PocketBaseTransport`.
+ */
+export interface Transport {
+  /** Opens the connection. Resolves once it is usable; retries the first connect itself. */
+  connect(): Promise<void>;
+  /** Closes the connection and stops every background task. Idempotent. */
+  close(): Promise<void>;
+  /**
+   * Makes changes durable on the server side. Idempotent per (doc, origin, seq).
+   * @throws TransportError `transport/unavailable` (retryable) when nothing could be committed.
+   */
+  push(changes: readonly Change[]): Promise<PushAck>;
+  /**
+   * Streams every change the server holds that `since` lacks, in pages.
+   * @throws TransportError `transport/unavailable` (retryable).
+   */
+  pull(since: VersionVector): AsyncIterable<PullPage>;
+  /** Registers realtime callbacks. Returns the function that unregisters them. */
+  subscribe(listener: TransportListener): () => void;
+}

@@ -1,0 +1,48 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+
+// Vitest 4+ no longer reads a workspace file by this name on its own: the scripts pass
+// `--config vitest.workspace.ts`, and the projects are declared under `test.projects`.
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+/** Tests import the packages' sources, not their builds, so no build is needed before a test run. */
+const alias = [
+  { find: /^@nxs-sync\/core\/node$/, replacement: here("./packages/core/src/node/index.ts") },
+  { find: /^@nxs-sync\/(core|pocketbase|queue|config|testing)$/, replacement: here("./packages/$1/src/index.ts") },
+];
+
+const packages = ["core", "pocketbase", "queue", "config", "testing"] as const;
+
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    projects: [
+      ...packages.map((name) => ({
+        resolve: { alias },
+        test: {
+          name: `unit:${name}`,
+          root: here("./"),
+          include: [`packages/${name}/test/unit/**/*.test.ts`],
+          typecheck: { enabled: true, include: [`packages/${name}/test/unit/**/*.test-d.ts`] },
+          environment: "node",
+        },
+      })),
+      {
+        resolve: { alias },
+        test: {
+          name: "integration",
+          root: here("./"),
+          include: ["packages/*/test/integration/**/*.int.test.ts"],
+          environment: "node",
+          globalSetup: [here("./packages/testing/src/vitest-global-setup.ts")],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          // Real servers share two cores: keep files sequential, tests inside a file sequential.
+          fileParallelism: false,
+          sequence: { concurrent: false },
+        },
+      },
+    ],
+  },
+});
