@@ -9,10 +9,10 @@ const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 /** Tests import the packages' sources, not their builds, so no build is needed before a test run. */
 const alias = [
   { find: /^@nxs-sync\/core\/node$/, replacement: here("./packages/core/src/node/index.ts") },
-  { find: /^@nxs-sync\/(core|pocketbase|queue|config|testing)$/, replacement: here("./packages/$1/src/index.ts") },
+  { find: /^@nxs-sync\/(core|pocketbase|testing)$/, replacement: here("./packages/$1/src/index.ts") },
 ];
 
-const packages = ["core", "pocketbase", "queue", "config", "testing"] as const;
+const packages = ["core", "pocketbase", "testing"] as const;
 
 export default defineConfig({
   resolve: { alias },

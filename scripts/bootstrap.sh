@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Brings a fresh clone to a runnable state; sourced by scripts/test-all.sh and scripts/demo.sh.
+# 1. Node >= 22 first on PATH (installs Node 24 from the npm registry into .tools/node if needed).
+# 2. npm dependencies, when node_modules is missing or older than package-lock.json.
+# 3. The pinned PocketBase binary (POCKETBASE_BIN, else the per-user cache, else a go install build).
+_nxs_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/ensure-node.sh
+source "$_nxs_root/scripts/ensure-node.sh" || return 1
+if [ ! -f "$_nxs_root/node_modules/.package-lock.json" ] || [ "$_nxs_root/package-lock.json" -nt "$_nxs_root/node_modules/.package-lock.json" ]; then
+  echo "bootstrap: installing npm dependencies (npm ci)" >&2
+  (cd "$_nxs_root" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+fi
+POCKETBASE_BIN="$(cd "$_nxs_root" && npx --no-install tsx packages/testing/src/cli.ts install --print-path)" || return 1
+export POCKETBASE_BIN
+echo "bootstrap: PocketBase binary $POCKETBASE_BIN" >&2

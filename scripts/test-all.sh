@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every check and every test: lint, types, import cycles, build, package checks, unit + property
+# tests, and integration tests against real PocketBase servers (processes and containers).
+# Container tests need a Docker engine: without one they are reported as skipped with the reason,
+# except under CI=true, where a missing engine fails the run.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+source scripts/bootstrap.sh
+export TESTCONTAINERS_RYUK_DISABLED="${TESTCONTAINERS_RYUK_DISABLED:-true}"
+export TESTCONTAINERS_HOST_OVERRIDE="${TESTCONTAINERS_HOST_OVERRIDE:-localhost}"
+
+step() { printf '\n== %s\n' "$*" >&2; }
+step "lint (biome)";           npx biome ci .
+step "typecheck (tsc)";        npx tsc -p tsconfig.json --noEmit
+step "import cycles (madge)";  npx madge --circular --extensions ts --ts-config tsconfig.json packages/core/src packages/pocketbase/src packages/testing/src
+step "build (tsup)";           npm run build --silent
+step "package checks (publint, attw)"; node scripts/check-packages.mjs
+
+results="$root/.test-results"; mkdir -p "$results"
+step "unit and property tests"
+unit_rc=0
+npx vitest run --config vitest.workspace.ts --project 'unit:*' \
+  --reporter=default --reporter=json --outputFile.json="$results/unit.json" || unit_rc=$?
+step "integration tests (real PocketBase)"
+int_rc=0
+npx vitest run --config vitest.workspace.ts --project integration \
+  --reporter=default --reporter=json --outputFile.json="$results/integration.json" || int_rc=$?
+
+node -e '
+const fs = require("fs");
+let p = 0, f = 0, s = 0;
+for (const name of ["unit", "integration"]) {
+  const file = process.argv[1] + "/" + name + ".json";
+  if (!fs.existsSync(file)) { console.error(name + ": no report written"); f++; continue; }
+  const r = JSON.parse(fs.readFileSync(file, "utf8"));
+  p += r.numPassedTests; f += r.numFailedTests; s += r.numPendingTests + (r.numTodoTests || 0);
+  console.error(name + ": " + r.numPassedTests + " passed, " + r.numFailedTests + " failed, " + r.numPendingTests + " skipped");
+}
+console.log(p + " passed, " + f + " failed" + (s ? ", " + s + " skipped" : ""));
+' "$results"
+[ "$unit_rc" -eq 0 ] && [ "$int_rc" -eq 0 ]
