@@ -2,7 +2,8 @@
 # Ensure a Docker engine answers on this machine. Usage: `bash scripts/ensure-docker.sh` (or `source` it).
 # - Installs Debian's `docker.io` with apt-get when `dockerd` is missing (needs root).
 # - Starts `dockerd --iptables=false --ip-forward=false` in the background when `docker info` fails,
-#   logging to $NXS_DOCKERD_LOG (default /tmp/nxs-dockerd.log).
+#   logging to $NXS_DOCKERD_LOG (default /tmp/nxs-dockerd.log), pid in $NXS_DOCKERD_PIDFILE
+#   (default /tmp/nxs-dockerd.pid).
 # - Waits until `docker info` answers, at most $NXS_DOCKER_WAIT_S seconds (default 60).
 # Idempotent: when an engine already answers it does nothing. Exits non-zero with the reason otherwise.
 # Tests also need TESTCONTAINERS_RYUK_DISABLED=true and TESTCONTAINERS_HOST_OVERRIDE=localhost (exported
@@ -33,12 +34,20 @@ _nxs_docker_main() {
     echo "ensure-docker: the docker CLI is missing (install docker.io or docker-cli)" >&2
     return 1
   fi
-  if ! pgrep -x dockerd >/dev/null 2>&1; then
+  local pidfile="${NXS_DOCKERD_PIDFILE:-/tmp/nxs-dockerd.pid}"
+  local running=0
+  if command -v pgrep >/dev/null 2>&1; then
+    pgrep -x dockerd >/dev/null 2>&1 && running=1
+  elif [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    running=1
+  fi
+  if [ "$running" -eq 0 ]; then
     echo "ensure-docker: starting dockerd --iptables=false --ip-forward=false (log: $log)" >&2
     local sudo=""
     if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
     # setsid + nohup: the engine outlives this shell and the CI step that started it.
     $sudo setsid nohup dockerd --iptables=false --ip-forward=false >>"$log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
   else
     echo "ensure-docker: dockerd is running but does not answer yet; waiting" >&2
   fi

@@ -1,0 +1,2 @@
+export { runStorageConformance, type StorageConformanceContext } from "./storage.js";
+export { runTransportConformance, type TransportConformanceContext } from "./transport.js";

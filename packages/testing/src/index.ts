@@ -1,0 +1,69 @@
+/**
+ * `@nxs-sync/testing`: real PocketBase servers (processes and containers) for the tests, examples and
+ * benchmarks of nxs-sync, plus the conformance suites every adapter runs.
+ * @packageDocumentation
+ */
+export { type PocketBaseCluster, type StartClusterOptions, startCluster } from "./cluster.js";
+export {
+  applyCollections,
+  type CollectionDefinition,
+  type CollectionTarget,
+  clearCollections,
+  timestampFields,
+} from "./collections.js";
+export {
+  runStorageConformance,
+  runTransportConformance,
+  type StorageConformanceContext,
+  type TransportConformanceContext,
+} from "./conformance/index.js";
+export { HarnessError, type HarnessErrorCode, isHarnessError } from "./errors.js";
+export { installEventSource } from "./event-source.js";
+export { type Namespace, withNamespace } from "./namespace.js";
+export {
+  cachedPocketBasePath,
+  DEFAULT_POCKETBASE_VERSION,
+  type EnsurePocketBaseBinaryOptions,
+  ensurePocketBaseBinary,
+  MIN_GO_VERSION,
+  type PocketBaseBinarySource,
+  pocketBaseCacheDir,
+  pocketBaseReleaseAsset,
+  type ResolvedPocketBaseBinary,
+  readPocketBaseVersion,
+} from "./pocketbase-binary.js";
+export {
+  CONTAINER_PORT,
+  type ContainerPocketBase,
+  type ContainerPocketBaseOptions,
+  createDockerNetwork,
+  type DockerStatus,
+  dockerAvailable,
+  dockerAvailableSync,
+  type EnsurePocketBaseImageOptions,
+  ensurePocketBaseImage,
+  POCKETBASE_DOCKERFILE,
+  startPocketBaseContainer,
+} from "./pocketbase-container.js";
+export {
+  findFreePort,
+  type ProcessPocketBase,
+  type ProcessPocketBaseOptions,
+  startPocketBase,
+} from "./pocketbase-process.js";
+export {
+  type BatchSettings,
+  type CommonPocketBaseOptions,
+  DEFAULT_BATCH_SETTINGS,
+  type PocketBaseMode,
+  type PocketBaseServer,
+  type Superuser,
+} from "./types.js";
+export {
+  describeWithDocker,
+  dockerStatusForTests,
+  isCI,
+  type ServerTracker,
+  usePocketBaseServers,
+} from "./vitest-hooks.js";
+export { type WaitForOptions, waitFor } from "./wait-for.js";
