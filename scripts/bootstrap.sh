@@ -10,6 +10,6 @@ if [ ! -f "$_nxs_root/node_modules/.package-lock.json" ] || [ "$_nxs_root/packag
   echo "bootstrap: installing npm dependencies (npm ci)" >&2
   (cd "$_nxs_root" && npm ci --no-audit --no-fund --loglevel=error) || return 1
 fi
-POCKETBASE_BIN="$(cd "$_nxs_root" && npx --no-install tsx packages/testing/src/cli.ts install --print-path)" || return 1
+POCKETBASE_BIN="$(cd "$_nxs_root" && npx --no-install tsx packages/testing/src/cli.ts path)" || return 1
 export POCKETBASE_BIN
 echo "bootstrap: PocketBase binary $POCKETBASE_BIN" >&2
