@@ -32,7 +32,16 @@ export type Op =
   | { readonly kind: typeof OpKind.Del; readonly path: Path }
   | { readonly kind: typeof OpKind.Inc; readonly path: Path; readonly value: number }
   | { readonly kind: typeof OpKind.Add; readonly path: Path; readonly value: Json }
-  | { readonly kind: typeof OpKind.Rem; readonly path: Path; readonly value: Json };
+  | {
+      readonly kind: typeof OpKind.Rem;
+      readonly path: Path;
+      readonly value: Json;
+      /**
+       * The add tags (HLCs of the adding changes) the remover had observed: only those adds are
+       * cancelled, so a concurrent add wins. Without it, every add up to this op's stamp is removed.
+       */
+      readonly tags?: readonly string[];
+    };
 
 /**
  * The unit of replication: the ops of one `doc.change()` (or one helper call), applied atomically

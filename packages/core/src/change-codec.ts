@@ -1,0 +1,130 @@
+import { z } from "zod";
+import type { Change, Json, Op, Snapshot } from "./change.js";
+import { ErrorCode, type NxsError, ValidationError } from "./errors.js";
+import { decodeHlc } from "./hlc.js";
+import type { DocId, Hlc, ReplicaId } from "./ids.js";
+import { ID_PATTERN } from "./ids.js";
+import { toFrozenJson } from "./json.js";
+import { checkPath } from "./path.js";
+import { MAX_OPS_PER_CHANGE } from "./stamp.js";
+
+const id = z.string().regex(ID_PATTERN);
+const pathSchema = z.array(z.string()).min(1);
+const tagsSchema = z.array(z.string()).optional();
+
+/** The zod schema of one {@link Op} as it travels (values are checked to be JSON separately). */
+export const opSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("set"), path: pathSchema, value: z.unknown() }),
+  z.object({ kind: z.literal("del"), path: pathSchema }),
+  z.object({ kind: z.literal("inc"), path: pathSchema, value: z.number().refine(Number.isFinite) }),
+  z.object({ kind: z.literal("add"), path: pathSchema, value: z.unknown() }),
+  z.object({ kind: z.literal("rem"), path: pathSchema, value: z.unknown(), tags: tagsSchema }),
+]);
+
+/** The zod schema of a {@link Change} as it travels. Adapters may use it at their edge. */
+export const changeSchema = z.object({
+  doc: id,
+  origin: id,
+  seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  hlc: z.string().min(19),
+  ops: z.array(opSchema).max(MAX_OPS_PER_CHANGE),
+});
+
+/** The zod schema of a {@link Snapshot} envelope (the `state` is decoded by the document). */
+export const snapshotSchema = z.object({
+  format: z.literal(1),
+  doc: id,
+  version: z.record(z.string(), z.number().int().min(0)),
+  state: z.unknown(),
+});
+
+/** The zod schema of a version vector. */
+export const versionVectorSchema = z.record(z.string(), z.number().int().min(0));
+
+/**
+ * Decodes an untrusted change: shape (zod), op paths, JSON values, and an HLC whose node is the
+ * change's origin. The result is a fresh, deeply frozen {@link Change}.
+ * @param input - Anything received.
+ * @returns The change.
+ * @throws {@link ValidationError} `op/invalid` for a malformed change, {@link ClockError}
+ * `hlc/invalid` for a malformed HLC.
+ */
+export function decodeChange(input: unknown): Change {
+  const r = changeSchema.safeParse(input);
+  if (!r.success) {
+    throw new ValidationError(`malformed change: ${r.error.issues[0]?.message ?? "invalid"}`, {
+      code: ErrorCode.OpInvalid,
+      cause: r.error,
+      issues: r.error.issues.map((i) => ({ path: i.path, message: i.message })),
+    });
+  }
+  const c = r.data;
+  const parts = decodeHlc(c.hlc);
+  if (parts.node !== c.origin) {
+    throw new ValidationError(`change hlc ${c.hlc} was not made by its origin ${c.origin}`, {
+      code: ErrorCode.OpInvalid,
+    });
+  }
+  const ops: Op[] = new Array(c.ops.length);
+  for (let k = 0; k < c.ops.length; k++) {
+    const op = c.ops[k] as z.infer<typeof opSchema>;
+    const bad = checkPath(op.path);
+    if (bad !== undefined) throw opError(k, bad);
+    const path = Object.freeze(op.path);
+    switch (op.kind) {
+      case "del":
+        ops[k] = Object.freeze({ kind: "del", path });
+        break;
+      case "inc":
+        ops[k] = Object.freeze({ kind: "inc", path, value: op.value });
+        break;
+      default: {
+        const why = { path: [] as PropertyKey[], message: "" };
+        const value = toFrozenJson(op.value, why);
+        if (value === undefined)
+          throw opError(k, `value is not JSON at ${JSON.stringify(why.path)}: ${why.message}`);
+        if (op.kind === "rem" && op.tags !== undefined) {
+          ops[k] = Object.freeze({ kind: "rem", path, value, tags: Object.freeze(op.tags) });
+        } else {
+          ops[k] = Object.freeze({ kind: op.kind, path, value }) as Op;
+        }
+      }
+    }
+  }
+  return Object.freeze({
+    doc: c.doc as DocId,
+    origin: c.origin as ReplicaId,
+    seq: c.seq,
+    hlc: c.hlc as Hlc,
+    ops: Object.freeze(ops),
+  });
+}
+
+function opError(index: number, message: string): NxsError {
+  return new ValidationError(`op ${index}: ${message}`, {
+    code: ErrorCode.OpInvalid,
+    issues: [{ path: ["ops", index], message }],
+  });
+}
+
+/**
+ * Decodes an untrusted snapshot envelope.
+ * @param input - Anything.
+ * @returns The snapshot (its `state` still undecoded).
+ * @throws {@link ValidationError} `schema/invalid` when the envelope is malformed.
+ */
+export function decodeSnapshot(input: unknown): Snapshot {
+  const r = snapshotSchema.safeParse(input);
+  if (!r.success) {
+    throw new ValidationError("malformed snapshot", {
+      cause: r.error,
+      issues: r.error.issues.map((i) => ({ path: i.path, message: i.message })),
+    });
+  }
+  return {
+    ...r.data,
+    doc: r.data.doc as DocId,
+    state: r.data.state as Json,
+    version: Object.freeze(r.data.version),
+  };
+}

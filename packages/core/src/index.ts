@@ -1,0 +1,100 @@
+/**
+ * The public API of @nxs-sync/core: named re-exports only, sorted by module (biome keeps the order).
+ * Document model: change-codec, doc, hlc, json, path, schema, stamp, state-codec. Sync engine and
+ * adapters: backoff, emitter, memory-*, random, replica, scheduler. Contract: the rest.
+ */
+export { computeBackoff, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./backoff.js";
+export type { Change, Json, Op, Path, Snapshot } from "./change.js";
+export { OpKind } from "./change.js";
+export {
+  changeSchema,
+  decodeChange,
+  decodeSnapshot,
+  opSchema,
+  snapshotSchema,
+  versionVectorSchema,
+} from "./change-codec.js";
+export type { WallClock } from "./clock.js";
+export {
+  type CreateDocOptions,
+  createDoc,
+  type Doc,
+  type DocDraft,
+  type DocWriter,
+  type Frozen,
+} from "./doc.js";
+export { createEmitter, type Emitter, type Listener } from "./emitter.js";
+export {
+  ClockError,
+  ConflictError,
+  ErrorCode,
+  isNxsError,
+  NxsError,
+  type NxsErrorOptions,
+  StorageError,
+  TransportError,
+  ValidationError,
+} from "./errors.js";
+export {
+  compareHlc,
+  createHlcClock,
+  decodeHlc,
+  encodeHlc,
+  HLC_MAX_COUNTER,
+  HLC_MAX_MS,
+  HLC_PREFIX_LENGTH,
+  type HlcClock,
+  type HlcClockOptions,
+  type HlcParts,
+  hlcNode,
+} from "./hlc.js";
+export { type Brand, type DocId, type Hlc, ID_PATTERN, type ReplicaId, toDocId, toReplicaId } from "./ids.js";
+export { canonicalJson, compareJson, jsonEqual, toFrozenJson } from "./json.js";
+export { type Logger, silentLogger } from "./logger.js";
+export { createMemoryStorage, type MemoryStorage } from "./memory-storage.js";
+export {
+  createMemoryHub,
+  type MemoryFaultTarget,
+  type MemoryHub,
+  type MemoryHubOptions,
+  type MemoryHubStats,
+  type MemoryTransport,
+} from "./memory-transport.js";
+export { getAtPath } from "./path.js";
+export { createSeededRandom, type Random, seedFromString } from "./random.js";
+export {
+  type ApplySource,
+  createReplica,
+  type OpenReplicaOptions,
+  openReplica,
+  type PullReason,
+  type Replica,
+  type ReplicaEvents,
+  type ReplicaOperation,
+  type ReplicaOptions,
+  ReplicaState,
+  type ReplicaStatus,
+  type RestoredState,
+  type SnapshotReceiver,
+} from "./replica.js";
+export type { ApplyResult, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
+export { type Cancel, createManualScheduler, type ManualScheduler, type Scheduler } from "./scheduler.js";
+export { addWinsSet, counter, NodeKind } from "./schema.js";
+export { MAX_OPS_PER_CHANGE } from "./stamp.js";
+export type { EncodedNode, EncodedState } from "./state-codec.js";
+export type { Storage, StoredState } from "./storage.js";
+export {
+  type PullPage,
+  type PushAck,
+  type Transport,
+  type TransportListener,
+  TransportState,
+} from "./transport.js";
+export {
+  dominatesVersionVector,
+  EMPTY_VERSION_VECTOR,
+  getVersion,
+  intersectVersionVectors,
+  mergeVersionVectors,
+  type VersionVector,
+} from "./version-vector.js";

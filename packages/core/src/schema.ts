@@ -1,0 +1,257 @@
+import { z } from "zod";
+import type { Json, Path } from "./change.js";
+
+/** What a path of a document is, according to its schema. */
+export const NodeKind = {
+  /** An ordinary value: an object merged per key, or a last-writer-wins leaf. */
+  Plain: "plain",
+  /** A PN-counter (declared with {@link counter}). */
+  Counter: "counter",
+  /** An add-wins set (declared with {@link addWinsSet}). */
+  Set: "set",
+} as const;
+/** The union of node kinds. */
+export type NodeKind = (typeof NodeKind)[keyof typeof NodeKind];
+
+const kinds = new WeakMap<object, NodeKind>();
+
+/**
+ * Declares a PN-counter field: a number whose concurrent increments add up instead of overwriting
+ * each other. In `change()`, `d.hits += 1` becomes an `inc` op of the difference.
+ * @param base - The number schema to use (default `z.number()`), e.g. `z.number().int().min(0)`.
+ * @returns A zod number schema marked as a counter. Wrap it (`.optional()`) but do not re-chain
+ * refinements on it: that makes a new schema without the mark.
+ */
+export function counter(base: z.ZodNumber = z.number()): z.ZodNumber {
+  const s = base.clone();
+  kinds.set(s, NodeKind.Counter);
+  return s;
+}
+
+/**
+ * Declares an add-wins (observed-remove) set field. Its value in the state is a frozen array of
+ * distinct elements in a canonical sorted order; adding and removing elements (in `change()` by
+ * editing the array, or with `doc.add`/`doc.remove`) becomes `add`/`rem` ops. A remove only cancels
+ * the adds it has seen, so a concurrent add wins.
+ * @param element - The schema of one element (a JSON value, usually `z.string()`).
+ * @returns A zod array schema marked as an add-wins set.
+ */
+export function addWinsSet<E extends z.ZodType<Json>>(element: E): z.ZodReadonly<z.ZodArray<E>> {
+  const s = z.array(element).readonly();
+  kinds.set(s, NodeKind.Set);
+  return s;
+}
+
+type Def = {
+  type: string;
+  checks?: unknown[];
+  shape?: Record<string, z.ZodType>;
+  catchall?: z.ZodType;
+  keyType?: z.ZodType;
+  valueType?: z.ZodType;
+  innerType?: z.ZodType;
+};
+
+function defOf(s: z.ZodType): Def {
+  return (s as unknown as { _zod: { def: Def } })._zod.def;
+}
+
+/** Wrappers that do not change which paths exist below them. */
+const WRAPPERS = new Set(["optional", "nullable", "default", "readonly", "prefault", "nonoptional", "catch"]);
+
+/**
+ * The node kind declared by a schema (looking through optional/nullable/default/readonly).
+ * @param schema - A zod schema.
+ * @returns Counter, set, or plain.
+ */
+export function schemaKind(schema: z.ZodType): NodeKind {
+  let s: z.ZodType | undefined = schema;
+  while (s !== undefined) {
+    const k = kinds.get(s);
+    if (k !== undefined) return k;
+    const d = defOf(s);
+    if (!WRAPPERS.has(d.type)) return NodeKind.Plain;
+    s = d.innerType;
+  }
+  return NodeKind.Plain;
+}
+
+/** Where a path leads inside a schema. See {@link walkSchema}. */
+export interface SchemaWalk {
+  /**
+   * How many leading segments of the path must be validated together: the value at
+   * `path.slice(0, anchor)` is checked with `anchorSchema`. Equal to the path length when every
+   * level down to the path is a plain z.object/z.record without refinements.
+   */
+  readonly anchor: number;
+  readonly anchorSchema: z.ZodType;
+  /** The schema at the full path, when the walk reached it. */
+  readonly target: z.ZodType | undefined;
+  /** The kind at the full path: from the schema, or undefined when the walk could not reach it. */
+  readonly kind: NodeKind | undefined;
+  /** Set when the path cannot exist under the schema (it goes through a leaf or an unknown key of a strict object). */
+  readonly invalid?: string;
+  /** Whether the last step went through a z.record (or a catchall): the key may be absent. */
+  readonly viaRecord?: boolean;
+}
+
+/**
+ * Walks a document schema along a path through z.object (shape, catchall) and z.record (value
+ * type), looking through optional/nullable/default/readonly wrappers. A level with refinements
+ * (checks), a record with a constrained key type, or a schema it cannot look into (union, lazy,
+ * pipe, ...) becomes the validation anchor.
+ * @param root - The document schema.
+ * @param path - A path of the document.
+ * @returns The anchor to validate and what the path is.
+ */
+export function walkSchema(root: z.ZodType, path: Path): SchemaWalk {
+  let anchor = -1;
+  let anchorSchema = root;
+  let s: z.ZodType = root;
+  let viaRecord = false;
+  let invalid: string | undefined;
+  let i = 0;
+  for (; ; i++) {
+    // Unwrap, noting refinements on any layer and the first counter/set mark.
+    let cur: z.ZodType = s;
+    let kind: NodeKind | undefined;
+    let def = defOf(cur);
+    for (;;) {
+      if (kind === undefined) kind = kinds.get(cur);
+      if (anchor < 0 && i < path.length && def.checks !== undefined && def.checks.length > 0) {
+        anchor = i;
+        anchorSchema = s;
+      }
+      if (!WRAPPERS.has(def.type) || def.innerType === undefined) break;
+      cur = def.innerType;
+      def = defOf(cur);
+    }
+    if (i === path.length) {
+      if (anchor < 0) return reachedWalk(s, i, kind ?? NodeKind.Plain, viaRecord);
+      return { anchor, anchorSchema, target: s, kind: kind ?? NodeKind.Plain, viaRecord };
+    }
+    const seg = path[i] as string;
+    if (kind !== undefined && kind !== NodeKind.Plain) {
+      invalid = `path goes below a ${kind}`;
+      break;
+    }
+    if (def.type === "object") {
+      const child = def.shape !== undefined && Object.hasOwn(def.shape, seg) ? def.shape[seg] : undefined;
+      if (child !== undefined) {
+        s = child;
+        viaRecord = false;
+        continue;
+      }
+      const ca = def.catchall;
+      const caType = ca === undefined ? undefined : defOf(ca).type;
+      if (caType === "never" || ca === undefined) {
+        // z.object strips unknown keys when parsing; a document keeps what it is sent, so an
+        // unknown key is refused (use z.looseObject or .catchall() to allow extra keys).
+        invalid = `unknown key ${JSON.stringify(seg)}`;
+        break;
+      }
+      if (ca !== undefined && caType !== "unknown" && caType !== "any") {
+        s = ca;
+        viaRecord = true;
+        continue;
+      }
+      // Unknown key of a loose object: nothing below it is checked.
+      break;
+    }
+    if (def.type === "record" && def.valueType !== undefined && def.keyType !== undefined) {
+      const kd = defOf(def.keyType);
+      if (anchor < 0 && (kd.type !== "string" || (kd.checks !== undefined && kd.checks.length > 0))) {
+        anchor = i;
+        anchorSchema = s;
+      }
+      s = def.valueType;
+      viaRecord = true;
+      continue;
+    }
+    if (LEAF_TYPES.has(def.type)) invalid = `path goes below a ${def.type}`;
+    // Otherwise a union, intersection, lazy, pipe...: validate from here.
+    break;
+  }
+  if (anchor < 0) {
+    anchor = i;
+    anchorSchema = s;
+  }
+  return invalid === undefined
+    ? { anchor, anchorSchema, target: undefined, kind: undefined }
+    : { anchor, anchorSchema, target: undefined, kind: undefined, invalid };
+}
+
+/** Shared results of walks that reach their target with no higher anchor (they depend on nothing else). */
+const reached = new WeakMap<z.ZodType, Map<number, SchemaWalk>>();
+
+function reachedWalk(s: z.ZodType, depth: number, kind: NodeKind, viaRecord: boolean): SchemaWalk {
+  let m = reached.get(s);
+  if (m === undefined) {
+    m = new Map();
+    reached.set(s, m);
+  }
+  const key = viaRecord ? -depth - 1 : depth;
+  let w = m.get(key);
+  if (w === undefined) {
+    w = Object.freeze({ anchor: depth, anchorSchema: s, target: s, kind, viaRecord });
+    m.set(key, w);
+  }
+  return w;
+}
+
+const LEAF_TYPES = new Set([
+  "string",
+  "number",
+  "boolean",
+  "null",
+  "array",
+  "literal",
+  "enum",
+  "tuple",
+  "bigint",
+  "date",
+  "int",
+]);
+
+const fastChecks = new WeakMap<z.ZodType, ((value: unknown) => boolean) | null>();
+
+/**
+ * A plain predicate equivalent to `schema.safeParse(v).success` for the simplest schemas (string,
+ * finite number, boolean, null, and optional/nullable of those, without refinements), so that the
+ * hot path validates leaves without zod. Undefined when the schema is not that simple.
+ * @param schema - A zod schema.
+ * @returns The predicate, or undefined.
+ */
+export function fastCheck(schema: z.ZodType): ((value: unknown) => boolean) | undefined {
+  let f = fastChecks.get(schema);
+  if (f === undefined) {
+    f = buildFastCheck(schema) ?? null;
+    fastChecks.set(schema, f);
+  }
+  return f ?? undefined;
+}
+
+function buildFastCheck(schema: z.ZodType): ((value: unknown) => boolean) | undefined {
+  const d = defOf(schema);
+  if (d.checks !== undefined && d.checks.length > 0) return undefined;
+  switch (d.type) {
+    case "string":
+      return (v) => typeof v === "string";
+    case "number":
+      return (v) => typeof v === "number" && Number.isFinite(v);
+    case "boolean":
+      return (v) => typeof v === "boolean";
+    case "null":
+      return (v) => v === null;
+    case "optional": {
+      const inner = d.innerType === undefined ? undefined : buildFastCheck(d.innerType);
+      return inner === undefined ? undefined : (v) => v === undefined || inner(v);
+    }
+    case "nullable": {
+      const inner = d.innerType === undefined ? undefined : buildFastCheck(d.innerType);
+      return inner === undefined ? undefined : (v) => v === null || inner(v);
+    }
+    default:
+      return undefined;
+  }
+}
