@@ -1,0 +1,162 @@
+/// <reference path="../pb_data/types.d.ts" />
+// nxs-sync schema: the same collections as `ensureSchema()` of @nxs-sync/pocketbase.
+// Copy this file into your server's pb_migrations folder (or start PocketBase with
+// --migrationsDir pointing at this folder). Collections that already exist are left as they are.
+const IS_NODE = '@request.auth.collectionName = "nxs_nodes"';
+const IS_REPLICATOR = '@request.auth.role = "replicator"';
+const ID_PATTERN = "^[A-Za-z0-9_.:-]+$";
+// Compaction deletes (changes below the frontier, old snapshots) are maintenance: replicators only.
+const MAINTENANCE = `${IS_NODE} && ${IS_REPLICATOR}`;
+
+migrate(
+  (app) => {
+    const exists = (name) => {
+      try {
+        app.findCollectionByNameOrId(name);
+        return true;
+      } catch (_) {
+        return false;
+      }
+    };
+    const created = { name: "created", type: "autodate", onCreate: true, onUpdate: false };
+    const nodeRel = {
+      name: "node",
+      type: "relation",
+      required: true,
+      collectionId: "pbc_nxs_nodes",
+      maxSelect: 1,
+      cascadeDelete: false,
+    };
+
+    if (!exists("nxs_nodes")) {
+      app.save(
+        new Collection({
+          id: "pbc_nxs_nodes",
+          name: "nxs_nodes",
+          type: "auth",
+          fields: [
+            { name: "name", type: "text", max: 200 },
+            { name: "role", type: "select", values: ["gateway", "replicator"], maxSelect: 1 },
+            created,
+          ],
+          indexes: [],
+          listRule: IS_NODE,
+          viewRule: IS_NODE,
+          createRule: null,
+          updateRule: null,
+          deleteRule: null,
+          passwordAuth: { enabled: true, identityFields: ["email"] },
+        }),
+      );
+    }
+
+    if (!exists("nxs_changes")) {
+      app.save(
+        new Collection({
+          id: "pbc_nxs_changes",
+          name: "nxs_changes",
+          type: "base",
+          fields: [
+            { name: "doc", type: "text", required: true, max: 64, pattern: ID_PATTERN },
+            { name: "origin", type: "text", required: true, max: 64, pattern: ID_PATTERN },
+            { name: "seq", type: "number", required: true, onlyInt: true, min: 1 },
+            { name: "hlc", type: "text", required: true, max: 64 },
+            { name: "ops", type: "json", maxSize: 8 * 1024 * 1024 },
+            nodeRel,
+            created,
+          ],
+          indexes: [
+            "CREATE UNIQUE INDEX idx_nxs_changes_doc_origin_seq ON nxs_changes (doc, origin, seq)",
+            "CREATE INDEX idx_nxs_changes_created ON nxs_changes (created)",
+          ],
+          listRule: IS_NODE,
+          viewRule: IS_NODE,
+          createRule: `${IS_NODE} && ((@request.body.node = @request.auth.id && @request.body.origin ~ @request.auth.id) || ${IS_REPLICATOR})`,
+          updateRule: null,
+          deleteRule: MAINTENANCE,
+        }),
+      );
+    }
+
+    if (!exists("nxs_snapshots")) {
+      app.save(
+        new Collection({
+          id: "pbc_nxs_snapshots",
+          name: "nxs_snapshots",
+          type: "base",
+          fields: [
+            { name: "doc", type: "text", required: true, max: 64, pattern: ID_PATTERN },
+            { name: "version", type: "json", maxSize: 1024 * 1024 },
+            { name: "state", type: "json", maxSize: 64 * 1024 * 1024 },
+            nodeRel,
+            created,
+          ],
+          indexes: ["CREATE INDEX idx_nxs_snapshots_doc ON nxs_snapshots (doc, created)"],
+          listRule: IS_NODE,
+          viewRule: IS_NODE,
+          createRule: `${IS_NODE} && (@request.body.node = @request.auth.id || ${IS_REPLICATOR})`,
+          updateRule: null,
+          deleteRule: MAINTENANCE,
+        }),
+      );
+    }
+
+    if (!exists("nxs_acks")) {
+      app.save(
+        new Collection({
+          id: "pbc_nxs_acks",
+          name: "nxs_acks",
+          type: "base",
+          fields: [
+            { name: "doc", type: "text", required: true, max: 64, pattern: ID_PATTERN },
+            { name: "replica", type: "text", required: true, max: 64, pattern: ID_PATTERN },
+            { name: "version", type: "json", maxSize: 1024 * 1024 },
+            { name: "at", type: "number", required: true, onlyInt: true, min: 1 },
+            nodeRel,
+            created,
+          ],
+          indexes: ["CREATE UNIQUE INDEX idx_nxs_acks_doc_replica ON nxs_acks (doc, replica)"],
+          listRule: IS_NODE,
+          viewRule: IS_NODE,
+          createRule: `${IS_NODE} && ((@request.body.node = @request.auth.id && @request.body.replica ~ @request.auth.id) || ${IS_REPLICATOR})`,
+          updateRule: `${IS_NODE} && ((node = @request.auth.id && (@request.body.node:isset = false || @request.body.node = @request.auth.id)) || ${IS_REPLICATOR})`,
+          deleteRule: MAINTENANCE,
+        }),
+      );
+    }
+
+    if (!exists("nxs_heads")) {
+      app.save(
+        new Collection({
+          id: "pbc_nxs_heads",
+          name: "nxs_heads",
+          type: "view",
+          fields: [],
+          indexes: [],
+          viewQuery:
+            "SELECT (doc || ':' || origin) AS id, doc, origin, MAX(seq) AS head, COUNT(*) AS n FROM nxs_changes GROUP BY doc, origin",
+          listRule: IS_NODE,
+          viewRule: IS_NODE,
+          createRule: null,
+          updateRule: null,
+          deleteRule: null,
+        }),
+      );
+    }
+
+    const settings = app.settings();
+    settings.batch.enabled = true;
+    if (settings.batch.maxRequests < 200) settings.batch.maxRequests = 200;
+    if (settings.batch.timeout < 10) settings.batch.timeout = 10;
+    app.save(settings);
+  },
+  (app) => {
+    for (const name of ["nxs_heads", "nxs_acks", "nxs_snapshots", "nxs_changes", "nxs_nodes"]) {
+      try {
+        app.delete(app.findCollectionByNameOrId(name));
+      } catch (_) {
+        // already gone
+      }
+    }
+  },
+);

@@ -1,0 +1,308 @@
+import {
+  ErrorCode,
+  isNxsError,
+  type Logger,
+  type NxsError,
+  silentLogger,
+  TransportError,
+  ValidationError,
+} from "@nxs-sync/core";
+import { EventSource as EventSourcePolyfill } from "eventsource";
+import pRetry from "p-retry";
+import PocketBase, { ClientResponseError, isTokenExpired } from "pocketbase";
+
+/** Name of the auth collection that holds one identity per NXS node. */
+export const NODES_COLLECTION = "nxs_nodes";
+
+/**
+ * How a gateway proves it is a node: a record of the `nxs_nodes` auth collection, by email and
+ * password (re-authenticated automatically when the token expires) or by a ready token.
+ */
+export type NodeAuth =
+  | { readonly email: string; readonly password: string; readonly collection?: string }
+  | { readonly token: string; readonly collection?: string };
+
+/** Retry policy of one request: p-retry options for network errors and 5xx (never 4xx). */
+export interface RetryOptions {
+  /** Retries after the first attempt. Default 3. */
+  readonly retries?: number;
+  /** First delay in ms. Default 100. */
+  readonly minTimeoutMs?: number;
+  /** Longest delay in ms. Default 1000. */
+  readonly maxTimeoutMs?: number;
+}
+
+/** Options of {@link createPocketBaseClient}. */
+export interface PocketBaseClientOptions {
+  /** Base URL of the server, e.g. `http://127.0.0.1:8090`. */
+  readonly url: string;
+  /** Node credentials. Omit for a guest client (every nxs collection refuses guests). */
+  readonly auth?: NodeAuth;
+  /** Abort a request (not the SSE stream) after this many ms; counts as `transport/unavailable`. Default 5000. */
+  readonly requestTimeoutMs?: number;
+  /** Retry policy of {@link PocketBaseClient.call}. */
+  readonly retry?: RetryOptions;
+  /**
+   * Log in again (or refresh a token) when the token expires within this many seconds, before a
+   * request and at each health check (so that the SDK's realtime reconnects never use an expired
+   * token). Default 600.
+   */
+  readonly refreshBeforeS?: number;
+  readonly logger?: Logger;
+}
+
+/**
+ * One server, one SDK client, authenticated as a node. The only place nxs-sync creates SDK clients:
+ * auto-cancellation is off, requests time out, the EventSource polyfill is installed when needed,
+ * and every failure leaves as a {@link TransportError}.
+ */
+export interface PocketBaseClient {
+  /** The server base URL. */
+  readonly url: string;
+  /** The SDK client (for realtime subscriptions and `pb.filter`). Requests should go through {@link PocketBaseClient.call}. */
+  readonly pb: PocketBase;
+  /** The id of the authenticated node record; `undefined` before {@link PocketBaseClient.authenticate} or for guests. */
+  readonly nodeId: string | undefined;
+  /**
+   * Authenticates as the configured node (no-op for a guest).
+   * @returns The node record id.
+   * @throws TransportError `transport/unauthorized` for wrong credentials, `transport/unavailable` when unreachable.
+   */
+  authenticate(): Promise<string | undefined>;
+  /**
+   * Runs one SDK call with the retry policy (network errors and 5xx only), re-authenticating once
+   * on a 401, and maps any failure to a {@link TransportError}.
+   * @param what - Short description for error messages.
+   * @param fn - The SDK call.
+   * @param options - `retry: false` for a single attempt; `signal` to abort the retries.
+   * @throws TransportError with the code of {@link toTransportError}.
+   */
+  call<T>(
+    what: string,
+    fn: (pb: PocketBase) => Promise<T>,
+    options?: { readonly retry?: boolean; readonly signal?: AbortSignal },
+  ): Promise<T>;
+  /**
+   * One `GET /api/health` without retry.
+   * @returns True when the server answered 200.
+   */
+  health(timeoutMs?: number): Promise<boolean>;
+  /** Unsubscribes every realtime topic and cancels pending requests. */
+  close(): void;
+}
+
+/**
+ * Installs the `eventsource` polyfill as `globalThis.EventSource` when the runtime lacks one.
+ * Called by every client factory; never at import time.
+ */
+export function installEventSource(): void {
+  const g = globalThis as { EventSource?: unknown };
+  if (typeof g.EventSource === "undefined") g.EventSource = EventSourcePolyfill;
+}
+
+/**
+ * Maps any error of an SDK call to a {@link TransportError}, keeping the original as `cause`:
+ * network errors, timeouts and 5xx → `transport/unavailable` (retryable); 401/403 →
+ * `transport/unauthorized`; other 4xx → `transport/rejected`; an abort → `aborted`.
+ * @param error - What the SDK threw.
+ * @param what - Short description of the request, used in the message.
+ * @returns The typed error (the same error when it is already an nxs-sync error).
+ */
+export function toTransportError(error: unknown, what: string): NxsError {
+  if (isNxsError(error)) return error;
+  if (error instanceof ClientResponseError) {
+    const status = error.status;
+    const detail = typeof error.response?.message === "string" ? error.response.message : error.message;
+    if (error.isAbort) {
+      return new TransportError(ErrorCode.Aborted, `${what}: aborted`, { cause: error });
+    }
+    if (status === 0 || status >= 500 || status === 408 || status === 429) {
+      return new TransportError(ErrorCode.TransportUnavailable, `${what}: server unavailable (${detail})`, {
+        cause: error,
+        status: status || undefined,
+        retryable: true,
+      });
+    }
+    if (status === 401 || status === 403) {
+      return new TransportError(
+        ErrorCode.TransportUnauthorized,
+        `${what}: unauthorized (${status} ${detail})`,
+        {
+          cause: error,
+          status,
+        },
+      );
+    }
+    return new TransportError(ErrorCode.TransportRejected, `${what}: rejected (${status} ${detail})`, {
+      cause: error,
+      status,
+    });
+  }
+  const name = (error as { name?: unknown } | null)?.name;
+  if (name === "AbortError")
+    return new TransportError(ErrorCode.Aborted, `${what}: aborted`, { cause: error });
+  return new TransportError(ErrorCode.TransportUnavailable, `${what}: ${String(error)}`, {
+    cause: error,
+    retryable: true,
+  });
+}
+
+/**
+ * Creates a PocketBase SDK client the nxs-sync way: auto-cancellation off, a per-request timeout,
+ * the EventSource polyfill installed.
+ * @param url - Server base URL.
+ * @param requestTimeoutMs - Per-request timeout (not applied to the SSE stream). Default 5000.
+ * @returns A raw SDK client.
+ */
+export function createSdkClient(url: string, requestTimeoutMs = 5000): PocketBase {
+  installEventSource();
+  const pb = new PocketBase(url);
+  pb.autoCancellation(false);
+  pb.beforeSend = (u, options) => {
+    const timeout = AbortSignal.timeout(requestTimeoutMs);
+    options.signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    return { url: u, options };
+  };
+  return pb;
+}
+
+/**
+ * Creates the client of one server, authenticated (lazily) as a node.
+ * @param options - URL, credentials, timeouts and retry policy.
+ * @returns A {@link PocketBaseClient}; call `authenticate()` (or any `call`) to log in.
+ * @throws ValidationError `schema/invalid` when `auth.collection` is `_superusers`.
+ * @example
+ * ```ts
+ * const c = createPocketBaseClient({ url: "http://127.0.0.1:8090", auth: { email, password } });
+ * await c.authenticate();
+ * const page = await c.call("list", (pb) => pb.collection("nxs_changes").getList(1, 10));
+ * ```
+ */
+export function createPocketBaseClient(options: PocketBaseClientOptions): PocketBaseClient {
+  if (options.auth?.collection === "_superusers") {
+    // Superusers bypass every API rule: run-time clients authenticate as nodes only.
+    throw new ValidationError("nxs-sync clients authenticate as nodes, never as superusers");
+  }
+  const logger = options.logger ?? silentLogger;
+  const pb = createSdkClient(options.url, options.requestTimeoutMs ?? 5000);
+  const retry = options.retry ?? {};
+  const collection = options.auth?.collection ?? NODES_COLLECTION;
+  let nodeId: string | undefined;
+  let authPromise: Promise<string | undefined> | undefined;
+
+  async function doAuth(): Promise<string | undefined> {
+    const auth = options.auth;
+    if (auth === undefined) return undefined;
+    try {
+      if ("token" in auth) {
+        // Refresh the token in use (itself renewed by earlier refreshes), else start from the given one.
+        if (!pb.authStore.isValid) pb.authStore.save(auth.token, null);
+        const res = await pb.collection(collection).authRefresh();
+        nodeId = res.record.id;
+      } else {
+        const res = await pb.collection(collection).authWithPassword(auth.email, auth.password);
+        nodeId = res.record.id;
+      }
+      return nodeId;
+    } catch (e) {
+      pb.authStore.clear();
+      const err = toTransportError(e, `authenticate as node at ${options.url}`);
+      // PocketBase answers 400 "Failed to authenticate." to wrong credentials.
+      if (err.code === ErrorCode.TransportRejected) {
+        throw new TransportError(ErrorCode.TransportUnauthorized, err.message, {
+          cause: e,
+          status: (err as TransportError).status,
+        });
+      }
+      throw err;
+    }
+  }
+
+  function authenticate(): Promise<string | undefined> {
+    if (authPromise === undefined) {
+      authPromise = doAuth().finally(() => {
+        authPromise = undefined;
+      });
+    }
+    return authPromise;
+  }
+
+  const refreshBeforeS = options.refreshBeforeS ?? 600;
+  /** Whether the node token is missing or expires soon. */
+  const needsAuth = () =>
+    options.auth !== undefined &&
+    (!pb.authStore.isValid || isTokenExpired(pb.authStore.token, refreshBeforeS));
+
+  async function once<T>(what: string, fn: (pb: PocketBase) => Promise<T>): Promise<T> {
+    if (needsAuth()) await authenticate();
+    try {
+      return await fn(pb);
+    } catch (e) {
+      const err = toTransportError(e, what);
+      // An expired or revoked token: log in again once (password auth only).
+      if (
+        err.code === ErrorCode.TransportUnauthorized &&
+        (err as TransportError).status === 401 &&
+        options.auth !== undefined &&
+        "password" in options.auth
+      ) {
+        logger.debug(`[nxs-pocketbase] ${what}: 401, re-authenticating`);
+        pb.authStore.clear();
+        await authenticate();
+        try {
+          return await fn(pb);
+        } catch (e2) {
+          throw toTransportError(e2, what);
+        }
+      }
+      throw err;
+    }
+  }
+
+  return {
+    url: options.url,
+    pb,
+    get nodeId() {
+      return nodeId;
+    },
+    authenticate,
+    async call(what, fn, callOptions = {}) {
+      if (callOptions.retry === false) return once(what, fn);
+      try {
+        return await pRetry(() => once(what, fn), {
+          retries: retry.retries ?? 3,
+          minTimeout: retry.minTimeoutMs ?? 100,
+          maxTimeout: retry.maxTimeoutMs ?? 1000,
+          randomize: true,
+          signal: callOptions.signal,
+          shouldRetry: ({ error }) => isNxsError(error) && error.retryable,
+          onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
+            if (retriesLeft > 0 && isNxsError(error) && error.retryable) {
+              logger.debug(`[nxs-pocketbase] ${what}: attempt ${attemptNumber} failed: ${error.message}`);
+            }
+          },
+        });
+      } catch (e) {
+        throw toTransportError(e, what);
+      }
+    },
+    async health(timeoutMs = 1000) {
+      try {
+        await pb.health.check({ signal: AbortSignal.timeout(timeoutMs) });
+      } catch {
+        return false;
+      }
+      if (needsAuth() && pb.authStore.isValid) {
+        // Renew a token that expires soon while the server is reachable (errors surface on requests).
+        await authenticate().catch((e: unknown) =>
+          logger.warn(`[nxs-pocketbase] token refresh failed: ${String(e)}`),
+        );
+      }
+      return true;
+    },
+    close() {
+      pb.realtime.unsubscribe().catch(() => {});
+      pb.cancelAllRequests();
+    },
+  };
+}

@@ -1,0 +1,408 @@
+import {
+  type DocId,
+  intersectVersionVectors,
+  isNxsError,
+  type Logger,
+  type ReplicatedDoc,
+  type Snapshot,
+  silentLogger,
+  type VersionVector,
+} from "@nxs-sync/core";
+import { ClientResponseError } from "pocketbase";
+import { z } from "zod";
+import { createPocketBaseClient, type NodeAuth, type PocketBaseClient, toTransportError } from "./client.js";
+import { createEndpointPool, type FailoverOptions } from "./failover.js";
+import { decodeSnapshotRecord, encodeSnapshotRecord } from "./records.js";
+import { Collections } from "./schema.js";
+
+const versionSchema = z.record(z.string(), z.number().int().min(0));
+
+/** The zod schema of an `nxs_acks` record: what one replica has applied of one doc, and when it said so. */
+export const ackRecordSchema = z.object({
+  id: z.string().min(1),
+  doc: z.string().min(1).max(64),
+  replica: z.string().min(1).max(64),
+  version: versionSchema,
+  at: z.number().int().min(1),
+  node: z.string().min(1),
+});
+
+/** One replica's acknowledged version of a doc. */
+export interface Ack {
+  readonly doc: DocId | string;
+  /** The replica id (bound to the authenticated node: `<node>` or `<node>.<instance>`). */
+  readonly replica: string;
+  /** What the replica has applied. */
+  readonly version: VersionVector;
+  /** When it said so (ms since the epoch, the replica's clock). */
+  readonly at: number;
+}
+
+function isDuplicate(e: unknown): boolean {
+  const cause = isNxsError(e) ? e.cause : e;
+  if (!(cause instanceof ClientResponseError) || cause.status !== 400) return false;
+  const data = (cause.response?.data ?? {}) as Record<string, { code?: string }>;
+  return Object.values(data).some((v) => v?.code === "validation_not_unique");
+}
+
+/**
+ * Records (creates or updates) a replica's acknowledged version of a doc on one server.
+ * @param client - A client authenticated as the replica's node.
+ * @param ack - The version and time.
+ * @throws TransportError (see {@link toTransportError}).
+ */
+export async function writeAck(client: PocketBaseClient, ack: Ack): Promise<void> {
+  const node = client.nodeId ?? (await client.authenticate());
+  const body = { doc: ack.doc, replica: ack.replica, version: ack.version, at: ack.at, node };
+  try {
+    await client.call("write ack", (pb) =>
+      pb.collection(Collections.Acks).create(body, { requestKey: null }),
+    );
+  } catch (e) {
+    if (!isDuplicate(e)) throw e;
+    const existing = await client.call("read ack", (pb) =>
+      pb
+        .collection(Collections.Acks)
+        .getFirstListItem(
+          pb.filter("doc = {:doc} && replica = {:replica}", { doc: ack.doc, replica: ack.replica }),
+          {
+            requestKey: null,
+          },
+        ),
+    );
+    await client.call("update ack", (pb) =>
+      pb
+        .collection(Collections.Acks)
+        .update(existing.id, { version: ack.version, at: ack.at }, { requestKey: null }),
+    );
+  }
+}
+
+/**
+ * Stores a snapshot on one server (the replicator copies it to the others).
+ * @param client - A client authenticated as a node.
+ * @param snapshot - From `doc.snapshot()`.
+ * @returns The record id.
+ * @throws TransportError (see {@link toTransportError}).
+ */
+export async function publishSnapshot(client: PocketBaseClient, snapshot: Snapshot): Promise<string> {
+  const node = client.nodeId ?? (await client.authenticate());
+  if (node === undefined) throw toTransportError(new Error("a node identity is needed"), "publish snapshot");
+  const rec = await client.call("publish snapshot", (pb) =>
+    pb.collection(Collections.Snapshots).create(encodeSnapshotRecord(snapshot, node), { requestKey: null }),
+  );
+  return rec.id;
+}
+
+/**
+ * Reads the newest valid snapshot of a doc: the starting point of a new replica
+ * (`createDoc({ snapshot })`, then the replica pulls the changes after it).
+ * @param client - A client authenticated as a node.
+ * @param docId - The doc.
+ * @returns The snapshot and its record id, or undefined when the doc has none.
+ * @throws TransportError (see {@link toTransportError}).
+ */
+export async function fetchLatestSnapshot(
+  client: PocketBaseClient,
+  docId: DocId | string,
+): Promise<{ readonly snapshot: Snapshot; readonly recordId: string } | undefined> {
+  const list = await client.call("read snapshots", (pb) =>
+    pb.collection(Collections.Snapshots).getList(1, 20, {
+      filter: pb.filter("doc = {:doc}", { doc: docId }),
+      sort: "-created,-id",
+      skipTotal: true,
+      requestKey: null,
+    }),
+  );
+  for (const raw of list.items) {
+    const r = decodeSnapshotRecord(raw, { docs: [docId] });
+    if (r.ok) return { snapshot: r.value, recordId: r.recordId };
+  }
+  return undefined;
+}
+
+/** Options of {@link createCheckpointer}. */
+export interface CheckpointerOptions {
+  /** Server base URLs, preferred first. */
+  readonly endpoints: readonly string[];
+  readonly auth: NodeAuth;
+  /** The replicated doc whose version (and snapshots) to report. */
+  readonly doc: ReplicatedDoc;
+  /** How often the acknowledged version is written. Default 30 000 ms. */
+  readonly intervalMs?: number;
+  /** Write a snapshot every this many checkpoints (0: never). Default 10. */
+  readonly snapshotEvery?: number;
+  readonly failover?: FailoverOptions;
+  readonly logger?: Logger;
+  readonly onError?: (error: Error) => void;
+  /** Time source (ms). Default `Date.now`. */
+  readonly now?: () => number;
+}
+
+/** Periodically reports a replica's version (its liveness for compaction) and publishes snapshots. */
+export interface Checkpointer {
+  /** Writes the ack now, and a snapshot when asked. */
+  checkpoint(options?: { readonly snapshot?: boolean }): Promise<void>;
+  /** Starts the timer. */
+  start(): void;
+  /** Stops the timer and closes its clients. Idempotent. */
+  stop(): void;
+}
+
+/**
+ * Creates the checkpointer of one replica: it keeps the replica in the causal-stability frontier
+ * (a replica silent longer than the compactor's expiry is dropped from it and must re-bootstrap from
+ * a snapshot) and publishes snapshots new replicas start from.
+ * @param options - Endpoints, node credentials, the doc, timings.
+ * @returns A stopped checkpointer.
+ * @example
+ * ```ts
+ * const cp = createCheckpointer({ endpoints, auth, doc, intervalMs: 30_000, snapshotEvery: 10 });
+ * cp.start();
+ * ```
+ */
+export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
+  const logger = options.logger ?? silentLogger;
+  const now = options.now ?? Date.now;
+  const every = options.snapshotEvery ?? 10;
+  const pool = createEndpointPool({
+    endpoints: options.endpoints,
+    auth: options.auth,
+    failover: options.failover,
+    logger,
+  });
+  let timer: ReturnType<typeof setInterval> | undefined;
+  let count = 0;
+  let stopped = false;
+
+  async function checkpoint(opts: { readonly snapshot?: boolean } = {}): Promise<void> {
+    const ep = pool.active();
+    try {
+      const doc = options.doc;
+      await writeAck(ep.client, {
+        doc: doc.docId,
+        replica: doc.replicaId,
+        version: doc.version(),
+        at: now(),
+      });
+      if (opts.snapshot) await publishSnapshot(ep.client, doc.snapshot());
+      pool.reportSuccess(ep);
+    } catch (e) {
+      const err = toTransportError(e, `checkpoint at ${ep.url}`);
+      if (err.code === "transport/unavailable") pool.reportFailure(ep, err.message);
+      throw err;
+    }
+  }
+
+  return {
+    checkpoint,
+    start() {
+      if (timer !== undefined || stopped) return;
+      pool.start();
+      timer = setInterval(() => {
+        count++;
+        checkpoint({ snapshot: every > 0 && count % every === 0 }).catch((e: unknown) => {
+          const err = e instanceof Error ? e : new Error(String(e));
+          logger.warn(`[nxs-pocketbase] checkpoint failed: ${err.message}`);
+          options.onError?.(err);
+        });
+      }, options.intervalMs ?? 30_000);
+      timer.unref?.();
+    },
+    stop() {
+      stopped = true;
+      if (timer !== undefined) clearInterval(timer);
+      timer = undefined;
+      pool.stop();
+    },
+  };
+}
+
+/** What {@link compactDoc} did on one server. */
+export interface CompactionResult {
+  readonly doc: string;
+  /** The lowest version acknowledged by every live replica (empty when none is live). */
+  readonly frontier: VersionVector;
+  /** The bound applied: per origin, min(frontier, newest snapshot's version). */
+  readonly bound: VersionVector;
+  /** Change records deleted. */
+  readonly deletedChanges: number;
+  /** Snapshot records deleted (older than the `keepSnapshots` newest). */
+  readonly deletedSnapshots: number;
+  /** Replicas left out of the frontier because they were silent longer than `expiryMs`. */
+  readonly expired: readonly string[];
+}
+
+/** Options of {@link compactDoc}. */
+export interface CompactOptions {
+  /** A replica whose last ack is older than this is dropped from the frontier. Default 24 h. */
+  readonly expiryMs?: number;
+  /** How many of the newest snapshots to keep. Default 2. */
+  readonly keepSnapshots?: number;
+  /** Time source (ms). Default `Date.now`. */
+  readonly now?: () => number;
+}
+
+async function deleteIds(
+  client: PocketBaseClient,
+  collection: string,
+  ids: readonly string[],
+): Promise<void> {
+  for (let i = 0; i < ids.length; i += 100) {
+    const part = ids.slice(i, i + 100);
+    const batch = client.pb.createBatch();
+    for (const id of part) batch.collection(collection).delete(id);
+    await client.call(`delete ${collection}`, () => batch.send({ requestKey: null }));
+  }
+}
+
+/**
+ * Compacts one doc on one server: deletes the changes below the causal-stability frontier that the
+ * newest snapshot covers, and old snapshots. Needs a node with role `replicator` (maintenance).
+ * Never deletes a change no snapshot covers, nor one a live replica lacks.
+ * @param client - A client authenticated as a replicator-role node.
+ * @param docId - The doc.
+ * @param options - Expiry of silent replicas, snapshots to keep.
+ * @returns What was done.
+ * @throws TransportError (see {@link toTransportError}).
+ */
+export async function compactDoc(
+  client: PocketBaseClient,
+  docId: DocId | string,
+  options: CompactOptions = {},
+): Promise<CompactionResult> {
+  const now = (options.now ?? Date.now)();
+  const expiryMs = options.expiryMs ?? 24 * 60 * 60 * 1000;
+  const rows = await client.call("read acks", (pb) =>
+    pb
+      .collection(Collections.Acks)
+      .getFullList({ filter: pb.filter("doc = {:doc}", { doc: docId }), requestKey: null }),
+  );
+  const live: VersionVector[] = [];
+  const expired: string[] = [];
+  for (const raw of rows) {
+    const r = ackRecordSchema.safeParse(raw);
+    if (!r.success) continue;
+    if (now - r.data.at > expiryMs) expired.push(r.data.replica);
+    else live.push(r.data.version);
+  }
+  const frontier = intersectVersionVectors(live);
+  const latest = await fetchLatestSnapshot(client, docId);
+  const empty = { doc: String(docId), frontier, bound: {}, deletedChanges: 0, deletedSnapshots: 0, expired };
+  if (latest === undefined || live.length === 0) return empty;
+  const bound: Record<string, number> = {};
+  for (const [origin, seq] of Object.entries(frontier)) {
+    const b = Math.min(seq, latest.snapshot.version[origin] ?? 0);
+    if (b > 0) bound[origin] = b;
+  }
+  let deletedChanges = 0;
+  for (const [origin, seq] of Object.entries(bound)) {
+    const ids = await client.call("list compactable changes", (pb) =>
+      pb.collection(Collections.Changes).getFullList({
+        filter: pb.filter("doc = {:doc} && origin = {:origin} && seq <= {:seq}", { doc: docId, origin, seq }),
+        fields: "id",
+        requestKey: null,
+      }),
+    );
+    await deleteIds(
+      client,
+      Collections.Changes,
+      ids.map((r) => r.id),
+    );
+    deletedChanges += ids.length;
+  }
+  const keep = Math.max(1, options.keepSnapshots ?? 2);
+  const snaps = await client.call("list snapshots", (pb) =>
+    pb.collection(Collections.Snapshots).getFullList({
+      filter: pb.filter("doc = {:doc}", { doc: docId }),
+      sort: "-created,-id",
+      fields: "id",
+      requestKey: null,
+    }),
+  );
+  const old = snaps
+    .map((r) => r.id)
+    .filter((id) => id !== latest.recordId)
+    .slice(keep - 1);
+  await deleteIds(client, Collections.Snapshots, old);
+  return { doc: String(docId), frontier, bound, deletedChanges, deletedSnapshots: old.length, expired };
+}
+
+/** Options of {@link createCompactor}. */
+export interface CompactorOptions extends CompactOptions {
+  /** Every server to compact, with replicator-role credentials. */
+  readonly servers: readonly { readonly url: string; readonly auth: NodeAuth }[];
+  /** Docs to compact. Default: every doc that has a snapshot. */
+  readonly docs?: readonly string[];
+  /** Interval of `start()`. Default 10 min. */
+  readonly intervalMs?: number;
+  readonly logger?: Logger;
+  readonly onError?: (error: Error) => void;
+}
+
+/** Runs {@link compactDoc} over docs and servers, now or periodically. */
+export interface Compactor {
+  /** Compacts every doc on every reachable server now. */
+  run(): Promise<readonly (CompactionResult & { readonly url: string })[]>;
+  start(): void;
+  stop(): void;
+}
+
+/**
+ * Creates a compactor (typically in the replicator's process, with the same credentials). Each server
+ * is compacted against its own acks and snapshots; the replicator never copies a change back into a
+ * server whose newest snapshot covers it, so compaction is not undone by anti-entropy.
+ * @param options - Servers, docs, expiry, interval.
+ * @returns A stopped compactor.
+ */
+export function createCompactor(options: CompactorOptions): Compactor {
+  const logger = options.logger ?? silentLogger;
+  const clients = options.servers.map((s) => createPocketBaseClient({ url: s.url, auth: s.auth, logger }));
+  let timer: ReturnType<typeof setInterval> | undefined;
+
+  async function docsOf(client: PocketBaseClient): Promise<string[]> {
+    if (options.docs !== undefined) return [...options.docs];
+    const rows = await client.call("list snapshot docs", (pb) =>
+      pb.collection(Collections.Snapshots).getFullList({ fields: "doc", requestKey: null }),
+    );
+    return [...new Set(rows.map((r) => String(r.doc)))];
+  }
+
+  async function run() {
+    const out: (CompactionResult & { url: string })[] = [];
+    for (const client of clients) {
+      try {
+        for (const doc of await docsOf(client)) {
+          const r = await compactDoc(client, doc, options);
+          if (r.deletedChanges > 0 || r.deletedSnapshots > 0) {
+            logger.info(
+              `[nxs-compactor] ${client.url} ${doc}: ${r.deletedChanges} changes, ${r.deletedSnapshots} snapshots deleted`,
+            );
+          }
+          out.push({ ...r, url: client.url });
+        }
+      } catch (e) {
+        const err = toTransportError(e, `compact ${client.url}`);
+        logger.warn(`[nxs-compactor] ${err.message}`);
+        options.onError?.(err);
+      }
+    }
+    return out;
+  }
+
+  return {
+    run,
+    start() {
+      if (timer !== undefined) return;
+      timer = setInterval(() => {
+        void run();
+      }, options.intervalMs ?? 600_000);
+      timer.unref?.();
+    },
+    stop() {
+      if (timer !== undefined) clearInterval(timer);
+      timer = undefined;
+      for (const c of clients) c.close();
+    },
+  };
+}

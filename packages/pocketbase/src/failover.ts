@@ -1,0 +1,257 @@
+import { type Logger, silentLogger } from "@nxs-sync/core";
+import { createPocketBaseClient, type NodeAuth, type PocketBaseClient, type RetryOptions } from "./client.js";
+
+/** When to leave the endpoint in use and when to come back to the preferred one. */
+export interface FailoverOptions {
+  /** Consecutive failures (requests, health checks, SSE drops) that mark an endpoint down. Default 2. */
+  readonly failureThreshold?: number;
+  /** An endpoint failing without success for this long is down, whatever the count. Default 1000 ms. */
+  readonly downAfterMs?: number;
+  /** Health poll interval per endpoint. Default 500 ms. */
+  readonly healthIntervalMs?: number;
+  /** Timeout of one health check. Default 750 ms. */
+  readonly healthTimeoutMs?: number;
+  /** Go back to the preferred (first) endpoint once it has been healthy this long. Default 5000 ms; `Infinity` disables failback. */
+  readonly failbackAfterMs?: number;
+}
+
+/** Health of one endpoint, as reported by {@link EndpointPool.health}. */
+export interface EndpointHealth {
+  readonly url: string;
+  /** False once `failureThreshold` failures or `downAfterMs` of failures were seen, until a success. */
+  readonly healthy: boolean;
+  /** Consecutive failures. */
+  readonly failures: number;
+  /** Whether this is the endpoint in use. */
+  readonly active: boolean;
+}
+
+/** One server of the pool: its client and health. */
+export interface Endpoint {
+  /** Position in the configured list; 0 is the preferred endpoint. */
+  readonly index: number;
+  readonly url: string;
+  readonly client: PocketBaseClient;
+}
+
+/** Why the pool switched endpoint. */
+export interface SwitchEvent {
+  readonly from: string;
+  readonly to: string;
+  readonly reason: string;
+}
+
+/** Events of the pool (and of the transport that owns it). */
+export interface EndpointPoolEvents {
+  /** The endpoint in use failed; another one took over. */
+  failover: SwitchEvent;
+  /** The preferred endpoint was healthy long enough; it is in use again. */
+  failback: SwitchEvent;
+  /** An endpoint changed health. */
+  health: { readonly url: string; readonly healthy: boolean };
+}
+
+/**
+ * Servers in order of preference, with health tracking and switching. The owner reports request
+ * outcomes; the pool polls `/api/health` in the background, switches to the next healthy endpoint
+ * when the active one is down, and back to the preferred one after `failbackAfterMs` of health.
+ */
+export interface EndpointPool {
+  readonly endpoints: readonly Endpoint[];
+  /** The endpoint in use. */
+  active(): Endpoint;
+  /** Healthy endpoints, the active one first, then in order of preference. */
+  healthy(): readonly Endpoint[];
+  /** Reports a successful request to `ep`. */
+  reportSuccess(ep: Endpoint): void;
+  /** Reports a failed request (or SSE drop) at `ep`; may switch endpoint. */
+  reportFailure(ep: Endpoint, reason: string): void;
+  /** Per-endpoint health. */
+  health(): readonly EndpointHealth[];
+  /** Starts health polling. */
+  start(): void;
+  /** Stops health polling and closes every client. */
+  stop(): void;
+  /** Registers a listener; returns the function that removes it. */
+  on<E extends keyof EndpointPoolEvents>(
+    event: E,
+    listener: (payload: EndpointPoolEvents[E]) => void,
+  ): () => void;
+}
+
+/** Options of {@link createEndpointPool}. */
+export interface EndpointPoolOptions {
+  /** Server base URLs, preferred first. */
+  readonly endpoints: readonly string[];
+  readonly auth?: NodeAuth;
+  readonly requestTimeoutMs?: number;
+  readonly retry?: RetryOptions;
+  readonly failover?: FailoverOptions;
+  readonly logger?: Logger;
+  /** Time source (ms). Default `Date.now`. */
+  readonly now?: () => number;
+}
+
+interface State {
+  healthy: boolean;
+  failures: number;
+  failingSince: number | undefined;
+  healthySince: number | undefined;
+}
+
+/**
+ * Creates the endpoint pool behind a transport or replicator.
+ * @param options - Endpoints (at least one), credentials and failover timings.
+ * @returns A stopped pool; call `start()`.
+ * @throws RangeError when `endpoints` is empty.
+ */
+export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
+  if (options.endpoints.length === 0)
+    throw new RangeError("createEndpointPool: at least one endpoint is needed");
+  const logger = options.logger ?? silentLogger;
+  const now = options.now ?? Date.now;
+  const f = options.failover ?? {};
+  const threshold = f.failureThreshold ?? 2;
+  const downAfterMs = f.downAfterMs ?? 1000;
+  const intervalMs = f.healthIntervalMs ?? 500;
+  const healthTimeoutMs = f.healthTimeoutMs ?? 750;
+  const failbackAfterMs = f.failbackAfterMs ?? 5000;
+
+  const endpoints: Endpoint[] = options.endpoints.map((url, index) => ({
+    index,
+    url,
+    client: createPocketBaseClient({
+      url,
+      auth: options.auth,
+      requestTimeoutMs: options.requestTimeoutMs,
+      retry: options.retry ?? { retries: 1, minTimeoutMs: 50, maxTimeoutMs: 200 },
+      logger,
+    }),
+  }));
+  const states: State[] = endpoints.map(() => ({
+    healthy: true,
+    failures: 0,
+    failingSince: undefined,
+    healthySince: now(),
+  }));
+  let activeIndex = 0;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const polling = new Set<number>();
+  const listeners = new Map<keyof EndpointPoolEvents, Set<(p: never) => void>>();
+
+  function emit<E extends keyof EndpointPoolEvents>(event: E, payload: EndpointPoolEvents[E]): void {
+    for (const l of listeners.get(event) ?? []) {
+      try {
+        (l as (p: EndpointPoolEvents[E]) => void)(payload);
+      } catch (e) {
+        logger.error(`[nxs-pocketbase] ${event} listener threw`, e);
+      }
+    }
+  }
+
+  function setHealthy(i: number, healthy: boolean): void {
+    const s = states[i]!;
+    if (s.healthy === healthy) return;
+    s.healthy = healthy;
+    s.healthySince = healthy ? now() : undefined;
+    logger.info(`[nxs-pocketbase] endpoint ${endpoints[i]!.url} is ${healthy ? "healthy" : "down"}`);
+    emit("health", { url: endpoints[i]!.url, healthy });
+  }
+
+  function switchTo(i: number, kind: "failover" | "failback", reason: string): void {
+    if (i === activeIndex) return;
+    const from = endpoints[activeIndex]!.url;
+    activeIndex = i;
+    logger.warn(`[nxs-pocketbase] ${kind} ${from} -> ${endpoints[i]!.url} (${reason})`);
+    emit(kind, { from, to: endpoints[i]!.url, reason });
+  }
+
+  function maybeFailover(reason: string): void {
+    if (states[activeIndex]!.healthy) return;
+    for (let k = 1; k < endpoints.length; k++) {
+      const i = (activeIndex + k) % endpoints.length;
+      if (states[i]!.healthy) {
+        switchTo(i, "failover", reason);
+        return;
+      }
+    }
+  }
+
+  function maybeFailback(): void {
+    if (activeIndex === 0) return;
+    const s = states[0]!;
+    if (s.healthy && s.healthySince !== undefined && now() - s.healthySince >= failbackAfterMs) {
+      switchTo(0, "failback", `preferred endpoint healthy for ${now() - s.healthySince} ms`);
+    }
+  }
+
+  function success(i: number): void {
+    const s = states[i]!;
+    s.failures = 0;
+    s.failingSince = undefined;
+    setHealthy(i, true);
+    maybeFailback();
+  }
+
+  function failure(i: number, reason: string): void {
+    const s = states[i]!;
+    s.failures++;
+    s.failingSince ??= now();
+    if (s.failures >= threshold || now() - s.failingSince >= downAfterMs) setHealthy(i, false);
+    if (i === activeIndex) maybeFailover(reason);
+  }
+
+  async function poll(i: number): Promise<void> {
+    if (polling.has(i)) return;
+    polling.add(i);
+    try {
+      const ok = await endpoints[i]!.client.health(healthTimeoutMs);
+      if (timer === undefined) return;
+      if (ok) success(i);
+      else failure(i, "health check failed");
+    } finally {
+      polling.delete(i);
+    }
+  }
+
+  return {
+    endpoints,
+    active: () => endpoints[activeIndex]!,
+    healthy() {
+      const active = endpoints[activeIndex]!;
+      const rest = endpoints.filter((ep) => ep.index !== activeIndex && states[ep.index]!.healthy);
+      return states[activeIndex]!.healthy ? [active, ...rest] : [...rest, active];
+    },
+    reportSuccess: (ep) => success(ep.index),
+    reportFailure: (ep, reason) => failure(ep.index, reason),
+    health: () =>
+      endpoints.map((ep) => ({
+        url: ep.url,
+        healthy: states[ep.index]!.healthy,
+        failures: states[ep.index]!.failures,
+        active: ep.index === activeIndex,
+      })),
+    start() {
+      if (timer !== undefined) return;
+      timer = setInterval(() => {
+        for (const ep of endpoints) void poll(ep.index);
+        maybeFailback();
+      }, intervalMs);
+      timer.unref?.();
+    },
+    stop() {
+      if (timer !== undefined) clearInterval(timer);
+      timer = undefined;
+      for (const ep of endpoints) ep.client.close();
+    },
+    on(event, listener) {
+      let set = listeners.get(event);
+      if (set === undefined) {
+        set = new Set();
+        listeners.set(event, set);
+      }
+      set.add(listener as (p: never) => void);
+      return () => set.delete(listener as (p: never) => void);
+    },
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * @nxs-sync/pocketbase: nxs-sync over PocketBase. One client layer (auth, retry, error mapping),
+ * the schema (`ensureSchema`, JS migration), the record codecs, the transport with realtime
+ * catch-up and failover, and the server-to-server replicator.
+ * @packageDocumentation
+ */
+
+export { type ReplicatorCliContext, runReplicatorCli } from "./cli.js";
+export {
+  createPocketBaseClient,
+  createSdkClient,
+  installEventSource,
+  NODES_COLLECTION,
+  type NodeAuth,
+  type PocketBaseClient,
+  type PocketBaseClientOptions,
+  type RetryOptions,
+  toTransportError,
+} from "./client.js";
+export {
+  type Ack,
+  ackRecordSchema,
+  type Checkpointer,
+  type CheckpointerOptions,
+  type CompactionResult,
+  type CompactOptions,
+  type Compactor,
+  type CompactorOptions,
+  compactDoc,
+  createCheckpointer,
+  createCompactor,
+  fetchLatestSnapshot,
+  publishSnapshot,
+  writeAck,
+} from "./compaction.js";
+export {
+  createEndpointPool,
+  type Endpoint,
+  type EndpointHealth,
+  type EndpointPool,
+  type EndpointPoolEvents,
+  type EndpointPoolOptions,
+  type FailoverOptions,
+  type SwitchEvent,
+} from "./failover.js";
+export {
+  type ChangeRecord,
+  changeRecordSchema,
+  type DecodeChangeOptions,
+  type DecodeResult,
+  decodeChangeRecord,
+  decodeSnapshotRecord,
+  encodeChangeRecord,
+  encodeSnapshotRecord,
+  isOriginOfNode,
+  type RecordLimits,
+  snapshotRecordSchema,
+} from "./records.js";
+export {
+  createReplicator,
+  defaultReplicatedCollections,
+  type MergeRule,
+  MergeRules,
+  type ReplicatedCollection,
+  type Replicator,
+  type ReplicatorEvents,
+  type ReplicatorOptions,
+  type ReplicatorServer,
+  type SyncStats,
+} from "./replicator.js";
+export {
+  type CollectionDef,
+  type CollectionName,
+  Collections,
+  type EnsureSchemaOptions,
+  type EnsureSchemaResult,
+  ensureNode,
+  ensureSchema,
+  type FieldDef,
+  MAX_OPS_BYTES,
+  MAX_SNAPSHOT_BYTES,
+  NodeRole,
+  type NodeSpec,
+  schemaDefinitions,
+} from "./schema.js";
+export {
+  createPocketBaseTransport,
+  type PocketBaseTransport,
+  type PocketBaseTransportEvents,
+  type PocketBaseTransportOptions,
+  type PocketBaseTransportStatus,
+  type QuarantineEvent,
+} from "./transport.js";

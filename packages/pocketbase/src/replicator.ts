@@ -1,0 +1,773 @@
+import {
+  ErrorCode,
+  isNxsError,
+  type Logger,
+  silentLogger,
+  TransportError,
+  ValidationError,
+} from "@nxs-sync/core";
+import pRetry from "p-retry";
+import { ClientResponseError } from "pocketbase";
+import { createPocketBaseClient, type NodeAuth, type PocketBaseClient, toTransportError } from "./client.js";
+import { ackRecordSchema } from "./compaction.js";
+import { decodeChangeRecord, decodeSnapshotRecord, isOriginOfNode } from "./records.js";
+import { Collections } from "./schema.js";
+
+/**
+ * How two copies of one record (same key) on different servers reconcile.
+ * - `immutable`: records never change once written (append-only logs): copy what is missing.
+ * - `lww`: the copy with the greater `field` (a number or a sortable string, e.g. a revision or an
+ *   HLC) wins and overwrites the other (the collection's update rule must allow replicators).
+ */
+export type MergeRule = { readonly kind: "immutable" } | { readonly kind: "lww"; readonly field: string };
+
+/** Built-in merge rules. */
+export const MergeRules = {
+  immutable: { kind: "immutable" } as MergeRule,
+  /** Last writer wins by `field`. */
+  lww: (field: string): MergeRule => ({ kind: "lww", field }),
+} as const;
+
+/** One collection the replicator keeps identical on every server. */
+export interface ReplicatedCollection {
+  /** Collection name. */
+  readonly name: string;
+  /** Fields that identify a record across servers (a unique index on the server should match). */
+  readonly key: readonly string[];
+  /** Reconciliation rule. Default `immutable`. */
+  readonly merge?: MergeRule;
+  /**
+   * Validates a record before it is copied; a returned error quarantines it (reported, not copied).
+   * Default: accept.
+   */
+  readonly validate?: (record: Readonly<Record<string, unknown>>) => ValidationError | undefined;
+  /**
+   * Called once per anti-entropy round and target server: returns a predicate telling which records
+   * must NOT be copied there (e.g. changes the target compacted away under a snapshot).
+   */
+  /**
+   * A view collection summarizing the collection per group (fields `groupBy…`, `head`, `n`): anti-entropy
+   * then lists records only in groups whose digest differs between servers instead of everything.
+   */
+  readonly digest?: { readonly view: string; readonly groupBy: readonly string[] };
+  readonly skipAt?: (
+    target: PocketBaseClient,
+  ) => Promise<(record: Readonly<Record<string, unknown>>) => boolean>;
+}
+
+/** Skips changes covered by the target's newest snapshot of their doc (compacted there). */
+async function coveredBySnapshot(
+  target: PocketBaseClient,
+): Promise<(record: Readonly<Record<string, unknown>>) => boolean> {
+  const rows = await target.call("read snapshot versions", (pb) =>
+    pb
+      .collection(Collections.Snapshots)
+      .getFullList({ fields: "doc,version", sort: "-created,-id", requestKey: null }),
+  );
+  const newest = new Map<string, Record<string, number>>();
+  for (const r of rows) {
+    const doc = String(r.doc);
+    if (!newest.has(doc) && r.version !== null && typeof r.version === "object") newest.set(doc, r.version);
+  }
+  return (record) => {
+    const v = newest.get(String(record.doc));
+    const seq = record.seq;
+    return v !== undefined && typeof seq === "number" && seq <= (v[String(record.origin)] ?? 0);
+  };
+}
+
+/**
+ * The nxs-sync collections: changes (immutable, key doc/origin/seq; never copied under a target's
+ * snapshot), snapshots (immutable, key id) and acks (last writer wins by `at`, key doc/replica).
+ */
+export function defaultReplicatedCollections(): readonly ReplicatedCollection[] {
+  return [
+    {
+      name: Collections.Changes,
+      key: ["doc", "origin", "seq"],
+      merge: MergeRules.immutable,
+      validate: (r) => {
+        const d = decodeChangeRecord(r);
+        return d.ok ? undefined : d.error;
+      },
+      skipAt: coveredBySnapshot,
+      digest: { view: Collections.Heads, groupBy: ["doc", "origin"] },
+    },
+    {
+      name: Collections.Snapshots,
+      key: ["id"],
+      merge: MergeRules.immutable,
+      validate: (r) => {
+        const d = decodeSnapshotRecord(r);
+        return d.ok ? undefined : d.error;
+      },
+    },
+    {
+      name: Collections.Acks,
+      key: ["doc", "replica"],
+      merge: MergeRules.lww("at"),
+      validate: (r) => {
+        const d = ackRecordSchema.safeParse(r);
+        if (!d.success) {
+          return new ValidationError(`nxs_acks record ${String(r.id)}: malformed record`, {
+            issues: d.error.issues.map((i) => ({ path: i.path, message: i.message })),
+            cause: d.error,
+          });
+        }
+        if (!isOriginOfNode(d.data.replica, d.data.node)) {
+          return new ValidationError(`nxs_acks record ${String(r.id)}: replica not bound to its node`);
+        }
+        return undefined;
+      },
+    },
+  ];
+}
+
+/** One server of the replicator, with the credentials of a node whose role is `replicator`. */
+export interface ReplicatorServer {
+  readonly url: string;
+  readonly auth: NodeAuth;
+}
+
+/** Options of {@link createReplicator}. */
+export interface ReplicatorOptions {
+  /** At least two servers. */
+  readonly servers: readonly ReplicatorServer[];
+  /** Collections to replicate. Default {@link defaultReplicatedCollections}. */
+  readonly collections?: readonly ReplicatedCollection[];
+  /** Anti-entropy interval. Default 30 000 ms. */
+  readonly intervalMs?: number;
+  /**
+   * Every this many anti-entropy rounds, compare full key lists even where digests agree (equal
+   * head and count can hide two different holes). Default 10.
+   */
+  readonly fullSweepEvery?: number;
+  /** Health poll interval per server (a paused server gives no SSE error). Default 1000 ms. */
+  readonly healthIntervalMs?: number;
+  /** Per-request timeout. Default 5000 ms. */
+  readonly requestTimeoutMs?: number;
+  /** Most concurrent writes per target server. Default 16. */
+  readonly concurrency?: number;
+  readonly logger?: Logger;
+  /** Errors of background work (quarantined records, unreachable servers), already typed. */
+  readonly onError?: (error: Error) => void;
+}
+
+/** What one anti-entropy round did. */
+export interface SyncStats {
+  /** Records copied (or overwritten under `lww`). */
+  readonly copied: number;
+  /** Records refused by `validate` (not copied). */
+  readonly quarantined: number;
+  /** Servers that could not be read or written this round. */
+  readonly unreachable: readonly string[];
+  /** Key rows listed to compare (0 when every digest agreed). */
+  readonly listed: number;
+}
+
+/** Events of a {@link Replicator}. */
+export interface ReplicatorEvents {
+  /** A record was written to `to` (by realtime or anti-entropy). */
+  copied: { readonly collection: string; readonly from: string; readonly to: string; readonly key: string };
+  /** A record failed validation and is not replicated. */
+  quarantine: {
+    readonly collection: string;
+    readonly url: string;
+    readonly recordId: string | undefined;
+    readonly error: ValidationError;
+  };
+  /** An anti-entropy round finished. */
+  sync: SyncStats;
+  /** A server's realtime (re)connected. */
+  connected: { readonly url: string };
+}
+
+/** Keeps collections identical on every server: realtime copy plus periodic anti-entropy. */
+export interface Replicator {
+  /** Authenticates, subscribes to every server and runs a first anti-entropy round (in the background for servers that are down). */
+  start(): Promise<void>;
+  /**
+   * Runs one anti-entropy round over every collection and server now (joins a round already
+   * queued). `full: true` compares full key lists even where digests agree.
+   */
+  sync(options?: { readonly full?: boolean }): Promise<SyncStats>;
+  /** Stops realtime, timers and clients. Idempotent. */
+  stop(): Promise<void>;
+  /** Registers an event listener; returns the function that removes it. */
+  on<E extends keyof ReplicatorEvents>(
+    event: E,
+    listener: (payload: ReplicatorEvents[E]) => void,
+  ): () => void;
+}
+
+interface Server {
+  readonly url: string;
+  readonly client: PocketBaseClient;
+  healthy: boolean;
+  subscribed: boolean;
+  /** Keys this replicator wrote there recently (their realtime echo is skipped). */
+  readonly echoes: Map<string, number>;
+  /** Limits concurrent writes to this server (a burst of realtime events must not flood it). */
+  readonly gate: <T>(task: () => Promise<T>) => Promise<T>;
+}
+
+/** A FIFO semaphore: at most `limit` tasks run at once. */
+function createGate(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    running++;
+    try {
+      return await task();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+const SYSTEM_FIELDS = new Set(["collectionId", "collectionName", "created", "updated", "expand"]);
+const ECHO_LIMIT = 10_000;
+
+function bodyOf(record: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record)) if (!SYSTEM_FIELDS.has(k)) out[k] = v;
+  return out;
+}
+
+function keyOf(coll: ReplicatedCollection, record: Readonly<Record<string, unknown>>): string {
+  return JSON.stringify(coll.key.map((k) => record[k] ?? null));
+}
+
+function isDuplicate(e: unknown): boolean {
+  const cause = isNxsError(e) ? e.cause : e;
+  if (!(cause instanceof ClientResponseError) || cause.status !== 400) return false;
+  const data = (cause.response?.data ?? {}) as Record<string, { code?: string }>;
+  return Object.values(data).some((v) => v?.code === "validation_not_unique");
+}
+
+function newer(
+  rule: MergeRule,
+  a: Readonly<Record<string, unknown>>,
+  b: Readonly<Record<string, unknown>>,
+): boolean {
+  if (rule.kind !== "lww") return false;
+  const x = a[rule.field];
+  const y = b[rule.field];
+  if (typeof x === "number" && typeof y === "number") return x > y;
+  return String(x ?? "") > String(y ?? "");
+}
+
+/**
+ * Creates a server-to-server replicator. It writes through the record API (so hooks and realtime
+ * fire on every server), authenticates as a node with role `replicator` (never a superuser), and is
+ * safe multi-master: servers may take writes while cut off, and converge when they meet again.
+ * @param options - Servers (two or more), collections, intervals.
+ * @returns A stopped replicator; call `start()`.
+ * @throws RangeError with fewer than two servers.
+ * @example
+ * ```ts
+ * const replicator = createReplicator({
+ *   servers: [
+ *     { url: "http://primary:8090", auth: { email: "repl@nodes.local", password } },
+ *     { url: "http://secondary:8090", auth: { email: "repl@nodes.local", password } },
+ *   ],
+ * });
+ * await replicator.start();
+ * ```
+ */
+export function createReplicator(options: ReplicatorOptions): Replicator {
+  if (options.servers.length < 2) throw new RangeError("createReplicator: at least two servers are needed");
+  const logger = options.logger ?? silentLogger;
+  const collections = options.collections ?? defaultReplicatedCollections();
+  const intervalMs = options.intervalMs ?? 30_000;
+  const healthIntervalMs = options.healthIntervalMs ?? 1000;
+  const fullSweepEvery = Math.max(1, options.fullSweepEvery ?? 10);
+  let rounds = 0;
+  let fullRequested = false;
+  const servers: Server[] = options.servers.map((s) => ({
+    url: s.url,
+    client: createPocketBaseClient({
+      url: s.url,
+      auth: s.auth,
+      requestTimeoutMs: options.requestTimeoutMs,
+      retry: { retries: 1, minTimeoutMs: 50, maxTimeoutMs: 200 },
+      logger,
+    }),
+    healthy: true,
+    subscribed: false,
+    echoes: new Map(),
+    gate: createGate(options.concurrency ?? 16),
+  }));
+  const listeners = new Map<string, Set<(p: never) => void>>();
+  const quarantined = new Set<string>();
+  const stopController = new AbortController();
+  let stopped = false;
+  let started = false;
+  let timers: ReturnType<typeof setInterval>[] = [];
+  let running: Promise<SyncStats> | undefined;
+  let queued: Promise<SyncStats> | undefined;
+
+  function emit<E extends keyof ReplicatorEvents>(event: E, payload: ReplicatorEvents[E]): void {
+    for (const l of listeners.get(event) ?? []) {
+      try {
+        (l as (p: ReplicatorEvents[E]) => void)(payload);
+      } catch (e) {
+        logger.error(`[nxs-replicator] ${event} listener threw`, e);
+      }
+    }
+  }
+
+  function reportError(error: Error): void {
+    logger.warn(`[nxs-replicator] ${error.message}`);
+    try {
+      options.onError?.(error);
+    } catch (e) {
+      logger.error("[nxs-replicator] onError threw", e);
+    }
+  }
+
+  /** Validates; reports a refused record once. @returns True when the record may be copied. */
+  function admit(
+    coll: ReplicatedCollection,
+    from: Server,
+    record: Readonly<Record<string, unknown>>,
+  ): boolean {
+    const error = coll.validate?.(record);
+    if (error === undefined) return true;
+    const recordId = typeof record.id === "string" ? record.id : undefined;
+    const tag = `${from.url}|${coll.name}|${recordId}`;
+    if (!quarantined.has(tag)) {
+      quarantined.add(tag);
+      emit("quarantine", { collection: coll.name, url: from.url, recordId, error });
+      reportError(error);
+    }
+    return false;
+  }
+
+  function rememberEcho(to: Server, coll: ReplicatedCollection, key: string): void {
+    to.echoes.set(`${coll.name}|${key}`, Date.now());
+    if (to.echoes.size > ECHO_LIMIT) {
+      const oldest = to.echoes.keys().next().value;
+      if (oldest !== undefined) to.echoes.delete(oldest);
+    }
+  }
+
+  /** Writes `record` (from `from`) to `to`. @returns True when `to` changed. */
+  async function copy(
+    coll: ReplicatedCollection,
+    from: Server,
+    to: Server,
+    record: Readonly<Record<string, unknown>>,
+  ): Promise<boolean> {
+    return to.gate(() => copyNow(coll, from, to, record));
+  }
+
+  async function copyNow(
+    coll: ReplicatedCollection,
+    from: Server,
+    to: Server,
+    record: Readonly<Record<string, unknown>>,
+  ): Promise<boolean> {
+    const key = keyOf(coll, record);
+    const rule = coll.merge ?? MergeRules.immutable;
+    rememberEcho(to, coll, key);
+    try {
+      await to.client.call(`replicate ${coll.name} to ${to.url}`, (pb) =>
+        pb.collection(coll.name).create(bodyOf(record), { requestKey: null }),
+      );
+      emit("copied", { collection: coll.name, from: from.url, to: to.url, key });
+      return true;
+    } catch (e) {
+      if (!isDuplicate(e)) throw e;
+      if (rule.kind === "immutable") return false;
+      // lww: compare with the target's copy.
+      const filter = to.client.pb.filter(
+        coll.key.map((k, i) => `${k} = {:k${i}}`).join(" && "),
+        Object.fromEntries(coll.key.map((k, i) => [`k${i}`, record[k]])),
+      );
+      const existing = await to.client.call(`read ${coll.name} at ${to.url}`, (pb) =>
+        pb.collection(coll.name).getFirstListItem(filter, { requestKey: null }),
+      );
+      if (!newer(rule, record, existing)) return false;
+      const body = bodyOf(record);
+      delete body.id;
+      await to.client.call(`replicate ${coll.name} update to ${to.url}`, (pb) =>
+        pb.collection(coll.name).update(existing.id, body, { requestKey: null }),
+      );
+      emit("copied", { collection: coll.name, from: from.url, to: to.url, key });
+      return true;
+    }
+  }
+
+  // ---- realtime -------------------------------------------------------------------------------
+
+  async function onRealtime(
+    coll: ReplicatedCollection,
+    from: Server,
+    e: { action?: string; record?: unknown },
+  ) {
+    if (stopped || (e.action !== "create" && e.action !== "update")) return;
+    const record = e.record as Record<string, unknown> | undefined;
+    if (record === undefined || typeof record !== "object") return;
+    const key = keyOf(coll, record);
+    const echo = `${coll.name}|${key}`;
+    if (from.echoes.has(echo) && (coll.merge ?? MergeRules.immutable).kind === "immutable") {
+      from.echoes.delete(echo);
+      return;
+    }
+    if (!admit(coll, from, record)) return;
+    await Promise.all(
+      servers
+        .filter((s) => s !== from)
+        .map((to) =>
+          copy(coll, from, to, record).catch((err: unknown) => {
+            // Anti-entropy copies it later (at the latest when `to` is reachable again).
+            reportError(toTransportError(err, `replicate to ${to.url}`));
+            to.healthy = false;
+          }),
+        ),
+    );
+  }
+
+  async function subscribe(server: Server): Promise<void> {
+    const pb = server.client.pb;
+    await server.client.authenticate();
+    await server.client.call(
+      `subscribe ${server.url}`,
+      async () => {
+        await Promise.all([
+          ...collections.map((coll) =>
+            pb.collection(coll.name).subscribe("*", (e) => {
+              void onRealtime(coll, server, e);
+            }),
+          ),
+          pb.realtime.subscribe("PB_CONNECT", () => {
+            if (stopped) return;
+            emit("connected", { url: server.url });
+            // Events were lost while disconnected: catch up.
+            scheduleSync();
+          }),
+        ]);
+      },
+      { retry: false },
+    );
+    server.subscribed = true;
+  }
+
+  function subscribeInBackground(server: Server): void {
+    pRetry(
+      async () => {
+        if (stopped) return;
+        try {
+          await subscribe(server);
+        } catch (e) {
+          server.client.pb.realtime.unsubscribe().catch(() => {});
+          throw toTransportError(e, `subscribe to ${server.url}`);
+        }
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        minTimeout: 200,
+        maxTimeout: 2000,
+        signal: stopController.signal,
+        shouldRetry: ({ error }) =>
+          !stopped && isNxsError(error) && error.code !== ErrorCode.TransportUnauthorized,
+      },
+    ).catch((e: unknown) => {
+      if (!stopped) reportError(toTransportError(e, `subscribe to ${server.url}`));
+    });
+  }
+
+  async function checkHealth(server: Server): Promise<void> {
+    const ok = await server.client.health(Math.min(healthIntervalMs, 2000));
+    if (stopped) return;
+    if (ok && !server.healthy) {
+      server.healthy = true;
+      logger.info(`[nxs-replicator] ${server.url} is reachable again: resubscribing and catching up`);
+      // No SSE heartbeat: after a pause the stream may look alive yet have missed events.
+      server.client.pb.realtime.unsubscribe().catch(() => {});
+      server.subscribed = false;
+      subscribeInBackground(server);
+      scheduleSync();
+    } else if (!ok && server.healthy) {
+      server.healthy = false;
+      logger.warn(`[nxs-replicator] ${server.url} is unreachable`);
+    }
+  }
+
+  // ---- anti-entropy ---------------------------------------------------------------------------
+
+  type Row = Readonly<Record<string, unknown>> & { id: string };
+
+  /** Lists key fields (all records, or only those matching one of `filters`). */
+  async function listKeys(
+    server: Server,
+    coll: ReplicatedCollection,
+    filters?: readonly string[],
+  ): Promise<Map<string, Row>> {
+    const fields = new Set(["id", ...coll.key]);
+    const rule = coll.merge ?? MergeRules.immutable;
+    if (rule.kind === "lww") fields.add(rule.field);
+    const list = (filter?: string) =>
+      server.client.call(`list ${coll.name} at ${server.url}`, (pb) =>
+        pb.collection(coll.name).getFullList({
+          fields: [...fields].join(","),
+          batch: 1000,
+          requestKey: null,
+          ...(filter === undefined ? {} : { filter }),
+        }),
+      );
+    const rows: Row[] = [];
+    if (filters === undefined) rows.push(...((await list()) as Row[]));
+    else
+      for (let i = 0; i < filters.length; i += 20)
+        rows.push(...((await list(filters.slice(i, i + 20).join(" || "))) as Row[]));
+    const out = new Map<string, Row>();
+    for (const r of rows) out.set(keyOf(coll, r), r);
+    return out;
+  }
+
+  /**
+   * Compares the digest view across servers.
+   * @returns Filters selecting the groups that differ (empty: all equal), or undefined when a
+   * digest could not be read (then everything is listed).
+   */
+  async function differingGroups(coll: ReplicatedCollection): Promise<string[] | undefined> {
+    const digest = coll.digest;
+    if (digest === undefined) return undefined;
+    try {
+      const perServer = await Promise.all(
+        servers.map((srv) =>
+          srv.client.call(`read ${digest.view} at ${srv.url}`, (pb) =>
+            pb.collection(digest.view).getFullList({ batch: 1000, requestKey: null }),
+          ),
+        ),
+      );
+      const groups = new Map<string, { values: unknown[]; digests: string[] }>();
+      perServer.forEach((rows, i) => {
+        for (const r of rows) {
+          const values = digest.groupBy.map((f) => r[f]);
+          const g = JSON.stringify(values);
+          const entry = groups.get(g) ?? { values, digests: servers.map(() => "") };
+          entry.digests[i] = `${Number(r.head)}/${Number(r.n)}`;
+          groups.set(g, entry);
+        }
+      });
+      const pb = servers[0]!.client.pb;
+      const out: string[] = [];
+      for (const { values, digests } of groups.values()) {
+        if (digests.every((d) => d === digests[0])) continue;
+        const params = Object.fromEntries(values.map((v, j) => [`g${j}`, v]));
+        out.push(`(${pb.filter(digest.groupBy.map((f, j) => `${f} = {:g${j}}`).join(" && "), params)})`);
+      }
+      return out;
+    } catch (e) {
+      logger.debug(`[nxs-replicator] digest ${digest.view} unavailable, listing everything: ${String(e)}`);
+      return undefined;
+    }
+  }
+
+  async function fetchRecords(
+    server: Server,
+    coll: ReplicatedCollection,
+    ids: readonly string[],
+  ): Promise<Row[]> {
+    const out: Row[] = [];
+    for (let i = 0; i < ids.length; i += 100) {
+      const part = ids.slice(i, i + 100);
+      const filter = server.client.pb.filter(
+        part.map((_, j) => `id = {:i${j}}`).join(" || "),
+        Object.fromEntries(part.map((id, j) => [`i${j}`, id])),
+      );
+      const rows = await server.client.call(`read ${coll.name} at ${server.url}`, (pb) =>
+        pb.collection(coll.name).getFullList({ filter, batch: 1000, requestKey: null }),
+      );
+      out.push(...(rows as Row[]));
+    }
+    return out;
+  }
+
+  async function syncCollection(
+    coll: ReplicatedCollection,
+    unreachable: Set<string>,
+    full: boolean,
+  ): Promise<{ copied: number; quarantined: number; listed: number }> {
+    const rule = coll.merge ?? MergeRules.immutable;
+    const scope = full ? undefined : await differingGroups(coll);
+    if (scope !== undefined && scope.length === 0) return { copied: 0, quarantined: 0, listed: 0 };
+    const listed = await Promise.all(
+      servers.map((s) =>
+        listKeys(s, coll, scope).catch((e: unknown) => {
+          unreachable.add(s.url);
+          s.healthy = false;
+          reportError(toTransportError(e, `anti-entropy: list ${coll.name} at ${s.url}`));
+          return undefined;
+        }),
+      ),
+    );
+    // For each key: the server holding the winning copy, and the servers lacking it (or holding an older one).
+    const plan = new Map<Server, Map<Server, string[]>>(); // from -> to -> record ids (at `from`)
+    const keys = new Set<string>();
+    for (const m of listed) if (m) for (const k of m.keys()) keys.add(k);
+    for (const k of keys) {
+      let best: { s: Server; row: Row } | undefined;
+      servers.forEach((s, i) => {
+        const row = listed[i]?.get(k);
+        if (row !== undefined && (best === undefined || newer(rule, row, best.row))) best = { s, row };
+      });
+      if (best === undefined) continue;
+      const winner = best as { s: Server; row: Row };
+      servers.forEach((s, i) => {
+        const m = listed[i];
+        if (m === undefined || s === winner.s) return;
+        const row = m.get(k);
+        if (row !== undefined && !newer(rule, winner.row, row)) return;
+        let byTo = plan.get(winner.s);
+        if (byTo === undefined) {
+          byTo = new Map();
+          plan.set(winner.s, byTo);
+        }
+        const ids = byTo.get(s) ?? [];
+        ids.push(winner.row.id);
+        byTo.set(s, ids);
+      });
+    }
+    let copied = 0;
+    let refused = 0;
+    for (const [from, byTo] of plan) {
+      const allIds = [...new Set([...byTo.values()].flat())];
+      let records: Row[];
+      try {
+        records = await fetchRecords(from, coll, allIds);
+      } catch (e) {
+        unreachable.add(from.url);
+        reportError(toTransportError(e, `anti-entropy: read ${coll.name} at ${from.url}`));
+        continue;
+      }
+      const byId = new Map(records.map((r) => [r.id, r]));
+      for (const [to, ids] of byTo) {
+        let skip: (record: Readonly<Record<string, unknown>>) => boolean = () => false;
+        if (coll.skipAt !== undefined) {
+          try {
+            skip = await coll.skipAt(to.client);
+          } catch (e) {
+            unreachable.add(to.url);
+            reportError(toTransportError(e, `anti-entropy: prepare ${coll.name} at ${to.url}`));
+            continue;
+          }
+        }
+        for (const id of ids) {
+          const record = byId.get(id);
+          if (record === undefined || skip(record)) continue;
+          if (!admit(coll, from, record)) {
+            refused++;
+            continue;
+          }
+          try {
+            if (await copy(coll, from, to, record)) copied++;
+          } catch (e) {
+            unreachable.add(to.url);
+            reportError(toTransportError(e, `anti-entropy: copy ${coll.name} to ${to.url}`));
+            break;
+          }
+        }
+      }
+    }
+    return { copied, quarantined: refused, listed: listed.reduce((n, m) => n + (m?.size ?? 0), 0) };
+  }
+
+  async function runSync(): Promise<SyncStats> {
+    let copied = 0;
+    let refused = 0;
+    const unreachable = new Set<string>();
+    await Promise.all(servers.map((s) => s.client.authenticate().catch(() => undefined)));
+    let listedRows = 0;
+    rounds++;
+    const full = fullRequested || rounds % fullSweepEvery === 0;
+    fullRequested = false;
+    for (const coll of collections) {
+      if (stopped) break;
+      const r = await syncCollection(coll, unreachable, full);
+      copied += r.copied;
+      refused += r.quarantined;
+      listedRows += r.listed;
+    }
+    const stats: SyncStats = {
+      copied,
+      quarantined: refused,
+      unreachable: [...unreachable],
+      listed: listedRows,
+    };
+    if (copied > 0 || unreachable.size > 0) {
+      logger.info(
+        `[nxs-replicator] anti-entropy: ${copied} copied, unreachable: ${[...unreachable].join(", ") || "none"}`,
+      );
+    }
+    emit("sync", stats);
+    return stats;
+  }
+
+  /** Runs a round that starts after this call: joins the queued round when one is already waiting. */
+  function sync(options: { readonly full?: boolean } = {}): Promise<SyncStats> {
+    if (stopped) return Promise.reject(new TransportError(ErrorCode.Closed, "replicator stopped"));
+    if (options.full) fullRequested = true;
+    if (queued !== undefined) return queued;
+    if (running === undefined) {
+      running = runSync().finally(() => {
+        running = undefined;
+      });
+      return running;
+    }
+    queued = running
+      .catch(() => undefined)
+      .then(() => {
+        queued = undefined;
+        return sync();
+      });
+    return queued;
+  }
+
+  function scheduleSync(): void {
+    if (stopped) return;
+    sync().catch((e: unknown) => {
+      if (!stopped) reportError(e instanceof Error ? e : new Error(String(e)));
+    });
+  }
+
+  return {
+    async start() {
+      if (started) return;
+      started = true;
+      for (const s of servers) subscribeInBackground(s);
+      timers = [
+        setInterval(scheduleSync, intervalMs),
+        setInterval(() => {
+          for (const s of servers) void checkHealth(s);
+        }, healthIntervalMs),
+      ];
+      for (const t of timers) t.unref?.();
+      await sync();
+    },
+    sync,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      stopController.abort();
+      for (const t of timers) clearInterval(t);
+      timers = [];
+      for (const s of servers) s.client.close();
+      await running?.catch(() => undefined);
+    },
+    on(event, listener) {
+      let set = listeners.get(event);
+      if (set === undefined) {
+        set = new Set();
+        listeners.set(event, set);
+      }
+      set.add(listener as (p: never) => void);
+      return () => set.delete(listener as (p: never) => void);
+    },
+  };
+}

@@ -1,0 +1,337 @@
+import type PocketBase from "pocketbase";
+import { NODES_COLLECTION, toTransportError } from "./client.js";
+
+/** Collection names used by nxs-sync. */
+export const Collections = {
+  Nodes: NODES_COLLECTION,
+  Changes: "nxs_changes",
+  Snapshots: "nxs_snapshots",
+  Acks: "nxs_acks",
+  /** A view: per (doc, origin), the highest seq and the number of changes (the anti-entropy digest). */
+  Heads: "nxs_heads",
+} as const;
+/** The union of nxs-sync collection names. */
+export type CollectionName = (typeof Collections)[keyof typeof Collections];
+
+/** Roles of a node record. A `replicator` may write records authored by other nodes. */
+export const NodeRole = {
+  Gateway: "gateway",
+  Replicator: "replicator",
+} as const;
+/** The union of node roles. */
+export type NodeRole = (typeof NodeRole)[keyof typeof NodeRole];
+
+/** Largest `ops` JSON of one change record (bytes). */
+export const MAX_OPS_BYTES = 8 * 1024 * 1024;
+/** Largest `state` JSON of one snapshot record (bytes). */
+export const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
+
+const IS_NODE = `@request.auth.collectionName = "${NODES_COLLECTION}"`;
+const IS_REPLICATOR = `@request.auth.role = "${NodeRole.Replicator}"`;
+/**
+ * Create rule of authored records: a node writes only records it authors, and an origin that
+ * contains its id (the exact binding `origin = node` or `node.<instance>` is checked at the reading
+ * edge, since rules have no prefix operator). Replicators copy any node's records.
+ */
+const AUTHOR_CREATE = `${IS_NODE} && ((@request.body.node = @request.auth.id && @request.body.origin ~ @request.auth.id) || ${IS_REPLICATOR})`;
+const SNAPSHOT_CREATE = `${IS_NODE} && (@request.body.node = @request.auth.id || ${IS_REPLICATOR})`;
+/** Compaction deletes (changes below the frontier, old snapshots) are maintenance: replicators only. */
+const MAINTENANCE = `${IS_NODE} && ${IS_REPLICATOR}`;
+const ACK_CREATE = `${IS_NODE} && ((@request.body.node = @request.auth.id && @request.body.replica ~ @request.auth.id) || ${IS_REPLICATOR})`;
+const ACK_UPDATE = `${IS_NODE} && ((node = @request.auth.id && (@request.body.node:isset = false || @request.body.node = @request.auth.id)) || ${IS_REPLICATOR})`;
+
+/** A field definition as sent to the collections API. */
+export type FieldDef = Readonly<Record<string, unknown>> & { readonly name: string; readonly type: string };
+
+/** A collection definition as sent to the collections API. */
+export interface CollectionDef {
+  readonly id: string;
+  readonly name: string;
+  readonly type: "base" | "auth" | "view";
+  readonly fields: readonly FieldDef[];
+  readonly indexes: readonly string[];
+  readonly listRule: string | null;
+  readonly viewRule: string | null;
+  readonly createRule: string | null;
+  readonly updateRule: string | null;
+  readonly deleteRule: string | null;
+  readonly [key: string]: unknown;
+}
+
+/** The query of the `nxs_heads` view. */
+export const HEADS_QUERY =
+  "SELECT (doc || ':' || origin) AS id, doc, origin, MAX(seq) AS head, COUNT(*) AS n FROM nxs_changes GROUP BY doc, origin";
+
+const created: FieldDef = { name: "created", type: "autodate", onCreate: true, onUpdate: false };
+
+/**
+ * The nxs-sync collections, in creation order (nodes first: the others relate to it). The ids are
+ * fixed so that relations and migrations agree on every server.
+ * @returns Fresh definitions (the same as `migrations/1764201600_nxs_sync.js`).
+ */
+export function schemaDefinitions(): readonly CollectionDef[] {
+  return [
+    {
+      id: "pbc_nxs_nodes",
+      name: Collections.Nodes,
+      type: "auth",
+      fields: [
+        { name: "name", type: "text", max: 200 },
+        { name: "role", type: "select", values: [NodeRole.Gateway, NodeRole.Replicator], maxSelect: 1 },
+        created,
+      ],
+      indexes: [],
+      listRule: IS_NODE,
+      viewRule: IS_NODE,
+      createRule: null,
+      updateRule: null,
+      deleteRule: null,
+      passwordAuth: { enabled: true, identityFields: ["email"] },
+    },
+    {
+      id: "pbc_nxs_changes",
+      name: Collections.Changes,
+      type: "base",
+      fields: [
+        { name: "doc", type: "text", required: true, max: 64, pattern: "^[A-Za-z0-9_.:-]+$" },
+        { name: "origin", type: "text", required: true, max: 64, pattern: "^[A-Za-z0-9_.:-]+$" },
+        { name: "seq", type: "number", required: true, onlyInt: true, min: 1 },
+        { name: "hlc", type: "text", required: true, max: 64 },
+        { name: "ops", type: "json", maxSize: MAX_OPS_BYTES },
+        {
+          name: "node",
+          type: "relation",
+          required: true,
+          collectionId: "pbc_nxs_nodes",
+          maxSelect: 1,
+          cascadeDelete: false,
+        },
+        created,
+      ],
+      indexes: [
+        "CREATE UNIQUE INDEX idx_nxs_changes_doc_origin_seq ON nxs_changes (doc, origin, seq)",
+        "CREATE INDEX idx_nxs_changes_created ON nxs_changes (created)",
+      ],
+      listRule: IS_NODE,
+      viewRule: IS_NODE,
+      createRule: AUTHOR_CREATE,
+      updateRule: null,
+      deleteRule: MAINTENANCE,
+    },
+    {
+      id: "pbc_nxs_snapshots",
+      name: Collections.Snapshots,
+      type: "base",
+      fields: [
+        { name: "doc", type: "text", required: true, max: 64, pattern: "^[A-Za-z0-9_.:-]+$" },
+        { name: "version", type: "json", maxSize: 1024 * 1024 },
+        { name: "state", type: "json", maxSize: MAX_SNAPSHOT_BYTES },
+        {
+          name: "node",
+          type: "relation",
+          required: true,
+          collectionId: "pbc_nxs_nodes",
+          maxSelect: 1,
+          cascadeDelete: false,
+        },
+        created,
+      ],
+      indexes: ["CREATE INDEX idx_nxs_snapshots_doc ON nxs_snapshots (doc, created)"],
+      listRule: IS_NODE,
+      viewRule: IS_NODE,
+      createRule: SNAPSHOT_CREATE,
+      updateRule: null,
+      deleteRule: MAINTENANCE,
+    },
+    {
+      id: "pbc_nxs_acks",
+      name: Collections.Acks,
+      type: "base",
+      fields: [
+        { name: "doc", type: "text", required: true, max: 64, pattern: "^[A-Za-z0-9_.:-]+$" },
+        { name: "replica", type: "text", required: true, max: 64, pattern: "^[A-Za-z0-9_.:-]+$" },
+        { name: "version", type: "json", maxSize: 1024 * 1024 },
+        { name: "at", type: "number", required: true, onlyInt: true, min: 1 },
+        {
+          name: "node",
+          type: "relation",
+          required: true,
+          collectionId: "pbc_nxs_nodes",
+          maxSelect: 1,
+          cascadeDelete: false,
+        },
+        created,
+      ],
+      indexes: ["CREATE UNIQUE INDEX idx_nxs_acks_doc_replica ON nxs_acks (doc, replica)"],
+      listRule: IS_NODE,
+      viewRule: IS_NODE,
+      createRule: ACK_CREATE,
+      updateRule: ACK_UPDATE,
+      deleteRule: MAINTENANCE,
+    },
+    {
+      id: "pbc_nxs_heads",
+      name: Collections.Heads,
+      type: "view",
+      fields: [],
+      indexes: [],
+      viewQuery: HEADS_QUERY,
+      listRule: IS_NODE,
+      viewRule: IS_NODE,
+      createRule: null,
+      updateRule: null,
+      deleteRule: null,
+    },
+  ];
+}
+
+/** What {@link ensureSchema} did. */
+export interface EnsureSchemaResult {
+  /** Collections created. */
+  readonly created: readonly string[];
+  /** Collections that existed and were updated (missing fields, indexes or rules). */
+  readonly updated: readonly string[];
+}
+
+/** Options of {@link ensureSchema}. */
+export interface EnsureSchemaOptions {
+  /** Largest number of requests in one `/api/batch` (the server setting `batch.maxRequests`). Default 200. */
+  readonly batchMaxRequests?: number;
+}
+
+type RawCollection = { id: string; name: string; fields: { name: string }[]; indexes: string[] } & Record<
+  string,
+  unknown
+>;
+
+const RULES = ["listRule", "viewRule", "createRule", "updateRule", "deleteRule"] as const;
+
+/**
+ * Creates or completes the nxs-sync collections and turns the batch API on. Idempotent: a second
+ * call changes nothing. Existing fields are never dropped or retyped; missing fields and indexes are
+ * added and rules are reset to the nxs-sync rules.
+ * @param pb - An SDK client authenticated as a **superuser** (set-up only; gateways never use one).
+ * @param options - Batch settings.
+ * @returns The names of the collections created and updated.
+ * @throws TransportError `transport/unauthorized` without superuser rights, `transport/unavailable` when unreachable.
+ * @example
+ * ```ts
+ * const admin = createSdkClient(url);
+ * await admin.collection("_superusers").authWithPassword(email, password);
+ * await ensureSchema(admin);
+ * ```
+ */
+export async function ensureSchema(
+  pb: PocketBase,
+  options: EnsureSchemaOptions = {},
+): Promise<EnsureSchemaResult> {
+  const createdNames: string[] = [];
+  const updatedNames: string[] = [];
+  try {
+    for (const def of schemaDefinitions()) {
+      let existing: RawCollection | undefined;
+      try {
+        existing = (await pb.collections.getOne(def.name, { requestKey: null })) as unknown as RawCollection;
+      } catch (e) {
+        if ((e as { status?: number }).status !== 404) throw e;
+      }
+      if (existing === undefined) {
+        await pb.collections.create({ ...def }, { requestKey: null });
+        createdNames.push(def.name);
+        continue;
+      }
+      const patch: Record<string, unknown> = {};
+      if (def.type === "view") {
+        if (existing.viewQuery !== def.viewQuery) patch.viewQuery = def.viewQuery;
+        for (const r of RULES) if (existing[r] !== def[r]) patch[r] = def[r];
+        if (Object.keys(patch).length > 0) {
+          await pb.collections.update(existing.id, patch, { requestKey: null });
+          updatedNames.push(def.name);
+        }
+        continue;
+      }
+      const have = new Set(existing.fields.map((f) => f.name));
+      const missing = def.fields.filter((f) => !have.has(f.name));
+      if (missing.length > 0) patch.fields = [...existing.fields, ...missing];
+      const idx = def.indexes.filter((i) => !existing.indexes.includes(i));
+      if (idx.length > 0) patch.indexes = [...existing.indexes, ...idx];
+      for (const r of RULES) if (existing[r] !== def[r]) patch[r] = def[r];
+      if (Object.keys(patch).length > 0) {
+        await pb.collections.update(existing.id, patch, { requestKey: null });
+        updatedNames.push(def.name);
+      }
+    }
+    const want = options.batchMaxRequests ?? 200;
+    const settings = (await pb.settings.getAll({ requestKey: null })) as {
+      batch?: { enabled?: boolean; maxRequests?: number; timeout?: number };
+    };
+    const batch = settings.batch ?? {};
+    if (!batch.enabled || (batch.maxRequests ?? 0) < want) {
+      await pb.settings.update(
+        {
+          batch: {
+            ...batch,
+            enabled: true,
+            maxRequests: Math.max(want, batch.maxRequests ?? 0),
+            timeout: Math.max(batch.timeout ?? 3, 10),
+          },
+        },
+        { requestKey: null },
+      );
+    }
+  } catch (e) {
+    throw toTransportError(e, "ensureSchema");
+  }
+  return { created: createdNames, updated: updatedNames };
+}
+
+/** A node identity to provision with {@link ensureNode}. */
+export interface NodeSpec {
+  readonly email: string;
+  readonly password: string;
+  /** Human-readable name. */
+  readonly name?: string;
+  readonly role?: NodeRole;
+  /**
+   * Record id (15 chars of `[a-z0-9]`). Give the same id on every server: replicated records
+   * relate to their author by id.
+   */
+  readonly id?: string;
+}
+
+/**
+ * Creates a node record (or resets its password, name and role when the email exists). Set-up only.
+ * @param pb - An SDK client authenticated as a superuser.
+ * @param spec - The node.
+ * @returns The node record id.
+ * @throws TransportError on failure (see {@link toTransportError}).
+ */
+export async function ensureNode(pb: PocketBase, spec: NodeSpec): Promise<string> {
+  const body = {
+    email: spec.email,
+    password: spec.password,
+    passwordConfirm: spec.password,
+    name: spec.name ?? spec.email,
+    role: spec.role ?? NodeRole.Gateway,
+    verified: true,
+  };
+  try {
+    const found = await pb
+      .collection(Collections.Nodes)
+      .getFirstListItem(pb.filter("email = {:email}", { email: spec.email }), { requestKey: null })
+      .catch((e: { status?: number }) => {
+        if (e.status === 404) return undefined;
+        throw e;
+      });
+    if (found !== undefined) {
+      await pb.collection(Collections.Nodes).update(found.id, body, { requestKey: null });
+      return found.id;
+    }
+    const rec = await pb
+      .collection(Collections.Nodes)
+      .create(spec.id === undefined ? body : { ...body, id: spec.id }, { requestKey: null });
+    return rec.id;
+  } catch (e) {
+    throw toTransportError(e, `ensureNode ${spec.email}`);
+  }
+}

@@ -1,0 +1,820 @@
+import {
+  type Change,
+  type DocId,
+  ErrorCode,
+  isNxsError,
+  type Logger,
+  type NxsError,
+  type PullPage,
+  type PushAck,
+  type Snapshot,
+  silentLogger,
+  type Transport,
+  TransportError,
+  type TransportListener,
+  TransportState,
+  type ValidationError,
+  type VersionVector,
+} from "@nxs-sync/core";
+import pRetry from "p-retry";
+import type PocketBase from "pocketbase";
+import { ClientResponseError } from "pocketbase";
+import type { NodeAuth, RetryOptions } from "./client.js";
+import { toTransportError } from "./client.js";
+import {
+  createEndpointPool,
+  type Endpoint,
+  type EndpointHealth,
+  type EndpointPool,
+  type EndpointPoolEvents,
+  type FailoverOptions,
+} from "./failover.js";
+import {
+  type DecodeChangeOptions,
+  decodeChangeRecord,
+  decodeSnapshotRecord,
+  encodeChangeRecord,
+} from "./records.js";
+import { Collections } from "./schema.js";
+
+/** Options of {@link createPocketBaseTransport}. */
+export interface PocketBaseTransportOptions {
+  /** Server base URLs, preferred first (e.g. the primary, then the secondary). */
+  readonly endpoints: readonly string[];
+  /** Node credentials (the same node record exists on every server). */
+  readonly auth: NodeAuth;
+  /** The document this transport carries. */
+  readonly docId: DocId | string;
+  /**
+   * A push is acknowledged only once this many servers committed it. Default 1. With k > 1 each
+   * push goes to every healthy endpoint at once (durability across servers); with fewer than k
+   * healthy endpoints it fails `transport/unavailable`.
+   */
+  readonly minAcks?: number;
+  /** Changes per `/api/batch` request (at most the server's `batch.maxRequests`). Default 50. */
+  readonly batchSize?: number;
+  /** Largest JSON size of one batch request in bytes. Default 16 MiB. */
+  readonly batchMaxBytes?: number;
+  /** Records per pull page (the server clamps at 1000). Default 1000. */
+  readonly pageSize?: number;
+  /** Per-request timeout. Default 5000 ms. */
+  readonly requestTimeoutMs?: number;
+  /** Retry policy of single requests (network errors and 5xx only). */
+  readonly retry?: RetryOptions;
+  /** How long a push keeps retrying across endpoints before it fails `transport/unavailable`. Default 10 000 ms. */
+  readonly pushTimeoutMs?: number;
+  /** Failover and failback timings. */
+  readonly failover?: FailoverOptions;
+  /**
+   * How many recently acknowledged changes are pushed again (idempotently) to the new endpoint after
+   * a failover or failback: the server that went away may have acknowledged them without the
+   * replicator having copied them yet, and readers on the new endpoint would wait on that gap.
+   * Default 1000; 0 turns it off.
+   */
+  readonly rePushWindow?: number;
+  /** Validation of incoming records (HLC decoder, size limits). `docs` is fixed to `docId`. */
+  readonly decode?: Omit<DecodeChangeOptions, "docs">;
+  readonly logger?: Logger;
+  /** Errors of background work (quarantined records, realtime failures), already typed. */
+  readonly onError?: (error: Error) => void;
+}
+
+/** A quarantined record: never passed to core. */
+export interface QuarantineEvent {
+  readonly recordId: string | undefined;
+  readonly url: string;
+  readonly error: ValidationError;
+}
+
+/** Events of a {@link PocketBaseTransport}. */
+export interface PocketBaseTransportEvents extends EndpointPoolEvents {
+  /** A record failed validation at the edge and was dropped (reported once per record and server). */
+  quarantine: QuarantineEvent;
+  /** The transport state changed. */
+  state: TransportState;
+}
+
+/** What {@link PocketBaseTransport.status} reports. */
+export interface PocketBaseTransportStatus {
+  readonly state: TransportState;
+  /** URL of the endpoint in use. */
+  readonly endpoint: string;
+  readonly endpoints: readonly EndpointHealth[];
+  /** Id of the authenticated node record (the author of pushed records). */
+  readonly nodeId: string | undefined;
+}
+
+/** Core's {@link Transport} over PocketBase, with failover events and status. */
+export interface PocketBaseTransport extends Transport {
+  /** Registers an event listener; returns the function that removes it. */
+  on<E extends keyof PocketBaseTransportEvents>(
+    event: E,
+    listener: (payload: PocketBaseTransportEvents[E]) => void,
+  ): () => void;
+  /** Current state, endpoint in use and per-endpoint health. */
+  status(): PocketBaseTransportStatus;
+}
+
+interface Realtime {
+  readonly ep: Endpoint;
+  stop(): void;
+}
+
+const closedError = () => new TransportError(ErrorCode.Closed, "PocketBase transport is closed");
+
+/**
+ * Creates the PocketBase transport of one document: batched idempotent pushes, paged pulls since a
+ * version vector, realtime as a hint with a resync after every (re)connect, and failover between
+ * endpoints.
+ * @param options - Endpoints, node credentials, document and tuning.
+ * @returns A transport; call `connect()` first.
+ * @throws RangeError when `endpoints` is empty or `minAcks` exceeds the number of endpoints.
+ * @example
+ * ```ts
+ * const transport = createPocketBaseTransport({
+ *   endpoints: ["http://primary:8090", "http://secondary:8090"],
+ *   auth: { email: "gw1@nodes.local", password: process.env.NXS_NODE_PASSWORD! },
+ *   docId: "routing",
+ * });
+ * transport.on("failover", (e) => console.warn("failover", e.from, "->", e.to));
+ * await transport.connect();
+ * ```
+ */
+export function createPocketBaseTransport(options: PocketBaseTransportOptions): PocketBaseTransport {
+  const minAcks = options.minAcks ?? 1;
+  if (minAcks < 1 || minAcks > options.endpoints.length) {
+    throw new RangeError(
+      `minAcks ${minAcks} must be between 1 and the number of endpoints (${options.endpoints.length})`,
+    );
+  }
+  const logger = options.logger ?? silentLogger;
+  const docId = options.docId;
+  const batchSize = options.batchSize ?? 50;
+  const batchMaxBytes = options.batchMaxBytes ?? 16 * 1024 * 1024;
+  const pageSize = Math.min(options.pageSize ?? 1000, 1000);
+  const pushTimeoutMs = options.pushTimeoutMs ?? 10_000;
+  const rePushWindow = Math.max(0, options.rePushWindow ?? 1000);
+  /** The last `rePushWindow` acknowledged changes, oldest first. */
+  let recent: Change[] = [];
+  const decodeOptions: DecodeChangeOptions = { ...options.decode, docs: [docId] };
+  const pool: EndpointPool = createEndpointPool({
+    endpoints: options.endpoints,
+    auth: options.auth,
+    requestTimeoutMs: options.requestTimeoutMs,
+    retry: options.retry,
+    failover: options.failover,
+    logger,
+  });
+
+  let state: TransportState = TransportState.Disconnected;
+  let closed = false;
+  let connecting: Promise<void> | undefined;
+  let realtime: Realtime | undefined;
+  /** PB_CONNECTs seen so far, and how many had been seen when the active endpoint went down. */
+  let realtimeConnects = 0;
+  let connectsWhenDown: number | undefined;
+  const closeController = new AbortController();
+  const subscribers = new Set<TransportListener>();
+  const listeners = new Map<string, Set<(p: never) => void>>();
+  const poolUnsubs: (() => void)[] = [];
+
+  function emit<E extends keyof PocketBaseTransportEvents>(
+    event: E,
+    payload: PocketBaseTransportEvents[E],
+  ): void {
+    for (const l of listeners.get(event) ?? []) {
+      try {
+        (l as (p: PocketBaseTransportEvents[E]) => void)(payload);
+      } catch (e) {
+        logger.error(`[nxs-pocketbase] ${event} listener threw`, e);
+      }
+    }
+  }
+
+  function reportError(error: Error): void {
+    logger.warn(`[nxs-pocketbase] ${error.message}`);
+    try {
+      options.onError?.(error);
+    } catch (e) {
+      logger.error("[nxs-pocketbase] onError threw", e);
+    }
+    for (const s of subscribers) {
+      try {
+        s.onError?.(error);
+      } catch (e) {
+        logger.error("[nxs-pocketbase] subscriber onError threw", e);
+      }
+    }
+  }
+
+  function setState(next: TransportState): void {
+    if (state === next) return;
+    state = next;
+    emit("state", next);
+    for (const s of subscribers) {
+      try {
+        s.onState?.(next);
+      } catch (e) {
+        logger.error("[nxs-pocketbase] onState threw", e);
+      }
+    }
+  }
+
+  function fireResync(): void {
+    for (const s of subscribers) {
+      try {
+        s.onResync();
+      } catch (e) {
+        logger.error("[nxs-pocketbase] onResync threw", e);
+      }
+    }
+  }
+
+  /** Quarantined record ids already reported (a bad record comes back with every pull). */
+  const reported = new Set<string>();
+  function quarantine(ep: Endpoint, recordId: string | undefined, error: ValidationError): void {
+    const tag = `${ep.url}|${recordId ?? error.message}`;
+    if (reported.has(tag)) return;
+    if (reported.size >= 10_000) reported.clear();
+    reported.add(tag);
+    emit("quarantine", { recordId, url: ep.url, error });
+    reportError(error);
+  }
+
+  /** Decodes raw records; quarantines the bad ones. */
+  function decodeAll(ep: Endpoint, raws: readonly unknown[]): Change[] {
+    const out: Change[] = [];
+    for (const raw of raws) {
+      const r = decodeChangeRecord(raw, decodeOptions);
+      if (r.ok) out.push(r.value);
+      else quarantine(ep, r.recordId, r.error);
+    }
+    return out;
+  }
+
+  // ---- realtime -------------------------------------------------------------------------------
+
+  let pendingEvents: Change[] = [];
+  let flushScheduled = false;
+  function deliver(changes: readonly Change[]): void {
+    pendingEvents.push(...changes);
+    if (flushScheduled) return;
+    flushScheduled = true;
+    queueMicrotask(() => {
+      flushScheduled = false;
+      const batch = pendingEvents;
+      pendingEvents = [];
+      if (batch.length === 0 || closed) return;
+      for (const s of subscribers) {
+        try {
+          s.onChanges(batch);
+        } catch (e) {
+          logger.error("[nxs-pocketbase] onChanges threw", e);
+        }
+      }
+    });
+  }
+
+  /** Opens the realtime subscription on `ep`; resolves after the first PB_CONNECT. */
+  async function startRealtime(ep: Endpoint): Promise<Realtime> {
+    const pb: PocketBase = ep.client.pb;
+    let stopped = false;
+    const onEvent = (e: { action?: unknown; record?: unknown }) => {
+      if (stopped || closed || e?.action !== "create") return;
+      const changes = decodeAll(ep, [e.record]);
+      if (changes.length > 0) deliver(changes);
+    };
+    const onConnect = () => {
+      if (stopped || closed) return;
+      realtimeConnects++;
+      pool.reportSuccess(ep);
+      setState(TransportState.Connected);
+      fireResync();
+    };
+    pb.realtime.onDisconnect = (subs) => {
+      if (stopped || closed || subs.length === 0) return;
+      setState(TransportState.Connecting);
+      pool.reportFailure(ep, "realtime connection dropped");
+    };
+    await ep.client.call(
+      "realtime subscribe",
+      async (client) => {
+        // The SDK fires PB_CONNECT listeners after the topics were submitted, so a pull started
+        // from onResync covers everything the subscription may have missed.
+        await Promise.all([
+          client
+            .collection(Collections.Changes)
+            .subscribe("*", onEvent, { filter: client.filter("doc = {:doc}", { doc: docId }) }),
+          client.realtime.subscribe("PB_CONNECT", onConnect),
+        ]);
+      },
+      { retry: false },
+    );
+    return {
+      ep,
+      stop() {
+        stopped = true;
+        pb.realtime.onDisconnect = undefined;
+        pb.realtime.unsubscribe().catch(() => {});
+      },
+    };
+  }
+
+  async function connectOnce(): Promise<void> {
+    const ep = pool.active();
+    try {
+      await ep.client.authenticate();
+      const rt = await startRealtime(ep);
+      if (closed) {
+        rt.stop();
+        throw closedError();
+      }
+      realtime = rt;
+      pool.reportSuccess(ep);
+    } catch (e) {
+      ep.client.pb.realtime.unsubscribe().catch(() => {});
+      const err = toTransportError(e, `connect to ${ep.url}`);
+      if (err.code === ErrorCode.TransportUnavailable) pool.reportFailure(ep, err.message);
+      throw err;
+    }
+  }
+
+  /** (Re)connects to the active endpoint, retrying (across endpoints) until it works or the transport closes. */
+  function ensureConnected(): Promise<void> {
+    if (connecting !== undefined) return connecting;
+    setState(TransportState.Connecting);
+    connecting = pRetry(
+      async () => {
+        if (closed) throw closedError();
+        await connectOnce();
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        minTimeout: 100,
+        maxTimeout: 2000,
+        randomize: true,
+        signal: closeController.signal,
+        // Network errors, timeouts and 5xx: retry (on whichever endpoint is active). Wrong
+        // credentials or a refused subscription: give up, retrying cannot help.
+        shouldRetry: ({ error }) => !closed && isNxsError(error) && error.retryable,
+        onFailedAttempt: ({ error, attemptNumber }) => {
+          if (attemptNumber === 1 || attemptNumber % 10 === 0) {
+            logger.warn(`[nxs-pocketbase] connect attempt ${attemptNumber} failed: ${error.message}`);
+          }
+        },
+      },
+    )
+      .catch((e: unknown) => {
+        if (closed) throw closedError();
+        throw toTransportError(e, "connect");
+      })
+      .finally(() => {
+        connecting = undefined;
+        // The pool may have switched endpoint while this connect was under way.
+        if (!closed && realtime !== undefined && realtime.ep !== pool.active()) {
+          queueMicrotask(() => switchRealtime("endpoint changed while connecting"));
+        }
+      });
+    return connecting;
+  }
+
+  function switchRealtime(reason: string): void {
+    if (closed || connecting !== undefined) return;
+    if (realtime !== undefined && realtime.ep === pool.active()) return;
+    logger.info(`[nxs-pocketbase] moving realtime to ${pool.active().url} (${reason})`);
+    realtime?.stop();
+    realtime = undefined;
+    ensureConnected().catch((e: unknown) => {
+      if (!closed) reportError(toTransportError(e, "reconnect"));
+    });
+  }
+
+  poolUnsubs.push(
+    pool.on("failover", (e) => {
+      emit("failover", e);
+      switchRealtime("failover");
+      rePushRecent("failover");
+    }),
+    pool.on("failback", (e) => {
+      emit("failback", e);
+      switchRealtime("failback");
+      rePushRecent("failback");
+    }),
+    pool.on("health", (h) => {
+      emit("health", h);
+      if (realtime === undefined || realtime.ep.url !== h.url || closed) return;
+      if (!h.healthy) {
+        connectsWhenDown = realtimeConnects;
+        return;
+      }
+      const reconnectedMeanwhile = connectsWhenDown !== undefined && realtimeConnects > connectsWhenDown;
+      connectsWhenDown = undefined;
+      // The endpoint in use came back. If the SDK reconnected meanwhile (a restart: the stream
+      // dropped), its PB_CONNECT already fired onResync. Otherwise (a frozen server resumed: SSE has
+      // no heartbeat, the stream looks alive but events may be missing) restart the subscription;
+      // the new PB_CONNECT fires onResync.
+      if (!reconnectedMeanwhile && connecting === undefined) {
+        realtime.stop();
+        realtime = undefined;
+        switchRealtime("endpoint healthy again");
+      }
+    }),
+  );
+
+  // ---- push -----------------------------------------------------------------------------------
+
+  function rememberAcked(changes: readonly Change[]): void {
+    if (rePushWindow === 0 || changes.length === 0) return;
+    recent = recent.concat(changes);
+    if (recent.length > rePushWindow) recent = recent.slice(recent.length - rePushWindow);
+  }
+
+  /** Pushes the recently acknowledged changes to the new active endpoint, in the background. */
+  function rePushRecent(reason: string): void {
+    if (closed || recent.length === 0) return;
+    const ep = pool.active();
+    const changes = recent;
+    void (async () => {
+      try {
+        const r = await pushTo(ep, changes);
+        logger.info(`[nxs-pocketbase] ${reason}: re-pushed ${r.acked} recent change(s) to ${ep.url}`);
+      } catch (e) {
+        if (!closed) reportError(toTransportError(e, `${reason}: re-push recent changes to ${ep.url}`));
+      }
+    })();
+  }
+
+  function chunk(changes: readonly Change[]): Change[][] {
+    const out: Change[][] = [];
+    let cur: Change[] = [];
+    let bytes = 0;
+    for (const c of changes) {
+      const size = JSON.stringify(c.ops).length + 256;
+      if (cur.length > 0 && (cur.length >= batchSize || bytes + size > batchMaxBytes)) {
+        out.push(cur);
+        cur = [];
+        bytes = 0;
+      }
+      cur.push(c);
+      bytes += size;
+    }
+    if (cur.length > 0) out.push(cur);
+    return out;
+  }
+
+  /** Which of `changes` the server already holds (by origin and seq). */
+  async function existing(ep: Endpoint, changes: readonly Change[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    const byOrigin = new Map<string, number[]>();
+    for (const c of changes) {
+      const seqs = byOrigin.get(c.origin) ?? [];
+      seqs.push(c.seq);
+      byOrigin.set(c.origin, seqs);
+    }
+    for (const [origin, seqs] of byOrigin) {
+      const lo = Math.min(...seqs);
+      const hi = Math.max(...seqs);
+      const items = await ep.client.call("find committed changes", (pb) =>
+        pb.collection(Collections.Changes).getFullList({
+          filter: pb.filter("doc = {:doc} && origin = {:origin} && seq >= {:lo} && seq <= {:hi}", {
+            doc: docId,
+            origin,
+            lo,
+            hi,
+          }),
+          fields: "origin,seq",
+          batch: 1000,
+        }),
+      );
+      for (const it of items) found.add(`${it.origin}\u0000${it.seq}`);
+    }
+    return found;
+  }
+
+  function failedIndex(e: unknown): { index: number; duplicate: boolean; response: unknown } | undefined {
+    if (!(e instanceof ClientResponseError) || e.status !== 400) return undefined;
+    const requests = (
+      e.response?.data as { requests?: Record<string, { response?: { data?: unknown } }> } | undefined
+    )?.requests;
+    if (requests === undefined) return undefined;
+    const [key, value] = Object.entries(requests)[0] ?? [];
+    if (key === undefined) return undefined;
+    const data = (value?.response?.data ?? {}) as Record<string, { code?: string }>;
+    const duplicate = ["doc", "origin", "seq"].every((k) => data[k]?.code === "validation_not_unique");
+    return { index: Number(key), duplicate, response: value?.response };
+  }
+
+  /**
+   * Commits one chunk on one endpoint. Duplicates count as committed.
+   * @returns How many leading changes of `items` are committed, and the rejection that stopped it.
+   */
+  async function commitChunk(
+    ep: Endpoint,
+    items: readonly Change[],
+  ): Promise<{ acked: number; rejected?: NxsError }> {
+    const node = ep.client.nodeId;
+    if (node === undefined)
+      throw new TransportError(ErrorCode.TransportUnauthorized, "not authenticated as a node");
+    let pending = items.map((c, i) => ({ c, i }));
+    for (let round = 0; pending.length > 0; round++) {
+      const batch = ep.client.pb.createBatch();
+      for (const { c } of pending) batch.collection(Collections.Changes).create(encodeChangeRecord(c, node));
+      try {
+        await ep.client.call("push batch", () => batch.send({ requestKey: null }));
+        return { acked: items.length };
+      } catch (e) {
+        const failed = failedIndex((e as { cause?: unknown }).cause);
+        if (failed === undefined || round > items.length) throw toTransportError(e, "push batch");
+        const bad = pending[failed.index];
+        if (bad === undefined) throw toTransportError(e, "push batch");
+        if (failed.duplicate) {
+          // Already committed (an earlier push whose answer was lost): drop every duplicate at once.
+          const have = await existing(
+            ep,
+            pending.map((p) => p.c),
+          );
+          const before = pending.length;
+          pending = pending.filter((p) => !have.has(`${p.c.origin}\u0000${p.c.seq}`) && p !== bad);
+          logger.debug(`[nxs-pocketbase] push: ${before - pending.length} change(s) were already committed`);
+          continue;
+        }
+        // A real rejection: commit what precedes it, then report it.
+        const rejected = new TransportError(
+          ErrorCode.TransportRejected,
+          `push: change ${bad.c.origin}/${bad.c.seq} rejected by ${ep.url}: ${JSON.stringify(failed.response)}`,
+          { cause: e, status: 400 },
+        );
+        if (bad.i > 0) {
+          const r = await commitChunk(ep, items.slice(0, bad.i));
+          return { acked: r.acked, rejected: r.rejected ?? rejected };
+        }
+        return { acked: bad.i, rejected };
+      }
+    }
+    return { acked: items.length };
+  }
+
+  /** Pushes `changes` to one endpoint. @returns How many leading changes it committed. */
+  async function pushTo(
+    ep: Endpoint,
+    changes: readonly Change[],
+  ): Promise<{ acked: number; rejected?: NxsError }> {
+    if (ep.client.nodeId === undefined) await ep.client.authenticate();
+    let acked = 0;
+    for (const part of chunk(changes)) {
+      const r = await commitChunk(ep, part);
+      acked += r.acked;
+      if (r.acked < part.length) return { acked, rejected: r.rejected };
+    }
+    return { acked };
+  }
+
+  async function pushWithFailover(
+    changes: readonly Change[],
+  ): Promise<{ acked: number; rejected?: NxsError }> {
+    const deadline = Date.now() + pushTimeoutMs;
+    return pRetry(
+      async () => {
+        if (closed) throw closedError();
+        const ep = pool.active();
+        try {
+          const r = await pushTo(ep, changes);
+          pool.reportSuccess(ep);
+          return r;
+        } catch (e) {
+          const err = toTransportError(e, `push to ${ep.url}`);
+          if (err.code === ErrorCode.TransportUnavailable) pool.reportFailure(ep, err.message);
+          throw err;
+        }
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        minTimeout: 50,
+        maxTimeout: 500,
+        maxRetryTime: Math.max(0, deadline - Date.now()),
+        signal: closeController.signal,
+        shouldRetry: ({ error }) => !closed && isNxsError(error) && error.retryable,
+      },
+    );
+  }
+
+  async function pushMinAcks(changes: readonly Change[]): Promise<{ acked: number; rejected?: NxsError }> {
+    const targets = pool.healthy().slice(0, Math.max(minAcks, pool.healthy().length));
+    const results = await Promise.allSettled(
+      targets.map(async (ep) => {
+        try {
+          const r = await pushTo(ep, changes);
+          pool.reportSuccess(ep);
+          return r;
+        } catch (e) {
+          const err = toTransportError(e, `push to ${ep.url}`);
+          if (err.code === ErrorCode.TransportUnavailable) pool.reportFailure(ep, err.message);
+          throw err;
+        }
+      }),
+    );
+    const acks = results.map((r) => (r.status === "fulfilled" ? r.value.acked : 0)).sort((a, b) => b - a);
+    const acked = acks[minAcks - 1] ?? 0;
+    const rejected = results.find(
+      (r): r is PromiseFulfilledResult<{ acked: number; rejected?: NxsError }> =>
+        r.status === "fulfilled" && r.value.rejected !== undefined,
+    )?.value.rejected;
+    if (acked === 0 && changes.length > 0) {
+      if (rejected !== undefined) return { acked, rejected };
+      const firstFailure = results.find((r): r is PromiseRejectedResult => r.status === "rejected")?.reason;
+      throw new TransportError(
+        ErrorCode.TransportUnavailable,
+        `push: fewer than ${minAcks} server(s) committed the changes`,
+        { cause: firstFailure, retryable: true },
+      );
+    }
+    return { acked, rejected };
+  }
+
+  // ---- pull -----------------------------------------------------------------------------------
+
+  function pullFilter(pb: PocketBase, vv: Readonly<Record<string, number>>): string {
+    const origins = Object.keys(vv);
+    const params: Record<string, unknown> = { doc: docId };
+    const known: string[] = [];
+    const unknown: string[] = [];
+    origins.forEach((o, i) => {
+      params[`o${i}`] = o;
+      params[`s${i}`] = vv[o] ?? 0;
+      known.push(`(origin = {:o${i}} && seq > {:s${i}})`);
+      unknown.push(`origin != {:o${i}}`);
+    });
+    if (origins.length === 0) return pb.filter("doc = {:doc}", params);
+    return pb.filter(`doc = {:doc} && (${known.join(" || ")} || (${unknown.join(" && ")}))`, params);
+  }
+
+  async function newestSnapshot(ep: Endpoint): Promise<Snapshot | undefined> {
+    const list = await ep.client.call("pull snapshot", (pb) =>
+      pb.collection(Collections.Snapshots).getList(1, 1, {
+        filter: pb.filter("doc = {:doc}", { doc: docId }),
+        sort: "-created,-id",
+        skipTotal: true,
+      }),
+    );
+    const raw = list.items[0];
+    if (raw === undefined) return undefined;
+    const r = decodeSnapshotRecord(raw, { docs: [docId] });
+    if (!r.ok) {
+      quarantine(ep, r.recordId, r.error);
+      return undefined;
+    }
+    return r.value;
+  }
+
+  /** Whether some change `vv` lacks and `snapshot` covers is gone from the server (compacted). */
+  async function compactedAway(
+    ep: Endpoint,
+    snapshot: Snapshot,
+    vv: Readonly<Record<string, number>>,
+  ): Promise<boolean> {
+    for (const [origin, s] of Object.entries(snapshot.version)) {
+      const have = vv[origin] ?? 0;
+      if (have >= s) continue;
+      const next = await ep.client.call("pull: check compaction", (pb) =>
+        pb.collection(Collections.Changes).getList(1, 1, {
+          filter: pb.filter("doc = {:doc} && origin = {:origin} && seq > {:have}", {
+            doc: docId,
+            origin,
+            have,
+          }),
+          sort: "seq",
+          skipTotal: true,
+          fields: "seq",
+        }),
+      );
+      const seq = (next.items[0] as { seq?: number } | undefined)?.seq;
+      if (seq === undefined || seq > have + 1) return true;
+    }
+    return false;
+  }
+
+  async function* pullFrom(ep: Endpoint, since: VersionVector): AsyncGenerator<PullPage> {
+    if (ep.client.nodeId === undefined) await ep.client.authenticate();
+    const vv: Record<string, number> = { ...since };
+    // A snapshot is needed when changes the caller lacks were compacted away: the oldest change the
+    // server still holds for some origin is above the caller's next seq.
+    const snapshot = await newestSnapshot(ep);
+    let first = true;
+    if (snapshot !== undefined && (await compactedAway(ep, snapshot, vv))) {
+      yield { snapshot, changes: [] };
+      first = false;
+      for (const [o, s] of Object.entries(snapshot.version)) if ((vv[o] ?? 0) < s) vv[o] = s;
+    }
+    for (;;) {
+      const filter = pullFilter(ep.client.pb, vv);
+      const page = await ep.client.call("pull", (pb) =>
+        pb.collection(Collections.Changes).getList(1, pageSize, {
+          filter,
+          sort: "origin,seq",
+          skipTotal: true,
+          fields: "id,doc,origin,seq,hlc,ops,node",
+        }),
+      );
+      let advanced = false;
+      for (const raw of page.items as unknown[]) {
+        const { origin, seq } = raw as { origin?: unknown; seq?: unknown };
+        if (typeof origin === "string" && typeof seq === "number" && seq > (vv[origin] ?? 0)) {
+          vv[origin] = seq;
+          advanced = true;
+        }
+      }
+      const changes = decodeAll(ep, page.items);
+      if (changes.length > 0 || first) yield { changes };
+      first = false;
+      if (page.items.length < pageSize || !advanced) return;
+    }
+  }
+
+  // ---- the port -------------------------------------------------------------------------------
+
+  return {
+    async connect() {
+      if (closed) throw closedError();
+      pool.start();
+      if (realtime !== undefined && connecting === undefined) return;
+      await ensureConnected();
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      closeController.abort(closedError());
+      realtime?.stop();
+      realtime = undefined;
+      for (const u of poolUnsubs) u();
+      pool.stop();
+      setState(TransportState.Closed);
+      subscribers.clear();
+    },
+
+    async push(changes): Promise<PushAck> {
+      if (closed) throw closedError();
+      if (changes.length === 0) return { acked: 0 };
+      let r: { acked: number; rejected?: NxsError };
+      try {
+        r = minAcks === 1 ? await pushWithFailover(changes) : await pushMinAcks(changes);
+      } catch (e) {
+        if (closed) throw closedError();
+        throw toTransportError(e, "push");
+      }
+      if (r.acked === 0 && r.rejected !== undefined) throw r.rejected;
+      if (r.rejected !== undefined) reportError(r.rejected);
+      rememberAcked(changes.slice(0, r.acked));
+      return { acked: r.acked };
+    },
+
+    pull(since) {
+      return {
+        [Symbol.asyncIterator]: async function* () {
+          if (closed) throw closedError();
+          const ep = pool.active();
+          try {
+            yield* pullFrom(ep, since);
+            pool.reportSuccess(ep);
+          } catch (e) {
+            const err = toTransportError(e, `pull from ${ep.url}`);
+            if (err.code === ErrorCode.TransportUnavailable) pool.reportFailure(ep, err.message);
+            throw err;
+          }
+        },
+      };
+    },
+
+    subscribe(listener) {
+      subscribers.add(listener);
+      if (realtime !== undefined && state === TransportState.Connected) {
+        // Connected already: the new subscriber missed the resync of this connection.
+        queueMicrotask(() => {
+          if (subscribers.has(listener)) listener.onResync();
+        });
+      }
+      return () => {
+        subscribers.delete(listener);
+      };
+    },
+
+    on(event, listener) {
+      let set = listeners.get(event);
+      if (set === undefined) {
+        set = new Set();
+        listeners.set(event, set);
+      }
+      set.add(listener as (p: never) => void);
+      return () => set.delete(listener as (p: never) => void);
+    },
+
+    status() {
+      return {
+        state,
+        endpoint: pool.active().url,
+        endpoints: pool.health(),
+        nodeId: pool.active().client.nodeId,
+      };
+    },
+  };
+}

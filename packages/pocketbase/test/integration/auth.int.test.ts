@@ -1,0 +1,54 @@
+import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
+import { getTokenPayload } from "pocketbase";
+import { beforeAll, describe, expect, it } from "vitest";
+import { Collections, createPocketBaseClient, ensureSchema } from "../../src/index.js";
+import { makeNode, provision } from "./helpers.js";
+
+const servers = usePocketBaseServers();
+let server: ProcessPocketBase;
+const gw = makeNode("gw");
+
+beforeAll(async () => {
+  server = await servers.start({ name: "auth", batch: false });
+  const admin = server.client();
+  await ensureSchema(admin);
+  await provision(server, [gw]);
+  // Short-lived node tokens (PocketBase's minimum is 10 s) to see renewals within a test.
+  await admin.collections.update(Collections.Nodes, { authToken: { duration: 10 } });
+});
+
+const exp = (token: string) => Number(getTokenPayload(token).exp);
+
+describe("node authentication", () => {
+  it("renews a password session before its token expires (requests and health checks)", async () => {
+    const c = createPocketBaseClient({ url: server.url, auth: gw.auth, refreshBeforeS: 8 });
+    await c.authenticate();
+    const first = c.pb.authStore.token;
+    await waitFor(
+      async () => {
+        expect(await c.health()).toBe(true);
+        return exp(c.pb.authStore.token) > exp(first);
+      },
+      { timeoutMs: 8000, intervalMs: 200, description: "a renewed token" },
+    );
+    const list = await c.call("list", (pb) => pb.collection(Collections.Changes).getList(1, 1));
+    expect(list.items).toEqual([]);
+  });
+
+  it("authenticates with a ready token and keeps refreshing it", async () => {
+    const login = createPocketBaseClient({ url: server.url, auth: gw.auth });
+    await login.authenticate();
+    const token = login.pb.authStore.token;
+    const c = createPocketBaseClient({ url: server.url, auth: { token }, refreshBeforeS: 8 });
+    expect(await c.authenticate()).toBe(gw.id);
+    await waitFor(
+      async () => {
+        await c.call("list", (pb) => pb.collection(Collections.Changes).getList(1, 1));
+        return exp(c.pb.authStore.token) > exp(token);
+      },
+      { timeoutMs: 8000, intervalMs: 200, description: "a refreshed token" },
+    );
+    const bad = createPocketBaseClient({ url: server.url, auth: { token: "not-a-token" } });
+    await expect(bad.authenticate()).rejects.toMatchObject({ code: "transport/unauthorized" });
+  });
+});

@@ -1,0 +1,278 @@
+import { type Change, encodeHlc } from "@nxs-sync/core";
+import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  Collections,
+  createPocketBaseClient,
+  createPocketBaseTransport,
+  createReplicator,
+  ensureSchema,
+  NodeRole,
+  type PocketBaseTransport,
+  type Replicator,
+  type ReplicatorEvents,
+  runReplicatorCli,
+} from "../../src/index.js";
+import { type LinkProxy, makeNode, provision, recordId, startLinkProxy } from "./helpers.js";
+
+const servers = usePocketBaseServers();
+let s1: ProcessPocketBase;
+let s2: ProcessPocketBase;
+let link1: LinkProxy;
+let link2: LinkProxy;
+const gwA = makeNode("gw-a");
+const gwB = makeNode("gw-b");
+const repl = makeNode("repl", NodeRole.Replicator);
+
+beforeAll(async () => {
+  [s1, s2] = await Promise.all([
+    servers.start({ name: "repl-1", batch: false }),
+    servers.start({ name: "repl-2", batch: false }),
+  ]);
+  for (const s of [s1, s2]) {
+    await ensureSchema(s.client());
+    await provision(s, [gwA, gwB, repl]);
+  }
+  link1 = await startLinkProxy(s1.url);
+  link2 = await startLinkProxy(s2.url);
+});
+afterAll(async () => {
+  await link1?.close();
+  await link2?.close();
+});
+
+let cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+  link1.heal();
+  link2.heal();
+});
+
+function gateway(url: string, node: typeof gwA, doc: string): PocketBaseTransport {
+  const t = createPocketBaseTransport({
+    endpoints: [url],
+    auth: node.auth,
+    docId: doc,
+    requestTimeoutMs: 2000,
+  });
+  cleanups.push(() => t.close());
+  return t;
+}
+
+function replicator(
+  extra: Partial<Parameters<typeof createReplicator>[0]> = {},
+): Replicator & { errors: Error[] } {
+  const errors: Error[] = [];
+  const r = createReplicator({
+    servers: [
+      { url: link1.url, auth: repl.auth },
+      { url: link2.url, auth: repl.auth },
+    ],
+    intervalMs: 60_000,
+    healthIntervalMs: 200,
+    requestTimeoutMs: 1000,
+    onError: (e) => errors.push(e),
+    ...extra,
+  });
+  cleanups.push(() => r.stop());
+  return Object.assign(r, { errors });
+}
+
+const change = (doc: string, origin: string, seq: number): Change =>
+  ({
+    doc,
+    origin,
+    seq,
+    hlc: encodeHlc({ ms: 1_700_000_000_000 + seq, counter: 0, node: origin }),
+    ops: [{ kind: "set", path: ["k", `${origin}-${seq}`], value: seq }],
+  }) as unknown as Change;
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** (origin, seq) keys of a document on a server, read as a node. */
+async function keysOn(url: string, doc: string): Promise<string[]> {
+  const c = createPocketBaseClient({ url, auth: gwA.auth });
+  const rows = await c.call("list", (pb) =>
+    pb
+      .collection(Collections.Changes)
+      .getFullList({ filter: pb.filter("doc = {:doc}", { doc }), fields: "origin,seq" }),
+  );
+  return rows.map((r) => `${r.origin}:${r.seq}`).sort();
+}
+
+async function converged(doc: string, expected: number): Promise<boolean> {
+  const [a, b] = await Promise.all([keysOn(s1.url, doc), keysOn(s2.url, doc)]);
+  return a.length === expected && b.length === expected && a.join() === b.join();
+}
+
+describe("replicator", () => {
+  it("two gateways on two servers converge, realtime included", async () => {
+    const doc = `d-${recordId()}`;
+    const r = replicator();
+    await r.start();
+    const a = gateway(s1.url, gwA, doc);
+    const b = gateway(s2.url, gwB, doc);
+    const seenByA = new Set<string>();
+    a.subscribe({
+      onChanges: (cs) => {
+        for (const c of cs) seenByA.add(`${c.origin}:${c.seq}`);
+      },
+      onResync: () => {},
+    });
+    await Promise.all([a.connect(), b.connect()]);
+    for (const seq of range(1, 20)) {
+      await a.push([change(doc, gwA.id, seq)]);
+      await b.push([change(doc, gwB.id, seq)]);
+    }
+    await waitFor(() => converged(doc, 40), {
+      timeoutMs: 20_000,
+      description: "both servers hold 40 changes",
+    });
+    await waitFor(() => range(1, 20).every((s) => seenByA.has(`${gwB.id}:${s}`)), {
+      description: "gateway A sees B's changes in real time",
+    });
+    expect(r.errors).toEqual([]);
+  });
+
+  it("anti-entropy at start copies what each side wrote while no replicator ran", async () => {
+    const doc = `d-${recordId()}`;
+    const a = gateway(s1.url, gwA, doc);
+    const b = gateway(s2.url, gwB, doc);
+    await a.push(range(1, 25).map((s) => change(doc, gwA.id, s)));
+    await b.push(range(1, 15).map((s) => change(doc, gwB.id, s)));
+    const r = replicator();
+    const syncs: ReplicatorEvents["sync"][] = [];
+    r.on("sync", (s) => syncs.push(s));
+    await r.start();
+    expect(syncs[0]?.copied).toBeGreaterThanOrEqual(40);
+    await waitFor(() => converged(doc, 40));
+    expect((await r.sync()).copied).toBe(0);
+  });
+
+  it("partition between the servers: both sides write, heal, converge", async () => {
+    const doc = `d-${recordId()}`;
+    const r = replicator();
+    await r.start();
+    const a = gateway(s1.url, gwA, doc);
+    const b = gateway(s2.url, gwB, doc);
+    await a.push([change(doc, gwA.id, 1)]);
+    await waitFor(() => converged(doc, 1));
+    link2.cut();
+    await a.push(range(2, 30).map((s) => change(doc, gwA.id, s)));
+    await b.push(range(1, 30).map((s) => change(doc, gwB.id, s)));
+    await waitFor(async () => (await keysOn(s1.url, doc)).length === 30, {
+      description: "s1 has only its side",
+    });
+    expect((await keysOn(s2.url, doc)).filter((k) => k.startsWith(gwA.id)).length).toBe(1);
+    link2.heal();
+    await waitFor(() => converged(doc, 60), { timeoutMs: 20_000, description: "convergence after heal" });
+  });
+
+  it("SSE drop (server paused during writes): catch-up fills the gap after resume", async () => {
+    const doc = `d-${recordId()}`;
+    const r = replicator();
+    await r.start();
+    const a = gateway(s1.url, gwA, doc);
+    await a.push([change(doc, gwA.id, 1)]);
+    await waitFor(() => converged(doc, 1));
+    await s2.pause();
+    try {
+      await a.push(range(2, 40).map((s) => change(doc, gwA.id, s)));
+      await waitFor(() => r.errors.length > 0, { description: "the replicator notices the paused server" });
+    } finally {
+      await s2.resume();
+    }
+    await waitFor(() => converged(doc, 40), { timeoutMs: 20_000, description: "catch-up after resume" });
+  });
+
+  it("quarantines malformed records written straight into a server while replication goes on", async () => {
+    const doc = `d-${recordId()}`;
+    const r = replicator();
+    const quarantined: ReplicatorEvents["quarantine"][] = [];
+    r.on("quarantine", (q) => quarantined.push(q));
+    await r.start();
+    const raw = createPocketBaseClient({ url: s1.url, auth: gwB.auth });
+    await raw.authenticate();
+    const base = { doc, hlc: encodeHlc({ ms: 1_700_000_000_000, counter: 0, node: gwB.id }), node: gwB.id };
+    const bad = [
+      { ...base, origin: `zz${gwB.id}`, seq: 1, ops: [] },
+      { ...base, origin: gwB.id, seq: 1, ops: "not ops" },
+      { ...base, origin: gwB.id, seq: 2, hlc: "bad hlc", ops: [] },
+      { ...base, origin: gwB.id, seq: 3, ops: [{ kind: "inc", path: ["a"], value: "NaN" }] },
+    ];
+    const badIds: string[] = [];
+    for (const rec of bad) badIds.push((await raw.pb.collection(Collections.Changes).create(rec)).id);
+    const good = await raw.pb
+      .collection(Collections.Changes)
+      .create({ ...base, origin: gwB.id, seq: 4, ops: [{ kind: "set", path: ["ok"], value: true }] });
+    await waitFor(async () => (await keysOn(s2.url, doc)).includes(`${gwB.id}:4`), {
+      description: "the good record copied",
+    });
+    await r.sync();
+    expect(await keysOn(s2.url, doc)).toEqual([`${gwB.id}:4`]);
+    expect(new Set(quarantined.map((q) => q.recordId))).toEqual(new Set(badIds));
+    expect(quarantined.every((q) => q.error.code === "schema/invalid" && q.url === link1.url)).toBe(true);
+    expect(good.id).toBeTruthy();
+  });
+
+  it("gateway credentials cannot replicate other nodes' records", async () => {
+    const doc = `d-${recordId()}`;
+    const b = gateway(s2.url, gwB, doc);
+    await b.push([change(doc, gwB.id, 1)]);
+    const errors: Error[] = [];
+    const r = createReplicator({
+      servers: [
+        { url: s1.url, auth: gwA.auth },
+        { url: s2.url, auth: gwA.auth },
+      ],
+      onError: (e) => errors.push(e),
+    });
+    cleanups.push(() => r.stop());
+    await r.start();
+    expect(await keysOn(s1.url, doc)).toEqual([]);
+    expect(errors.some((e) => (e as { code?: string }).code === "transport/rejected")).toBe(true);
+  });
+
+  it("runs on its own as the nxs-replicator command until stopped", async () => {
+    const doc = `d-${recordId()}`;
+    const stop = new AbortController();
+    const lines: string[] = [];
+    const log = (...a: unknown[]) => lines.push(a.map(String).join(" "));
+    const exit = runReplicatorCli(["--server", s1.url, "--server", s2.url, "--interval", "60000"], {
+      env: { NXS_NODE_EMAIL: repl.email, NXS_NODE_PASSWORD: repl.password },
+      logger: { debug: () => {}, info: log, warn: log, error: log },
+      signal: stop.signal,
+    });
+    const a = gateway(s1.url, gwA, doc);
+    await a.push(range(1, 5).map((s) => change(doc, gwA.id, s)));
+    await waitFor(() => converged(doc, 5), { description: "the CLI replicated" });
+    stop.abort();
+    expect(await exit).toBe(0);
+    expect(lines.some((l) => l.includes("replicating between"))).toBe(true);
+  });
+
+  it("anti-entropy compares per-origin digests, and a periodic full sweep repairs holes digests cannot see", async () => {
+    const doc = `d-${recordId()}`;
+    const r = replicator();
+    await r.start();
+    const raw1 = createPocketBaseClient({ url: s1.url, auth: gwA.auth });
+    const raw2 = createPocketBaseClient({ url: s2.url, auth: gwA.auth });
+    const put = (c: typeof raw1, seq: number) =>
+      c.call("create", (pb) =>
+        pb.collection(Collections.Changes).create({ ...change(doc, gwA.id, seq), node: gwA.id }),
+      );
+    await r.stop();
+    // Two different holes with equal digests (head 4, 3 changes): s1 has 1,2,4 and s2 has 1,3,4.
+    for (const seq of [1, 2, 4]) await put(raw1, seq);
+    for (const seq of [1, 3, 4]) await put(raw2, seq);
+    const r2 = replicator({ fullSweepEvery: 1000 });
+    await r2.start(); // digest rounds only
+    const digestRound = await r2.sync();
+    expect(digestRound.copied).toBe(0);
+    expect(await keysOn(s1.url, doc)).toHaveLength(3);
+    const fullRound = await r2.sync({ full: true });
+    expect(fullRound.copied).toBe(2);
+    expect(fullRound.listed).toBeGreaterThan(digestRound.listed);
+    await waitFor(() => converged(doc, 4));
+  });
+});

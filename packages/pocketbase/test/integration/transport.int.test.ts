@@ -1,0 +1,324 @@
+import {
+  type Change,
+  createDoc,
+  createMemoryStorage,
+  createReplica,
+  type DocId,
+  encodeHlc,
+  type RejectedChange,
+  type Transport,
+  type TransportListener,
+} from "@nxs-sync/core";
+import { createTimerScheduler } from "@nxs-sync/core/node";
+import {
+  type ProcessPocketBase,
+  runTransportConformance,
+  usePocketBaseServers,
+  waitFor,
+} from "@nxs-sync/testing";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import {
+  Collections,
+  createPocketBaseClient,
+  createPocketBaseTransport,
+  ensureSchema,
+  NodeRole,
+  type PocketBaseTransport,
+  type QuarantineEvent,
+} from "../../src/index.js";
+import { makeNode, provision, recordId } from "./helpers.js";
+
+const servers = usePocketBaseServers();
+let server: ProcessPocketBase;
+const gw = makeNode("gw");
+const other = makeNode("gw-other");
+/** The conformance suite writes fixed origins (`conf-a`, `conf-b`): only a replicator-role node may. */
+const fixture = makeNode("conformance", NodeRole.Replicator);
+
+beforeAll(async () => {
+  server = await servers.start({ name: "transport", batch: false });
+  await ensureSchema(server.client());
+  await provision(server, [gw, other, fixture]);
+});
+
+let open: Transport[] = [];
+afterEach(async () => {
+  for (const t of open) await t.close();
+  open = [];
+});
+
+function transport(
+  docId: string,
+  extra: Partial<Parameters<typeof createPocketBaseTransport>[0]> = {},
+): PocketBaseTransport {
+  const t = createPocketBaseTransport({ endpoints: [server.url], auth: gw.auth, docId, ...extra });
+  open.push(t);
+  return t;
+}
+
+const change = (doc: string, origin: string, seq: number, value: unknown = seq): Change =>
+  ({
+    doc,
+    origin,
+    seq,
+    hlc: encodeHlc({ ms: 1_700_000_000_000 + seq, counter: 0, node: origin }),
+    ops: [{ kind: "set", path: ["k", String(seq)], value }],
+  }) as unknown as Change;
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+async function pullAll(t: Transport, since = {}): Promise<Change[]> {
+  const out: Change[] = [];
+  for await (const p of t.pull(since)) out.push(...p.changes);
+  return out;
+}
+
+function collector(): TransportListener & { changes: Change[]; resyncs: number; errors: Error[] } {
+  const c = {
+    changes: [] as Change[],
+    resyncs: 0,
+    errors: [] as Error[],
+    onChanges: (cs: readonly Change[]) => c.changes.push(...cs),
+    onResync: () => c.resyncs++,
+    onError: (e: Error) => c.errors.push(e),
+  };
+  return c;
+}
+
+runTransportConformance("PocketBase", () => {
+  const docId = `conf-${recordId()}` as DocId;
+  return {
+    docId,
+    otherDocId: `${docId}-other` as DocId,
+    pageSize: 5,
+    maxSettleRounds: 400,
+    open: (id?: DocId) =>
+      createPocketBaseTransport({
+        endpoints: [server.url],
+        auth: fixture.auth,
+        docId: id ?? docId,
+        pageSize: 5,
+        decode: { requireBoundOrigin: false },
+      }),
+    settle: () => new Promise<void>((r) => setTimeout(r, 25)),
+    reconnect: async () => {
+      await server.restart();
+    },
+  };
+});
+
+describe("PocketBaseTransport", () => {
+  it("pushes through /api/batch; a batch mixing committed and new changes acks all of them", async () => {
+    const doc = `d-${recordId()}`;
+    const t = transport(doc, { batchSize: 7 });
+    await t.connect();
+    const all = range(1, 30).map((s) => change(doc, gw.id, s));
+    expect(await t.push(all.filter((c) => c.seq % 3 === 0))).toEqual({ acked: 10 });
+    expect(await t.push(all)).toEqual({ acked: 30 });
+    expect(await t.push(all)).toEqual({ acked: 30 });
+    const pulled = await pullAll(t);
+    expect(pulled.map((c) => c.seq)).toEqual(range(1, 30));
+    expect(pulled[4]).toEqual(all[4]);
+  });
+
+  it("pulls more than 1000 records in pages, per origin in seq order, and from a version vector", async () => {
+    const doc = `d-${recordId()}`;
+    const t = transport(doc, { batchSize: 200 });
+    await t.connect();
+    const o1 = `${gw.id}.one`;
+    const o2 = `${gw.id}.two`;
+    await t.push(range(1, 1200).map((s) => change(doc, o1, s)));
+    await t.push(range(1, 300).map((s) => change(doc, o2, s)));
+    const pages: number[] = [];
+    const got: Change[] = [];
+    for await (const p of t.pull({})) {
+      pages.push(p.changes.length);
+      got.push(...p.changes);
+    }
+    expect(got.length).toBe(1500);
+    expect(pages.length).toBeGreaterThan(1);
+    expect(Math.max(...pages)).toBeLessThanOrEqual(1000);
+    const part = await pullAll(t, { [o1]: 1150, [o2]: 300 });
+    expect(part.map((c) => c.seq)).toEqual(range(1151, 1200));
+  });
+
+  it("retries a failed first connect until the server is up", async () => {
+    const doc = `d-${recordId()}`;
+    await server.stop();
+    const t = transport(doc);
+    const l = collector();
+    t.subscribe(l);
+    const connecting = t.connect();
+    let settled = false;
+    void connecting.finally(() => {
+      settled = true;
+    });
+    await waitFor(() => t.status().state === "connecting");
+    expect(settled).toBe(false);
+    await server.restart();
+    await connecting;
+    await waitFor(() => l.resyncs >= 1);
+    expect(await t.push([change(doc, gw.id, 1)])).toEqual({ acked: 1 });
+  });
+
+  it("fires onResync after the server restarts and delivers realtime changes again", async () => {
+    const doc = `d-${recordId()}`;
+    const writer = transport(doc);
+    const reader = transport(doc);
+    const l = collector();
+    reader.subscribe(l);
+    await reader.connect();
+    await writer.connect();
+    await waitFor(() => l.resyncs === 1);
+    await server.restart();
+    await waitFor(() => l.resyncs >= 2, { timeoutMs: 15_000, description: "resync after restart" });
+    // Realtime is a hint: an event may fall between a drop and the resubscription (onResync then
+    // makes the engine pull). Write new changes until one arrives in real time.
+    let seq = 0;
+    await waitFor(
+      async () => {
+        await writer.push([change(doc, gw.id, ++seq)]);
+        return l.changes.length > 0;
+      },
+      { intervalMs: 300, description: "a realtime change after restart" },
+    );
+  });
+
+  it("quarantines malformed records (forged origin, bad types, huge, bad hlc) and goes on", async () => {
+    const doc = `d-${recordId()}`;
+    const quarantined: QuarantineEvent[] = [];
+    const t = transport(doc, { decode: { maxOpsBytes: 10_000 } });
+    t.on("quarantine", (q) => quarantined.push(q));
+    const l = collector();
+    t.subscribe(l);
+    await t.connect();
+    await waitFor(() => l.resyncs === 1);
+    const raw = createPocketBaseClient({ url: server.url, auth: other.auth });
+    await raw.authenticate();
+    const base = {
+      doc,
+      hlc: encodeHlc({ ms: 1_700_000_000_000, counter: 0, node: other.id }),
+      node: other.id,
+    };
+    const bad = [
+      { ...base, origin: `zz${other.id}`, seq: 1, ops: [] }, // contains the id but is not bound
+      { ...base, origin: other.id, seq: 2, ops: { not: "an array" } },
+      { ...base, origin: other.id, seq: 3, ops: [{ kind: "set", path: ["a"], value: "x".repeat(20_000) }] },
+      { ...base, origin: other.id, seq: 4, hlc: "not an hlc!", ops: [] },
+      { ...base, origin: other.id, seq: 5, ops: [{ kind: "explode", path: ["a"] }] },
+    ];
+    const ids: string[] = [];
+    for (const b of bad) ids.push((await raw.pb.collection(Collections.Changes).create(b)).id);
+    await raw.pb
+      .collection(Collections.Changes)
+      .create({ ...base, origin: other.id, seq: 6, ops: [{ kind: "set", path: ["ok"], value: 1 }] });
+    await waitFor(() => l.changes.some((c) => c.seq === 6), {
+      description: "the good record after the bad ones",
+    });
+    await waitFor(() => quarantined.length >= bad.length);
+    expect(new Set(quarantined.map((q) => q.recordId))).toEqual(new Set(ids));
+    expect(quarantined.every((q) => q.error.code === "schema/invalid")).toBe(true);
+    expect(l.changes.map((c) => c.seq)).toEqual([6]);
+    // Pull skips them too (reported once only), and still returns the good one.
+    const before = quarantined.length;
+    expect((await pullAll(t)).map((c) => c.seq)).toEqual([6]);
+    expect(quarantined.length).toBe(before);
+    expect(l.errors.length).toBe(bad.length);
+    // A new transport (fresh report memory) quarantines them on its first pull.
+    const t2 = transport(doc, { decode: { maxOpsBytes: 10_000 } });
+    const q2: QuarantineEvent[] = [];
+    t2.on("quarantine", (q) => q2.push(q));
+    expect((await pullAll(t2)).map((c) => c.seq)).toEqual([6]);
+    expect(q2.length).toBe(bad.length);
+  });
+
+  it("detects a frozen server (paused: the SSE stays open, silent) by health polling and resyncs after resume", async () => {
+    const doc = `d-${recordId()}`;
+    const t = transport(doc, { failover: { healthIntervalMs: 200, healthTimeoutMs: 300 } });
+    const l = collector();
+    t.subscribe(l);
+    const health: boolean[] = [];
+    t.on("health", (h) => health.push(h.healthy));
+    await t.connect();
+    await waitFor(() => l.resyncs === 1);
+    await server.pause();
+    try {
+      await waitFor(() => t.status().endpoints[0]?.healthy === false, {
+        description: "the frozen server seen down",
+      });
+    } finally {
+      await server.resume();
+    }
+    await waitFor(() => l.resyncs >= 2, { description: "a resync after the server came back" });
+    expect(health).toEqual([false, true]);
+    const writer = transport(doc);
+    await writer.push([change(doc, gw.id, 1)]);
+    await waitFor(() => l.changes.length === 1, { description: "realtime works after the resume" });
+  });
+
+  it("a change stamped far in the future passes the edge but core refuses it (hlc/drift); the rest applies", async () => {
+    const doc = `d-${recordId()}`;
+    const d = createDoc({
+      schema: z.object({ a: z.number().optional(), b: z.number().optional() }),
+      docId: doc,
+      replicaId: `${gw.id}.r`,
+      clock: Date.now,
+      initial: {},
+    });
+    const replica = createReplica({
+      doc: d,
+      transport: transport(doc),
+      storage: createMemoryStorage(),
+      scheduler: createTimerScheduler(),
+    });
+    const rejected: RejectedChange[] = [];
+    replica.on("rejected", (e) => rejected.push(...e.rejected));
+    await replica.start();
+    const raw = createPocketBaseClient({ url: server.url, auth: other.auth });
+    const future = { ms: Date.now() + 24 * 3600_000, counter: 0, node: `${other.id}.x` };
+    await raw.call("create", (pb) =>
+      pb.collection(Collections.Changes).create({
+        doc,
+        origin: `${other.id}.x`,
+        seq: 1,
+        hlc: encodeHlc(future),
+        ops: [{ kind: "set", path: ["a"], value: 1 }],
+        node: other.id,
+      }),
+    );
+    await raw.call("create", (pb) =>
+      pb.collection(Collections.Changes).create({
+        doc,
+        origin: other.id,
+        seq: 1,
+        hlc: encodeHlc({ ms: Date.now(), counter: 0, node: other.id }),
+        ops: [{ kind: "set", path: ["b"], value: 2 }],
+        node: other.id,
+      }),
+    );
+    await waitFor(() => d.get().b === 2, { description: "the valid change applied" });
+    await waitFor(() => rejected.some((r) => r.error.code === "hlc/drift"), {
+      description: "the future change refused",
+    });
+    expect(d.get().a).toBeUndefined();
+    await replica.stop();
+  });
+
+  it("maps a wrong password to transport/unauthorized without retrying forever on push", async () => {
+    const doc = `d-${recordId()}`;
+    const t = transport(doc, { auth: { email: gw.email, password: "wrong-password-1" } });
+    await expect(t.push([change(doc, gw.id, 1)])).rejects.toMatchObject({ code: "transport/unauthorized" });
+  });
+
+  it("rejects a change whose origin is not this node's with transport/rejected", async () => {
+    const doc = `d-${recordId()}`;
+    const t = transport(doc);
+    await t.connect();
+    const r = t.push([change(doc, other.id, 1)]);
+    await expect(r).rejects.toMatchObject({ code: "transport/rejected", retryable: false });
+    // A valid prefix is committed and acknowledged; the bad change stops the ack there.
+    const ack = await t.push([change(doc, gw.id, 1), change(doc, other.id, 1), change(doc, gw.id, 2)]);
+    expect(ack).toEqual({ acked: 1 });
+  });
+});

@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import { createEndpointPool, type SwitchEvent } from "../../src/failover.js";
+
+// Switching logic only: request outcomes are reported by hand and time is a fake clock, so no
+// server is involved (the pool is never started, hence never polls).
+function pool(failover: Parameters<typeof createEndpointPool>[0]["failover"] = {}) {
+  let t = 1_000;
+  const p = createEndpointPool({
+    endpoints: ["http://primary.invalid", "http://secondary.invalid", "http://third.invalid"],
+    failover: { failureThreshold: 2, downAfterMs: 1000, failbackAfterMs: 5000, ...failover },
+    now: () => t,
+  });
+  const events: (SwitchEvent & { kind: string })[] = [];
+  p.on("failover", (e) => events.push({ ...e, kind: "failover" }));
+  p.on("failback", (e) => events.push({ ...e, kind: "failback" }));
+  return { p, events, advance: (ms: number) => (t += ms) };
+}
+
+describe("endpoint pool", () => {
+  it("starts on the preferred endpoint and switches after `failureThreshold` failures", () => {
+    const { p, events } = pool();
+    const [a, b] = p.endpoints;
+    expect(p.active()).toBe(a);
+    p.reportFailure(a!, "x");
+    expect(p.active()).toBe(a);
+    p.reportFailure(a!, "x");
+    expect(p.active()).toBe(b);
+    expect(events).toEqual([{ kind: "failover", from: a!.url, to: b!.url, reason: "x" }]);
+  });
+
+  it("switches after `downAfterMs` of failures even below the count", () => {
+    const { p, advance } = pool({ failureThreshold: 100 });
+    const [a, b] = p.endpoints;
+    p.reportFailure(a!, "x");
+    advance(999);
+    p.reportFailure(a!, "x");
+    expect(p.active()).toBe(a);
+    advance(1);
+    p.reportFailure(a!, "x");
+    expect(p.active()).toBe(b);
+  });
+
+  it("a success resets the count", () => {
+    const { p } = pool();
+    const [a] = p.endpoints;
+    p.reportFailure(a!, "x");
+    p.reportSuccess(a!);
+    p.reportFailure(a!, "x");
+    expect(p.active()).toBe(a);
+  });
+
+  it("skips unhealthy endpoints and stays put when none is healthy", () => {
+    const { p } = pool();
+    const [a, b, c] = p.endpoints;
+    p.reportFailure(b!, "x");
+    p.reportFailure(b!, "x");
+    p.reportFailure(a!, "x");
+    p.reportFailure(a!, "x");
+    expect(p.active()).toBe(c);
+    p.reportFailure(c!, "x");
+    p.reportFailure(c!, "x");
+    expect(p.active()).toBe(c);
+    expect(p.health().map((h) => h.healthy)).toEqual([false, false, false]);
+    expect(p.healthy().at(-1)).toBe(c);
+  });
+
+  it("fails back to the preferred endpoint once it has been healthy for `failbackAfterMs`", () => {
+    const { p, events, advance } = pool();
+    const [a, b] = p.endpoints;
+    p.reportFailure(a!, "x");
+    p.reportFailure(a!, "x");
+    expect(p.active()).toBe(b);
+    p.reportSuccess(a!);
+    expect(p.active()).toBe(b);
+    advance(4999);
+    p.reportSuccess(b!);
+    expect(p.active()).toBe(b);
+    advance(1);
+    p.reportSuccess(b!);
+    expect(p.active()).toBe(a);
+    expect(events.map((e) => e.kind)).toEqual(["failover", "failback"]);
+  });
+
+  it("never fails back with failbackAfterMs = Infinity; healthy() lists the active endpoint first", () => {
+    const { p, advance } = pool({ failbackAfterMs: Number.POSITIVE_INFINITY });
+    const [a, b, c] = p.endpoints;
+    p.reportFailure(a!, "x");
+    p.reportFailure(a!, "x");
+    p.reportSuccess(a!);
+    advance(1e9);
+    p.reportSuccess(b!);
+    expect(p.active()).toBe(b);
+    expect(p.healthy()).toEqual([b, a, c]);
+  });
+});
