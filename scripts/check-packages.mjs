@@ -19,7 +19,11 @@ for (const dir of dirs) {
     ["attw", ["attw", "--pack", dir, "--profile", "node16", "--format", "table-flipped"]],
   ]) {
     try {
-      const out = execFileSync("npx", ["--no-install", ...args], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      const out = execFileSync("npx", ["--no-install", ...args], {
+        cwd: root,
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       console.log(`ok   ${tool} ${name}`);
       if (process.env.VERBOSE) console.log(out);
     } catch (e) {
