@@ -18,9 +18,9 @@ step "build (tsup)";           npm run build --silent
 step "package checks (publint, attw)"; node scripts/check-packages.mjs
 
 results="$root/.test-results"; mkdir -p "$results"
-step "unit and property tests"
+step "unit and property tests (with the coverage floor on core)"
 unit_rc=0
-npx vitest run --config vitest.workspace.ts --project 'unit:*' \
+npx vitest run --config vitest.workspace.ts --project 'unit:*' --coverage.enabled \
   --reporter=default --reporter=json --outputFile.json="$results/unit.json" || unit_rc=$?
 step "integration tests (real PocketBase)"
 int_rc=0

@@ -36,6 +36,12 @@ export {
   ValidationError,
 } from "./errors.js";
 export {
+  type AckedVersion,
+  computeStableFrontier,
+  type StableFrontier,
+  type StableFrontierInput,
+} from "./frontier.js";
+export {
   compareHlc,
   createHlcClock,
   decodeHlc,

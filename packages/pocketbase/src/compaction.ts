@@ -1,4 +1,5 @@
 import {
+  computeStableFrontier,
   type DocId,
   intersectVersionVectors,
   isNxsError,
@@ -43,6 +44,35 @@ function isDuplicate(e: unknown): boolean {
   if (!(cause instanceof ClientResponseError) || cause.status !== 400) return false;
   const data = (cause.response?.data ?? {}) as Record<string, { code?: string }>;
   return Object.values(data).some((v) => v?.code === "validation_not_unique");
+}
+
+const DEFAULT_EXPIRY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Reads the acks of a doc on one server and splits them by liveness: a replica whose last ack is
+ * older than `expiryMs` is expired (left out of the frontier; it must re-bootstrap). Invalid records
+ * are skipped.
+ */
+async function readAcks(
+  client: PocketBaseClient,
+  docId: DocId | string,
+  now: number,
+  expiryMs: number,
+): Promise<{ live: Ack[]; expired: string[] }> {
+  const rows = await client.call("read acks", (pb) =>
+    pb
+      .collection(Collections.Acks)
+      .getFullList({ filter: pb.filter("doc = {:doc}", { doc: docId }), requestKey: null }),
+  );
+  const live: Ack[] = [];
+  const expired: string[] = [];
+  for (const raw of rows) {
+    const r = ackRecordSchema.safeParse(raw);
+    if (!r.success) continue;
+    if (now - r.data.at > expiryMs) expired.push(r.data.replica);
+    else live.push(r.data);
+  }
+  return { live, expired };
 }
 
 /**
@@ -126,12 +156,17 @@ export interface CheckpointerOptions {
   /** Server base URLs, preferred first. */
   readonly endpoints: readonly string[];
   readonly auth: NodeAuth;
-  /** The replicated doc whose version (and snapshots) to report. */
+  /** The replicated doc whose version to report, snapshots to publish and change log to compact. */
   readonly doc: ReplicatedDoc;
   /** How often the acknowledged version is written. Default 30 000 ms. */
   readonly intervalMs?: number;
   /** Write a snapshot every this many checkpoints (0: never). Default 10. */
   readonly snapshotEvery?: number;
+  /**
+   * A replica whose last ack is older than this is left out of the frontier the doc is compacted
+   * with. Use the compactor's `expiryMs` (default 24 h, as the compactor's).
+   */
+  readonly expiryMs?: number;
   readonly failover?: FailoverOptions;
   readonly logger?: Logger;
   readonly onError?: (error: Error) => void;
@@ -139,21 +174,47 @@ export interface CheckpointerOptions {
   readonly now?: () => number;
 }
 
-/** Periodically reports a replica's version (its liveness for compaction) and publishes snapshots. */
+/** What one {@link Checkpointer.checkpoint} did. */
+export interface CheckpointResult {
+  /** The ack written: this replica's version. */
+  readonly version: VersionVector;
+  /** The frontier the doc was compacted with, or undefined when none was causally stable yet. */
+  readonly frontier: VersionVector | undefined;
+  /** Why there was no frontier (see `computeStableFrontier` in core). */
+  readonly waitingFor: readonly string[];
+  /** Replicas left out of the frontier: silent longer than `expiryMs`. */
+  readonly expired: readonly string[];
+}
+
+/**
+ * Periodically reports a replica's version (its liveness for compaction), publishes snapshots and
+ * compacts the doc's in-memory change log with the fleet's causal-stability frontier.
+ */
 export interface Checkpointer {
-  /** Writes the ack now, and a snapshot when asked. */
-  checkpoint(options?: { readonly snapshot?: boolean }): Promise<void>;
-  /** Starts the timer. */
+  /**
+   * Writes the ack now (and a snapshot when asked), then reads every replica's ack and compacts the
+   * doc with the frontier when it is causally stable.
+   * @returns What was written and compacted.
+   * @throws TransportError (see {@link toTransportError}); nothing is compacted then.
+   */
+  checkpoint(options?: { readonly snapshot?: boolean }): Promise<CheckpointResult>;
+  /** Starts the timer, with a first checkpoint at once (it registers the replica in the frontier). */
   start(): void;
   /** Stops the timer and closes its clients. Idempotent. */
   stop(): void;
 }
 
 /**
- * Creates the checkpointer of one replica: it keeps the replica in the causal-stability frontier
- * (a replica silent longer than the compactor's expiry is dropped from it and must re-bootstrap from
- * a snapshot) and publishes snapshots new replicas start from.
- * @param options - Endpoints, node credentials, the doc, timings.
+ * Creates the checkpointer of one replica. Each checkpoint:
+ * 1. writes the replica's version to `nxs_acks`, which keeps it in the causal-stability frontier (a
+ *    replica silent longer than the expiry is dropped from it and must re-bootstrap from a snapshot);
+ * 2. every `snapshotEvery` checkpoints, publishes a snapshot new replicas start from;
+ * 3. reads the acks of every replica of the doc and, when `computeStableFrontier` (core) finds the
+ *    frontier causally stable here, calls `doc.compact(frontier)`: the in-memory change log and the
+ *    tombstones below it are dropped, so a long-running gateway's memory stays bounded.
+ * Start it before the replica makes changes, and run one in every gateway that writes the doc: an
+ * origin with changes but no ack holds every replica's compaction back.
+ * @param options - Endpoints, node credentials, the doc, timings, expiry.
  * @returns A stopped checkpointer.
  * @example
  * ```ts
@@ -165,6 +226,7 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
   const logger = options.logger ?? silentLogger;
   const now = options.now ?? Date.now;
   const every = options.snapshotEvery ?? 10;
+  const expiryMs = options.expiryMs ?? DEFAULT_EXPIRY_MS;
   const pool = createEndpointPool({
     endpoints: options.endpoints,
     auth: options.auth,
@@ -175,37 +237,53 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
   let count = 0;
   let stopped = false;
 
-  async function checkpoint(opts: { readonly snapshot?: boolean } = {}): Promise<void> {
+  async function checkpoint(opts: { readonly snapshot?: boolean } = {}): Promise<CheckpointResult> {
     const ep = pool.active();
+    const doc = options.doc;
+    let version: VersionVector;
+    let acks: { live: Ack[]; expired: string[] };
     try {
-      const doc = options.doc;
-      await writeAck(ep.client, {
-        doc: doc.docId,
-        replica: doc.replicaId,
-        version: doc.version(),
-        at: now(),
-      });
+      // The ack says what this replica has applied (never more), and it is written before compacting:
+      // a replica compacts only while it is itself live in everyone's frontier.
+      version = doc.version();
+      const at = now();
+      await writeAck(ep.client, { doc: doc.docId, replica: doc.replicaId, version, at });
       if (opts.snapshot) await publishSnapshot(ep.client, doc.snapshot());
+      acks = await readAcks(ep.client, doc.docId, at, expiryMs);
       pool.reportSuccess(ep);
     } catch (e) {
       const err = toTransportError(e, `checkpoint at ${ep.url}`);
       if (err.code === "transport/unavailable") pool.reportFailure(ep, err.message);
       throw err;
     }
+    const { frontier, waitingFor } = computeStableFrontier({
+      self: doc.replicaId,
+      version: doc.version(),
+      live: acks.live,
+      expired: acks.expired,
+    });
+    if (frontier !== undefined) doc.compact(frontier);
+    else logger.debug(`[nxs-pocketbase] ${doc.docId}: compaction waits for ${waitingFor.join(", ")}`);
+    return { version, frontier, waitingFor, expired: acks.expired };
   }
+
+  const runInBackground = (snapshot: boolean): void => {
+    checkpoint({ snapshot }).catch((e: unknown) => {
+      const err = e instanceof Error ? e : new Error(String(e));
+      logger.warn(`[nxs-pocketbase] checkpoint failed: ${err.message}`);
+      options.onError?.(err);
+    });
+  };
 
   return {
     checkpoint,
     start() {
       if (timer !== undefined || stopped) return;
       pool.start();
+      runInBackground(false);
       timer = setInterval(() => {
         count++;
-        checkpoint({ snapshot: every > 0 && count % every === 0 }).catch((e: unknown) => {
-          const err = e instanceof Error ? e : new Error(String(e));
-          logger.warn(`[nxs-pocketbase] checkpoint failed: ${err.message}`);
-          options.onError?.(err);
-        });
+        runInBackground(every > 0 && count % every === 0);
       }, options.intervalMs ?? 30_000);
       timer.unref?.();
     },
@@ -272,21 +350,8 @@ export async function compactDoc(
   options: CompactOptions = {},
 ): Promise<CompactionResult> {
   const now = (options.now ?? Date.now)();
-  const expiryMs = options.expiryMs ?? 24 * 60 * 60 * 1000;
-  const rows = await client.call("read acks", (pb) =>
-    pb
-      .collection(Collections.Acks)
-      .getFullList({ filter: pb.filter("doc = {:doc}", { doc: docId }), requestKey: null }),
-  );
-  const live: VersionVector[] = [];
-  const expired: string[] = [];
-  for (const raw of rows) {
-    const r = ackRecordSchema.safeParse(raw);
-    if (!r.success) continue;
-    if (now - r.data.at > expiryMs) expired.push(r.data.replica);
-    else live.push(r.data.version);
-  }
-  const frontier = intersectVersionVectors(live);
+  const { live, expired } = await readAcks(client, docId, now, options.expiryMs ?? DEFAULT_EXPIRY_MS);
+  const frontier = intersectVersionVectors(live.map((a) => a.version));
   const latest = await fetchLatestSnapshot(client, docId);
   const empty = { doc: String(docId), frontier, bound: {}, deletedChanges: 0, deletedSnapshots: 0, expired };
   if (latest === undefined || live.length === 0) return empty;

@@ -22,6 +22,7 @@ export {
   ackRecordSchema,
   type Checkpointer,
   type CheckpointerOptions,
+  type CheckpointResult,
   type CompactionResult,
   type CompactOptions,
   type Compactor,

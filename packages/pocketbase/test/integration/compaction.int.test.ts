@@ -1,4 +1,11 @@
-import { createDoc, createMemoryStorage, createReplica, type Doc, type Snapshot } from "@nxs-sync/core";
+import {
+  createDoc,
+  createMemoryStorage,
+  createReplica,
+  type Doc,
+  EMPTY_VERSION_VECTOR,
+  type Snapshot,
+} from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -167,5 +174,117 @@ describe("snapshots and compaction", () => {
       description: "fresh replica converged from snapshot + tail",
     });
     expect(Object.keys(fresh.doc.get().items)).toHaveLength(60);
+  });
+
+  it("gateways compact their in-memory change logs with the fleet frontier; all converge, a late replica catches up", async () => {
+    const docId = `d-${recordId()}`;
+    const servers2 = [
+      { url: s1.url, auth: repl.auth },
+      { url: s2.url, auth: repl.auth },
+    ];
+    const replicator = createReplicator({ servers: servers2, intervalMs: 60_000 });
+    cleanups.push(() => replicator.stop());
+    await replicator.start();
+    const a = gateway(gw1, s1.url, docId);
+    const b = gateway(gw2, s2.url, docId);
+    await Promise.all([a.replica.start(), b.replica.start()]);
+    type Gateway = typeof a;
+    const retained = (g: Gateway) => g.doc.changesSince(EMPTY_VERSION_VECTOR).length;
+    const converged = (gs: readonly Gateway[]) =>
+      waitFor(
+        () =>
+          gs.every(
+            (g) =>
+              stableJson(g.doc.get()) === stableJson(a.doc.get()) &&
+              stableJson(g.doc.version()) === stableJson(a.doc.version()),
+          ),
+        { description: "gateways converged", timeoutMs: 20_000 },
+      );
+    const N = 100;
+    const write = async (from: number, to: number) => {
+      for (let i = from; i <= to; i++) {
+        a.doc.change((d) => {
+          d.items[`a${i % 10}`] = i; // overwrites
+        });
+        b.doc.change((d) => {
+          d.items[`b${i % 10}`] = i;
+          if (i % 3 === 0) delete d.items[`a${(i + 1) % 10}`]; // deletes (tombstones) of a's keys
+        });
+      }
+      await Promise.all([a.replica.flush(), b.replica.flush()]);
+      await converged([a, b]);
+    };
+    // One checkpoint cycle: both report their version; once each one sees the other's ack (copied by
+    // the replicator), the frontier is causally stable and each compacts its own doc.
+    const cycle = () =>
+      waitFor(
+        async () => {
+          const [ra, rb] = await Promise.all([a.checkpointer.checkpoint(), b.checkpointer.checkpoint()]);
+          return (
+            ra.frontier !== undefined && rb.frontier !== undefined && retained(a) === 0 && retained(b) === 0
+          );
+        },
+        { description: "both gateways compacted", timeoutMs: 20_000, intervalMs: 100 },
+      );
+
+    await write(1, N);
+    expect(retained(a)).toBe(2 * N);
+    expect(retained(b)).toBe(2 * N);
+    await cycle();
+    await write(N + 1, 2 * N);
+    expect(retained(a)).toBe(2 * N); // bounded by what came since the last cycle, not by the history
+    await cycle();
+    expect([retained(a), retained(b)]).toEqual([0, 0]);
+    expect(a.doc.version()).toEqual({ [a.doc.replicaId]: 2 * N, [b.doc.replicaId]: 2 * N });
+
+    // Writes after compaction still converge (deleted keys stay deleted on both sides).
+    await write(2 * N + 1, 2 * N + 10);
+    expect(retained(a)).toBe(20);
+
+    // The servers compact too (snapshot + frontier); a late replica starts from scratch: its first
+    // pull page is the snapshot, then the tail.
+    await a.checkpointer.checkpoint({ snapshot: true });
+    await b.checkpointer.checkpoint();
+    for (const s of [s1, s2]) {
+      await waitFor(async () => (await count(s.url, Collections.Snapshots, docId)) === 1, {
+        description: `snapshot on ${s.url}`,
+      });
+    }
+    const compactor = createCompactor({ servers: servers2, docs: [docId] });
+    cleanups.push(() => compactor.stop());
+    await waitFor(
+      async () => {
+        await compactor.run();
+        const left = await Promise.all([s1, s2].map((s) => count(s.url, Collections.Changes, docId)));
+        return left.every((n) => n === 0);
+      },
+      { description: "servers compacted", timeoutMs: 20_000, intervalMs: 200 },
+    );
+    expect(await count(s1.url, Collections.Changes, docId)).toBe(0);
+    await write(2 * N + 11, 2 * N + 20); // the tail
+    const late = gateway(gw2, s1.url, docId);
+    const pulls: { snapshot: boolean; changes: number }[] = [];
+    late.replica.on("resync", ({ snapshot, changes }) => pulls.push({ snapshot, changes }));
+    await late.replica.start();
+    await converged([a, b, late]);
+    expect(late.doc.get()).toEqual(a.doc.get());
+    expect(pulls[0]).toEqual({ snapshot: true, changes: 20 }); // the snapshot, then the tail
+
+    // A writer that has not acknowledged yet holds compaction back until its ack arrives.
+    late.doc.change((d) => {
+      d.items.late = 1;
+    });
+    await late.replica.flush();
+    await converged([a, b, late]);
+    expect((await a.checkpointer.checkpoint()).waitingFor).toEqual([late.doc.replicaId]);
+    expect(retained(a)).toBeGreaterThan(0);
+    await waitFor(
+      async () => {
+        await Promise.all([b.checkpointer.checkpoint(), late.checkpointer.checkpoint()]);
+        const r = await a.checkpointer.checkpoint();
+        return r.frontier !== undefined && retained(a) === 0;
+      },
+      { description: "a compacted with late in the frontier", timeoutMs: 20_000, intervalMs: 100 },
+    );
   });
 });
