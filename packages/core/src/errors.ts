@@ -31,6 +31,8 @@ export const ErrorCode = {
   Conflict: "conflict",
   /** A replica or transport was used after `close()`. */
   Closed: "closed",
+  /** A callback of yours (event listener, subscriber) threw; reported, never rethrown into the engine. */
+  ListenerFailed: "listener/failed",
 } as const;
 
 /** The union of all error codes. */

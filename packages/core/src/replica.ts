@@ -278,7 +278,7 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
   const events = createEmitter<ReplicaEvents>((error, event) => {
     logger.error(`${tag} a listener of "${String(event)}" threw`, error);
     if (event !== "error") {
-      const wrapped = new NxsError(ErrorCode.OpInvalid, `a listener of "${String(event)}" threw`, {
+      const wrapped = new NxsError(ErrorCode.ListenerFailed, `a listener of "${String(event)}" threw`, {
         cause: error,
         retryable: false,
       });

@@ -110,6 +110,27 @@ describe("createReplica", () => {
     await replica.stop();
   });
 
+  it("reports a throwing event listener as listener/failed and carries on", async () => {
+    const w = setup();
+    const a = w.make("a");
+    a.replica.on("pushed", () => {
+      throw new Error("boom in user code");
+    });
+    await a.replica.start();
+    a.doc.set("k1", 1);
+    await w.settle(a.replica.flush());
+    a.doc.set("k2", 2);
+    await w.settle(a.replica.flush());
+    expect(w.hub.changes(docId).map((c) => c.seq)).toEqual([1, 2]);
+    expect(a.onErrorCalls.filter((c) => c.operation === "listener").map((c) => c.code)).toEqual([
+      ErrorCode.ListenerFailed,
+      ErrorCode.ListenerFailed,
+    ]);
+    const reported = a.events.error.find((e) => e.operation === "listener");
+    expect(reported?.error.code).toBe("listener/failed");
+    expect((reported?.error.cause as Error).message).toBe("boom in user code");
+  });
+
   it("brings two replicas to the same state through realtime deliveries", async () => {
     const w = setup();
     const a = w.make("a");
