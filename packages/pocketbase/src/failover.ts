@@ -1,4 +1,4 @@
-import { type Logger, silentLogger } from "@nxs-sync/core";
+import { createEmitter, type Logger, silentLogger } from "@nxs-sync/core";
 import { createPocketBaseClient, type NodeAuth, type PocketBaseClient, type RetryOptions } from "./client.js";
 
 /** When to leave the endpoint in use and when to come back to the preferred one. */
@@ -137,17 +137,11 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
   let activeIndex = 0;
   let timer: ReturnType<typeof setInterval> | undefined;
   const polling = new Set<number>();
-  const listeners = new Map<keyof EndpointPoolEvents, Set<(p: never) => void>>();
+  const events = createEmitter<EndpointPoolEvents>((error, event) =>
+    logger.error(`[nxs-pocketbase] ${String(event)} listener threw`, error),
+  );
 
-  function emit<E extends keyof EndpointPoolEvents>(event: E, payload: EndpointPoolEvents[E]): void {
-    for (const l of listeners.get(event) ?? []) {
-      try {
-        (l as (p: EndpointPoolEvents[E]) => void)(payload);
-      } catch (e) {
-        logger.error(`[nxs-pocketbase] ${event} listener threw`, e);
-      }
-    }
-  }
+  const emit = events.emit;
 
   function setHealthy(i: number, healthy: boolean): void {
     const s = states[i]!;
@@ -244,14 +238,6 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
       timer = undefined;
       for (const ep of endpoints) ep.client.close();
     },
-    on(event, listener) {
-      let set = listeners.get(event);
-      if (set === undefined) {
-        set = new Set();
-        listeners.set(event, set);
-      }
-      set.add(listener as (p: never) => void);
-      return () => set.delete(listener as (p: never) => void);
-    },
+    on: events.on,
   };
 }

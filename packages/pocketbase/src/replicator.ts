@@ -1,4 +1,5 @@
 import {
+  createEmitter,
   ErrorCode,
   isNxsError,
   type Logger,
@@ -300,7 +301,9 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     echoes: new Map(),
     gate: createGate(options.concurrency ?? 16),
   }));
-  const listeners = new Map<string, Set<(p: never) => void>>();
+  const events = createEmitter<ReplicatorEvents>((error, event) =>
+    logger.error(`[nxs-replicator] ${String(event)} listener threw`, error),
+  );
   const quarantined = new Set<string>();
   const stopController = new AbortController();
   let stopped = false;
@@ -309,15 +312,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   let running: Promise<SyncStats> | undefined;
   let queued: Promise<SyncStats> | undefined;
 
-  function emit<E extends keyof ReplicatorEvents>(event: E, payload: ReplicatorEvents[E]): void {
-    for (const l of listeners.get(event) ?? []) {
-      try {
-        (l as (p: ReplicatorEvents[E]) => void)(payload);
-      } catch (e) {
-        logger.error(`[nxs-replicator] ${event} listener threw`, e);
-      }
-    }
-  }
+  const emit = events.emit;
 
   function reportError(error: Error): void {
     logger.warn(`[nxs-replicator] ${error.message}`);
@@ -760,14 +755,6 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       for (const s of servers) s.client.close();
       await running?.catch(() => undefined);
     },
-    on(event, listener) {
-      let set = listeners.get(event);
-      if (set === undefined) {
-        set = new Set();
-        listeners.set(event, set);
-      }
-      set.add(listener as (p: never) => void);
-      return () => set.delete(listener as (p: never) => void);
-    },
+    on: events.on,
   };
 }

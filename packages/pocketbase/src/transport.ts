@@ -1,5 +1,6 @@
 import {
   type Change,
+  createEmitter,
   type DocId,
   ErrorCode,
   isNxsError,
@@ -175,21 +176,12 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   let connectsWhenDown: number | undefined;
   const closeController = new AbortController();
   const subscribers = new Set<TransportListener>();
-  const listeners = new Map<string, Set<(p: never) => void>>();
+  const events = createEmitter<PocketBaseTransportEvents>((error, event) =>
+    logger.error(`[nxs-pocketbase] ${String(event)} listener threw`, error),
+  );
   const poolUnsubs: (() => void)[] = [];
 
-  function emit<E extends keyof PocketBaseTransportEvents>(
-    event: E,
-    payload: PocketBaseTransportEvents[E],
-  ): void {
-    for (const l of listeners.get(event) ?? []) {
-      try {
-        (l as (p: PocketBaseTransportEvents[E]) => void)(payload);
-      } catch (e) {
-        logger.error(`[nxs-pocketbase] ${event} listener threw`, e);
-      }
-    }
-  }
+  const emit = events.emit;
 
   function reportError(error: Error): void {
     logger.warn(`[nxs-pocketbase] ${error.message}`);
@@ -798,15 +790,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
       };
     },
 
-    on(event, listener) {
-      let set = listeners.get(event);
-      if (set === undefined) {
-        set = new Set();
-        listeners.set(event, set);
-      }
-      set.add(listener as (p: never) => void);
-      return () => set.delete(listener as (p: never) => void);
-    },
+    on: events.on,
 
     status() {
       return {
