@@ -561,6 +561,22 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     return { acked };
   }
 
+  /** Pushes to one endpoint and feeds the outcome into the pool's health (unavailable = a failure). */
+  async function pushReporting(
+    ep: Endpoint,
+    changes: readonly Change[],
+  ): Promise<{ acked: number; rejected?: NxsError }> {
+    try {
+      const r = await pushTo(ep, changes);
+      pool.reportSuccess(ep);
+      return r;
+    } catch (e) {
+      const err = toTransportError(e, `push to ${ep.url}`);
+      if (err.code === ErrorCode.TransportUnavailable) pool.reportFailure(ep, err.message);
+      throw err;
+    }
+  }
+
   async function pushWithFailover(
     changes: readonly Change[],
   ): Promise<{ acked: number; rejected?: NxsError }> {
@@ -568,16 +584,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     return pRetry(
       async () => {
         if (closed) throw closedError();
-        const ep = pool.active();
-        try {
-          const r = await pushTo(ep, changes);
-          pool.reportSuccess(ep);
-          return r;
-        } catch (e) {
-          const err = toTransportError(e, `push to ${ep.url}`);
-          if (err.code === ErrorCode.TransportUnavailable) pool.reportFailure(ep, err.message);
-          throw err;
-        }
+        return pushReporting(pool.active(), changes);
       },
       {
         retries: Number.POSITIVE_INFINITY,
@@ -592,19 +599,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
 
   async function pushMinAcks(changes: readonly Change[]): Promise<{ acked: number; rejected?: NxsError }> {
     const targets = pool.healthy().slice(0, Math.max(minAcks, pool.healthy().length));
-    const results = await Promise.allSettled(
-      targets.map(async (ep) => {
-        try {
-          const r = await pushTo(ep, changes);
-          pool.reportSuccess(ep);
-          return r;
-        } catch (e) {
-          const err = toTransportError(e, `push to ${ep.url}`);
-          if (err.code === ErrorCode.TransportUnavailable) pool.reportFailure(ep, err.message);
-          throw err;
-        }
-      }),
-    );
+    const results = await Promise.allSettled(targets.map((ep) => pushReporting(ep, changes)));
     const acks = results.map((r) => (r.status === "fulfilled" ? r.value.acked : 0)).sort((a, b) => b - a);
     const acked = acks[minAcks - 1] ?? 0;
     const rejected = results.find(
