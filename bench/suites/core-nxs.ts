@@ -1,5 +1,5 @@
 /** nxs-sync's document as a key-value subject of the core suite, used the way the docs show. */
-import { type Change, createDoc, type Doc } from "@nxs-sync/core";
+import { type Change, createDoc, type Doc, decodeChanges, encodeChanges } from "@nxs-sync/core";
 import { z } from "zod";
 import type { KvReplica, KvSubject } from "./core-subjects.js";
 
@@ -38,10 +38,12 @@ class NxsReplica implements KvReplica {
   }
   catchUp(behind: KvReplica) {
     const b = behind as NxsReplica;
-    // The behind replica sends its version vector; this one answers with the changes it lacks.
+    // The behind replica sends its version vector; this one answers with the changes it lacks, as
+    // one change batch (`encodeChanges`, the compact list codec a peer-to-peer exchange uses; the
+    // PocketBase transport instead stores one JSON record per change).
     const vv = JSON.stringify(b.doc.version());
-    const missing = JSON.stringify(this.doc.changesSince(JSON.parse(vv)));
-    const r = b.doc.applyRemote(JSON.parse(missing));
+    const missing = JSON.stringify(encodeChanges(this.doc.changesSince(JSON.parse(vv))));
+    const r = b.doc.applyRemote(decodeChanges(JSON.parse(missing)));
     if (r.rejected.length) throw r.rejected[0]!.error;
     return enc.encode(vv).byteLength + enc.encode(missing).byteLength;
   }

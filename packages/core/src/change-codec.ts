@@ -42,6 +42,13 @@ export const snapshotSchema = z.object({
 export const versionVectorSchema = z.record(z.string(), z.number().int().min(0));
 
 /**
+ * Changes this module made (deeply frozen, already checked): decoding one again returns it as is,
+ * so a change decoded by `decodeChanges` (or passed between documents in one process) is not
+ * validated twice.
+ */
+const decoded = new WeakSet<object>();
+
+/**
  * Decodes an untrusted change: shape (zod), op paths, JSON values, and an HLC whose node is the
  * change's origin. The result is a fresh, deeply frozen {@link Change}.
  * @param input - Anything received.
@@ -50,15 +57,20 @@ export const versionVectorSchema = z.record(z.string(), z.number().int().min(0))
  * `hlc/invalid` for a malformed HLC.
  */
 export function decodeChange(input: unknown): Change {
-  const r = changeSchema.safeParse(input);
-  if (!r.success) {
-    throw new ValidationError(`malformed change: ${r.error.issues[0]?.message ?? "invalid"}`, {
-      code: ErrorCode.OpInvalid,
-      cause: r.error,
-      issues: r.error.issues.map((i) => ({ path: i.path, message: i.message })),
-    });
+  if (typeof input === "object" && input !== null && decoded.has(input)) return input as Change;
+  let c: z.infer<typeof changeSchema>;
+  if (wellFormed(input)) c = input;
+  else {
+    const r = changeSchema.safeParse(input);
+    if (!r.success) {
+      throw new ValidationError(`malformed change: ${r.error.issues[0]?.message ?? "invalid"}`, {
+        code: ErrorCode.OpInvalid,
+        cause: r.error,
+        issues: r.error.issues.map((i) => ({ path: i.path, message: i.message })),
+      });
+    }
+    c = r.data;
   }
-  const c = r.data;
   const parts = decodeHlc(c.hlc);
   if (parts.node !== c.origin) {
     throw new ValidationError(`change hlc ${c.hlc} was not made by its origin ${c.origin}`, {
@@ -70,7 +82,7 @@ export function decodeChange(input: unknown): Change {
     const op = c.ops[k] as z.infer<typeof opSchema>;
     const bad = checkPath(op.path);
     if (bad !== undefined) throw opError(k, bad);
-    const path = Object.freeze(op.path);
+    const path = Object.freeze(op.path.slice());
     switch (op.kind) {
       case "del":
         ops[k] = Object.freeze({ kind: "del", path });
@@ -84,20 +96,73 @@ export function decodeChange(input: unknown): Change {
         if (value === undefined)
           throw opError(k, `value is not JSON at ${JSON.stringify(why.path)}: ${why.message}`);
         if (op.kind === "rem" && op.tags !== undefined) {
-          ops[k] = Object.freeze({ kind: "rem", path, value, tags: Object.freeze(op.tags) });
+          ops[k] = Object.freeze({ kind: "rem", path, value, tags: Object.freeze(op.tags.slice()) });
         } else {
           ops[k] = Object.freeze({ kind: op.kind, path, value }) as Op;
         }
       }
     }
   }
-  return Object.freeze({
+  const change: Change = Object.freeze({
     doc: c.doc as DocId,
     origin: c.origin as ReplicaId,
     seq: c.seq,
     hlc: c.hlc as Hlc,
     ops: Object.freeze(ops),
   });
+  decoded.add(change);
+  return change;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function isStringArray(v: unknown): v is string[] {
+  if (!Array.isArray(v)) return false;
+  for (const x of v) if (typeof x !== "string") return false;
+  return true;
+}
+
+/**
+ * A plain-code check that `input` passes {@link changeSchema} (only true when zod would accept it;
+ * anything else goes through zod, for its error messages). The hot path of `applyRemote`.
+ */
+function wellFormed(input: unknown): input is z.infer<typeof changeSchema> {
+  if (!isRecord(input)) return false;
+  const { doc, origin, seq, hlc, ops } = input;
+  if (
+    typeof doc !== "string" ||
+    typeof origin !== "string" ||
+    !ID_PATTERN.test(doc) ||
+    !ID_PATTERN.test(origin)
+  )
+    return false;
+  if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 1) return false;
+  if (typeof hlc !== "string" || hlc.length < 19) return false;
+  if (!Array.isArray(ops) || ops.length > MAX_OPS_PER_CHANGE) return false;
+  for (const op of ops) {
+    if (!isRecord(op)) return false;
+    const path = op.path;
+    if (!isStringArray(path) || path.length === 0) return false;
+    switch (op.kind) {
+      case "set":
+      case "del":
+      case "add":
+        break;
+      case "inc":
+        if (typeof op.value !== "number" || !Number.isFinite(op.value)) return false;
+        break;
+      case "rem":
+        if (op.tags !== undefined && !isStringArray(op.tags)) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
 }
 
 function opError(index: number, message: string): NxsError {

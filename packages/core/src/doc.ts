@@ -1,4 +1,4 @@
-import { enablePatches, produceWithPatches } from "immer";
+import { enablePatches, Immer } from "immer";
 import type { z } from "zod";
 import { AddWinsSetState } from "./add-wins-set.js";
 import type { Change, Json, Op, Path, Snapshot } from "./change.js";
@@ -177,6 +177,48 @@ function truncatePatchPath(path: readonly (string | number)[]): Path {
   return path as string[];
 }
 
+/**
+ * Immer without auto-freeze: {@link freezeAlong} freezes what a recipe made (auto-freeze would
+ * walk every key of every copied object, O(keys of the root) per change).
+ */
+const immer = new Immer({ autoFreeze: false });
+
+/** Deep-freezes a value, stopping at frozen objects (they are frozen all the way down). */
+function deepFreeze(v: unknown): void {
+  if (typeof v !== "object" || v === null || Object.isFrozen(v)) return;
+  Object.freeze(v);
+  for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+}
+
+/**
+ * Freezes the objects immer copied along `paths` (each patch path, truncated at array indices)
+ * and deep-freezes the values at the end of them. Everything else is the previous frozen state.
+ */
+function freezeAlong(root: object, paths: readonly Path[]): void {
+  // The ancestors on patch paths are all immer's fresh copies. Remember which ones are done:
+  // `Object.isFrozen` and `Object.freeze` are O(keys) on a wide (dictionary-mode) object.
+  const done = new Set<object>();
+  for (const p of paths) {
+    let cur: unknown = root;
+    for (const seg of p) {
+      if (typeof cur !== "object" || cur === null) break;
+      if (!done.has(cur)) {
+        done.add(cur);
+        Object.freeze(cur);
+      }
+      cur = (cur as Record<string, unknown>)[seg];
+    }
+    if (typeof cur !== "object" || cur === null) continue;
+    if (!done.has(cur)) {
+      done.add(cur);
+      deepFreeze(cur);
+    } else {
+      // Frozen above as an ancestor of another path: its children may still be new objects.
+      for (const k of Object.keys(cur)) deepFreeze((cur as Record<string, unknown>)[k]);
+    }
+  }
+}
+
 function prefixIssues(prefix: Path, error: z.ZodError): { path: PropertyKey[]; message: string }[] {
   return error.issues.map((i) => ({ path: [...prefix, ...i.path], message: i.message }));
 }
@@ -221,7 +263,8 @@ class DocImpl<T> implements Doc<T> {
       if (options.initial !== undefined) this.#writeInitial(options.initial);
     }
     this.#state = this.#crdt.valueAt(EMPTY_PATH) as { readonly [key: string]: Json };
-    const r = this.#schema.safeParse(this.#state);
+    const fast = fastCheck(this.#schema);
+    const r = fast?.(this.#state) ? { success: true as const } : this.#schema.safeParse(this.#state);
     if (!r.success) {
       throw new ValidationError(`initial state does not match the schema: ${r.error.issues[0]?.message}`, {
         cause: r.error,
@@ -338,9 +381,13 @@ class DocImpl<T> implements Doc<T> {
 
   change(recipe: (draft: DocDraft<T>) => unknown): Change | undefined {
     const base = this.get();
-    const [next, patches] = produceWithPatches(base as unknown as T, recipe as (d: unknown) => void);
+    const [next, patches] = immer.produceWithPatches(base as unknown as T, recipe as (d: unknown) => void);
     if (patches.length === 0) return undefined;
-    const dirty = topmostPaths(patches.map((p) => truncatePatchPath(p.path)));
+    const paths = patches.map((p) => truncatePatchPath(p.path));
+    // Immer's auto-freeze walks every key of each copied object (the whole root); only what the
+    // patches reach is new, so freeze that instead.
+    if (isPlainObject(next)) freezeAlong(next, paths);
+    const dirty = topmostPaths(paths);
     return this.#transact(
       (tx) => {
         for (const p of dirty) {
@@ -352,7 +399,7 @@ class DocImpl<T> implements Doc<T> {
           }
         }
       },
-      Object.isFrozen(next) ? (next as unknown as Json) : undefined,
+      isPlainObject(next) ? (next as unknown as Json) : undefined,
     );
   }
 

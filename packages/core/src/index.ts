@@ -14,6 +14,12 @@ export {
   snapshotSchema,
   versionVectorSchema,
 } from "./change-codec.js";
+export {
+  decodeChanges,
+  type EncodedChangeRun,
+  type EncodedChanges,
+  encodeChanges,
+} from "./changes-codec.js";
 export type { WallClock } from "./clock.js";
 export {
   type CreateDocOptions,
@@ -87,7 +93,7 @@ export type { ApplyResult, RejectedChange, ReplicatedDoc } from "./replicated-do
 export { type Cancel, createManualScheduler, type ManualScheduler, type Scheduler } from "./scheduler.js";
 export { addWinsSet, counter, NodeKind } from "./schema.js";
 export { MAX_OPS_PER_CHANGE } from "./stamp.js";
-export type { EncodedNode, EncodedState } from "./state-codec.js";
+export type { EncodedChildren, EncodedNode, EncodedState } from "./state-codec.js";
 export type { Storage, StoredState } from "./storage.js";
 export {
   type PullPage,

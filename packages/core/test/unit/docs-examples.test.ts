@@ -5,7 +5,9 @@ import {
   type Change,
   counter,
   createDoc,
+  decodeChanges,
   ErrorCode,
+  encodeChanges,
   encodeHlc,
   ValidationError,
 } from "../../src/index.js";
@@ -184,16 +186,51 @@ describe("docs/protocol.md", () => {
       doc: "gateway",
       version: { "node-b": 1, "node-a": 2 },
       state: {
-        hlcs: ["", "0000000003e8000000node-a", "0000000003e8000001node-a", "0000000003e8000000node-b"],
-        last: { "node-b": 3, "node-a": 2 },
+        r: ["node-a", "node-b", ""],
+        t: [1000, 0, 0, 0, 0, 1, 0, 1, 0],
+        m: 3,
+        sep: ",",
+        last: { "node-b": 2, "node-a": 3 },
         root: {
-          c: {
-            routes: { m: 0, c: { x: { s: [1048576, "1"] }, y: { s: [2097153] } } },
-            hits: { k: "c", n: { "": [[1, 0]], "node-b": [[3145728, 3]], "node-a": [[1048578, 2]] } },
-            members: { m: 2, k: "s", e: [["node-c", [2097152]]] },
-          },
+          c: [
+            "routes,hits,members",
+            [
+              { m: 0, c: ["x,y", ["1", { s: [10] }], [3]] },
+              { k: "c", n: [2, 1, 0, 1, 6, 3, 0, 5, 2] },
+              { m: 2, k: "s", e: [["node-c", [9]]] },
+            ],
+            [],
+          ],
         },
       },
     });
+    // The change batch example: the same three changes, as one encodeChanges batch.
+    const batch = JSON.parse(JSON.stringify(encodeChanges(b.changesSince({}))));
+    expect(batch).toEqual({
+      doc: "gateway",
+      sep: ",",
+      sep2: "|",
+      g: [
+        {
+          o: "node-a",
+          s: 1,
+          h: [-1000, 1],
+          n: [3, 2],
+          k: "ssiad",
+          p: "routes|x,routes|y,hits,members,routes|y",
+          v: ["1", "2", 2, "node-c"],
+        },
+        { o: "node-b", s: 1, h: [-1000], n: 1, k: "i", p: "hits", v: [3] },
+      ],
+    });
+    const c = createDoc({
+      schema: s,
+      docId: "gateway",
+      replicaId: "node-c",
+      clock: () => 1000,
+      initial: init,
+    });
+    c.applyRemote(decodeChanges(batch));
+    expect(c.get()).toEqual(b.get());
   });
 });

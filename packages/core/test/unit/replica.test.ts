@@ -128,7 +128,7 @@ describe("createReplica", () => {
     ]);
     const reported = a.events.error.find((e) => e.operation === "listener");
     expect(reported?.error.code).toBe("listener/failed");
-    expect((reported?.error.cause as Error).message).toBe("boom in user code");
+    expect(reported?.error.cause).toMatchObject({ message: "boom in user code" });
   });
 
   it("brings two replicas to the same state through realtime deliveries", async () => {
