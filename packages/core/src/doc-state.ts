@@ -223,6 +223,19 @@ export class DocState {
     value: Json | undefined,
     undo: Undo | undefined,
   ): void {
+    this.#setShadow(n, h, i, del, value, undo);
+    this.#pruneAt(n, h, i, undo);
+  }
+
+  /** Writes the shadow fields of `n`, recording the previous ones in `undo`. */
+  #setShadow(
+    n: DocNode,
+    h: string | undefined,
+    i: number,
+    del: boolean,
+    value: Json | undefined,
+    undo: Undo | undefined,
+  ): void {
     const { sh, si, sd, v } = n;
     n.sh = h;
     n.si = i;
@@ -234,6 +247,10 @@ export class DocState {
       n.sd = sd;
       n.v = v;
     });
+  }
+
+  /** Drops the marker, counter/set entries and child records of `n` not newer than `(h, i)`. */
+  #pruneAt(n: DocNode, h: string, i: number, undo: Undo | undefined): void {
     if (n.mh !== undefined && !isNewer(n.mh, n.mi, h, i)) {
       const { mh, mi } = n;
       n.mh = undefined;
@@ -250,28 +267,9 @@ export class DocState {
   #pruneKids(n: DocNode, h: string, i: number, undo: Undo | undefined): void {
     const kids = n.kids as Map<string, DocNode>;
     for (const [k, c] of kids) {
-      if (c.sh !== undefined && !isNewer(c.sh, c.si, h, i)) {
-        const { sh, si, sd, v } = c;
-        c.sh = undefined;
-        c.sd = false;
-        c.v = undefined;
-        undo?.push(() => {
-          c.sh = sh;
-          c.si = si;
-          c.sd = sd;
-          c.v = v;
-        });
-      }
-      if (c.mh !== undefined && !isNewer(c.mh, c.mi, h, i)) {
-        const { mh, mi } = c;
-        c.mh = undefined;
-        undo?.push(() => {
-          c.mh = mh;
-          c.mi = mi;
-        });
-      }
-      c.x?.pruneOlder(h, i, undo);
-      if (c.kids !== undefined) this.#pruneKids(c, h, i, undo);
+      if (c.sh !== undefined && !isNewer(c.sh, c.si, h, i))
+        this.#setShadow(c, undefined, c.si, false, undefined, undo);
+      this.#pruneAt(c, h, i, undo);
       if (isEmptyNode(c)) {
         kids.delete(k);
         undo?.push(() => kids.set(k, c));
