@@ -4,7 +4,6 @@
  * TCP proxy, and event-driven waits (no polling intervals inside measured sections).
  */
 import { randomBytes } from "node:crypto";
-import { connect, createServer, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { ensureNode, ensureSchema, NodeRole } from "@nxs-sync/pocketbase";
 import {
@@ -95,59 +94,6 @@ export async function startBenchServer(
     throw e;
   }
   return server;
-}
-
-/** A TCP proxy in front of a server that counts the bytes it carries, both ways (HTTP headers included). */
-export interface CountingProxy {
-  readonly url: string;
-  /** Bytes client→server and server→client since the last `reset()`. */
-  bytes(): { readonly up: number; readonly down: number };
-  reset(): void;
-  close(): Promise<void>;
-}
-
-export async function startCountingProxy(target: string): Promise<CountingProxy> {
-  const t = new URL(target);
-  const sockets = new Set<Socket>();
-  let up = 0;
-  let down = 0;
-  const server = createServer((client) => {
-    const upstream = connect(Number(t.port), t.hostname);
-    sockets.add(client);
-    sockets.add(upstream);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on("data", (b: Buffer) => {
-      up += b.length;
-    });
-    upstream.on("data", (b: Buffer) => {
-      down += b.length;
-    });
-    client.on("error", drop).on("close", drop);
-    upstream.on("error", drop).on("close", drop);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    bytes: () => ({ up, down }),
-    reset() {
-      up = 0;
-      down = 0;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 /**

@@ -7,17 +7,16 @@
 import { cp, rm } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import { NodeRole } from "@nxs-sync/pocketbase";
-import { ensurePocketBaseBinary, type PocketBaseServer, startPocketBase } from "@nxs-sync/testing";
+import {
+  ensurePocketBaseBinary,
+  type PocketBaseServer,
+  startPocketBase,
+  startTcpProxy,
+  type TcpProxy,
+} from "@nxs-sync/testing";
 import { quantile } from "../lib/stats.js";
 import type { BenchCase, BenchSuite } from "../lib/types.js";
-import {
-  type CountingProxy,
-  createStash,
-  makeNode,
-  recordId,
-  startBenchServer,
-  startCountingProxy,
-} from "./pocketbase-env.js";
+import { createStash, makeNode, recordId, startBenchServer } from "./pocketbase-env.js";
 import { type FailoverRig, startFailoverRig, WARMUP_ACKS, WRITE_EVERY_MS } from "./pocketbase-failover.js";
 import {
   compactFilled,
@@ -48,7 +47,7 @@ export const suite: BenchSuite = {
     const nodes = [gwA, gwB, gwC, repl];
 
     const started: PocketBaseServer[] = [];
-    const proxies: CountingProxy[] = [];
+    const proxies: TcpProxy[] = [];
     let rig: FailoverRig | undefined;
     const teardown = async () => {
       await rig?.close().catch((e: unknown) => console.error("failover rig close:", e));
@@ -80,9 +79,9 @@ export const suite: BenchSuite = {
       const tc = Date.now();
       await compactFilled(compacted.url, gwC, repl, compactedDoc);
       console.error(`  set-up: compacted in ${((Date.now() - tc) / 1000).toFixed(1)} s`);
-      const pFull = await startCountingProxy(full.url);
+      const pFull = await startTcpProxy(full.url);
       proxies.push(pFull);
-      const pCompacted = await startCountingProxy(compacted.url);
+      const pCompacted = await startTcpProxy(compacted.url);
       proxies.push(pCompacted);
       console.error(`  set-up done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -92,8 +91,8 @@ export const suite: BenchSuite = {
 
       /** Times `run` until it calls `done()` (in sync; before closing), and stashes the bytes carried until then. */
       const catchUp =
-        (subject: string, p: CountingProxy, run: (done: () => void) => Promise<void>) => async () => {
-          p.reset();
+        (subject: string, p: TcpProxy, run: (done: () => void) => Promise<void>) => async () => {
+          p.resetBytes();
           let ms = Number.NaN;
           const t = performance.now();
           await run(() => {

@@ -52,6 +52,7 @@ export {
   type ProcessPocketBaseOptions,
   startPocketBase,
 } from "./pocketbase-process.js";
+export { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
 export {
   type BatchSettings,
   type CommonPocketBaseOptions,

@@ -1,5 +1,11 @@
 import { type Change, encodeHlc } from "@nxs-sync/core";
-import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
+import {
+  type ProcessPocketBase,
+  startTcpProxy,
+  type TcpProxy,
+  usePocketBaseServers,
+  waitFor,
+} from "@nxs-sync/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   Collections,
@@ -13,13 +19,13 @@ import {
   type ReplicatorEvents,
   runReplicatorCli,
 } from "../../src/index.js";
-import { type LinkProxy, makeNode, provision, recordId, startLinkProxy } from "./helpers.js";
+import { makeNode, provision, recordId } from "./helpers.js";
 
 const servers = usePocketBaseServers();
 let s1: ProcessPocketBase;
 let s2: ProcessPocketBase;
-let link1: LinkProxy;
-let link2: LinkProxy;
+let link1: TcpProxy;
+let link2: TcpProxy;
 const gwA = makeNode("gw-a");
 const gwB = makeNode("gw-b");
 const repl = makeNode("repl", NodeRole.Replicator);
@@ -33,8 +39,8 @@ beforeAll(async () => {
     await ensureSchema(s.client());
     await provision(s, [gwA, gwB, repl]);
   }
-  link1 = await startLinkProxy(s1.url);
-  link2 = await startLinkProxy(s2.url);
+  link1 = await startTcpProxy(s1.url);
+  link2 = await startTcpProxy(s2.url);
 });
 afterAll(async () => {
   await link1?.close();
