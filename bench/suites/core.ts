@@ -44,69 +44,55 @@ export const suite: BenchSuite = {
     const SETS = quick ? 20_000 : 100_000;
     const subjects: KvSubject[] = [nxs, yjs, automerge, tinybase];
     const w = workload(1, SETS);
-    const per = <T>(f: (s: KvSubject) => () => T) => Object.fromEntries(subjects.map((s) => [s.name, f(s)]));
-    const perImmer = <T>(f: (s: KvSubject) => () => T) =>
-      Object.fromEntries([nxsImmer, ...subjects.slice(1)].map((s) => [s.name, f(s)]));
+    const per = <T>(f: (s: KvSubject) => () => T, list: readonly KvSubject[] = subjects) =>
+      Object.fromEntries(list.map((s) => [s.name, f(s)]));
+
+    /** Local sets in changes of 1 and of 100, for one list of subjects. */
+    const localSets = (suffix: string, list: readonly KvSubject[], how: string): BenchCase[] => [
+      {
+        metric: `local-set-change-of-1${suffix}`,
+        unit: "µs/set",
+        better: "lower",
+        note: `${SETS} sets over ${KEYS} keys, one change (transaction) per set${how}; a subject whose first run takes over 60 s runs once`,
+        budgetMs: 60_000,
+        subjects: per(
+          (s) => async () => {
+            const r = s.create(0);
+            const ms = await timeMs(() => r.setEach(w.keys, w.values));
+            check(r.size() === new Set(w.keys).size, `${s.name} size`);
+            return (ms * 1000) / SETS;
+          },
+          list,
+        ),
+      },
+      {
+        metric: `local-set-change-of-100${suffix}`,
+        unit: "µs/set",
+        better: "lower",
+        note: `${SETS} sets over ${KEYS} keys, 100 sets per change${how}`,
+        subjects: per(
+          (s) => async () => {
+            const r = s.create(0);
+            const ks = chunks(w.keys, 100);
+            const vs = chunks(w.values, 100);
+            const ms = await timeMs(() => {
+              for (let i = 0; i < ks.length; i++) r.setBatch(ks[i]!, vs[i]!);
+            });
+            check(r.size() === new Set(w.keys).size, `${s.name} size`);
+            return (ms * 1000) / SETS;
+          },
+          list,
+        ),
+      },
+    ];
 
     const cases: BenchCase[] = [
-      {
-        metric: "local-set-change-of-1",
-        unit: "µs/set",
-        better: "lower",
-        note: `${SETS} sets over ${KEYS} keys, one change (transaction) per set; a subject whose first run takes over 60 s runs once`,
-        budgetMs: 60_000,
-        subjects: per((s) => async () => {
-          const r = s.create(0);
-          const ms = await timeMs(() => r.setEach(w.keys, w.values));
-          check(r.size() === new Set(w.keys).size, `${s.name} size`);
-          return (ms * 1000) / SETS;
-        }),
-      },
-      {
-        metric: "local-set-change-of-100",
-        unit: "µs/set",
-        better: "lower",
-        note: `${SETS} sets over ${KEYS} keys, 100 sets per change`,
-        subjects: per((s) => async () => {
-          const r = s.create(0);
-          const ks = chunks(w.keys, 100);
-          const vs = chunks(w.values, 100);
-          const ms = await timeMs(() => {
-            for (let i = 0; i < ks.length; i++) r.setBatch(ks[i]!, vs[i]!);
-          });
-          check(r.size() === new Set(w.keys).size, `${s.name} size`);
-          return (ms * 1000) / SETS;
-        }),
-      },
-      {
-        metric: "local-set-change-of-1-immer",
-        unit: "µs/set",
-        better: "lower",
-        note: `${SETS} sets over ${KEYS} keys, one change per set, nxs through immer change() (peers as above); a subject whose first run takes over 60 s runs once`,
-        budgetMs: 60_000,
-        subjects: perImmer((s) => async () => {
-          const r = s.create(0);
-          const ms = await timeMs(() => r.setEach(w.keys, w.values));
-          check(r.size() === new Set(w.keys).size, `${s.name} size`);
-          return (ms * 1000) / SETS;
-        }),
-      },
-      {
-        metric: "local-set-change-of-100-immer",
-        unit: "µs/set",
-        better: "lower",
-        note: `${SETS} sets over ${KEYS} keys, 100 sets per change, nxs through immer change() (peers as above)`,
-        subjects: perImmer((s) => async () => {
-          const r = s.create(0);
-          const ks = chunks(w.keys, 100);
-          const vs = chunks(w.values, 100);
-          const ms = await timeMs(() => {
-            for (let i = 0; i < ks.length; i++) r.setBatch(ks[i]!, vs[i]!);
-          });
-          check(r.size() === new Set(w.keys).size, `${s.name} size`);
-          return (ms * 1000) / SETS;
-        }),
-      },
+      ...localSets("", subjects, ""),
+      ...localSets(
+        "-immer",
+        [nxsImmer, ...subjects.slice(1)],
+        ", nxs through immer change() (peers as above)",
+      ),
       {
         metric: "full-state-bytes",
         unit: "bytes",
