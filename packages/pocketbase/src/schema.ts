@@ -63,6 +63,23 @@ export const HEADS_QUERY =
   "SELECT (doc || ':' || origin) AS id, doc, origin, MAX(seq) AS head, COUNT(*) AS n FROM nxs_changes GROUP BY doc, origin";
 
 const created: FieldDef = { name: "created", type: "autodate", onCreate: true, onUpdate: false };
+/** A required text field holding a doc or replica id (the form core's ids take). */
+const idText = (name: string): FieldDef => ({
+  name,
+  type: "text",
+  required: true,
+  max: 64,
+  pattern: "^[A-Za-z0-9_.:-]+$",
+});
+/** The node (auth record) that wrote a record. */
+const authorNode: FieldDef = {
+  name: "node",
+  type: "relation",
+  required: true,
+  collectionId: "pbc_nxs_nodes",
+  maxSelect: 1,
+  cascadeDelete: false,
+};
 
 /**
  * The nxs-sync collections, in creation order (nodes first: the others relate to it). The ids are
@@ -93,19 +110,12 @@ export function schemaDefinitions(): readonly CollectionDef[] {
       name: Collections.Changes,
       type: "base",
       fields: [
-        { name: "doc", type: "text", required: true, max: 64, pattern: "^[A-Za-z0-9_.:-]+$" },
-        { name: "origin", type: "text", required: true, max: 64, pattern: "^[A-Za-z0-9_.:-]+$" },
+        idText("doc"),
+        idText("origin"),
         { name: "seq", type: "number", required: true, onlyInt: true, min: 1 },
         { name: "hlc", type: "text", required: true, max: 64 },
         { name: "ops", type: "json", maxSize: MAX_OPS_BYTES },
-        {
-          name: "node",
-          type: "relation",
-          required: true,
-          collectionId: "pbc_nxs_nodes",
-          maxSelect: 1,
-          cascadeDelete: false,
-        },
+        authorNode,
         created,
       ],
       indexes: [
@@ -123,17 +133,10 @@ export function schemaDefinitions(): readonly CollectionDef[] {
       name: Collections.Snapshots,
       type: "base",
       fields: [
-        { name: "doc", type: "text", required: true, max: 64, pattern: "^[A-Za-z0-9_.:-]+$" },
+        idText("doc"),
         { name: "version", type: "json", maxSize: 1024 * 1024 },
         { name: "state", type: "json", maxSize: MAX_SNAPSHOT_BYTES },
-        {
-          name: "node",
-          type: "relation",
-          required: true,
-          collectionId: "pbc_nxs_nodes",
-          maxSelect: 1,
-          cascadeDelete: false,
-        },
+        authorNode,
         created,
       ],
       indexes: ["CREATE INDEX idx_nxs_snapshots_doc ON nxs_snapshots (doc, created)"],
@@ -148,18 +151,11 @@ export function schemaDefinitions(): readonly CollectionDef[] {
       name: Collections.Acks,
       type: "base",
       fields: [
-        { name: "doc", type: "text", required: true, max: 64, pattern: "^[A-Za-z0-9_.:-]+$" },
-        { name: "replica", type: "text", required: true, max: 64, pattern: "^[A-Za-z0-9_.:-]+$" },
+        idText("doc"),
+        idText("replica"),
         { name: "version", type: "json", maxSize: 1024 * 1024 },
         { name: "at", type: "number", required: true, onlyInt: true, min: 1 },
-        {
-          name: "node",
-          type: "relation",
-          required: true,
-          collectionId: "pbc_nxs_nodes",
-          maxSelect: 1,
-          cascadeDelete: false,
-        },
+        authorNode,
         created,
       ],
       indexes: ["CREATE UNIQUE INDEX idx_nxs_acks_doc_replica ON nxs_acks (doc, replica)"],
