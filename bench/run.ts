@@ -1,5 +1,6 @@
 /**
- * Benchmark runner: `npm run bench -- <suite> [--out file.json] [--runs N] [--quick]`.
+ * Benchmark runner: `npm run bench -- <suite> [--out file.json] [--runs N] [--quick] [--only a,b]`
+ * (`--only`: run just the cases whose metric starts with one of the given prefixes).
  * Runs a named suite from bench/suites, prints a markdown table (medians and the ratio to the
  * best peer) and writes the JSON report (default bench/results/<suite>.json).
  */
@@ -15,12 +16,15 @@ import type { BenchReport, BenchResult, BenchSuite } from "./lib/types.js";
 const here = dirname(fileURLToPath(import.meta.url));
 
 function parseArgs(argv: readonly string[]) {
-  const out: { suite?: string; out?: string; runs?: number; quick: boolean } = { quick: false };
+  const out: { suite?: string; out?: string; runs?: number; quick: boolean; only?: string[] } = {
+    quick: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--out") out.out = argv[++i];
     else if (a === "--runs") out.runs = Number(argv[++i]);
     else if (a === "--quick") out.quick = true;
+    else if (a === "--only") out.only = (argv[++i] ?? "").split(",").filter(Boolean);
     else if (!a.startsWith("-")) out.suite = a;
     else throw new Error(`unknown option ${a}`);
   }
@@ -56,7 +60,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (!args.suite) {
     console.error(
-      `usage: npm run bench -- <suite> [--out file.json] [--runs N] [--quick]\nsuites: ${suiteNames().join(", ")}`,
+      `usage: npm run bench -- <suite> [--out file.json] [--runs N] [--quick] [--only a,b]\nsuites: ${suiteNames().join(", ")}`,
     );
     process.exit(2);
   }
@@ -72,6 +76,7 @@ async function main(): Promise<void> {
   const results: BenchResult[] = [];
   try {
     for (const c of cases) {
+      if (args.only !== undefined && !args.only.some((p) => c.metric.startsWith(p))) continue;
       const samples: Record<string, number[]> = {};
       const names = Object.keys(c.subjects);
       const overBudget = new Set<string>();

@@ -37,10 +37,13 @@ async function seqsOn(server: PocketBaseServer, docId: string, origin: string): 
   const pb = server.client();
   const rows = await pb.collection("nxs_changes").getFullList({
     filter: pb.filter("doc = {:d} && origin = {:o}", { d: docId, o: origin }),
-    fields: "seq",
+    fields: "seq,last",
     batch: 1000,
   });
-  return new Set(rows.map((r) => Number(r.seq)));
+  // A record is a pack of the changes seq..last.
+  const seqs = new Set<number>();
+  for (const r of rows) for (let q = Number(r.seq); q <= Number(r.last); q++) seqs.add(q);
+  return seqs;
 }
 
 const missing = (acked: ReadonlySet<number>, have: ReadonlySet<number>): number => {

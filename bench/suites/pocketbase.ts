@@ -16,7 +16,7 @@ import {
 } from "@nxs-sync/testing";
 import { quantile } from "../lib/stats.js";
 import type { BenchCase, BenchSuite } from "../lib/types.js";
-import { createStash, makeNode, recordId, startBenchServer } from "./pocketbase-env.js";
+import { createStash, makeNode, RAW_COLLECTION, recordId, startBenchServer } from "./pocketbase-env.js";
 import { type FailoverRig, startFailoverRig, WARMUP_ACKS, WRITE_EVERY_MS } from "./pocketbase-failover.js";
 import {
   compactFilled,
@@ -26,7 +26,7 @@ import {
   nxsLatencies,
   nxsThroughput,
 } from "./pocketbase-nxs.js";
-import { rawLatencies, rawReplayAll, rawThroughput } from "./pocketbase-raw.js";
+import { fillRaw, rawLatencies, rawReplayAll, rawThroughput } from "./pocketbase-raw.js";
 
 const RAW_CONCURRENCY = 1;
 
@@ -70,6 +70,7 @@ export const suite: BenchSuite = {
       started.push(compacted);
       console.error(`  set-up: pushing ${CATCH_N} changes for the catch-up cases, then compacting a copy…`);
       const fullDoc = await fillChanges(full.url, gwC, CATCH_N, TAIL);
+      const rawDoc = await fillRaw(full.url, gwC, CATCH_N);
       console.error(`  set-up: filled in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       await Promise.all([full.stop(), compacted.stop()]);
       await rm(compacted.dataDir, { recursive: true, force: true });
@@ -111,7 +112,7 @@ export const suite: BenchSuite = {
           better: "lower",
           note:
             `${LAT_N} sequential writes per run through one server. nxs: doc.set on gateway A until gateway B has applied it ` +
-            "(replica push via /api/batch, SSE, applyRemote; gateway A is subscribed to the doc too, as every gateway is); " +
+            "(replica push: one pack of one change, a plain create; SSE; applyRemote; gateway A is subscribed to the doc too, as every gateway is); " +
             "raw: SDK create on client A (not subscribed) until client B's SSE callback gets the record. " +
             "p50 of the run's writes; median over runs",
           subjects: {
@@ -141,7 +142,7 @@ export const suite: BenchSuite = {
           note:
             `${THR_N} changes per run through one server, timed until all are acknowledged and a second client has them. ` +
             "nxs: gateway A makes them back to back (doc.set, yielding every 100), the replica pushes with its defaults " +
-            "(100 changes per push, 50 per /api/batch request, one push in flight) until gateway B applied all; " +
+            "(up to 100 changes per push, sent as one pack record, one push in flight) until gateway B applied all; " +
             `raw: one SDK create per record, ${RAW_CONCURRENCY === 1 ? "sequential (one request in flight, like the nxs pusher)" : `${RAW_CONCURRENCY} in flight`}, until client B's SSE got all`,
           subjects: {
             nxs: () => nxsThroughput(one.url, gwA, gwB, THR_N),
@@ -157,8 +158,8 @@ export const suite: BenchSuite = {
             "from start() until in sync with every change applied; one server, no other traffic, includes login. " +
             `nxs: the server was compacted (snapshot of the first ${CATCH_N - TAIL} changes published, the writer's ack written, ` +
             `compactDoc deleted the ${CATCH_N - TAIL} changes it covers), so the replica's pull gets the snapshot plus the ${TAIL}-change tail; ` +
-            `nxs-replay-all: the same replica against a server holding all ${CATCH_N} changes pulls them all (1,000 per page); ` +
-            `raw: a fresh SDK client reads those ${CATCH_N} change records with getFullList (1,000 per page, offset paging)`,
+            `nxs-replay-all: the same replica against a server holding all ${CATCH_N} changes pulls them all (packs of 1,000 changes, 200 packs per page); ` +
+            `raw: a fresh SDK client reads ${CATCH_N} records of one change each (the same changes, written by the raw SDK) with getFullList (1,000 per page, offset paging)`,
           subjects: {
             nxs: catchUp("nxs", pCompacted, async (done) => {
               const r = await nxsCatchUp(pCompacted.url, gwB, compactedDoc, done);
@@ -170,7 +171,7 @@ export const suite: BenchSuite = {
               if (r.snapshot) throw new Error("bench self-check failed: a snapshot on the full server");
             }),
             raw: catchUp("raw", pFull, async (done) => {
-              const n = await rawReplayAll(pFull.url, gwB, "nxs_changes", fullDoc.docId);
+              const n = await rawReplayAll(pFull.url, gwB, RAW_COLLECTION, rawDoc);
               done();
               if (n !== CATCH_N) throw new Error(`bench self-check failed: raw read ${n} records`);
             }),

@@ -303,8 +303,10 @@ export interface CompactionResult {
   readonly frontier: VersionVector;
   /** The bound applied: per origin, min(frontier, newest snapshot's version). */
   readonly bound: VersionVector;
-  /** Change records deleted. */
+  /** Changes deleted (the changes of the deleted records; packs that overlap count each copy). */
   readonly deletedChanges: number;
+  /** Change records (packs) deleted. */
+  readonly deletedRecords: number;
   /** Snapshot records deleted (older than the `keepSnapshots` newest). */
   readonly deletedSnapshots: number;
   /** Replicas left out of the frontier because they were silent longer than `expiryMs`. */
@@ -353,7 +355,15 @@ export async function compactDoc(
   const { live, expired } = await readAcks(client, docId, now, options.expiryMs ?? DEFAULT_EXPIRY_MS);
   const frontier = intersectVersionVectors(live.map((a) => a.version));
   const latest = await fetchLatestSnapshot(client, docId);
-  const empty = { doc: String(docId), frontier, bound: {}, deletedChanges: 0, deletedSnapshots: 0, expired };
+  const empty = {
+    doc: String(docId),
+    frontier,
+    bound: {},
+    deletedChanges: 0,
+    deletedRecords: 0,
+    deletedSnapshots: 0,
+    expired,
+  };
   if (latest === undefined || live.length === 0) return empty;
   const bound: Record<string, number> = {};
   for (const [origin, seq] of Object.entries(frontier)) {
@@ -361,20 +371,27 @@ export async function compactDoc(
     if (b > 0) bound[origin] = b;
   }
   let deletedChanges = 0;
+  let deletedRecords = 0;
   for (const [origin, seq] of Object.entries(bound)) {
-    const ids = await client.call("list compactable changes", (pb) =>
+    // A pack goes only when all of it is below the bound.
+    const packs = await client.call("list compactable changes", (pb) =>
       pb.collection(Collections.Changes).getFullList({
-        filter: pb.filter("doc = {:doc} && origin = {:origin} && seq <= {:seq}", { doc: docId, origin, seq }),
-        fields: "id",
+        filter: pb.filter("doc = {:doc} && origin = {:origin} && last <= {:seq}", {
+          doc: docId,
+          origin,
+          seq,
+        }),
+        fields: "id,seq,last",
         requestKey: null,
       }),
     );
     await deleteIds(
       client,
       Collections.Changes,
-      ids.map((r) => r.id),
+      packs.map((r) => r.id),
     );
-    deletedChanges += ids.length;
+    deletedRecords += packs.length;
+    for (const p of packs) deletedChanges += Number(p.last) - Number(p.seq) + 1;
   }
   const keep = Math.max(1, options.keepSnapshots ?? 2);
   const snaps = await client.call("list snapshots", (pb) =>
@@ -390,7 +407,15 @@ export async function compactDoc(
     .filter((id) => id !== latest.recordId)
     .slice(keep - 1);
   await deleteIds(client, Collections.Snapshots, old);
-  return { doc: String(docId), frontier, bound, deletedChanges, deletedSnapshots: old.length, expired };
+  return {
+    doc: String(docId),
+    frontier,
+    bound,
+    deletedChanges,
+    deletedRecords,
+    deletedSnapshots: old.length,
+    expired,
+  };
 }
 
 /** Options of {@link createCompactor}. */

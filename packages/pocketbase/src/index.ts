@@ -53,8 +53,12 @@ export {
   decodeSnapshotRecord,
   encodeChangeRecord,
   encodeSnapshotRecord,
+  estimateChangeBytes,
   isOriginOfNode,
+  type PackLimits,
+  packChanges,
   type RecordLimits,
+  sliceChangeRecord,
   snapshotRecordSchema,
 } from "./records.js";
 export {
@@ -78,7 +82,7 @@ export {
   ensureNode,
   ensureSchema,
   type FieldDef,
-  MAX_OPS_BYTES,
+  MAX_CHANGES_BYTES,
   MAX_SNAPSHOT_BYTES,
   NodeRole,
   type NodeSpec,

@@ -11,7 +11,7 @@ import pRetry from "p-retry";
 import { ClientResponseError } from "pocketbase";
 import { createPocketBaseClient, type NodeAuth, type PocketBaseClient, toTransportError } from "./client.js";
 import { ackRecordSchema } from "./compaction.js";
-import { decodeChangeRecord, decodeSnapshotRecord, isOriginOfNode } from "./records.js";
+import { decodeChangeRecord, decodeSnapshotRecord, isOriginOfNode, sliceChangeRecord } from "./records.js";
 import { Collections } from "./schema.js";
 
 /**
@@ -19,14 +19,36 @@ import { Collections } from "./schema.js";
  * - `immutable`: records never change once written (append-only logs): copy what is missing.
  * - `lww`: the copy with the greater `field` (a number or a sortable string, e.g. a revision or an
  *   HLC) wins and overwrites the other (the collection's update rule must allow replicators).
+ * - `log`: immutable records that each hold a range `first..last` of a log; the key is the log's
+ *   identity plus `first` (the change packs of `nxs_changes`: doc, origin, seq). Two servers may
+ *   hold differently cut ranges; a record whose range the target already covers is not copied, at
+ *   one key the longer range wins, and the shorter side receives the missing tail as a new record
+ *   made by `slice(record, from)` (undefined when nothing is left). Records are never updated.
  */
-export type MergeRule = { readonly kind: "immutable" } | { readonly kind: "lww"; readonly field: string };
+export type MergeRule =
+  | { readonly kind: "immutable" }
+  | { readonly kind: "lww"; readonly field: string }
+  | {
+      readonly kind: "log";
+      readonly first: string;
+      readonly last: string;
+      readonly slice: (
+        record: Readonly<Record<string, unknown>>,
+        from: number,
+      ) => Record<string, unknown> | undefined;
+    };
 
 /** Built-in merge rules. */
 export const MergeRules = {
   immutable: { kind: "immutable" } as MergeRule,
   /** Last writer wins by `field`. */
   lww: (field: string): MergeRule => ({ kind: "lww", field }),
+  /** Ranges `first..last` of a log; `slice` cuts a record's tail from a position on. */
+  log: (
+    first: string,
+    last: string,
+    slice: (record: Readonly<Record<string, unknown>>, from: number) => Record<string, unknown> | undefined,
+  ): MergeRule => ({ kind: "log", first, last, slice }),
 } as const;
 
 /** One collection the replicator keeps identical on every server. */
@@ -72,21 +94,22 @@ async function coveredBySnapshot(
   }
   return (record) => {
     const v = newest.get(String(record.doc));
-    const seq = record.seq;
-    return v !== undefined && typeof seq === "number" && seq <= (v[String(record.origin)] ?? 0);
+    const last = record.last;
+    return v !== undefined && typeof last === "number" && last <= (v[String(record.origin)] ?? 0);
   };
 }
 
 /**
- * The nxs-sync collections: changes (immutable, key doc/origin/seq; never copied under a target's
- * snapshot), snapshots (immutable, key id) and acks (last writer wins by `at`, key doc/replica).
+ * The nxs-sync collections: changes (packs of a log, key doc/origin/seq, ending at `last`; never
+ * copied under a target's snapshot), snapshots (immutable, key id) and acks (last writer wins by
+ * `at`, key doc/replica).
  */
 export function defaultReplicatedCollections(): readonly ReplicatedCollection[] {
   return [
     {
       name: Collections.Changes,
       key: ["doc", "origin", "seq"],
-      merge: MergeRules.immutable,
+      merge: MergeRules.log("seq", "last", sliceChangeRecord),
       validate: (r) => {
         const d = decodeChangeRecord(r);
         return d.ok ? undefined : d.error;
@@ -253,11 +276,43 @@ function newer(
   a: Readonly<Record<string, unknown>>,
   b: Readonly<Record<string, unknown>>,
 ): boolean {
-  if (rule.kind !== "lww") return false;
-  const x = a[rule.field];
-  const y = b[rule.field];
+  if (rule.kind === "immutable") return false;
+  const field = rule.kind === "lww" ? rule.field : rule.last;
+  const x = a[field];
+  const y = b[field];
   if (typeof x === "number" && typeof y === "number") return x > y;
   return String(x ?? "") > String(y ?? "");
+}
+
+/**
+ * For a `log` rule: a predicate telling whether a server's records (its listed rows) already cover
+ * every position of a row's range.
+ */
+function coverage(
+  rule: Extract<MergeRule, { kind: "log" }>,
+  coll: ReplicatedCollection,
+  rows: ReadonlyMap<string, Readonly<Record<string, unknown>>>,
+): (row: Readonly<Record<string, unknown>>) => boolean {
+  const groupOf = (r: Readonly<Record<string, unknown>>) =>
+    JSON.stringify(coll.key.filter((k) => k !== rule.first).map((k) => r[k] ?? null));
+  const ranges = new Map<string, [number, number][]>();
+  for (const r of rows.values()) {
+    const g = groupOf(r);
+    const list = ranges.get(g) ?? [];
+    list.push([Number(r[rule.first]), Number(r[rule.last])]);
+    ranges.set(g, list);
+  }
+  for (const list of ranges.values()) list.sort((a, b) => a[0] - b[0]);
+  return (row) => {
+    let next = Number(row[rule.first]);
+    const end = Number(row[rule.last]);
+    for (const [from, to] of ranges.get(groupOf(row)) ?? []) {
+      if (from > next) break;
+      if (to >= next) next = to + 1;
+      if (next > end) return true;
+    }
+    return false;
+  };
 }
 
 /**
@@ -377,7 +432,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     } catch (e) {
       if (!isDuplicate(e)) throw e;
       if (rule.kind === "immutable") return false;
-      // lww: compare with the target's copy.
+      // lww and log: compare with the target's copy.
       const filter = to.client.pb.filter(
         coll.key.map((k, i) => `${k} = {:k${i}}`).join(" && "),
         Object.fromEntries(coll.key.map((k, i) => [`k${i}`, record[k]])),
@@ -386,6 +441,11 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         pb.collection(coll.name).getFirstListItem(filter, { requestKey: null }),
       );
       if (!newer(rule, record, existing)) return false;
+      if (rule.kind === "log") {
+        // The target's range at this key ends earlier: give it the missing tail as a new record.
+        const tail = rule.slice(record, Number(existing[rule.last]) + 1);
+        return tail === undefined ? false : copyNow(coll, from, to, tail);
+      }
       const body = bodyOf(record);
       delete body.id;
       await to.client.call(`replicate ${coll.name} update to ${to.url}`, (pb) =>
@@ -408,7 +468,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     if (record === undefined || typeof record !== "object") return;
     const key = keyOf(coll, record);
     const echo = `${coll.name}|${key}`;
-    if (from.echoes.has(echo) && (coll.merge ?? MergeRules.immutable).kind === "immutable") {
+    if (from.echoes.has(echo) && (coll.merge ?? MergeRules.immutable).kind !== "lww") {
       from.echoes.delete(echo);
       return;
     }
@@ -505,6 +565,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     const fields = new Set(["id", ...coll.key]);
     const rule = coll.merge ?? MergeRules.immutable;
     if (rule.kind === "lww") fields.add(rule.field);
+    if (rule.kind === "log") fields.add(rule.last);
     const list = (filter?: string) =>
       server.client.call(`list ${coll.name} at ${server.url}`, (pb) =>
         pb.collection(coll.name).getFullList({
@@ -604,6 +665,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     );
     // For each key: the server holding the winning copy, and the servers lacking it (or holding an older one).
     const plan = new Map<Server, Map<Server, string[]>>(); // from -> to -> record ids (at `from`)
+    const covers =
+      rule.kind === "log" ? listed.map((m) => (m === undefined ? undefined : coverage(rule, coll, m))) : [];
     const keys = new Set<string>();
     for (const m of listed) if (m) for (const k of m.keys()) keys.add(k);
     for (const k of keys) {
@@ -619,6 +682,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         if (m === undefined || s === winner.s) return;
         const row = m.get(k);
         if (row !== undefined && !newer(rule, winner.row, row)) return;
+        if (rule.kind === "log" && covers[i]?.(winner.row)) return;
         let byTo = plan.get(winner.s);
         if (byTo === undefined) {
           byTo = new Map();

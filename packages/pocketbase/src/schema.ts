@@ -7,7 +7,7 @@ export const Collections = {
   Changes: "nxs_changes",
   Snapshots: "nxs_snapshots",
   Acks: "nxs_acks",
-  /** A view: per (doc, origin), the highest seq and the number of changes (the anti-entropy digest). */
+  /** A view: per (doc, origin), the highest seq held and the number of records (the anti-entropy digest). */
   Heads: "nxs_heads",
 } as const;
 /** The union of nxs-sync collection names. */
@@ -21,8 +21,8 @@ export const NodeRole = {
 /** The union of node roles. */
 export type NodeRole = (typeof NodeRole)[keyof typeof NodeRole];
 
-/** Largest `ops` JSON of one change record (bytes). */
-export const MAX_OPS_BYTES = 8 * 1024 * 1024;
+/** Largest `changes` JSON of one change record, a pack of changes (bytes). */
+export const MAX_CHANGES_BYTES = 8 * 1024 * 1024;
 /** Largest `state` JSON of one snapshot record (bytes). */
 export const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
 
@@ -60,7 +60,7 @@ export interface CollectionDef {
 
 /** The query of the `nxs_heads` view. */
 export const HEADS_QUERY =
-  "SELECT (doc || ':' || origin) AS id, doc, origin, MAX(seq) AS head, COUNT(*) AS n FROM nxs_changes GROUP BY doc, origin";
+  "SELECT (doc || ':' || origin) AS id, doc, origin, MAX(last) AS head, COUNT(*) AS n FROM nxs_changes GROUP BY doc, origin";
 
 const created: FieldDef = { name: "created", type: "autodate", onCreate: true, onUpdate: false };
 /** A required text field holding a doc or replica id (the form core's ids take). */
@@ -113,13 +113,15 @@ export function schemaDefinitions(): readonly CollectionDef[] {
         idText("doc"),
         idText("origin"),
         { name: "seq", type: "number", required: true, onlyInt: true, min: 1 },
+        { name: "last", type: "number", required: true, onlyInt: true, min: 1 },
         { name: "hlc", type: "text", required: true, max: 64 },
-        { name: "ops", type: "json", maxSize: MAX_OPS_BYTES },
+        { name: "changes", type: "json", maxSize: MAX_CHANGES_BYTES },
         authorNode,
         created,
       ],
       indexes: [
         "CREATE UNIQUE INDEX idx_nxs_changes_doc_origin_seq ON nxs_changes (doc, origin, seq)",
+        "CREATE INDEX idx_nxs_changes_doc_origin_last ON nxs_changes (doc, origin, last)",
         "CREATE INDEX idx_nxs_changes_created ON nxs_changes (created)",
       ],
       listRule: IS_NODE,

@@ -31,10 +31,14 @@ import {
   type FailoverOptions,
 } from "./failover.js";
 import {
+  cutRuns,
   type DecodeChangeOptions,
   decodeChangeRecord,
   decodeSnapshotRecord,
   encodeChangeRecord,
+  estimateChangeBytes,
+  type PackLimits,
+  packChanges,
 } from "./records.js";
 import { Collections } from "./schema.js";
 
@@ -52,11 +56,21 @@ export interface PocketBaseTransportOptions {
    * healthy endpoints it fails `transport/unavailable`.
    */
   readonly minAcks?: number;
-  /** Changes per `/api/batch` request (at most the server's `batch.maxRequests`). Default 50. */
+  /**
+   * Most changes per record: consecutive changes of one origin travel as one record, a pack (see
+   * docs/adr/0005-change-packs.md). Default 1000.
+   */
+  readonly packSize?: number;
+  /** Largest estimated JSON size of one pack, in bytes. Default 1 MiB. */
+  readonly packMaxBytes?: number;
+  /**
+   * Packs per `/api/batch` request (at most the server's `batch.maxRequests`), when a push holds
+   * several (a push of one pack is a plain create). Default 50.
+   */
   readonly batchSize?: number;
   /** Largest JSON size of one batch request in bytes. Default 16 MiB. */
   readonly batchMaxBytes?: number;
-  /** Records per pull page (the server clamps at 1000). Default 1000. */
+  /** Records (packs) per pull page (the server clamps at 1000). Default 200. */
   readonly pageSize?: number;
   /** Per-request timeout. Default 5000 ms. */
   readonly requestTimeoutMs?: number;
@@ -152,7 +166,11 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   const docId = options.docId;
   const batchSize = options.batchSize ?? 50;
   const batchMaxBytes = options.batchMaxBytes ?? 16 * 1024 * 1024;
-  const pageSize = Math.min(options.pageSize ?? 1000, 1000);
+  const pageSize = Math.min(options.pageSize ?? 200, 1000);
+  const packLimits: PackLimits = {
+    packSize: Math.max(1, options.packSize ?? 1000),
+    packMaxBytes: Math.max(1, options.packMaxBytes ?? 1024 * 1024),
+  };
   const pushTimeoutMs = options.pushTimeoutMs ?? 10_000;
   const rePushWindow = Math.max(0, options.rePushWindow ?? 1000);
   /** The last `rePushWindow` acknowledged changes, oldest first. */
@@ -233,18 +251,31 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     reportError(error);
   }
 
-  /** Decodes raw records; quarantines the bad ones. */
+  /** Decodes raw records (packs) into their changes; quarantines the bad ones. */
   function decodeAll(ep: Endpoint, raws: readonly unknown[]): Change[] {
     const out: Change[] = [];
     for (const raw of raws) {
       const r = decodeChangeRecord(raw, decodeOptions);
-      if (r.ok) out.push(r.value);
+      if (r.ok) for (const c of r.value) out.push(c);
       else quarantine(ep, r.recordId, r.error);
     }
     return out;
   }
 
   // ---- realtime -------------------------------------------------------------------------------
+
+  /**
+   * Per origin, the highest seq this transport has sent. A realtime event of a pack within it is
+   * this replica's own write coming back (every gateway is subscribed to the docs it writes): the
+   * doc has those changes, so the event is dropped before any decoding.
+   */
+  const sentHigh = new Map<string, number>();
+  function isEcho(record: unknown): boolean {
+    const r = record as { origin?: unknown; last?: unknown } | null;
+    return (
+      typeof r?.origin === "string" && typeof r.last === "number" && r.last <= (sentHigh.get(r.origin) ?? 0)
+    );
+  }
 
   let pendingEvents: Change[] = [];
   let flushScheduled = false;
@@ -272,7 +303,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     const pb: PocketBase = ep.client.pb;
     let stopped = false;
     const onEvent = (e: { action?: unknown; record?: unknown }) => {
-      if (stopped || closed || e?.action !== "create") return;
+      if (stopped || closed || e?.action !== "create" || isEcho(e.record)) return;
       const changes = decodeAll(ep, [e.record]);
       if (changes.length > 0) deliver(changes);
     };
@@ -436,26 +467,17 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     })();
   }
 
-  function chunk(changes: readonly Change[]): Change[][] {
-    const out: Change[][] = [];
-    let cur: Change[] = [];
-    let bytes = 0;
-    for (const c of changes) {
-      const size = JSON.stringify(c.ops).length + 256;
-      if (cur.length > 0 && (cur.length >= batchSize || bytes + size > batchMaxBytes)) {
-        out.push(cur);
-        cur = [];
-        bytes = 0;
-      }
-      cur.push(c);
-      bytes += size;
-    }
-    if (cur.length > 0) out.push(cur);
-    return out;
+  /** Groups packs into requests: at most `batchSize` packs and `batchMaxBytes` each. */
+  function requests(packs: readonly Change[][]): Change[][][] {
+    return cutRuns(packs, {
+      max: batchSize,
+      maxBytes: batchMaxBytes,
+      sizeOf: (p) => p.reduce((n, c) => n + estimateChangeBytes(c), 256),
+    });
   }
 
-  /** Which of `changes` the server already holds (by origin and seq). */
-  async function existing(ep: Endpoint, changes: readonly Change[]): Promise<Set<string>> {
+  /** Which of `changes` the server already holds, in any pack (by origin and seq). */
+  async function covered(ep: Endpoint, changes: readonly Change[]): Promise<Set<string>> {
     const found = new Set<string>();
     const byOrigin = new Map<string, number[]>();
     for (const c of changes) {
@@ -464,86 +486,123 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
       byOrigin.set(c.origin, seqs);
     }
     for (const [origin, seqs] of byOrigin) {
-      const lo = Math.min(...seqs);
-      const hi = Math.max(...seqs);
-      const items = await ep.client.call("find committed changes", (pb) =>
+      const lo = seqs.reduce((a, b) => Math.min(a, b));
+      const hi = seqs.reduce((a, b) => Math.max(a, b));
+      const packs = await ep.client.call("find committed changes", (pb) =>
         pb.collection(Collections.Changes).getFullList({
-          filter: pb.filter("doc = {:doc} && origin = {:origin} && seq >= {:lo} && seq <= {:hi}", {
+          filter: pb.filter("doc = {:doc} && origin = {:origin} && last >= {:lo} && seq <= {:hi}", {
             doc: docId,
             origin,
             lo,
             hi,
           }),
-          fields: "origin,seq",
+          fields: "seq,last",
           batch: 1000,
+          requestKey: null,
         }),
       );
-      for (const it of items) found.add(`${it.origin}\u0000${it.seq}`);
+      for (const s of seqs) {
+        if (packs.some((p) => Number(p.seq) <= s && s <= Number(p.last))) found.add(`${origin}\u0000${s}`);
+      }
     }
     return found;
   }
 
-  function failedIndex(e: unknown): { index: number; duplicate: boolean; response: unknown } | undefined {
-    if (!(e instanceof ClientResponseError) || e.status !== 400) return undefined;
+  /** A per-record 400 of a create or of one request of a batch, and whether it is a duplicate key. */
+  function recordFailure(e: unknown): { index: number; duplicate: boolean; response: unknown } | undefined {
+    const cause = isNxsError(e) ? e.cause : e;
+    if (!(cause instanceof ClientResponseError) || cause.status !== 400) return undefined;
+    const isDuplicate = (data: Record<string, { code?: string }>) =>
+      ["doc", "origin", "seq"].every((k) => data[k]?.code === "validation_not_unique");
+    const body = cause.response as { data?: Record<string, unknown> } | undefined;
     const requests = (
-      e.response?.data as { requests?: Record<string, { response?: { data?: unknown } }> } | undefined
+      body?.data as { requests?: Record<string, { response?: { data?: unknown } }> } | undefined
     )?.requests;
-    if (requests === undefined) return undefined;
+    if (requests === undefined) {
+      // A plain create.
+      const data = (body?.data ?? {}) as Record<string, { code?: string }>;
+      return { index: 0, duplicate: isDuplicate(data), response: body };
+    }
     const [key, value] = Object.entries(requests)[0] ?? [];
     if (key === undefined) return undefined;
     const data = (value?.response?.data ?? {}) as Record<string, { code?: string }>;
-    const duplicate = ["doc", "origin", "seq"].every((k) => data[k]?.code === "validation_not_unique");
-    return { index: Number(key), duplicate, response: value?.response };
+    return { index: Number(key), duplicate: isDuplicate(data), response: value?.response };
+  }
+
+  /** Sends packs in one request: a plain create for one pack, one `/api/batch` transaction for several. */
+  async function send(ep: Endpoint, packs: readonly Change[][], node: string): Promise<void> {
+    for (const p of packs) {
+      const last = p[p.length - 1] as Change;
+      if (last.seq > (sentHigh.get(last.origin) ?? 0)) sentHigh.set(last.origin, last.seq);
+    }
+    if (packs.length === 1) {
+      const body = encodeChangeRecord(packs[0] as Change[], node);
+      await ep.client.call("push", (pb) =>
+        pb.collection(Collections.Changes).create(body, { requestKey: null }),
+      );
+      return;
+    }
+    const batch = ep.client.pb.createBatch();
+    for (const p of packs) batch.collection(Collections.Changes).create(encodeChangeRecord(p, node));
+    await ep.client.call("push batch", () => batch.send({ requestKey: null }));
   }
 
   /**
-   * Commits one chunk on one endpoint. Duplicates count as committed.
+   * Commits `items` on one endpoint, packed. A duplicate key (an earlier push whose answer was lost,
+   * maybe packed differently) counts as committed for whatever the server's packs cover.
    * @returns How many leading changes of `items` are committed, and the rejection that stopped it.
    */
-  async function commitChunk(
+  async function commitChanges(
     ep: Endpoint,
     items: readonly Change[],
   ): Promise<{ acked: number; rejected?: NxsError }> {
     const node = ep.client.nodeId;
     if (node === undefined)
       throw new TransportError(ErrorCode.TransportUnauthorized, "not authenticated as a node");
-    let pending = items.map((c, i) => ({ c, i }));
-    for (let round = 0; pending.length > 0; round++) {
-      const batch = ep.client.pb.createBatch();
-      for (const { c } of pending) batch.collection(Collections.Changes).create(encodeChangeRecord(c, node));
-      try {
-        await ep.client.call("push batch", () => batch.send({ requestKey: null }));
-        return { acked: items.length };
-      } catch (e) {
-        const failed = failedIndex((e as { cause?: unknown }).cause);
-        if (failed === undefined || round > items.length) throw toTransportError(e, "push batch");
-        const bad = pending[failed.index];
-        if (bad === undefined) throw toTransportError(e, "push batch");
-        if (failed.duplicate) {
-          // Already committed (an earlier push whose answer was lost): drop every duplicate at once.
-          const have = await existing(
-            ep,
-            pending.map((p) => p.c),
-          );
-          const before = pending.length;
-          pending = pending.filter((p) => !have.has(`${p.c.origin}\u0000${p.c.seq}`) && p !== bad);
-          logger.debug(`[nxs-pocketbase] push: ${before - pending.length} change(s) were already committed`);
-          continue;
+    const done = new Set<Change>();
+    let end = items.length;
+    let rejected: NxsError | undefined;
+    for (let round = 0; ; round++) {
+      const pending = items.slice(0, end).filter((c) => !done.has(c));
+      if (pending.length === 0) break;
+      let failure: { pack: Change[]; duplicate: boolean; cause: unknown; response: unknown } | undefined;
+      for (const group of requests(packChanges(pending, packLimits))) {
+        try {
+          await send(ep, group, node);
+          for (const p of group) for (const c of p) done.add(c);
+        } catch (e) {
+          const failed = recordFailure(e);
+          const pack = failed === undefined ? undefined : group[failed.index];
+          if (failed === undefined || pack === undefined || round > items.length)
+            throw toTransportError(e, "push");
+          failure = { pack, duplicate: failed.duplicate, cause: e, response: failed.response };
+          break;
         }
-        // A real rejection: commit what precedes it, then report it.
-        const rejected = new TransportError(
-          ErrorCode.TransportRejected,
-          `push: change ${bad.c.origin}/${bad.c.seq} rejected by ${ep.url}: ${JSON.stringify(failed.response)}`,
-          { cause: e, status: 400 },
-        );
-        if (bad.i > 0) {
-          const r = await commitChunk(ep, items.slice(0, bad.i));
-          return { acked: r.acked, rejected: r.rejected ?? rejected };
-        }
-        return { acked: bad.i, rejected };
       }
+      if (failure === undefined) break;
+      if (failure.duplicate) {
+        // Drop every change the server already holds, then pack the rest again.
+        const have = await covered(ep, pending);
+        const before = done.size;
+        for (const c of pending) if (have.has(`${c.origin}\u0000${c.seq}`)) done.add(c);
+        logger.debug(`[nxs-pocketbase] push: ${done.size - before} change(s) were already committed`);
+        if (done.size === before)
+          throw toTransportError(failure.cause, "push: duplicate key without a covering record");
+        continue;
+      }
+      // A real rejection: the request's transaction rolled back. Commit what precedes the refused
+      // pack, then report it.
+      const first = failure.pack[0] as Change;
+      rejected = new TransportError(
+        ErrorCode.TransportRejected,
+        `push: change ${first.origin}/${first.seq} rejected by ${ep.url}: ${JSON.stringify(failure.response)}`,
+        { cause: failure.cause, status: 400 },
+      );
+      end = items.indexOf(first);
     }
-    return { acked: items.length };
+    let acked = 0;
+    while (acked < items.length && done.has(items[acked] as Change)) acked++;
+    return rejected === undefined ? { acked } : { acked, rejected };
   }
 
   /** Pushes `changes` to one endpoint. @returns How many leading changes it committed. */
@@ -552,13 +611,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     changes: readonly Change[],
   ): Promise<{ acked: number; rejected?: NxsError }> {
     if (ep.client.nodeId === undefined) await ep.client.authenticate();
-    let acked = 0;
-    for (const part of chunk(changes)) {
-      const r = await commitChunk(ep, part);
-      acked += r.acked;
-      if (r.acked < part.length) return { acked, rejected: r.rejected };
-    }
-    return { acked };
+    return commitChanges(ep, changes);
   }
 
   /** Pushes to one endpoint and feeds the outcome into the pool's health (unavailable = a failure). */
@@ -628,7 +681,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     origins.forEach((o, i) => {
       params[`o${i}`] = o;
       params[`s${i}`] = vv[o] ?? 0;
-      known.push(`(origin = {:o${i}} && seq > {:s${i}})`);
+      known.push(`(origin = {:o${i}} && last > {:s${i}})`);
       unknown.push(`origin != {:o${i}}`);
     });
     if (origins.length === 0) return pb.filter("doc = {:doc}", params);
@@ -664,7 +717,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
       if (have >= s) continue;
       const next = await ep.client.call("pull: check compaction", (pb) =>
         pb.collection(Collections.Changes).getList(1, 1, {
-          filter: pb.filter("doc = {:doc} && origin = {:origin} && seq > {:have}", {
+          filter: pb.filter("doc = {:doc} && origin = {:origin} && last > {:have}", {
             doc: docId,
             origin,
             have,
@@ -692,6 +745,9 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
       first = false;
       for (const [o, s] of Object.entries(snapshot.version)) if ((vv[o] ?? 0) < s) vv[o] = s;
     }
+    // Per origin, the highest seq handed out (or known to the caller): packs may overlap (a pack
+    // re-pushed with other bounds) and start below what the caller has; such changes are dropped.
+    const delivered: Record<string, number> = { ...vv };
     for (;;) {
       const filter = pullFilter(ep.client.pb, vv);
       const page = await ep.client.call("pull", (pb) =>
@@ -699,18 +755,22 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
           filter,
           sort: "origin,seq",
           skipTotal: true,
-          fields: "id,doc,origin,seq,hlc,ops,node",
+          fields: "id,doc,origin,seq,last,hlc,changes,node",
         }),
       );
       let advanced = false;
       for (const raw of page.items as unknown[]) {
-        const { origin, seq } = raw as { origin?: unknown; seq?: unknown };
-        if (typeof origin === "string" && typeof seq === "number" && seq > (vv[origin] ?? 0)) {
-          vv[origin] = seq;
+        const { origin, last } = raw as { origin?: unknown; last?: unknown };
+        if (typeof origin === "string" && typeof last === "number" && last > (vv[origin] ?? 0)) {
+          vv[origin] = last;
           advanced = true;
         }
       }
-      const changes = decodeAll(ep, page.items);
+      const changes = decodeAll(ep, page.items).filter((c) => {
+        if (c.seq <= (delivered[c.origin] ?? 0)) return false;
+        delivered[c.origin] = c.seq;
+        return true;
+      });
       if (changes.length > 0 || first) yield { changes };
       first = false;
       if (page.items.length < pageSize || !advanced) return;

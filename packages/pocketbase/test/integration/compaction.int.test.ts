@@ -22,7 +22,7 @@ import {
   NodeRole,
   writeAck,
 } from "../../src/index.js";
-import { makeNode, provision, recordId, stableJson } from "./helpers.js";
+import { countChanges, makeNode, provision, recordId, stableJson } from "./helpers.js";
 
 const servers = usePocketBaseServers();
 let s1: ProcessPocketBase;
@@ -70,7 +70,9 @@ function gateway(node: typeof gw1, url: string, docId: string, snapshot?: Snapsh
   return { doc, replica, checkpointer };
 }
 
+/** Records of a doc in a collection; for changes, the distinct changes they hold. */
 async function count(url: string, collection: string, docId: string): Promise<number> {
+  if (collection === Collections.Changes) return countChanges(url, gw1.auth, docId);
   const c = createPocketBaseClient({ url, auth: gw1.auth });
   const r = await c.call("count", (pb) =>
     pb.collection(collection).getList(1, 1, { filter: pb.filter("doc = {:d}", { d: docId }) }),

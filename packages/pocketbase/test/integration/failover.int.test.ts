@@ -16,8 +16,6 @@ import {
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import {
-  Collections,
-  createPocketBaseClient,
   createPocketBaseTransport,
   createReplicator,
   ensureSchema,
@@ -26,7 +24,7 @@ import {
   type PocketBaseTransportOptions,
   type SwitchEvent,
 } from "../../src/index.js";
-import { makeNode, provision, recordId, stableJson } from "./helpers.js";
+import { countChanges, makeNode, provision, recordId, stableJson } from "./helpers.js";
 
 const servers = usePocketBaseServers();
 let cluster: PocketBaseCluster<ProcessPocketBase>;
@@ -153,15 +151,7 @@ describe("failover", () => {
     await waitFor(() => failbacks.length > 0, { timeoutMs: 20_000, description: "failback to the primary" });
 
     // Every server holds every acknowledged change (the replicator caught the primary up).
-    const count = async (url: string) => {
-      const c = createPocketBaseClient({ url, auth: gw2.auth });
-      const rows = await c.call("count", (pb) =>
-        pb
-          .collection(Collections.Changes)
-          .getList(1, 1, { filter: pb.filter("doc = {:d} && origin = {:o}", { d: docId, o: origin }) }),
-      );
-      return rows.totalItems;
-    };
+    const count = (url: string) => countChanges(url, gw2.auth, docId, origin);
     await waitFor(async () => (await count(primary.url)) === N && (await count(secondary.url)) === N, {
       timeoutMs: 30_000,
       description: "both servers hold all acknowledged changes",
@@ -199,11 +189,7 @@ describe("failover", () => {
       }) as unknown as Change;
     expect(await t.push([change(1), change(2)])).toEqual({ acked: 2 });
     for (const s of [primary, secondary]) {
-      const c = createPocketBaseClient({ url: s.url, auth: gw2.auth });
-      const list = await c.call("list", (pb) =>
-        pb.collection(Collections.Changes).getFullList({ filter: pb.filter("doc = {:d}", { d: docId }) }),
-      );
-      expect(list.length, s.url).toBe(2);
+      expect(await countChanges(s.url, gw2.auth, docId), s.url).toBe(2);
     }
     await secondary.kill();
     await waitFor(() => t.status().endpoints.some((e) => !e.healthy), { description: "secondary seen down" });
@@ -232,13 +218,7 @@ describe("failover", () => {
       });
     }
     await writer.replica.flush();
-    const onSecondary = async () => {
-      const c = createPocketBaseClient({ url: secondary.url, auth: gw2.auth });
-      const r = await c.call("count", (pb) =>
-        pb.collection(Collections.Changes).getList(1, 1, { filter: pb.filter("doc = {:d}", { d: docId }) }),
-      );
-      return r.totalItems;
-    };
+    const onSecondary = () => countChanges(secondary.url, gw2.auth, docId);
     expect(await onSecondary()).toBe(0);
     await primary.kill();
     for (let i = 51; i <= 60; i++) {

@@ -1,7 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import { type Change, encodeHlc } from "@nxs-sync/core";
 import { type PocketBaseServer, startPocketBase } from "@nxs-sync/testing";
-import { ensureNode, ensureSchema, type NodeAuth, NodeRole } from "../../src/index.js";
+import {
+  Collections,
+  createPocketBaseClient,
+  encodeChangeRecord,
+  ensureNode,
+  ensureSchema,
+  type NodeAuth,
+  NodeRole,
+} from "../../src/index.js";
 
 /** The package's JS migrations (the schema users drop into pb_migrations). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url));
@@ -67,4 +76,63 @@ export function stableJson(value: unknown): string {
       .join(",")}}`;
   }
   return JSON.stringify(value);
+}
+
+/** What {@link rawChangeRecord} builds a record of: one change, ops as given (even invalid ones). */
+export interface RawChange {
+  readonly doc: string;
+  readonly origin: string;
+  readonly seq: number;
+  readonly node: string;
+  /** Default: a valid HLC of `origin` at 1.7e12 + seq ms. */
+  readonly hlc?: string;
+  /** Default: one set of `["k", "<seq>"]` to seq. */
+  readonly ops?: readonly unknown[];
+}
+
+/**
+ * The body of an `nxs_changes` record (a pack of one change) written straight through the record
+ * API, as a misbehaving or foreign writer would: `override` replaces envelope fields afterwards.
+ */
+export function rawChangeRecord(
+  c: RawChange,
+  override: Record<string, unknown> = {},
+): Record<string, unknown> {
+  const change = {
+    doc: c.doc,
+    origin: c.origin,
+    seq: c.seq,
+    hlc: c.hlc ?? encodeHlc({ ms: 1_700_000_000_000 + c.seq, counter: 0, node: c.origin }),
+    ops: c.ops ?? [{ kind: "set", path: ["k", String(c.seq)], value: c.seq }],
+  } as unknown as Change;
+  return { ...encodeChangeRecord([change], c.node), ...override };
+}
+
+/**
+ * How many distinct changes (origin and seq) a server holds for a doc, packs expanded and overlaps
+ * counted once, read with node credentials `auth`.
+ */
+export async function countChanges(
+  url: string,
+  auth: NodeAuth,
+  doc: string,
+  origin?: string,
+): Promise<number> {
+  const c = createPocketBaseClient({ url, auth });
+  try {
+    const rows = await c.call("count changes", (pb) =>
+      pb.collection(Collections.Changes).getFullList({
+        filter:
+          origin === undefined
+            ? pb.filter("doc = {:doc}", { doc })
+            : pb.filter("doc = {:doc} && origin = {:origin}", { doc, origin }),
+        fields: "origin,seq,last",
+      }),
+    );
+    const keys = new Set<string>();
+    for (const r of rows) for (let q = r.seq; q <= r.last; q++) keys.add(`${r.origin}:${q}`);
+    return keys.size;
+  } finally {
+    c.close();
+  }
 }

@@ -9,15 +9,8 @@ import {
 } from "@nxs-sync/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
-import {
-  Collections,
-  createPocketBaseClient,
-  createPocketBaseTransport,
-  createReplicator,
-  ensureSchema,
-  NodeRole,
-} from "../../src/index.js";
-import { makeNode, provision, recordId, stableJson } from "./helpers.js";
+import { createPocketBaseTransport, createReplicator, ensureSchema, NodeRole } from "../../src/index.js";
+import { countChanges, makeNode, provision, recordId, stableJson } from "./helpers.js";
 
 const schema = z.object({ items: z.record(z.string(), z.number()) });
 
@@ -64,13 +57,7 @@ describeWithDocker("partition (container mode)", () => {
     return { doc, replica };
   }
 
-  async function count(url: string, docId: string): Promise<number> {
-    const c = createPocketBaseClient({ url, auth: gw1.auth });
-    const r = await c.call("count", (pb) =>
-      pb.collection(Collections.Changes).getList(1, 1, { filter: pb.filter("doc = {:d}", { d: docId }) }),
-    );
-    return r.totalItems;
-  }
+  const count = (url: string, docId: string) => countChanges(url, gw1.auth, docId);
 
   it("both sides write while the secondary is cut off the network; after the heal all converge", async () => {
     const [primary, secondary] = cluster.nodes as [ContainerPocketBase, ContainerPocketBase];

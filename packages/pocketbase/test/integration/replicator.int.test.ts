@@ -12,6 +12,7 @@ import {
   createPocketBaseClient,
   createPocketBaseTransport,
   createReplicator,
+  encodeChangeRecord,
   ensureSchema,
   NodeRole,
   type PocketBaseTransport,
@@ -19,7 +20,7 @@ import {
   type ReplicatorEvents,
   runReplicatorCli,
 } from "../../src/index.js";
-import { makeNode, provision, recordId } from "./helpers.js";
+import { makeNode, provision, rawChangeRecord, recordId } from "./helpers.js";
 
 const servers = usePocketBaseServers();
 let s1: ProcessPocketBase;
@@ -95,15 +96,30 @@ const change = (doc: string, origin: string, seq: number): Change =>
   }) as unknown as Change;
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-/** (origin, seq) keys of a document on a server, read as a node. */
+/** (origin, seq) keys of the changes a server holds for a document (packs expanded), read as a node. */
 async function keysOn(url: string, doc: string): Promise<string[]> {
   const c = createPocketBaseClient({ url, auth: gwA.auth });
   const rows = await c.call("list", (pb) =>
     pb
       .collection(Collections.Changes)
-      .getFullList({ filter: pb.filter("doc = {:doc}", { doc }), fields: "origin,seq" }),
+      .getFullList({ filter: pb.filter("doc = {:doc}", { doc }), fields: "origin,seq,last" }),
   );
-  return rows.map((r) => `${r.origin}:${r.seq}`).sort();
+  c.close();
+  const keys = new Set<string>();
+  for (const r of rows) for (let q = r.seq; q <= r.last; q++) keys.add(`${r.origin}:${q}`);
+  return [...keys].sort();
+}
+
+/** [seq, last] of each record of a document on a server, sorted. */
+async function packsOn(url: string, doc: string): Promise<number[][]> {
+  const c = createPocketBaseClient({ url, auth: gwA.auth });
+  const rows = await c.call("list", (pb) =>
+    pb
+      .collection(Collections.Changes)
+      .getFullList({ filter: pb.filter("doc = {:doc}", { doc }), fields: "seq,last", sort: "seq,last" }),
+  );
+  c.close();
+  return rows.map((r) => [r.seq, r.last]);
 }
 
 async function converged(doc: string, expected: number): Promise<boolean> {
@@ -150,7 +166,8 @@ describe("replicator", () => {
     const syncs: ReplicatorEvents["sync"][] = [];
     r.on("sync", (s) => syncs.push(s));
     await r.start();
-    expect(syncs[0]?.copied).toBeGreaterThanOrEqual(40);
+    // Each side pushed one pack (25 and 15 changes): two records to copy.
+    expect(syncs[0]?.copied).toBe(2);
     await waitFor(() => converged(doc, 40));
     expect((await r.sync()).copied).toBe(0);
   });
@@ -199,18 +216,18 @@ describe("replicator", () => {
     await r.start();
     const raw = createPocketBaseClient({ url: s1.url, auth: gwB.auth });
     await raw.authenticate();
-    const base = { doc, hlc: encodeHlc({ ms: 1_700_000_000_000, counter: 0, node: gwB.id }), node: gwB.id };
+    const base = { doc, origin: gwB.id, node: gwB.id };
     const bad = [
-      { ...base, origin: `zz${gwB.id}`, seq: 1, ops: [] },
-      { ...base, origin: gwB.id, seq: 1, ops: "not ops" },
-      { ...base, origin: gwB.id, seq: 2, hlc: "bad hlc", ops: [] },
-      { ...base, origin: gwB.id, seq: 3, ops: [{ kind: "inc", path: ["a"], value: "NaN" }] },
+      rawChangeRecord({ ...base, origin: `zz${gwB.id}`, seq: 1, ops: [] }),
+      rawChangeRecord({ ...base, seq: 1 }, { changes: { doc, g: "not runs" } }),
+      rawChangeRecord({ ...base, seq: 2 }, { hlc: "bad hlc" }),
+      rawChangeRecord({ ...base, seq: 3, ops: [{ kind: "inc", path: ["a"], value: "NaN" }] }),
     ];
     const badIds: string[] = [];
     for (const rec of bad) badIds.push((await raw.pb.collection(Collections.Changes).create(rec)).id);
     const good = await raw.pb
       .collection(Collections.Changes)
-      .create({ ...base, origin: gwB.id, seq: 4, ops: [{ kind: "set", path: ["ok"], value: true }] });
+      .create(rawChangeRecord({ ...base, seq: 4, ops: [{ kind: "set", path: ["ok"], value: true }] }));
     await waitFor(async () => (await keysOn(s2.url, doc)).includes(`${gwB.id}:4`), {
       description: "the good record copied",
     });
@@ -265,7 +282,7 @@ describe("replicator", () => {
     const raw2 = createPocketBaseClient({ url: s2.url, auth: gwA.auth });
     const put = (c: typeof raw1, seq: number) =>
       c.call("create", (pb) =>
-        pb.collection(Collections.Changes).create({ ...change(doc, gwA.id, seq), node: gwA.id }),
+        pb.collection(Collections.Changes).create(encodeChangeRecord([change(doc, gwA.id, seq)], gwA.id)),
       );
     await r.stop();
     // Two different holes with equal digests (head 4, 3 changes): s1 has 1,2,4 and s2 has 1,3,4.
@@ -280,5 +297,44 @@ describe("replicator", () => {
     expect(fullRound.copied).toBe(2);
     expect(fullRound.listed).toBeGreaterThan(digestRound.listed);
     await waitFor(() => converged(doc, 4));
+  });
+
+  it("packs cut differently on two servers converge by coverage (the log merge rule)", async () => {
+    const doc = `d-${recordId()}`;
+    const raw1 = createPocketBaseClient({ url: s1.url, auth: gwA.auth });
+    const raw2 = createPocketBaseClient({ url: s2.url, auth: gwA.auth });
+    const put = (c: typeof raw1, from: number, to: number) =>
+      c.call("create", (pb) =>
+        pb.collection(Collections.Changes).create(
+          encodeChangeRecord(
+            range(from, to).map((q) => change(doc, gwA.id, q)),
+            gwA.id,
+          ),
+        ),
+      );
+    // The same changes cut two ways (an answer lost, the push repeated on the other server): s1 holds
+    // 1..4 as one pack and 5..6; s2 holds 1..2 (the pack a retry found) and 5..8.
+    await put(raw1, 1, 4);
+    await put(raw1, 5, 6);
+    await put(raw2, 1, 2);
+    await put(raw2, 5, 8);
+    raw1.close();
+    raw2.close();
+    const r = replicator({ fullSweepEvery: 1000 });
+    await r.start();
+    await waitFor(() => converged(doc, 8), { description: "both servers covering 1..8" });
+    // s2 received the tail 3..4 of s1's longer pack at key 1; s1 the tail 7..8 of s2's pack at key 5.
+    expect(await packsOn(s2.url, doc)).toEqual([
+      [1, 2],
+      [3, 4],
+      [5, 8],
+    ]);
+    expect(await packsOn(s1.url, doc)).toEqual([
+      [1, 4],
+      [5, 6],
+      [7, 8],
+    ]);
+    // A full sweep copies nothing more: every record's range is covered on the other server.
+    expect((await r.sync({ full: true })).copied).toBe(0);
   });
 });

@@ -20,8 +20,9 @@ const change = (node: string, seq: number, over: Record<string, unknown> = {}) =
   doc: "doc1",
   origin: node,
   seq,
+  last: seq,
   hlc: `0000000000001-${seq}`,
-  ops: [{ kind: "set", path: ["a"], value: seq }],
+  changes: { doc: "doc1", g: [] },
   node,
   ...over,
 });

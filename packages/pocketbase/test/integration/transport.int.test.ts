@@ -27,7 +27,7 @@ import {
   type PocketBaseTransport,
   type QuarantineEvent,
 } from "../../src/index.js";
-import { makeNode, provision, recordId } from "./helpers.js";
+import { makeNode, provision, rawChangeRecord, recordId } from "./helpers.js";
 
 const servers = usePocketBaseServers();
 let server: ProcessPocketBase;
@@ -91,14 +91,16 @@ runTransportConformance("PocketBase", () => {
   return {
     docId,
     otherDocId: `${docId}-other` as DocId,
-    pageSize: 5,
+    // At most 2 packs of 2 changes per page.
+    pageSize: 4,
     maxSettleRounds: 400,
     open: (id?: DocId) =>
       createPocketBaseTransport({
         endpoints: [server.url],
         auth: fixture.auth,
         docId: id ?? docId,
-        pageSize: 5,
+        pageSize: 2,
+        packSize: 2,
         decode: { requireBoundOrigin: false },
       }),
     settle: () => new Promise<void>((r) => setTimeout(r, 25)),
@@ -109,22 +111,65 @@ runTransportConformance("PocketBase", () => {
 });
 
 describe("PocketBaseTransport", () => {
-  it("pushes through /api/batch; a batch mixing committed and new changes acks all of them", async () => {
+  it("pushes packs through /api/batch; a push mixing committed and new changes acks all of them", async () => {
     const doc = `d-${recordId()}`;
     const t = transport(doc, { batchSize: 7 });
     await t.connect();
     const all = range(1, 30).map((s) => change(doc, gw.id, s));
+    // Ten packs of one change (every third seq), in two batch requests.
     expect(await t.push(all.filter((c) => c.seq % 3 === 0))).toEqual({ acked: 10 });
+    // One pack 1..30 (it overlaps the ten), then the same pack again (a duplicate key).
     expect(await t.push(all)).toEqual({ acked: 30 });
     expect(await t.push(all)).toEqual({ acked: 30 });
+    // A push cut differently from what the server holds at its first seq (an earlier push whose
+    // answer was lost, packed with fewer changes): the covered part counts, the rest is committed.
+    const more = range(31, 40).map((s) => change(doc, gw.id, s));
+    expect(await t.push(more.slice(0, 4))).toEqual({ acked: 4 });
+    expect(await t.push(more)).toEqual({ acked: 10 });
+    // Pull hands every change out once, in seq order, overlaps included.
     const pulled = await pullAll(t);
-    expect(pulled.map((c) => c.seq)).toEqual(range(1, 30));
+    expect(pulled.map((c) => c.seq)).toEqual(range(1, 40));
     expect(pulled[4]).toEqual(all[4]);
+    const raw = createPocketBaseClient({ url: server.url, auth: gw.auth });
+    const packs = await raw.call("list", (pb) =>
+      pb.collection(Collections.Changes).getFullList({
+        filter: pb.filter("doc = {:doc}", { doc }),
+        sort: "seq",
+        fields: "seq,last",
+      }),
+    );
+    raw.close();
+    expect(packs.filter((p) => p.seq >= 31).map((p) => [p.seq, p.last])).toEqual([
+      [31, 34],
+      [35, 40],
+    ]);
   });
 
-  it("pulls more than 1000 records in pages, per origin in seq order, and from a version vector", async () => {
+  it("does not hand a transport's own pushes back to its subscribers; another transport gets them", async () => {
     const doc = `d-${recordId()}`;
-    const t = transport(doc, { batchSize: 200 });
+    const writer = transport(doc);
+    const reader = transport(doc);
+    const own = collector();
+    const other = collector();
+    writer.subscribe(own);
+    reader.subscribe(other);
+    await Promise.all([writer.connect(), reader.connect()]);
+    await waitFor(() => own.resyncs === 1 && other.resyncs === 1);
+    // Each replica has its own origin (one sender per origin: that is what makes an echo recognisable).
+    const w = `${gw.id}.w`;
+    const r = `${gw.id}.r`;
+    await writer.push(range(1, 3).map((s) => change(doc, w, s)));
+    await reader.push([change(doc, r, 1)]);
+    await waitFor(() => other.changes.length === 3 && own.changes.length === 1, {
+      description: "the reader has the writer's changes, the writer only the reader's",
+    });
+    expect(own.changes.map((c) => `${c.origin}/${c.seq}`)).toEqual([`${r}/1`]);
+    expect(other.changes.every((c) => c.origin === w)).toBe(true);
+  });
+
+  it("pulls many packs in pages, per origin in seq order, and from a version vector inside a pack", async () => {
+    const doc = `d-${recordId()}`;
+    const t = transport(doc, { packSize: 100, pageSize: 4 });
     await t.connect();
     const o1 = `${gw.id}.one`;
     const o2 = `${gw.id}.two`;
@@ -137,8 +182,9 @@ describe("PocketBaseTransport", () => {
       got.push(...p.changes);
     }
     expect(got.length).toBe(1500);
-    expect(pages.length).toBeGreaterThan(1);
-    expect(Math.max(...pages)).toBeLessThanOrEqual(1000);
+    // 15 packs of 100, 4 per page.
+    expect(pages).toEqual([400, 400, 400, 300]);
+    expect(got.filter((c) => c.origin === o1).map((c) => c.seq)).toEqual(range(1, 1200));
     const part = await pullAll(t, { [o1]: 1150, [o2]: 300 });
     expect(part.map((c) => c.seq)).toEqual(range(1151, 1200));
   });
@@ -188,7 +234,7 @@ describe("PocketBaseTransport", () => {
   it("quarantines malformed records (forged origin, bad types, huge, bad hlc) and goes on", async () => {
     const doc = `d-${recordId()}`;
     const quarantined: QuarantineEvent[] = [];
-    const t = transport(doc, { decode: { maxOpsBytes: 10_000 } });
+    const t = transport(doc, { decode: { maxChangesBytes: 10_000 } });
     t.on("quarantine", (q) => quarantined.push(q));
     const l = collector();
     t.subscribe(l);
@@ -196,23 +242,20 @@ describe("PocketBaseTransport", () => {
     await waitFor(() => l.resyncs === 1);
     const raw = createPocketBaseClient({ url: server.url, auth: other.auth });
     await raw.authenticate();
-    const base = {
-      doc,
-      hlc: encodeHlc({ ms: 1_700_000_000_000, counter: 0, node: other.id }),
-      node: other.id,
-    };
+    const base = { doc, origin: other.id, node: other.id };
     const bad = [
-      { ...base, origin: `zz${other.id}`, seq: 1, ops: [] }, // contains the id but is not bound
-      { ...base, origin: other.id, seq: 2, ops: { not: "an array" } },
-      { ...base, origin: other.id, seq: 3, ops: [{ kind: "set", path: ["a"], value: "x".repeat(20_000) }] },
-      { ...base, origin: other.id, seq: 4, hlc: "not an hlc!", ops: [] },
-      { ...base, origin: other.id, seq: 5, ops: [{ kind: "explode", path: ["a"] }] },
+      rawChangeRecord({ ...base, origin: `zz${other.id}`, seq: 1, ops: [] }), // contains the id but is not bound
+      rawChangeRecord({ ...base, seq: 2 }, { changes: { g: "not runs" } }),
+      rawChangeRecord({ ...base, seq: 3, ops: [{ kind: "set", path: ["a"], value: "x".repeat(20_000) }] }),
+      rawChangeRecord({ ...base, seq: 4 }, { hlc: "not an hlc!" }),
+      rawChangeRecord({ ...base, seq: 5, ops: [{ kind: "explode", path: ["a"] }] }),
+      rawChangeRecord({ ...base, seq: 7 }, { last: 9 }), // the envelope claims three changes, holds one
     ];
     const ids: string[] = [];
     for (const b of bad) ids.push((await raw.pb.collection(Collections.Changes).create(b)).id);
     await raw.pb
       .collection(Collections.Changes)
-      .create({ ...base, origin: other.id, seq: 6, ops: [{ kind: "set", path: ["ok"], value: 1 }] });
+      .create(rawChangeRecord({ ...base, seq: 6, ops: [{ kind: "set", path: ["ok"], value: 1 }] }));
     await waitFor(() => l.changes.some((c) => c.seq === 6), {
       description: "the good record after the bad ones",
     });
@@ -226,7 +269,7 @@ describe("PocketBaseTransport", () => {
     expect(quarantined.length).toBe(before);
     expect(l.errors.length).toBe(bad.length);
     // A new transport (fresh report memory) quarantines them on its first pull.
-    const t2 = transport(doc, { decode: { maxOpsBytes: 10_000 } });
+    const t2 = transport(doc, { decode: { maxChangesBytes: 10_000 } });
     const q2: QuarantineEvent[] = [];
     t2.on("quarantine", (q) => q2.push(q));
     expect((await pullAll(t2)).map((c) => c.seq)).toEqual([6]);
@@ -278,24 +321,28 @@ describe("PocketBaseTransport", () => {
     const raw = createPocketBaseClient({ url: server.url, auth: other.auth });
     const future = { ms: Date.now() + 24 * 3600_000, counter: 0, node: `${other.id}.x` };
     await raw.call("create", (pb) =>
-      pb.collection(Collections.Changes).create({
-        doc,
-        origin: `${other.id}.x`,
-        seq: 1,
-        hlc: encodeHlc(future),
-        ops: [{ kind: "set", path: ["a"], value: 1 }],
-        node: other.id,
-      }),
+      pb.collection(Collections.Changes).create(
+        rawChangeRecord({
+          doc,
+          origin: `${other.id}.x`,
+          seq: 1,
+          hlc: encodeHlc(future),
+          ops: [{ kind: "set", path: ["a"], value: 1 }],
+          node: other.id,
+        }),
+      ),
     );
     await raw.call("create", (pb) =>
-      pb.collection(Collections.Changes).create({
-        doc,
-        origin: other.id,
-        seq: 1,
-        hlc: encodeHlc({ ms: Date.now(), counter: 0, node: other.id }),
-        ops: [{ kind: "set", path: ["b"], value: 2 }],
-        node: other.id,
-      }),
+      pb.collection(Collections.Changes).create(
+        rawChangeRecord({
+          doc,
+          origin: other.id,
+          seq: 1,
+          hlc: encodeHlc({ ms: Date.now(), counter: 0, node: other.id }),
+          ops: [{ kind: "set", path: ["b"], value: 2 }],
+          node: other.id,
+        }),
+      ),
     );
     await waitFor(() => d.get().b === 2, { description: "the valid change applied" });
     await waitFor(() => rejected.some((r) => r.error.code === "hlc/drift"), {
