@@ -171,7 +171,7 @@ export async function nxsThroughput(url: string, a: BenchNode, b: BenchNode, cou
   }
 }
 
-/** Changes per push of the catch-up fill: each push is one pack record (the default `packSize`). */
+/** Changes per push of the catch-up fill: each push is one pack record (`packSize` 1000, `packMaxBytes` raised for it). */
 const FILL_CHUNK = 1000;
 
 /** What the catch-up fill left on the server. */
@@ -222,6 +222,7 @@ export async function fillChanges(
       auth: node.auth,
       docId,
       batchSize: 1000,
+      packMaxBytes: 1024 * 1024,
       requestTimeoutMs: 60_000,
     }),
   );

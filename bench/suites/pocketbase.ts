@@ -158,7 +158,7 @@ export const suite: BenchSuite = {
             "from start() until in sync with every change applied; one server, no other traffic, includes login. " +
             `nxs: the server was compacted (snapshot of the first ${CATCH_N - TAIL} changes published, the writer's ack written, ` +
             `compactDoc deleted the ${CATCH_N - TAIL} changes it covers), so the replica's pull gets the snapshot plus the ${TAIL}-change tail; ` +
-            `nxs-replay-all: the same replica against a server holding all ${CATCH_N} changes pulls them all (packs of 1,000 changes, 200 packs per page); ` +
+            `nxs-replay-all: the same replica against a server holding all ${CATCH_N} changes pulls them all (packs of 1,000 changes, 1,000 packs per page); ` +
             `raw: a fresh SDK client reads ${CATCH_N} records of one change each (the same changes, written by the raw SDK) with getFullList (1,000 per page, offset paging)`,
           subjects: {
             nxs: catchUp("nxs", pCompacted, async (done) => {

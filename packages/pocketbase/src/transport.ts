@@ -61,7 +61,10 @@ export interface PocketBaseTransportOptions {
    * docs/adr/0005-change-packs.md). Default 1000.
    */
   readonly packSize?: number;
-  /** Largest estimated JSON size of one pack, in bytes. Default 1 MiB. */
+  /**
+   * Largest estimated JSON size of one pack, in bytes. Default 64 KiB, so that a pull page of
+   * 1000 packs stays within tens of MiB even when every pack is full.
+   */
   readonly packMaxBytes?: number;
   /**
    * Packs per `/api/batch` request (at most the server's `batch.maxRequests`), when a push holds
@@ -70,7 +73,7 @@ export interface PocketBaseTransportOptions {
   readonly batchSize?: number;
   /** Largest JSON size of one batch request in bytes. Default 16 MiB. */
   readonly batchMaxBytes?: number;
-  /** Records (packs) per pull page (the server clamps at 1000). Default 200. */
+  /** Records (packs) per pull page (the server clamps at 1000). Default 1000. */
   readonly pageSize?: number;
   /** Per-request timeout. Default 5000 ms. */
   readonly requestTimeoutMs?: number;
@@ -166,10 +169,10 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   const docId = options.docId;
   const batchSize = options.batchSize ?? 50;
   const batchMaxBytes = options.batchMaxBytes ?? 16 * 1024 * 1024;
-  const pageSize = Math.min(options.pageSize ?? 200, 1000);
+  const pageSize = Math.min(options.pageSize ?? 1000, 1000);
   const packLimits: PackLimits = {
     packSize: Math.max(1, options.packSize ?? 1000),
-    packMaxBytes: Math.max(1, options.packMaxBytes ?? 1024 * 1024),
+    packMaxBytes: Math.max(1, options.packMaxBytes ?? 64 * 1024),
   };
   const pushTimeoutMs = options.pushTimeoutMs ?? 10_000;
   const rePushWindow = Math.max(0, options.rePushWindow ?? 1000);
