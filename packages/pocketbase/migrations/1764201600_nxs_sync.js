@@ -73,7 +73,7 @@ migrate(
           ],
           listRule: IS_NODE,
           viewRule: IS_NODE,
-          createRule: `${IS_NODE} && ((@request.body.node = @request.auth.id && @request.body.origin ~ @request.auth.id) || ${IS_REPLICATOR})`,
+          createRule: `${IS_NODE} && @request.body.last >= @request.body.seq && ((@request.body.node = @request.auth.id && @request.body.origin ~ @request.auth.id) || ${IS_REPLICATOR})`,
           updateRule: null,
           deleteRule: MAINTENANCE,
         }),

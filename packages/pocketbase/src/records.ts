@@ -165,6 +165,9 @@ export function decodeChangeRecord(
   if (changes.length !== count) {
     return invalid(`holds ${changes.length} changes, its envelope says ${r.seq}..${r.last}`, recordId);
   }
+  if ((changes[changes.length - 1] as Change).hlc !== r.hlc) {
+    return invalid(`envelope hlc ${JSON.stringify(r.hlc)} is not the last change's`, recordId);
+  }
   const maxOps = options.maxOps ?? 10_000;
   const maxPath = options.maxPathLength ?? 64;
   for (let i = 0; i < changes.length; i++) {
@@ -215,16 +218,19 @@ export function encodeChangeRecord(changes: readonly Change[], node: string): Re
 
 /**
  * The body of a record holding the changes of `record` from seq `from` on (the tail a server lacks
- * when it holds a shorter pack at the same key). Keeps the author node.
- * @param record - A valid `nxs_changes` record.
- * @param from - The first seq to keep.
- * @returns The body, or undefined when nothing is left or the record is invalid.
+ * when it holds a shorter pack at the same key). Keeps the author node. Works on a record as read
+ * from a server and on a body made by this function (no `id`).
+ * @param record - A valid `nxs_changes` record or body.
+ * @param from - The first seq to keep; must be above the record's first seq.
+ * @returns The body, or undefined when nothing is left, `from` does not cut the record, or the
+ * record is invalid.
  */
 export function sliceChangeRecord(
   record: Readonly<Record<string, unknown>>,
   from: number,
 ): Record<string, unknown> | undefined {
-  const d = decodeChangeRecord(record, { requireBoundOrigin: false });
+  if (!(typeof record.seq === "number" && from > record.seq)) return undefined;
+  const d = decodeChangeRecord({ ...record, id: record.id ?? "body" }, { requireBoundOrigin: false });
   if (!d.ok) return undefined;
   const tail = d.value.filter((c) => c.seq >= from);
   if (tail.length === 0) return undefined;

@@ -430,6 +430,9 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       emit("copied", { collection: coll.name, from: from.url, to: to.url, key });
       return true;
     } catch (e) {
+      // No record of ours was made there: an event at this key is someone else's (under `log`, maybe
+      // a longer range), not our echo.
+      to.echoes.delete(`${coll.name}|${key}`);
       if (!isDuplicate(e)) throw e;
       if (rule.kind === "immutable") return false;
       // lww and log: compare with the target's copy.
@@ -566,6 +569,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     const rule = coll.merge ?? MergeRules.immutable;
     if (rule.kind === "lww") fields.add(rule.field);
     if (rule.kind === "log") fields.add(rule.last);
+    for (const f of coll.digest?.groupBy ?? []) fields.add(f);
     const list = (filter?: string) =>
       server.client.call(`list ${coll.name} at ${server.url}`, (pb) =>
         pb.collection(coll.name).getFullList({
@@ -584,6 +588,15 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     for (const r of rows) out.set(keyOf(coll, r), r);
     return out;
   }
+
+  /**
+   * Per collection and group, the digests of every server when a listing of that group found
+   * nothing to copy: the servers hold the same data under different digests (ranges of a log cut
+   * differently). The group is not listed again while its digests stay the same.
+   */
+  const settled = new Map<string, string>();
+  /** The differing groups of the round in progress, per collection: settled if it copies nothing. */
+  const differing = new Map<string, Map<string, string>>();
 
   /**
    * Compares the digest view across servers.
@@ -613,8 +626,14 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       });
       const pb = servers[0]!.client.pb;
       const out: string[] = [];
-      for (const { values, digests } of groups.values()) {
+      const now = new Map<string, string>();
+      differing.set(coll.name, now);
+      for (const [g, { values, digests }] of groups) {
         if (digests.every((d) => d === digests[0])) continue;
+        const signature = digests.join(" ");
+        const key = `${coll.name}|${g}`;
+        if (settled.get(key) === signature) continue;
+        now.set(key, signature);
         const params = Object.fromEntries(values.map((v, j) => [`g${j}`, v]));
         out.push(`(${pb.filter(digest.groupBy.map((f, j) => `${f} = {:g${j}}`).join(" && "), params)})`);
       }
@@ -665,6 +684,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     );
     // For each key: the server holding the winning copy, and the servers lacking it (or holding an older one).
     const plan = new Map<Server, Map<Server, string[]>>(); // from -> to -> record ids (at `from`)
+    /** Digest groups (JSON of the `groupBy` values) with something planned to copy (or refuse). */
+    const planned = new Set<string>();
     const covers =
       rule.kind === "log" ? listed.map((m) => (m === undefined ? undefined : coverage(rule, coll, m))) : [];
     const keys = new Set<string>();
@@ -691,6 +712,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         const ids = byTo.get(s) ?? [];
         ids.push(winner.row.id);
         byTo.set(s, ids);
+        if (coll.digest !== undefined)
+          planned.add(JSON.stringify(coll.digest.groupBy.map((f) => winner.row[f])));
       });
     }
     let copied = 0;
@@ -734,6 +757,14 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         }
       }
     }
+    // Groups listed without anything to copy or refuse: same data, digests that differ for good.
+    if (listed.every((m) => m !== undefined) && unreachable.size === 0) {
+      if (settled.size > 10_000) settled.clear();
+      for (const [key, signature] of differing.get(coll.name) ?? []) {
+        if (!planned.has(key.slice(coll.name.length + 1))) settled.set(key, signature);
+      }
+    }
+    differing.delete(coll.name);
     return { copied, quarantined: refused, listed: listed.reduce((n, m) => n + (m?.size ?? 0), 0) };
   }
 

@@ -33,7 +33,7 @@ const IS_REPLICATOR = `@request.auth.role = "${NodeRole.Replicator}"`;
  * contains its id (the exact binding `origin = node` or `node.<instance>` is checked at the reading
  * edge, since rules have no prefix operator). Replicators copy any node's records.
  */
-const AUTHOR_CREATE = `${IS_NODE} && ((@request.body.node = @request.auth.id && @request.body.origin ~ @request.auth.id) || ${IS_REPLICATOR})`;
+const AUTHOR_CREATE = `${IS_NODE} && @request.body.last >= @request.body.seq && ((@request.body.node = @request.auth.id && @request.body.origin ~ @request.auth.id) || ${IS_REPLICATOR})`;
 const SNAPSHOT_CREATE = `${IS_NODE} && (@request.body.node = @request.auth.id || ${IS_REPLICATOR})`;
 /** Compaction deletes (changes below the frontier, old snapshots) are maintenance: replicators only. */
 const MAINTENANCE = `${IS_NODE} && ${IS_REPLICATOR}`;

@@ -40,7 +40,7 @@ import {
   type PackLimits,
   packChanges,
 } from "./records.js";
-import { Collections } from "./schema.js";
+import { Collections, MAX_CHANGES_BYTES } from "./schema.js";
 
 /** Options of {@link createPocketBaseTransport}. */
 export interface PocketBaseTransportOptions {
@@ -58,7 +58,7 @@ export interface PocketBaseTransportOptions {
   readonly minAcks?: number;
   /**
    * Most changes per record: consecutive changes of one origin travel as one record, a pack (see
-   * docs/adr/0005-change-packs.md). Default 1000.
+   * docs/adr/0005-change-packs.md). Default 1000, at most 10 000.
    */
   readonly packSize?: number;
   /**
@@ -170,9 +170,11 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   const batchSize = options.batchSize ?? 50;
   const batchMaxBytes = options.batchMaxBytes ?? 16 * 1024 * 1024;
   const pageSize = Math.min(options.pageSize ?? 1000, 1000);
+  // Readers quarantine packs of more than 10 000 changes (their default), and the server refuses a
+  // `changes` field above MAX_CHANGES_BYTES (the estimate may undercount, hence the margin).
   const packLimits: PackLimits = {
-    packSize: Math.max(1, options.packSize ?? 1000),
-    packMaxBytes: Math.max(1, options.packMaxBytes ?? 64 * 1024),
+    packSize: Math.min(10_000, Math.max(1, options.packSize ?? 1000)),
+    packMaxBytes: Math.min(MAX_CHANGES_BYTES / 4, Math.max(1, options.packMaxBytes ?? 64 * 1024)),
   };
   const pushTimeoutMs = options.pushTimeoutMs ?? 10_000;
   const rePushWindow = Math.max(0, options.rePushWindow ?? 1000);
@@ -512,7 +514,10 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   }
 
   /** A per-record 400 of a create or of one request of a batch, and whether it is a duplicate key. */
-  function recordFailure(e: unknown): { index: number; duplicate: boolean; response: unknown } | undefined {
+  function recordFailure(
+    e: unknown,
+    batch: boolean,
+  ): { index: number; duplicate: boolean; response: unknown } | undefined {
     const cause = isNxsError(e) ? e.cause : e;
     if (!(cause instanceof ClientResponseError) || cause.status !== 400) return undefined;
     const isDuplicate = (data: Record<string, { code?: string }>) =>
@@ -522,7 +527,8 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
       body?.data as { requests?: Record<string, { response?: { data?: unknown } }> } | undefined
     )?.requests;
     if (requests === undefined) {
-      // A plain create.
+      // A batch refused as a whole (no per-request detail) is not about one pack.
+      if (batch) return undefined;
       const data = (body?.data ?? {}) as Record<string, { code?: string }>;
       return { index: 0, duplicate: isDuplicate(data), response: body };
     }
@@ -574,7 +580,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
           await send(ep, group, node);
           for (const p of group) for (const c of p) done.add(c);
         } catch (e) {
-          const failed = recordFailure(e);
+          const failed = recordFailure(e, group.length > 1);
           const pack = failed === undefined ? undefined : group[failed.index];
           if (failed === undefined || pack === undefined || round > items.length)
             throw toTransportError(e, "push");
@@ -589,8 +595,14 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
         const before = done.size;
         for (const c of pending) if (have.has(`${c.origin}\u0000${c.seq}`)) done.add(c);
         logger.debug(`[nxs-pocketbase] push: ${done.size - before} change(s) were already committed`);
-        if (done.size === before)
-          throw toTransportError(failure.cause, "push: duplicate key without a covering record");
+        if (done.size === before) {
+          const at = failure.pack[0] as Change;
+          throw new TransportError(
+            ErrorCode.TransportRejected,
+            `push: ${ep.url} holds a record at ${at.origin}/${at.seq} that covers none of the changes pushed (a malformed record?)`,
+            { cause: failure.cause, status: 400 },
+          );
+        }
         continue;
       }
       // A real rejection: the request's transaction rolled back. Commit what precedes the refused
@@ -676,15 +688,24 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
 
   // ---- pull -----------------------------------------------------------------------------------
 
-  function pullFilter(pb: PocketBase, vv: Readonly<Record<string, number>>): string {
-    const origins = Object.keys(vv);
+  /**
+   * Packs of origins in `floor` that end above it and start after `cursor` (keyset paging on the
+   * sort key: seq is unique per origin), plus every pack of the other origins.
+   */
+  function pullFilter(
+    pb: PocketBase,
+    floor: Readonly<Record<string, number>>,
+    cursor: Readonly<Record<string, number>>,
+  ): string {
+    const origins = [...new Set([...Object.keys(floor), ...Object.keys(cursor)])];
     const params: Record<string, unknown> = { doc: docId };
     const known: string[] = [];
     const unknown: string[] = [];
     origins.forEach((o, i) => {
       params[`o${i}`] = o;
-      params[`s${i}`] = vv[o] ?? 0;
-      known.push(`(origin = {:o${i}} && last > {:s${i}})`);
+      params[`f${i}`] = floor[o] ?? 0;
+      params[`c${i}`] = cursor[o] ?? 0;
+      known.push(`(origin = {:o${i}} && last > {:f${i}} && seq > {:c${i}})`);
       unknown.push(`origin != {:o${i}}`);
     });
     if (origins.length === 0) return pb.filter("doc = {:doc}", params);
@@ -750,9 +771,12 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     }
     // Per origin, the highest seq handed out (or known to the caller): packs may overlap (a pack
     // re-pushed with other bounds) and start below what the caller has; such changes are dropped.
+    // Only decoded changes move it: a quarantined pack hides nothing after it.
     const delivered: Record<string, number> = { ...vv };
+    /** Per origin, the first seq of the last pack listed (the paging cursor). */
+    const cursor: Record<string, number> = {};
     for (;;) {
-      const filter = pullFilter(ep.client.pb, vv);
+      const filter = pullFilter(ep.client.pb, vv, cursor);
       const page = await ep.client.call("pull", (pb) =>
         pb.collection(Collections.Changes).getList(1, pageSize, {
           filter,
@@ -763,9 +787,9 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
       );
       let advanced = false;
       for (const raw of page.items as unknown[]) {
-        const { origin, last } = raw as { origin?: unknown; last?: unknown };
-        if (typeof origin === "string" && typeof last === "number" && last > (vv[origin] ?? 0)) {
-          vv[origin] = last;
+        const { origin, seq } = raw as { origin?: unknown; seq?: unknown };
+        if (typeof origin === "string" && typeof seq === "number" && seq > (cursor[origin] ?? 0)) {
+          cursor[origin] = seq;
           advanced = true;
         }
       }

@@ -337,4 +337,42 @@ describe("replicator", () => {
     // A full sweep copies nothing more: every record's range is covered on the other server.
     expect((await r.sync({ full: true })).copied).toBe(0);
   });
+
+  it("a longer pack reaches a server holding several shorter ones under its range (tail of a tail)", async () => {
+    const doc = `d-${recordId()}`;
+    const raw1 = createPocketBaseClient({ url: s1.url, auth: gwA.auth });
+    const raw2 = createPocketBaseClient({ url: s2.url, auth: gwA.auth });
+    const put = (c: typeof raw1, from: number, to: number) =>
+      c.call("create", (pb) =>
+        pb.collection(Collections.Changes).create(
+          encodeChangeRecord(
+            range(from, to).map((q) => change(doc, gwA.id, q)),
+            gwA.id,
+          ),
+        ),
+      );
+    // A gateway pushed 1..3 and 4..6 to s2, then (its acks lost) its outbox 1..10 to s1 as one pack.
+    await put(raw2, 1, 3);
+    await put(raw2, 4, 6);
+    await put(raw1, 1, 10);
+    raw1.close();
+    raw2.close();
+    const r = replicator({ fullSweepEvery: 1000 });
+    await r.start();
+    await waitFor(() => converged(doc, 10), { description: "s2 covering 1..10" });
+    expect(await packsOn(s2.url, doc)).toEqual([
+      [1, 3],
+      [4, 6],
+      [7, 10],
+    ]);
+    expect((await r.sync({ full: true })).copied).toBe(0);
+    // The digests differ for good (1 record against 3). A replicator that has not seen them yet
+    // lists the group (4 rows: 1 on s1, 3 on s2) once, finds nothing to copy, and not again while the
+    // digests stay the same. (Other rows come from earlier tests' groups that hold quarantined records.)
+    const fresh = replicator({ fullSweepEvery: 1000 });
+    const first = await fresh.sync();
+    const second = await fresh.sync();
+    expect(first.copied + second.copied).toBe(0);
+    expect(second.listed).toBe(first.listed - 4);
+  });
 });

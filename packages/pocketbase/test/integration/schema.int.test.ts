@@ -156,6 +156,10 @@ describe("access rules", () => {
     await expect(
       pbB.collection(Collections.Changes).create(change(b.id, 1, { origin: `${b.id}.gw2` })),
     ).resolves.toMatchObject({ node: b.id });
+    // A pack must end at or after its first seq.
+    await expect(
+      pbB.collection(Collections.Changes).create(change(b.id, 5, { origin: `${b.id}.gw2`, last: 4 })),
+    ).rejects.toMatchObject({ status: 400 });
   });
 
   it("changes are immutable; gateways delete nothing; only superusers create or edit nodes", async () => {

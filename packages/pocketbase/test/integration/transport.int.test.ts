@@ -22,6 +22,7 @@ import {
   Collections,
   createPocketBaseClient,
   createPocketBaseTransport,
+  encodeChangeRecord,
   ensureSchema,
   NodeRole,
   type PocketBaseTransport,
@@ -143,6 +144,50 @@ describe("PocketBaseTransport", () => {
       [31, 34],
       [35, 40],
     ]);
+  });
+
+  it("a duplicate inside an /api/batch request: the covered pack counts, the rest is committed", async () => {
+    const doc = `d-${recordId()}`;
+    const t = transport(doc);
+    await t.connect();
+    const o1 = `${gw.id}.one`;
+    const o2 = `${gw.id}.two`;
+    expect(await t.push([change(doc, o1, 1), change(doc, o1, 2)])).toEqual({ acked: 2 });
+    // Two packs in one batch, the second a duplicate key: the transaction rolls back, the transport
+    // finds 1..2 of o1 covered and commits o2's pack alone.
+    expect(await t.push([change(doc, o2, 1), change(doc, o1, 1), change(doc, o1, 2)])).toEqual({ acked: 3 });
+    expect((await pullAll(t)).map((c) => `${c.origin.slice(-3)}/${c.seq}`)).toEqual([
+      "one/1",
+      "one/2",
+      "two/1",
+    ]);
+  });
+
+  it("a quarantined pack hides nothing after it in a pull (paging is by first seq)", async () => {
+    const doc = `d-${recordId()}`;
+    const raw = createPocketBaseClient({ url: server.url, auth: other.auth });
+    const put = (body: Record<string, unknown>) =>
+      raw.call("create", (pb) => pb.collection(Collections.Changes).create(body));
+    await put(
+      encodeChangeRecord(
+        range(1, 3).map((s) => change(doc, other.id, s)),
+        other.id,
+      ),
+    );
+    // Claims 2..50 but holds one change: quarantined.
+    await put(rawChangeRecord({ doc, origin: other.id, seq: 2, node: other.id }, { last: 50 }));
+    await put(
+      encodeChangeRecord(
+        range(4, 50).map((s) => change(doc, other.id, s)),
+        other.id,
+      ),
+    );
+    raw.close();
+    const t = transport(doc, { pageSize: 2 });
+    const quarantined: QuarantineEvent[] = [];
+    t.on("quarantine", (q) => quarantined.push(q));
+    expect((await pullAll(t)).map((c) => c.seq)).toEqual(range(1, 50));
+    expect(quarantined).toHaveLength(1);
   });
 
   it("does not hand a transport's own pushes back to its subscribers; another transport gets them", async () => {
