@@ -96,6 +96,9 @@ export function decodeChange(input: unknown): Change {
         if (value === undefined)
           throw opError(k, `value is not JSON at ${JSON.stringify(why.path)}: ${why.message}`);
         if (op.kind === "rem" && op.tags !== undefined) {
+          // Tags are the HLCs of adds: the state stores them, and its snapshots only hold HLCs.
+          for (const tag of op.tags)
+            if (!isHlc(tag)) throw opError(k, `tag ${JSON.stringify(tag)} is not an hlc`);
           ops[k] = Object.freeze({ kind: "rem", path, value, tags: Object.freeze(op.tags.slice()) });
         } else {
           ops[k] = Object.freeze({ kind: op.kind, path, value }) as Op;
@@ -112,6 +115,15 @@ export function decodeChange(input: unknown): Change {
   });
   decoded.add(change);
   return change;
+}
+
+function isHlc(tag: string): boolean {
+  try {
+    decodeHlc(tag);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -15,6 +15,12 @@ import { type Logger, silentLogger } from "./logger.js";
 import { checkPath, getAtPath, topmostPaths } from "./path.js";
 import type { ApplyResult, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
 import { fastCheck, NodeKind, type SchemaWalk, walkSchema } from "./schema.js";
+import {
+  type BinarySnapshotOptions,
+  decodeStateBinary,
+  encodeStateBinary,
+  isUint8Array,
+} from "./snapshot-binary.js";
 import { MAX_OPS_PER_CHANGE } from "./stamp.js";
 import { decodeState, encodeState } from "./state-codec.js";
 import { rollback, type Undo } from "./undo.js";
@@ -49,8 +55,11 @@ export interface CreateDocOptions<S extends z.ZodType> {
    * change, stamped before every HLC). Ignored when `snapshot` is given.
    */
   readonly initial?: z.input<S>;
-  /** Starts from a snapshot (see {@link ReplicatedDoc.snapshot}). */
-  readonly snapshot?: Snapshot;
+  /**
+   * Starts from a snapshot: the JSON one ({@link ReplicatedDoc.snapshot}) or the bytes of
+   * {@link Doc.snapshotBinary} (or `encodeSnapshotBinary`), loaded straight into the CRDT state.
+   */
+  readonly snapshot?: Snapshot | Uint8Array;
   /** The highest local seq and HLC ever used (from storage), so that a restart never reuses them. */
   readonly last?: { readonly seq: number; readonly hlc: Hlc | string };
   /** Where listener errors are reported (default: silent). */
@@ -129,6 +138,20 @@ export interface Doc<out T> extends ReplicatedDoc {
    * a malformed one), and `duplicates` is 1 when the snapshot brought nothing new.
    */
   applySnapshot(snapshot: Snapshot): ApplyResult;
+  /**
+   * The snapshot in the binary form (docs/protocol.md, "Binary snapshots"), written from the CRDT
+   * state directly: the same content as {@link ReplicatedDoc.snapshot}, a fraction of the bytes.
+   * Load it with `createDoc({ snapshot: bytes })`; `decodeSnapshotBinary` turns it into the JSON
+   * snapshot.
+   * @param options - `compress` (default true): deflate the columns.
+   * @returns The bytes.
+   * @example
+   * ```ts
+   * const bytes = doc.snapshotBinary();
+   * const copy = createDoc({ schema, docId: doc.docId, replicaId: "node-b", snapshot: bytes });
+   * ```
+   */
+  snapshotBinary(options?: BinarySnapshotOptions): Uint8Array;
   /**
    * Calls `listener` after each local change or applied remote batch whose selected slice changed
    * (by `Object.is`).
@@ -247,7 +270,16 @@ class DocImpl<T> implements Doc<T> {
     this.replicaId = toReplicaId(options.replicaId);
     this.#schema = options.schema;
     this.#logger = options.logger ?? silentLogger;
-    if (options.snapshot !== undefined) {
+    if (isUint8Array(options.snapshot)) {
+      const { doc, version, state, extra } = decodeStateBinary(options.snapshot);
+      if (doc !== this.docId) {
+        throw new ValidationError(`snapshot is of doc ${doc}, not ${this.docId}`, {
+          code: ErrorCode.OpInvalid,
+        });
+      }
+      this.#crdt = state;
+      this.#log = ChangeLog.fromVersion(version, extra, (o) => state.lastHlc.get(o));
+    } else if (options.snapshot !== undefined) {
       const snap = decodeSnapshot(options.snapshot);
       if (snap.doc !== this.docId) {
         throw new ValidationError(`snapshot is of doc ${snap.doc}, not ${this.docId}`, {
@@ -1010,6 +1042,10 @@ class DocImpl<T> implements Doc<T> {
     });
   }
 
+  snapshotBinary(options?: BinarySnapshotOptions): Uint8Array {
+    return encodeStateBinary(this.docId, this.#log.version(), this.#crdt, this.#log.extra, options);
+  }
+
   compact(frontier: VersionVector): void {
     const bounds = this.#log.compact(frontier);
     this.#crdt.gc((h) => {
@@ -1030,7 +1066,8 @@ class DocImpl<T> implements Doc<T> {
 /**
  * Creates a replicated document: a JSON state under a zod schema, edited through immer drafts or
  * path helpers, merged with other replicas as a CRDT (see docs/protocol.md).
- * @param options - Schema, ids, clock, and a starting point (`initial` or `snapshot` + `last`).
+ * @param options - Schema, ids, clock, and a starting point (`initial` or `snapshot` + `last`;
+ * `snapshot` is a JSON snapshot or the bytes of a binary one).
  * @returns The document.
  * @throws {@link ValidationError} `schema/invalid` when the starting state does not match the
  * schema or an id is malformed; `op/invalid` when the snapshot is of another document.

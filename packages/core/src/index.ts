@@ -1,7 +1,8 @@
 /**
  * The public API of @nxs-sync/core: named re-exports only, sorted by module (biome keeps the order).
- * Document model: change-codec, doc, hlc, json, path, schema, stamp, state-codec. Sync engine and
- * adapters: backoff, emitter, memory-*, random, replica, scheduler. Contract: the rest.
+ * Document model: change-codec, doc, hlc, json, path, schema, snapshot-binary, stamp, state-codec.
+ * Sync engine and adapters: backoff, emitter, memory-*, random, replica, scheduler. Contract: the
+ * rest.
  */
 export { computeBackoff, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./backoff.js";
 export type { Change, Json, Op, Path, Snapshot } from "./change.js";
@@ -92,6 +93,11 @@ export {
 export type { ApplyResult, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
 export { type Cancel, createManualScheduler, type ManualScheduler, type Scheduler } from "./scheduler.js";
 export { addWinsSet, counter, NodeKind } from "./schema.js";
+export {
+  type BinarySnapshotOptions,
+  decodeSnapshotBinary,
+  encodeSnapshotBinary,
+} from "./snapshot-binary.js";
 export { MAX_OPS_PER_CHANGE } from "./stamp.js";
 export type { EncodedChildren, EncodedNode, EncodedState } from "./state-codec.js";
 export type { Storage, StoredState } from "./storage.js";

@@ -337,6 +337,8 @@ export function decodeState(json: unknown): { state: DocState; extra: Map<string
     for (let j = 0; j < keys.length; j++) {
       const k = keys[j];
       if (typeof k !== "string") corrupt("key");
+      // No path reaches it (checkPath), and materializing it would set a prototype.
+      if (k === "__proto__") corrupt('the key "__proto__"');
       const entry = es[j];
       const child = new DocNode();
       if (isPlainObject(entry)) dec(entry, child);

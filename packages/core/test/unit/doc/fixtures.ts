@@ -65,7 +65,8 @@ export const actionArb = (replicas: number): fc.Arbitrary<Action> => {
           fc.integer(),
           fc.string({ maxLength: 3 }),
           fc.constant(null),
-          fc.array(fc.integer(), { maxLength: 2 }),
+          // Longer arrays, often of small integers: runs of equal differences (binary snapshots).
+          fc.array(fc.oneof(fc.integer(), fc.integer({ min: -2, max: 2 })), { maxLength: 12 }),
         ),
       }),
     ),
