@@ -42,7 +42,7 @@ export default defineConfig({
         test: {
           name: "integration",
           root: here("./"),
-          include: ["packages/*/test/integration/**/*.int.test.ts"],
+          include: ["packages/*/test/integration/**/*.int.test.ts", "examples/*/test/**/*.int.test.ts"],
           environment: "node",
           globalSetup: [here("./packages/testing/src/vitest-global-setup.ts")],
           testTimeout: 120_000,

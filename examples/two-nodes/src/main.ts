@@ -117,12 +117,18 @@ async function main(): Promise<void> {
     );
     say("done");
 
+    /** Distinct changes each server holds for the doc (a record is a pack of changes seq..last). */
     async function counts(...urls: string[]): Promise<number[]> {
       return Promise.all(
         urls.map(async (url) => {
           const s = cluster.nodes.find((n) => n.url === url)!;
-          const res = await s.client().collection("nxs_changes").getList(1, 1, { filter: 'doc = "routing"' });
-          return res.totalItems;
+          const packs = await s
+            .client()
+            .collection("nxs_changes")
+            .getFullList({ filter: 'doc = "routing"', fields: "origin,seq,last" });
+          const changes = new Set<string>();
+          for (const p of packs) for (let q = p.seq; q <= p.last; q++) changes.add(`${p.origin}/${q}`);
+          return changes.size;
         }),
       );
     }
