@@ -122,6 +122,23 @@ async function packsOn(url: string, doc: string): Promise<number[][]> {
   return rows.map((r) => [r.seq, r.last]);
 }
 
+/** Writes gateway A's changes `from..to` of `doc` as one pack straight into a server. */
+async function putPack(url: string, doc: string, from: number, to: number): Promise<void> {
+  const c = createPocketBaseClient({ url, auth: gwA.auth });
+  try {
+    await c.call("create", (pb) =>
+      pb.collection(Collections.Changes).create(
+        encodeChangeRecord(
+          range(from, to).map((q) => change(doc, gwA.id, q)),
+          gwA.id,
+        ),
+      ),
+    );
+  } finally {
+    c.close();
+  }
+}
+
 async function converged(doc: string, expected: number): Promise<boolean> {
   const [a, b] = await Promise.all([keysOn(s1.url, doc), keysOn(s2.url, doc)]);
   return a.length === expected && b.length === expected && a.join() === b.join();
@@ -278,16 +295,10 @@ describe("replicator", () => {
     const doc = `d-${recordId()}`;
     const r = replicator();
     await r.start();
-    const raw1 = createPocketBaseClient({ url: s1.url, auth: gwA.auth });
-    const raw2 = createPocketBaseClient({ url: s2.url, auth: gwA.auth });
-    const put = (c: typeof raw1, seq: number) =>
-      c.call("create", (pb) =>
-        pb.collection(Collections.Changes).create(encodeChangeRecord([change(doc, gwA.id, seq)], gwA.id)),
-      );
     await r.stop();
     // Two different holes with equal digests (head 4, 3 changes): s1 has 1,2,4 and s2 has 1,3,4.
-    for (const seq of [1, 2, 4]) await put(raw1, seq);
-    for (const seq of [1, 3, 4]) await put(raw2, seq);
+    for (const seq of [1, 2, 4]) await putPack(s1.url, doc, seq, seq);
+    for (const seq of [1, 3, 4]) await putPack(s2.url, doc, seq, seq);
     const r2 = replicator({ fullSweepEvery: 1000 });
     await r2.start(); // digest rounds only
     const digestRound = await r2.sync();
@@ -301,25 +312,12 @@ describe("replicator", () => {
 
   it("packs cut differently on two servers converge by coverage (the log merge rule)", async () => {
     const doc = `d-${recordId()}`;
-    const raw1 = createPocketBaseClient({ url: s1.url, auth: gwA.auth });
-    const raw2 = createPocketBaseClient({ url: s2.url, auth: gwA.auth });
-    const put = (c: typeof raw1, from: number, to: number) =>
-      c.call("create", (pb) =>
-        pb.collection(Collections.Changes).create(
-          encodeChangeRecord(
-            range(from, to).map((q) => change(doc, gwA.id, q)),
-            gwA.id,
-          ),
-        ),
-      );
     // The same changes cut two ways (an answer lost, the push repeated on the other server): s1 holds
     // 1..4 as one pack and 5..6; s2 holds 1..2 (the pack a retry found) and 5..8.
-    await put(raw1, 1, 4);
-    await put(raw1, 5, 6);
-    await put(raw2, 1, 2);
-    await put(raw2, 5, 8);
-    raw1.close();
-    raw2.close();
+    await putPack(s1.url, doc, 1, 4);
+    await putPack(s1.url, doc, 5, 6);
+    await putPack(s2.url, doc, 1, 2);
+    await putPack(s2.url, doc, 5, 8);
     const r = replicator({ fullSweepEvery: 1000 });
     await r.start();
     await waitFor(() => converged(doc, 8), { description: "both servers covering 1..8" });
@@ -340,23 +338,10 @@ describe("replicator", () => {
 
   it("a longer pack reaches a server holding several shorter ones under its range (tail of a tail)", async () => {
     const doc = `d-${recordId()}`;
-    const raw1 = createPocketBaseClient({ url: s1.url, auth: gwA.auth });
-    const raw2 = createPocketBaseClient({ url: s2.url, auth: gwA.auth });
-    const put = (c: typeof raw1, from: number, to: number) =>
-      c.call("create", (pb) =>
-        pb.collection(Collections.Changes).create(
-          encodeChangeRecord(
-            range(from, to).map((q) => change(doc, gwA.id, q)),
-            gwA.id,
-          ),
-        ),
-      );
     // A gateway pushed 1..3 and 4..6 to s2, then (its acks lost) its outbox 1..10 to s1 as one pack.
-    await put(raw2, 1, 3);
-    await put(raw2, 4, 6);
-    await put(raw1, 1, 10);
-    raw1.close();
-    raw2.close();
+    await putPack(s2.url, doc, 1, 3);
+    await putPack(s2.url, doc, 4, 6);
+    await putPack(s1.url, doc, 1, 10);
     const r = replicator({ fullSweepEvery: 1000 });
     await r.start();
     await waitFor(() => converged(doc, 10), { description: "s2 covering 1..10" });
