@@ -4,8 +4,8 @@ import { z } from "zod";
 import type { Change } from "../../../src/change.js";
 import { decodeChanges, encodeChanges } from "../../../src/changes-codec.js";
 import { createDoc } from "../../../src/doc.js";
-import { ErrorCode, isNxsError } from "../../../src/errors.js";
-import { actionArb, canon, initial, newDoc, runActions, schema, wire } from "./fixtures.js";
+import { ErrorCode } from "../../../src/errors.js";
+import { actionArb, canon, code, initial, jsonTrip, newDoc, runActions, schema, wire } from "./fixtures.js";
 
 const params = { seed: 20261127, numRuns: 150 };
 const actions = fc.array(actionArb(3), { minLength: 5, maxLength: 60, size: "max" });
@@ -18,17 +18,6 @@ function byOrigin(changes: readonly unknown[]): Map<string, unknown[]> {
     m.set(o, [...(m.get(o) ?? []), c]);
   }
   return m;
-}
-
-const jsonTrip = <T>(v: T): unknown => JSON.parse(JSON.stringify(v));
-
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return isNxsError(e) ? e.code : `not an NxsError: ${String(e)}`;
-  }
-  return undefined;
 }
 
 describe("change batches (encodeChanges / decodeChanges)", () => {
@@ -105,7 +94,7 @@ describe("change batches (encodeChanges / decodeChanges)", () => {
     const doc = newDoc("a", () => 1000);
     doc.set(["kv", "k"], 1);
     doc.set(["kv", "j"], [1, 2]);
-    const good = jsonTrip(encodeChanges(doc.changesSince({}))) as Record<string, unknown>;
+    const good = jsonTrip<unknown>(encodeChanges(doc.changesSince({}))) as Record<string, unknown>;
     const run = (good.g as Record<string, unknown>[])[0] as Record<string, unknown>;
     const bad = (patch: Record<string, unknown>, top: Record<string, unknown> = {}) => ({
       ...good,

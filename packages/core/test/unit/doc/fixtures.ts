@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { z } from "zod";
 import type { Change } from "../../../src/change.js";
 import { createDoc, type Doc } from "../../../src/doc.js";
+import { isNxsError } from "../../../src/errors.js";
 import { canonicalJson } from "../../../src/json.js";
 import { addWinsSet, counter } from "../../../src/schema.js";
 
@@ -204,3 +205,16 @@ export function runActions(actions: readonly Action[], n = 3, start?: number) {
 
 /** Deep-copies changes as they would travel (JSON), so tests never share objects with the source. */
 export const wire = (cs: readonly Change[]): unknown[] => JSON.parse(JSON.stringify(cs));
+
+/** A value after a JSON round trip (what crosses any wire). */
+export const jsonTrip = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+
+/** The error code thrown by `f`, or undefined; anything but an NxsError is reported as such. */
+export function code(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return isNxsError(e) ? e.code : `not an NxsError: ${String(e)}`;
+  }
+  return undefined;
+}

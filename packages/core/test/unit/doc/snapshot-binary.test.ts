@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { Snapshot } from "../../../src/change.js";
 import { decodeChange } from "../../../src/change-codec.js";
 import { createDoc } from "../../../src/doc.js";
-import { ErrorCode, isNxsError, ValidationError } from "../../../src/errors.js";
+import { ErrorCode, ValidationError } from "../../../src/errors.js";
 import { encodeHlc } from "../../../src/hlc.js";
 import { toDocId } from "../../../src/ids.js";
 import { addWinsSet } from "../../../src/schema.js";
@@ -16,21 +16,10 @@ import {
   encodeStateBinary,
 } from "../../../src/snapshot-binary.js";
 import { decodeState, encodeState } from "../../../src/state-codec.js";
-import { actionArb, canon, runActions, schema, wire } from "./fixtures.js";
+import { actionArb, canon, code, jsonTrip, runActions, schema, wire } from "./fixtures.js";
 
 const params = { seed: 20261127, numRuns: 80 };
 const actions = fc.array(actionArb(3), { minLength: 5, maxLength: 60, size: "max" });
-const jsonTrip = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
-
-/** The error code thrown by `f`, or undefined; anything but an NxsError is reported as such. */
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return isNxsError(e) ? e.code : `not an NxsError: ${String(e)}`;
-  }
-  return undefined;
-}
 
 const kv = z.record(z.string(), z.unknown());
 
