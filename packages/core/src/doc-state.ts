@@ -51,6 +51,20 @@ export type ApplyOutcome = true | false | string;
  * change applied in order. Edits are in place and recorded in an undo log so that a change can be
  * rolled back whole. Values are materialized from it on demand.
  */
+/**
+ * Whether a node holds a set leaf and nothing else (no delete mark, no children, no counter or set
+ * state): the codecs write such a node as a plain value in its parent's columns.
+ */
+export function isLeafOnly(n: DocNode): boolean {
+  return (
+    n.sh !== undefined &&
+    !n.sd &&
+    n.mh === undefined &&
+    (n.kids === undefined || n.kids.size === 0) &&
+    n.x === undefined
+  );
+}
+
 export class DocState {
   readonly root = new DocNode();
   /** Per origin, the HLC of its highest contiguous applied change. */

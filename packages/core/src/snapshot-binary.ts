@@ -12,7 +12,7 @@ import { AddWinsSetState, type SetElement } from "./add-wins-set.js";
 import type { Json, Snapshot } from "./change.js";
 import { decodeSnapshot } from "./change-codec.js";
 import { CounterState } from "./counter.js";
-import { DocNode, DocState } from "./doc-state.js";
+import { DocNode, DocState, isLeafOnly } from "./doc-state.js";
 import { ErrorCode, isNxsError, ValidationError } from "./errors.js";
 import { encodeHlc, HLC_MS_DIGITS, HLC_PREFIX_LENGTH } from "./hlc.js";
 import { type DocId, toDocId } from "./ids.js";
@@ -192,17 +192,6 @@ class Out {
     this.buf.set(tmp.buf.subarray(0, tmp.len), this.len);
     this.len += tmp.len;
   }
-}
-
-/** A node that is a leaf and nothing else: written as a value in its parent's columns. */
-function isPlainLeaf(n: DocNode): boolean {
-  return (
-    n.sh !== undefined &&
-    !n.sd &&
-    n.mh === undefined &&
-    (n.kids === undefined || n.kids.size === 0) &&
-    n.x === undefined
-  );
 }
 
 /**
@@ -488,7 +477,7 @@ class Writer {
       s.uint(kids.size);
       this.keys(kids);
       for (const kid of kids.values()) {
-        if (isPlainLeaf(kid)) {
+        if (isLeafOnly(kid)) {
           this.value(kid.v as Json);
           const t = this.stamp(kid.sh as string, kid.si);
           const d = t - this.prevStamp;

@@ -2,7 +2,7 @@ import { AddWinsSetState, type SetElement } from "./add-wins-set.js";
 import type { Json } from "./change.js";
 import { isSeparator, SeparatorPicker } from "./columns.js";
 import { CounterState } from "./counter.js";
-import { DocNode, DocState } from "./doc-state.js";
+import { DocNode, DocState, isLeafOnly } from "./doc-state.js";
 import { ErrorCode, isNxsError, ValidationError } from "./errors.js";
 import { encodeHlc, HLC_COUNTER_DIGITS, HLC_MS_DIGITS, HLC_PREFIX_LENGTH } from "./hlc.js";
 import { canonicalJson, isPlainObject, toFrozenJson } from "./json.js";
@@ -66,16 +66,9 @@ type MutableNode = {
   k?: "c" | "s";
 };
 
-/** A node that is a set leaf and nothing else: encoded as its value in its parent's columns. */
+/** A node that is a set leaf (not an object) and nothing else: encoded as its value in its parent's columns. */
 function isPlainLeaf(n: DocNode): boolean {
-  return (
-    n.sh !== undefined &&
-    !n.sd &&
-    n.mh === undefined &&
-    (n.kids === undefined || n.kids.size === 0) &&
-    n.x === undefined &&
-    !isPlainObject(n.v)
-  );
+  return isLeafOnly(n) && !isPlainObject(n.v);
 }
 
 /**
