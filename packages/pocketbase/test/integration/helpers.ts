@@ -109,18 +109,18 @@ export function rawChangeRecord(
 }
 
 /**
- * How many distinct changes (origin and seq) a server holds for a doc, packs expanded and overlaps
+ * The distinct changes (`origin:seq`, sorted) a server holds for a doc, packs expanded and overlaps
  * counted once, read with node credentials `auth`.
  */
-export async function countChanges(
+export async function changeKeysOn(
   url: string,
   auth: NodeAuth,
   doc: string,
   origin?: string,
-): Promise<number> {
+): Promise<string[]> {
   const c = createPocketBaseClient({ url, auth });
   try {
-    const rows = await c.call("count changes", (pb) =>
+    const rows = await c.call("list changes", (pb) =>
       pb.collection(Collections.Changes).getFullList({
         filter:
           origin === undefined
@@ -131,8 +131,18 @@ export async function countChanges(
     );
     const keys = new Set<string>();
     for (const r of rows) for (let q = r.seq; q <= r.last; q++) keys.add(`${r.origin}:${q}`);
-    return keys.size;
+    return [...keys].sort();
   } finally {
     c.close();
   }
+}
+
+/** How many distinct changes a server holds for a doc (see {@link changeKeysOn}). */
+export async function countChanges(
+  url: string,
+  auth: NodeAuth,
+  doc: string,
+  origin?: string,
+): Promise<number> {
+  return (await changeKeysOn(url, auth, doc, origin)).length;
 }

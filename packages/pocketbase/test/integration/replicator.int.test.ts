@@ -20,7 +20,7 @@ import {
   type ReplicatorEvents,
   runReplicatorCli,
 } from "../../src/index.js";
-import { makeNode, provision, rawChangeRecord, recordId } from "./helpers.js";
+import { changeKeysOn, makeNode, provision, rawChangeRecord, recordId } from "./helpers.js";
 
 const servers = usePocketBaseServers();
 let s1: ProcessPocketBase;
@@ -97,18 +97,7 @@ const change = (doc: string, origin: string, seq: number): Change =>
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 /** (origin, seq) keys of the changes a server holds for a document (packs expanded), read as a node. */
-async function keysOn(url: string, doc: string): Promise<string[]> {
-  const c = createPocketBaseClient({ url, auth: gwA.auth });
-  const rows = await c.call("list", (pb) =>
-    pb
-      .collection(Collections.Changes)
-      .getFullList({ filter: pb.filter("doc = {:doc}", { doc }), fields: "origin,seq,last" }),
-  );
-  c.close();
-  const keys = new Set<string>();
-  for (const r of rows) for (let q = r.seq; q <= r.last; q++) keys.add(`${r.origin}:${q}`);
-  return [...keys].sort();
-}
+const keysOn = (url: string, doc: string): Promise<string[]> => changeKeysOn(url, gwA.auth, doc);
 
 /** [seq, last] of each record of a document on a server, sorted. */
 async function packsOn(url: string, doc: string): Promise<number[][]> {
