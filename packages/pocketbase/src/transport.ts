@@ -474,6 +474,8 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
 
   /** Groups packs into requests: at most `batchSize` packs and `batchMaxBytes` each. */
   function requests(packs: readonly Change[][]): Change[][][] {
+    // The common push is one pack: one request, no need to size it again (packChanges did).
+    if (packs.length <= 1) return packs.length === 0 ? [] : [[...packs]];
     return cutRuns(packs, {
       max: batchSize,
       maxBytes: batchMaxBytes,
