@@ -1,6 +1,7 @@
 /**
  * Benchmark runner: `npm run bench -- <suite> [--out file.json] [--runs N] [--quick] [--only a,b]`
- * (`--only`: run just the cases whose metric starts with one of the given prefixes).
+ * (`--only`: run just the cases whose metric starts with one of the given prefixes; a prefix ending
+ * in `$` must match the whole metric).
  * Runs a named suite from bench/suites, prints a markdown table (medians and the ratio to the
  * best peer) and writes the JSON report (default bench/results/<suite>.json).
  */
@@ -14,6 +15,11 @@ import { advantage, median } from "./lib/stats.js";
 import type { BenchReport, BenchResult, BenchSuite } from "./lib/types.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+/** Whether an `--only` entry selects a metric: a prefix, or the whole name when it ends in `$`. */
+function selects(entry: string, metric: string): boolean {
+  return entry.endsWith("$") ? metric === entry.slice(0, -1) : metric.startsWith(entry);
+}
 
 function parseArgs(argv: readonly string[]) {
   const out: { suite?: string; out?: string; runs?: number; quick: boolean; only?: string[] } = {
@@ -76,7 +82,7 @@ async function main(): Promise<void> {
   const results: BenchResult[] = [];
   try {
     for (const c of cases) {
-      if (args.only !== undefined && !args.only.some((p) => c.metric.startsWith(p))) continue;
+      if (args.only !== undefined && !args.only.some((p) => selects(p, c.metric))) continue;
       const samples: Record<string, number[]> = {};
       const names = Object.keys(c.subjects);
       const overBudget = new Set<string>();
