@@ -92,8 +92,9 @@ export function encodeChanges(changes: readonly Change[]): EncodedChanges {
   const g: EncodedChangeRun[] = runs.map((run) => {
     const h: (number | readonly [number, number])[] = [];
     const counts: number[] = [];
-    let kinds = "";
-    let allSets = true;
+    // Kind characters, collected only once a kind other than set shows up (most runs are all sets).
+    let kinds: string[] | undefined;
+    let opCount = 0;
     const paths: string[] = [];
     const pathArrays: Path[] = [];
     const values: Json[] = [];
@@ -110,17 +111,18 @@ export function encodeChanges(changes: readonly Change[]): EncodedChanges {
       counter = cc;
       counts.push(c.ops.length);
       for (const op of c.ops) {
-        kinds += KIND_CHAR[op.kind];
-        if (op.kind !== "set") allSets = false;
-        if (seps !== undefined) paths.push(op.path.join(seps[1]));
-        else pathArrays.push(op.path);
+        if (op.kind !== "set" && kinds === undefined) kinds = new Array<string>(opCount).fill("s");
+        if (kinds !== undefined) kinds.push(KIND_CHAR[op.kind]);
+        opCount++;
+        const path = op.path;
+        if (seps !== undefined) paths.push(path.length === 1 ? (path[0] as string) : path.join(seps[1]));
+        else pathArrays.push(path);
         if (op.kind !== "del") values.push(op.value);
         if (op.kind === "rem") tags.push(op.tags ?? null);
       }
     }
     const n = counts.every((x) => x === counts[0]) ? (counts[0] as number) : counts;
-    const total = kinds.length;
-    const p = seps !== undefined && total > 0 ? paths.join(seps[0]) : pathArrays;
+    const p = seps !== undefined && opCount > 0 ? paths.join(seps[0]) : pathArrays;
     const out: {
       o: string;
       s: number;
@@ -130,9 +132,10 @@ export function encodeChanges(changes: readonly Change[]): EncodedChanges {
       p: typeof p;
       v: Json[];
       t?: typeof tags;
-    } = allSets
-      ? { o: run.origin, s: run.start, h, n, p, v: values }
-      : { o: run.origin, s: run.start, h, n, k: kinds, p, v: values };
+    } =
+      kinds === undefined
+        ? { o: run.origin, s: run.start, h, n, p, v: values }
+        : { o: run.origin, s: run.start, h, n, k: kinds.join(""), p, v: values };
     if (tags.length > 0) out.t = tags;
     return out;
   });
