@@ -1,17 +1,52 @@
 import type { Change } from "./change.js";
+import { decodeChanges, encodeChanges } from "./changes-codec.js";
 import { getVersion, type VersionVector } from "./version-vector.js";
+
+/**
+ * Changes of one origin retained in encoded form: consecutive seqs `first..last`, every one
+ * applied, as the JSON text of {@link encodeChanges}. A change object costs ~150 bytes of heap per
+ * op (op, path array, elements); its encoded text about ten.
+ */
+interface Chunk {
+  readonly first: number;
+  readonly last: number;
+  /** HLC of the change at `last` (the head when the chunk ends the applied prefix). */
+  readonly lastHlc: string;
+  readonly data: string;
+}
+
+/** What is retained of one origin: sealed chunks, then the hot list of change objects. */
+interface OriginLog {
+  /** Ascending, contiguous, all applied; every seq in them is below `start`. */
+  chunks: Chunk[];
+  /** Seq of `list[0]`. */
+  start: number;
+  /** Hot changes: `list[k]` has seq `start + k` (holes only past a gap). */
+  list: (Change | undefined)[];
+  /** Ops in `list`. */
+  ops: number;
+  /** The next seal is tried once `list` is this long or holds this many ops (a gap backs it off). */
+  sealAtLength: number;
+  sealAtOps: number;
+}
+
+/** A seal is tried once the hot list holds this many changes... */
+const SEAL_CHANGES = 64;
+/** ...or this many ops. */
+const SEAL_OPS = 1024;
 
 /**
  * What a document has applied and still retains: the version vector (per origin, the highest
  * contiguous seq), seqs applied past a gap, and the retained changes that `changesSince` serves
- * until `compact` drops them.
+ * until `compact` drops them. Recent changes are kept as objects; once an origin's applied prefix
+ * holds {@link SEAL_CHANGES} changes or {@link SEAL_OPS} ops it is sealed into an encoded chunk,
+ * decoded again only when `changesSince` or `compact` reaches it.
  */
 export class ChangeLog {
   readonly vv = new Map<string, number>();
   /** Seqs applied past a gap (own changes made after a restart before older ones came back). */
   readonly extra = new Map<string, Set<number>>();
-  /** Per origin, retained changes: `list[k]` has seq `start + k` (holes only past a gap). */
-  readonly #log = new Map<string, { start: number; list: (Change | undefined)[] }>();
+  readonly #log = new Map<string, OriginLog>();
   /** Per origin: seqs up to this were dropped by compaction (or came in a snapshot). */
   readonly #floor = new Map<string, number>();
   /** Per origin: the HLC of the change at the compaction floor. */
@@ -46,19 +81,24 @@ export class ChangeLog {
     return (this.vv.get(origin) ?? 0) + 1;
   }
 
-  /**
-   * Records an applied change and retains it.
-   * @returns The seqs the version vector advanced over (beyond the change itself, from `extra`).
-   */
+  /** Records an applied change and retains it. */
   record(change: Change): void {
     const o = change.origin;
     let m = this.#log.get(o);
     if (m === undefined) {
-      m = { start: change.seq, list: [] };
+      m = {
+        chunks: [],
+        start: change.seq,
+        list: [],
+        ops: 0,
+        sealAtLength: SEAL_CHANGES,
+        sealAtOps: SEAL_OPS,
+      };
       this.#log.set(o, m);
     }
     if (change.seq < m.start) {
-      // Older than anything retained (an own change coming back after a restart): prepend.
+      // Older than anything hot (an own change coming back after a restart): prepend. Sealed
+      // chunks hold only applied seqs up to the version, which this change is above.
       const pad: (Change | undefined)[] = new Array(m.start - change.seq).fill(undefined);
       m.list = [...pad, ...m.list];
       m.start = change.seq;
@@ -66,6 +106,7 @@ export class ChangeLog {
     const k = change.seq - m.start;
     while (m.list.length < k) m.list.push(undefined);
     m.list[k] = change;
+    m.ops += change.ops.length;
     const v = this.vv.get(o) ?? 0;
     if (change.seq === v + 1) {
       let nv = change.seq;
@@ -84,6 +125,28 @@ export class ChangeLog {
       ex.add(change.seq);
     }
     this.#version = undefined;
+    if (m.list.length >= m.sealAtLength || m.ops >= m.sealAtOps) this.#seal(m, this.vv.get(o) ?? 0);
+  }
+
+  /** Encodes the hot list's applied prefix (up to `upTo`) into a chunk. */
+  #seal(m: OriginLog, upTo: number): void {
+    let k = 0;
+    let ops = 0;
+    while (k < m.list.length && m.start + k <= upTo) {
+      const c = m.list[k];
+      if (c === undefined) break;
+      ops += c.ops.length;
+      k++;
+    }
+    if (k > 0) {
+      const sealed = m.list.slice(0, k) as Change[];
+      m.chunks.push(chunkOf(sealed));
+      m.list = m.list.slice(k);
+      m.start += k;
+      m.ops -= ops;
+    }
+    m.sealAtLength = m.list.length + SEAL_CHANGES;
+    m.sealAtOps = m.ops + SEAL_OPS;
   }
 
   /** The HLC of the change at the contiguous head of `origin`, when known. */
@@ -91,8 +154,13 @@ export class ChangeLog {
     const v = this.vv.get(origin);
     if (v === undefined) return undefined;
     const m = this.#log.get(origin);
-    const c = m === undefined ? undefined : m.list[v - m.start];
-    return c?.hlc ?? (this.#floor.get(origin) === v ? this.#floorHlc.get(origin) : undefined);
+    if (m !== undefined) {
+      const c = m.list[v - m.start];
+      if (c !== undefined) return c.hlc;
+      const last = m.chunks[m.chunks.length - 1];
+      if (last !== undefined && last.last === v) return last.lastHlc;
+    }
+    return this.#floor.get(origin) === v ? this.#floorHlc.get(origin) : undefined;
   }
 
   /** The version vector, frozen (cached until the next record). */
@@ -106,6 +174,10 @@ export class ChangeLog {
     const out: Change[] = [];
     for (const [o, m] of this.#log) {
       const s = getVersion(since, o);
+      for (const chunk of m.chunks) {
+        if (chunk.last <= s) continue;
+        for (const c of decodeChunk(chunk)) if (c.seq > s) out.push(c);
+      }
       for (let k = Math.max(0, s + 1 - m.start); k < m.list.length; k++) {
         const c = m.list[k];
         if (c !== undefined) out.push(c);
@@ -125,17 +197,11 @@ export class ChangeLog {
       const old = this.#floor.get(o) ?? 0;
       if (f <= old) continue;
       const m = this.#log.get(o);
-      const h = m === undefined ? undefined : m.list[f - m.start]?.hlc;
+      const h = m === undefined ? undefined : dropThrough(m, f);
       if (h !== undefined) this.#floorHlc.set(o, h);
       this.#floor.set(o, f);
-      if (m !== undefined) {
-        const drop = f + 1 - m.start;
-        if (drop > 0) {
-          m.list = m.list.slice(drop);
-          m.start = f + 1;
-        }
-        if (m.list.every((c) => c === undefined)) this.#log.delete(o);
-      }
+      if (m !== undefined && m.chunks.length === 0 && m.list.every((c) => c === undefined))
+        this.#log.delete(o);
     }
     return new Map(this.#floorHlc);
   }
@@ -148,7 +214,57 @@ export class ChangeLog {
   /** How many changes are retained. */
   size(): number {
     let n = 0;
-    for (const m of this.#log.values()) for (const c of m.list) if (c !== undefined) n++;
+    for (const m of this.#log.values()) {
+      for (const c of m.chunks) n += c.last - c.first + 1;
+      for (const c of m.list) if (c !== undefined) n++;
+    }
     return n;
   }
+}
+
+function chunkOf(changes: readonly Change[]): Chunk {
+  const first = changes[0] as Change;
+  const last = changes[changes.length - 1] as Change;
+  return {
+    first: first.seq,
+    last: last.seq,
+    lastHlc: last.hlc,
+    data: JSON.stringify(encodeChanges(changes)),
+  };
+}
+
+function decodeChunk(chunk: Chunk): Change[] {
+  return decodeChanges(JSON.parse(chunk.data));
+}
+
+/**
+ * Drops the changes of one origin with seq up to `f` (chunks whole, a chunk cut at `f` re-encoded).
+ * @returns The HLC of the change at seq `f`, when it was retained.
+ */
+function dropThrough(m: OriginLog, f: number): string | undefined {
+  let hlc: string | undefined;
+  const kept: Chunk[] = [];
+  for (const chunk of m.chunks) {
+    if (chunk.last <= f) {
+      if (chunk.last === f) hlc = chunk.lastHlc;
+      continue;
+    }
+    if (chunk.first > f) {
+      kept.push(chunk);
+      continue;
+    }
+    const changes = decodeChunk(chunk);
+    hlc = changes.find((c) => c.seq === f)?.hlc;
+    kept.push(chunkOf(changes.filter((c) => c.seq > f)));
+  }
+  m.chunks = kept;
+  const inList = m.list[f - m.start];
+  if (inList !== undefined) hlc = inList.hlc;
+  const drop = f + 1 - m.start;
+  if (drop > 0) {
+    for (let k = 0; k < Math.min(drop, m.list.length); k++) m.ops -= m.list[k]?.ops.length ?? 0;
+    m.list = m.list.slice(drop);
+    m.start = f + 1;
+  }
+  return hlc;
 }

@@ -171,6 +171,11 @@ interface Subscriber {
 const EMPTY_PATH: Path = Object.freeze([]);
 const EMPTY_OBJECT: Json = Object.freeze({});
 const EMPTY_ARRAY: Json = Object.freeze([]);
+/**
+ * Paths written since the last read are kept to re-materialize just them; past this many the next
+ * read re-materializes the whole state instead (a writer that never reads retains no paths).
+ */
+const MAX_PENDING_PATHS = 1024;
 
 /** A local change being built: its stamp, ops so far, and how to undo them. */
 interface Tx {
@@ -772,8 +777,10 @@ class DocImpl<T> implements Doc<T> {
       this.#state = draftResult;
       for (const p of tops)
         if (!jsonEqual(this.#crdt.valueAt(p), getAtPath(draftResult, p))) this.#pending.push(p);
-    } else {
+    } else if (this.#pending[0] !== EMPTY_PATH) {
       for (const p of tops) this.#pending.push(p);
+      // Past a bound, one full re-materialization on the next read beats retaining every path.
+      if (this.#pending.length > MAX_PENDING_PATHS) this.#pending = [EMPTY_PATH];
     }
     this.#log.record(change);
     const head = this.#log.headHlc(origin);
