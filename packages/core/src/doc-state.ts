@@ -2,6 +2,7 @@ import { AddWinsSetState } from "./add-wins-set.js";
 import type { Json, Op, Path } from "./change.js";
 import { CounterState } from "./counter.js";
 import { canonicalJson, isPlainObject } from "./json.js";
+import { Kids } from "./kids.js";
 import { NodeKind } from "./schema.js";
 import { isNewer } from "./stamp.js";
 import type { Undo } from "./undo.js";
@@ -15,7 +16,8 @@ const EMPTY_ARRAY: readonly Json[] = Object.freeze([]);
  *   the path that are not newer than it are invisible for ever, so they are dropped;
  * - the *marker* (`mh`, `mi`): the newest "this is an object (or a set)" write, which makes an empty
  *   object exist without hiding anything below it;
- * - `kids`: the paths below;
+ * - `kids`: the paths below. A kid that is a *plain leaf* (a set value and nothing else, the bulk of
+ *   most documents) is not a node but an entry of {@link Kids} holding its value and stamp;
  * - `x`: the payload of a counter or set node.
  */
 export class DocNode {
@@ -25,8 +27,18 @@ export class DocNode {
   v: Json | undefined = undefined;
   mh: string | undefined = undefined;
   mi = 0;
-  kids: Map<string, DocNode> | undefined = undefined;
+  kids: Kids<DocNode> | undefined = undefined;
   x: CounterState | AddWinsSetState | undefined = undefined;
+}
+
+/** The kid of `n` at `key` when it is a node (a plain leaf is a slot, not a node). */
+export function kidNode(n: DocNode, key: string): DocNode | undefined {
+  return n.kids?.nodeAt(key);
+}
+
+/** Whether an op writes a plain leaf: a set of a value that is not an object, where no counter or set is declared. */
+function isPlainSet(op: Op, kind: NodeKind | undefined): op is Extract<Op, { kind: "set" }> {
+  return op.kind === "set" && kind !== NodeKind.Counter && kind !== NodeKind.Set && !isPlainObject(op.value);
 }
 
 /** Whether a node's marker is visible (newer than its own shadow). */
@@ -77,11 +89,11 @@ export class DocState {
     return last !== undefined && tag <= last;
   };
 
-  /** The node at `path`, or undefined. */
+  /** The node at `path`, or undefined (also when the path holds a plain leaf, which is not a node). */
   nodeAt(path: Path): DocNode | undefined {
     let n: DocNode | undefined = this.root;
     for (const seg of path) {
-      n = n.kids?.get(seg);
+      n = kidNode(n, seg);
       if (n === undefined) return undefined;
     }
     return n;
@@ -108,6 +120,7 @@ export class DocState {
     let fi = 0;
     let n: DocNode = this.root;
     let depth = 0;
+    let leaf = -1;
     for (; depth < path.length; depth++) {
       if (n.x !== undefined)
         return `path ${JSON.stringify(path)} goes below a ${n.x instanceof CounterState ? "counter" : "set"}`;
@@ -115,28 +128,69 @@ export class DocState {
         fh = n.sh;
         fi = n.si;
       }
-      const next = n.kids?.get(path[depth] as string);
-      if (next === undefined) break;
-      n = next;
+      const kids = n.kids;
+      if (kids === undefined) break;
+      const seg = path[depth] as string;
+      const e = kids.find(seg);
+      if (e < 0) break;
+      if (kids.isLeaf(e)) {
+        if (depth === path.length - 1) {
+          leaf = e;
+          break;
+        }
+        // Below a plain leaf: its stamp is a shadow on the way; a write that passes it needs a node.
+        const lh = kids.h[e] as string;
+        const li = kids.i[e] as number;
+        if (fh === undefined || isNewer(lh, li, fh, fi)) {
+          fh = lh;
+          fi = li;
+        }
+        if (!isNewer(h, i, fh, fi)) return false;
+        n = this.#promote(kids, e, undo);
+        continue;
+      }
+      n = kids.val[e] as DocNode;
     }
     if (fh !== undefined && !isNewer(h, i, fh, fi)) return false;
-    // Create the missing nodes.
+    if (leaf >= 0) {
+      const kids = n.kids as Kids<DocNode>;
+      if (isPlainSet(op, kind)) {
+        // The common write: last writer wins on the leaf, in place.
+        const lh = kids.h[leaf] as string;
+        const li = kids.i[leaf] as number;
+        if (!isNewer(h, i, lh, li)) return false;
+        const lv = kids.val[leaf] as Json;
+        kids.setLeaf(leaf, op.value, h, i);
+        const key = path[depth] as string;
+        undo?.push(() => kids.setLeaf(kids.find(key), lv, lh, li));
+        touched.push(path);
+        return true;
+      }
+      n = this.#promote(kids, leaf, undo);
+      depth = path.length;
+    }
+    // Create the missing nodes (a plain leaf inline).
     for (; depth < path.length; depth++) {
       const seg = path[depth] as string;
-      const child = new DocNode();
       let kids = n.kids;
       if (kids === undefined) {
-        kids = new Map();
+        kids = new Kids<DocNode>();
         n.kids = kids;
         const parent = n;
         undo?.push(() => {
           parent.kids = undefined;
         });
-      } else {
-        const k = kids;
-        undo?.push(() => k.delete(seg));
       }
-      kids.set(seg, child);
+      const k = kids;
+      if (depth === path.length - 1 && isPlainSet(op, kind)) {
+        k.addLeaf(seg, op.value, h, i);
+        undo?.push(() => k.remove(k.find(seg)));
+        touched.push(path);
+        return true;
+      }
+      const child = new DocNode();
+      k.addNode(seg, child);
+      undo?.push(() => k.remove(k.find(seg)));
       n = child;
     }
     const target = n;
@@ -221,6 +275,21 @@ export class DocState {
     }
   }
 
+  /** Turns the plain leaf in entry `e` of `kids` into a node (before a write a leaf cannot hold). */
+  #promote(kids: Kids<DocNode>, e: number, undo: Undo | undefined): DocNode {
+    const node = new DocNode();
+    const v = kids.val[e] as Json;
+    const h = kids.h[e] as string;
+    const i = kids.i[e] as number;
+    node.sh = h;
+    node.si = i;
+    node.v = v;
+    kids.setNode(e, node);
+    const key = kids.key[e] as string;
+    undo?.push(() => kids.setLeaf(kids.find(key), v, h, i));
+    return node;
+  }
+
   #setX(n: DocNode, x: CounterState | AddWinsSetState, undo: Undo | undefined): void {
     n.x = x;
     undo?.push(() => {
@@ -279,14 +348,26 @@ export class DocState {
 
   /** Drops the records below `n` that are not newer than `(h, i)`, and the nodes left empty. */
   #pruneKids(n: DocNode, h: string, i: number, undo: Undo | undefined): void {
-    const kids = n.kids as Map<string, DocNode>;
-    for (const [k, c] of kids) {
+    const kids = n.kids as Kids<DocNode>;
+    for (let e = 0; e < kids.end; e++) {
+      const key = kids.key[e];
+      if (key === undefined) continue;
+      if (kids.isLeaf(e)) {
+        const lv = kids.val[e] as Json;
+        const lh = kids.h[e] as string;
+        const li = kids.i[e] as number;
+        if (isNewer(lh, li, h, i)) continue;
+        kids.remove(e);
+        undo?.push(() => kids.addLeaf(key, lv, lh, li));
+        continue;
+      }
+      const c = kids.val[e] as DocNode;
       if (c.sh !== undefined && !isNewer(c.sh, c.si, h, i))
         this.#setShadow(c, undefined, c.si, false, undefined, undo);
       this.#pruneAt(c, h, i, undo);
       if (isEmptyNode(c)) {
-        kids.delete(k);
-        undo?.push(() => kids.set(k, c));
+        kids.remove(e);
+        undo?.push(() => kids.addNode(key, c));
       }
     }
   }
@@ -305,8 +386,11 @@ export class DocState {
     }
     if (n.kids !== undefined && n.kids.size > 0) {
       let obj: Record<string, Json> | undefined;
-      for (const [k, c] of n.kids) {
-        const v = this.value(c);
+      const kids = n.kids;
+      for (let e = 0; e < kids.end; e++) {
+        const k = kids.key[e];
+        if (k === undefined) continue;
+        const v = kids.isLeaf(e) ? (kids.val[e] as Json) : this.value(kids.val[e] as DocNode);
         if (v === undefined) continue;
         if (obj === undefined) obj = {};
         obj[k] = v;
@@ -321,8 +405,14 @@ export class DocState {
   /** The materialized value at a path (the root is always an object). */
   valueAt(path: Path): Json | undefined {
     if (path.length === 0) return this.value(this.root) ?? EMPTY_OBJECT;
-    const n = this.nodeAt(path);
-    return n === undefined ? undefined : this.value(n);
+    let parent: DocNode | undefined = this.root;
+    const last = path.length - 1;
+    for (let d = 0; d < last && parent !== undefined; d++) parent = kidNode(parent, path[d] as string);
+    const kids = parent?.kids;
+    const e = kids === undefined ? -1 : kids.find(path[last] as string);
+    if (e < 0) return undefined;
+    const k = kids as Kids<DocNode>;
+    return k.isLeaf(e) ? (k.val[e] as Json) : this.value(k.val[e] as DocNode);
   }
 
   /**
@@ -333,7 +423,7 @@ export class DocState {
     const n = path.length;
     if (n <= 1) return path;
     if (n === 2) {
-      const parent = this.root.kids?.get(path[0] as string);
+      const parent = kidNode(this.root, path[0] as string);
       return parent !== undefined && parent.x === undefined && hasVisibleMarker(parent)
         ? path
         : path.slice(0, 1);
@@ -342,7 +432,7 @@ export class DocState {
     const chain: (DocNode | undefined)[] = new Array(n - 1);
     let cur: DocNode | undefined = this.root;
     for (let d = 0; d < n - 1; d++) {
-      cur = cur?.kids?.get(path[d] as string);
+      cur = cur === undefined ? undefined : kidNode(cur, path[d] as string);
       chain[d] = cur;
     }
     let len = n;
@@ -367,12 +457,17 @@ export class DocState {
       }
       if (n.x instanceof CounterState) n.x.fold(covered);
       else if (n.x !== undefined) n.x.gc(covered);
-      if (n.kids !== undefined) {
-        for (const [k, c] of n.kids) {
+      const kids = n.kids;
+      if (kids !== undefined) {
+        for (let e = 0; e < kids.end; e++) {
+          if (kids.key[e] === undefined || kids.isLeaf(e)) continue;
+          const c = kids.val[e] as DocNode;
           walk(c);
-          if (isEmptyNode(c)) n.kids.delete(k);
+          if (isEmptyNode(c)) kids.remove(e);
+          // A node left holding just a leaf goes back inline.
+          else if (isLeafOnly(c)) kids.setLeaf(e, c.v as Json, c.sh as string, c.si);
         }
-        if (n.kids.size === 0) n.kids = undefined;
+        if (kids.size === 0) n.kids = undefined;
       }
     };
     walk(this.root);

@@ -17,6 +17,7 @@ import { ErrorCode, isNxsError, ValidationError } from "./errors.js";
 import { encodeHlc, HLC_MS_DIGITS, HLC_PREFIX_LENGTH } from "./hlc.js";
 import { type DocId, toDocId } from "./ids.js";
 import { canonicalJson } from "./json.js";
+import { Kids } from "./kids.js";
 import { MAX_OPS_PER_CHANGE } from "./stamp.js";
 import { decodeState, encodeState } from "./state-codec.js";
 import type { VersionVector } from "./version-vector.js";
@@ -476,10 +477,19 @@ class Writer {
     if (kids !== undefined) {
       s.uint(kids.size);
       this.keys(kids);
-      for (const kid of kids.values()) {
-        if (isLeafOnly(kid)) {
-          this.value(kid.v as Json);
-          const t = this.stamp(kid.sh as string, kid.si);
+      for (let e = 0; e < kids.end; e++) {
+        if (kids.key[e] === undefined) continue;
+        const leaf = kids.isLeaf(e);
+        const kid = leaf ? undefined : (kids.val[e] as DocNode);
+        if (kid === undefined || isLeafOnly(kid)) {
+          let t: number;
+          if (kid === undefined) {
+            this.value(kids.val[e] as Json);
+            t = this.stamp(kids.h[e] as string, kids.i[e] as number);
+          } else {
+            this.value(kid.v as Json);
+            t = this.stamp(kid.sh as string, kid.si);
+          }
           const d = t - this.prevStamp;
           this.prevStamp = t;
           if (this.stampN > 0 && d === this.stampD) this.stampN++;
@@ -524,11 +534,13 @@ class Writer {
    * varint `shared * 16 + tail length` (15 and the length after it when the tail is longer), and
    * the tail's UTF-8 bytes.
    */
-  keys(kids: Map<string, DocNode>): void {
+  keys(kids: Kids<DocNode>): void {
     const kl = this.kl;
     const kb = this.kb;
     let prev = "";
-    for (const k of kids.keys()) {
+    for (let e = 0; e < kids.end; e++) {
+      const k = kids.key[e];
+      if (k === undefined) continue;
       const max = Math.min(prev.length, k.length);
       let p = 0;
       while (p < max && prev.charCodeAt(p) === k.charCodeAt(p)) p++;
@@ -930,22 +942,22 @@ function read(data: Uint8Array): DecodedBinarySnapshot {
         if (prev === "__proto__") invalid('the key "__proto__" is not allowed');
         names[j] = prev;
       }
-      const kids = new Map<string, DocNode>();
+      const kids = new Kids<DocNode>();
       for (let j = 0; j < count; j++) {
-        const child = new DocNode();
+        const key = names[j] as string;
+        if (kids.find(key) >= 0) invalid("duplicate key");
         if (runLeft === 0 && v.pos < v.end && v.buf[v.pos] === T_NODE) {
           v.pos++;
+          const child = new DocNode();
           node(child);
+          kids.addNode(key, child);
         } else {
-          child.v = value();
+          const lv = value();
           const t = nextStamp();
           const q = refOf(t);
-          child.sh = table[q];
-          child.si = t - q * STAMP_M;
+          kids.addLeaf(key, lv, table[q] as string, t - q * STAMP_M);
         }
-        kids.set(names[j] as string, child);
       }
-      if (kids.size !== count) invalid("duplicate key");
       n.kids = kids;
     }
     if (flags & F_COUNTER) {

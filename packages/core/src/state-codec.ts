@@ -6,6 +6,7 @@ import { DocNode, DocState, isLeafOnly } from "./doc-state.js";
 import { ErrorCode, isNxsError, ValidationError } from "./errors.js";
 import { encodeHlc, HLC_COUNTER_DIGITS, HLC_MS_DIGITS, HLC_PREFIX_LENGTH } from "./hlc.js";
 import { canonicalJson, isPlainObject, toFrozenJson } from "./json.js";
+import { Kids } from "./kids.js";
 import { MAX_OPS_PER_CHANGE } from "./stamp.js";
 
 /**
@@ -90,9 +91,12 @@ export function encodeState(state: DocState, extra: ReadonlyMap<string, Readonly
     if (n.sh !== undefined) see(n.sh, n.si);
     if (n.mh !== undefined) see(n.mh, n.mi);
     if (n.kids !== undefined)
-      for (const [k, kid] of n.kids) {
+      for (let e = 0; e < n.kids.end; e++) {
+        const k = n.kids.key[e];
+        if (k === undefined) continue;
         picker.see(k);
-        scan(kid);
+        if (n.kids.isLeaf(e)) see(n.kids.h[e] as string, n.kids.i[e] as number);
+        else scan(n.kids.val[e] as DocNode);
       }
     if (n.x instanceof CounterState) {
       for (const list of n.x.entries.values()) for (const e of list) see(e.h, e.i);
@@ -147,8 +151,25 @@ export function encodeState(state: DocState, extra: ReadonlyMap<string, Readonly
       const entries: (Json | EncodedNode)[] = [];
       const stamps: number[] = [];
       let prev = 0;
-      for (const [k, kid] of n.kids) {
+      const kids = n.kids;
+      for (let e = 0; e < kids.end; e++) {
+        const k = kids.key[e];
+        if (k === undefined) continue;
         keys.push(k);
+        if (kids.isLeaf(e)) {
+          const v = kids.val[e] as Json;
+          const s = stamp(kids.h[e] as string, kids.i[e] as number);
+          if (isPlainObject(v)) {
+            // A leaf holding an object value (possible only through a binary snapshot): a node entry.
+            entries.push({ s: [s, v] });
+            continue;
+          }
+          stamps.push(s - prev);
+          prev = s;
+          entries.push(v);
+          continue;
+        }
+        const kid = kids.val[e] as DocNode;
         if (isPlainLeaf(kid)) {
           const s = stamp(kid.sh as string, kid.si);
           stamps.push(s - prev);
@@ -324,7 +345,7 @@ export function decodeState(json: unknown): { state: DocState; extra: Map<string
     } else if (Array.isArray(ks)) keys = ks;
     else corrupt("key column");
     if (!Array.isArray(es) || es.length !== keys.length || !Array.isArray(ss)) corrupt("children columns");
-    const kids = new Map<string, DocNode>();
+    const kids = new Kids<DocNode>();
     let prev = 0;
     let si = 0;
     for (let j = 0; j < keys.length; j++) {
@@ -333,24 +354,23 @@ export function decodeState(json: unknown): { state: DocState; extra: Map<string
       // No path reaches it (checkPath), and materializing it would set a prototype.
       if (k === "__proto__") corrupt('the key "__proto__"');
       const entry = es[j];
-      const child = new DocNode();
-      if (isPlainObject(entry)) dec(entry, child);
-      else {
+      if (kids.find(k) >= 0) corrupt("duplicate key");
+      if (isPlainObject(entry)) {
+        const child = new DocNode();
+        dec(entry, child);
+        kids.addNode(k, child);
+      } else {
         const d = ss[si++];
         if (typeof d !== "number") corrupt("leaf stamp");
         prev += d;
         const s = checkStamp(prev);
         const q = Math.floor(s / m);
-        child.sh = table[q];
-        child.si = s - q * m;
         const v = toFrozenJson(entry);
         if (v === undefined) corrupt("leaf value");
-        child.v = v;
+        kids.addLeaf(k, v, table[q] as string, s - q * m);
       }
-      kids.set(k, child);
     }
     if (si !== ss.length) corrupt("leaf stamps");
-    if (kids.size !== keys.length) corrupt("duplicate key");
     if (kids.size > 0) n.kids = kids;
   };
   dec(root, state.root);
