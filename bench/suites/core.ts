@@ -149,7 +149,7 @@ export const suite: BenchSuite = {
         metric: "catch-up-bytes",
         unit: "bytes",
         better: "lower",
-        note: "bytes exchanged (both ways) to bring back a replica that missed 1,000 sets (changes of 1) on the 10,000-key document; nxs: version vector + the missing changes as one encodeChanges batch (JSON), not the PocketBase transport's one JSON record per change",
+        note: "bytes exchanged (both ways) to bring back a replica that missed 1,000 sets (changes of 1) on the 10,000-key document; nxs: version vector + the missing changes as one encodeChanges batch (JSON, the codec PocketBase pack records use too)",
         subjects: per((s) => () => {
           const a = filled(s, 0);
           const b = s.load(a.encode(), 1);
