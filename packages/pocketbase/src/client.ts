@@ -9,7 +9,7 @@ import {
 } from "@nxs-sync/core";
 import { EventSource as EventSourcePolyfill } from "eventsource";
 import pRetry from "p-retry";
-import PocketBase, { ClientResponseError, isTokenExpired } from "pocketbase";
+import PocketBase, { ClientResponseError, getTokenPayload } from "pocketbase";
 
 /** Name of the auth collection that holds one identity per NXS node. */
 export const NODES_COLLECTION = "nxs_nodes";
@@ -228,10 +228,20 @@ export function createPocketBaseClient(options: PocketBaseClientOptions): Pocket
   }
 
   const refreshBeforeS = options.refreshBeforeS ?? 600;
+  /** The token last looked at, and when (epoch ms) it is due for a refresh: decoded once per token. */
+  let seenToken = "";
+  let refreshAt = 0;
   /** Whether the node token is missing or expires soon. */
-  const needsAuth = () =>
-    options.auth !== undefined &&
-    (!pb.authStore.isValid || isTokenExpired(pb.authStore.token, refreshBeforeS));
+  const needsAuth = (): boolean => {
+    if (options.auth === undefined) return false;
+    const token = pb.authStore.token;
+    if (token !== seenToken) {
+      seenToken = token;
+      const exp = token === "" ? undefined : (getTokenPayload(token) as { exp?: unknown }).exp;
+      refreshAt = typeof exp === "number" ? (exp - refreshBeforeS) * 1000 : 0;
+    }
+    return token === "" || Date.now() >= refreshAt;
+  };
 
   async function once<T>(what: string, fn: (pb: PocketBase) => Promise<T>): Promise<T> {
     if (needsAuth()) await authenticate();
