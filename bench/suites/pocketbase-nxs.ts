@@ -69,6 +69,7 @@ export async function gateway(o: GatewayOptions): Promise<Gateway> {
     endpoints: o.endpoints,
     auth: o.node.auth,
     docId: o.docId,
+    origin,
     ...o.transport,
   });
   const replica = createReplica({

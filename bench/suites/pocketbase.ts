@@ -112,7 +112,8 @@ export const suite: BenchSuite = {
           better: "lower",
           note:
             `${LAT_N} sequential writes per run through one server. nxs: doc.set on gateway A until gateway B has applied it ` +
-            "(replica push: one pack of one change, a plain create; SSE; applyRemote; gateway A is subscribed to the doc too, as every gateway is); " +
+            "(replica push: one pack of one change, a plain create; SSE; applyRemote; gateway A is subscribed to the doc too, as every gateway is, " +
+            "its own origin filtered out); " +
             "raw: SDK create on client A (not subscribed) until client B's SSE callback gets the record. " +
             "p50 of the run's writes; median over runs",
           subjects: {

@@ -69,6 +69,7 @@ async function main(): Promise<void> {
         endpoints,
         auth: { email: node.email, password: node.password },
         docId: "routing",
+        origin: replicaId, // the server leaves this replica's own records out of its realtime stream
       });
       transport.on("failover", (e) => say(`${name}: failover ${e.from} -> ${e.to}`));
       transport.on("failback", (e) => say(`${name}: failback ${e.from} -> ${e.to}`));

@@ -51,6 +51,14 @@ export interface PocketBaseTransportOptions {
   /** The document this transport carries. */
   readonly docId: DocId | string;
   /**
+   * The origin (replica id) this transport pushes for, when it serves one replica (a gateway's
+   * replica). The realtime subscription then asks the server to leave that origin's records out:
+   * the replica has them, so the server saves one serialization and one message per write, and the
+   * client one event to drop. Pulls are unaffected. Without it, the transport drops its own echo
+   * on arrival instead.
+   */
+  readonly origin?: string;
+  /**
    * A push is acknowledged only once this many servers committed it. Default 1. With k > 1 each
    * push goes to every healthy endpoint at once (durability across servers); with fewer than k
    * healthy endpoints it fails `transport/unavailable`.
@@ -167,6 +175,12 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   }
   const logger = options.logger ?? silentLogger;
   const docId = options.docId;
+  const ownOrigin = options.origin;
+  /** The realtime filter: this doc's records, without this replica's own when its origin is known. */
+  const realtimeFilter = (pb: PocketBase): string =>
+    ownOrigin === undefined
+      ? pb.filter("doc = {:doc}", { doc: docId })
+      : pb.filter("doc = {:doc} && origin != {:origin}", { doc: docId, origin: ownOrigin });
   const batchSize = options.batchSize ?? 50;
   const batchMaxBytes = options.batchMaxBytes ?? 16 * 1024 * 1024;
   const pageSize = Math.min(options.pageSize ?? 1000, 1000);
@@ -330,9 +344,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
         // The SDK fires PB_CONNECT listeners after the topics were submitted, so a pull started
         // from onResync covers everything the subscription may have missed.
         await Promise.all([
-          client
-            .collection(Collections.Changes)
-            .subscribe("*", onEvent, { filter: client.filter("doc = {:doc}", { doc: docId }) }),
+          client.collection(Collections.Changes).subscribe("*", onEvent, { filter: realtimeFilter(client) }),
           client.realtime.subscribe("PB_CONNECT", onConnect),
         ]);
       },

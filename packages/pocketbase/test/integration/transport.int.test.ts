@@ -212,6 +212,30 @@ describe("PocketBaseTransport", () => {
     expect(other.changes.every((c) => c.origin === w)).toBe(true);
   });
 
+  it("with `origin`, the server leaves that origin's records out of the realtime stream (pulls keep them)", async () => {
+    const doc = `d-${recordId()}`;
+    const w = `${gw.id}.w`;
+    const r = `${gw.id}.r`;
+    const writer = transport(doc, { origin: w });
+    const stranger = transport(doc); // another process pushing for origin w (its earlier incarnation)
+    const observer = transport(doc);
+    const mine = collector();
+    const seen = collector();
+    writer.subscribe(mine);
+    observer.subscribe(seen);
+    await Promise.all([writer.connect(), stranger.connect(), observer.connect()]);
+    await waitFor(() => mine.resyncs === 1 && seen.resyncs === 1);
+    // Not in the writer's own pushes, so only the server-side filter keeps them from the writer.
+    await stranger.push(range(10, 12).map((s) => change(doc, w, s)));
+    await stranger.push([change(doc, r, 1)]);
+    await stranger.push([change(doc, r, 2)]);
+    await waitFor(() => seen.changes.length === 5 && mine.changes.length === 2, {
+      description: "the observer has every change, the writer the other origin's",
+    });
+    expect(mine.changes.map((c) => `${c.origin}/${c.seq}`)).toEqual([`${r}/1`, `${r}/2`]);
+    expect((await pullAll(writer)).filter((c) => c.origin === w).map((c) => c.seq)).toEqual([10, 11, 12]);
+  });
+
   it("pulls many packs in pages, per origin in seq order, and from a version vector inside a pack", async () => {
     const doc = `d-${recordId()}`;
     const t = transport(doc, { packSize: 100, pageSize: 4 });
