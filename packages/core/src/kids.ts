@@ -5,13 +5,29 @@ const MAX_LOAD = 0.75;
 const EMPTY = 0;
 const TOMBSTONE = -1;
 
-/** FNV-1a over the UTF-16 code units of a key. */
-function hashOf(key: string): number {
+/**
+ * Longest probe an insertion may take before the table gives up its own index for a `Map`. Honest
+ * keys stay far below it at this load; keys made to collide (the hash is public, and keys can come
+ * from peers) reach it after a few hundred, and `Map` hashes with V8's per-process random seed.
+ */
+const MAX_PROBE = 512;
+
+/**
+ * FNV-1a over the UTF-16 code units of a key, then the MurmurHash3 finalizer (so that the low
+ * bits the index uses depend on every bit of the sum).
+ * @internal Exported for tests.
+ */
+export function hashKey(key: string): number {
   let h = 0x811c9dc5;
   for (let k = 0; k < key.length; k++) {
     h ^= key.charCodeAt(k);
     h = Math.imul(h, 0x01000193);
   }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 0;
 }
 
@@ -45,6 +61,13 @@ export class Kids<N> {
   #index = new Int32Array(8);
   /** Index slots not empty (live or tombstone). */
   #used = 0;
+  /** Key to entry, in place of `#index` once an insertion probed past {@link MAX_PROBE}. */
+  #map: Map<string, number> | undefined;
+
+  /** Whether the table gave up its own index for a `Map` (see {@link MAX_PROBE}). */
+  get degraded(): boolean {
+    return this.#map !== undefined;
+  }
 
   /** Entries to loop over (removed ones included, their key undefined). */
   get end(): number {
@@ -53,9 +76,10 @@ export class Kids<N> {
 
   /** The entry of `key`, or -1. */
   find(key: string): number {
+    if (this.#map !== undefined) return this.#map.get(key) ?? -1;
     const index = this.#index;
     const mask = index.length - 1;
-    let p = hashOf(key) & mask;
+    let p = hashKey(key) & mask;
     for (;;) {
       const x = index[p] as number;
       if (x === EMPTY) return -1;
@@ -110,11 +134,14 @@ export class Kids<N> {
   /** Removes entry `e` (it stays in the columns, keyless, until the next insertion compacts them). */
   remove(e: number): void {
     const key = this.key[e] as string;
-    const index = this.#index;
-    const mask = index.length - 1;
-    let p = hashOf(key) & mask;
-    while (index[p] !== e + 1) p = (p + 1) & mask;
-    index[p] = TOMBSTONE;
+    if (this.#map !== undefined) this.#map.delete(key);
+    else {
+      const index = this.#index;
+      const mask = index.length - 1;
+      let p = hashKey(key) & mask;
+      while (index[p] !== e + 1) p = (p + 1) & mask;
+      index[p] = TOMBSTONE;
+    }
     this.key[e] = undefined;
     this.val[e] = undefined;
     this.h[e] = "";
@@ -122,7 +149,9 @@ export class Kids<N> {
   }
 
   #append(key: string): number {
-    if (this.#used + 1 > this.#index.length * MAX_LOAD) this.#rebuild(this.size + 1);
+    if (this.#map !== undefined) {
+      if (this.key.length - this.size > this.size + 8) this.#compact();
+    } else if (this.#used + 1 > this.#index.length * MAX_LOAD) this.#rebuild(this.size + 1);
     const e = this.key.length;
     if (e === this.i.length) {
       const grown = new Int32Array(e + (e >> 1) + 4);
@@ -133,34 +162,41 @@ export class Kids<N> {
     this.val.push(undefined);
     this.h.push("");
     this.size++;
+    if (this.#map !== undefined) {
+      this.#map.set(key, e);
+      return e;
+    }
     const index = this.#index;
     const mask = index.length - 1;
-    let p = hashOf(key) & mask;
-    while (index[p] !== EMPTY) p = (p + 1) & mask;
+    let p = hashKey(key) & mask;
+    let probes = 0;
+    while (index[p] !== EMPTY) {
+      p = (p + 1) & mask;
+      if (++probes > MAX_PROBE) {
+        this.#degrade(); // the new entry's key is in the columns already: the Map has it
+        return e;
+      }
+    }
     index[p] = e + 1;
     this.#used++;
     return e;
   }
 
+  /** Replaces the index by a `Map` of the live entries. */
+  #degrade(): void {
+    const map = new Map<string, number>();
+    for (let e = 0; e < this.key.length; e++) {
+      const k = this.key[e];
+      if (k !== undefined) map.set(k, e);
+    }
+    this.#map = map;
+    this.#index = new Int32Array(8);
+    this.#used = 0;
+  }
+
   /** Drops removed entries from the columns when they are many, and rebuilds the index for `want` keys. */
   #rebuild(want: number): void {
-    if (this.key.length - this.size > this.size) {
-      const key: (string | undefined)[] = [];
-      const val: (N | Json | undefined)[] = [];
-      const h: string[] = [];
-      const i = new Int32Array(Math.max(4, this.size + (this.size >> 1)));
-      for (let e = 0; e < this.key.length; e++) {
-        if (this.key[e] === undefined) continue;
-        i[key.length] = this.i[e] as number;
-        key.push(this.key[e]);
-        val.push(this.val[e]);
-        h.push(this.h[e] as string);
-      }
-      this.key = key;
-      this.val = val;
-      this.h = h;
-      this.i = i;
-    }
+    if (this.key.length - this.size > this.size) this.#compact();
     let cap = 8;
     while (want > (cap * MAX_LOAD) / 1.5) cap *= 2;
     const index = new Int32Array(cap);
@@ -168,11 +204,34 @@ export class Kids<N> {
     for (let e = 0; e < this.key.length; e++) {
       const k = this.key[e];
       if (k === undefined) continue;
-      let p = hashOf(k) & mask;
+      let p = hashKey(k) & mask;
       while (index[p] !== EMPTY) p = (p + 1) & mask;
       index[p] = e + 1;
     }
     this.#index = index;
     this.#used = this.size;
+  }
+
+  /** Drops removed entries from the columns (entry numbers change; the `Map`, if any, follows). */
+  #compact(): void {
+    const key: (string | undefined)[] = [];
+    const val: (N | Json | undefined)[] = [];
+    const h: string[] = [];
+    const i = new Int32Array(Math.max(4, this.size + (this.size >> 1)));
+    for (let e = 0; e < this.key.length; e++) {
+      if (this.key[e] === undefined) continue;
+      i[key.length] = this.i[e] as number;
+      key.push(this.key[e]);
+      val.push(this.val[e]);
+      h.push(this.h[e] as string);
+    }
+    this.key = key;
+    this.val = val;
+    this.h = h;
+    this.i = i;
+    if (this.#map !== undefined) {
+      this.#map.clear();
+      for (let e = 0; e < this.key.length; e++) this.#map.set(this.key[e] as string, e);
+    }
   }
 }

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Kids } from "../../src/kids.js";
+import { hashKey, Kids } from "../../src/kids.js";
 
 type Node = { readonly name: string };
 type Entry = { kind: "leaf"; v: number; h: string; i: number } | { kind: "node"; node: Node };
@@ -77,5 +77,33 @@ describe("Kids (the hash table of a node's children)", () => {
     expect(kids.nodeAt("r49-10")).toBeUndefined();
     expect(kids.val[kids.find("r49-10")]).toBe(10);
     expect(kids.find("r49-11")).toBe(-1);
+  });
+
+  it("gives up its own index for a Map when keys are made to collide, and stays correct", () => {
+    // Keys whose hashes share their low 12 bits: one probe run for every table up to 4096 slots.
+    const colliding: string[] = [];
+    for (let c = 0; colliding.length < 700; c++) {
+      const k = `x${c.toString(36)}`;
+      if ((hashKey(k) & 0xfff) === 0x5a5) colliding.push(k);
+    }
+    const kids = new Kids<Node>();
+    for (const [j, k] of colliding.entries()) kids.addLeaf(k, j, "h", 0);
+    expect(kids.degraded).toBe(true);
+    for (const [j, k] of colliding.entries()) expect(kids.val[kids.find(k)]).toBe(j);
+    // Removals, compactions and re-adds go on through the Map.
+    for (let j = 0; j < 600; j++) kids.remove(kids.find(colliding[j] as string));
+    for (let j = 0; j < 50; j++) kids.addNode(`after-${j}`, { name: `n${j}` });
+    expect(kids.size).toBe(150);
+    expect(kids.find(colliding[0] as string)).toBe(-1);
+    expect(kids.val[kids.find(colliding[650] as string)]).toBe(650);
+    expect(kids.nodeAt("after-7")).toEqual({ name: "n7" });
+    expect(kids.end).toBeLessThan(3 * kids.size);
+  });
+
+  it("keeps its own index for ordinary keys (100,000 of them)", () => {
+    const kids = new Kids<Node>();
+    for (let j = 0; j < 100_000; j++) kids.addLeaf(`key-${j}`, j, "h", 0);
+    expect(kids.degraded).toBe(false);
+    expect(kids.val[kids.find("key-99999")]).toBe(99999);
   });
 });
