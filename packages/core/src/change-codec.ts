@@ -88,7 +88,8 @@ export function decodeChange(input: unknown): Change {
         ops[k] = Object.freeze({ kind: "del", path });
         break;
       case "inc":
-        ops[k] = Object.freeze({ kind: "inc", path, value: op.value });
+        // -0 as 0, as for every value (toFrozenJson): JSON has no -0.
+        ops[k] = Object.freeze({ kind: "inc", path, value: op.value === 0 ? 0 : op.value });
         break;
       default: {
         const why = { path: [] as PropertyKey[], message: "" };

@@ -1,5 +1,5 @@
 import type { Change } from "./change.js";
-import { decodeChanges, encodeChanges } from "./changes-codec.js";
+import { decodeOwnChanges, encodeChanges } from "./changes-codec.js";
 import { getVersion, type VersionVector } from "./version-vector.js";
 
 /**
@@ -234,7 +234,7 @@ function chunkOf(changes: readonly Change[]): Chunk {
 }
 
 function decodeChunk(chunk: Chunk): Change[] {
-  return decodeChanges(JSON.parse(chunk.data));
+  return decodeOwnChanges(JSON.parse(chunk.data));
 }
 
 /**

@@ -3,7 +3,7 @@ import { decodeChange } from "./change-codec.js";
 import { isSeparator, SeparatorPicker } from "./columns.js";
 import { ErrorCode, ValidationError } from "./errors.js";
 import { encodeHlc, HLC_COUNTER_DIGITS, HLC_MS_DIGITS } from "./hlc.js";
-import { isPlainObject } from "./json.js";
+import { isPlainObject, toFrozenJson } from "./json.js";
 
 /**
  * A list of changes of one document in a compact JSON form (see docs/protocol.md, *Change
@@ -155,6 +155,41 @@ function malformed(msg: string): never {
  * {@link ClockError} `hlc/invalid` for an HLC out of range.
  */
 export function decodeChanges(input: unknown): Change[] {
+  return decodeWith(input, decodeChange);
+}
+
+/**
+ * Decodes what {@link encodeChanges} wrote from changes this process already validated (the
+ * change log's own chunks): the encoding is read the same way, but each change is only frozen,
+ * not validated again, so a chunk always reads back whatever it was made of.
+ * @internal
+ */
+export function decodeOwnChanges(input: unknown): Change[] {
+  return decodeWith(input, freezeOwnChange);
+}
+
+function freezeOwnChange(c: {
+  doc: string;
+  origin: string;
+  seq: number;
+  hlc: string;
+  ops: unknown[];
+}): Change {
+  for (let k = 0; k < c.ops.length; k++) {
+    const op = c.ops[k] as { path: string[]; value?: unknown; tags?: string[] };
+    Object.freeze(op.path);
+    if ("value" in op) op.value = toFrozenJson(op.value);
+    if (op.tags !== undefined) Object.freeze(op.tags);
+    Object.freeze(op);
+  }
+  Object.freeze(c.ops);
+  return Object.freeze(c) as unknown as Change;
+}
+
+function decodeWith(
+  input: unknown,
+  finish: (c: { doc: string; origin: string; seq: number; hlc: string; ops: unknown[] }) => Change,
+): Change[] {
   if (!isPlainObject(input)) malformed("not an object");
   const { doc, sep, sep2, g } = input as Record<string, unknown>;
   if (!Array.isArray(g)) malformed("g");
@@ -225,7 +260,7 @@ export function decodeChanges(input: unknown): Change[] {
           } else ops[q] = { kind, path, value };
         }
       }
-      out.push(decodeChange({ doc, origin: o, seq: (s as number) + j, hlc, ops }));
+      out.push(finish({ doc: doc as string, origin: o as string, seq: (s as number) + j, hlc, ops }));
     }
     if (valueAt !== v.length || tagAt !== ((t as unknown[] | undefined)?.length ?? 0))
       malformed("column lengths");

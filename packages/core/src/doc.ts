@@ -10,9 +10,9 @@ import { DocState, hasVisibleMarker } from "./doc-state.js";
 import { ErrorCode, isNxsError, NxsError, ValidationError } from "./errors.js";
 import { createHlcClock, type HlcClock, hlcNode } from "./hlc.js";
 import { type DocId, type Hlc, type ReplicaId, toDocId, toReplicaId } from "./ids.js";
-import { canonicalJson, isPlainObject, jsonEqual, toFrozenJson } from "./json.js";
+import { canonicalJson, isPlainObject, jsonEqual, shareUnchanged, toFrozenJson } from "./json.js";
 import { type Logger, silentLogger } from "./logger.js";
-import { checkPath, getAtPath, topmostPaths } from "./path.js";
+import { checkPath, getAtPath, MAX_PATH_DEPTH, topmostPaths } from "./path.js";
 import type { ApplyResult, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
 import { fastCheck, NodeKind, type SchemaWalk, walkSchema } from "./schema.js";
 import {
@@ -349,8 +349,10 @@ class DocImpl<T> implements Doc<T> {
   /** Folds the values at `paths` into a copy of the materialized state (copying each container once). */
   #stage(paths: Path[]): { readonly [key: string]: Json } {
     const tops = topmostPaths(paths);
-    if (tops.length === 1 && (tops[0] as Path).length === 0)
-      return this.#crdt.valueAt(EMPTY_PATH) as { [key: string]: Json };
+    if (tops.length === 1 && (tops[0] as Path).length === 0) {
+      // The whole state again: slices equal to the current ones stay the same objects.
+      return shareUnchanged(this.#state, this.#crdt.valueAt(EMPTY_PATH) as Json) as { [key: string]: Json };
+    }
     const fresh = new Set<object>();
     const root: Record<string, Json> = { ...this.#state };
     fresh.add(root);
@@ -489,7 +491,7 @@ class DocImpl<T> implements Doc<T> {
     if (typeof by !== "number" || !Number.isFinite(by))
       throw new ValidationError(`increment by ${by}: not a finite number`);
     if (by === 0 && this.#crdt.valueAt(p) !== undefined) return;
-    this.#push(tx, { kind: "inc", path: p, value: by }, NodeKind.Counter);
+    this.#push(tx, { kind: "inc", path: p, value: by === 0 ? 0 : by }, NodeKind.Counter);
   }
 
   #add(tx: Tx, path: Path, element: Json): void {
@@ -564,7 +566,8 @@ class DocImpl<T> implements Doc<T> {
         });
       }
       const d = typeof old === "number" ? next - old : next;
-      if (d !== 0 || typeof old !== "number") this.#push(tx, { kind: "inc", path, value: d }, kind);
+      if (d !== 0 || typeof old !== "number")
+        this.#push(tx, { kind: "inc", path, value: d === 0 ? 0 : d }, kind);
       return;
     }
     if (kind === NodeKind.Set) {
@@ -580,7 +583,8 @@ class DocImpl<T> implements Doc<T> {
       typeof next === "boolean" ||
       (typeof next === "number" && Number.isFinite(next))
     ) {
-      if (old !== next) this.#push(tx, { kind: "set", path, value: next }, kind);
+      // -0 is stored as 0 (toFrozenJson does the same): JSON, and so every encoding, has no -0.
+      if (old !== next) this.#push(tx, { kind: "set", path, value: next === 0 ? 0 : next }, kind);
       return;
     }
     const why = { path: [] as PropertyKey[], message: "" };
@@ -616,6 +620,15 @@ class DocImpl<T> implements Doc<T> {
       if (v === undefined) continue;
       if (k === "__proto__")
         throw new ValidationError('the key "__proto__" is not allowed', { code: ErrorCode.OpInvalid });
+      // The path rule of every op (checkPath, which peers apply too): a nested value must not
+      // make paths deeper than a top-level path may be.
+      if (path.length >= MAX_PATH_DEPTH)
+        throw new ValidationError(
+          `a value nested below ${JSON.stringify(path.slice(0, 4))}… is deeper than ${MAX_PATH_DEPTH}`,
+          {
+            code: ErrorCode.OpInvalid,
+          },
+        );
       const ov = oldObj?.[k];
       if (Object.is(ov, v)) continue;
       this.#diff(tx, Object.freeze([...path, k]), ov, v);
@@ -779,7 +792,8 @@ class DocImpl<T> implements Doc<T> {
         if (!jsonEqual(this.#crdt.valueAt(p), getAtPath(draftResult, p))) this.#pending.push(p);
     } else if (this.#pending[0] !== EMPTY_PATH) {
       for (const p of tops) this.#pending.push(p);
-      // Past a bound, one full re-materialization on the next read beats retaining every path.
+      // Past a bound, one full re-materialization on the next read beats retaining every path (it
+      // keeps unchanged slices' identity: see #stage).
       if (this.#pending.length > MAX_PENDING_PATHS) this.#pending = [EMPTY_PATH];
     }
     this.#log.record(change);
@@ -1054,6 +1068,10 @@ class DocImpl<T> implements Doc<T> {
   }
 
   compact(frontier: VersionVector): void {
+    if (this.#tx !== undefined)
+      throw new ValidationError("compact() inside a change (call it after the change)", {
+        code: ErrorCode.OpInvalid,
+      });
     const bounds = this.#log.compact(frontier);
     this.#crdt.gc((h) => {
       if (h === "") return true;

@@ -32,6 +32,8 @@ function copy(
     case "boolean":
       return value;
     case "number":
+      // JSON has no -0: normalized here, a value reads the same before and after any encoding.
+      if (value === 0) return 0;
       return Number.isFinite(value) ? value : fail(why, at, `not a finite number: ${value}`);
     case "object": {
       if (value === null) return null;
@@ -128,4 +130,36 @@ export function jsonEqual(a: Json | undefined, b: Json | undefined): boolean {
   if (ak.length !== Object.keys(bo).length) return false;
   for (const k of ak) if (!Object.hasOwn(bo, k) || !jsonEqual(ao[k], bo[k])) return false;
   return true;
+}
+
+/**
+ * `next` with every part equal to the same place in `prev` replaced by `prev`'s object, so that
+ * what did not change keeps its identity (deeply frozen values in, deeply frozen values out).
+ * @param prev - An earlier version of the value.
+ * @param next - The new version.
+ * @returns `prev` itself when the two are equal, else a value sharing `prev`'s equal parts.
+ */
+export function shareUnchanged(prev: Json | undefined, next: Json): Json {
+  if (prev === next || prev === undefined || typeof next !== "object" || next === null) return next;
+  if (Array.isArray(next)) {
+    if (!Array.isArray(prev)) return next;
+    let same = prev.length === next.length;
+    const out: Json[] = new Array(next.length);
+    for (let i = 0; i < next.length; i++) {
+      const v = shareUnchanged(prev[i], next[i] as Json);
+      out[i] = v;
+      if (v !== prev[i]) same = false;
+    }
+    return same ? prev : Object.freeze(out);
+  }
+  if (!isPlainObject(prev)) return next;
+  const keys = Object.keys(next);
+  let same = keys.length === Object.keys(prev).length;
+  const out: Record<string, Json> = {};
+  for (const k of keys) {
+    const v = shareUnchanged(prev[k], (next as Record<string, Json>)[k] as Json);
+    out[k] = v;
+    if (v !== prev[k]) same = false;
+  }
+  return same ? prev : Object.freeze(out);
 }

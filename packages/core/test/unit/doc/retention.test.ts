@@ -40,6 +40,16 @@ function write(doc: Doc<State>, rnd: () => number, n: number, tick: () => void):
   return out;
 }
 
+/** A document of one record of any JSON values. */
+const kvDoc = (replicaId: string, clock?: () => number) =>
+  createDoc({
+    schema: z.object({ kv: z.record(z.string(), z.unknown()) }),
+    docId: "doc",
+    replicaId,
+    ...(clock ? { clock } : {}),
+    initial: { kv: {} },
+  });
+
 const seeded = (seed: number) => {
   let s = seed >>> 0 || 1;
   return () => {
@@ -178,14 +188,7 @@ describe("plain leaves in their parent's columns", () => {
 
 describe("paths written between reads", () => {
   it("a writer that reads only at the end sees every write (past the bound on retained paths)", () => {
-    const clock = fakeClock();
-    const d = createDoc({
-      schema: z.object({ kv: z.record(z.string(), z.number()) }),
-      docId: "doc",
-      replicaId: "a",
-      clock: clock.now,
-      initial: { kv: {} },
-    });
+    const d = kvDoc("a", fakeClock().now);
     d.get();
     for (let j = 0; j < 3000; j++) d.set(["kv", `k${j % 2500}`], j);
     const kv = d.get().kv;
@@ -193,5 +196,70 @@ describe("paths written between reads", () => {
     expect(kv.k0).toBe(2500);
     expect(kv.k2499).toBe(2499);
     expect(Object.isFrozen(kv)).toBe(true);
+  });
+});
+
+describe("what a change log and a read must keep", () => {
+  it("refuses a local value nested deeper than a path may go, so the log stays servable", () => {
+    const d = kvDoc("a", fakeClock().now);
+    let deep: Record<string, unknown> = { leaf: 1 };
+    for (let j = 0; j < 70; j++) deep = { n: deep };
+    expect(() => d.set(["kv", "deep"], deep)).toThrow(/deeper than 64/);
+    expect(d.get().kv.deep).toBeUndefined();
+    // Enough later changes to seal the log: it still decodes and serves every change.
+    for (let j = 0; j < 100; j++) d.set(["kv", `k${j}`], j);
+    expect(d.changesSince({})).toHaveLength(100);
+    const b = kvDoc("b");
+    expect(b.applyRemote(wire(d.changesSince({}))).rejected).toEqual([]);
+  });
+
+  it("keeps unchanged slices the same objects after a read that re-materializes everything", () => {
+    const clock = fakeClock();
+    const a = newDoc("a", clock.now);
+    a.set(["nested", "keep", "x"], 1);
+    const writer = newDoc("w", clock.now);
+    const sent: Change[] = [];
+    for (let j = 0; j < 1500; j++) sent.push(writer.set(["kv", `k${j}`], j) as Change);
+    const before = a.get();
+    let fired = 0;
+    a.subscribe(
+      (s) => s.nested,
+      () => fired++,
+    );
+    // One call applying more than the bound on retained paths.
+    expect(a.applyRemote(wire(sent)).applied).toHaveLength(1500);
+    expect(fired).toBe(0);
+    expect(a.get().nested).toBe(before.nested);
+    expect(Object.keys(a.get().kv)).toHaveLength(1500);
+    // A local batch touching more keys than the bound, read once at the end.
+    const kvBefore = a.get().kv;
+    a.batch((w) => {
+      for (let j = 0; j < 1100; j++) w.set(["counts", `c${j}`], 0);
+    });
+    expect(fired).toBe(0);
+    expect(a.get().kv).toBe(kvBefore);
+    expect(a.get().nested).toBe(before.nested);
+  });
+
+  it("stores -0 as 0, as every encoding of a change would", () => {
+    const clock = fakeClock();
+    const a = newDoc("a", clock.now);
+    const c = a.set(["kv", "z"], -0) as Change;
+    expect(Object.is(a.get().kv.z, 0)).toBe(true);
+    expect(Object.is((c.ops[0] as { value: unknown }).value, 0)).toBe(true);
+  });
+
+  it("refuses compact() inside a change", () => {
+    const clock = fakeClock();
+    const a = newDoc("a", clock.now);
+    a.set(["kv", "x"], 1);
+    expect(() =>
+      a.batch((w) => {
+        w.set(["kv", "y"], 2);
+        a.compact(a.version());
+      }),
+    ).toThrow(/compact\(\) inside a change/);
+    expect(a.get().kv).toEqual({ x: 1 });
+    expect(a.changesSince({})).toHaveLength(1);
   });
 });
