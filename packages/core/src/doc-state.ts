@@ -31,7 +31,7 @@ export class DocNode {
   x: CounterState | AddWinsSetState | undefined = undefined;
 }
 
-/** The kid of `n` at `key` when it is a node (a plain leaf is a slot, not a node). */
+/** The kid of `n` at `key` when it is a node (a plain leaf is an entry of `Kids`, not a node). */
 export function kidNode(n: DocNode, key: string): DocNode | undefined {
   return n.kids?.nodeAt(key);
 }

@@ -156,7 +156,7 @@ describe("plain leaves in their parent's columns", () => {
     expect(createDoc({ schema: s, docId: "doc", replicaId: "b", snapshot: d.snapshot() }).get()).toEqual(
       state,
     );
-    // The same slots still take writes.
+    // The same entries still take writes.
     d.batch((w) => {
       w.delete(["kv", "k3"]);
       w.set(["kv", "k4"], 41);
