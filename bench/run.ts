@@ -78,7 +78,14 @@ async function main(): Promise<void> {
   const suite = mod.suite;
   const runs = args.runs ?? (args.quick ? Math.min(3, suite.defaultRuns) : suite.defaultRuns);
   console.error(`# ${suite.name}: ${suite.description} (${runs} runs per subject)`);
-  const { cases, teardown, machine: extra } = await suite.setup({ quick: args.quick });
+  const {
+    cases,
+    teardown,
+    machine: extra,
+  } = await suite.setup({
+    quick: args.quick,
+    wants: (metric) => args.only === undefined || args.only.some((p) => selects(p, metric)),
+  });
   const results: BenchResult[] = [];
   try {
     for (const c of cases) {

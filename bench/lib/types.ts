@@ -25,7 +25,11 @@ export interface BenchSuite {
   /** Runs per subject unless `--runs` says otherwise. */
   readonly defaultRuns: number;
   /** Builds the cases (may start servers); `teardown` releases what it took. */
-  setup(options: { readonly quick: boolean }): Promise<{
+  setup(options: {
+    readonly quick: boolean;
+    /** Whether a case of this metric will run (`--only`): set-up that serves no selected case can be skipped. */
+    readonly wants: (metric: string) => boolean;
+  }): Promise<{
     readonly cases: readonly BenchCase[];
     readonly teardown?: () => Promise<void>;
     readonly machine?: Readonly<Record<string, string | number>>;

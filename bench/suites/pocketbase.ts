@@ -34,7 +34,8 @@ export const suite: BenchSuite = {
   name: "pocketbase",
   description: "nxs-sync over PocketBase vs the raw PocketBase SDK: latency, throughput, catch-up, failover",
   defaultRuns: 3,
-  async setup({ quick }) {
+  async setup({ quick, wants }) {
+    const wantsCatchUp = wants("catch-up-time") || wants("catch-up-bytes");
     const LAT_N = quick ? 50 : 200;
     const THR_N = quick ? 500 : 2000;
     const CATCH_N = quick ? 10_000 : 100_000;
@@ -60,50 +61,99 @@ export const suite: BenchSuite = {
       const bin = await ensurePocketBaseBinary();
       const one = await startBenchServer("bench-one", nodes);
       started.push(one);
-      // Catch-up: one server keeps every change (replay-all, raw), one was compacted (snapshot + tail).
-      // The compacted one starts as a copy of the filled one's pb_data (same superuser): filling it
-      // again through the API would only double the set-up time.
-      const superuser = { email: "bench@nxs-sync.test", password: `pw-${recordId()}-bench` };
-      const full = await startBenchServer("bench-catchup-full", nodes, { superuser });
-      started.push(full);
-      const compacted = await startPocketBase({ name: "bench-catchup-compacted", superuser });
-      started.push(compacted);
-      console.error(`  set-up: pushing ${CATCH_N} changes for the catch-up cases, then compacting a copy…`);
-      const fullDoc = await fillChanges(full.url, gwC, CATCH_N, TAIL);
-      const rawDoc = await fillRaw(full.url, gwC, CATCH_N);
-      console.error(`  set-up: filled in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-      await Promise.all([full.stop(), compacted.stop()]);
-      await rm(compacted.dataDir, { recursive: true, force: true });
-      await cp(full.dataDir, compacted.dataDir, { recursive: true });
-      await Promise.all([full.restart(), compacted.restart()]);
-      const compactedDoc = fullDoc;
-      const tc = Date.now();
-      await compactFilled(compacted.url, gwC, repl, compactedDoc);
-      console.error(`  set-up: compacted in ${((Date.now() - tc) / 1000).toFixed(1)} s`);
-      const pFull = await startTcpProxy(full.url);
-      proxies.push(pFull);
-      const pCompacted = await startTcpProxy(compacted.url);
-      proxies.push(pCompacted);
-      console.error(`  set-up done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-
       const lat = createStash();
-      const bytes = createStash();
       const fo = createStash();
 
-      /** Times `run` until it calls `done()` (in sync; before closing), and stashes the bytes carried until then. */
-      const catchUp =
-        (subject: string, p: TcpProxy, run: (done: () => void) => Promise<void>) => async () => {
-          p.resetBytes();
-          let ms = Number.NaN;
-          const t = performance.now();
-          await run(() => {
-            ms = performance.now() - t;
-            const b = p.bytes();
-            bytes.put(subject, b.up + b.down);
-          });
-          if (Number.isNaN(ms)) throw new Error(`bench: ${subject} catch-up never finished`);
-          return ms;
-        };
+      const bytes = createStash();
+
+      /**
+       * The catch-up cases and their set-up (two filled servers, one compacted): built only when a
+       * catch-up case is selected, since filling takes most of the suite's set-up time.
+       */
+      const catchUpCases = async (): Promise<BenchCase[]> => {
+        // Catch-up: one server keeps every change (replay-all, raw), one was compacted (snapshot + tail).
+        // The compacted one starts as a copy of the filled one's pb_data (same superuser): filling it
+        // again through the API would only double the set-up time.
+        const superuser = { email: "bench@nxs-sync.test", password: `pw-${recordId()}-bench` };
+        const full = await startBenchServer("bench-catchup-full", nodes, { superuser });
+        started.push(full);
+        const compacted = await startPocketBase({ name: "bench-catchup-compacted", superuser });
+        started.push(compacted);
+        console.error(`  set-up: pushing ${CATCH_N} changes for the catch-up cases, then compacting a copy…`);
+        const fullDoc = await fillChanges(full.url, gwC, CATCH_N, TAIL);
+        const rawDoc = await fillRaw(full.url, gwC, CATCH_N);
+        console.error(`  set-up: filled in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        await Promise.all([full.stop(), compacted.stop()]);
+        await rm(compacted.dataDir, { recursive: true, force: true });
+        await cp(full.dataDir, compacted.dataDir, { recursive: true });
+        await Promise.all([full.restart(), compacted.restart()]);
+        const compactedDoc = fullDoc;
+        const tc = Date.now();
+        await compactFilled(compacted.url, gwC, repl, compactedDoc);
+        console.error(`  set-up: compacted in ${((Date.now() - tc) / 1000).toFixed(1)} s`);
+        const pFull = await startTcpProxy(full.url);
+        proxies.push(pFull);
+        const pCompacted = await startTcpProxy(compacted.url);
+        proxies.push(pCompacted);
+        console.error(`  set-up done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+        /** Times `run` until it calls `done()` (in sync; before closing), and stashes the bytes carried until then. */
+        const catchUp =
+          (subject: string, p: TcpProxy, run: (done: () => void) => Promise<void>) => async () => {
+            p.resetBytes();
+            let ms = Number.NaN;
+            const t = performance.now();
+            await run(() => {
+              ms = performance.now() - t;
+              const b = p.bytes();
+              bytes.put(subject, b.up + b.down);
+            });
+            if (Number.isNaN(ms)) throw new Error(`bench: ${subject} catch-up never finished`);
+            return ms;
+          };
+
+        return [
+          {
+            metric: "catch-up-time",
+            unit: "ms",
+            better: "lower",
+            note:
+              `a new replica (empty doc, default transport) of a doc it missed ${CATCH_N} changes of (one origin, ${KEYS} keys), ` +
+              "from start() until in sync with every change applied; one server, no other traffic, includes login. " +
+              `nxs: the server was compacted (snapshot of the first ${CATCH_N - TAIL} changes published, the writer's ack written, ` +
+              `compactDoc deleted the ${CATCH_N - TAIL} changes it covers), so the replica's pull gets the snapshot plus the ${TAIL}-change tail; ` +
+              `nxs-replay-all: the same replica against a server holding all ${CATCH_N} changes pulls them all (packs of 1,000 changes, 1,000 packs per page); ` +
+              `raw: a fresh SDK client reads ${CATCH_N} records of one change each (the same changes, written by the raw SDK) with getFullList (1,000 per page, offset paging)`,
+            subjects: {
+              nxs: catchUp("nxs", pCompacted, async (done) => {
+                const r = await nxsCatchUp(pCompacted.url, gwB, compactedDoc, done);
+                if (!r.snapshot)
+                  throw new Error("bench self-check failed: no snapshot on the compacted server");
+              }),
+              "nxs-replay-all": catchUp("nxs-replay-all", pFull, async (done) => {
+                const r = await nxsCatchUp(pFull.url, gwB, fullDoc, done);
+                if (r.snapshot) throw new Error("bench self-check failed: a snapshot on the full server");
+              }),
+              raw: catchUp("raw", pFull, async (done) => {
+                const n = await rawReplayAll(pFull.url, gwB, RAW_COLLECTION, rawDoc);
+                done();
+                if (n !== CATCH_N) throw new Error(`bench self-check failed: raw read ${n} records`);
+              }),
+            },
+          },
+          {
+            metric: "catch-up-bytes",
+            unit: "bytes",
+            better: "lower",
+            note: "bytes on the wire (both directions, HTTP headers included, counted by a TCP proxy) of the catch-up-time runs",
+            subjects: {
+              nxs: () => bytes.take("nxs"),
+              "nxs-replay-all": () => bytes.take("nxs-replay-all"),
+              raw: () => bytes.take("raw"),
+            },
+          },
+        ];
+      };
 
       const cases: BenchCase[] = [
         {
@@ -150,45 +200,7 @@ export const suite: BenchSuite = {
             raw: () => rawThroughput(one.url, gwA, gwB, THR_N, RAW_CONCURRENCY),
           },
         },
-        {
-          metric: "catch-up-time",
-          unit: "ms",
-          better: "lower",
-          note:
-            `a new replica (empty doc, default transport) of a doc it missed ${CATCH_N} changes of (one origin, ${KEYS} keys), ` +
-            "from start() until in sync with every change applied; one server, no other traffic, includes login. " +
-            `nxs: the server was compacted (snapshot of the first ${CATCH_N - TAIL} changes published, the writer's ack written, ` +
-            `compactDoc deleted the ${CATCH_N - TAIL} changes it covers), so the replica's pull gets the snapshot plus the ${TAIL}-change tail; ` +
-            `nxs-replay-all: the same replica against a server holding all ${CATCH_N} changes pulls them all (packs of 1,000 changes, 1,000 packs per page); ` +
-            `raw: a fresh SDK client reads ${CATCH_N} records of one change each (the same changes, written by the raw SDK) with getFullList (1,000 per page, offset paging)`,
-          subjects: {
-            nxs: catchUp("nxs", pCompacted, async (done) => {
-              const r = await nxsCatchUp(pCompacted.url, gwB, compactedDoc, done);
-              if (!r.snapshot)
-                throw new Error("bench self-check failed: no snapshot on the compacted server");
-            }),
-            "nxs-replay-all": catchUp("nxs-replay-all", pFull, async (done) => {
-              const r = await nxsCatchUp(pFull.url, gwB, fullDoc, done);
-              if (r.snapshot) throw new Error("bench self-check failed: a snapshot on the full server");
-            }),
-            raw: catchUp("raw", pFull, async (done) => {
-              const n = await rawReplayAll(pFull.url, gwB, RAW_COLLECTION, rawDoc);
-              done();
-              if (n !== CATCH_N) throw new Error(`bench self-check failed: raw read ${n} records`);
-            }),
-          },
-        },
-        {
-          metric: "catch-up-bytes",
-          unit: "bytes",
-          better: "lower",
-          note: "bytes on the wire (both directions, HTTP headers included, counted by a TCP proxy) of the catch-up-time runs",
-          subjects: {
-            nxs: () => bytes.take("nxs"),
-            "nxs-replay-all": () => bytes.take("nxs-replay-all"),
-            raw: () => bytes.take("raw"),
-          },
-        },
+        ...(wantsCatchUp ? await catchUpCases() : []),
         {
           metric: "failover-rto",
           unit: "ms",
