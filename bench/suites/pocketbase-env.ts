@@ -156,6 +156,9 @@ export function createStash() {
       q.push(value);
       queues.set(subject, q);
     },
+    has(subject: string): boolean {
+      return (queues.get(subject)?.length ?? 0) > 0;
+    },
     take(subject: string): number {
       const v = queues.get(subject)?.shift();
       if (v === undefined) throw new Error(`bench: no stashed value for ${subject}`);

@@ -116,32 +116,32 @@ async function openPair(url: string, a: BenchNode, b: BenchNode) {
   return { A, B, close: () => Promise.all([A.stop(), B.stop()]) };
 }
 
+/** One timed write of (a): resolves with its latency in ms. */
+export interface LatencyProbe {
+  write(): Promise<number>;
+  close(): Promise<unknown>;
+}
+
 /**
- * (a) nxs: `count` sequential writes on gateway A (`doc.set`), each timed until gateway B has
- * applied it (its version vector covers the change).
+ * (a) nxs: each `write()` is one `doc.set` on gateway A, timed until gateway B has applied it (its
+ * version vector covers the change).
  */
-export async function nxsLatencies(
-  url: string,
-  a: BenchNode,
-  b: BenchNode,
-  count: number,
-): Promise<number[]> {
+export async function nxsLatencyProbe(url: string, a: BenchNode, b: BenchNode): Promise<LatencyProbe> {
   const { A, B, close } = await openPair(url, a, b);
-  try {
-    const out: number[] = [];
-    for (let i = 1; i <= count; i++) {
+  let i = 0;
+  return {
+    async write() {
+      i++;
       const t0 = performance.now();
       const c = A.doc.set(["items", `k${i % KEYS}`], i);
       if (c === undefined) throw new Error("bench: doc.set made no change");
       const seq = c.seq;
       const t = trigger(() => versionOf(B, A.origin) >= seq, 10_000, `gateway B applying seq ${seq}`);
       B.onApplied(t.check);
-      out.push((await t.promise) - t0);
-    }
-    return out;
-  } finally {
-    await close();
-  }
+      return (await t.promise) - t0;
+    },
+    close,
+  };
 }
 
 /**

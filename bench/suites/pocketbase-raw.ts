@@ -75,28 +75,26 @@ export async function openRawPair(
   return pair;
 }
 
-/** (a) raw: `count` sequential creates, each timed until the reader's SSE event for it arrives. */
-export async function rawLatencies(
+/** (a) raw: each `write()` is one SDK create, timed until the reader's SSE event for it arrives. */
+export async function rawLatencyProbe(
   url: string,
   w: BenchNode,
   r: BenchNode,
-  count: number,
-): Promise<number[]> {
+): Promise<{ write(): Promise<number>; close(): Promise<void> }> {
   const p = await openRawPair(url, w, r);
-  try {
-    const out: number[] = [];
-    for (let seq = 1; seq <= count; seq++) {
-      const t = trigger(() => p.seen.has(seq), 10_000, `raw SSE event ${seq}`);
+  let seq = 0;
+  return {
+    async write() {
+      const s = ++seq;
+      const t = trigger(() => p.seen.has(s), 10_000, `raw SSE event ${s}`);
       p.onEvent = t.check;
       const t0 = performance.now();
-      await p.writer.collection(RAW_COLLECTION).create(rawBody(p.doc, w, p.origin, seq, seq % 1000));
+      await p.writer.collection(RAW_COLLECTION).create(rawBody(p.doc, w, p.origin, s, s % 1000));
       t.check();
-      out.push((await t.promise) - t0);
-    }
-    return out;
-  } finally {
-    await p.close();
-  }
+      return (await t.promise) - t0;
+    },
+    close: () => p.close(),
+  };
 }
 
 /**
