@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { ensureNode, ensureSchema, NodeRole } from "@nxs-sync/pocketbase";
+import { collectionOfRole, ensureNode, ensureSchema, type NodeAuth, NodeRole } from "@nxs-sync/pocketbase";
 import {
   applyCollections,
   type CollectionDefinition,
@@ -30,7 +30,7 @@ export interface BenchNode {
   readonly id: string;
   readonly email: string;
   readonly password: string;
-  readonly auth: { readonly email: string; readonly password: string };
+  readonly auth: NodeAuth & { readonly email: string; readonly password: string };
   readonly role: NodeRole;
   readonly name: string;
 }
@@ -39,7 +39,10 @@ export function makeNode(name: string, role: NodeRole = NodeRole.Gateway): Bench
   const id = recordId();
   const email = `${name}-${id}@nodes.bench`;
   const password = `pw-${id}-secret`;
-  return { id, email, password, auth: { email, password }, role, name };
+  // A replicator logs in to its own auth collection (the replicator and compactor default to it;
+  // the collection is spelled out for the other clients a test or bench gives these credentials).
+  const auth = { email, password, collection: collectionOfRole(role) };
+  return { id, email, password, auth, role, name };
 }
 
 /**

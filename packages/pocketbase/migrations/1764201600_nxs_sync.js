@@ -2,11 +2,14 @@
 // nxs-sync schema: the same collections as `ensureSchema()` of @nxs-sync/pocketbase.
 // Copy this file into your server's pb_migrations folder (or start PocketBase with
 // --migrationsDir pointing at this folder). Collections that already exist are left as they are.
-const IS_NODE = '@request.auth.collectionName = "nxs_nodes"';
-const IS_REPLICATOR = '@request.auth.role = "replicator"';
+// Gateways are records of nxs_nodes, replicators of nxs_replicators: rules tell them apart by
+// collection name, which PocketBase binds as a parameter (no join).
+const IS_GATEWAY = '@request.auth.collectionName = "nxs_nodes"';
+const IS_REPLICATOR = '@request.auth.collectionName = "nxs_replicators"';
+const IS_MEMBER = `(${IS_GATEWAY} || ${IS_REPLICATOR})`;
 const ID_PATTERN = "^[A-Za-z0-9_.:-]+$";
 // Compaction deletes (changes below the frontier, old snapshots) are maintenance: replicators only.
-const MAINTENANCE = `${IS_NODE} && ${IS_REPLICATOR}`;
+const MAINTENANCE = IS_REPLICATOR;
 
 migrate(
   (app) => {
@@ -34,14 +37,28 @@ migrate(
           id: "pbc_nxs_nodes",
           name: "nxs_nodes",
           type: "auth",
-          fields: [
-            { name: "name", type: "text", max: 200 },
-            { name: "role", type: "select", values: ["gateway", "replicator"], maxSelect: 1 },
-            created,
-          ],
+          fields: [{ name: "name", type: "text", max: 200 }, created],
           indexes: [],
-          listRule: IS_NODE,
-          viewRule: IS_NODE,
+          listRule: IS_MEMBER,
+          viewRule: IS_MEMBER,
+          createRule: null,
+          updateRule: null,
+          deleteRule: null,
+          passwordAuth: { enabled: true, identityFields: ["email"] },
+        }),
+      );
+    }
+
+    if (!exists("nxs_replicators")) {
+      app.save(
+        new Collection({
+          id: "pbc_nxs_replicators",
+          name: "nxs_replicators",
+          type: "auth",
+          fields: [{ name: "name", type: "text", max: 200 }, created],
+          indexes: [],
+          listRule: null,
+          viewRule: null,
           createRule: null,
           updateRule: null,
           deleteRule: null,
@@ -71,9 +88,9 @@ migrate(
             "CREATE INDEX idx_nxs_changes_doc_origin_last ON nxs_changes (doc, origin, last)",
             "CREATE INDEX idx_nxs_changes_created ON nxs_changes (created)",
           ],
-          listRule: IS_NODE,
-          viewRule: IS_NODE,
-          createRule: `${IS_NODE} && @request.body.last >= @request.body.seq && ((@request.body.node = @request.auth.id && @request.body.origin ~ @request.auth.id) || ${IS_REPLICATOR})`,
+          listRule: IS_MEMBER,
+          viewRule: IS_MEMBER,
+          createRule: `@request.body.last >= @request.body.seq && ((${IS_GATEWAY} && @request.body.node = @request.auth.id && @request.body.origin ~ @request.auth.id) || ${IS_REPLICATOR})`,
           updateRule: null,
           deleteRule: MAINTENANCE,
         }),
@@ -94,9 +111,9 @@ migrate(
             created,
           ],
           indexes: ["CREATE INDEX idx_nxs_snapshots_doc ON nxs_snapshots (doc, created)"],
-          listRule: IS_NODE,
-          viewRule: IS_NODE,
-          createRule: `${IS_NODE} && (@request.body.node = @request.auth.id || ${IS_REPLICATOR})`,
+          listRule: IS_MEMBER,
+          viewRule: IS_MEMBER,
+          createRule: `(${IS_GATEWAY} && @request.body.node = @request.auth.id) || ${IS_REPLICATOR}`,
           updateRule: null,
           deleteRule: MAINTENANCE,
         }),
@@ -118,10 +135,10 @@ migrate(
             created,
           ],
           indexes: ["CREATE UNIQUE INDEX idx_nxs_acks_doc_replica ON nxs_acks (doc, replica)"],
-          listRule: IS_NODE,
-          viewRule: IS_NODE,
-          createRule: `${IS_NODE} && ((@request.body.node = @request.auth.id && @request.body.replica ~ @request.auth.id) || ${IS_REPLICATOR})`,
-          updateRule: `${IS_NODE} && ((node = @request.auth.id && (@request.body.node:isset = false || @request.body.node = @request.auth.id)) || ${IS_REPLICATOR})`,
+          listRule: IS_MEMBER,
+          viewRule: IS_MEMBER,
+          createRule: `(${IS_GATEWAY} && @request.body.node = @request.auth.id && @request.body.replica ~ @request.auth.id) || ${IS_REPLICATOR}`,
+          updateRule: `(${IS_GATEWAY} && node = @request.auth.id && (@request.body.node:isset = false || @request.body.node = @request.auth.id)) || ${IS_REPLICATOR}`,
           deleteRule: MAINTENANCE,
         }),
       );
@@ -137,8 +154,8 @@ migrate(
           indexes: [],
           viewQuery:
             "SELECT (doc || ':' || origin) AS id, doc, origin, MAX(last) AS head, COUNT(*) AS n FROM nxs_changes GROUP BY doc, origin",
-          listRule: IS_NODE,
-          viewRule: IS_NODE,
+          listRule: IS_MEMBER,
+          viewRule: IS_MEMBER,
           createRule: null,
           updateRule: null,
           deleteRule: null,
@@ -153,7 +170,14 @@ migrate(
     app.save(settings);
   },
   (app) => {
-    for (const name of ["nxs_heads", "nxs_acks", "nxs_snapshots", "nxs_changes", "nxs_nodes"]) {
+    for (const name of [
+      "nxs_heads",
+      "nxs_acks",
+      "nxs_snapshots",
+      "nxs_changes",
+      "nxs_replicators",
+      "nxs_nodes",
+    ]) {
       try {
         app.delete(app.findCollectionByNameOrId(name));
       } catch (_) {

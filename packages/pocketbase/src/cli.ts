@@ -6,8 +6,9 @@ import { createReplicator } from "./replicator.js";
 const USAGE = `usage: nxs-replicator --server URL --server URL [--interval MS] [--compact-interval MS] [--expiry MS]
 
 Keeps the nxs-sync collections identical on every server (realtime + anti-entropy) and, with
---compact-interval, compacts them. Credentials of a node with role "replicator" come from the
-environment: NXS_NODE_EMAIL and NXS_NODE_PASSWORD. Stops on SIGINT/SIGTERM.`;
+--compact-interval, compacts them. Credentials of a replicator account (a record of
+nxs_replicators, made by ensureNode with role "replicator") come from the environment:
+NXS_NODE_EMAIL and NXS_NODE_PASSWORD. Stops on SIGINT/SIGTERM.`;
 
 /** What {@link runReplicatorCli} needs from its environment (injectable for tests). */
 export interface ReplicatorCliContext {

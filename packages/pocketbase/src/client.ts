@@ -13,6 +13,13 @@ import PocketBase, { ClientResponseError, getTokenPayload } from "pocketbase";
 
 /** Name of the auth collection that holds one identity per NXS node. */
 export const NODES_COLLECTION = "nxs_nodes";
+/**
+ * Name of the auth collection of replicator accounts (the replicator and the compactor): they copy
+ * and delete any node's records. A collection of their own lets every API rule tell them apart by
+ * `@request.auth.collectionName`, which PocketBase binds as a parameter (a field of the account
+ * would cost a join in every rule check).
+ */
+export const REPLICATORS_COLLECTION = "nxs_replicators";
 
 /**
  * How a gateway proves it is a node: a record of the `nxs_nodes` auth collection, by email and

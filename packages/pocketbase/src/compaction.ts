@@ -11,7 +11,13 @@ import {
 } from "@nxs-sync/core";
 import { ClientResponseError } from "pocketbase";
 import { z } from "zod";
-import { createPocketBaseClient, type NodeAuth, type PocketBaseClient, toTransportError } from "./client.js";
+import {
+  createPocketBaseClient,
+  type NodeAuth,
+  type PocketBaseClient,
+  REPLICATORS_COLLECTION,
+  toTransportError,
+} from "./client.js";
 import { createEndpointPool, type FailoverOptions } from "./failover.js";
 import { decodeSnapshotRecord, encodeSnapshotRecord } from "./records.js";
 import { Collections } from "./schema.js";
@@ -338,9 +344,9 @@ async function deleteIds(
 
 /**
  * Compacts one doc on one server: deletes the changes below the causal-stability frontier that the
- * newest snapshot covers, and old snapshots. Needs a node with role `replicator` (maintenance).
+ * newest snapshot covers, and old snapshots. Needs a replicator account (maintenance).
  * Never deletes a change no snapshot covers, nor one a live replica lacks.
- * @param client - A client authenticated as a replicator-role node.
+ * @param client - A client authenticated as a replicator account (`nxs_replicators`).
  * @param docId - The doc.
  * @param options - Expiry of silent replicas, snapshots to keep.
  * @returns What was done.
@@ -420,7 +426,7 @@ export async function compactDoc(
 
 /** Options of {@link createCompactor}. */
 export interface CompactorOptions extends CompactOptions {
-  /** Every server to compact, with replicator-role credentials. */
+  /** Every server to compact, with replicator credentials (`collection` defaults to `nxs_replicators`). */
   readonly servers: readonly { readonly url: string; readonly auth: NodeAuth }[];
   /** Docs to compact. Default: every doc that has a snapshot. */
   readonly docs?: readonly string[];
@@ -447,7 +453,13 @@ export interface Compactor {
  */
 export function createCompactor(options: CompactorOptions): Compactor {
   const logger = options.logger ?? silentLogger;
-  const clients = options.servers.map((s) => createPocketBaseClient({ url: s.url, auth: s.auth, logger }));
+  const clients = options.servers.map((s) =>
+    createPocketBaseClient({
+      url: s.url,
+      auth: { ...s.auth, collection: s.auth.collection ?? REPLICATORS_COLLECTION },
+      logger,
+    }),
+  );
   let timer: ReturnType<typeof setInterval> | undefined;
 
   async function docsOf(client: PocketBaseClient): Promise<string[]> {

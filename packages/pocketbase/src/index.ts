@@ -14,6 +14,7 @@ export {
   type NodeAuth,
   type PocketBaseClient,
   type PocketBaseClientOptions,
+  REPLICATORS_COLLECTION,
   type RetryOptions,
   toTransportError,
 } from "./client.js";
@@ -77,6 +78,7 @@ export {
   type CollectionDef,
   type CollectionName,
   Collections,
+  collectionOfRole,
   type EnsureSchemaOptions,
   type EnsureSchemaResult,
   ensureNode,

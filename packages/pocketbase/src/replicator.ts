@@ -9,7 +9,13 @@ import {
 } from "@nxs-sync/core";
 import pRetry from "p-retry";
 import { ClientResponseError } from "pocketbase";
-import { createPocketBaseClient, type NodeAuth, type PocketBaseClient, toTransportError } from "./client.js";
+import {
+  createPocketBaseClient,
+  type NodeAuth,
+  type PocketBaseClient,
+  REPLICATORS_COLLECTION,
+  toTransportError,
+} from "./client.js";
 import { ackRecordSchema } from "./compaction.js";
 import { decodeChangeRecord, decodeSnapshotRecord, isOriginOfNode, sliceChangeRecord } from "./records.js";
 import { Collections } from "./schema.js";
@@ -147,9 +153,10 @@ export function defaultReplicatedCollections(): readonly ReplicatedCollection[] 
   ];
 }
 
-/** One server of the replicator, with the credentials of a node whose role is `replicator`. */
+/** One server of the replicator, with the credentials of a replicator account. */
 export interface ReplicatorServer {
   readonly url: string;
+  /** A replicator account (`ensureNode` with role `replicator`); `collection` defaults to `nxs_replicators`. */
   readonly auth: NodeAuth;
 }
 
@@ -317,7 +324,7 @@ function coverage(
 
 /**
  * Creates a server-to-server replicator. It writes through the record API (so hooks and realtime
- * fire on every server), authenticates as a node with role `replicator` (never a superuser), and is
+ * fire on every server), authenticates as a replicator account (`nxs_replicators`, never a superuser), and is
  * safe multi-master: servers may take writes while cut off, and converge when they meet again.
  * @param options - Servers (two or more), collections, intervals.
  * @returns A stopped replicator; call `start()`.
@@ -346,7 +353,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     url: s.url,
     client: createPocketBaseClient({
       url: s.url,
-      auth: s.auth,
+      auth: { ...s.auth, collection: s.auth.collection ?? REPLICATORS_COLLECTION },
       requestTimeoutMs: options.requestTimeoutMs,
       retry: { retries: 1, minTimeoutMs: 50, maxTimeoutMs: 200 },
       logger,

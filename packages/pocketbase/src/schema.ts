@@ -1,9 +1,11 @@
 import type PocketBase from "pocketbase";
-import { NODES_COLLECTION, toTransportError } from "./client.js";
+import { NODES_COLLECTION, REPLICATORS_COLLECTION, toTransportError } from "./client.js";
 
 /** Collection names used by nxs-sync. */
 export const Collections = {
   Nodes: NODES_COLLECTION,
+  /** Replicator accounts (auth): the replicator and the compactor. */
+  Replicators: REPLICATORS_COLLECTION,
   Changes: "nxs_changes",
   Snapshots: "nxs_snapshots",
   Acks: "nxs_acks",
@@ -13,7 +15,11 @@ export const Collections = {
 /** The union of nxs-sync collection names. */
 export type CollectionName = (typeof Collections)[keyof typeof Collections];
 
-/** Roles of a node record. A `replicator` may write records authored by other nodes. */
+/**
+ * Roles of an identity provisioned by {@link ensureNode}: a `gateway` is a record of `nxs_nodes`
+ * and writes only its own records; a `replicator` is a record of `nxs_replicators` and may write
+ * (and compact) records authored by any node.
+ */
 export const NodeRole = {
   Gateway: "gateway",
   Replicator: "replicator",
@@ -26,19 +32,22 @@ export const MAX_CHANGES_BYTES = 8 * 1024 * 1024;
 /** Largest `state` JSON of one snapshot record (bytes). */
 export const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
 
-const IS_NODE = `@request.auth.collectionName = "${NODES_COLLECTION}"`;
-const IS_REPLICATOR = `@request.auth.role = "${NodeRole.Replicator}"`;
+/** A gateway node. `collectionName` is bound as a parameter: no join in any rule below. */
+const IS_GATEWAY = `@request.auth.collectionName = "${NODES_COLLECTION}"`;
+const IS_REPLICATOR = `@request.auth.collectionName = "${REPLICATORS_COLLECTION}"`;
+/** Any nxs-sync identity: the read rule of every collection (nothing is public). */
+const IS_MEMBER = `(${IS_GATEWAY} || ${IS_REPLICATOR})`;
 /**
- * Create rule of authored records: a node writes only records it authors, and an origin that
+ * Create rule of authored records: a gateway writes only records it authors, and an origin that
  * contains its id (the exact binding `origin = node` or `node.<instance>` is checked at the reading
  * edge, since rules have no prefix operator). Replicators copy any node's records.
  */
-const AUTHOR_CREATE = `${IS_NODE} && @request.body.last >= @request.body.seq && ((@request.body.node = @request.auth.id && @request.body.origin ~ @request.auth.id) || ${IS_REPLICATOR})`;
-const SNAPSHOT_CREATE = `${IS_NODE} && (@request.body.node = @request.auth.id || ${IS_REPLICATOR})`;
+const AUTHOR_CREATE = `@request.body.last >= @request.body.seq && ((${IS_GATEWAY} && @request.body.node = @request.auth.id && @request.body.origin ~ @request.auth.id) || ${IS_REPLICATOR})`;
+const SNAPSHOT_CREATE = `(${IS_GATEWAY} && @request.body.node = @request.auth.id) || ${IS_REPLICATOR}`;
 /** Compaction deletes (changes below the frontier, old snapshots) are maintenance: replicators only. */
-const MAINTENANCE = `${IS_NODE} && ${IS_REPLICATOR}`;
-const ACK_CREATE = `${IS_NODE} && ((@request.body.node = @request.auth.id && @request.body.replica ~ @request.auth.id) || ${IS_REPLICATOR})`;
-const ACK_UPDATE = `${IS_NODE} && ((node = @request.auth.id && (@request.body.node:isset = false || @request.body.node = @request.auth.id)) || ${IS_REPLICATOR})`;
+const MAINTENANCE = IS_REPLICATOR;
+const ACK_CREATE = `(${IS_GATEWAY} && @request.body.node = @request.auth.id && @request.body.replica ~ @request.auth.id) || ${IS_REPLICATOR}`;
+const ACK_UPDATE = `(${IS_GATEWAY} && node = @request.auth.id && (@request.body.node:isset = false || @request.body.node = @request.auth.id)) || ${IS_REPLICATOR}`;
 
 /** A field definition as sent to the collections API. */
 export type FieldDef = Readonly<Record<string, unknown>> & { readonly name: string; readonly type: string };
@@ -92,14 +101,23 @@ export function schemaDefinitions(): readonly CollectionDef[] {
       id: "pbc_nxs_nodes",
       name: Collections.Nodes,
       type: "auth",
-      fields: [
-        { name: "name", type: "text", max: 200 },
-        { name: "role", type: "select", values: [NodeRole.Gateway, NodeRole.Replicator], maxSelect: 1 },
-        created,
-      ],
+      fields: [{ name: "name", type: "text", max: 200 }, created],
       indexes: [],
-      listRule: IS_NODE,
-      viewRule: IS_NODE,
+      listRule: IS_MEMBER,
+      viewRule: IS_MEMBER,
+      createRule: null,
+      updateRule: null,
+      deleteRule: null,
+      passwordAuth: { enabled: true, identityFields: ["email"] },
+    },
+    {
+      id: "pbc_nxs_replicators",
+      name: Collections.Replicators,
+      type: "auth",
+      fields: [{ name: "name", type: "text", max: 200 }, created],
+      indexes: [],
+      listRule: null,
+      viewRule: null,
       createRule: null,
       updateRule: null,
       deleteRule: null,
@@ -124,8 +142,8 @@ export function schemaDefinitions(): readonly CollectionDef[] {
         "CREATE INDEX idx_nxs_changes_doc_origin_last ON nxs_changes (doc, origin, last)",
         "CREATE INDEX idx_nxs_changes_created ON nxs_changes (created)",
       ],
-      listRule: IS_NODE,
-      viewRule: IS_NODE,
+      listRule: IS_MEMBER,
+      viewRule: IS_MEMBER,
       createRule: AUTHOR_CREATE,
       updateRule: null,
       deleteRule: MAINTENANCE,
@@ -142,8 +160,8 @@ export function schemaDefinitions(): readonly CollectionDef[] {
         created,
       ],
       indexes: ["CREATE INDEX idx_nxs_snapshots_doc ON nxs_snapshots (doc, created)"],
-      listRule: IS_NODE,
-      viewRule: IS_NODE,
+      listRule: IS_MEMBER,
+      viewRule: IS_MEMBER,
       createRule: SNAPSHOT_CREATE,
       updateRule: null,
       deleteRule: MAINTENANCE,
@@ -161,8 +179,8 @@ export function schemaDefinitions(): readonly CollectionDef[] {
         created,
       ],
       indexes: ["CREATE UNIQUE INDEX idx_nxs_acks_doc_replica ON nxs_acks (doc, replica)"],
-      listRule: IS_NODE,
-      viewRule: IS_NODE,
+      listRule: IS_MEMBER,
+      viewRule: IS_MEMBER,
       createRule: ACK_CREATE,
       updateRule: ACK_UPDATE,
       deleteRule: MAINTENANCE,
@@ -174,8 +192,8 @@ export function schemaDefinitions(): readonly CollectionDef[] {
       fields: [],
       indexes: [],
       viewQuery: HEADS_QUERY,
-      listRule: IS_NODE,
-      viewRule: IS_NODE,
+      listRule: IS_MEMBER,
+      viewRule: IS_MEMBER,
       createRule: null,
       updateRule: null,
       deleteRule: null,
@@ -289,6 +307,10 @@ export interface NodeSpec {
   readonly password: string;
   /** Human-readable name. */
   readonly name?: string;
+  /**
+   * `gateway` (default): a record of `nxs_nodes`. `replicator`: a record of `nxs_replicators`
+   * (clients of the replicator and the compactor log in there by default).
+   */
   readonly role?: NodeRole;
   /**
    * Record id (15 chars of `[a-z0-9]`). Give the same id on every server: replicated records
@@ -298,35 +320,45 @@ export interface NodeSpec {
 }
 
 /**
- * Creates a node record (or resets its password, name and role when the email exists). Set-up only.
+ * The auth collection of an identity of `role`.
+ * @param role - Gateway (default) or replicator.
+ * @returns `nxs_nodes` or `nxs_replicators`.
+ */
+export function collectionOfRole(role: NodeRole = NodeRole.Gateway): string {
+  return role === NodeRole.Replicator ? Collections.Replicators : Collections.Nodes;
+}
+
+/**
+ * Creates a node (or replicator) record, or resets its password and name when the email exists in
+ * the collection of its role. Set-up only.
  * @param pb - An SDK client authenticated as a superuser.
- * @param spec - The node.
- * @returns The node record id.
+ * @param spec - The identity.
+ * @returns The record id.
  * @throws TransportError on failure (see {@link toTransportError}).
  */
 export async function ensureNode(pb: PocketBase, spec: NodeSpec): Promise<string> {
+  const collection = collectionOfRole(spec.role);
   const body = {
     email: spec.email,
     password: spec.password,
     passwordConfirm: spec.password,
     name: spec.name ?? spec.email,
-    role: spec.role ?? NodeRole.Gateway,
     verified: true,
   };
   try {
     const found = await pb
-      .collection(Collections.Nodes)
+      .collection(collection)
       .getFirstListItem(pb.filter("email = {:email}", { email: spec.email }), { requestKey: null })
       .catch((e: { status?: number }) => {
         if (e.status === 404) return undefined;
         throw e;
       });
     if (found !== undefined) {
-      await pb.collection(Collections.Nodes).update(found.id, body, { requestKey: null });
+      await pb.collection(collection).update(found.id, body, { requestKey: null });
       return found.id;
     }
     const rec = await pb
-      .collection(Collections.Nodes)
+      .collection(collection)
       .create(spec.id === undefined ? body : { ...body, id: spec.id }, { requestKey: null });
     return rec.id;
   } catch (e) {

@@ -51,6 +51,12 @@ export interface PocketBaseTransportOptions {
   /** The document this transport carries. */
   readonly docId: DocId | string;
   /**
+   * The node named as author (`node`) of the records this transport pushes. Default: the
+   * authenticated node, the only author a gateway may name. A replicator account (which is no
+   * node) pushing through a transport must name one; the create rule refuses any other case.
+   */
+  readonly author?: string;
+  /**
    * The origin (replica id) this transport pushes for, when it serves one replica (a gateway's
    * replica). The realtime subscription then asks the server to leave that origin's records out:
    * the replica has them, so the server saves one serialization and one message per write, and the
@@ -579,7 +585,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     ep: Endpoint,
     items: readonly Change[],
   ): Promise<{ acked: number; rejected?: NxsError }> {
-    const node = ep.client.nodeId;
+    const node = options.author ?? ep.client.nodeId;
     if (node === undefined)
       throw new TransportError(ErrorCode.TransportUnauthorized, "not authenticated as a node");
     const done = new Set<Change>();

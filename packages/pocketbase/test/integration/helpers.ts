@@ -4,6 +4,7 @@ import { type Change, encodeHlc } from "@nxs-sync/core";
 import { type PocketBaseServer, startPocketBase } from "@nxs-sync/testing";
 import {
   Collections,
+  collectionOfRole,
   createPocketBaseClient,
   encodeChangeRecord,
   ensureNode,
@@ -37,7 +38,10 @@ export function makeNode(
   const id = recordId();
   const email = `${name}-${id}@nodes.test`;
   const password = `pw-${id}-secret`;
-  return { id, email, password, auth: { email, password }, role, name };
+  // A replicator logs in to its own auth collection (the replicator and compactor default to it;
+  // the collection is spelled out for the other clients a test or bench gives these credentials).
+  const auth: NodeAuth = { email, password, collection: collectionOfRole(role) };
+  return { id, email, password, auth, role, name };
 }
 
 /** Provisions nodes on a server (superuser set-up, as an operator would). */

@@ -60,7 +60,7 @@ describe("schema", () => {
     const fixed = await admin.collections.getOne(Collections.Changes);
     expect(fixed.fields.map((f: { name: string }) => f.name)).toContain("hlc");
     expect(fixed.indexes.join()).toContain("idx_nxs_changes_doc_origin_seq");
-    expect(fixed.listRule).toBe('@request.auth.collectionName = "nxs_nodes"');
+    expect(fixed.listRule).toBe(schemaDefinitions().find((d) => d.name === Collections.Changes)?.listRule);
   });
 
   it("a server started with the package's migrations dir has the same schema, batch on", async () => {
@@ -109,6 +109,9 @@ describe("access rules", () => {
       const list = await guest.collection(name).getList(1, 10);
       expect(list.items, name).toEqual([]);
     }
+    await expect(guest.collection(Collections.Replicators).getList(1, 10)).rejects.toMatchObject({
+      status: 403,
+    });
     await expect(guest.collection(Collections.Changes).create(change(a.id, 2))).rejects.toMatchObject({
       status: 400,
     });
@@ -170,14 +173,33 @@ describe("access rules", () => {
     // The delete rule (maintenance: replicators only) fails for a gateway: PocketBase answers 404.
     await expect(pa.collection(Collections.Changes).delete(rec!.id)).rejects.toMatchObject({ status: 404 });
     await expect(pa.collection(Collections.Changes).getOne(rec!.id)).resolves.toMatchObject({ id: rec!.id });
-    await expect(pa.collection(Collections.Nodes).update(a.id, { role: "replicator" })).rejects.toMatchObject(
-      { status: 403 },
-    );
-    await expect(
-      pa
-        .collection(Collections.Nodes)
-        .create({ email: "n@x.io", password: "12345678901", passwordConfirm: "12345678901" }),
-    ).rejects.toMatchObject({ status: 403 });
+    await expect(pa.collection(Collections.Nodes).update(a.id, { name: "renamed" })).rejects.toMatchObject({
+      status: 403,
+    });
+    for (const name of [Collections.Nodes, Collections.Replicators]) {
+      await expect(
+        pa
+          .collection(name)
+          .create({ email: "n@x.io", password: "12345678901", passwordConfirm: "12345678901" }),
+      ).rejects.toMatchObject({ status: 403 });
+    }
+  });
+
+  it("replicators are accounts of their own collection: a gateway neither lists them nor logs in there", async () => {
+    await expect(pa.collection(Collections.Replicators).getList(1, 10)).rejects.toMatchObject({
+      status: 403,
+    });
+    const asReplicator = createPocketBaseClient({
+      url: server.url,
+      auth: { email: a.email, password: a.password, collection: Collections.Replicators },
+    });
+    await expect(asReplicator.authenticate()).rejects.toMatchObject({ code: "transport/unauthorized" });
+    // And a replicator's credentials are no gateway's.
+    const asGateway = createPocketBaseClient({
+      url: server.url,
+      auth: { email: repl.email, password: repl.password },
+    });
+    await expect(asGateway.authenticate()).rejects.toMatchObject({ code: "transport/unauthorized" });
   });
 
   it("a replicator copies records authored by another node, and duplicates are refused", async () => {

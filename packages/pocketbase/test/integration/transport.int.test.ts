@@ -34,7 +34,11 @@ const servers = usePocketBaseServers();
 let server: ProcessPocketBase;
 const gw = makeNode("gw");
 const other = makeNode("gw-other");
-/** The conformance suite writes fixed origins (`conf-a`, `conf-b`): only a replicator-role node may. */
+/**
+ * The conformance suite writes fixed origins (`conf-a`, `conf-b`): only a replicator may, naming
+ * an existing node as author (`gw`; auth record ids are unique across auth collections, so a
+ * replicator account is never a node itself).
+ */
 const fixture = makeNode("conformance", NodeRole.Replicator);
 
 beforeAll(async () => {
@@ -99,6 +103,7 @@ runTransportConformance("PocketBase", () => {
       createPocketBaseTransport({
         endpoints: [server.url],
         auth: fixture.auth,
+        author: gw.id,
         docId: id ?? docId,
         pageSize: 2,
         packSize: 2,
@@ -436,5 +441,19 @@ describe("PocketBaseTransport", () => {
     // A valid prefix is committed and acknowledged; the bad change stops the ack there.
     const ack = await t.push([change(doc, gw.id, 1), change(doc, other.id, 1), change(doc, gw.id, 2)]);
     expect(ack).toEqual({ acked: 1 });
+  });
+
+  it("a gateway cannot name another node as author: transport/rejected", async () => {
+    const doc = `d-${recordId()}`;
+    // Origin bound to the other node too, so only the author binding is at stake.
+    const t = transport(doc, { author: other.id });
+    await t.connect();
+    await expect(t.push([change(doc, other.id, 1)])).rejects.toMatchObject({
+      code: "transport/rejected",
+      retryable: false,
+    });
+    expect(await t.push([change(doc, gw.id, 1)]).catch((e: { code?: string }) => e.code)).toBe(
+      "transport/rejected",
+    );
   });
 });

@@ -52,19 +52,34 @@ describe("schema", () => {
 
   it("the JS migration leaves existing collections alone", () => {
     expect(
-      runMigration(["nxs_nodes", "nxs_changes", "nxs_snapshots", "nxs_acks", "nxs_heads"]).saved,
+      runMigration(["nxs_nodes", "nxs_replicators", "nxs_changes", "nxs_snapshots", "nxs_acks", "nxs_heads"])
+        .saved,
     ).toEqual([]);
   });
 
   it("no collection is public; changes and snapshots are immutable; deletes are maintenance only", () => {
+    const gateway = '@request.auth.collectionName = "nxs_nodes"';
+    const replicator = '@request.auth.collectionName = "nxs_replicators"';
+    // Every rule grants access through an identity check only: any member, replicators alone, or
+    // `… (gateway && <own record>) || replicator`. No rule reads an account field (that costs a join).
+    const guarded = (r: string) =>
+      r === `(${gateway} || ${replicator})` ||
+      r === replicator ||
+      (/\|\| @request\.auth\.collectionName = "nxs_replicators"\)?$/.test(r) &&
+        r.includes(`(${gateway} && `));
     for (const def of schemaDefinitions()) {
       for (const rule of ["listRule", "viewRule", "createRule", "updateRule", "deleteRule"] as const) {
         const r = def[rule];
-        if (r !== null) expect(r).toMatch(/^@request\.auth\.collectionName = "nxs_nodes"( && |$)/);
+        if (r === null) continue;
+        expect(guarded(r), `${def.name}.${rule}: ${r}`).toBe(true);
+        expect(r.replaceAll(gateway, "").replaceAll(replicator, "")).not.toMatch(/@request\.auth\.(?!id\b)/);
       }
       if (def.name !== "nxs_acks") expect(def.updateRule).toBeNull();
-      if (def.name !== "nxs_nodes" && def.type !== "view")
-        expect(def.deleteRule).toContain('@request.auth.role = "replicator"');
+      if (def.type === "base") expect(def.deleteRule).toBe(replicator);
     }
+    const replicators = schemaDefinitions().find((d) => d.name === "nxs_replicators");
+    expect(replicators?.type).toBe("auth");
+    for (const rule of ["listRule", "viewRule", "createRule", "updateRule", "deleteRule"] as const)
+      expect(replicators?.[rule]).toBeNull();
   });
 });
