@@ -10,6 +10,7 @@ import {
 import { EventSource as EventSourcePolyfill } from "eventsource";
 import pRetry from "p-retry";
 import PocketBase, { ClientResponseError, getTokenPayload } from "pocketbase";
+import { createHttpFetch, type HttpClient } from "./http-fetch.js";
 
 /** Name of the auth collection that holds one identity per NXS node. */
 export const NODES_COLLECTION = "nxs_nodes";
@@ -155,8 +156,9 @@ export function toTransportError(error: unknown, what: string): NxsError {
 }
 
 /**
- * Creates a PocketBase SDK client the nxs-sync way: auto-cancellation off, a per-request timeout,
- * the EventSource polyfill installed.
+ * Creates a PocketBase SDK client the nxs-sync way: auto-cancellation off, requests over keep-alive
+ * `node:http` with a per-request timeout ({@link createHttpFetch}), the EventSource polyfill
+ * installed. {@link closeSdkClient} closes it.
  * @param url - Server base URL.
  * @param requestTimeoutMs - Per-request timeout (not applied to the SSE stream). Default 5000.
  * @returns A raw SDK client.
@@ -165,12 +167,26 @@ export function createSdkClient(url: string, requestTimeoutMs = 5000): PocketBas
   installEventSource();
   const pb = new PocketBase(url);
   pb.autoCancellation(false);
+  const client = createHttpFetch({ timeoutMs: requestTimeoutMs });
   pb.beforeSend = (u, options) => {
-    const timeout = AbortSignal.timeout(requestTimeoutMs);
-    options.signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    options.fetch ??= client.fetch as typeof fetch;
     return { url: u, options };
   };
+  sdkHttp.set(pb, client);
   return pb;
+}
+
+/** The keep-alive HTTP client of each SDK client made by {@link createSdkClient}, closed with it. */
+const sdkHttp = new WeakMap<PocketBase, HttpClient>();
+
+/**
+ * Closes what {@link createSdkClient} opened for `pb`: its realtime connection and idle keep-alive
+ * sockets. Requests in flight finish.
+ * @param pb - An SDK client made by {@link createSdkClient} (others: only realtime is closed).
+ */
+export function closeSdkClient(pb: PocketBase): void {
+  pb.realtime.unsubscribe().catch(() => {});
+  sdkHttp.get(pb)?.close();
 }
 
 /**
@@ -305,7 +321,10 @@ export function createPocketBaseClient(options: PocketBaseClientOptions): Pocket
     },
     async health(timeoutMs = 1000) {
       try {
-        await pb.health.check({ signal: AbortSignal.timeout(timeoutMs) });
+        const http = sdkHttp.get(pb) as HttpClient;
+        await pb.health.check({
+          fetch: ((u: string, init: object) => http.fetch(u, { ...init, timeoutMs })) as typeof fetch,
+        });
       } catch {
         return false;
       }
@@ -318,8 +337,8 @@ export function createPocketBaseClient(options: PocketBaseClientOptions): Pocket
       return true;
     },
     close() {
-      pb.realtime.unsubscribe().catch(() => {});
       pb.cancelAllRequests();
+      closeSdkClient(pb);
     },
   };
 }

@@ -7,6 +7,7 @@
 
 export { type ReplicatorCliContext, runReplicatorCli } from "./cli.js";
 export {
+  closeSdkClient,
   createPocketBaseClient,
   createSdkClient,
   installEventSource,
@@ -45,6 +46,13 @@ export {
   type FailoverOptions,
   type SwitchEvent,
 } from "./failover.js";
+export {
+  createHttpFetch,
+  type HttpClient,
+  type HttpFetch,
+  type HttpFetchOptions,
+  type HttpResponse,
+} from "./http-fetch.js";
 export {
   type ChangeRecord,
   changeRecordSchema,

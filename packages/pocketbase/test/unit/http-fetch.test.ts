@@ -1,0 +1,136 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHttpFetch } from "../../src/http-fetch.js";
+
+/** A loopback server: echoes what it got, or answers as the path says. */
+let server: http.Server;
+let base: string;
+const sockets = new Set<unknown>();
+const closed: unknown[] = [];
+
+beforeAll(async () => {
+  server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const url = new URL(req.url ?? "/", "http://x");
+      if (url.pathname === "/slow") return void setTimeout(() => res.end("{}"), 2_000);
+      if (url.pathname === "/empty") {
+        res.statusCode = 204;
+        return void res.end();
+      }
+      if (url.pathname === "/status") res.statusCode = Number(url.searchParams.get("code"));
+      res.setHeader("content-type", "application/json");
+      res.end(
+        JSON.stringify({
+          method: req.method,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString("utf8"),
+        }),
+      );
+    });
+  });
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.on("close", () => closed.push(s));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+describe("createHttpFetch", () => {
+  it("sends method, headers and a string body with its length; answers status, url and JSON", async () => {
+    const c = createHttpFetch({ timeoutMs: 1000 });
+    const res = await c.fetch(`${base}/echo?a=1`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: "tok" },
+      body: JSON.stringify({ é: "ü" }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.ok).toBe(true);
+    expect(res.url).toBe(`${base}/echo?a=1`);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    const got = (await res.json()) as { method: string; headers: Record<string, string>; body: string };
+    expect(got.method).toBe("POST");
+    expect(got.headers.authorization).toBe("tok");
+    expect(got.headers["content-length"]).toBe(String(Buffer.byteLength('{"é":"ü"}')));
+    expect(JSON.parse(got.body)).toEqual({ é: "ü" });
+    c.close();
+  });
+
+  it("an error status is an answer, not a rejection; an empty body fails json() (the SDK reads {})", async () => {
+    const c = createHttpFetch({ timeoutMs: 1000 });
+    const bad = await c.fetch(`${base}/status?code=400`);
+    expect(bad.status).toBe(400);
+    expect(bad.ok).toBe(false);
+    const empty = await c.fetch(`${base}/empty`, { method: "DELETE" });
+    expect(empty.status).toBe(204);
+    await expect(empty.json()).rejects.toThrow(SyntaxError);
+    await expect(empty.text()).resolves.toBe("");
+    c.close();
+  });
+
+  it("sequential requests reuse one keep-alive socket; close() ends it", async () => {
+    const c = createHttpFetch({ timeoutMs: 1000 });
+    const before = sockets.size;
+    for (let i = 0; i < 5; i++) await (await c.fetch(`${base}/echo`)).json();
+    expect(sockets.size - before).toBe(1);
+    const closedBefore = closed.length;
+    c.close();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed.length - closedBefore).toBe(1);
+  });
+
+  it("a request longer than the timeout rejects with a TimeoutError (whole exchange bounded)", async () => {
+    const c = createHttpFetch({ timeoutMs: 100 });
+    await expect(c.fetch(`${base}/slow`)).rejects.toMatchObject({ name: "TimeoutError" });
+    // A per-request timeout replaces the client's.
+    await expect(c.fetch(`${base}/slow`, { timeoutMs: 50 })).rejects.toMatchObject({
+      name: "TimeoutError",
+      message: expect.stringContaining("50 ms"),
+    });
+    c.close();
+  });
+
+  it("an abort signal rejects with an AbortError, before or during the request", async () => {
+    const c = createHttpFetch({ timeoutMs: 5000 });
+    await expect(c.fetch(`${base}/echo`, { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      name: "AbortError",
+    });
+    const ctl = new AbortController();
+    const p = c.fetch(`${base}/slow`, { signal: ctl.signal });
+    setTimeout(() => ctl.abort(), 20);
+    await expect(p).rejects.toMatchObject({ name: "AbortError" });
+    c.close();
+  });
+
+  it("a refused connection rejects with the socket error", async () => {
+    const c = createHttpFetch({ timeoutMs: 1000 });
+    const probe = http.createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    await expect(c.fetch(`http://127.0.0.1:${port}/`)).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    c.close();
+  });
+
+  it("a FormData body (batch, files) goes through the global fetch, with the timeout", async () => {
+    const c = createHttpFetch({ timeoutMs: 1000 });
+    const form = new FormData();
+    form.append("@jsonPayload", JSON.stringify({ x: 1 }));
+    const res = await c.fetch(`${base}/echo`, { method: "POST", body: form });
+    const got = (await res.json()) as { headers: Record<string, string>; body: string };
+    expect(got.headers["content-type"]).toMatch(/^multipart\/form-data; boundary=/);
+    expect(got.body).toContain('{"x":1}');
+    await expect(
+      c.fetch(`${base}/slow`, { method: "POST", body: new FormData(), timeoutMs: 50 }),
+    ).rejects.toMatchObject({ name: "TimeoutError" });
+    c.close();
+  });
+});
