@@ -471,15 +471,16 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
 
   function rememberAcked(changes: readonly Change[]): void {
     if (rePushWindow === 0 || changes.length === 0) return;
-    recent = recent.concat(changes);
-    if (recent.length > rePushWindow) recent = recent.slice(recent.length - rePushWindow);
+    for (const c of changes) recent.push(c);
+    // Trimmed once it holds two windows: amortized O(1) per change, not a copy of the window per push.
+    if (recent.length >= 2 * rePushWindow) recent = recent.slice(recent.length - rePushWindow);
   }
 
   /** Pushes the recently acknowledged changes to the new active endpoint, in the background. */
   function rePushRecent(reason: string): void {
     if (closed || recent.length === 0) return;
     const ep = pool.active();
-    const changes = recent;
+    const changes = recent.length > rePushWindow ? recent.slice(recent.length - rePushWindow) : recent.slice();
     void (async () => {
       try {
         const r = await pushTo(ep, changes);

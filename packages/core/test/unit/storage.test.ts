@@ -54,6 +54,33 @@ const codeOf = (p: Promise<unknown>): Promise<unknown> =>
     (e: unknown) => (isNxsError(e) ? e.code : e),
   );
 
+describe("createMemoryStorage", () => {
+  const deepFreeze = <T>(v: T): T => {
+    if (typeof v === "object" && v !== null) {
+      for (const x of Object.values(v)) deepFreeze(x);
+      Object.freeze(v);
+    }
+    return v;
+  };
+
+  it("copies a change that is not deeply frozen, so a caller cannot alias it (a frozen one needs no copy)", async () => {
+    const s = createMemoryStorage();
+    const frozen = deepFreeze(change(1));
+    const loose = { ...change(2), ops: [{ kind: "set" as const, path: ["k"], value: { n: 2 } }] };
+    // Frozen on top, mutable inside: copied too.
+    const shallow = Object.freeze({
+      ...change(3),
+      ops: [{ kind: "set" as const, path: ["k"], value: { n: 3 } }],
+    });
+    await s.appendOutbox([frozen]);
+    await s.appendOutbox([loose, shallow]);
+    (loose.ops[0]?.value as { n: number }).n = 99;
+    (shallow.ops[0]?.value as { n: number }).n = 99;
+    const out = (await s.load())?.outbox ?? [];
+    expect(out.map((c) => c.ops[0]?.value)).toEqual([1, { n: 2 }, { n: 3 }]);
+  });
+});
+
 describe("createFileStorage", () => {
   it("drops a torn last line (a crash during an unresolved append) and appends cleanly after it", async () => {
     const dir = await tempDir();
