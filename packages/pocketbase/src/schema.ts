@@ -140,7 +140,6 @@ export function schemaDefinitions(): readonly CollectionDef[] {
       indexes: [
         "CREATE UNIQUE INDEX idx_nxs_changes_doc_origin_seq ON nxs_changes (doc, origin, seq)",
         "CREATE INDEX idx_nxs_changes_doc_origin_last ON nxs_changes (doc, origin, last)",
-        "CREATE INDEX idx_nxs_changes_created ON nxs_changes (created)",
       ],
       listRule: IS_MEMBER,
       viewRule: IS_MEMBER,
