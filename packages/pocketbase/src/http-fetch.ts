@@ -27,7 +27,7 @@ export type HttpFetch = (
 /** A keep-alive HTTP client shaped as `fetch`, see {@link createHttpFetch}. */
 export interface HttpClient {
   readonly fetch: HttpFetch;
-  /** Closes idle keep-alive sockets; requests in flight finish. */
+  /** Closes idle keep-alive sockets; requests in flight finish, later ones use one-off connections. */
   close(): void;
 }
 
@@ -36,6 +36,11 @@ export interface HttpFetchOptions {
   /** Abort a request (sending it and reading its whole answer) after this many ms. */
   readonly timeoutMs: number;
 }
+
+/** Idle keep-alive sockets are closed after this long. */
+const IDLE_MS = 4000;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 20;
 
 const timeoutError = (ms: number): Error =>
   new DOMException(`request timed out after ${ms} ms`, "TimeoutError");
@@ -59,7 +64,11 @@ function headerRecord(headers: unknown): Record<string, string> {
  * small machine, undici's `fetch` costs ~0.4 ms more CPU than `node:http` (measured in
  * docs/benchmarks.md), and every push is one request. The whole exchange, answer body included,
  * is bounded by `timeoutMs`; a timeout rejects with a `TimeoutError`, an abort with an
- * `AbortError` (the names the SDK and {@link toTransportError} map).
+ * `AbortError` (the names the SDK and {@link toTransportError} map). As `fetch` does, it follows
+ * redirects (at most 20; a 303, or a 301/302 after a POST, becomes a GET; `Authorization` does not
+ * follow to another origin). A request that meets a kept-alive socket the server has just closed
+ * (`ECONNRESET`/`EPIPE` on a reused socket) is sent again once on a new one; idle sockets close
+ * after 4 s.
  * @param options - The timeout.
  * @returns The fetch, and `close()` to drop idle sockets.
  * @example
@@ -69,11 +78,14 @@ function headerRecord(headers: unknown): Record<string, string> {
  * ```
  */
 export function createHttpFetch(options: HttpFetchOptions): HttpClient {
+  // Idle keep-alive sockets close after IDLE_MS (below the idle timeouts of servers and proxies,
+  // so a request rarely meets a socket the other side just closed; when it does, it is retried).
   const agents = {
-    "http:": new http.Agent({ keepAlive: true, scheduling: "lifo" }),
-    "https:": new https.Agent({ keepAlive: true, scheduling: "lifo" }),
+    "http:": new http.Agent({ keepAlive: true, scheduling: "lifo", timeout: IDLE_MS }),
+    "https:": new https.Agent({ keepAlive: true, scheduling: "lifo", timeout: IDLE_MS }),
   };
   const { timeoutMs } = options;
+  let closed = false;
 
   const viaGlobalFetch: HttpFetch = async (url, init = {}) => {
     const timeout = AbortSignal.timeout(init.timeoutMs ?? timeoutMs);
@@ -84,68 +96,138 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
   const fetchFn: HttpFetch = (url, init = {}) => {
     const body = init.body;
     if (body !== undefined && body !== null && typeof body !== "string") return viaGlobalFetch(url, init);
-    const target = new URL(url);
-    const agent = agents[target.protocol as keyof typeof agents];
-    if (agent === undefined) return viaGlobalFetch(url, init);
+    const first = new URL(url);
+    if (!(first.protocol in agents)) return viaGlobalFetch(url, init);
     const signal = init.signal ?? undefined;
     if (signal?.aborted) return Promise.reject(abortError());
+    const ms = init.timeoutMs ?? timeoutMs;
     return new Promise<HttpResponse>((resolve, reject) => {
-      const headers = headerRecord(init.headers);
-      if (typeof body === "string") headers["content-length"] = String(Buffer.byteLength(body));
-      const send = target.protocol === "https:" ? https.request : http.request;
       let settled = false;
-      const finish = (error: Error | undefined, response?: HttpResponse) => {
-        if (settled) return;
+      let current: http.ClientRequest | undefined;
+      const settle = (): boolean => {
+        if (settled) return false;
         settled = true;
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
-        if (error !== undefined) {
-          req.destroy();
-          reject(error);
-        } else resolve(response as HttpResponse);
+        return true;
       };
-      const onAbort = () => finish(abortError());
-      const ms = init.timeoutMs ?? timeoutMs;
-      const timer = setTimeout(() => finish(timeoutError(ms)), ms);
-      const req = send(target, { method: init.method ?? "GET", headers, agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("error", (e) => finish(e));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          const status = res.statusCode ?? 0;
-          let responseHeaders: Headers | undefined;
-          finish(undefined, {
-            status,
-            ok: status >= 200 && status < 300,
-            url,
-            // Built on first use: the SDK never reads them.
-            get headers() {
-              if (responseHeaders === undefined) {
-                responseHeaders = new Headers();
-                for (const [k, v] of Object.entries(res.headers)) {
-                  if (typeof v === "string") responseHeaders.set(k, v);
-                  else if (Array.isArray(v)) for (const x of v) responseHeaders.append(k, x);
+      const fail = (error: unknown): void => {
+        if (!settle()) return;
+        current?.destroy();
+        reject(error);
+      };
+      const onAbort = () => fail(abortError());
+      const timer = setTimeout(() => fail(timeoutError(ms)), ms);
+      signal?.addEventListener("abort", onAbort, { once: true });
+
+      /** One request; follows redirects and retries once on a kept-alive socket the server closed. */
+      const attempt = (
+        target: URL,
+        method: string,
+        payload: string | undefined,
+        headers: Record<string, string>,
+        redirects: number,
+        retried: boolean,
+      ): void => {
+        const agent = closed ? false : agents[target.protocol as keyof typeof agents];
+        const send = target.protocol === "https:" ? https.request : http.request;
+        let req: http.ClientRequest;
+        try {
+          req = send(target, { method, headers, agent }, (res) => {
+            const status = res.statusCode ?? 0;
+            const location = res.headers.location;
+            if (REDIRECT_STATUSES.has(status) && location !== undefined) {
+              res.resume();
+              const next = new URL(location, target);
+              if (redirects >= MAX_REDIRECTS || !(next.protocol in agents)) {
+                fail(new TypeError(`redirect to ${next.href} not followed (after ${redirects} redirects)`));
+                return;
+              }
+              // As fetch does: 303 (and 301/302 after a POST) become a GET without a body; the
+              // credentials do not follow to another origin.
+              const toGet = status === 303 ? method !== "HEAD" : status <= 302 && method === "POST";
+              const nextHeaders = { ...headers };
+              if (toGet) {
+                for (const k of Object.keys(nextHeaders)) {
+                  if (/^content-(type|length)$/i.test(k)) delete nextHeaders[k];
                 }
               }
-              return responseHeaders;
-            },
-            json: async () => JSON.parse(text),
-            text: async () => text,
+              if (next.origin !== target.origin) {
+                for (const k of Object.keys(nextHeaders))
+                  if (/^authorization$/i.test(k)) delete nextHeaders[k];
+              }
+              attempt(
+                next,
+                toGet ? "GET" : method,
+                toGet ? undefined : payload,
+                nextHeaders,
+                redirects + 1,
+                false,
+              );
+              return;
+            }
+            const chunks: Buffer[] = [];
+            res.on("data", (c: Buffer) => chunks.push(c));
+            res.on("error", fail);
+            res.on("end", () => {
+              if (!settle()) return;
+              resolve(answer(status, target.href, res.headers, Buffer.concat(chunks).toString("utf8")));
+            });
           });
+        } catch (error) {
+          // A synchronous refusal (an invalid header value, say).
+          fail(error);
+          return;
+        }
+        current = req;
+        req.on("error", (error: NodeJS.ErrnoException) => {
+          if (settled) return;
+          if (!retried && req.reusedSocket && (error.code === "ECONNRESET" || error.code === "EPIPE")) {
+            attempt(target, method, payload, headers, redirects, true);
+            return;
+          }
+          fail(error);
         });
-      });
-      req.on("error", (e) => finish(e));
-      signal?.addEventListener("abort", onAbort, { once: true });
-      req.end(body);
+        req.end(payload);
+      };
+
+      const headers = headerRecord(init.headers);
+      if (typeof body === "string") headers["content-length"] = String(Buffer.byteLength(body));
+      attempt(first, init.method ?? "GET", typeof body === "string" ? body : undefined, headers, 0, false);
     });
   };
 
   return {
     fetch: fetchFn,
     close() {
-      agents["http:"].destroy();
-      agents["https:"].destroy();
+      closed = true;
+      // Only idle sockets: requests in flight finish (later requests use one-off connections).
+      for (const agent of Object.values(agents)) {
+        for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
+      }
     },
+  };
+}
+
+/** The answer as the SDK reads it. */
+function answer(status: number, url: string, raw: http.IncomingHttpHeaders, text: string): HttpResponse {
+  let headers: Headers | undefined;
+  return {
+    status,
+    ok: status >= 200 && status < 300,
+    url,
+    // Built on first use: the SDK never reads them.
+    get headers() {
+      if (headers === undefined) {
+        headers = new Headers();
+        for (const [k, v] of Object.entries(raw)) {
+          if (typeof v === "string") headers.set(k, v);
+          else if (Array.isArray(v)) for (const x of v) headers.append(k, x);
+        }
+      }
+      return headers;
+    },
+    json: async () => JSON.parse(text),
+    text: async () => text,
   };
 }

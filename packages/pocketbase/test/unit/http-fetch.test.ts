@@ -1,5 +1,5 @@
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHttpFetch } from "../../src/http-fetch.js";
 
@@ -16,6 +16,17 @@ beforeAll(async () => {
     req.on("end", () => {
       const url = new URL(req.url ?? "/", "http://x");
       if (url.pathname === "/slow") return void setTimeout(() => res.end("{}"), 2_000);
+      if (url.pathname === "/brief") return void setTimeout(() => res.end('{"brief":true}'), 200);
+      if (url.pathname === "/loop") {
+        res.statusCode = 302;
+        res.setHeader("location", "/loop");
+        return void res.end();
+      }
+      if (url.pathname === "/redirect") {
+        res.statusCode = Number(url.searchParams.get("code"));
+        res.setHeader("location", url.searchParams.get("to") ?? "/echo");
+        return void res.end();
+      }
       if (url.pathname === "/empty") {
         res.statusCode = 204;
         return void res.end();
@@ -108,6 +119,81 @@ describe("createHttpFetch", () => {
     setTimeout(() => ctl.abort(), 20);
     await expect(p).rejects.toMatchObject({ name: "AbortError" });
     c.close();
+  });
+
+  it("close() leaves a request in flight to finish", async () => {
+    const c = createHttpFetch({ timeoutMs: 5000 });
+    const p = c.fetch(`${base}/brief`);
+    await new Promise((r) => setTimeout(r, 50));
+    c.close();
+    await expect((await p).json()).resolves.toEqual({ brief: true });
+    // Later requests still work (one-off connections).
+    await expect((await c.fetch(`${base}/echo`)).json()).resolves.toMatchObject({ method: "GET" });
+  });
+
+  it("follows redirects as fetch does: 307 keeps method and body, 303 becomes a GET", async () => {
+    const c = createHttpFetch({ timeoutMs: 1000 });
+    const post = { method: "POST", headers: { "content-type": "application/json" }, body: '{"a":1}' };
+    const kept = await c.fetch(`${base}/redirect?code=307&to=/echo`, post);
+    expect(kept.url).toBe(`${base}/echo`);
+    expect(await kept.json()).toMatchObject({ method: "POST", body: '{"a":1}' });
+    const seeOther = (await (await c.fetch(`${base}/redirect?code=303&to=/echo`, post)).json()) as {
+      method: string;
+      body: string;
+      headers: Record<string, string>;
+    };
+    expect(seeOther).toMatchObject({ method: "GET", body: "" });
+    expect(seeOther.headers["content-type"]).toBeUndefined();
+    c.close();
+  });
+
+  it("does not send Authorization to another origin on a redirect; stops a redirect loop", async () => {
+    const c = createHttpFetch({ timeoutMs: 1000 });
+    const other = base.replace("127.0.0.1", "localhost");
+    const res = await c.fetch(`${base}/redirect?code=307&to=${encodeURIComponent(`${other}/echo`)}`, {
+      headers: { Authorization: "tok", "x-keep": "1" },
+    });
+    const got = (await res.json()) as { headers: Record<string, string> };
+    expect(got.headers.authorization).toBeUndefined();
+    expect(got.headers["x-keep"]).toBe("1");
+    await expect(c.fetch(`${base}/loop`)).rejects.toThrow(/not followed/);
+    c.close();
+  });
+
+  it("rejects a header the runtime refuses, without a stray timer afterwards", async () => {
+    const c = createHttpFetch({ timeoutMs: 30 });
+    await expect(c.fetch(`${base}/echo`, { headers: { Authorization: "tok\n" } })).rejects.toMatchObject({
+      code: "ERR_INVALID_CHAR",
+    });
+    // The timer was cleared: nothing fires (an uncaught error would fail the run) after the timeout.
+    await new Promise((r) => setTimeout(r, 80));
+    c.close();
+  });
+
+  it("sends a request again, once, when a kept-alive socket turns out closed by the server", async () => {
+    // Answers the first request of each connection; resets the connection at its second one.
+    let connections = 0;
+    const resetting = net.createServer((socket) => {
+      connections++;
+      let requests = 0;
+      socket.on("data", (d) => {
+        if (!d.includes("\r\n\r\n")) return;
+        requests++;
+        if (requests === 1) {
+          socket.write(
+            'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 8\r\n\r\n{"ok":1}',
+          );
+        } else socket.resetAndDestroy();
+      });
+    });
+    await new Promise<void>((r) => resetting.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(resetting.address() as AddressInfo).port}/`;
+    const c = createHttpFetch({ timeoutMs: 1000 });
+    await expect((await c.fetch(url)).json()).resolves.toEqual({ ok: 1 });
+    await expect((await c.fetch(url)).json()).resolves.toEqual({ ok: 1 });
+    expect(connections).toBe(2);
+    c.close();
+    await new Promise((r) => resetting.close(r));
   });
 
   it("a refused connection rejects with the socket error", async () => {
