@@ -137,7 +137,7 @@ migrate(
           listRule: IS_MEMBER,
           viewRule: IS_MEMBER,
           createRule: `(${IS_GATEWAY} && @request.body.node = @request.auth.id && @request.body.replica ~ @request.auth.id) || ${IS_REPLICATOR}`,
-          updateRule: `(${IS_GATEWAY} && node = @request.auth.id && (@request.body.node:isset = false || @request.body.node = @request.auth.id)) || ${IS_REPLICATOR}`,
+          updateRule: `(${IS_GATEWAY} && node = @request.auth.id && (@request.body.node:isset = false || @request.body.node = @request.auth.id) && @request.body.doc:isset = false && @request.body.replica:isset = false) || ${IS_REPLICATOR}`,
           deleteRule: MAINTENANCE,
         }),
       );

@@ -19,7 +19,7 @@ import {
   toTransportError,
 } from "./client.js";
 import { createEndpointPool, type FailoverOptions } from "./failover.js";
-import { decodeSnapshotRecord, encodeSnapshotRecord } from "./records.js";
+import { decodeSnapshotRecord, encodeSnapshotRecord, isOriginOfNode } from "./records.js";
 import { Collections } from "./schema.js";
 
 const versionSchema = z.record(z.string(), z.number().int().min(0));
@@ -57,7 +57,7 @@ const DEFAULT_EXPIRY_MS = 24 * 60 * 60 * 1000;
 /**
  * Reads the acks of a doc on one server and splits them by liveness: a replica whose last ack is
  * older than `expiryMs` is expired (left out of the frontier; it must re-bootstrap). Invalid records
- * are skipped.
+ * are skipped, and so are acks whose replica is not bound to their author node (forged).
  */
 async function readAcks(
   client: PocketBaseClient,
@@ -74,7 +74,8 @@ async function readAcks(
   const expired: string[] = [];
   for (const raw of rows) {
     const r = ackRecordSchema.safeParse(raw);
-    if (!r.success) continue;
+    // An ack whose replica is not bound to its author node (a forged one) is not counted.
+    if (!r.success || !isOriginOfNode(r.data.replica, r.data.node)) continue;
     if (now - r.data.at > expiryMs) expired.push(r.data.replica);
     else live.push(r.data);
   }

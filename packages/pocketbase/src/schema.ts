@@ -47,7 +47,8 @@ const SNAPSHOT_CREATE = `(${IS_GATEWAY} && @request.body.node = @request.auth.id
 /** Compaction deletes (changes below the frontier, old snapshots) are maintenance: replicators only. */
 const MAINTENANCE = IS_REPLICATOR;
 const ACK_CREATE = `(${IS_GATEWAY} && @request.body.node = @request.auth.id && @request.body.replica ~ @request.auth.id) || ${IS_REPLICATOR}`;
-const ACK_UPDATE = `(${IS_GATEWAY} && node = @request.auth.id && (@request.body.node:isset = false || @request.body.node = @request.auth.id)) || ${IS_REPLICATOR}`;
+/** A gateway updates its own acks only, and never moves one to another node, doc or replica. */
+const ACK_UPDATE = `(${IS_GATEWAY} && node = @request.auth.id && (@request.body.node:isset = false || @request.body.node = @request.auth.id) && @request.body.doc:isset = false && @request.body.replica:isset = false) || ${IS_REPLICATOR}`;
 
 /** A field definition as sent to the collections API. */
 export type FieldDef = Readonly<Record<string, unknown>> & { readonly name: string; readonly type: string };

@@ -213,6 +213,32 @@ describe("access rules", () => {
     });
   });
 
+  it("acks: a node writes and updates its own, and cannot move one to another replica, doc or node", async () => {
+    const ack = { doc: "doc-acks", replica: `${a.id}.main`, version: { [a.id]: 1 }, at: 1, node: a.id };
+    const rec = await pa.collection(Collections.Acks).create(ack);
+    await expect(
+      pbB.collection(Collections.Acks).create({ ...ack, replica: `${b.id}.x`, node: a.id }),
+    ).rejects.toMatchObject({ status: 400 });
+    await expect(
+      pa.collection(Collections.Acks).update(rec.id, { version: { [a.id]: 2 }, at: 2 }),
+    ).resolves.toMatchObject({ at: 2 });
+    // Moving the ack is refused (the update rule fails: PocketBase answers 404), and so is another node's update.
+    for (const change of [{ replica: `${b.id}.main` }, { doc: "other-doc" }, { node: b.id }]) {
+      await expect(pa.collection(Collections.Acks).update(rec.id, change)).rejects.toMatchObject({
+        status: 404,
+      });
+    }
+    await expect(pbB.collection(Collections.Acks).update(rec.id, { at: 3 })).rejects.toMatchObject({
+      status: 404,
+    });
+    await expect(pa.collection(Collections.Acks).getOne(rec.id)).resolves.toMatchObject({
+      doc: "doc-acks",
+      replica: `${a.id}.main`,
+      node: a.id,
+      at: 2,
+    });
+  });
+
   it("snapshots: a node writes its own only", async () => {
     const snap = { doc: "doc1", version: { [a.id]: 1 }, state: { format: 1, state: {} } };
     await expect(pa.collection(Collections.Snapshots).create({ ...snap, node: a.id })).resolves.toBeDefined();
