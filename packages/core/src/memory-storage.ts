@@ -84,14 +84,23 @@ function open(cell: Cell): MemoryStorage {
   };
 }
 
-/** Whether `value` and everything reachable from it is frozen (primitives are). */
-function isDeeplyFrozen(value: unknown): boolean {
-  if (typeof value !== "object" || value === null) return true;
-  if (!Object.isFrozen(value)) return false;
+/**
+ * Whether `value` is JSON-like data (plain objects, arrays, primitives) that is frozen all the way
+ * down. Anything else (a function, a symbol, a Map or Date, a cycle deeper than `depth`) answers
+ * false, so it goes through `structuredClone` as before (which refuses what it cannot copy).
+ */
+function isDeeplyFrozen(value: unknown, depth = 0): boolean {
+  if (value === null) return true;
+  const t = typeof value;
+  if (t === "function" || t === "symbol") return false;
+  if (t !== "object") return true;
+  if (depth > 64 || !Object.isFrozen(value)) return false;
   if (Array.isArray(value)) {
-    for (const v of value) if (!isDeeplyFrozen(v)) return false;
+    for (const v of value) if (!isDeeplyFrozen(v, depth + 1)) return false;
     return true;
   }
-  for (const k in value) if (!isDeeplyFrozen((value as Record<string, unknown>)[k])) return false;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const k in value) if (!isDeeplyFrozen((value as Record<string, unknown>)[k], depth + 1)) return false;
   return true;
 }

@@ -77,7 +77,28 @@ describe("createMemoryStorage", () => {
     (loose.ops[0]?.value as { n: number }).n = 99;
     (shallow.ops[0]?.value as { n: number }).n = 99;
     const out = (await s.load())?.outbox ?? [];
-    expect(out.map((c) => c.ops[0]?.value)).toEqual([1, { n: 2 }, { n: 3 }]);
+    expect(out.map((c) => (c.ops[0] as { value?: unknown } | undefined)?.value)).toEqual([
+      1,
+      { n: 2 },
+      { n: 3 },
+    ]);
+  });
+
+  it("refuses at append what it cannot copy, frozen or not (a function, a Map)", async () => {
+    const s = createMemoryStorage();
+    const withFn = deepFreeze({ ...change(1), ops: [{ kind: "set" as const, path: ["k"], value: () => 1 }] });
+    await expect(s.appendOutbox([withFn as unknown as Change])).rejects.toThrow();
+    const withMap = Object.freeze({
+      ...change(1),
+      ops: Object.freeze([
+        Object.freeze({ kind: "set" as const, path: Object.freeze(["k"]), value: new Map() }),
+      ]),
+    });
+    // A Map is copied (structuredClone can), never aliased: frozen or not, it stays mutable.
+    await s.appendOutbox([withMap as unknown as Change]);
+    (withMap.ops[0] as { value: Map<string, number> }).value.set("x", 1);
+    const out = (await s.load())?.outbox ?? [];
+    expect(((out[0]?.ops[0] as { value?: unknown }).value as Map<string, number>).size).toBe(0);
   });
 });
 
