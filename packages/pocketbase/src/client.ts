@@ -176,6 +176,44 @@ export function createSdkClient(url: string, requestTimeoutMs = 5000): PocketBas
   return pb;
 }
 
+/**
+ * Creates a record the way `pb.collection(name).create(body)` does (the client's token, JSON body,
+ * the same `ClientResponseError` on failure), without the SDK's request pipeline (option
+ * normalization, a scan of the body for files, query serialization): a gateway's push is this
+ * request, and the pipeline cost ~70 us of its ~300 us before the request left (CPU profile of the
+ * latency bench). Falls back to the SDK for clients not made by {@link createSdkClient}.
+ * @param pb - An SDK client made by {@link createSdkClient}.
+ * @param collection - Collection name.
+ * @param body - The record (no files).
+ * @returns The created record as the server answers it.
+ * @throws ClientResponseError as the SDK would.
+ */
+export async function createRecord(
+  pb: PocketBase,
+  collection: string,
+  body: Readonly<Record<string, unknown>>,
+): Promise<Record<string, unknown>> {
+  const client = sdkHttp.get(pb);
+  if (client === undefined) return pb.collection(collection).create(body, { requestKey: null });
+  const url = pb.buildURL(`/api/collections/${encodeURIComponent(collection)}/records`);
+  const headers: Record<string, string> = { "Content-Type": "application/json" };
+  if (pb.authStore.token) headers.Authorization = pb.authStore.token;
+  let res: Awaited<ReturnType<HttpClient["fetch"]>>;
+  try {
+    res = await client.fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
+  } catch (e) {
+    throw new ClientResponseError(e);
+  }
+  let data: Record<string, unknown> = {};
+  try {
+    data = (await res.json()) as Record<string, unknown>;
+  } catch {
+    // An empty or non-JSON answer: the SDK reads {} too.
+  }
+  if (res.status >= 400) throw new ClientResponseError({ url: res.url, status: res.status, data });
+  return data;
+}
+
 /** The keep-alive HTTP client of each SDK client made by {@link createSdkClient}, closed with it. */
 const sdkHttp = new WeakMap<PocketBase, HttpClient>();
 

@@ -98,7 +98,9 @@ describe("createMemoryStorage", () => {
     await s.appendOutbox([withMap as unknown as Change]);
     (withMap.ops[0] as { value: Map<string, number> }).value.set("x", 1);
     const out = (await s.load())?.outbox ?? [];
-    expect(((out[0]?.ops[0] as { value?: unknown }).value as Map<string, number>).size).toBe(0);
+    const stored = out[0]?.ops[0] as { value?: unknown } | undefined;
+    expect(stored?.value).toBeInstanceOf(Map);
+    expect((stored?.value as Map<string, number> | undefined)?.size).toBe(0);
   });
 });
 
