@@ -168,11 +168,12 @@ export function createSdkClient(url: string, requestTimeoutMs = 5000): PocketBas
   const pb = new PocketBase(url);
   pb.autoCancellation(false);
   const client = createHttpFetch({ timeoutMs: requestTimeoutMs });
-  pb.beforeSend = (u, options) => {
+  const beforeSend: NonNullable<PocketBase["beforeSend"]> = (u, options) => {
     options.fetch ??= client.fetch as typeof fetch;
     return { url: u, options };
   };
-  sdkHttp.set(pb, client);
+  pb.beforeSend = beforeSend;
+  sdkHttp.set(pb, { client, beforeSend });
   return pb;
 }
 
@@ -181,7 +182,8 @@ export function createSdkClient(url: string, requestTimeoutMs = 5000): PocketBas
  * the same `ClientResponseError` on failure), without the SDK's request pipeline (option
  * normalization, a scan of the body for files, query serialization): a gateway's push is this
  * request, and the pipeline cost ~70 us of its ~300 us before the request left (CPU profile of the
- * latency bench). Falls back to the SDK for clients not made by {@link createSdkClient}.
+ * latency bench). Falls back to the SDK for clients not made by {@link createSdkClient}, and
+ * when someone replaced its `beforeSend` or set an `afterSend` (those hooks apply to every request).
  * @param pb - An SDK client made by {@link createSdkClient}.
  * @param collection - Collection name.
  * @param body - The record (no files).
@@ -193,10 +195,17 @@ export async function createRecord(
   collection: string,
   body: Readonly<Record<string, unknown>>,
 ): Promise<Record<string, unknown>> {
-  const client = sdkHttp.get(pb);
-  if (client === undefined) return pb.collection(collection).create(body, { requestKey: null });
+  const own = sdkHttp.get(pb);
+  // Hooks someone else installed apply to every request: go through the SDK then.
+  if (own === undefined || pb.beforeSend !== own.beforeSend || pb.afterSend !== undefined) {
+    return pb.collection(collection).create(body, { requestKey: null });
+  }
+  const client = own.client;
   const url = pb.buildURL(`/api/collections/${encodeURIComponent(collection)}/records`);
-  const headers: Record<string, string> = { "Content-Type": "application/json" };
+  const headers: Record<string, string> = {
+    "Content-Type": "application/json",
+    "Accept-Language": pb.lang,
+  };
   if (pb.authStore.token) headers.Authorization = pb.authStore.token;
   let res: Awaited<ReturnType<HttpClient["fetch"]>>;
   try {
@@ -215,7 +224,10 @@ export async function createRecord(
 }
 
 /** The keep-alive HTTP client of each SDK client made by {@link createSdkClient}, closed with it. */
-const sdkHttp = new WeakMap<PocketBase, HttpClient>();
+const sdkHttp = new WeakMap<
+  PocketBase,
+  { readonly client: HttpClient; readonly beforeSend: NonNullable<PocketBase["beforeSend"]> }
+>();
 
 /**
  * Closes what {@link createSdkClient} opened for `pb`: its realtime connection and idle keep-alive
@@ -224,7 +236,7 @@ const sdkHttp = new WeakMap<PocketBase, HttpClient>();
  */
 export function closeSdkClient(pb: PocketBase): void {
   pb.realtime.unsubscribe().catch(() => {});
-  sdkHttp.get(pb)?.close();
+  sdkHttp.get(pb)?.client.close();
 }
 
 /**
@@ -359,7 +371,7 @@ export function createPocketBaseClient(options: PocketBaseClientOptions): Pocket
     },
     async health(timeoutMs = 1000) {
       try {
-        const http = sdkHttp.get(pb) as HttpClient;
+        const http = (sdkHttp.get(pb) as { client: HttpClient }).client;
         await pb.health.check({
           fetch: ((u: string, init: object) => http.fetch(u, { ...init, timeoutMs })) as typeof fetch,
         });

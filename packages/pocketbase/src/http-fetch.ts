@@ -86,6 +86,12 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
   };
   const { timeoutMs } = options;
   let closed = false;
+  for (const agent of Object.values(agents)) {
+    // After close(), a socket freed by a request that was in flight is not kept.
+    agent.on("free", (socket) => {
+      if (closed) socket.destroy();
+    });
+  }
 
   const viaGlobalFetch: HttpFetch = async (url, init = {}) => {
     const timeout = AbortSignal.timeout(init.timeoutMs ?? timeoutMs);
@@ -129,7 +135,8 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
         redirects: number,
         retried: boolean,
       ): void => {
-        const agent = closed ? false : agents[target.protocol as keyof typeof agents];
+        // A retry takes a new connection: the pool may hold more sockets the server closed.
+        const agent = closed || retried ? false : agents[target.protocol as keyof typeof agents];
         const send = target.protocol === "https:" ? https.request : http.request;
         let req: http.ClientRequest;
         try {
@@ -138,7 +145,14 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
             const location = res.headers.location;
             if (REDIRECT_STATUSES.has(status) && location !== undefined) {
               res.resume();
-              const next = new URL(location, target);
+              let next: URL;
+              try {
+                next = new URL(location, target);
+              } catch {
+                // Thrown here, it would escape the HTTP parser's callback and crash the process.
+                fail(new TypeError(`redirect to an invalid location ${JSON.stringify(location)}`));
+                return;
+              }
               if (redirects >= MAX_REDIRECTS || !(next.protocol in agents)) {
                 fail(new TypeError(`redirect to ${next.href} not followed (after ${redirects} redirects)`));
                 return;
@@ -181,8 +195,16 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
         }
         current = req;
         req.on("error", (error: NodeJS.ErrnoException) => {
-          if (settled) return;
-          if (!retried && req.reusedSocket && (error.code === "ECONNRESET" || error.code === "EPIPE")) {
+          // An error of a request already followed by a redirect's is no longer this call's.
+          if (settled || req !== current) return;
+          // Sent again only when no answer had started: the server may not have seen it at all.
+          const unanswered = (req as { res?: unknown }).res == null;
+          if (
+            !retried &&
+            unanswered &&
+            req.reusedSocket &&
+            (error.code === "ECONNRESET" || error.code === "EPIPE")
+          ) {
             attempt(target, method, payload, headers, redirects, true);
             return;
           }

@@ -682,7 +682,9 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
       if (!retryable(error) || Date.now() >= deadline) throw error;
     }
     // Then as p-retry would have gone on: 50 ms, then doubling up to 500 ms, until the deadline.
-    await sleep(50, undefined, { signal: closeController.signal });
+    await sleep(Math.max(0, Math.min(50, deadline - Date.now())), undefined, {
+      signal: closeController.signal,
+    });
     return pRetry(attempt, {
       retries: Number.POSITIVE_INFINITY,
       minTimeout: 100,

@@ -121,12 +121,15 @@ describe("createHttpFetch", () => {
     c.close();
   });
 
-  it("close() leaves a request in flight to finish", async () => {
+  it("close() leaves a request in flight to finish, then does not keep its socket", async () => {
     const c = createHttpFetch({ timeoutMs: 5000 });
     const p = c.fetch(`${base}/brief`);
     await new Promise((r) => setTimeout(r, 50));
+    const closedBefore = closed.length;
     c.close();
     await expect((await p).json()).resolves.toEqual({ brief: true });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed.length - closedBefore).toBe(1);
     // Later requests still work (one-off connections).
     await expect((await c.fetch(`${base}/echo`)).json()).resolves.toMatchObject({ method: "GET" });
   });
@@ -157,6 +160,14 @@ describe("createHttpFetch", () => {
     expect(got.headers.authorization).toBeUndefined();
     expect(got.headers["x-keep"]).toBe("1");
     await expect(c.fetch(`${base}/loop`)).rejects.toThrow(/not followed/);
+    c.close();
+  });
+
+  it("a redirect to an invalid location rejects (it must not throw inside the HTTP parser)", async () => {
+    const c = createHttpFetch({ timeoutMs: 1000 });
+    await expect(c.fetch(`${base}/redirect?code=302&to=${encodeURIComponent("http://[")}`)).rejects.toThrow(
+      /invalid location/,
+    );
     c.close();
   });
 
