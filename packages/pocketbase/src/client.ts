@@ -23,6 +23,15 @@ export const NODES_COLLECTION = "nxs_nodes";
 export const REPLICATORS_COLLECTION = "nxs_replicators";
 
 /**
+ * Replicator credentials: `auth`, logging in to `nxs_replicators` unless it names a collection.
+ * @param auth - Credentials of a replicator account.
+ * @returns The credentials with their collection.
+ */
+export function replicatorAuth(auth: NodeAuth): NodeAuth {
+  return { ...auth, collection: auth.collection ?? REPLICATORS_COLLECTION };
+}
+
+/**
  * How a gateway proves it is a node: a record of the `nxs_nodes` auth collection, by email and
  * password (re-authenticated automatically when the token expires) or by a ready token.
  */

@@ -15,7 +15,7 @@ import {
   createPocketBaseClient,
   type NodeAuth,
   type PocketBaseClient,
-  REPLICATORS_COLLECTION,
+  replicatorAuth,
   toTransportError,
 } from "./client.js";
 import { createEndpointPool, type FailoverOptions } from "./failover.js";
@@ -457,7 +457,7 @@ export function createCompactor(options: CompactorOptions): Compactor {
   const clients = options.servers.map((s) =>
     createPocketBaseClient({
       url: s.url,
-      auth: { ...s.auth, collection: s.auth.collection ?? REPLICATORS_COLLECTION },
+      auth: replicatorAuth(s.auth),
       logger,
     }),
   );

@@ -13,7 +13,7 @@ import {
   createPocketBaseClient,
   type NodeAuth,
   type PocketBaseClient,
-  REPLICATORS_COLLECTION,
+  replicatorAuth,
   toTransportError,
 } from "./client.js";
 import { ackRecordSchema } from "./compaction.js";
@@ -353,7 +353,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     url: s.url,
     client: createPocketBaseClient({
       url: s.url,
-      auth: { ...s.auth, collection: s.auth.collection ?? REPLICATORS_COLLECTION },
+      auth: replicatorAuth(s.auth),
       requestTimeoutMs: options.requestTimeoutMs,
       retry: { retries: 1, minTimeoutMs: 50, maxTimeoutMs: 200 },
       logger,
