@@ -102,7 +102,7 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
   const fetchFn: HttpFetch = (url, init = {}) => {
     const body = init.body;
     if (body !== undefined && body !== null && typeof body !== "string") return viaGlobalFetch(url, init);
-    const first = parseUrl(url);
+    const first = new URL(url);
     if (!(first.protocol in agents)) return viaGlobalFetch(url, init);
     const signal = init.signal ?? undefined;
     if (signal?.aborted) return Promise.reject(abortError());
@@ -229,18 +229,6 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
       }
     },
   };
-}
-
-/** Parsed URLs of recent requests: a push goes to the same URL every time (never mutated). */
-const urls = new Map<string, URL>();
-function parseUrl(url: string): URL {
-  let u = urls.get(url);
-  if (u === undefined) {
-    if (urls.size >= 256) urls.clear();
-    u = new URL(url);
-    urls.set(url, u);
-  }
-  return u;
 }
 
 /** The answer as the SDK reads it. */
