@@ -124,6 +124,11 @@ export interface PocketBaseTransportEvents extends EndpointPoolEvents {
   quarantine: QuarantineEvent;
   /** The transport state changed. */
   state: TransportState;
+  /**
+   * A push request left for `url` (a create or a batch; retries of the client count again).
+   * For observability: which server a push went to, and how often.
+   */
+  "push-request": { readonly url: string; readonly changes: number };
 }
 
 /** What {@link PocketBaseTransport.status} reports. */
@@ -153,6 +158,28 @@ interface Realtime {
 }
 
 const closedError = () => new TransportError(ErrorCode.Closed, "PocketBase transport is closed");
+
+/** `promise`, or a rejection with `signal.reason` as soon as `signal` aborts (the work itself goes on, ignored). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
 
 /**
  * Creates the PocketBase transport of one document: batched idempotent pushes, paged pulls since a
@@ -469,6 +496,35 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
 
   // ---- push -----------------------------------------------------------------------------------
 
+  /**
+   * Per endpoint, a signal aborted when the endpoint is seen down (health checks, failed requests):
+   * a push in flight there (a frozen server answers nothing until the request times out) is given
+   * up with a retryable error at once, the client does not retry it there, and the push moves on
+   * to the endpoint the pool fails over to. The server may still commit the abandoned request
+   * later: pushes are idempotent, so the copy on the new endpoint and that one are the same changes.
+   */
+  const downControllers = new Map<string, AbortController>();
+  function downSignal(ep: Endpoint): AbortSignal {
+    let c = downControllers.get(ep.url);
+    if (c === undefined || c.signal.aborted) {
+      c = new AbortController();
+      downControllers.set(ep.url, c);
+    }
+    return c.signal;
+  }
+  poolUnsubs.push(
+    pool.on("health", (h) => {
+      if (h.healthy) return;
+      const c = downControllers.get(h.url);
+      downControllers.delete(h.url);
+      c?.abort(
+        new TransportError(ErrorCode.TransportUnavailable, `push to ${h.url} given up: the server is down`, {
+          retryable: true,
+        }),
+      );
+    }),
+  );
+
   function rememberAcked(changes: readonly Change[]): void {
     if (rePushWindow === 0 || changes.length === 0) return;
     for (const c of changes) recent.push(c);
@@ -504,7 +560,11 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   }
 
   /** Which of `changes` the server already holds, in any pack (by origin and seq). */
-  async function covered(ep: Endpoint, changes: readonly Change[]): Promise<Set<string>> {
+  async function covered(
+    ep: Endpoint,
+    changes: readonly Change[],
+    signal: AbortSignal,
+  ): Promise<Set<string>> {
     const found = new Set<string>();
     const byOrigin = new Map<string, number[]>();
     for (const c of changes) {
@@ -515,18 +575,25 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     for (const [origin, seqs] of byOrigin) {
       const lo = seqs.reduce((a, b) => Math.min(a, b));
       const hi = seqs.reduce((a, b) => Math.max(a, b));
-      const packs = await ep.client.call("find committed changes", (pb) =>
-        pb.collection(Collections.Changes).getFullList({
-          filter: pb.filter("doc = {:doc} && origin = {:origin} && last >= {:lo} && seq <= {:hi}", {
-            doc: docId,
-            origin,
-            lo,
-            hi,
-          }),
-          fields: "seq,last",
-          batch: 1000,
-          requestKey: null,
-        }),
+      const packs = await ep.client.call(
+        "find committed changes",
+        (pb) =>
+          abortable(
+            pb.collection(Collections.Changes).getFullList({
+              filter: pb.filter("doc = {:doc} && origin = {:origin} && last >= {:lo} && seq <= {:hi}", {
+                doc: docId,
+                origin,
+                lo,
+                hi,
+              }),
+              fields: "seq,last",
+              batch: 1000,
+              requestKey: null,
+              signal,
+            }),
+            signal,
+          ),
+        { signal },
       );
       for (const s of seqs) {
         if (packs.some((p) => Number(p.seq) <= s && s <= Number(p.last))) found.add(`${origin}\u0000${s}`);
@@ -560,20 +627,45 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     return { index: Number(key), duplicate: isDuplicate(data), response: value?.response };
   }
 
-  /** Sends packs in one request: a plain create for one pack, one `/api/batch` transaction for several. */
-  async function send(ep: Endpoint, packs: readonly Change[][], node: string): Promise<void> {
+  /**
+   * Sends packs in one request: a plain create for one pack, one `/api/batch` transaction for
+   * several. `signal` gives the request up (and stops the client's retries) when `ep` goes down.
+   */
+  async function send(
+    ep: Endpoint,
+    packs: readonly Change[][],
+    node: string,
+    signal: AbortSignal,
+  ): Promise<void> {
+    let count = 0;
     for (const p of packs) {
       const last = p[p.length - 1] as Change;
       if (last.seq > (sentHigh.get(last.origin) ?? 0)) sentHigh.set(last.origin, last.seq);
+      count += p.length;
     }
+    const sent = { url: ep.url, changes: count };
     if (packs.length === 1) {
       const body = encodeChangeRecord(packs[0] as Change[], node);
-      await ep.client.call("push", (pb) => createRecord(pb, Collections.Changes, body));
+      await ep.client.call(
+        "push",
+        (pb) => {
+          emit("push-request", sent);
+          return abortable(createRecord(pb, Collections.Changes, body), signal);
+        },
+        { signal },
+      );
       return;
     }
     const batch = ep.client.pb.createBatch();
     for (const p of packs) batch.collection(Collections.Changes).create(encodeChangeRecord(p, node));
-    await ep.client.call("push batch", () => batch.send({ requestKey: null }));
+    await ep.client.call(
+      "push batch",
+      () => {
+        emit("push-request", sent);
+        return abortable(batch.send({ requestKey: null, signal }), signal);
+      },
+      { signal },
+    );
   }
 
   /**
@@ -584,6 +676,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   async function commitChanges(
     ep: Endpoint,
     items: readonly Change[],
+    signal: AbortSignal,
   ): Promise<{ acked: number; rejected?: NxsError }> {
     const node = options.author ?? ep.client.nodeId;
     if (node === undefined)
@@ -597,7 +690,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
       let failure: { pack: Change[]; duplicate: boolean; cause: unknown; response: unknown } | undefined;
       for (const group of requests(packChanges(pending, packLimits))) {
         try {
-          await send(ep, group, node);
+          await send(ep, group, node, signal);
           for (const p of group) for (const c of p) done.add(c);
         } catch (e) {
           const failed = recordFailure(e, group.length > 1);
@@ -611,7 +704,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
       if (failure === undefined) break;
       if (failure.duplicate) {
         // Drop every change the server already holds, then pack the rest again.
-        const have = await covered(ep, pending);
+        const have = await covered(ep, pending, signal);
         const before = done.size;
         for (const c of pending) if (have.has(`${c.origin}\u0000${c.seq}`)) done.add(c);
         logger.debug(`[nxs-pocketbase] push: ${done.size - before} change(s) were already committed`);
@@ -645,8 +738,9 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     ep: Endpoint,
     changes: readonly Change[],
   ): Promise<{ acked: number; rejected?: NxsError }> {
-    if (ep.client.nodeId === undefined) await ep.client.authenticate();
-    return commitChanges(ep, changes);
+    const signal = downSignal(ep);
+    if (ep.client.nodeId === undefined) await abortable(ep.client.authenticate(), signal);
+    return commitChanges(ep, changes, signal);
   }
 
   /** Pushes to one endpoint and feeds the outcome into the pool's health (unavailable = a failure). */
@@ -848,6 +942,8 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
       if (closed) return;
       closed = true;
       closeController.abort(closedError());
+      for (const c of downControllers.values()) c.abort(closedError());
+      downControllers.clear();
       realtime?.stop();
       realtime = undefined;
       for (const u of poolUnsubs) u();
