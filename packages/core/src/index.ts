@@ -63,7 +63,14 @@ export {
 } from "./hlc.js";
 export { type Brand, type DocId, type Hlc, ID_PATTERN, type ReplicaId, toDocId, toReplicaId } from "./ids.js";
 export { canonicalJson, compareJson, jsonEqual, toFrozenJson } from "./json.js";
-export { type Logger, silentLogger } from "./logger.js";
+export {
+  createLineLogger,
+  defaultLogger,
+  type LineLoggerOptions,
+  type Logger,
+  type LogLevel,
+  silentLogger,
+} from "./logger.js";
 export { createMemoryStorage, type MemoryStorage } from "./memory-storage.js";
 export {
   createMemoryHub,
@@ -91,6 +98,13 @@ export {
   type SnapshotReceiver,
 } from "./replica.js";
 export type { ApplyResult, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
+export {
+  createReportThrottle,
+  type ReportThrottle,
+  type ReportThrottleOptions,
+  type ThrottleDecision,
+  throttleKey,
+} from "./report-throttle.js";
 export { type Cancel, createManualScheduler, type ManualScheduler, type Scheduler } from "./scheduler.js";
 export { addWinsSet, counter, NodeKind } from "./schema.js";
 export {
