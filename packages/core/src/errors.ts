@@ -33,6 +33,13 @@ export const ErrorCode = {
   Closed: "closed",
   /** A callback of yours (event listener, subscriber) threw; reported, never rethrown into the engine. */
   ListenerFailed: "listener/failed",
+  /** An option is unusable as given (an endpoint without `http(s)://`, a malformed node id). Not retryable. */
+  ConfigInvalid: "config/invalid",
+  /**
+   * A server is not set up for nxs-sync: its schema is missing, or its `pb_hooks` bundle is missing or
+   * of another version. Not retryable until an operator fixes the server.
+   */
+  ServerIncompatible: "server/incompatible",
 } as const;
 
 /** The union of all error codes. */
