@@ -1,3 +1,7 @@
+import { existsSync, readdirSync } from "node:fs";
+import { copyFile, mkdir } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
 import PocketBase, { type AuthRecord } from "pocketbase";
 import { HarnessError } from "./errors.js";
 import { installEventSource } from "./event-source.js";
@@ -82,4 +86,69 @@ export function randomPassword(): string {
 /** A short random id for names. @internal */
 export function shortId(): string {
   return crypto.randomUUID().replaceAll("-", "").slice(0, 8);
+}
+
+/** The file of the nxs-sync hooks bundle in its directory. */
+const NXS_HOOKS_FILE = "nxs.pb.js";
+
+/**
+ * Finds the nxs-sync `pb_hooks` bundle (`@nxs-sync/pocketbase/pb_hooks`): `$NXS_PB_HOOKS_DIR`,
+ * else `packages/pocketbase/pb_hooks` in a repository above the cwd, else the installed
+ * `@nxs-sync/pocketbase` package.
+ * @returns the directory holding `nxs.pb.js`, or undefined when none is found
+ */
+export function findNxsHooksDir(): string | undefined {
+  const env = process.env.NXS_PB_HOOKS_DIR;
+  if (env) return existsSync(join(env, NXS_HOOKS_FILE)) ? resolve(env) : undefined;
+  for (let dir = resolve(process.cwd()); ; dir = dirname(dir)) {
+    const candidate = join(dir, "packages", "pocketbase", "pb_hooks");
+    if (existsSync(join(candidate, NXS_HOOKS_FILE))) return candidate;
+    if (dirname(dir) === dir) break;
+  }
+  try {
+    const pkg = createRequire(join(process.cwd(), "noop.js")).resolve("@nxs-sync/pocketbase/package.json");
+    const candidate = join(dirname(pkg), "pb_hooks");
+    if (existsSync(join(candidate, NXS_HOOKS_FILE))) return candidate;
+  } catch {
+    // not installed
+  }
+  return undefined;
+}
+
+/**
+ * The nxs-sync hooks bundle directory a server gets for the `nxsHooks` option.
+ * @internal
+ */
+export function nxsHooksDirFor(option: boolean | string | undefined): string | undefined {
+  if (option === false) return undefined;
+  if (typeof option === "string") {
+    if (!existsSync(join(option, NXS_HOOKS_FILE))) {
+      throw new HarnessError("harness/start-failed", `nxsHooks: no ${NXS_HOOKS_FILE} in ${option}`);
+    }
+    return option;
+  }
+  const found = findNxsHooksDir();
+  if (found === undefined && option === true) {
+    throw new HarnessError(
+      "harness/start-failed",
+      "nxsHooks: the nxs-sync pb_hooks bundle was not found (set NXS_PB_HOOKS_DIR, or install @nxs-sync/pocketbase)",
+    );
+  }
+  return found;
+}
+
+/**
+ * Copies the `*.js` files of each directory (in order; later ones win) into `target`.
+ * @internal
+ */
+export async function copyHookFiles(target: string, sources: readonly (string | undefined)[]): Promise<void> {
+  await mkdir(target, { recursive: true });
+  for (const source of sources) {
+    if (source === undefined) continue;
+    for (const entry of readdirSync(source, { withFileTypes: true })) {
+      if (entry.isFile() && entry.name.endsWith(".js")) {
+        await copyFile(join(source, entry.name), join(target, entry.name));
+      }
+    }
+  }
 }

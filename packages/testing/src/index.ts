@@ -3,6 +3,49 @@
  * benchmarks of nxs-sync, plus the conformance suites every adapter runs.
  * @packageDocumentation
  */
+
+export { findNxsHooksDir } from "./admin.js";
+export {
+  CHAOS_GATEWAY_CONFIG_ENV,
+  CHAOS_KV_KEYS,
+  type ChaosCommand,
+  type ChaosDocState,
+  type ChaosFleet,
+  type ChaosGateway,
+  type ChaosGatewayMessage,
+  type ChaosGatewayOptions,
+  type ChaosGatewayState,
+  type ChaosLink,
+  type ChaosModel,
+  type ChaosObserver,
+  type ChaosOp,
+  ChaosOpKind,
+  type ChaosReport,
+  type ChaosServer,
+  type ChaosTargets,
+  type ChaosWorkload,
+  type ChaosWrite,
+  chaosInitialState,
+  createChaosModel,
+  createChaosWorkload,
+  createEventTally,
+  describeFault,
+  type EventTally,
+  type Fault,
+  FaultKind,
+  type FaultScheduleOptions,
+  faultTargetType,
+  formatChaosReport,
+  generateFaultSchedule,
+  hashChaosState,
+  type LostWrite,
+  type ModelCheck,
+  type ObservedState,
+  type ReportedLoss,
+  type RunChaosOptions,
+  runChaos,
+  startChaosGateway,
+} from "./chaos/index.js";
 export { type PocketBaseCluster, type StartClusterOptions, startCluster } from "./cluster.js";
 export {
   applyCollections,
@@ -52,7 +95,7 @@ export {
   type ProcessPocketBaseOptions,
   startPocketBase,
 } from "./pocketbase-process.js";
-export { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
+export { type CutMode, startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
 export {
   type BatchSettings,
   type CommonPocketBaseOptions,

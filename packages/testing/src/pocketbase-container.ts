@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream, existsSync, readFileSync } from "node:fs";
+import { createReadStream, createWriteStream, existsSync, readdirSync, readFileSync } from "node:fs";
 import { chmod, copyFile, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -16,6 +16,8 @@ import {
   Wait,
 } from "testcontainers";
 import {
+  findNxsHooksDir,
+  nxsHooksDirFor,
   prepareServer,
   randomPassword,
   type SuperuserSession,
@@ -37,16 +39,18 @@ export const CONTAINER_PORT = 8090;
  */
 export const POCKETBASE_DOCKERFILE = `# PocketBase in a container with no base image (no registry pull is needed or possible).
 # Built by @nxs-sync/testing (ensurePocketBaseImage): the build context is a temp dir holding this file,
-# the static PocketBase binary resolved by ensurePocketBaseBinary() as ./pocketbase, and ./rootfs with
-# empty, writable /pb_data, /pb_hooks, /pb_migrations and /tmp (mode 1777).
+# the static PocketBase binary resolved by ensurePocketBaseBinary() as ./pocketbase, ./rootfs with
+# empty, writable /pb_data, /pb_hooks, /pb_migrations and /tmp (mode 1777), and ./pb_hooks holding the
+# nxs-sync hooks bundle (packages/pocketbase/pb_hooks: origin binding and GET /nxs/version), baked in.
 FROM scratch
 COPY rootfs/ /
+COPY pb_hooks/ /pb_hooks/
 COPY pocketbase /pocketbase
 ENV TMPDIR=/tmp
 WORKDIR /pb_data
 EXPOSE 8090
 ENTRYPOINT ["/pocketbase"]
-CMD ["serve", "--http=0.0.0.0:8090", "--dir=/pb_data", "--automigrate=false", "--dev=false", "--hooksDir=/pb_hooks", "--migrationsDir=/pb_migrations"]
+CMD ["serve", "--http=0.0.0.0:8090", "--dir=/pb_data", "--automigrate=false", "--dev=false", "--hooksDir=/pb_hooks", "--hooksWatch=false", "--migrationsDir=/pb_migrations"]
 `;
 
 /** A hook installed in every harness container: `GET /api/nxs/probe?url=…` (superuser only) fetches `url`. */
@@ -175,6 +179,8 @@ export interface EnsurePocketBaseImageOptions {
   bin?: string;
   /** Dockerfile path (default `docker/pocketbase/Dockerfile` found above the cwd, else {@link POCKETBASE_DOCKERFILE}). */
   dockerfile?: string;
+  /** The nxs-sync hooks bundle baked into `/pb_hooks` (default `findNxsHooksDir()`; none when not found). */
+  hooksDir?: string;
 }
 
 const imageBuilds = new Map<string, Promise<string>>();
@@ -192,11 +198,18 @@ export async function ensurePocketBaseImage(options: EnsurePocketBaseImageOption
   const bin = options.bin ?? (await ensurePocketBaseBinary({ version })).path;
   const dockerfilePath = options.dockerfile ?? findRepoDockerfile(process.cwd());
   const dockerfile = dockerfilePath ? readFileSync(dockerfilePath, "utf8") : POCKETBASE_DOCKERFILE;
-  const hash = createHash("sha256")
+  const bundleDir = options.hooksDir ?? findNxsHooksDir();
+  const bundle = bundleDir
+    ? readdirSync(bundleDir)
+        .filter((f) => f.endsWith(".js"))
+        .sort()
+        .map((f) => ({ name: f, text: readFileSync(join(bundleDir, f), "utf8") }))
+    : [];
+  const digest = createHash("sha256")
     .update(dockerfile)
-    .update(await sha256File(bin))
-    .digest("hex")
-    .slice(0, 12);
+    .update(await sha256File(bin));
+  for (const f of bundle) digest.update(`\0${f.name}\0${f.text}`);
+  const hash = digest.digest("hex").slice(0, 12);
   const tag = `nxs-sync/pocketbase:${version}-${hash}`;
   let pending = imageBuilds.get(tag);
   if (!pending) {
@@ -210,6 +223,8 @@ export async function ensurePocketBaseImage(options: EnsurePocketBaseImageOption
         await chmod(join(context, "pocketbase"), 0o755);
         for (const d of ["pb_data", "pb_hooks", "pb_migrations", "tmp"])
           await mkdir(join(context, "rootfs", d), { recursive: true });
+        await mkdir(join(context, "pb_hooks"), { recursive: true });
+        for (const f of bundle) await writeFile(join(context, "pb_hooks", f.name), f.text);
         await chmod(join(context, "rootfs", "tmp"), 0o1777);
         await GenericContainer.fromDockerfile(context).build(tag, { deleteOnExit: false });
       } catch (error) {
@@ -345,6 +360,10 @@ async function startContainerOnce(
     password: options.superuser?.password ?? randomPassword(),
   };
   const timeoutMs = options.startTimeoutMs ?? 60_000;
+  // The image has the nxs-sync bundle baked into /pb_hooks. Without it (nxsHooks: false) the server
+  // reads /pb_hooks_plain instead; a bundle directory given as a string replaces the baked one.
+  const nxsHooks = options.nxsHooks === false ? undefined : nxsHooksDirFor(options.nxsHooks);
+  const hooksTarget = options.nxsHooks === false ? "/pb_hooks_plain" : "/pb_hooks";
 
   const builder = new LoopbackContainer(image)
     .withName(name)
@@ -360,16 +379,19 @@ async function startContainerOnce(
       "--dir=/pb_data",
       "--automigrate=false",
       "--dev=false",
-      "--hooksDir=/pb_hooks",
+      `--hooksDir=${hooksTarget}`,
+      "--hooksWatch=false",
       "--migrationsDir=/pb_migrations",
       ...(options.extraArgs ?? []),
     ])
-    .withCopyContentToContainer([{ content: PROBE_HOOK, target: "/pb_hooks/nxs_probe.pb.js" }])
+    .withCopyContentToContainer([{ content: PROBE_HOOK, target: `${hooksTarget}/nxs_probe.pb.js` }])
     // The read timeout is also the poll interval (default 1 s): poll every 200 ms.
     .withWaitStrategy(Wait.forHttp("/api/health", CONTAINER_PORT).forStatusCode(200).withReadTimeout(200))
     .withStartupTimeout(timeoutMs);
+  if (typeof options.nxsHooks === "string" && nxsHooks !== undefined)
+    builder.withCopyDirectoriesToContainer([{ source: nxsHooks, target: hooksTarget }]);
   if (options.hooksDir)
-    builder.withCopyDirectoriesToContainer([{ source: options.hooksDir, target: "/pb_hooks" }]);
+    builder.withCopyDirectoriesToContainer([{ source: options.hooksDir, target: hooksTarget }]);
   if (options.migrationsDir) {
     builder.withCopyDirectoriesToContainer([{ source: options.migrationsDir, target: "/pb_migrations" }]);
   }

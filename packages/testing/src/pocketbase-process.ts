@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type PocketBase from "pocketbase";
 import {
+  copyHookFiles,
+  nxsHooksDirFor,
   prepareServer,
   randomPassword,
   type SuperuserSession,
@@ -101,8 +103,9 @@ const exited = (child: ChildProcess): Promise<void> =>
 
 /**
  * Starts a PocketBase server as a child process: a temp `--dir`, a free port on 127.0.0.1,
- * `--automigrate=false`, a superuser created with `superuser upsert` before start, the batch API switched on,
- * readiness by polling `/api/health`.
+ * `--automigrate=false`, `--hooksWatch=false`, the nxs-sync `pb_hooks` bundle plus `hooksDir` copied into
+ * `<rootDir>/pb_hooks` (see `nxsHooks`), a superuser created with `superuser upsert` before start, the batch
+ * API switched on, readiness by polling `/api/health`.
  *
  * @param options - version, binary, superuser, batch settings, migrations/hooks dirs, port, timeouts
  * @returns a handle: `url`, `superuser`, `client()`, `stop`/`kill`/`restart`/`pause`/`resume`, `logs`, `destroy`
@@ -134,6 +137,7 @@ async function startOnce(options: ProcessPocketBaseOptions): Promise<ProcessPock
   const host = "127.0.0.1";
   const port = options.port ?? (await findFreePort(host));
   const url = `http://${host}:${port}`;
+  const nxsHooks = nxsHooksDirFor(options.nxsHooks);
   const parent = options.tmpDir ?? process.env.NXS_PB_TEST_DATA_DIR ?? tmpdir();
   mkdirSync(parent, { recursive: true });
   const rootDir = await mkdtemp(join(parent, `nxs-pb-${name.replace(/[^\w.-]/g, "_")}-`));
@@ -145,16 +149,21 @@ async function startOnce(options: ProcessPocketBaseOptions): Promise<ProcessPock
   };
   const env = { ...process.env, ...options.env };
   const timeoutMs = options.startTimeoutMs ?? 30_000;
+  // The server's hooks dir is its own: the nxs-sync bundle plus the caller's hooks, copied once.
+  const hooksDir = join(rootDir, "pb_hooks");
+  await copyHookFiles(hooksDir, [nxsHooks, options.hooksDir]);
   const dirArgs = [
     `--dir=${dataDir}`,
     `--dev=${options.dev ? "true" : "false"}`,
     `--migrationsDir=${options.migrationsDir ?? join(rootDir, "pb_migrations")}`,
-    `--hooksDir=${options.hooksDir ?? join(rootDir, "pb_hooks")}`,
+    `--hooksDir=${hooksDir}`,
   ];
   const serveArgs = [
     "serve",
     `--http=${host}:${port}`,
     "--automigrate=false",
+    // The copied hooks never change; a change would restart the server in place (execve).
+    "--hooksWatch=false",
     ...dirArgs,
     ...(options.extraArgs ?? []),
   ];

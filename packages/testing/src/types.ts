@@ -39,8 +39,17 @@ export interface CommonPocketBaseOptions {
   batch?: Partial<BatchSettings> | false;
   /** Directory of JS migrations (`*.js`) applied at start (`--migrationsDir`). */
   migrationsDir?: string;
-  /** Directory of JS hooks (`*.pb.js`) (`--hooksDir`). */
+  /**
+   * Directory of JS hooks (`*.pb.js`). Its `*.js` files are copied, next to the nxs-sync bundle, into the
+   * server's own hooks dir (process mode: `<rootDir>/pb_hooks`; container mode: `/pb_hooks`) at start.
+   */
   hooksDir?: string;
+  /**
+   * The nxs-sync `pb_hooks` bundle (origin binding, `GET /nxs/version`; nxs-sync clients refuse a server
+   * without it). Default: mounted when found (`findNxsHooksDir()`); `true`: required; `false`: left out
+   * (a server as an operator who forgot it would run); a string: the bundle's directory.
+   */
+  nxsHooks?: boolean | string;
   /** Extra arguments for `serve`. */
   extraArgs?: readonly string[];
   /** Bound on the start (readiness + setup), default 30 000 ms. */
