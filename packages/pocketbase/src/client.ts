@@ -2,7 +2,7 @@ import {
   ErrorCode,
   isNxsError,
   type Logger,
-  type NxsError,
+  NxsError,
   silentLogger,
   TransportError,
   ValidationError,
@@ -10,6 +10,7 @@ import {
 import { EventSource as EventSourcePolyfill } from "eventsource";
 import pRetry from "p-retry";
 import PocketBase, { ClientResponseError, getTokenPayload } from "pocketbase";
+import { checkHooksVersion, NXS_VERSION_PATH, SCHEMA_FIX } from "./hooks.js";
 import { createHttpFetch, type HttpClient } from "./http-fetch.js";
 
 /** Name of the auth collection that holds one identity per NXS node. */
@@ -81,9 +82,13 @@ export interface PocketBaseClient {
   /** The id of the authenticated node record; `undefined` before {@link PocketBaseClient.authenticate} or for guests. */
   readonly nodeId: string | undefined;
   /**
-   * Authenticates as the configured node (no-op for a guest).
+   * Authenticates as the configured node (no-op for a guest). The first successful login also
+   * checks `GET /nxs/version`: the server must run the `pb_hooks` bundle of this client's version
+   * (`NXS_HOOKS_VERSION`), which binds origins to their node at write time.
    * @returns The node record id.
-   * @throws TransportError `transport/unauthorized` for wrong credentials, `transport/unavailable` when unreachable.
+   * @throws TransportError `transport/unauthorized` for refused credentials (the message names the
+   *   auth collection and URL), `server/incompatible` when the server lacks the nxs-sync schema or
+   *   hooks bundle (or runs another version of it), `transport/unavailable` when unreachable.
    */
   authenticate(): Promise<string | undefined>;
   /**
@@ -118,8 +123,60 @@ export function installEventSource(): void {
 }
 
 /**
+ * Checks that `url` is a usable server base URL: an absolute `http://` or `https://` URL with a
+ * host (`127.0.0.1:8090` without a scheme is not one: it would be read as the scheme `127.0.0.1:`).
+ * @param url - The endpoint as configured.
+ * @param what - Which option it came from, for the message.
+ * @returns `url` unchanged.
+ * @throws NxsError `config/invalid` saying how to write it.
+ */
+export function assertEndpointUrl(url: string, what = "endpoint"): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    parsed === undefined ||
+    (parsed.protocol !== "http:" && parsed.protocol !== "https:") ||
+    parsed.hostname === ""
+  ) {
+    const hint = /^[a-z][a-z0-9+.-]*:\/\//i.test(url)
+      ? "use http:// or https:// with a host"
+      : `write it with its scheme, e.g. "http://${url}"`;
+    throw new NxsError(
+      ErrorCode.ConfigInvalid,
+      `${what} ${JSON.stringify(url)} is not an http(s) URL with a host: ${hint}`,
+    );
+  }
+  return url;
+}
+
+/**
+ * The underlying failure of a request that got no HTTP answer: the Node system error (its `code`:
+ * `ECONNREFUSED`, `ENOTFOUND`, `ECONNRESET`, …) or the timeout, found in the SDK error's
+ * `originalError` and its `cause` chain.
+ */
+function networkFailure(start: unknown): { readonly detail: string; readonly cause: Error } | undefined {
+  let e: unknown = start;
+  for (let depth = 0; depth < 5 && e instanceof Error; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && /^E[A-Z_]+$/.test(code)) {
+      const message = e.message === "" ? code : e.message;
+      return { detail: message.includes(code) ? message : `${code}: ${message}`, cause: e };
+    }
+    if (e.name === "TimeoutError") return { detail: `timeout: ${e.message}`, cause: e };
+    e = e.cause;
+  }
+  return undefined;
+}
+
+/**
  * Maps any error of an SDK call to a {@link TransportError}, keeping the original as `cause`:
- * network errors, timeouts and 5xx → `transport/unavailable` (retryable); 401/403 →
+ * network errors, timeouts and 5xx → `transport/unavailable` (retryable; a request that got no
+ * answer names why in the message, e.g. `connect ECONNREFUSED 127.0.0.1:8090`, `getaddrinfo
+ * ENOTFOUND host`, `timeout: …`, and keeps Node's error, with its `code`, as `cause`); 401/403 →
  * `transport/unauthorized`; other 4xx → `transport/rejected`; an abort → `aborted`.
  * @param error - What the SDK threw.
  * @param what - Short description of the request, used in the message.
@@ -133,7 +190,16 @@ export function toTransportError(error: unknown, what: string): NxsError {
     if (error.isAbort) {
       return new TransportError(ErrorCode.Aborted, `${what}: aborted`, { cause: error });
     }
-    if (status === 0 || status >= 500 || status === 408 || status === 429) {
+    if (status === 0) {
+      // No answer at all: say why (refused, unknown host, timeout) and keep Node's error as the cause.
+      const net = networkFailure(error.originalError);
+      return new TransportError(
+        ErrorCode.TransportUnavailable,
+        `${what}: server unavailable (${net?.detail ?? detail})`,
+        { cause: net?.cause ?? error, retryable: true },
+      );
+    }
+    if (status >= 500 || status === 408 || status === 429) {
       return new TransportError(ErrorCode.TransportUnavailable, `${what}: server unavailable (${detail})`, {
         cause: error,
         status: status || undefined,
@@ -158,10 +224,12 @@ export function toTransportError(error: unknown, what: string): NxsError {
   const name = (error as { name?: unknown } | null)?.name;
   if (name === "AbortError")
     return new TransportError(ErrorCode.Aborted, `${what}: aborted`, { cause: error });
-  return new TransportError(ErrorCode.TransportUnavailable, `${what}: ${String(error)}`, {
-    cause: error,
-    retryable: true,
-  });
+  const net = networkFailure(error);
+  return new TransportError(
+    ErrorCode.TransportUnavailable,
+    `${what}: ${net === undefined ? String(error) : `server unavailable (${net.detail})`}`,
+    { cause: net?.cause ?? error, retryable: true },
+  );
 }
 
 /**
@@ -252,7 +320,8 @@ export function closeSdkClient(pb: PocketBase): void {
  * Creates the client of one server, authenticated (lazily) as a node.
  * @param options - URL, credentials, timeouts and retry policy.
  * @returns A {@link PocketBaseClient}; call `authenticate()` (or any `call`) to log in.
- * @throws ValidationError `schema/invalid` when `auth.collection` is `_superusers`.
+ * @throws ValidationError `schema/invalid` when `auth.collection` is `_superusers`; NxsError
+ *   `config/invalid` when `url` is not an `http(s)://` URL with a host.
  * @example
  * ```ts
  * const c = createPocketBaseClient({ url: "http://127.0.0.1:8090", auth: { email, password } });
@@ -265,39 +334,85 @@ export function createPocketBaseClient(options: PocketBaseClientOptions): Pocket
     // Superusers bypass every API rule: run-time clients authenticate as nodes only.
     throw new ValidationError("nxs-sync clients authenticate as nodes, never as superusers");
   }
+  assertEndpointUrl(options.url, "server URL");
   const logger = options.logger ?? silentLogger;
   const pb = createSdkClient(options.url, options.requestTimeoutMs ?? 5000);
   const retry = options.retry ?? {};
   const collection = options.auth?.collection ?? NODES_COLLECTION;
   let nodeId: string | undefined;
   let authPromise: Promise<string | undefined> | undefined;
+  /** Whether this server's hooks bundle was checked (once per client, i.e. per endpoint). */
+  let hooksChecked = false;
 
-  async function doAuth(): Promise<string | undefined> {
-    const auth = options.auth;
-    if (auth === undefined) return undefined;
+  /** Logs in; every refusal says which auth collection was tried, at which URL, and what to fix. */
+  async function login(auth: NodeAuth): Promise<string> {
+    const what = `login to ${collection} at ${options.url}`;
     try {
       if ("token" in auth) {
         // Refresh the token in use (itself renewed by earlier refreshes), else start from the given one.
         if (!pb.authStore.isValid) pb.authStore.save(auth.token, null);
-        const res = await pb.collection(collection).authRefresh();
-        nodeId = res.record.id;
-      } else {
-        const res = await pb.collection(collection).authWithPassword(auth.email, auth.password);
-        nodeId = res.record.id;
+        return (await pb.collection(collection).authRefresh()).record.id;
       }
-      return nodeId;
+      return (await pb.collection(collection).authWithPassword(auth.email, auth.password)).record.id;
     } catch (e) {
       pb.authStore.clear();
-      const err = toTransportError(e, `authenticate as node at ${options.url}`);
-      // PocketBase answers 400 "Failed to authenticate." to wrong credentials.
-      if (err.code === ErrorCode.TransportRejected) {
-        throw new TransportError(ErrorCode.TransportUnauthorized, err.message, {
-          cause: e,
-          status: (err as TransportError).status,
-        });
+      const err = toTransportError(e, what);
+      if (!(err instanceof TransportError) || err.code === ErrorCode.TransportUnavailable) throw err;
+      if (err.code === ErrorCode.Aborted) throw err;
+      if (err.status === 404) {
+        // PocketBase: 404 "Missing or invalid collection context." when the collection does not exist.
+        throw new TransportError(
+          ErrorCode.ServerIncompatible,
+          `${what}: the server has no auth collection ${collection} (404): ${
+            collection === NODES_COLLECTION || collection === REPLICATORS_COLLECTION
+              ? SCHEMA_FIX
+              : `auth.collection names a collection that does not exist there, or ${SCHEMA_FIX}`
+          }`,
+          { cause: e, status: 404 },
+        );
       }
-      throw err;
+      // PocketBase answers 400 "Failed to authenticate." to wrong credentials.
+      const other = collection === REPLICATORS_COLLECTION ? NODES_COLLECTION : REPLICATORS_COLLECTION;
+      const hint =
+        "token" in auth
+          ? "the token is expired or was issued by another server or collection: give fresh credentials"
+          : `check the email and password, and that the account is a record of ${collection} on this server (gateways log in to ${NODES_COLLECTION}, the replicator and compactor to ${REPLICATORS_COLLECTION}; an account of ${other} needs auth.collection "${other}")`;
+      throw new TransportError(ErrorCode.TransportUnauthorized, `${err.message}: refused; ${hint}`, {
+        cause: e,
+        status: err.status,
+      });
     }
+  }
+
+  /** `GET /nxs/version`: the server must run the hooks bundle of this client's version. */
+  async function checkHooks(): Promise<void> {
+    const http = (sdkHttp.get(pb) as { client: HttpClient }).client;
+    const what = `check the nxs-sync hooks bundle at ${options.url}`;
+    let status: number;
+    let body: unknown;
+    try {
+      const res = await http.fetch(pb.buildURL(NXS_VERSION_PATH), { method: "GET" });
+      status = res.status;
+      body = await res.json().catch(() => undefined);
+    } catch (e) {
+      throw toTransportError(new ClientResponseError(e), what);
+    }
+    if (status >= 500) {
+      throw toTransportError(new ClientResponseError({ status, url: options.url, data: body }), what);
+    }
+    checkHooksVersion(options.url, status, body);
+  }
+
+  async function doAuth(): Promise<string | undefined> {
+    const auth = options.auth;
+    if (auth === undefined) return undefined;
+    const id = await login(auth);
+    if (!hooksChecked) {
+      await checkHooks();
+      hooksChecked = true;
+    }
+    nodeId = id;
+    return nodeId;
   }
 
   function authenticate(): Promise<string | undefined> {

@@ -1,5 +1,11 @@
-import { createEmitter, type Logger, silentLogger } from "@nxs-sync/core";
-import { createPocketBaseClient, type NodeAuth, type PocketBaseClient, type RetryOptions } from "./client.js";
+import { createEmitter, ErrorCode, type Logger, NxsError, silentLogger } from "@nxs-sync/core";
+import {
+  assertEndpointUrl,
+  createPocketBaseClient,
+  type NodeAuth,
+  type PocketBaseClient,
+  type RetryOptions,
+} from "./client.js";
 
 /** When to leave the endpoint in use and when to come back to the preferred one. */
 export interface FailoverOptions {
@@ -103,11 +109,17 @@ interface State {
  * Creates the endpoint pool behind a transport or replicator.
  * @param options - Endpoints (at least one), credentials and failover timings.
  * @returns A stopped pool; call `start()`.
- * @throws RangeError when `endpoints` is empty.
+ * @throws NxsError `config/invalid` when `endpoints` is empty, or one of them is not an `http(s)://`
+ *   URL with a host (the message says which and how to write it).
  */
 export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
-  if (options.endpoints.length === 0)
-    throw new RangeError("createEndpointPool: at least one endpoint is needed");
+  if (options.endpoints.length === 0) {
+    throw new NxsError(
+      ErrorCode.ConfigInvalid,
+      'endpoints is empty: list at least one server base URL, e.g. ["http://127.0.0.1:8090"]',
+    );
+  }
+  for (const [i, url] of options.endpoints.entries()) assertEndpointUrl(url, `endpoints[${i}]`);
   const logger = options.logger ?? silentLogger;
   const now = options.now ?? Date.now;
   const f = options.failover ?? {};

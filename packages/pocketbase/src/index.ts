@@ -7,6 +7,7 @@
 
 export { type ReplicatorCliContext, runReplicatorCli } from "./cli.js";
 export {
+  assertEndpointUrl,
   closeSdkClient,
   createPocketBaseClient,
   createSdkClient,
@@ -46,6 +47,13 @@ export {
   type FailoverOptions,
   type SwitchEvent,
 } from "./failover.js";
+export {
+  checkHooksVersion,
+  type HooksVersion,
+  NXS_HOOKS_VERSION,
+  NXS_SCHEMA_VERSION,
+  NXS_VERSION_PATH,
+} from "./hooks.js";
 export {
   createHttpFetch,
   type HttpClient,
@@ -94,6 +102,7 @@ export {
   type FieldDef,
   MAX_CHANGES_BYTES,
   MAX_SNAPSHOT_BYTES,
+  NODE_ID_PATTERN,
   NodeRole,
   type NodeSpec,
   schemaDefinitions,

@@ -1,4 +1,6 @@
+import { ErrorCode, NxsError } from "@nxs-sync/core";
 import type PocketBase from "pocketbase";
+import { ClientResponseError } from "pocketbase";
 import { NODES_COLLECTION, REPLICATORS_COLLECTION, toTransportError } from "./client.js";
 
 /** Collection names used by nxs-sync. */
@@ -303,6 +305,13 @@ export async function ensureSchema(
 
 /** A node identity to provision with {@link ensureNode}. */
 export interface NodeSpec {
+  /**
+   * Record id: 15 chars of `[a-z0-9]`, required. Give the same id on every server: replicated
+   * records relate to their author by id, and a gateway's replica ids (change origins) are this id
+   * or `<id>.<instance>`. Generate it once per node (e.g. with `openssl rand -hex 8 | cut -c1-15`)
+   * and keep it with the node's credentials.
+   */
+  readonly id: string;
   readonly email: string;
   readonly password: string;
   /** Human-readable name. */
@@ -312,12 +321,10 @@ export interface NodeSpec {
    * (clients of the replicator and the compactor log in there by default).
    */
   readonly role?: NodeRole;
-  /**
-   * Record id (15 chars of `[a-z0-9]`). Give the same id on every server: replicated records
-   * relate to their author by id.
-   */
-  readonly id?: string;
 }
+
+/** The form of a PocketBase record id, which {@link NodeSpec.id} must have. */
+export const NODE_ID_PATTERN = /^[a-z0-9]{15}$/;
 
 /**
  * The auth collection of an identity of `role`.
@@ -328,16 +335,38 @@ export function collectionOfRole(role: NodeRole = NodeRole.Gateway): string {
   return role === NodeRole.Replicator ? Collections.Replicators : Collections.Nodes;
 }
 
+/** The field errors of a PocketBase 400 answer, as `field: message` text. */
+function fieldErrors(e: unknown): string {
+  if (!(e instanceof ClientResponseError)) return "";
+  const data = (e.response?.data ?? {}) as Record<string, { code?: string; message?: string }>;
+  return Object.entries(data)
+    .map(([k, v]) => `${k}: ${v?.message ?? v?.code ?? "invalid"}`)
+    .join("; ");
+}
+
 /**
- * Creates a node (or replicator) record, or resets its password and name when the email exists in
- * the collection of its role. Set-up only.
+ * Creates a node (or replicator) record with the given id, or resets its password and name when
+ * the email exists in the collection of its role with that id. Set-up only. The id is required
+ * (never generated): it must be equal on every server, and a random one per server would split
+ * the fleet (each server would know another author for the same account).
  * @param pb - An SDK client authenticated as a superuser.
  * @param spec - The identity.
- * @returns The record id.
- * @throws TransportError on failure (see {@link toTransportError}).
+ * @returns The record id (`spec.id`).
+ * @throws NxsError `config/invalid` for a missing or malformed id, an invalid email or password
+ *   (the server's field messages are in the message, its `ClientResponseError` in `cause`), or an
+ *   account whose email exists under another id; TransportError `transport/unauthorized` without
+ *   superuser rights, `server/incompatible` when the schema is missing, `transport/unavailable`
+ *   when the server is unreachable.
  */
 export async function ensureNode(pb: PocketBase, spec: NodeSpec): Promise<string> {
   const collection = collectionOfRole(spec.role);
+  const label = `ensureNode ${JSON.stringify(spec.email)} in ${collection} at ${pb.baseURL}`;
+  if (typeof spec.id !== "string" || !NODE_ID_PATTERN.test(spec.id)) {
+    throw new NxsError(
+      ErrorCode.ConfigInvalid,
+      `${label}: id ${JSON.stringify(spec.id)} is not 15 chars of [a-z0-9]: give every node an explicit id, the same on every server (it is also the node's change origin)`,
+    );
+  }
   const body = {
     email: spec.email,
     password: spec.password,
@@ -345,23 +374,43 @@ export async function ensureNode(pb: PocketBase, spec: NodeSpec): Promise<string
     name: spec.name ?? spec.email,
     verified: true,
   };
+  const records = pb.collection(collection);
   try {
-    const found = await pb
-      .collection(collection)
-      .getFirstListItem(pb.filter("email = {:email}", { email: spec.email }), { requestKey: null })
-      .catch((e: { status?: number }) => {
-        if (e.status === 404) return undefined;
-        throw e;
-      });
+    const page = await records.getList(1, 1, {
+      filter: pb.filter("email = {:email}", { email: spec.email }),
+      skipTotal: true,
+      requestKey: null,
+    });
+    const found = page.items[0];
     if (found !== undefined) {
-      await pb.collection(collection).update(found.id, body, { requestKey: null });
+      if (found.id !== spec.id) {
+        throw new NxsError(
+          ErrorCode.ConfigInvalid,
+          `${label}: the account exists with id ${found.id}, not ${spec.id}: node ids must be equal on every server (delete the account on this server, or use its id everywhere)`,
+        );
+      }
+      await records.update(found.id, body, { requestKey: null });
       return found.id;
     }
-    const rec = await pb
-      .collection(collection)
-      .create(spec.id === undefined ? body : { ...body, id: spec.id }, { requestKey: null });
+    const rec = await records.create({ ...body, id: spec.id }, { requestKey: null });
     return rec.id;
   } catch (e) {
-    throw toTransportError(e, `ensureNode ${spec.email}`);
+    if (e instanceof NxsError) throw e;
+    const status = (e as { status?: unknown }).status;
+    if (status === 400) {
+      throw new NxsError(
+        ErrorCode.ConfigInvalid,
+        `${label}: refused by the server (${fieldErrors(e) || (e as Error).message}): fix the spec (a valid email, a password of at least 8 chars, an id no other account uses on this server)`,
+        { cause: e },
+      );
+    }
+    if (status === 404) {
+      throw new NxsError(
+        ErrorCode.ServerIncompatible,
+        `${label}: no collection ${collection} (404): run ensureSchema() first, or copy the migrations into pb_migrations`,
+        { cause: e },
+      );
+    }
+    throw toTransportError(e, label);
   }
 }

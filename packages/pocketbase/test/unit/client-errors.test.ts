@@ -1,7 +1,7 @@
 import { TransportError } from "@nxs-sync/core";
 import { ClientResponseError } from "pocketbase";
 import { describe, expect, it } from "vitest";
-import { createPocketBaseClient, toTransportError } from "../../src/client.js";
+import { assertEndpointUrl, createPocketBaseClient, toTransportError } from "../../src/client.js";
 
 const sdkError = (data: Record<string, unknown>) => new ClientResponseError(data);
 
@@ -53,4 +53,53 @@ describe("createPocketBaseClient", () => {
       }),
     ).toThrow(expect.objectContaining({ code: "schema/invalid" }));
   });
+});
+
+describe("connection errors keep their cause", () => {
+  const system = (code: string, message: string) => Object.assign(new Error(message), { code });
+
+  it.each([
+    ["ECONNREFUSED", system("ECONNREFUSED", "connect ECONNREFUSED 127.0.0.1:1")],
+    ["ENOTFOUND", system("ENOTFOUND", "getaddrinfo ENOTFOUND pb.invalid")],
+    // undici's fetch (batches) wraps Node's error: TypeError("fetch failed", { cause }).
+    ["ECONNRESET", new TypeError("fetch failed", { cause: system("ECONNRESET", "read ECONNRESET") })],
+  ])("names %s in the message and keeps Node's error as cause", (code, original) => {
+    const err = toTransportError(new ClientResponseError(original), "push");
+    expect(err.code).toBe("transport/unavailable");
+    expect(err.retryable).toBe(true);
+    expect(err.message).toContain(code);
+    expect(err.message).not.toContain("Something went wrong");
+    expect((err.cause as { code?: string }).code).toBe(code);
+  });
+
+  it("names a timeout", () => {
+    const timeout = new DOMException("request timed out after 5000 ms", "TimeoutError");
+    const err = toTransportError(new ClientResponseError(timeout), "pull");
+    expect(err.message).toMatch(/pull: server unavailable \(timeout: request timed out after 5000 ms\)/);
+    expect(err.cause).toBe(timeout);
+  });
+});
+
+describe("endpoint URLs", () => {
+  it.each([
+    ["127.0.0.1:18092", /write it with its scheme, e\.g\. "http:\/\/127\.0\.0\.1:18092"/],
+    ["localhost:8090", /"http:\/\/localhost:8090"/],
+    ["ftp://pb:8090", /use http:\/\/ or https:\/\//],
+    ["", /is not an http\(s\) URL/],
+    ["http://", /is not an http\(s\) URL/],
+  ])("refuses %j with config/invalid, saying how to fix it", (url, message) => {
+    expect(() => assertEndpointUrl(url)).toThrow(
+      expect.objectContaining({ code: "config/invalid", message: expect.stringMatching(message) }),
+    );
+    expect(() => createPocketBaseClient({ url })).toThrow(
+      expect.objectContaining({ code: "config/invalid" }),
+    );
+  });
+
+  it.each(["http://127.0.0.1:8090", "https://pb.example.com", "http://[::1]:8090/", "http://a.tailnet:8090"])(
+    "accepts %s",
+    (url) => {
+      expect(assertEndpointUrl(url)).toBe(url);
+    },
+  );
 });

@@ -93,3 +93,20 @@ describe("endpoint pool", () => {
     expect(p.healthy()).toEqual([b, a, c]);
   });
 });
+
+describe("endpoint validation", () => {
+  it("refuses an endpoint without a scheme at construction, naming it and the fix", () => {
+    expect(() => createEndpointPool({ endpoints: ["http://a.invalid:8090", "127.0.0.1:18092"] })).toThrow(
+      expect.objectContaining({
+        code: "config/invalid",
+        message: expect.stringMatching(/endpoints\[1\] "127\.0\.0\.1:18092".*"http:\/\/127\.0\.0\.1:18092"/),
+      }),
+    );
+  });
+
+  it("refuses an empty list with config/invalid", () => {
+    expect(() => createEndpointPool({ endpoints: [] })).toThrow(
+      expect.objectContaining({ code: "config/invalid" }),
+    );
+  });
+});
