@@ -3,9 +3,10 @@ import type { Change, Snapshot } from "./change.js";
 import { createEmitter } from "./emitter.js";
 import { ConflictError, ErrorCode, isNxsError, NxsError, StorageError, TransportError } from "./errors.js";
 import type { Hlc } from "./ids.js";
-import { type Logger, silentLogger } from "./logger.js";
+import { defaultLogger, type Logger } from "./logger.js";
 import { createSeededRandom, type Random, seedFromString } from "./random.js";
 import type { ApplyResult, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
+import { createReportThrottle, throttleKey } from "./report-throttle.js";
 import type { Cancel, Scheduler } from "./scheduler.js";
 import type { Storage, StoredState } from "./storage.js";
 import { type Transport, type TransportListener, TransportState } from "./transport.js";
@@ -82,6 +83,14 @@ export interface ReplicaStatus {
   readonly lastSyncAt: number | undefined;
 }
 
+/**
+ * Listeners to attach before the replica starts (option `on`): nothing the replica does at start
+ * (replaying and pushing a restored outbox, the first errors) is missed.
+ */
+export type ReplicaListeners = {
+  readonly [E in keyof ReplicaEvents]?: (payload: ReplicaEvents[E]) => void;
+};
+
 /** Options of {@link createReplica}. */
 export interface ReplicaOptions<D extends ReplicatedDoc = ReplicatedDoc> {
   /** The document to replicate (fresh, or restored from `storage` by {@link openReplica}). */
@@ -92,10 +101,32 @@ export interface ReplicaOptions<D extends ReplicatedDoc = ReplicatedDoc> {
   readonly storage: Storage;
   /** Time and timers (backoff, polling). */
   readonly scheduler: Scheduler;
-  /** Where diagnostics go (default: silent). */
+  /**
+   * Where diagnostics go. Default: {@link defaultLogger}, warnings and errors to stderr, one line
+   * each; pass `silentLogger` to silence it. A repeated identical error is logged once per minute
+   * with the count held back (events and `onError` still get each one).
+   */
   readonly logger?: Logger;
   /** Called with every background error, along with the `error` event. */
   readonly onError?: (error: NxsError, operation: ReplicaOperation) => void;
+  /**
+   * Event listeners attached at construction, before anything can fire: with {@link openReplica},
+   * which starts the replica before it returns, this is the way not to miss the first `pushed`,
+   * `applied` or `error` events.
+   */
+  readonly on?: ReplicaListeners;
+  /**
+   * When no server has answered for this long (no connect, push or pull succeeded), the replica
+   * reports `transport/unavailable` (`error` event, `onError`, `status().lastError`), once per
+   * outage. Default 10 000 ms; 0 turns it off.
+   */
+  readonly unreachableAfterMs?: number;
+  /**
+   * After a connect refused for good (`transport/unauthorized`: wrong credentials; `server/incompatible`,
+   * `config/invalid`), the replica tries again after this long, and reports each failure: an
+   * operator may fix the account or the server meanwhile. Default 60 000 ms; 0 gives up for good.
+   */
+  readonly refusedRetryMs?: number;
   /** Backoff of retries (default 250 ms doubling up to 30 s, with jitter). */
   readonly retry?: RetryPolicy;
   /** Jitter source (default: seeded from the replica id, so runs reproduce). */
@@ -228,7 +259,26 @@ interface Waiter {
 export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D>): Replica<D> {
   const { doc, transport, storage, scheduler } = options;
   const self = doc.replicaId;
-  const logger = options.logger ?? silentLogger;
+  if (transport.docId !== undefined && transport.docId !== doc.docId) {
+    throw new NxsError(
+      ErrorCode.ConfigInvalid,
+      `the transport carries doc "${transport.docId}" but the replica's doc is "${doc.docId}": ` +
+        "give the transport and createDoc the same docId",
+      { retryable: false },
+    );
+  }
+  if (transport.origin !== undefined && transport.origin !== self) {
+    throw new NxsError(
+      ErrorCode.ConfigInvalid,
+      `the transport pushes for origin "${transport.origin}" but the doc's replica id is "${self}": ` +
+        "give the transport's origin and createDoc's replicaId the same value",
+      { retryable: false },
+    );
+  }
+  const logger = options.logger ?? defaultLogger;
+  const unreachableAfterMs = Math.max(0, options.unreachableAfterMs ?? 10_000);
+  const refusedRetryMs = Math.max(0, options.refusedRetryMs ?? 60_000);
+  const logThrottle = createReportThrottle({ now: () => scheduler.now() });
   const retry = options.retry ?? {};
   const random = options.random ?? createSeededRandom(seedFromString(`${doc.docId}/${self}`));
   const pushBatchSize = Math.max(1, options.pushBatchSize ?? 100);
@@ -268,6 +318,10 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
 
   let connectTimer: Cancel | undefined;
   let connectAttempt = 0;
+  let unreachableTimer: Cancel | undefined;
+  /** `scheduler.now()` when a server last answered (connected, or a push or pull succeeded). */
+  let lastContactAt = 0;
+  let outageReported = false;
   let pollTimer: Cancel | undefined;
   let unsubscribeTransport: (() => void) | undefined;
 
@@ -286,7 +340,15 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
     }
   });
 
+  for (const [event, listener] of Object.entries(options.on ?? {})) {
+    if (typeof listener === "function") events.on(event as keyof ReplicaEvents, listener as never);
+  }
+
   const setState = (next: ReplicaState): void => {
+    if (next === ReplicaState.Connected) {
+      lastContactAt = scheduler.now();
+      outageReported = false;
+    }
     if (state === next || state === ReplicaState.Stopped) return;
     const previous = state;
     state = next;
@@ -295,8 +357,17 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
 
   function report(error: NxsError, operation: ReplicaOperation, retryInMs: number | undefined): void {
     lastError = error;
-    if (retryInMs === undefined) logger.error(`${tag} ${operation}: ${error.code}: ${error.message}`, error);
-    else logger.warn(`${tag} ${operation}: ${error.code}: ${error.message} (retry in ${retryInMs} ms)`);
+    const decision = logThrottle.admit(`${operation} ${throttleKey(error)}`);
+    if (decision.report) {
+      const more = decision.suppressed > 0 ? ` (and ${decision.suppressed} more like it since)` : "";
+      const cause =
+        error.cause instanceof Error && !error.message.includes(error.cause.message)
+          ? ` (cause: ${error.cause.message})`
+          : "";
+      const line = `${tag} ${operation}: ${error.code}: ${error.message}${cause}`;
+      if (retryInMs === undefined) logger.error(`${line}${more}`);
+      else logger.warn(`${line} (retry in ${retryInMs} ms)${more}`);
+    }
     events.emit("error", { error, operation, retryInMs });
     try {
       options.onError?.(error, operation);
@@ -576,6 +647,44 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
   };
 
   // ── connection ────────────────────────────────────────────────────────────────────────────
+  /** Reports, once per outage, that no server has answered for `unreachableAfterMs`. */
+  const checkUnreachable = (): void => {
+    unreachableTimer = undefined;
+    if (stopped || unreachableAfterMs <= 0) return;
+    const now = scheduler.now();
+    // Connected, or refused by a server (an answer: that failure is reported on its own).
+    if (state === ReplicaState.Connected || (lastError !== undefined && refusedCodes.has(lastError.code)))
+      lastContactAt = now;
+    const silentFor = now - lastContactAt;
+    if (silentFor >= unreachableAfterMs && !outageReported) {
+      outageReported = true;
+      const last = lastError === undefined ? "" : ` (last error: ${lastError.code}: ${lastError.message})`;
+      report(
+        new TransportError(
+          ErrorCode.TransportUnavailable,
+          `no server has answered for ${silentFor} ms${last}`,
+          {
+            cause: lastError,
+            retryable: true,
+          },
+        ),
+        "connect",
+        undefined,
+      );
+    }
+    unreachableTimer = later(
+      silentFor >= unreachableAfterMs ? unreachableAfterMs : unreachableAfterMs - silentFor,
+      checkUnreachable,
+    );
+  };
+
+  /** Codes of a connect refused for good: retried only after `refusedRetryMs`, for an operator to fix. */
+  const refusedCodes: ReadonlySet<string> = new Set([
+    ErrorCode.TransportUnauthorized,
+    ErrorCode.ServerIncompatible,
+    ErrorCode.ConfigInvalid,
+  ]);
+
   const connect = async (): Promise<void> => {
     connectTimer = undefined;
     if (stopped) return;
@@ -590,6 +699,9 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
         const delay = backoff(connectAttempt++);
         report(wrapped, "connect", delay);
         connectTimer = later(delay, () => void connect());
+      } else if (refusedRetryMs > 0 && refusedCodes.has(wrapped.code)) {
+        report(wrapped, "connect", refusedRetryMs);
+        connectTimer = later(refusedRetryMs, () => void connect());
       } else {
         report(wrapped, "connect", undefined);
       }
@@ -684,13 +796,16 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
     void pumpAppend();
     unsubscribeTransport = transport.subscribe(listener);
     schedulePoll();
+    lastContactAt = scheduler.now();
+    if (unreachableAfterMs > 0) unreachableTimer = later(unreachableAfterMs, checkUnreachable);
     void connect();
   };
 
   const stop = async (): Promise<void> => {
     stopped = true;
-    for (const cancel of [appendTimer, pushTimer, pullTimer, connectTimer, pollTimer]) cancel?.();
-    appendTimer = pushTimer = pullTimer = connectTimer = pollTimer = undefined;
+    for (const cancel of [appendTimer, pushTimer, pullTimer, connectTimer, pollTimer, unreachableTimer])
+      cancel?.();
+    appendTimer = pushTimer = pullTimer = connectTimer = pollTimer = unreachableTimer = undefined;
     stopLocal();
     unsubscribeTransport?.();
     if (startPromise !== undefined) await startPromise.catch(() => undefined);

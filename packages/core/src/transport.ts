@@ -49,6 +49,17 @@ export interface TransportListener {
  * `pull` is the truth. Implementations: `MemoryTransport` (core, tests), `PocketBaseTransport`.
  */
 export interface Transport {
+  /**
+   * The document this transport carries, when it is bound to one. A replica refuses, at
+   * construction, a transport bound to another doc than its own (its pushes would go to one doc
+   * and its pulls read another).
+   */
+  readonly docId?: string;
+  /**
+   * The origin (replica id) this transport pushes for, when it serves one replica. A replica
+   * refuses, at construction, a transport bound to another origin than its own.
+   */
+  readonly origin?: string;
   /** Opens the connection. Resolves once it is usable; retries the first connect itself. */
   connect(): Promise<void>;
   /** Closes the connection and stops every background task. Idempotent. */

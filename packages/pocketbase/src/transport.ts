@@ -2,7 +2,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   type Change,
   createEmitter,
+  createReportThrottle,
   type DocId,
+  defaultLogger,
   ErrorCode,
   isNxsError,
   type Logger,
@@ -10,11 +12,11 @@ import {
   type PullPage,
   type PushAck,
   type Snapshot,
-  silentLogger,
   type Transport,
   TransportError,
   type TransportListener,
   TransportState,
+  throttleKey,
   type ValidationError,
   type VersionVector,
 } from "@nxs-sync/core";
@@ -206,7 +208,8 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
       `minAcks ${minAcks} must be between 1 and the number of endpoints (${options.endpoints.length})`,
     );
   }
-  const logger = options.logger ?? silentLogger;
+  const logger = options.logger ?? defaultLogger;
+  const reportThrottle = createReportThrottle({ now: Date.now });
   const docId = options.docId;
   const ownOrigin = options.origin;
   /** The realtime filter: this doc's records, without this replica's own when its origin is known. */
@@ -253,10 +256,26 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
 
   const emit = events.emit;
 
+  /**
+   * Reports an error of background work. A repeated identical error is reported once per minute,
+   * with the count held back. Under a replica (a subscriber), the replica reports it (event,
+   * `onError`, its logger): the transport does not log it a second time.
+   */
   function reportError(error: Error): void {
-    logger.warn(`[nxs-pocketbase] ${error.message}`);
+    const decision = reportThrottle.admit(throttleKey(error));
+    if (!decision.report) return;
+    const more = decision.suppressed > 0 ? ` (and ${decision.suppressed} more like it since)` : "";
+    const reported =
+      more === "" || !isNxsError(error)
+        ? error
+        : new TransportError(error.code, `${error.message}${more}`, {
+            cause: error.cause,
+            retryable: error.retryable,
+          });
+    const handled = [...subscribers].some((s) => s.onError !== undefined);
+    if (!handled) logger.warn(`[nxs-pocketbase] ${reported.message}`);
     try {
-      options.onError?.(error);
+      options.onError?.(reported);
     } catch (e) {
       logger.error("[nxs-pocketbase] onError threw", e);
     }
@@ -430,10 +449,9 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
         // Network errors, timeouts and 5xx: retry (on whichever endpoint is active). Wrong
         // credentials or a refused subscription: give up, retrying cannot help.
         shouldRetry: ({ error }) => !closed && isNxsError(error) && error.retryable,
-        onFailedAttempt: ({ error, attemptNumber }) => {
-          if (attemptNumber === 1 || attemptNumber % 10 === 0) {
-            logger.warn(`[nxs-pocketbase] connect attempt ${attemptNumber} failed: ${error.message}`);
-          }
+        // Every failed attempt is reported (throttled: the same failure once a minute, with a count).
+        onFailedAttempt: ({ error }) => {
+          if (!closed && isNxsError(error) && error.retryable) reportError(error);
         },
       },
     )
@@ -931,6 +949,8 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   // ---- the port -------------------------------------------------------------------------------
 
   return {
+    docId,
+    ...(ownOrigin === undefined ? {} : { origin: ownOrigin }),
     async connect() {
       if (closed) throw closedError();
       pool.start();

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { createDoc, type Doc } from "../../src/doc.js";
 import { toDocId } from "../../src/ids.js";
+import { silentLogger } from "../../src/logger.js";
 import { createMemoryStorage } from "../../src/memory-storage.js";
 import { createMemoryHub, type MemoryTransport } from "../../src/memory-transport.js";
 import { createReplica, type Replica } from "../../src/replica.js";
@@ -101,6 +102,8 @@ async function run(seed: number, size: number, actions: readonly Action[]) {
       pushBatchSize: 3,
       snapshotEvery: 5,
       pollMs: 2_000,
+      // Faults are the point here: their warnings would only bury the test output.
+      logger: silentLogger,
     });
     replica.on("rejected", ({ rejected: r }) => rejected.push(...r.map((x) => x.error.message)));
     await replica.start();

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Change } from "../../src/change.js";
 import { ErrorCode, isNxsError, TransportError } from "../../src/errors.js";
 import { toDocId, toReplicaId } from "../../src/ids.js";
+import { silentLogger } from "../../src/logger.js";
 import { createMemoryStorage, type MemoryStorage } from "../../src/memory-storage.js";
 import { createMemoryHub, type MemoryHubOptions } from "../../src/memory-transport.js";
 import {
@@ -42,6 +43,7 @@ function setup(hubOptions: MemoryHubOptions = {}) {
       storage,
       scheduler,
       retry: { minMs: 100, maxMs: 1_000 },
+      logger: silentLogger,
       onError: (error, operation) => onErrorCalls.push({ code: error.code, operation }),
       ...rest,
     });
