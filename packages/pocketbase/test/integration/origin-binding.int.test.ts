@@ -1,5 +1,5 @@
 import { type Change, encodeHlc, isNxsError } from "@nxs-sync/core";
-import { type ProcessPocketBase, usePocketBaseServers } from "@nxs-sync/testing";
+import { describeWithDocker, type ProcessPocketBase, usePocketBaseServers } from "@nxs-sync/testing";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   Collections,
@@ -183,5 +183,34 @@ describe("a server without the bundle", () => {
     expect(isNxsError(err) && err.retryable).toBe(false);
     expect((err as Error).message).toContain(bare.url);
     expect((err as Error).message).toMatch(/pb_hooks.*--hooksDir/);
+  });
+});
+
+describeWithDocker("the project's PocketBase image", () => {
+  it("has the bundle baked in: versions served, unbound origins refused", async () => {
+    const node = await servers.startContainer({
+      name: `nxs-pb-hooks-${recordId().slice(0, 6)}`,
+      batch: false,
+    });
+    const res = await fetch(`${node.url}/nxs/version`);
+    expect(await res.json()).toMatchObject({ hooks: NXS_HOOKS_VERSION, schema: NXS_SCHEMA_VERSION });
+    await ensureSchema(node.client());
+    await provision(node, [gw]);
+    const doc = `d-${recordId()}`;
+    const t = createPocketBaseTransport({ endpoints: [node.url], auth: gw.auth, docId: doc });
+    open.push(t);
+    await t.connect();
+    const err = await pushError(t, [change(doc, `x-${gw.id}`, 1)]);
+    expect(isNxsError(err) && err.code).toBe("transport/rejected");
+    expect(await t.push([change(doc, gw.id, 1)])).toEqual({ acked: 1 });
+  });
+
+  it("leaves it out with nxsHooks: false", async () => {
+    const node = await servers.startContainer({
+      name: `nxs-pb-plain-${recordId().slice(0, 6)}`,
+      batch: false,
+      nxsHooks: false,
+    });
+    expect((await fetch(`${node.url}/nxs/version`)).status).toBe(404);
   });
 });
