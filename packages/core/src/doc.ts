@@ -1024,6 +1024,10 @@ class DocImpl<T> implements Doc<T> {
     this.#crdt = crdt;
     this.#log = log;
     this.#pending = [EMPTY_PATH];
+    // A snapshot may cover changes of this replica id made by an earlier incarnation (a restart on
+    // empty storage): never reuse their seqs.
+    const own = Math.max(log.vv.get(this.replicaId) ?? 0, ...(log.extra.get(this.replicaId) ?? []));
+    if (own > this.#localSeq) this.#localSeq = own;
     for (const h of crdt.lastHlc.values()) {
       try {
         this.#clock.receive(h);
