@@ -51,6 +51,11 @@ export class ChangeLog {
   readonly #floor = new Map<string, number>();
   /** Per origin: the HLC of the change at the compaction floor. */
   readonly #floorHlc = new Map<string, string>();
+  /**
+   * Per origin: the newest HLC a frontier passed to {@link compact} covered. A floor that came in a
+   * snapshot is not stable by itself (this replica may still get older changes of other origins).
+   */
+  readonly #stableHlc = new Map<string, string>();
   #version: VersionVector | undefined;
 
   /** Starts from a snapshot's version (nothing retained below it). */
@@ -189,21 +194,26 @@ export class ChangeLog {
 
   /**
    * Drops retained changes covered by `frontier` (clamped to what was applied).
-   * @returns Per origin, the HLC of the newest change now covered: stamps not after it are stable.
+   * @returns Per origin, the HLC of the newest change a frontier covered: stamps not after it are
+   * stable. An origin whose floor (from a snapshot) is above what the frontier covers has none.
    */
   compact(frontier: VersionVector): Map<string, string> {
     for (const [o, f0] of Object.entries(frontier)) {
       const f = Math.min(f0, this.vv.get(o) ?? 0);
       const old = this.#floor.get(o) ?? 0;
-      if (f <= old) continue;
-      const m = this.#log.get(o);
-      const h = m === undefined ? undefined : dropThrough(m, f);
-      if (h !== undefined) this.#floorHlc.set(o, h);
-      this.#floor.set(o, f);
-      if (m !== undefined && m.chunks.length === 0 && m.list.every((c) => c === undefined))
-        this.#log.delete(o);
+      if (f < old || f === 0) continue;
+      if (f > old) {
+        const m = this.#log.get(o);
+        const h = m === undefined ? undefined : dropThrough(m, f);
+        if (h !== undefined) this.#floorHlc.set(o, h);
+        this.#floor.set(o, f);
+        if (m !== undefined && m.chunks.length === 0 && m.list.every((c) => c === undefined))
+          this.#log.delete(o);
+      }
+      const h = this.#floorHlc.get(o);
+      if (h !== undefined) this.#stableHlc.set(o, h);
     }
-    return new Map(this.#floorHlc);
+    return new Map(this.#stableHlc);
   }
 
   /** Whether every change of `origin` after `seq` that was applied here is still retained. */
