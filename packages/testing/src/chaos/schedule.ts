@@ -142,7 +142,8 @@ export function generateFaultSchedule(options: FaultScheduleOptions): Fault[] {
   for (;;) {
     at += between(rnd, Math.round(meanGap / 2), Math.round((meanGap * 3) / 2));
     const durationMs = between(rnd, minFault, maxFault);
-    if (at + durationMs > options.durationMs) break;
+    if (at + minFault > options.durationMs) break;
+    if (at + durationMs > options.durationMs) continue;
     const kind = pickWeighted(kinds, rnd.next() * total);
     if (kind === undefined) break;
     const type = faultTargetType(kind);
