@@ -1,12 +1,12 @@
 import {
   computeStableFrontier,
   type DocId,
+  defaultLogger,
   intersectVersionVectors,
   isNxsError,
   type Logger,
   type ReplicatedDoc,
   type Snapshot,
-  silentLogger,
   type VersionVector,
 } from "@nxs-sync/core";
 import { ClientResponseError } from "pocketbase";
@@ -175,7 +175,9 @@ export interface CheckpointerOptions {
    */
   readonly expiryMs?: number;
   readonly failover?: FailoverOptions;
+  /** Warnings and errors, one line each. Default core's `defaultLogger` (stderr); pass `silentLogger` to silence. */
   readonly logger?: Logger;
+  /** A background checkpoint failed (also logged as a warning). */
   readonly onError?: (error: Error) => void;
   /** Time source (ms). Default `Date.now`. */
   readonly now?: () => number;
@@ -230,7 +232,7 @@ export interface Checkpointer {
  * ```
  */
 export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
-  const logger = options.logger ?? silentLogger;
+  const logger = options.logger ?? defaultLogger;
   const now = options.now ?? Date.now;
   const every = options.snapshotEvery ?? 10;
   const expiryMs = options.expiryMs ?? DEFAULT_EXPIRY_MS;
@@ -433,7 +435,9 @@ export interface CompactorOptions extends CompactOptions {
   readonly docs?: readonly string[];
   /** Interval of `start()`. Default 10 min. */
   readonly intervalMs?: number;
+  /** Warnings and errors, one line each. Default core's `defaultLogger` (stderr); pass `silentLogger` to silence. */
   readonly logger?: Logger;
+  /** A server could not be compacted (also logged as a warning). */
   readonly onError?: (error: Error) => void;
 }
 
@@ -453,7 +457,7 @@ export interface Compactor {
  * @returns A stopped compactor.
  */
 export function createCompactor(options: CompactorOptions): Compactor {
-  const logger = options.logger ?? silentLogger;
+  const logger = options.logger ?? defaultLogger;
   const clients = options.servers.map((s) =>
     createPocketBaseClient({
       url: s.url,

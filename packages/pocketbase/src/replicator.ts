@@ -1,18 +1,25 @@
 import {
+  type Cancel,
   createEmitter,
+  createReportThrottle,
+  defaultLogger,
   ErrorCode,
   isNxsError,
   type Logger,
-  silentLogger,
+  NxsError,
+  type Scheduler,
   TransportError,
+  throttleKey,
   ValidationError,
 } from "@nxs-sync/core";
+import { createTimerScheduler } from "@nxs-sync/core/node";
 import pRetry from "p-retry";
 import { ClientResponseError } from "pocketbase";
 import {
   createPocketBaseClient,
   type NodeAuth,
   type PocketBaseClient,
+  REPLICATORS_COLLECTION,
   replicatorAuth,
   toTransportError,
 } from "./client.js";
@@ -179,9 +186,55 @@ export interface ReplicatorOptions {
   readonly requestTimeoutMs?: number;
   /** Most concurrent writes per target server. Default 16. */
   readonly concurrency?: number;
+  /**
+   * When no server has been usable (reachable, and accepting this replicator's login) for this
+   * long, the replicator reports it once: a `fatal` event, `onError`, an error line and
+   * `status().lastError` (`nxs-replicator` then exits with code 4). It keeps trying meanwhile; a
+   * server that comes back clears it. Default 60 000 ms.
+   */
+  readonly lostAllAfterMs?: number;
+  /**
+   * Repeats of one failure (same code, operation, collection and servers) within this long after
+   * its report are counted, not reported; the count follows in one summary report at the end of
+   * the window. Default 60 000 ms.
+   */
+  readonly reportWindowMs?: number;
+  /**
+   * Time and timers of the replicator's own loops (anti-entropy and health intervals, the
+   * `lostAllAfterMs` bound, report windows). Default `createTimerScheduler()` of
+   * `@nxs-sync/core/node`; tests pass `createManualScheduler()`.
+   */
+  readonly scheduler?: Scheduler;
+  /** Warnings and errors, one line each. Default core's `defaultLogger` (stderr); pass `silentLogger` to silence. */
   readonly logger?: Logger;
-  /** Errors of background work (quarantined records, unreachable servers), already typed. */
+  /**
+   * Errors of background work, already typed (quarantined records, refused logins, unreachable
+   * servers, the `lostAllAfterMs` error), each reported once: repeats are rate-limited by
+   * `reportWindowMs`.
+   */
   readonly onError?: (error: Error) => void;
+}
+
+/** What {@link Replicator.status} returns. */
+export interface ReplicatorStatus {
+  /** `idle` before `start()`, `running`, `lost` while no server is usable, `stopped` after `stop()`. */
+  readonly state: "idle" | "running" | "lost" | "stopped";
+  /** Each server, in the order given. */
+  readonly servers: readonly {
+    readonly url: string;
+    /**
+     * `ok`: answers and accepted the login; `unreachable`: does not answer (down, frozen, cut off);
+     * `refused`: answers but refused the login (wrong credentials, not a replicator account, schema
+     * or hooks bundle missing).
+     */
+    readonly state: "ok" | "unreachable" | "refused";
+    /** Why it is unreachable or refused (undefined when `ok`). */
+    readonly lastError: NxsError | undefined;
+  }[];
+  /** Since when (scheduler ms) no server has been usable; undefined while one is. */
+  readonly lostSince: number | undefined;
+  /** The `lostAllAfterMs` error while every server stays lost past the bound, else undefined. */
+  readonly lastError: NxsError | undefined;
 }
 
 /** What one anti-entropy round did. */
@@ -190,8 +243,13 @@ export interface SyncStats {
   readonly copied: number;
   /** Records refused by `validate` (not copied). */
   readonly quarantined: number;
-  /** Servers that could not be read or written this round. */
+  /** Servers that did not answer this round (down, frozen, cut off). */
   readonly unreachable: readonly string[];
+  /**
+   * Servers that answered but refused this round's login or requests (`transport/unauthorized`,
+   * `transport/rejected`, `server/incompatible`): a configuration problem, not an outage.
+   */
+  readonly refused: readonly string[];
   /** Key rows listed to compare (0 when every digest agreed). */
   readonly listed: number;
 }
@@ -211,12 +269,27 @@ export interface ReplicatorEvents {
   sync: SyncStats;
   /** A server's realtime (re)connected. */
   connected: { readonly url: string };
+  /**
+   * The replicator cannot do its job: every server has been lost (unreachable or refusing the
+   * login) for longer than `lostAllAfterMs` (code `transport/unavailable`, or
+   * `transport/unauthorized` when every server refused). Once per episode; it keeps trying.
+   */
+  fatal: { readonly reason: "lost-all"; readonly error: NxsError };
 }
 
 /** Keeps collections identical on every server: realtime copy plus periodic anti-entropy. */
 export interface Replicator {
-  /** Authenticates, subscribes to every server and runs a first anti-entropy round (in the background for servers that are down). */
+  /**
+   * Logs in to every server, subscribes and runs a first anti-entropy round (in the background for
+   * servers that are down). A server that refuses the login is reported and tried again every
+   * anti-entropy round.
+   * @throws TransportError `transport/unauthorized` (or `server/incompatible`) when every server
+   *   refused the login: the message names each server, the auth collection tried and the reason.
+   *   The replicator is stopped then.
+   */
   start(): Promise<void>;
+  /** Where the replicator stands: each server's state, and whether all are lost past the bound. */
+  status(): ReplicatorStatus;
   /**
    * Runs one anti-entropy round over every collection and server now (joins a round already
    * queued). `full: true` compares full key lists even where digests agree.
@@ -234,8 +307,18 @@ export interface Replicator {
 interface Server {
   readonly url: string;
   readonly client: PocketBaseClient;
+  /** The auth collection it logs in to. */
+  readonly collection: string;
   healthy: boolean;
   subscribed: boolean;
+  /** A subscription attempt is running (in the background, with retries). */
+  subscribing: boolean;
+  /** Why the last login failed when the server answered and refused it; undefined after a login. */
+  refused: NxsError | undefined;
+  /** The last failure that made it unreachable. */
+  lastError: NxsError | undefined;
+  /** When (scheduler ms) the last login was tried. */
+  loginTriedAt: number;
   /** Keys this replicator wrote there recently (their realtime echo is skipped). */
   readonly echoes: Map<string, number>;
   /** Limits concurrent writes to this server (a burst of realtime events must not flood it). */
@@ -256,6 +339,72 @@ function createGate(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
       waiting.shift()?.();
     }
   };
+}
+
+/** Whether a failure means the server answered and said no (as opposed to not answering). */
+function isRefusal(error: NxsError): boolean {
+  return (
+    error.code !== ErrorCode.TransportUnavailable &&
+    error.code !== ErrorCode.Aborted &&
+    error.code !== ErrorCode.Closed
+  );
+}
+
+/**
+ * What stays the same when one failure repeats across records: the status and field error codes of
+ * a server's answer, Node's error code of a request that got none (`ECONNREFUSED`), or else the
+ * message with record ids, quoted values and numbers masked.
+ */
+function failureSignature(error: Error): string {
+  let e: unknown = error;
+  for (let depth = 0; depth < 5 && e instanceof Error; depth++, e = e.cause) {
+    if (e instanceof ClientResponseError && e.status !== 0) {
+      const fields = (e.response?.data ?? {}) as Record<string, { code?: unknown } | undefined>;
+      const codes = Object.entries(fields).map(([f, v]) => `${f}:${String(v?.code)}`);
+      return [String(e.status), ...codes.sort()].join(",");
+    }
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && /^E[A-Z_]+$/.test(code)) return code;
+  }
+  return throttleKey(
+    error.message.replace(/\brecord [a-z0-9]+:/g, "record #:").replace(/"(?:[^"\\]|\\.)*"/g, '"…"'),
+  );
+}
+
+/**
+ * The throttle key of a failure: its code, the operation (with its collection), the server or pair
+ * of servers, and {@link failureSignature}. The same failure across many records is one key; another
+ * code, status, field, operation or server is another.
+ */
+function reportKey(error: Error, op: string, where: string): string {
+  const code = isNxsError(error) ? error.code : error.name;
+  return `${code}|${op}|${where}|${failureSignature(error)}`;
+}
+
+/** `error` with the count of its repeats held back (same type, code and cause). */
+function withRepeats(error: Error, repeats: number, sinceMs: number): Error {
+  const message = `${error.message} (and ${repeats.toLocaleString("en-US")} more like it in the last ${Math.max(1, Math.round(sinceMs / 1000))} s)`;
+  if (error instanceof TransportError) {
+    return new TransportError(error.code, message, {
+      cause: error.cause,
+      status: error.status,
+      retryable: error.retryable,
+    });
+  }
+  if (error instanceof ValidationError) {
+    return new ValidationError(message, {
+      code: error.code as typeof ErrorCode.SchemaInvalid,
+      issues: error.issues,
+      cause: error.cause,
+    });
+  }
+  if (isNxsError(error)) {
+    return new NxsError(error.code, message, {
+      cause: error.cause,
+      retryable: error.retryable,
+    });
+  }
+  return new Error(message, { cause: error });
 }
 
 const SYSTEM_FIELDS = new Set(["collectionId", "collectionName", "created", "updated", "expand"]);
@@ -342,27 +491,38 @@ function coverage(
  */
 export function createReplicator(options: ReplicatorOptions): Replicator {
   if (options.servers.length < 2) throw new RangeError("createReplicator: at least two servers are needed");
-  const logger = options.logger ?? silentLogger;
+  const logger = options.logger ?? defaultLogger;
+  const scheduler = options.scheduler ?? createTimerScheduler();
+  const lostAllAfterMs = options.lostAllAfterMs ?? 60_000;
+  const reportWindowMs = options.reportWindowMs ?? 60_000;
   const collections = options.collections ?? defaultReplicatedCollections();
   const intervalMs = options.intervalMs ?? 30_000;
   const healthIntervalMs = options.healthIntervalMs ?? 1000;
   const fullSweepEvery = Math.max(1, options.fullSweepEvery ?? 10);
   let rounds = 0;
   let fullRequested = false;
-  const servers: Server[] = options.servers.map((s) => ({
-    url: s.url,
-    client: createPocketBaseClient({
+  const servers: Server[] = options.servers.map((s) => {
+    const auth = replicatorAuth(s.auth);
+    return {
       url: s.url,
-      auth: replicatorAuth(s.auth),
-      requestTimeoutMs: options.requestTimeoutMs,
-      retry: { retries: 1, minTimeoutMs: 50, maxTimeoutMs: 200 },
-      logger,
-    }),
-    healthy: true,
-    subscribed: false,
-    echoes: new Map(),
-    gate: createGate(options.concurrency ?? 16),
-  }));
+      collection: auth.collection ?? REPLICATORS_COLLECTION,
+      client: createPocketBaseClient({
+        url: s.url,
+        auth,
+        requestTimeoutMs: options.requestTimeoutMs,
+        retry: { retries: 1, minTimeoutMs: 50, maxTimeoutMs: 200 },
+        logger,
+      }),
+      healthy: true,
+      subscribed: false,
+      subscribing: false,
+      refused: undefined,
+      lastError: undefined,
+      loginTriedAt: Number.NEGATIVE_INFINITY,
+      echoes: new Map(),
+      gate: createGate(options.concurrency ?? 16),
+    };
+  });
   const events = createEmitter<ReplicatorEvents>((error, event) =>
     logger.error(`[nxs-replicator] ${String(event)} listener threw`, error),
   );
@@ -370,20 +530,166 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   const stopController = new AbortController();
   let stopped = false;
   let started = false;
-  let timers: ReturnType<typeof setInterval>[] = [];
+  let loops: Cancel[] = [];
   let running: Promise<SyncStats> | undefined;
   let queued: Promise<SyncStats> | undefined;
+  /** Since when no server has been usable, and the task that fires at the bound. */
+  let lostSince: number | undefined;
+  let cancelLost: Cancel | undefined;
+  let lostError: NxsError | undefined;
 
   const emit = events.emit;
 
-  function reportError(error: Error): void {
-    logger.warn(`[nxs-replicator] ${error.message}`);
+  // ---- reports --------------------------------------------------------------------------------
+
+  const throttle = createReportThrottle({ now: () => scheduler.now(), windowMs: reportWindowMs });
+  /** Per throttle key: when it was last reported. */
+  const reportedAt = new Map<string, number>();
+  /** Per throttle key: the latest repeat held back, how many were, and the summary's timer. */
+  const held = new Map<string, { error: Error; count: number; level: "warn" | "error"; cancel: Cancel }>();
+
+  /** Logs one error (one line, with its code) and hands it to `onError`. */
+  function deliver(error: Error, level: "warn" | "error"): void {
+    const code = isNxsError(error) ? `${error.code}: ` : "";
+    logger[level](`[nxs-replicator] ${code}${error.message}`);
     try {
       options.onError?.(error);
     } catch (e) {
       logger.error("[nxs-replicator] onError threw", e);
     }
   }
+
+  function remember(key: string): void {
+    reportedAt.delete(key);
+    reportedAt.set(key, scheduler.now());
+    if (reportedAt.size > 1000) {
+      const oldest = reportedAt.keys().next().value;
+      if (oldest !== undefined) reportedAt.delete(oldest);
+    }
+  }
+
+  /** Reports what was held back under `key`: its latest repeat, with the count. */
+  function flush(key: string): void {
+    const pending = held.get(key);
+    if (pending === undefined) return;
+    held.delete(key);
+    pending.cancel();
+    const since = reportedAt.get(key);
+    throttle.admit(key); // due now: opens the next window
+    remember(key);
+    deliver(
+      withRepeats(pending.error, pending.count, scheduler.now() - (since ?? scheduler.now())),
+      pending.level,
+    );
+  }
+
+  /**
+   * Reports a failure of background work, at most once per `reportWindowMs` per kind of failure
+   * (see {@link reportKey}): the first at once, the repeats as one summary with their count at the
+   * end of the window.
+   * @param op - The operation (with its collection), e.g. `copy nxs_changes`.
+   * @param where - The server or servers, e.g. `http://a → http://b`.
+   */
+  function reportError(error: Error, op: string, where: string, level: "warn" | "error" = "warn"): void {
+    if (stopped) return;
+    const key = reportKey(error, op, where);
+    const decision = throttle.admit(key);
+    if (decision.report) {
+      const pending = held.get(key);
+      held.delete(key);
+      pending?.cancel();
+      const since = reportedAt.get(key);
+      remember(key);
+      const repeats = pending?.count ?? decision.suppressed;
+      deliver(
+        repeats > 0 ? withRepeats(error, repeats, scheduler.now() - (since ?? scheduler.now())) : error,
+        level,
+      );
+      return;
+    }
+    const pending = held.get(key);
+    if (pending !== undefined) {
+      pending.error = error;
+      pending.count++;
+      return;
+    }
+    const due = (reportedAt.get(key) ?? scheduler.now()) + reportWindowMs - scheduler.now();
+    held.set(key, { error, count: 1, level, cancel: scheduler.schedule(due, () => flush(key)) });
+  }
+
+  // ---- server states and the lost-all bound ---------------------------------------------------
+
+  const usable = (s: Server): boolean => s.healthy && s.refused === undefined;
+
+  function markUnreachable(s: Server, error: NxsError): void {
+    s.healthy = false;
+    s.lastError = error;
+    updateLost();
+  }
+
+  /** Starts or ends a "no server usable" episode; at `lostAllAfterMs` into one, reports it. */
+  function updateLost(): void {
+    if (stopped || !started) return;
+    if (servers.some(usable)) {
+      if (lostSince === undefined) return;
+      lostSince = undefined;
+      cancelLost?.();
+      cancelLost = undefined;
+      if (lostError !== undefined) logger.warn("[nxs-replicator] a server is usable again");
+      lostError = undefined;
+      return;
+    }
+    if (lostSince !== undefined) return;
+    lostSince = scheduler.now();
+    cancelLost = scheduler.schedule(lostAllAfterMs, onLostAll);
+  }
+
+  function onLostAll(): void {
+    cancelLost = undefined;
+    if (stopped || lostSince === undefined) return;
+    const allRefused = servers.every((s) => s.refused !== undefined);
+    const why = servers
+      .map((s) =>
+        s.refused !== undefined
+          ? `${s.url} refused the login to ${s.collection} (${s.refused.message})`
+          : `${s.url} unreachable (${s.lastError?.message ?? "no answer to GET /api/health"})`,
+      )
+      .join("; ");
+    const error = new TransportError(
+      allRefused ? ErrorCode.TransportUnauthorized : ErrorCode.TransportUnavailable,
+      `nxs-replicator: no server usable for ${Math.round((scheduler.now() - lostSince) / 1000)} s (lostAllAfterMs ${lostAllAfterMs}): ${why}`,
+      {
+        cause: servers.map((s) => s.refused ?? s.lastError).find((e) => e !== undefined),
+        retryable: !allRefused,
+      },
+    );
+    lostError = error;
+    deliver(error, "error");
+    emit("fatal", { reason: "lost-all", error });
+  }
+
+  /**
+   * Logs in to one server and records the outcome: a refusal (the server answered no) or an
+   * unreachable server.
+   * @throws The typed failure.
+   */
+  async function login(s: Server): Promise<void> {
+    try {
+      await s.client.authenticate();
+      s.refused = undefined;
+    } catch (e) {
+      const err = toTransportError(e, `login to ${s.collection} at ${s.url}`);
+      if (isRefusal(err)) s.refused = err;
+      else if (err.code === ErrorCode.TransportUnavailable) markUnreachable(s, err);
+      throw err;
+    } finally {
+      s.loginTriedAt = scheduler.now();
+      updateLost();
+    }
+  }
+
+  const reportRefusal = (s: Server, error: NxsError): void =>
+    reportError(error, `login to ${s.collection}`, s.url, "error");
 
   /** Validates; reports a refused record once. @returns True when the record may be copied. */
   function admit(
@@ -398,13 +704,13 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     if (!quarantined.has(tag)) {
       quarantined.add(tag);
       emit("quarantine", { collection: coll.name, url: from.url, recordId, error });
-      reportError(error);
+      reportError(error, `quarantine ${coll.name}`, from.url);
     }
     return false;
   }
 
   function rememberEcho(to: Server, coll: ReplicatedCollection, key: string): void {
-    to.echoes.set(`${coll.name}|${key}`, Date.now());
+    to.echoes.set(`${coll.name}|${key}`, scheduler.now());
     if (to.echoes.size > ECHO_LIMIT) {
       const oldest = to.echoes.keys().next().value;
       if (oldest !== undefined) to.echoes.delete(oldest);
@@ -487,10 +793,11 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       servers
         .filter((s) => s !== from)
         .map((to) =>
-          copy(coll, from, to, record).catch((err: unknown) => {
+          copy(coll, from, to, record).catch((e: unknown) => {
             // Anti-entropy copies it later (at the latest when `to` is reachable again).
-            reportError(toTransportError(err, `replicate to ${to.url}`));
-            to.healthy = false;
+            const err = toTransportError(e, `replicate to ${to.url}`);
+            if (err.code === ErrorCode.TransportUnavailable) markUnreachable(to, err);
+            reportError(err, `copy ${coll.name}`, `${from.url} → ${to.url}`);
           }),
         ),
     );
@@ -498,7 +805,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
 
   async function subscribe(server: Server): Promise<void> {
     const pb = server.client.pb;
-    await server.client.authenticate();
+    await login(server);
     await server.client.call(
       `subscribe ${server.url}`,
       async () => {
@@ -522,6 +829,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   }
 
   function subscribeInBackground(server: Server): void {
+    if (server.subscribing || stopped) return;
+    server.subscribing = true;
     pRetry(
       async () => {
         if (stopped) return;
@@ -537,12 +846,18 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         minTimeout: 200,
         maxTimeout: 2000,
         signal: stopController.signal,
-        shouldRetry: ({ error }) =>
-          !stopped && isNxsError(error) && error.code !== ErrorCode.TransportUnauthorized,
+        // A refused login is tried again by the next anti-entropy round.
+        shouldRetry: ({ error }) => !stopped && isNxsError(error) && !isRefusal(error),
       },
-    ).catch((e: unknown) => {
-      if (!stopped) reportError(toTransportError(e, `subscribe to ${server.url}`));
-    });
+    )
+      .catch((e: unknown) => {
+        const err = toTransportError(e, `subscribe to ${server.url}`);
+        if (server.refused === err) reportRefusal(server, err);
+        else reportError(err, "subscribe", server.url);
+      })
+      .finally(() => {
+        server.subscribing = false;
+      });
   }
 
   async function checkHealth(server: Server): Promise<void> {
@@ -550,6 +865,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     if (stopped) return;
     if (ok && !server.healthy) {
       server.healthy = true;
+      server.lastError = undefined;
+      updateLost();
       logger.info(`[nxs-replicator] ${server.url} is reachable again: resubscribing and catching up`);
       // No SSE heartbeat: after a pause the stream may look alive yet have missed events.
       server.client.pb.realtime.unsubscribe().catch(() => {});
@@ -557,8 +874,11 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       subscribeInBackground(server);
       scheduleSync();
     } else if (!ok && server.healthy) {
-      server.healthy = false;
-      logger.warn(`[nxs-replicator] ${server.url} is unreachable`);
+      logger.warn(`[nxs-replicator] ${server.url} is unreachable (no answer to GET /api/health)`);
+      markUnreachable(
+        server,
+        new TransportError(ErrorCode.TransportUnavailable, `${server.url}: no answer to GET /api/health`),
+      );
     }
   }
 
@@ -671,9 +991,25 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     return out;
   }
 
+  /** Failed servers of one anti-entropy round. */
+  interface RoundFailures {
+    readonly unreachable: Set<string>;
+    readonly refused: Set<string>;
+  }
+
+  /** Counts a failure of a round against a server, and reports it. */
+  function failed(round: RoundFailures, s: Server, err: NxsError, op: string, where = s.url): void {
+    if (isRefusal(err)) round.refused.add(s.url);
+    else {
+      round.unreachable.add(s.url);
+      if (err.code === ErrorCode.TransportUnavailable) markUnreachable(s, err);
+    }
+    reportError(err, op, where);
+  }
+
   async function syncCollection(
     coll: ReplicatedCollection,
-    unreachable: Set<string>,
+    round: RoundFailures,
     full: boolean,
   ): Promise<{ copied: number; quarantined: number; listed: number }> {
     const rule = coll.merge ?? MergeRules.immutable;
@@ -681,12 +1017,15 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     if (scope !== undefined && scope.length === 0) return { copied: 0, quarantined: 0, listed: 0 };
     const listed = await Promise.all(
       servers.map((s) =>
-        listKeys(s, coll, scope).catch((e: unknown) => {
-          unreachable.add(s.url);
-          s.healthy = false;
-          reportError(toTransportError(e, `anti-entropy: list ${coll.name} at ${s.url}`));
-          return undefined;
-        }),
+        // A server that refused the login, or failed earlier in this round, is left out (its failure
+        // is reported once, not once per collection).
+        s.refused !== undefined || round.unreachable.has(s.url)
+          ? undefined
+          : listKeys(s, coll, scope).catch((e: unknown) => {
+              const err = toTransportError(e, `anti-entropy: list ${coll.name} at ${s.url}`);
+              failed(round, s, err, `list ${coll.name}`);
+              return undefined;
+            }),
       ),
     );
     // For each key: the server holding the winning copy, and the servers lacking it (or holding an older one).
@@ -731,8 +1070,12 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       try {
         records = await fetchRecords(from, coll, allIds);
       } catch (e) {
-        unreachable.add(from.url);
-        reportError(toTransportError(e, `anti-entropy: read ${coll.name} at ${from.url}`));
+        failed(
+          round,
+          from,
+          toTransportError(e, `anti-entropy: read ${coll.name} at ${from.url}`),
+          `read ${coll.name}`,
+        );
         continue;
       }
       const byId = new Map(records.map((r) => [r.id, r]));
@@ -742,8 +1085,12 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
           try {
             skip = await coll.skipAt(to.client);
           } catch (e) {
-            unreachable.add(to.url);
-            reportError(toTransportError(e, `anti-entropy: prepare ${coll.name} at ${to.url}`));
+            failed(
+              round,
+              to,
+              toTransportError(e, `anti-entropy: prepare ${coll.name} at ${to.url}`),
+              `prepare ${coll.name}`,
+            );
             continue;
           }
         }
@@ -757,15 +1104,15 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
           try {
             if (await copy(coll, from, to, record)) copied++;
           } catch (e) {
-            unreachable.add(to.url);
-            reportError(toTransportError(e, `anti-entropy: copy ${coll.name} to ${to.url}`));
+            const err = toTransportError(e, `anti-entropy: copy ${coll.name} to ${to.url}`);
+            failed(round, to, err, `copy ${coll.name}`, `${from.url} → ${to.url}`);
             break;
           }
         }
       }
     }
     // Groups listed without anything to copy or refuse: same data, digests that differ for good.
-    if (listed.every((m) => m !== undefined) && unreachable.size === 0) {
+    if (listed.every((m) => m !== undefined) && round.unreachable.size + round.refused.size === 0) {
       if (settled.size > 10_000) settled.clear();
       for (const [key, signature] of differing.get(coll.name) ?? []) {
         if (!planned.has(key.slice(coll.name.length + 1))) settled.set(key, signature);
@@ -775,18 +1122,44 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     return { copied, quarantined: refused, listed: listed.reduce((n, m) => n + (m?.size ?? 0), 0) };
   }
 
+  /**
+   * Logs in again where a login is missing or was refused (at most once per half interval for a
+   * refusal), and subscribes where a login now works.
+   */
+  async function loginWhereNeeded(round: RoundFailures): Promise<void> {
+    await Promise.all(
+      servers.map(async (s) => {
+        const retry = s.refused !== undefined && scheduler.now() - s.loginTriedAt >= intervalMs / 2;
+        if (s.client.nodeId === undefined || retry) {
+          try {
+            await login(s);
+          } catch (e) {
+            const err = e as NxsError;
+            if (isRefusal(err)) reportRefusal(s, err);
+            else {
+              round.unreachable.add(s.url);
+              reportError(err, `login to ${s.collection}`, s.url);
+            }
+          }
+        }
+        if (s.refused !== undefined) round.refused.add(s.url);
+        else if (!s.subscribed && s.healthy && s.client.nodeId !== undefined) subscribeInBackground(s);
+      }),
+    );
+  }
+
   async function runSync(): Promise<SyncStats> {
     let copied = 0;
     let refused = 0;
-    const unreachable = new Set<string>();
-    await Promise.all(servers.map((s) => s.client.authenticate().catch(() => undefined)));
+    const round: RoundFailures = { unreachable: new Set(), refused: new Set() };
+    await loginWhereNeeded(round);
     let listedRows = 0;
     rounds++;
     const full = fullRequested || rounds % fullSweepEvery === 0;
     fullRequested = false;
     for (const coll of collections) {
       if (stopped) break;
-      const r = await syncCollection(coll, unreachable, full);
+      const r = await syncCollection(coll, round, full);
       copied += r.copied;
       refused += r.quarantined;
       listedRows += r.listed;
@@ -794,12 +1167,13 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     const stats: SyncStats = {
       copied,
       quarantined: refused,
-      unreachable: [...unreachable],
+      unreachable: [...round.unreachable],
+      refused: [...round.refused],
       listed: listedRows,
     };
-    if (copied > 0 || unreachable.size > 0) {
+    if (copied > 0 || round.unreachable.size + round.refused.size > 0) {
       logger.info(
-        `[nxs-replicator] anti-entropy: ${copied} copied, unreachable: ${[...unreachable].join(", ") || "none"}`,
+        `[nxs-replicator] anti-entropy: ${copied} copied, unreachable: ${stats.unreachable.join(", ") || "none"}, refused: ${stats.refused.join(", ") || "none"}`,
       );
     }
     emit("sync", stats);
@@ -829,34 +1203,91 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   function scheduleSync(): void {
     if (stopped) return;
     sync().catch((e: unknown) => {
-      if (!stopped) reportError(e instanceof Error ? e : new Error(String(e)));
+      if (!stopped) reportError(e instanceof Error ? e : new Error(String(e)), "anti-entropy", "all servers");
     });
+  }
+
+  /** Runs `task` every `ms` (scheduler time) until stopped. */
+  function every(ms: number, task: () => void): Cancel {
+    let cancel: Cancel = () => {};
+    const arm = (): void => {
+      cancel = scheduler.schedule(ms, () => {
+        if (stopped) return;
+        arm();
+        task();
+      });
+    };
+    arm();
+    return () => cancel();
+  }
+
+  async function stop(): Promise<void> {
+    if (stopped) return;
+    // What repeats held back is told now rather than lost.
+    for (const key of [...held.keys()]) flush(key);
+    stopped = true;
+    stopController.abort();
+    for (const cancel of loops) cancel();
+    loops = [];
+    cancelLost?.();
+    cancelLost = undefined;
+    for (const s of servers) s.client.close();
+    await running?.catch(() => undefined);
   }
 
   return {
     async start() {
-      if (started) return;
+      if (started || stopped) return;
       started = true;
-      for (const s of servers) subscribeInBackground(s);
-      timers = [
-        setInterval(scheduleSync, intervalMs),
-        setInterval(() => {
+      const logins = await Promise.all(
+        servers.map((s) =>
+          login(s).then(
+            () => undefined,
+            (e: unknown) => e as NxsError,
+          ),
+        ),
+      );
+      if (stopped) return;
+      if (logins.every((e) => e !== undefined && isRefusal(e))) {
+        const refusals = logins as NxsError[];
+        const error = new TransportError(
+          refusals.find((e) => e.code === ErrorCode.TransportUnauthorized)?.code ?? refusals[0]!.code,
+          `nxs-replicator: no server accepted the login: ${servers
+            .map((s, i) => `${s.url} refused the login to ${s.collection} (${refusals[i]!.message})`)
+            .join("; ")}`,
+          { cause: refusals[0] },
+        );
+        await stop();
+        throw error;
+      }
+      servers.forEach((s, i) => {
+        const e = logins[i];
+        if (e !== undefined && isRefusal(e)) reportRefusal(s, e);
+        else subscribeInBackground(s);
+      });
+      loops = [
+        every(intervalMs, scheduleSync),
+        every(healthIntervalMs, () => {
           for (const s of servers) void checkHealth(s);
-        }, healthIntervalMs),
+        }),
       ];
-      for (const t of timers) t.unref?.();
+      updateLost();
       await sync();
     },
     sync,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      stopController.abort();
-      for (const t of timers) clearInterval(t);
-      timers = [];
-      for (const s of servers) s.client.close();
-      await running?.catch(() => undefined);
+    status() {
+      return {
+        state: stopped ? "stopped" : !started ? "idle" : lostSince !== undefined ? "lost" : "running",
+        servers: servers.map((s) => ({
+          url: s.url,
+          state: s.refused !== undefined ? "refused" : s.healthy ? "ok" : "unreachable",
+          lastError: s.refused ?? (s.healthy ? undefined : s.lastError),
+        })),
+        lostSince,
+        lastError: lostError,
+      };
     },
+    stop,
     on: events.on,
   };
 }
