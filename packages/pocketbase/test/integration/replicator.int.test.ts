@@ -1,4 +1,6 @@
-import { type Change, encodeHlc } from "@nxs-sync/core";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { type Change, createManualScheduler, encodeHlc, type NxsError } from "@nxs-sync/core";
 import {
   type ProcessPocketBase,
   startTcpProxy,
@@ -273,7 +275,7 @@ describe("replicator", () => {
     const lines: string[] = [];
     const log = (...a: unknown[]) => lines.push(a.map(String).join(" "));
     const exit = runReplicatorCli(["--server", s1.url, "--server", s2.url, "--interval", "60000"], {
-      env: { NXS_NODE_EMAIL: repl.email, NXS_NODE_PASSWORD: repl.password },
+      env: { NXS_REPLICATOR_EMAIL: repl.email, NXS_REPLICATOR_PASSWORD: repl.password },
       logger: { debug: () => {}, info: log, warn: log, error: log },
       signal: stop.signal,
     });
@@ -353,5 +355,98 @@ describe("replicator", () => {
     const second = await fresh.sync();
     expect(first.copied + second.copied).toBe(0);
     expect(second.listed).toBe(first.listed - 4);
+  });
+
+  it.each([
+    ["a wrong password", () => ({ email: repl.email, password: "not-the-password" })],
+    ["a gateway account of nxs_nodes", () => ({ email: gwA.email, password: gwA.password })],
+  ])(
+    "start() rejects with transport/unauthorized when every server refuses the login (%s)",
+    async (_, creds) => {
+      const errors: Error[] = [];
+      const r = createReplicator({
+        servers: [
+          { url: s1.url, auth: creds() },
+          { url: s2.url, auth: creds() },
+        ],
+        onError: (e) => errors.push(e),
+      });
+      cleanups.push(() => r.stop());
+      const error = await r.start().then(
+        () => undefined,
+        (e: NxsError) => e,
+      );
+      expect(error?.code).toBe("transport/unauthorized");
+      for (const url of [s1.url, s2.url]) {
+        expect(error?.message).toContain(`${url} refused the login to nxs_replicators`);
+      }
+      expect(error?.message).not.toMatch(/unreachable|unavailable/);
+      expect(r.status().state).toBe("stopped");
+      expect(errors).toEqual([]);
+    },
+  );
+
+  it("the nxs-replicator process exits 3 when a gateway account's login is refused everywhere", async () => {
+    const root = fileURLToPath(new URL("../../../../", import.meta.url));
+    const bin = fileURLToPath(new URL("../../src/bin.ts", import.meta.url));
+    const env: NodeJS.ProcessEnv = { ...process.env, NXS_REPLICATOR_EMAIL: gwA.email };
+    env.NXS_REPLICATOR_PASSWORD = gwA.password;
+    delete env.NXS_NODE_EMAIL;
+    delete env.NXS_NODE_PASSWORD;
+    const child = spawn(process.execPath, ["--import", "tsx", bin, "--server", s1.url, "--server", s2.url], {
+      cwd: root,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    expect(code, stderr).toBe(3);
+    const lines = stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^nxs-sync ERROR \[nxs-replicator\] exit 3: transport\/unauthorized: /);
+    for (const url of [s1.url, s2.url])
+      expect(lines[0]).toContain(`${url} refused the login to nxs_replicators`);
+  });
+
+  it("a copy refused for every record is reported once, then once with the count of its repeats", async () => {
+    const doc = `d-${recordId()}`;
+    const b = gateway(s2.url, gwB, doc);
+    for (const seq of range(1, 5)) await b.push([change(doc, gwB.id, seq)]);
+    const scheduler = createManualScheduler();
+    const lines: string[] = [];
+    const log = (m: string) => lines.push(m);
+    // A gateway account (its own collection named): it may read everything but not write B's records.
+    const r = replicator({
+      servers: [
+        { url: link1.url, auth: gwA.auth },
+        { url: link2.url, auth: gwA.auth },
+      ],
+      scheduler,
+      intervalMs: 10 * 60_000,
+      logger: { debug: () => {}, info: () => {}, warn: log, error: log },
+    });
+    let rounds = 0;
+    r.on("sync", () => rounds++);
+    let connected = 0;
+    r.on("connected", () => connected++);
+    await r.start();
+    await waitFor(() => connected === 2, { description: "both servers subscribed" });
+    // Joins (or follows) the rounds the two realtime connections asked for: every round is over then.
+    await r.sync();
+    for (let i = 0; i < 8; i++) await r.sync();
+    // Each round fails once copying B's records from s2 to s1 (the rest of that copy is skipped).
+    const refusedCopy = (e: Error) =>
+      (e as NxsError).code === "transport/rejected" && e.message.includes(`nxs_changes to ${link1.url}`);
+    expect(rounds).toBeGreaterThanOrEqual(10);
+    expect(r.errors.filter(refusedCopy)).toHaveLength(1);
+    scheduler.advance(60_000);
+    const reports = r.errors.filter(refusedCopy);
+    expect(reports).toHaveLength(2);
+    expect(reports[1]!.message).toMatch(new RegExp(`\\(and ${rounds - 1} more like it in the last 60 s\\)$`));
+    // Each report is one log line, not a warning and an error.
+    expect(lines.filter((l) => l.includes(`nxs_changes to ${link1.url}`))).toHaveLength(2);
   });
 });
