@@ -475,7 +475,9 @@ function coverage(
  * Creates a server-to-server replicator. It writes through the record API (so hooks and realtime
  * fire on every server), authenticates as a replicator account (`nxs_replicators`, never a superuser), and is
  * safe multi-master: servers may take writes while cut off, and converge when they meet again.
- * @param options - Servers (two or more), collections, intervals.
+ * It fails loudly: `start()` rejects when every server refuses the login, and a `fatal` event (plus
+ * `onError` and `status().lastError`) says when no server has been usable for `lostAllAfterMs`.
+ * @param options - Servers (two or more), collections, intervals, bounds, scheduler, logger.
  * @returns A stopped replicator; call `start()`.
  * @throws RangeError with fewer than two servers.
  * @example
@@ -486,7 +488,8 @@ function coverage(
  *     { url: "http://secondary:8090", auth: { email: "repl@nodes.local", password } },
  *   ],
  * });
- * await replicator.start();
+ * replicator.on("fatal", ({ error }) => console.error(error.code, error.message));
+ * await replicator.start(); // rejects with transport/unauthorized when every login is refused
  * ```
  */
 export function createReplicator(options: ReplicatorOptions): Replicator {

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { type Change, createManualScheduler, encodeHlc, type NxsError } from "@nxs-sync/core";
+import { type Change, createManualScheduler, encodeHlc, type NxsError, silentLogger } from "@nxs-sync/core";
 import {
   type ProcessPocketBase,
   startTcpProxy,
@@ -448,5 +448,44 @@ describe("replicator", () => {
     expect(reports[1]!.message).toMatch(new RegExp(`\\(and ${rounds - 1} more like it in the last 60 s\\)$`));
     // Each report is one log line, not a warning and an error.
     expect(lines.filter((l) => l.includes(`nxs_changes to ${link1.url}`))).toHaveLength(2);
+  });
+
+  it("every link cut: one fatal lost-all report once lostAllAfterMs passed on its clock, cleared when a server is back", async () => {
+    const scheduler = createManualScheduler();
+    const r = replicator({ scheduler, lostAllAfterMs: 60_000, logger: silentLogger });
+    const fatal: ReplicatorEvents["fatal"][] = [];
+    r.on("fatal", (f) => fatal.push(f));
+    await r.start();
+    expect(r.status().state).toBe("running");
+    link1.cut();
+    link2.cut();
+    // Health checks run on the scheduler's clock: each poll moves it by one health interval.
+    await waitFor(
+      () => {
+        if (r.status().lostSince === undefined) scheduler.advance(200);
+        return r.status().lostSince !== undefined;
+      },
+      { description: "both servers unreachable" },
+    );
+    expect(r.status().servers.map((s) => s.state)).toEqual(["unreachable", "unreachable"]);
+    const lostSince = r.status().lostSince as number;
+    scheduler.advance(lostSince + 60_000 - 1 - scheduler.now());
+    expect(fatal).toEqual([]);
+    scheduler.advance(1);
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]!.error.code).toBe("transport/unavailable");
+    for (const url of [link1.url, link2.url]) expect(fatal[0]!.error.message).toContain(`${url} unreachable`);
+    expect(r.status()).toMatchObject({ state: "lost", lastError: fatal[0]!.error });
+    link2.heal();
+    await waitFor(
+      () => {
+        if (r.status().lostSince !== undefined) scheduler.advance(200);
+        return r.status().lostSince === undefined;
+      },
+      { description: "s2 usable again" },
+    );
+    expect(r.status()).toMatchObject({ state: "running", lastError: undefined });
+    expect(r.status().servers.map((s) => s.state)).toEqual(["unreachable", "ok"]);
+    expect(fatal).toHaveLength(1);
   });
 });
