@@ -116,6 +116,7 @@ export { MAX_OPS_PER_CHANGE } from "./stamp.js";
 export type { EncodedChildren, EncodedNode, EncodedState } from "./state-codec.js";
 export type { Storage, StoredState } from "./storage.js";
 export {
+  type HighWater,
   type PullPage,
   type PushAck,
   type Transport,

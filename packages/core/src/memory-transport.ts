@@ -4,6 +4,7 @@ import type { DocId } from "./ids.js";
 import { createSeededRandom } from "./random.js";
 import type { Cancel, Scheduler } from "./scheduler.js";
 import {
+  type HighWater,
   type PullPage,
   type PushAck,
   type Transport,
@@ -395,6 +396,17 @@ export function createMemoryHub(options: MemoryHubOptions = {}): MemoryHub {
             throw unavailable("push committed but its answer was lost (simulated)");
           }
           return { acked: limit };
+        },
+        async highWater(origin: string): Promise<HighWater> {
+          // A server answers this without a realtime connection: only a cut or a close fails it.
+          if (e.closed) throw new TransportError(ErrorCode.Closed, `memory transport ${name} is closed`);
+          if (!e.online) throw unavailable(`${name} is cut off (highWater)`);
+          const d = docLog(docId);
+          let best: Change | undefined;
+          for (const c of d.log)
+            if (c.origin === origin && (best === undefined || c.seq > best.seq)) best = c;
+          const seq = Math.max(best?.seq ?? 0, getVersion(d.snapshot?.version ?? {}, origin));
+          return best === undefined ? { seq } : { seq, hlc: best.hlc };
         },
         pull(since: VersionVector): AsyncIterable<PullPage> {
           return {

@@ -127,6 +127,13 @@ export interface ReplicaOptions<D extends ReplicatedDoc = ReplicatedDoc> {
    * operator may fix the account or the server meanwhile. Default 60 000 ms; 0 gives up for good.
    */
   readonly refusedRetryMs?: number;
+  /**
+   * On empty storage (no snapshot, outbox or last seq), ask the transport what the servers hold of
+   * this replica id (`transport.highWater`) and catch up on it before `start()` resolves, so that a
+   * restart without its volume never reuses the seqs of an earlier incarnation. Default true (only
+   * transports with `highWater` are asked). See docs/engine.md, "Replica identity".
+   */
+  readonly identityCheck?: boolean;
   /** Backoff of retries (default 250 ms doubling up to 30 s, with jitter). */
   readonly retry?: RetryPolicy;
   /** Jitter source (default: seeded from the replica id, so runs reproduce). */
@@ -308,6 +315,10 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
   let pushTimer: Cancel | undefined;
   let pushAttempt = 0;
   let pushBlocked: NxsError | undefined;
+  /** Set while `start()` learns what the servers hold of this replica id: nothing is pushed meanwhile. */
+  let identityPending = false;
+  /** Wakes a `start()` waiting between identity attempts when the replica stops. */
+  let wakeStart: (() => void) | undefined;
   let highestAcked = 0;
 
   let pulling = false;
@@ -534,7 +545,7 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
 
   // ── push ──────────────────────────────────────────────────────────────────────────────────
   const pumpPush = async (): Promise<void> => {
-    if (pushing || pushBlocked !== undefined || pushTimer !== undefined) return;
+    if (pushing || pushBlocked !== undefined || pushTimer !== undefined || identityPending) return;
     if (!transportUp || stopped || unacked.length === 0) return;
     pushing = true;
     try {
@@ -782,6 +793,78 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
     }
   };
 
+  /** Waits `ms` on the scheduler, or until the replica stops. */
+  const pause = (ms: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const cancel = later(ms, () => {
+        wakeStart = undefined;
+        resolve();
+      });
+      wakeStart = () => {
+        cancel();
+        resolve();
+      };
+    });
+
+  const closedError = (): NxsError => new NxsError(ErrorCode.Closed, `${tag} stopped`);
+
+  /**
+   * A replica on empty storage: asks the servers what they hold of this replica id and catches up on
+   * it (the pulls bring those changes; the doc continues its seqs and clock after them) before any
+   * local change is pushed.
+   */
+  const adoptIdentity = async (highWater: NonNullable<Transport["highWater"]>): Promise<void> => {
+    let floor: { readonly seq: number } | undefined;
+    for (let attempt = 0; floor === undefined; attempt++) {
+      if (stopped) throw closedError();
+      try {
+        floor = await highWater(self);
+      } catch (error) {
+        const wrapped = toTransportError(error, "highWater");
+        if (stopped) throw closedError();
+        if (!wrapped.retryable && !refusedCodes.has(wrapped.code)) throw wrapped;
+        const delay = wrapped.retryable ? backoff(attempt) : Math.max(refusedRetryMs, 1);
+        report(wrapped, "start", delay);
+        await pause(delay);
+      }
+    }
+    if (floor.seq === 0) return;
+    const made = getVersion(doc.version(), self);
+    if (made > 0 && made <= floor.seq) {
+      const error = new ConflictError(
+        `${tag} the servers hold ${floor.seq} change(s) of replica id ${self} (an earlier incarnation) and this ` +
+          `doc made ${made} on empty storage before start() finished: their seqs clash. ` +
+          "Write only after start() (or openReplica) resolves; these local changes are not pushed",
+        { retryable: false },
+      );
+      pushBlocked = error;
+      throw error;
+    }
+    logger.info(
+      `${tag} the servers hold ${floor.seq} change(s) of this replica id: catching up before writing`,
+    );
+    for (let attempt = 0; getVersion(doc.version(), self) < floor.seq; attempt++) {
+      if (stopped) throw closedError();
+      if (attempt > 0) {
+        const missing = floor.seq - getVersion(doc.version(), self);
+        const delay = backoff(attempt);
+        if (attempt >= 3) {
+          report(
+            new TransportError(
+              ErrorCode.TransportUnavailable,
+              `waiting for ${missing} change(s) of replica id ${self} that a server holds (an earlier incarnation) before writing`,
+            ),
+            "start",
+            delay,
+          );
+        }
+        await pause(delay);
+      }
+      requestPull("manual");
+      await waitFor(() => !pulling && pullRequested === undefined).catch(() => undefined);
+    }
+  };
+
   const start = async (): Promise<void> => {
     if (stopped) throw new NxsError(ErrorCode.Closed, `${tag} stopped`);
     let stored: StoredState | undefined;
@@ -792,6 +875,11 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
     }
     if (stopped) throw new NxsError(ErrorCode.Closed, `${tag} stopped`);
     restore(stored);
+    const fresh =
+      stored === undefined ||
+      (stored.snapshot === undefined && stored.outbox.length === 0 && stored.last === undefined);
+    const highWater = transport.highWater?.bind(transport);
+    identityPending = fresh && highWater !== undefined && options.identityCheck !== false;
     loaded = true;
     void pumpAppend();
     unsubscribeTransport = transport.subscribe(listener);
@@ -799,10 +887,20 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
     lastContactAt = scheduler.now();
     if (unreachableAfterMs > 0) unreachableTimer = later(unreachableAfterMs, checkUnreachable);
     void connect();
+    if (identityPending && highWater !== undefined) {
+      try {
+        await adoptIdentity(highWater);
+      } finally {
+        identityPending = false;
+        wakeStart = undefined;
+      }
+      void pumpPush();
+    }
   };
 
   const stop = async (): Promise<void> => {
     stopped = true;
+    wakeStart?.();
     for (const cancel of [appendTimer, pushTimer, pullTimer, connectTimer, pollTimer, unreachableTimer])
       cancel?.();
     appendTimer = pushTimer = pullTimer = connectTimer = pollTimer = unreachableTimer = undefined;

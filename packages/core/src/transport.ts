@@ -44,6 +44,14 @@ export interface TransportListener {
   onError?(error: Error): void;
 }
 
+/** What the servers hold of one origin: see {@link Transport.highWater}. */
+export interface HighWater {
+  /** The highest seq of the origin any server holds (0: none). */
+  readonly seq: number;
+  /** The HLC of that change, when a change record carries it. */
+  readonly hlc?: string;
+}
+
 /**
  * The port between the sync engine and a network. Bound to one document. Realtime is a hint,
  * `pull` is the truth. Implementations: `MemoryTransport` (core, tests), `PocketBaseTransport`.
@@ -60,6 +68,14 @@ export interface Transport {
    * refuses, at construction, a transport bound to another origin than its own.
    */
   readonly origin?: string;
+  /**
+   * Optional: the highest seq (and the HLC of that change, when known) that the servers hold of
+   * `origin` in this doc, counting change records, snapshots and acknowledgements. A replica that
+   * starts on empty storage asks it, and catches up on its own earlier changes before it writes, so
+   * that a new incarnation of a replica id never reuses the seqs of an earlier one.
+   * @throws TransportError `transport/unavailable` (retryable) when no server answered.
+   */
+  highWater?(origin: string): Promise<HighWater>;
   /** Opens the connection. Resolves once it is usable; retries the first connect itself. */
   connect(): Promise<void>;
   /** Closes the connection and stops every background task. Idempotent. */

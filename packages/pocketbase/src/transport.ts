@@ -828,6 +828,89 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     return { acked, rejected };
   }
 
+  // ---- identity -------------------------------------------------------------------------------
+
+  /** A seq of `origin` in a stored version vector (a snapshot's or an ack's), 0 when unreadable. */
+  const seqIn = (version: unknown, origin: string): number => {
+    const v = (version as Record<string, unknown> | null | undefined)?.[origin];
+    return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : 0;
+  };
+
+  /** What one server holds of `origin` in this doc: change packs, the newest snapshot, its ack. */
+  async function highWaterOn(ep: Endpoint, origin: string): Promise<{ seq: number; hlc?: string }> {
+    const [packs, snapshots, acks] = await Promise.all([
+      ep.client.call("identity: newest change", (pb) =>
+        pb.collection(Collections.Changes).getList(1, 1, {
+          filter: pb.filter("doc = {:doc} && origin = {:origin}", { doc: docId, origin }),
+          sort: "-last",
+          skipTotal: true,
+          fields: "last,hlc",
+          requestKey: null,
+        }),
+      ),
+      ep.client.call("identity: newest snapshot", (pb) =>
+        pb.collection(Collections.Snapshots).getList(1, 1, {
+          filter: pb.filter("doc = {:doc}", { doc: docId }),
+          sort: "-created,-id",
+          skipTotal: true,
+          fields: "version",
+          requestKey: null,
+        }),
+      ),
+      ep.client.call("identity: ack", (pb) =>
+        pb.collection(Collections.Acks).getList(1, 1, {
+          filter: pb.filter("doc = {:doc} && replica = {:origin}", { doc: docId, origin }),
+          skipTotal: true,
+          fields: "version",
+          requestKey: null,
+        }),
+      ),
+    ]);
+    const head = packs.items[0] as { last?: unknown; hlc?: unknown } | undefined;
+    const seq = Math.max(
+      typeof head?.last === "number" && Number.isSafeInteger(head.last) ? head.last : 0,
+      seqIn((snapshots.items[0] as { version?: unknown } | undefined)?.version, origin),
+      seqIn((acks.items[0] as { version?: unknown } | undefined)?.version, origin),
+    );
+    return typeof head?.hlc === "string" ? { seq, hlc: head.hlc } : { seq };
+  }
+
+  /**
+   * The highest seq and HLC any server holds of `origin` (asked of every server at once): a replica
+   * on empty storage continues after them instead of reusing an earlier incarnation's seqs.
+   * @throws TransportError `transport/unavailable` when no server answered.
+   */
+  async function highWater(origin: string): Promise<{ seq: number; hlc?: string }> {
+    if (closed) throw closedError();
+    const results = await Promise.allSettled(pool.endpoints.map((ep) => highWaterOn(ep, origin)));
+    const answers = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const failures = results.flatMap((r, i) =>
+      r.status === "rejected" ? [`${pool.endpoints[i]!.url}: ${String((r.reason as Error).message)}`] : [],
+    );
+    if (answers.length === 0) {
+      const first = results.find((r): r is PromiseRejectedResult => r.status === "rejected")?.reason;
+      throw isNxsError(first) && !first.retryable
+        ? first
+        : new TransportError(
+            ErrorCode.TransportUnavailable,
+            `no server answered what it holds of ${origin} (${failures.join("; ")})`,
+            { cause: first, retryable: true },
+          );
+    }
+    if (failures.length > 0) {
+      logger.warn(
+        `[nxs-pocketbase] identity of ${origin}: only ${answers.length} of ${results.length} server(s) answered (${failures.join("; ")}); ` +
+          "a change of this replica id that only a silent server holds may see its seq reused",
+      );
+    }
+    let best: { seq: number; hlc?: string } = { seq: 0 };
+    for (const a of answers) {
+      const hlc = a.hlc !== undefined && (best.hlc === undefined || a.hlc > best.hlc) ? a.hlc : best.hlc;
+      best = hlc === undefined ? { seq: Math.max(best.seq, a.seq) } : { seq: Math.max(best.seq, a.seq), hlc };
+    }
+    return best;
+  }
+
   // ---- pull -----------------------------------------------------------------------------------
 
   /**
@@ -951,6 +1034,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   return {
     docId,
     ...(ownOrigin === undefined ? {} : { origin: ownOrigin }),
+    highWater,
     async connect() {
       if (closed) throw closedError();
       pool.start();

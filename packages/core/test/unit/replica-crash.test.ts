@@ -39,6 +39,8 @@ function world() {
       transport,
       scheduler,
       snapshotEvery,
+      // A first start offline: the id is new, and no server could tell (see "Replica identity").
+      identityCheck: online,
       createDoc: (restored) => createFakeDoc({ docId, replicaId: me, now: () => scheduler.now(), restored }),
     }).then((replica) => ({ replica, transport }));
   };
@@ -143,6 +145,7 @@ describe("crash and reload from file storage", () => {
         transport,
         scheduler,
         snapshotEvery: 2,
+        identityCheck: false, // the first start is offline, with a new id
         createDoc: ({ snapshot, last }) =>
           createDoc({
             schema,

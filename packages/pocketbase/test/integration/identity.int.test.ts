@@ -1,0 +1,138 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { counter, createDoc, type Doc, openReplica, type Replica, silentLogger } from "@nxs-sync/core";
+import { createFileStorage, createTimerScheduler } from "@nxs-sync/core/node";
+import {
+  type PocketBaseCluster,
+  type ProcessPocketBase,
+  usePocketBaseServers,
+  waitFor,
+} from "@nxs-sync/testing";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { createPocketBaseTransport, createReplicator, ensureSchema, NodeRole } from "../../src/index.js";
+import { makeNode, provision, recordId, stableJson } from "./helpers.js";
+
+const servers = usePocketBaseServers();
+let cluster: PocketBaseCluster<ProcessPocketBase>;
+let primary: ProcessPocketBase;
+let secondary: ProcessPocketBase;
+const gw1 = makeNode("gw-1");
+const gw2 = makeNode("gw-2");
+const repl = makeNode("repl", NodeRole.Replicator);
+
+beforeAll(async () => {
+  cluster = await servers.startCluster({ nodes: 2, batch: false });
+  [primary, secondary] = cluster.nodes as [ProcessPocketBase, ProcessPocketBase];
+  for (const s of cluster.nodes) {
+    await ensureSchema(s.client());
+    await provision(s, [gw1, gw2, repl]);
+  }
+});
+
+let cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  cleanups = [];
+});
+
+const schema = z.object({ items: z.record(z.string(), z.number()), hits: counter() });
+type State = z.output<typeof schema>;
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "nxs-identity-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A gateway process's replica: file storage in `dir`, endpoints `[own, other]`. */
+async function gateway(
+  node: typeof gw1,
+  replicaId: string,
+  docId: string,
+  dir: string,
+  endpoints: readonly string[],
+): Promise<{ replica: Replica<Doc<State>>; acked: Set<number> }> {
+  const transport = createPocketBaseTransport({
+    endpoints,
+    auth: node.auth,
+    docId,
+    origin: replicaId,
+    requestTimeoutMs: 2000,
+    logger: silentLogger,
+  });
+  cleanups.push(() => transport.close());
+  const acked = new Set<number>();
+  const replica = await openReplica({
+    storage: createFileStorage({ dir }),
+    transport,
+    scheduler: createTimerScheduler(),
+    logger: silentLogger,
+    on: {
+      pushed: (e) => {
+        for (const c of e.changes) acked.add(c.seq);
+      },
+    },
+    createDoc: ({ snapshot, last }) =>
+      createDoc({
+        schema,
+        docId,
+        replicaId,
+        clock: Date.now,
+        initial: { items: {}, hits: 0 },
+        ...(snapshot === undefined ? {} : { snapshot }),
+        ...(last === undefined ? {} : { last }),
+      }),
+  });
+  cleanups.push(() => replica.stop());
+  return { replica, acked };
+}
+
+describe("replica identity on real servers", () => {
+  it("a gateway killed and restarted on empty storage (same replica id) loses no acknowledged change and reuses no seq", async () => {
+    const docId = `d-${recordId()}`;
+    const replicator = createReplicator({
+      servers: [
+        { url: primary.url, auth: repl.auth },
+        { url: secondary.url, auth: repl.auth },
+      ],
+      logger: silentLogger,
+    });
+    cleanups.push(() => replicator.stop());
+    await replicator.start();
+    const id = `${gw1.id}.a`;
+    const first = await gateway(gw1, id, docId, await tempDir(), [primary.url, secondary.url]);
+    for (let i = 0; i < 30; i++) {
+      first.replica.doc.change((d) => {
+        d.items[`old${i}`] = i;
+        d.hits += 1;
+      });
+    }
+    await first.replica.flush();
+    expect(first.acked.size).toBe(30);
+    // Killed: the process is gone without stop(); the pod comes back without its volume.
+    const again = await gateway(gw1, id, docId, await tempDir(), [primary.url, secondary.url]);
+    // openReplica resolved only once the new incarnation caught up on the old one's changes.
+    expect(Object.keys(again.replica.doc.get().items)).toHaveLength(30);
+    for (let i = 0; i < 20; i++) {
+      again.replica.doc.change((d) => {
+        d.items[`new${i}`] = i;
+        d.hits += 1;
+      });
+    }
+    await again.replica.flush();
+    expect([...again.acked].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => 31 + i));
+
+    // Every acknowledged change of both incarnations reaches a reader on the other server.
+    const reader = await gateway(gw2, `${gw2.id}.r`, docId, await tempDir(), [secondary.url, primary.url]);
+    await waitFor(() => stableJson(reader.replica.doc.get()) === stableJson(again.replica.doc.get()), {
+      timeoutMs: 30_000,
+      description: "the reader converged on the restarted gateway",
+    });
+    const state = reader.replica.doc.get();
+    expect(Object.keys(state.items)).toHaveLength(50);
+    expect(state.hits).toBe(50);
+    expect(reader.replica.status().gaps).toEqual({});
+  });
+});
