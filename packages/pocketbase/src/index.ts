@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 
-export { type ReplicatorCliContext, runReplicatorCli } from "./cli.js";
+export { type ReplicatorCliContext, ReplicatorExitCode, runReplicatorCli } from "./cli.js";
 export {
   assertEndpointUrl,
   closeSdkClient,
@@ -88,6 +88,7 @@ export {
   type ReplicatorEvents,
   type ReplicatorOptions,
   type ReplicatorServer,
+  type ReplicatorStatus,
   type SyncStats,
 } from "./replicator.js";
 export {
