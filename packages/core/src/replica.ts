@@ -317,6 +317,8 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
   let pushBlocked: NxsError | undefined;
   /** Set while `start()` learns what the servers hold of this replica id: nothing is pushed meanwhile. */
   let identityPending = false;
+  /** Local changes the doc made before `start()` learned what the servers hold of this replica id. */
+  let madeBeforeIdentity = 0;
   /** Wakes a `start()` waiting between identity attempts when the replica stops. */
   let wakeStart: (() => void) | undefined;
   let highestAcked = 0;
@@ -762,6 +764,7 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
   };
 
   const stopLocal = doc.onLocalChange((change) => {
+    if (identityPending) madeBeforeIdentity++;
     buffered.push(change);
     void pumpAppend();
   });
@@ -829,8 +832,8 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
       }
     }
     if (floor.seq === 0) return;
-    const made = getVersion(doc.version(), self);
-    if (made > 0 && made <= floor.seq) {
+    const made = madeBeforeIdentity;
+    if (made > 0) {
       const error = new ConflictError(
         `${tag} the servers hold ${floor.seq} change(s) of replica id ${self} (an earlier incarnation) and this ` +
           `doc made ${made} on empty storage before start() finished: their seqs clash. ` +
@@ -880,6 +883,8 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
       (stored.snapshot === undefined && stored.outbox.length === 0 && stored.last === undefined);
     const highWater = transport.highWater?.bind(transport);
     identityPending = fresh && highWater !== undefined && options.identityCheck !== false;
+    // Nothing remote is applied yet: every change of this replica id the doc has, it made here.
+    madeBeforeIdentity = getVersion(doc.version(), self);
     loaded = true;
     void pumpAppend();
     unsubscribeTransport = transport.subscribe(listener);

@@ -143,6 +143,30 @@ migrate(
       );
     }
 
+    if (!exists("nxs_leases")) {
+      app.save(
+        new Collection({
+          id: "pbc_nxs_leases",
+          name: "nxs_leases",
+          type: "base",
+          fields: [
+            { name: "doc", type: "text", required: true, max: 64, pattern: ID_PATTERN },
+            { name: "replica", type: "text", required: true, max: 64, pattern: ID_PATTERN },
+            { name: "holder", type: "text", required: true, max: 64 },
+            { name: "until", type: "number", required: true, onlyInt: true, min: 1 },
+            { name: "node", type: "text", required: true, max: 64 },
+            created,
+          ],
+          indexes: ["CREATE UNIQUE INDEX idx_nxs_leases_doc_replica ON nxs_leases (doc, replica)"],
+          listRule: IS_MEMBER,
+          viewRule: IS_MEMBER,
+          createRule: null,
+          updateRule: null,
+          deleteRule: MAINTENANCE,
+        }),
+      );
+    }
+
     if (!exists("nxs_heads")) {
       app.save(
         new Collection({
@@ -171,6 +195,7 @@ migrate(
   (app) => {
     for (const name of [
       "nxs_heads",
+      "nxs_leases",
       "nxs_acks",
       "nxs_snapshots",
       "nxs_changes",

@@ -11,13 +11,77 @@
 // client (packages/pocketbase/src/hooks.ts, kept equal by a unit test).
 routerAdd("GET", "/nxs/version", (e) => {
   let schemaInstalled = true;
-  try {
-    $app.findCollectionByNameOrId("nxs_changes");
-  } catch (_) {
-    schemaInstalled = false;
+  for (const name of ["nxs_changes", "nxs_leases"]) {
+    try {
+      $app.findCollectionByNameOrId(name);
+    } catch (_) {
+      schemaInstalled = false;
+    }
   }
-  return e.json(200, { name: "nxs-sync", hooks: 1, schema: 1, schemaInstalled: schemaInstalled });
+  return e.json(200, { name: "nxs-sync", hooks: 2, schema: 2, schemaInstalled: schemaInstalled });
 });
+
+// POST /nxs/lease {doc, replica, holder, ttlMs, release?}: the lease of a replica id, so that two
+// live processes never write as one replica (they would reuse each other's seqs). Atomic: the read
+// and the write share one transaction on the single writer. A gateway (nxs_nodes) may only lease a
+// replica id bound to itself. Answers 200 {until, now, previous} (server ms; `previous` is the holder
+// taken over from, or null) when `holder` holds it now, 409 {holder, until, now} while another
+// holder's lease runs; `release: true` gives up the caller's lease.
+routerAdd(
+  "POST",
+  "/nxs/lease",
+  (e) => {
+    const body = e.requestInfo().body || {};
+    const doc = String(body.doc || "");
+    const replica = String(body.replica || "");
+    const holder = String(body.holder || "");
+    const node = e.auth.id;
+    if (!doc || !holder || holder.length > 64 || !(replica === node || replica.startsWith(`${node}.`))) {
+      throw new BadRequestError(
+        `lease: replica ${JSON.stringify(replica)} is not bound to the authenticated node ${node}, or doc/holder is missing`,
+      );
+    }
+    const ttl = Math.min(Math.max(Math.floor(Number(body.ttlMs) || 30000), 1000), 3600000);
+    let answer = null;
+    $app.runInTransaction((tx) => {
+      const now = Date.now();
+      let lease = null;
+      try {
+        lease = tx.findFirstRecordByFilter("nxs_leases", "doc = {:doc} && replica = {:replica}", {
+          doc: doc,
+          replica: replica,
+        });
+      } catch (_) {
+        lease = null;
+      }
+      if (lease && lease.getString("holder") !== holder && lease.getInt("until") > now) {
+        answer = { status: 409, holder: lease.getString("holder"), until: lease.getInt("until"), now: now };
+        return;
+      }
+      if (body.release === true) {
+        if (lease && lease.getString("holder") === holder) tx.delete(lease);
+        answer = { status: 200, until: 0, now: now };
+        return;
+      }
+      let previous = null;
+      if (!lease) {
+        lease = new Record(tx.findCollectionByNameOrId("nxs_leases"));
+        lease.set("doc", doc);
+        lease.set("replica", replica);
+      } else if (lease.getString("holder") !== holder) {
+        previous = lease.getString("holder");
+      }
+      lease.set("holder", holder);
+      lease.set("until", now + ttl);
+      lease.set("node", node);
+      tx.save(lease);
+      // `previous`: the holder whose lease ran out and was taken over (it died or lost this server).
+      answer = { status: 200, until: now + ttl, now: now, previous: previous };
+    });
+    return e.json(answer.status, answer);
+  },
+  $apis.requireAuth("nxs_nodes"),
+);
 
 // Origin binding, enforced at write time. A gateway (a record of nxs_nodes) may create a change
 // pack or an ack only for a replica bound to itself: exactly its node id, or `<nodeId>.<instance>`

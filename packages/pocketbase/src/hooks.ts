@@ -5,12 +5,12 @@ import { ErrorCode, TransportError } from "@nxs-sync/core";
  * own on `GET /nxs/version`; a unit test keeps the two equal. Bump both when the bundle changes in
  * a way clients depend on.
  */
-export const NXS_HOOKS_VERSION = 1;
+export const NXS_HOOKS_VERSION = 2;
 /**
  * Version of the nxs-sync schema (collections and rules of `ensureSchema()` and of
  * `migrations/`). The bundle reports the schema version it was written for.
  */
-export const NXS_SCHEMA_VERSION = 1;
+export const NXS_SCHEMA_VERSION = 2;
 /** Path of the route the bundle serves. */
 export const NXS_VERSION_PATH = "/nxs/version";
 

@@ -11,6 +11,8 @@ export const Collections = {
   Changes: "nxs_changes",
   Snapshots: "nxs_snapshots",
   Acks: "nxs_acks",
+  /** Per (doc, replica id), the live process holding it (written by the hooks bundle only). */
+  Leases: "nxs_leases",
   /** A view: per (doc, origin), the highest seq held and the number of records (the anti-entropy digest). */
   Heads: "nxs_heads",
 } as const;
@@ -185,6 +187,26 @@ export function schemaDefinitions(): readonly CollectionDef[] {
       viewRule: IS_MEMBER,
       createRule: ACK_CREATE,
       updateRule: ACK_UPDATE,
+      deleteRule: MAINTENANCE,
+    },
+    {
+      // Written only by the hooks bundle's POST /nxs/lease (in a transaction): no API write rule.
+      id: "pbc_nxs_leases",
+      name: Collections.Leases,
+      type: "base",
+      fields: [
+        idText("doc"),
+        idText("replica"),
+        { name: "holder", type: "text", required: true, max: 64 },
+        { name: "until", type: "number", required: true, onlyInt: true, min: 1 },
+        { name: "node", type: "text", required: true, max: 64 },
+        created,
+      ],
+      indexes: ["CREATE UNIQUE INDEX idx_nxs_leases_doc_replica ON nxs_leases (doc, replica)"],
+      listRule: IS_MEMBER,
+      viewRule: IS_MEMBER,
+      createRule: null,
+      updateRule: null,
       deleteRule: MAINTENANCE,
     },
     {

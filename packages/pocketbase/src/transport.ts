@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   type Change,
@@ -106,6 +107,13 @@ export interface PocketBaseTransportOptions {
    * Default 1000; 0 turns it off.
    */
   readonly rePushWindow?: number;
+  /**
+   * With an `origin`: how long the lease on that replica id lasts on a server (renewed every third
+   * of it while the transport is open, released by `close()`). A second live process pushing for the
+   * same replica id is refused (`conflict`) while the lease runs; one that died frees it when it runs
+   * out. Default 15 000 ms; 0 turns leases off. Needs the hooks bundle (`POST /nxs/lease`).
+   */
+  readonly leaseTtlMs?: number;
   /** Validation of incoming records (HLC decoder, size limits). `docs` is fixed to `docId`. */
   readonly decode?: Omit<DecodeChangeOptions, "docs">;
   readonly logger?: Logger;
@@ -512,6 +520,110 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     }),
   );
 
+  // ---- lease ----------------------------------------------------------------------------------
+
+  /**
+   * The lease on this transport's replica id, per server: no two live processes push for one
+   * replica id (they would make different changes with the same seqs; the server would keep one
+   * and acknowledge the other as a duplicate). Taken before the first push to a server, renewed in
+   * the background, released at close. See docs/engine.md, "Replica identity".
+   */
+  const leaseTtlMs = ownOrigin === undefined ? 0 : Math.max(0, options.leaseTtlMs ?? 15_000);
+  const leaseHolder = randomUUID();
+  /** Per server URL, the local time until which the lease is surely ours. */
+  const leases = new Map<string, number>();
+  /** Per server URL, the refusal of the last attempt to take the lease there. */
+  const leaseConflicts = new Map<string, NxsError>();
+  /**
+   * After taking over a lease another process held (it died or lost the server): the highest seq the
+   * servers then held of this replica id. Local changes at or below it clash with that process's.
+   */
+  let takeoverFloor: number | undefined;
+  let leaseTimer: ReturnType<typeof setInterval> | undefined;
+
+  async function leaseOn(ep: Endpoint, release = false): Promise<void> {
+    const sentAt = Date.now();
+    const body = { doc: docId, replica: ownOrigin, holder: leaseHolder, ttlMs: leaseTtlMs, release };
+    let answer: { previous?: unknown };
+    try {
+      answer = await ep.client.call(
+        release ? "release lease" : "lease",
+        (pb) => pb.send("/nxs/lease", { method: "POST", body, requestKey: null }),
+        { retry: false },
+      );
+    } catch (e) {
+      const cause = isNxsError(e) ? e.cause : e;
+      if (!(cause instanceof ClientResponseError) || cause.status !== 409) throw e;
+      leases.delete(ep.url);
+      const data = (cause.response ?? {}) as { until?: unknown; now?: unknown };
+      const left =
+        typeof data.until === "number" && typeof data.now === "number"
+          ? ` for ${data.until - data.now} ms more`
+          : "";
+      const conflict = new TransportError(
+        ErrorCode.Conflict,
+        `replica id ${ownOrigin} of doc ${docId} is held by another live process at ${ep.url} (its lease runs${left}): ` +
+          "two processes must not push for one replica id; give each its own instance (<node id>.<instance>). " +
+          "A process that died frees it when its lease runs out; until then nothing of this one is pushed",
+        { cause: e, status: 409, retryable: true },
+      );
+      leaseConflicts.set(ep.url, conflict);
+      throw conflict;
+    }
+    leaseConflicts.delete(ep.url);
+    if (release) {
+      leases.delete(ep.url);
+      return;
+    }
+    leases.set(ep.url, sentAt + leaseTtlMs);
+    if (typeof answer.previous === "string" && answer.previous !== leaseHolder && ownOrigin !== undefined) {
+      // Taken over from another process: what it pushed up to now may clash with our local changes.
+      const hw = await highWater(ownOrigin);
+      takeoverFloor = Math.max(takeoverFloor ?? 0, hw.seq);
+      logger.warn(
+        `[nxs-pocketbase] took over the lease of replica id ${ownOrigin} at ${ep.url} from another process; the servers hold its changes up to seq ${hw.seq}`,
+      );
+      // The replica pulls what that process pushed (realtime leaves this origin out).
+      queueMicrotask(fireResync);
+    }
+  }
+
+  /** Holds the lease at `ep` (taking or renewing it) before a push there; refuses while another process holds one anywhere. */
+  async function ensureLease(ep: Endpoint): Promise<void> {
+    if (leaseTtlMs === 0) return;
+    const until = leases.get(ep.url);
+    if (until === undefined || until - Date.now() < (leaseTtlMs * 2) / 3) await leaseOn(ep);
+    const conflict = leaseConflicts.values().next().value;
+    if (conflict !== undefined) throw conflict;
+    if (leaseTimer === undefined && !closed) {
+      leaseTimer = setInterval(() => void renewLeases(), Math.max(250, Math.floor(leaseTtlMs / 3)));
+      leaseTimer.unref?.();
+    }
+  }
+
+  /** Renews the lease where it is held, and takes it on the other healthy servers (best effort). */
+  async function renewLeases(): Promise<void> {
+    const healthy = new Set(pool.healthy());
+    await Promise.all(
+      pool.endpoints
+        .filter((ep) => leases.has(ep.url) || leaseConflicts.has(ep.url) || healthy.has(ep))
+        .map(async (ep) => {
+          try {
+            await leaseOn(ep);
+          } catch (e) {
+            if (!closed && isNxsError(e) && e.code === ErrorCode.Conflict) reportError(e);
+          }
+        }),
+    );
+  }
+
+  async function releaseLeases(): Promise<void> {
+    if (leaseTimer !== undefined) clearInterval(leaseTimer);
+    leaseTimer = undefined;
+    const held = pool.endpoints.filter((ep) => leases.has(ep.url));
+    await Promise.allSettled(held.map((ep) => leaseOn(ep, true)));
+  }
+
   // ---- push -----------------------------------------------------------------------------------
 
   /**
@@ -758,6 +870,20 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   ): Promise<{ acked: number; rejected?: NxsError }> {
     const signal = downSignal(ep);
     if (ep.client.nodeId === undefined) await abortable(ep.client.authenticate(), signal);
+    await abortable(ensureLease(ep), signal);
+    const first = changes[0];
+    if (
+      takeoverFloor !== undefined &&
+      first !== undefined &&
+      first.origin === ownOrigin &&
+      first.seq <= takeoverFloor
+    ) {
+      throw new TransportError(
+        ErrorCode.Conflict,
+        `changes ${first.origin}/${first.seq}.. clash with the ones another process pushed for this replica id (up to seq ${takeoverFloor}) while it held the lease: they are not pushed`,
+        { retryable: false },
+      );
+    }
     return commitChanges(ep, changes, signal);
   }
 
@@ -1045,6 +1171,8 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     async close() {
       if (closed) return;
       closed = true;
+      // Released so that a restart takes over at once; bounded: a frozen server must not hold close().
+      await Promise.race([releaseLeases(), sleep(1000, undefined, { ref: false })]);
       closeController.abort(closedError());
       for (const c of downControllers.values()) c.abort(closedError());
       downControllers.clear();

@@ -1,11 +1,20 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { counter, createDoc, type Doc, openReplica, type Replica, silentLogger } from "@nxs-sync/core";
+import {
+  counter,
+  createDoc,
+  type Doc,
+  type NxsError,
+  openReplica,
+  type Replica,
+  silentLogger,
+} from "@nxs-sync/core";
 import { createFileStorage, createTimerScheduler } from "@nxs-sync/core/node";
 import {
   type PocketBaseCluster,
   type ProcessPocketBase,
+  startTcpProxy,
   usePocketBaseServers,
   waitFor,
 } from "@nxs-sync/testing";
@@ -53,17 +62,19 @@ async function gateway(
   docId: string,
   dir: string,
   endpoints: readonly string[],
-): Promise<{ replica: Replica<Doc<State>>; acked: Set<number> }> {
+): Promise<{ replica: Replica<Doc<State>>; acked: Set<number>; errors: NxsError[] }> {
   const transport = createPocketBaseTransport({
     endpoints,
     auth: node.auth,
     docId,
     origin: replicaId,
     requestTimeoutMs: 2000,
+    leaseTtlMs: 3000,
     logger: silentLogger,
   });
   cleanups.push(() => transport.close());
   const acked = new Set<number>();
+  const errors: NxsError[] = [];
   const replica = await openReplica({
     storage: createFileStorage({ dir }),
     transport,
@@ -72,6 +83,9 @@ async function gateway(
     on: {
       pushed: (e) => {
         for (const c of e.changes) acked.add(c.seq);
+      },
+      error: (e) => {
+        errors.push(e.error);
       },
     },
     createDoc: ({ snapshot, last }) =>
@@ -86,7 +100,7 @@ async function gateway(
       }),
   });
   cleanups.push(() => replica.stop());
-  return { replica, acked };
+  return { replica, acked, errors };
 }
 
 describe("replica identity on real servers", () => {
@@ -102,7 +116,19 @@ describe("replica identity on real servers", () => {
     cleanups.push(() => replicator.stop());
     await replicator.start();
     const id = `${gw1.id}.a`;
-    const first = await gateway(gw1, id, docId, await tempDir(), [primary.url, secondary.url]);
+    // The first incarnation reaches the servers through proxies: cutting them is its death as the
+    // servers see it (no lease release, no goodbye).
+    const proxies = [await startTcpProxy(primary.url), await startTcpProxy(secondary.url)];
+    cleanups.push(async () => {
+      for (const p of proxies) await p.close();
+    });
+    const first = await gateway(
+      gw1,
+      id,
+      docId,
+      await tempDir(),
+      proxies.map((p) => p.url),
+    );
     for (let i = 0; i < 30; i++) {
       first.replica.doc.change((d) => {
         d.items[`old${i}`] = i;
@@ -112,6 +138,7 @@ describe("replica identity on real servers", () => {
     await first.replica.flush();
     expect(first.acked.size).toBe(30);
     // Killed: the process is gone without stop(); the pod comes back without its volume.
+    for (const p of proxies) p.cut("reset");
     const again = await gateway(gw1, id, docId, await tempDir(), [primary.url, secondary.url]);
     // openReplica resolved only once the new incarnation caught up on the old one's changes.
     expect(Object.keys(again.replica.doc.get().items)).toHaveLength(30);
@@ -134,5 +161,47 @@ describe("replica identity on real servers", () => {
     expect(Object.keys(state.items)).toHaveLength(50);
     expect(state.hits).toBe(50);
     expect(reader.replica.status().gaps).toEqual({});
+  });
+
+  it("two live processes with one replica id: the later one is refused (conflict) and nothing of it is acknowledged", async () => {
+    const docId = `d-${recordId()}`;
+    const id = `${gw1.id}.b`;
+    const endpoints = [primary.url, secondary.url];
+    const one = await gateway(gw1, id, docId, await tempDir(), endpoints);
+    for (let i = 0; i < 10; i++) {
+      one.replica.doc.change((d) => {
+        d.items[`one${i}`] = i;
+      });
+    }
+    await one.replica.flush();
+    const two = await gateway(gw1, id, docId, await tempDir(), endpoints);
+    expect(Object.keys(two.replica.doc.get().items)).toHaveLength(10);
+    two.replica.doc.change((d) => {
+      d.items.two = 1;
+    });
+    await waitFor(() => two.errors.some((e) => e.code === "conflict"), {
+      timeoutMs: 20_000,
+      description: "the second process is refused",
+    });
+    const refusal = two.errors.find((e) => e.code === "conflict");
+    expect(refusal?.message).toContain(`replica id ${id}`);
+    expect(refusal?.message).toContain("another live process");
+    // The first one goes on; the second acknowledges nothing.
+    for (let i = 10; i < 20; i++) {
+      one.replica.doc.change((d) => {
+        d.items[`one${i}`] = i;
+      });
+    }
+    await one.replica.flush();
+    expect(one.acked.size).toBe(20);
+    expect(two.acked.size).toBe(0);
+    expect(two.replica.status().pendingChanges).toBe(1);
+    // No replicator here: the reader reads the server both processes write to.
+    const reader = await gateway(gw2, `${gw2.id}.r2`, docId, await tempDir(), endpoints);
+    await waitFor(() => stableJson(reader.replica.doc.get()) === stableJson(one.replica.doc.get()), {
+      timeoutMs: 30_000,
+      description: "the reader has exactly the first process's state",
+    });
+    expect(reader.replica.doc.get().items.two).toBeUndefined();
   });
 });

@@ -35,12 +35,14 @@ function loadBundle(): {
     ) {}
   }
   const $app = { findCollectionByNameOrId: () => ({}) };
+  const $apis = { requireAuth: (...collections: string[]) => ({ requireAuth: collections }) };
   new Function(
     "routerAdd",
     "onRecordCreateRequest",
     "BadRequestError",
     "ValidationError",
     "$app",
+    "$apis",
     readFileSync(bundlePath, "utf8"),
   )(
     (method: string, path: string, handler: Handler) => routes.push({ method, path, handler }),
@@ -48,6 +50,7 @@ function loadBundle(): {
     BadRequestError,
     ValidationError,
     $app,
+    $apis,
   );
   return { routes, creates };
 }

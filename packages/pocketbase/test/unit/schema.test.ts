@@ -52,8 +52,15 @@ describe("schema", () => {
 
   it("the JS migration leaves existing collections alone", () => {
     expect(
-      runMigration(["nxs_nodes", "nxs_replicators", "nxs_changes", "nxs_snapshots", "nxs_acks", "nxs_heads"])
-        .saved,
+      runMigration([
+        "nxs_nodes",
+        "nxs_replicators",
+        "nxs_changes",
+        "nxs_snapshots",
+        "nxs_acks",
+        "nxs_leases",
+        "nxs_heads",
+      ]).saved,
     ).toEqual([]);
   });
 
