@@ -80,6 +80,24 @@ export function createEventTally(maxSamples = 2): EventTally {
 }
 
 /**
+ * Groups losses by writer (gateway and storage lineage) and by where they are missing: one line
+ * per group with the count and the seq range, e.g. `g1 lineage 1: 20 lost (seqs 3..71) in g1, g2`.
+ * @param losses - A report's losses.
+ * @returns One line per group, largest first.
+ */
+export function summarizeLosses(losses: readonly ReportedLoss[]): string[] {
+  const groups = new Map<string, { n: number; min: number; max: number }>();
+  for (const loss of losses) {
+    const key = `${loss.gateway} lineage ${loss.lineage}: missing in ${loss.where.join(", ")}`;
+    const g = groups.get(key) ?? { n: 0, min: loss.seq, max: loss.seq };
+    groups.set(key, { n: g.n + 1, min: Math.min(g.min, loss.seq), max: Math.max(g.max, loss.seq) });
+  }
+  return [...groups]
+    .sort(([, a], [, b]) => b.n - a.n)
+    .map(([key, g]) => `${g.n} lost, seqs ${g.min}..${g.max}, ${key}`);
+}
+
+/**
  * The text of a report: a summary line, then losses, phantoms, hashes, events and the schedule.
  * @param report - A chaos run's report.
  * @param options - `schedule: false` leaves the schedule out.
@@ -95,6 +113,7 @@ export function formatChaosReport(
       `written ${report.written}, acked ${report.acked}, lost ${report.lost}, converged ${converge}` +
       ` → ${report.passed ? "PASS" : "FAIL"}`,
   ];
+  for (const line of summarizeLosses(report.losses)) lines.push(`  ${line}`);
   for (const loss of report.losses.slice(0, 20)) {
     lines.push(
       `  lost ${loss.op} (${loss.gateway} lineage ${loss.lineage} seq ${loss.seq} hlc ${loss.hlc}) in ${loss.where.join(", ")}: ${loss.why}`,
