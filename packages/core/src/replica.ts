@@ -153,6 +153,9 @@ export interface Replica<D extends ReplicatedDoc = ReplicatedDoc> {
   /**
    * Loads storage (replays the stored outbox into the doc and queues it for pushing), subscribes and
    * connects the transport in the background (retrying), then resolves: the replica works offline.
+   * On empty storage with a transport that has `highWater`, it first waits until a server says what
+   * it holds of this replica id and the doc caught up on it (each failure is reported meanwhile;
+   * `stop()` ends the wait): see `identityCheck`.
    * Idempotent.
    * @throws StorageError `storage/io` or `storage/corrupt` when storage cannot be loaded.
    * @throws ConflictError `conflict` (not retryable) when the doc is behind what storage says it made
