@@ -35,7 +35,10 @@ export interface ChaosGatewayOptions {
   readonly observer: ChaosObserver;
   /** Where the worker's rejected/error events go. */
   onEvent?(gateway: string, event: Extract<ChaosGatewayMessage, { t: "event" }>): void;
-  /** How long a start may take (default 30 000 ms). */
+  /**
+   * How long a start may take (default 60 000 ms: a replica restarted on empty storage waits in
+   * `start()` until a server tells it what its earlier incarnation wrote).
+   */
   readonly readyTimeoutMs?: number;
 }
 
@@ -121,7 +124,7 @@ export async function startChaosGateway(options: ChaosGatewayOptions): Promise<C
       const timer = setTimeout(() => {
         proc.kill("SIGKILL");
         reject(new HarnessError("harness/start-failed", `chaos gateway ${options.name} not ready in time`));
-      }, options.readyTimeoutMs ?? 30_000);
+      }, options.readyTimeoutMs ?? 60_000);
       proc.once("exit", (code, signal) => {
         clearTimeout(timer);
         if (child === proc) ready = false;
