@@ -6,7 +6,7 @@
  * replica. Started by `startChaosGateway` (`@nxs-sync/testing`) as `node --import tsx`.
  * @module
  */
-import { type Change, createDoc, createReplica, type Storage, silentLogger } from "@nxs-sync/core";
+import { type Change, createDoc, openReplica, silentLogger } from "@nxs-sync/core";
 import { createFileStorage, createTimerScheduler } from "@nxs-sync/core/node";
 // Two light modules of the chaos engine, not the package entry (it would load the whole harness
 // into every worker).
@@ -40,57 +40,51 @@ const send = (message: ChaosGatewayMessage): void => {
 };
 
 async function main(config: ChaosGatewayConfig): Promise<void> {
-  // openReplica, with listeners attached before the replica starts (openReplica starts it before it
-  // returns, and the acks of the restored outbox would be missed).
-  const storage = createFileStorage({ dir: config.storageDir });
-  const stored = await storage.load();
-  let first = true;
-  const preloaded: Storage = {
-    load: async () => {
-      if (!first) return storage.load();
-      first = false;
-      return stored;
-    },
-    appendOutbox: (changes) => storage.appendOutbox(changes),
-    ackOutbox: (seq) => storage.ackOutbox(seq),
-    saveSnapshot: (snapshot) => storage.saveSnapshot(snapshot),
-    close: () => storage.close(),
-  };
-  const doc = createDoc({
-    schema: chaosSchema(config.gateways),
-    docId: config.docId,
-    replicaId: config.replicaId,
-    clock: Date.now,
-    initial: chaosInitialState(config.gateways),
-    ...(stored?.snapshot === undefined ? {} : { snapshot: stored.snapshot }),
-    ...(stored?.last === undefined ? {} : { last: stored.last }),
-  });
-  const transport = createPocketBaseTransport({
-    endpoints: config.endpoints,
-    auth: config.auth,
-    docId: config.docId,
-    origin: config.replicaId,
-    // Errors are expected by the hundred under faults: they go to the engine's tally, not stderr.
-    logger: silentLogger,
-  });
-  const replica = createReplica({
-    doc,
-    transport,
-    storage: preloaded,
+  // The documented restore path; listeners go in `on`, so the acks of the restored outbox count.
+  let restored = 0;
+  const replica = await openReplica({
+    storage: createFileStorage({ dir: config.storageDir }),
+    transport: createPocketBaseTransport({
+      endpoints: config.endpoints,
+      auth: config.auth,
+      docId: config.docId,
+      origin: config.replicaId,
+      // Errors are expected by the hundred under faults: they go to the engine's tally, not stderr.
+      logger: silentLogger,
+    }),
     scheduler: createTimerScheduler(),
     pollMs: config.pollMs,
     logger: silentLogger,
     onError: (error, operation) =>
       send({ t: "event", kind: "error", code: `${operation} ${error.code}`, detail: error.message }),
+    on: {
+      pushed: (e) => send({ t: "acked", seqs: e.changes.map((c) => c.seq) }),
+      rejected: (e) => {
+        for (const r of e.rejected) {
+          send({
+            t: "event",
+            kind: "rejected",
+            code: r.error.code,
+            detail: `${e.source}: ${r.error.message}`,
+          });
+        }
+      },
+    },
+    createDoc: ({ snapshot, last, outbox }) => {
+      restored = outbox.length;
+      return createDoc({
+        schema: chaosSchema(config.gateways),
+        docId: config.docId,
+        replicaId: config.replicaId,
+        clock: Date.now,
+        initial: chaosInitialState(config.gateways),
+        ...(snapshot === undefined ? {} : { snapshot }),
+        ...(last === undefined ? {} : { last }),
+      });
+    },
   });
-  replica.on("pushed", (e) => send({ t: "acked", seqs: e.changes.map((c) => c.seq) }));
-  replica.on("rejected", (e) => {
-    for (const r of e.rejected) {
-      send({ t: "event", kind: "rejected", code: r.error.code, detail: `${e.source}: ${r.error.message}` });
-    }
-  });
-  await replica.start();
-  send({ t: "ready", restored: stored?.outbox.length ?? 0 });
+  const { doc } = replica;
+  send({ t: "ready", restored });
 
   process.on("message", (raw) => {
     const command = raw as ChaosCommand;

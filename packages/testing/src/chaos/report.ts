@@ -44,6 +44,8 @@ export interface ChaosReport {
   readonly convergeMs: number | undefined;
   /** The last state hash seen per gateway and per server rebuild. */
   readonly hashes: Readonly<Record<string, string>>;
+  /** The last status seen per gateway: replica state, pending changes, gaps. */
+  readonly gatewayStatus: Readonly<Record<string, string>>;
   /** Counts of reported events (`<who> <kind> <code>`), e.g. rejected changes. */
   readonly events: Readonly<Record<string, number>>;
   /** A few example event texts. */
@@ -124,6 +126,7 @@ export function formatChaosReport(
   if (report.unknownAcks > 0) lines.push(`  acks of unknown seqs: ${report.unknownAcks}`);
   for (const e of report.actionErrors) lines.push(`  fault action failed: ${e}`);
   if (!report.passed || !report.converged) {
+    for (const [g, status] of Object.entries(report.gatewayStatus)) lines.push(`  ${g}: ${status}`);
     lines.push(
       `  hashes: ${Object.entries(report.hashes)
         .map(([k, v]) => `${k}=${v}`)

@@ -198,10 +198,16 @@ export async function runChaos(options: RunChaosOptions): Promise<ChaosReport> {
   let converged = false;
   let convergeMs: number | undefined;
   let observed: ObservedState[] = [];
+  const statuses: Record<string, string> = {};
   for (;;) {
     observed = [];
     try {
       const states = await Promise.all(fleet.gateways.map((g) => g.state()));
+      for (const [i, s] of states.entries()) {
+        const gaps = Object.entries(s.gaps).map(([origin, seq]) => `${origin}@${seq}`);
+        statuses[fleet.gateways[i]?.name ?? `${i}`] =
+          `${s.replica}, ${s.pending} pending${gaps.length > 0 ? `, gaps ${gaps.join(" ")}` : ""}`;
+      }
       observed = states.map((s, i) => ({
         name: fleet.gateways[i]?.name ?? `${i}`,
         state: s.state as ChaosDocState,
@@ -266,6 +272,7 @@ export async function runChaos(options: RunChaosOptions): Promise<ChaosReport> {
     converged,
     convergeMs,
     hashes,
+    gatewayStatus: statuses,
     events: options.events.counts(),
     eventSamples: options.events.samples(),
     rerun: options.rerun,
