@@ -21,6 +21,7 @@ import {
   chaosInitialState,
   createChaosModel,
   createEventTally,
+  type FaultKind,
   type ObservedState,
   type PocketBaseServer,
   runChaos,
@@ -45,6 +46,8 @@ export interface ChaosSeedOptions {
   readonly gateways?: 2 | 3;
   /** Schedule gateway restarts on empty storage (default true). */
   readonly emptyRestarts?: boolean;
+  /** Fault kinds never to draw (default none). */
+  readonly exclude?: readonly FaultKind[];
   /** Each gateway writes one op every this many ms (default 100). */
   readonly writeIntervalMs?: number;
   /** Bound of the wait for convergence after the heal (default 30 000). */
@@ -65,6 +68,7 @@ export function chaosRerunCommand(options: ChaosSeedOptions): string {
     `npm run chaos -- --seed ${options.seed} --seconds ${options.seconds ?? 60}`,
     options.gateways === 2 ? " --gateways 2" : "",
     options.emptyRestarts === false ? " --no-empty-restarts" : "",
+    options.exclude?.length ? ` --without ${options.exclude.join(",")}` : "",
   ].join("");
 }
 
@@ -220,6 +224,7 @@ export async function runChaosSeed(options: ChaosSeedOptions): Promise<ChaosRepo
       seed: options.seed,
       durationMs: (options.seconds ?? 60) * 1000,
       emptyRestarts: options.emptyRestarts ?? true,
+      ...(options.exclude === undefined ? {} : { exclude: options.exclude }),
       writeIntervalMs: options.writeIntervalMs ?? 100,
       convergeTimeoutMs: options.convergeTimeoutMs ?? 30_000,
       rerun: chaosRerunCommand(options),

@@ -55,6 +55,8 @@ export interface RunChaosOptions {
   readonly durationMs: number;
   /** Schedule restarts on empty storage (default true). */
   readonly emptyRestarts?: boolean;
+  /** Fault kinds never to draw (default none). */
+  readonly exclude?: readonly FaultKind[];
   /** Each gateway writes one op every this many ms (default 100). */
   readonly writeIntervalMs?: number;
   /** How long after the heal the fleet may take to converge (default 30 000 ms). */
@@ -146,6 +148,7 @@ export async function runChaos(options: RunChaosOptions): Promise<ChaosReport> {
     seed,
     durationMs: options.durationMs,
     emptyRestarts,
+    ...(options.exclude === undefined ? {} : { exclude: options.exclude }),
     targets: {
       servers: fleet.servers.map((s) => s.name),
       gateways: fleet.gateways.map((g) => g.name),

@@ -55,6 +55,8 @@ export interface FaultScheduleOptions {
   readonly targets: ChaosTargets;
   /** Include {@link FaultKind.GatewayKillEmpty} (default true). */
   readonly emptyRestarts?: boolean;
+  /** Fault kinds never to draw (to isolate a finding: e.g. a run without gateway kills). */
+  readonly exclude?: readonly FaultKind[];
   /** Mean time between two fault starts (default 2500 ms). */
   readonly meanGapMs?: number;
   /** Shortest and longest fault (default 1000 and 5000 ms). */
@@ -125,6 +127,7 @@ export function generateFaultSchedule(options: FaultScheduleOptions): Fault[] {
   const maxFault = options.maxFaultMs ?? 5000;
   const kinds = WEIGHTS.filter(([kind]) => {
     if (kind === FaultKind.GatewayKillEmpty && options.emptyRestarts === false) return false;
+    if (options.exclude?.includes(kind)) return false;
     const type = faultTargetType(kind);
     return (
       (type === "server"
