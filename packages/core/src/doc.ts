@@ -8,13 +8,22 @@ import type { WallClock } from "./clock.js";
 import { CounterState } from "./counter.js";
 import { DocState, hasVisibleMarker } from "./doc-state.js";
 import { ErrorCode, isNxsError, NxsError, ValidationError } from "./errors.js";
+import { type HiddenPath, HiddenPaths, HiddenReason } from "./hidden-paths.js";
 import { createHlcClock, type HlcClock, hlcNode } from "./hlc.js";
 import { type DocId, type Hlc, type ReplicaId, toDocId, toReplicaId } from "./ids.js";
 import { canonicalJson, isPlainObject, jsonEqual, shareUnchanged, toFrozenJson } from "./json.js";
 import { type Logger, silentLogger } from "./logger.js";
-import { checkPath, getAtPath, MAX_PATH_DEPTH, topmostPaths } from "./path.js";
-import type { ApplyResult, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
-import { fastCheck, NodeKind, type SchemaWalk, walkSchema } from "./schema.js";
+import { checkPath, getAtPath, isPathPrefix, MAX_PATH_DEPTH, topmostPaths } from "./path.js";
+import type { ApplyResult, HiddenChange, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
+import {
+  fastCheck,
+  findUnknownKeys,
+  mayBeAbsent,
+  NodeKind,
+  type SchemaWalk,
+  unknownKeyPrefix,
+  walkSchema,
+} from "./schema.js";
 import {
   type BinarySnapshotOptions,
   decodeStateBinary,
@@ -160,6 +169,13 @@ export interface Doc<out T> extends ReplicatedDoc {
    * @returns The function that unsubscribes.
    */
   subscribe<S>(selector: (state: Frozen<T>) => S, listener: (next: S, prev: S) => void): () => void;
+  /**
+   * The paths of the replicated state that `get()` does not show as they are, because this
+   * document's schema refuses them (values or keys of a newer schema, see docs/core.md, "Schema
+   * upgrades"). They are kept, forwarded and snapshotted; a doc on a schema that accepts them shows them.
+   * @returns The hidden paths, each absent from `get()` or shown as its `fallback`.
+   */
+  hidden(): readonly HiddenPath[];
 }
 
 interface Subscriber {
@@ -176,6 +192,22 @@ const EMPTY_ARRAY: Json = Object.freeze([]);
  * read re-materializes the whole state instead (a writer that never reads retains no paths).
  */
 const MAX_PENDING_PATHS = 1024;
+
+/** At most this many rounds of hiding refused values after one change (each round hides at least one path). */
+const MAX_HIDE_ROUNDS = 64;
+
+/** The path of a zod issue as a document path: object keys, cut at the first array index. */
+function refusedPath(issuePath: readonly PropertyKey[]): Path {
+  const out: string[] = [];
+  for (const seg of issuePath) {
+    if (typeof seg !== "string") break;
+    out.push(seg);
+  }
+  return Object.freeze(out);
+}
+
+const sameHidden = (a: HiddenPath | undefined, b: HiddenPath): boolean =>
+  a !== undefined && a.reason === b.reason && jsonEqual(a.fallback, b.fallback);
 
 /** A local change being built: its stamp, ops so far, and how to undo them. */
 interface Tx {
@@ -257,6 +289,12 @@ class DocImpl<T> implements Doc<T> {
   readonly #schema: z.ZodType;
   readonly #clock: HlcClock;
   readonly #logger: Logger;
+  /** The `initial` option as JSON: what a refused required value falls back to. */
+  readonly #initial: Json | undefined;
+  /** Paths of the CRDT state that the typed state hides (see docs/core.md, "Schema upgrades"). */
+  readonly #hidden = new HiddenPaths();
+  /** What the last remote commit newly hid, and why. */
+  #newlyHidden: { paths: Path[]; error: ValidationError | undefined } = { paths: [], error: undefined };
   #crdt: DocState;
   #log: ChangeLog;
   #state: { readonly [key: string]: Json };
@@ -275,6 +313,8 @@ class DocImpl<T> implements Doc<T> {
     this.replicaId = toReplicaId(options.replicaId);
     this.#schema = options.schema;
     this.#logger = options.logger ?? silentLogger;
+    this.#initial =
+      options.initial === undefined ? undefined : toFrozenJson(options.initial, { path: [], message: "" });
     if (isUint8Array(options.snapshot)) {
       const { doc, version, state, extra } = decodeStateBinary(options.snapshot);
       if (doc !== this.docId) {
@@ -299,9 +339,17 @@ class DocImpl<T> implements Doc<T> {
       this.#log = new ChangeLog();
       if (options.initial !== undefined) this.#writeInitial(options.initial);
     }
-    this.#state = this.#crdt.valueAt(EMPTY_PATH) as { readonly [key: string]: Json };
+    if (options.snapshot !== undefined) {
+      // A snapshot may hold values of a newer schema: they are hidden, not refused.
+      const err = this.#hideAll();
+      if (err !== undefined) throw err;
+    }
+    this.#state = this.#typedAt(EMPTY_PATH) as { readonly [key: string]: Json };
     const fast = fastCheck(this.#schema);
-    const r = fast?.(this.#state) ? { success: true as const } : this.#schema.safeParse(this.#state);
+    const r =
+      options.snapshot !== undefined || fast?.(this.#state)
+        ? { success: true as const }
+        : this.#schema.safeParse(this.#state);
     if (!r.success) {
       throw new ValidationError(`initial state does not match the schema: ${r.error.issues[0]?.message}`, {
         cause: r.error,
@@ -348,22 +396,26 @@ class DocImpl<T> implements Doc<T> {
 
   /** Folds the values at `paths` into a copy of the materialized state (copying each container once). */
   #stage(paths: Path[]): { readonly [key: string]: Json } {
-    const tops = topmostPaths(paths);
+    const tops = topmostPaths(
+      this.#hidden.size === 0 ? paths : paths.map((p) => this.#hidden.covering(p)?.path ?? p),
+    );
     if (tops.length === 1 && (tops[0] as Path).length === 0) {
       // The whole state again: slices equal to the current ones stay the same objects.
-      return shareUnchanged(this.#state, this.#crdt.valueAt(EMPTY_PATH) as Json) as { [key: string]: Json };
+      return shareUnchanged(this.#state, this.#typedAt(EMPTY_PATH) as Json) as { [key: string]: Json };
     }
     const fresh = new Set<object>();
     const root: Record<string, Json> = { ...this.#state };
     fresh.add(root);
-    for (const p of tops) {
+    each: for (const p of tops) {
       if (p.length === 0) continue;
-      const v = this.#crdt.valueAt(p);
+      const v = this.#typedAt(p);
       let obj: Record<string, Json> = root;
       for (let j = 0; j < p.length - 1; j++) {
         const k = p[j] as string;
         let c = obj[k];
         if (!isPlainObject(c)) {
+          // Nothing to remove below a container that is not there.
+          if (v === undefined) continue each;
           c = {};
           fresh.add(c);
         } else if (!fresh.has(c)) {
@@ -379,6 +431,16 @@ class DocImpl<T> implements Doc<T> {
     }
     for (const o of fresh) Object.freeze(o);
     return root;
+  }
+
+  /** The value at `path` as the typed state shows it: the CRDT value without what is hidden. */
+  #typedAt(path: Path): Json | undefined {
+    const v = this.#crdt.valueAt(path);
+    return this.#hidden.size === 0 ? v : this.#hidden.project(path, v);
+  }
+
+  hidden(): readonly HiddenPath[] {
+    return Object.freeze(this.#hidden.all());
   }
 
   subscribe<S>(selector: (state: Frozen<T>) => S, listener: (next: S, prev: S) => void): () => void {
@@ -478,7 +540,8 @@ class DocImpl<T> implements Doc<T> {
   #set(tx: Tx, path: Path, value: unknown): void {
     this.#checkLocalPath(path);
     const p = Object.isFrozen(path) ? path : Object.freeze([...path]);
-    this.#diff(tx, p, this.#crdt.valueAt(p), value);
+    // The typed value: a write never deletes what this schema does not show.
+    this.#diff(tx, p, this.#typedAt(p), value);
   }
 
   #increment(tx: Tx, path: Path, by = 1): void {
@@ -502,7 +565,7 @@ class DocImpl<T> implements Doc<T> {
         code: ErrorCode.OpInvalid,
       });
     }
-    const cur = this.#crdt.valueAt(p);
+    const cur = this.#typedAt(p);
     this.#diffSet(tx, p, cur, Array.isArray(cur) ? [...cur, element] : [element]);
   }
 
@@ -514,7 +577,7 @@ class DocImpl<T> implements Doc<T> {
         code: ErrorCode.OpInvalid,
       });
     }
-    const cur = this.#crdt.valueAt(p);
+    const cur = this.#typedAt(p);
     if (!Array.isArray(cur)) return;
     const key = canonicalJson(element);
     this.#diffSet(
@@ -713,7 +776,7 @@ class DocImpl<T> implements Doc<T> {
         hlc: tx.hlc,
         ops: Object.freeze(tx.ops),
       });
-      const err = this.#commit(change, tx.touched, draftResult);
+      const err = this.#commit(change, tx.touched, false, draftResult);
       if (err !== undefined) throw err;
     } catch (e) {
       rollback(tx.undo);
@@ -741,12 +804,19 @@ class DocImpl<T> implements Doc<T> {
     const undo: Undo = [];
     const touched: Path[] = [];
     const { origin, hlc, ops } = change;
+    const unknown: Path[] = [];
     try {
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i] as Op;
         const w = walkSchema(this.#schema, op.path);
         this.#walks.set(op.path, w);
-        const problem = w.invalid ?? this.#crdt.apply(op, origin, hlc, i, w.kind, undo, touched);
+        if (w.invalid !== undefined) {
+          // A path this schema has no place for: a key of a newer schema is kept and hidden; a path
+          // below a leaf is kept and the leaf's value is checked (and hidden) as any other.
+          const u = unknownKeyPrefix(this.#schema, op.path);
+          if (u !== undefined && this.#hidden.get(u) === undefined) unknown.push(u);
+        }
+        const problem = this.#crdt.apply(op, origin, hlc, i, w.kind, undo, touched);
         if (typeof problem === "string") {
           rollback(undo);
           return new ValidationError(`op ${i} at ${JSON.stringify(op.path)}: ${problem}`, {
@@ -755,7 +825,7 @@ class DocImpl<T> implements Doc<T> {
           });
         }
       }
-      const err = this.#commit(change, touched);
+      const err = this.#commit(change, touched, true, undefined, unknown);
       if (err !== undefined) rollback(undo);
       return err;
     } catch (e) {
@@ -772,15 +842,35 @@ class DocImpl<T> implements Doc<T> {
     }
   }
 
-  /** Validates what a change touched and, when valid, records it. Leaves the rollback to the caller. */
-  #commit(change: Change, touched: Path[], draftResult?: Json): ValidationError | undefined {
+  /**
+   * Validates what a change touched and, when valid, records it. Leaves the rollback to the caller.
+   * @param remote - A remote change: values this schema refuses are hidden rather than refused
+   * (a local change must not make a value hidden).
+   * @param unknown - Paths of keys this schema does not know that the change wrote (remote only).
+   */
+  #commit(
+    change: Change,
+    touched: Path[],
+    remote: boolean,
+    draftResult?: Json,
+    unknown: readonly Path[] = [],
+  ): ValidationError | undefined {
     const { origin } = change;
     const roots: Path[] = [];
     for (const p of touched) roots.push(this.#crdt.recomputeRoot(p));
     const tops = topmostPaths(roots);
-    const res = this.#validate(tops);
+    this.#newlyHidden = { paths: [], error: undefined };
+    let moved: Path[] = [];
+    const simple = this.#hidden.size === 0 && unknown.length === 0;
+    let res = simple ? this.#validate(tops) : undefined;
+    if (!simple || (remote && res instanceof ValidationError && res.code === ErrorCode.SchemaInvalid)) {
+      const r = this.#validateHiding(tops, remote ? undefined : touched, unknown);
+      res = r.res;
+      moved = r.moved;
+    }
     this.#walks.clear();
     if (res instanceof ValidationError) return res;
+    for (const p of moved) tops.push(p);
     if (res !== undefined) {
       this.#state = res;
       this.#pending = [];
@@ -789,7 +879,7 @@ class DocImpl<T> implements Doc<T> {
       // the paths where the CRDT reads differently (set order, implicit objects).
       this.#state = draftResult;
       for (const p of tops)
-        if (!jsonEqual(this.#crdt.valueAt(p), getAtPath(draftResult, p))) this.#pending.push(p);
+        if (!jsonEqual(this.#typedAt(p), getAtPath(draftResult, p))) this.#pending.push(p);
     } else if (this.#pending[0] !== EMPTY_PATH) {
       for (const p of tops) this.#pending.push(p);
       // Past a bound, one full re-materialization on the next read beats retaining every path (it
@@ -804,17 +894,126 @@ class DocImpl<T> implements Doc<T> {
   }
 
   /**
-   * Validates the values at `paths` (after an apply) with the narrowest schemas that cover them.
+   * {@link #validate} with hiding: the hidden paths at, above or below `tops` are shown again and
+   * checked anew (but for unknown keys, hidden for good), and each value the schema refuses is
+   * hidden ({@link #hideFor}) until the typed state is valid. On an error, hidden paths are as before.
+   * @param local - For a local change, the paths it wrote: it may leave a value hidden as it was,
+   * but a refused value at or below one of them is its own, and an error.
+   * @returns The result of the last validation, and the paths whose hiding changed (to re-stage).
+   */
+  #validateHiding(
+    tops: Path[],
+    local: readonly Path[] | undefined,
+    unknown: readonly Path[],
+  ): { res: ValidationError | { readonly [key: string]: Json } | undefined; moved: Path[] } {
+    const remote = local === undefined;
+    const hidden = this.#hidden;
+    const shown = new Map<string, HiddenPath>();
+    const added: HiddenPath[] = [];
+    for (const top of tops) {
+      const above = hidden.covering(top);
+      for (const h of above === undefined ? hidden.below(top) : [above, ...hidden.below(above.path)]) {
+        if (h.reason === HiddenReason.Unknown) continue;
+        shown.set(JSON.stringify(h.path), h);
+        hidden.remove(h.path);
+      }
+    }
+    const paths = [...tops];
+    for (const h of shown.values()) paths.push(h.path);
+    for (const u of unknown) {
+      const h = { path: u, reason: HiddenReason.Unknown, fallback: undefined };
+      hidden.add(h);
+      added.push(h);
+    }
+    let res = this.#validate(paths);
+    let error: ValidationError | undefined;
+    for (let round = 0; res instanceof ValidationError && round < MAX_HIDE_ROUNDS; round++) {
+      if (res.code !== ErrorCode.SchemaInvalid) break;
+      error ??= res;
+      let progress = false;
+      for (const issue of res.issues) {
+        const refused = refusedPath(issue.path);
+        const h = this.#hideFor(refused);
+        if (h === undefined) {
+          progress = false;
+          break;
+        }
+        if (hidden.covering(h.path) !== undefined) continue;
+        // A local write may keep a value hidden as it was, never hide one, nor write a refused one.
+        if (
+          local !== undefined &&
+          (!sameHidden(shown.get(JSON.stringify(h.path)), h) || local.some((t) => isPathPrefix(t, refused)))
+        ) {
+          progress = false;
+          break;
+        }
+        hidden.add(h);
+        added.push(h);
+        progress = true;
+      }
+      if (!progress) break;
+      res = this.#validate(paths);
+    }
+    if (res instanceof ValidationError) {
+      for (const h of added) hidden.remove(h.path);
+      for (const h of shown.values()) hidden.add(h);
+      return { res, moved: [] };
+    }
+    const fresh = added.filter((h) => !sameHidden(shown.get(JSON.stringify(h.path)), h));
+    if (remote) this.#newlyHidden = { paths: fresh.map((h) => h.path), error };
+    return { res, moved: [...[...shown.values()].map((h) => h.path), ...added.map((h) => h.path)] };
+  }
+
+  /**
+   * How to hide the refused value at `path`: at the nearest level (the path, then its ancestors)
+   * that the schema lets be absent (hidden), or that `initial` has a value for (shown as it).
+   * @returns The hidden path, or undefined when no level fits (the root: the change is refused).
+   */
+  #hideFor(path: Path): HiddenPath | undefined {
+    for (let len = path.length; len >= 1; len--) {
+      const at = len === path.length ? path : Object.freeze(path.slice(0, len));
+      if (mayBeAbsent(this.#schema, at))
+        return { path: at, reason: HiddenReason.Refused, fallback: undefined };
+      const f = this.#initial === undefined ? undefined : getAtPath(this.#initial, at);
+      if (f !== undefined) return { path: at, reason: HiddenReason.Refused, fallback: f };
+    }
+    return undefined;
+  }
+
+  /**
+   * Hides what the schema refuses in the whole state (after loading a snapshot): unknown keys, then
+   * refused values as {@link #validateHiding} does.
+   * @returns The error when the state cannot be made valid by hiding.
+   */
+  #hideAll(): ValidationError | undefined {
+    this.#hidden.clear();
+    const unknown = findUnknownKeys(this.#schema, this.#crdt.valueAt(EMPTY_PATH) as Json);
+    const { res } = this.#validateHiding([EMPTY_PATH], undefined, unknown);
+    this.#newlyHidden = { paths: [], error: undefined };
+    return res instanceof ValidationError ? res : undefined;
+  }
+
+  /**
+   * Validates the values at `paths` (after an apply) with the narrowest schemas that cover them,
+   * as the typed state shows them (a path below a hidden one is checked there).
    * @returns An error, a fully staged state (when the whole document had to be validated), or undefined.
    */
   #validate(paths: Path[]): ValidationError | { readonly [key: string]: Json } | undefined {
     const anchors = new Map<Path, z.ZodType>();
     const anchorPaths: Path[] = [];
-    for (const p of paths) {
+    for (const p0 of paths) {
+      let p = p0;
+      if (this.#hidden.size > 0) {
+        const c = this.#hidden.covering(p0);
+        if (c !== undefined) {
+          if (c.fallback === undefined) continue;
+          p = c.path;
+        }
+      }
       const w = this.#walks.get(p) ?? walkSchema(this.#schema, p);
       if (w.anchor === p.length) {
         // The common case: validate the value at the path itself.
-        const v = this.#crdt.valueAt(p);
+        const v = this.#typedAt(p);
         if (v === undefined && w.viaRecord) continue;
         const fast = fastCheck(w.anchorSchema);
         if (fast?.(v)) continue;
@@ -839,7 +1038,7 @@ class DocImpl<T> implements Doc<T> {
         staged = this.#stage([...this.#pending, ...paths]);
         v = staged;
       } else {
-        v = this.#crdt.valueAt(a);
+        v = this.#typedAt(a);
       }
       const r = schema.safeParse(v);
       if (!r.success) return this.#schemaError(a, r.error);
@@ -859,6 +1058,7 @@ class DocImpl<T> implements Doc<T> {
   applyRemote(changes: readonly unknown[]): ApplyResult {
     const applied: Change[] = [];
     const rejected: RejectedChange[] = [];
+    const hidden: HiddenChange[] = [];
     let duplicates = 0;
     const heldNow = new Set<Change>();
     const reject = (input: unknown, error: unknown) => {
@@ -869,7 +1069,7 @@ class DocImpl<T> implements Doc<T> {
     };
     for (const input of changes) {
       try {
-        this.#applyRemoteInput(input, applied, heldNow, reject, () => {
+        this.#applyRemoteInput(input, applied, heldNow, reject, hidden, () => {
           duplicates++;
         });
       } catch (e) {
@@ -877,7 +1077,7 @@ class DocImpl<T> implements Doc<T> {
       }
     }
     if (applied.length > 0) this.#notify();
-    return { applied, duplicates, held: heldNow.size, rejected };
+    return { applied, duplicates, held: heldNow.size, rejected, hidden };
   }
 
   #applyRemoteInput(
@@ -885,6 +1085,7 @@ class DocImpl<T> implements Doc<T> {
     applied: Change[],
     heldNow: Set<Change>,
     reject: (input: unknown, error: unknown) => void,
+    hidden: HiddenChange[],
     duplicate: () => void,
   ): void {
     let change: Change;
@@ -929,6 +1130,7 @@ class DocImpl<T> implements Doc<T> {
       return;
     }
     applied.push(change);
+    this.#reportHidden(change, hidden);
     // Apply what this change unblocked.
     const m = this.#held.get(origin);
     if (m === undefined) return;
@@ -944,10 +1146,27 @@ class DocImpl<T> implements Doc<T> {
         break;
       }
       applied.push(h);
+      this.#reportHidden(h, hidden);
     }
     // Drop held changes the version vector now covers.
     for (const s of m.keys()) if (this.#log.has(origin, s)) m.delete(s);
     if (m.size === 0) this.#held.delete(origin);
+  }
+
+  /** Adds what applying `change` newly hid to `out` (once: a path hidden already is not reported again). */
+  #reportHidden(change: Change, out: HiddenChange[]): void {
+    const { paths, error } = this.#newlyHidden;
+    if (paths.length === 0) return;
+    this.#newlyHidden = { paths: [], error: undefined };
+    out.push({
+      change,
+      paths,
+      error:
+        error ??
+        new ValidationError(`change ${change.origin}/${change.seq} writes keys the schema does not know`, {
+          issues: paths.map((p) => ({ path: [...p], message: "unknown key" })),
+        }),
+    });
   }
 
   #applyRemoteOne(change: Change): NxsError | undefined {
@@ -1021,8 +1240,17 @@ class DocImpl<T> implements Doc<T> {
         rejected: [{ input, error: isNxsError(e) ? e : new NxsError(ErrorCode.OpInvalid, String(e)) }],
       };
     }
+    const prev = { crdt: this.#crdt, log: this.#log, hidden: this.#hidden.all() };
     this.#crdt = crdt;
     this.#log = log;
+    const refused = this.#hideAll();
+    if (refused !== undefined) {
+      this.#crdt = prev.crdt;
+      this.#log = prev.log;
+      this.#hidden.clear();
+      for (const h of prev.hidden) this.#hidden.add(h);
+      return { ...none, rejected: [{ input, error: refused }] };
+    }
     this.#pending = [EMPTY_PATH];
     // A snapshot may cover changes of this replica id made by an earlier incarnation (a restart on
     // empty storage): never reuse their seqs.

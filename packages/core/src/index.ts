@@ -48,6 +48,7 @@ export {
   type StableFrontier,
   type StableFrontierInput,
 } from "./frontier.js";
+export { type HiddenPath, HiddenReason } from "./hidden-paths.js";
 export {
   compareHlc,
   createHlcClock,
@@ -97,7 +98,7 @@ export {
   type RestoredState,
   type SnapshotReceiver,
 } from "./replica.js";
-export type { ApplyResult, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
+export type { ApplyResult, HiddenChange, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
 export {
   createReportThrottle,
   type ReportThrottle,

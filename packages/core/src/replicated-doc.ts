@@ -1,4 +1,4 @@
-import type { Change, Snapshot } from "./change.js";
+import type { Change, Path, Snapshot } from "./change.js";
 import type { NxsError } from "./errors.js";
 import type { DocId, ReplicaId } from "./ids.js";
 import type { VersionVector } from "./version-vector.js";
@@ -10,6 +10,19 @@ export interface RejectedChange {
   readonly error: NxsError;
 }
 
+/**
+ * A remote change that was applied (it is stored, forwarded and snapshotted, and its origin's later
+ * changes follow it) although the local schema refuses some of what it wrote: those paths are
+ * hidden from the typed state until a schema that accepts them (docs/core.md, "Schema upgrades").
+ */
+export interface HiddenChange {
+  readonly change: Change;
+  /** The paths it newly hid (absent from the typed state, or shown as their `initial` value). */
+  readonly paths: readonly Path[];
+  /** Why: the schema's refusal (`schema/invalid`, with `issues`). */
+  readonly error: NxsError;
+}
+
 /** What {@link ReplicatedDoc.applyRemote} did with a batch. */
 export interface ApplyResult {
   /** Changes applied now (including held ones whose gap this batch filled), in apply order. */
@@ -18,8 +31,16 @@ export interface ApplyResult {
   readonly duplicates: number;
   /** Changes held because an earlier seq of their origin is missing. */
   readonly held: number;
-  /** Changes refused (quarantined): malformed, too far in the future, invalid under the schema. */
+  /**
+   * Changes refused (quarantined): malformed, too far in the future, of another doc, or invalid
+   * under the schema in a way hiding cannot fix (a required value with no fallback).
+   */
   readonly rejected: readonly RejectedChange[];
+  /**
+   * Changes applied (they are in `applied` too) whose values the local schema refuses, each
+   * reported once, when it newly hid something. Absent from documents that do not hide.
+   */
+  readonly hidden?: readonly HiddenChange[];
 }
 
 /**

@@ -271,3 +271,81 @@ function buildFastCheck(schema: z.ZodType): ((value: unknown) => boolean) | unde
       return undefined;
   }
 }
+
+/** Whether a walk stopped at a key its object does not declare (see {@link walkSchema}). */
+const isUnknownKey = (w: SchemaWalk): boolean => w.invalid?.startsWith("unknown key") === true;
+
+/**
+ * The prefix of `path` that ends at the first key the schema does not know (a field of a newer
+ * schema), or undefined when the path is known or fails for another reason (it goes below a leaf).
+ * @param root - The document schema.
+ * @param path - A path whose walk is invalid.
+ * @returns The prefix, or undefined.
+ */
+export function unknownKeyPrefix(root: z.ZodType, path: Path): Path | undefined {
+  for (let k = 1; k <= path.length; k++) {
+    const prefix = path.slice(0, k);
+    const w = walkSchema(root, prefix);
+    if (w.invalid !== undefined) return isUnknownKey(w) ? Object.freeze(prefix) : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Whether the typed state may lack the value at `path`: a key the schema does not know, an entry
+ * of a record (or catchall), or a key whose schema accepts `undefined` (optional).
+ * @param root - The document schema.
+ * @param path - A non-empty path.
+ * @returns True when the key may be absent.
+ */
+export function mayBeAbsent(root: z.ZodType, path: Path): boolean {
+  if (path.length === 0) return false;
+  const w = walkSchema(root, path);
+  if (w.invalid !== undefined) return isUnknownKey(w);
+  if (w.viaRecord === true) return true;
+  return w.target?.safeParse(undefined).success === true;
+}
+
+/**
+ * The paths of a JSON value the schema does not know: keys of a `z.object` that are neither in its
+ * shape nor allowed by a catchall. `z.object` would strip them when parsing; a document hides them.
+ * @param root - The schema of `value`.
+ * @param value - A JSON value (the document state).
+ * @returns The paths, each ending at an unknown key.
+ */
+export function findUnknownKeys(root: z.ZodType, value: Json): Path[] {
+  const out: Path[] = [];
+  const visit = (s: z.ZodType, v: Json, at: string[]): void => {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) return;
+    let def = defOf(s);
+    while (WRAPPERS.has(def.type) && def.innerType !== undefined) {
+      s = def.innerType;
+      def = defOf(s);
+    }
+    if (kinds.has(s)) return;
+    const obj = v as { readonly [key: string]: Json };
+    if (def.type === "object") {
+      const ca = def.catchall;
+      const caType = ca === undefined ? undefined : defOf(ca).type;
+      for (const k of Object.keys(obj)) {
+        const child = def.shape !== undefined && Object.hasOwn(def.shape, k) ? def.shape[k] : undefined;
+        if (child !== undefined) visit(child, obj[k] as Json, [...at, k]);
+        else if (ca === undefined || caType === "never") out.push(Object.freeze([...at, k]));
+        else if (caType !== "unknown" && caType !== "any") visit(ca, obj[k] as Json, [...at, k]);
+      }
+    } else if (def.type === "record" && def.valueType !== undefined) {
+      const vs = def.valueType;
+      let vd = defOf(vs);
+      let inner = vs;
+      while (WRAPPERS.has(vd.type) && vd.innerType !== undefined) {
+        inner = vd.innerType;
+        vd = defOf(inner);
+      }
+      // A record of leaves has no keys to check below it.
+      if (vd.type !== "object" && vd.type !== "record") return;
+      for (const k of Object.keys(obj)) visit(vs, obj[k] as Json, [...at, k]);
+    }
+  };
+  visit(root, value, []);
+  return out;
+}
