@@ -103,6 +103,8 @@ export async function startChaosGateway(options: ChaosGatewayOptions): Promise<C
   let incarnations = 0;
   let nextRequest = 1;
   const waiting = new Map<number, (state: ChaosGatewayState) => void>();
+  /** Processes the engine killed or stopped (their exit is expected). */
+  const ending = new WeakSet<ChildProcess>();
   /** Ops sent and not yet reported as written, by id (the worker reports only the id back). */
   const opsInFlight = new Map<string, ChaosOp>();
 
@@ -128,6 +130,15 @@ export async function startChaosGateway(options: ChaosGatewayOptions): Promise<C
       proc.once("exit", (code, signal) => {
         clearTimeout(timer);
         if (child === proc) ready = false;
+        // A gateway that dies on its own (not killed or stopped by the engine) is a finding.
+        if (!ending.has(proc)) {
+          options.onEvent?.(options.name, {
+            t: "event",
+            kind: "error",
+            code: "process exited",
+            detail: `the gateway process exited by itself (code ${code}, signal ${signal})`,
+          });
+        }
         reject(
           new HarnessError(
             "harness/start-failed",
@@ -192,6 +203,7 @@ export async function startChaosGateway(options: ChaosGatewayOptions): Promise<C
       const proc = child;
       ready = false;
       if (!proc) return;
+      ending.add(proc);
       const done = gone(proc);
       proc.kill("SIGKILL");
       await done;
@@ -242,6 +254,7 @@ export async function startChaosGateway(options: ChaosGatewayOptions): Promise<C
       if (!proc) return;
       ready = false;
       proc.kill("SIGCONT");
+      ending.add(proc);
       const done = gone(proc);
       send({ t: "stop" });
       const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
