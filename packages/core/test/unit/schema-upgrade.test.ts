@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { z } from "zod";
 import type { Change, Snapshot } from "../../src/change.js";
 import { createDoc, type Doc } from "../../src/doc.js";
 import { ErrorCode } from "../../src/errors.js";
@@ -10,8 +9,8 @@ import { createMemoryHub } from "../../src/memory-transport.js";
 import { createReplica, openReplica, type Replica } from "../../src/replica.js";
 import type { HiddenChange } from "../../src/replicated-doc.js";
 import { createManualScheduler } from "../../src/scheduler.js";
-import { counter } from "../../src/schema.js";
 import { drive } from "./support/drive.js";
+import { initial, type V1, type V2, v1, v2 } from "./support/schema-versions.js";
 
 /**
  * Rolling schema upgrades (docs/core.md, "Schema upgrades"): a gateway on the old schema applies
@@ -19,25 +18,6 @@ import { drive } from "./support/drive.js";
  * later changes, and shows everything once it runs the new schema.
  */
 
-const v1 = z.object({
-  routes: z.record(z.string(), z.object({ host: z.string(), mode: z.enum(["http", "https"]) })),
-  flags: z.object({ maintenance: z.boolean() }),
-  level: z.enum(["low", "high"]),
-  hits: counter(),
-});
-const v2 = z.object({
-  routes: z.record(
-    z.string(),
-    z.object({ host: z.string(), mode: z.enum(["http", "https", "h2"]), region: z.string().optional() }),
-  ),
-  flags: z.object({ maintenance: z.boolean(), canary: z.boolean().optional() }),
-  level: z.enum(["low", "high", "max"]),
-  hits: counter(),
-  visits: counter().optional(),
-});
-type V1 = z.output<typeof v1>;
-type V2 = z.output<typeof v2>;
-const initial: V1 = { routes: {}, flags: { maintenance: false }, level: "low", hits: 0 };
 const docId = toDocId("gateway");
 
 function clock(start = 1_700_000_000_000) {
