@@ -61,7 +61,8 @@ export interface CreateDocOptions<S extends z.ZodType> {
   readonly maxDriftMs?: number;
   /**
    * The initial state, identical on every replica (it is not replicated: it is the state before any
-   * change, stamped before every HLC). Ignored when `snapshot` is given.
+   * change, stamped before every HLC). With `snapshot`, it is not the starting state but still the
+   * fallback shown for a required value the schema refuses (docs/core.md, "Schema upgrades"): pass it.
    */
   readonly initial?: z.input<S>;
   /**
