@@ -118,6 +118,30 @@ describe("a doc on an older schema", () => {
     expect(again.hidden().length).toBe(a.hidden().length);
   });
 
+  it("hides what a merged snapshot of the newer schema holds (a server that compacted)", () => {
+    const c = clock();
+    const a = makeV1("gw-old", c.now);
+    const b = makeV2("gw-new", c.now);
+    writeNew(b, c);
+    c.advance();
+    const mine = a.set(["routes", "mine"], { host: "10.0.0.9", mode: "http" }) as Change;
+    const r = a.applySnapshot(b.snapshot());
+    expect(r.rejected).toEqual([]);
+    expect(a.version()).toEqual({ ...b.version(), "gw-old": mine.seq });
+    expect(a.get().routes).toEqual({
+      b: { host: "10.0.0.2", mode: "http" },
+      c: { host: "10.0.0.3", mode: "https" },
+      mine: { host: "10.0.0.9", mode: "http" },
+    });
+    expect(a.get().level).toBe("low");
+    expect(
+      a
+        .hidden()
+        .map((h) => h.path.join("."))
+        .sort(),
+    ).toEqual(["flags.canary", "level", "routes.a", "routes.b.region", "visits"]);
+  });
+
   it("converges on what both schemas accept, and its writes never drop what it cannot see", () => {
     const c = clock();
     const a = makeV1("gw-old", c.now);
