@@ -5,7 +5,7 @@ import { ConflictError, ErrorCode, isNxsError, NxsError, StorageError, Transport
 import type { Hlc } from "./ids.js";
 import { defaultLogger, type Logger } from "./logger.js";
 import { createSeededRandom, type Random, seedFromString } from "./random.js";
-import type { ApplyResult, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
+import type { ApplyResult, HiddenChange, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
 import { createReportThrottle, throttleKey } from "./report-throttle.js";
 import type { Cancel, Scheduler } from "./scheduler.js";
 import type { Storage, StoredState } from "./storage.js";
@@ -47,6 +47,12 @@ export interface ReplicaEvents {
   applied: { readonly changes: readonly Change[]; readonly source: ApplySource };
   /** The doc refused these inputs (quarantined); the replica goes on. */
   rejected: { readonly rejected: readonly RejectedChange[]; readonly source: ApplySource };
+  /**
+   * Remote changes applied although the local schema refuses some of what they wrote (a newer
+   * schema's writer during a rolling upgrade): those paths are hidden from the typed state until
+   * this replica runs a schema that accepts them (docs/core.md, "Schema upgrades"). Once per change.
+   */
+  hidden: { readonly hidden: readonly HiddenChange[]; readonly source: ApplySource };
   /** A pull completed: the doc now has everything the server had when the pull started. */
   resync: {
     readonly reason: PullReason;
@@ -442,6 +448,18 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
     if (result.rejected.length > 0) {
       logger.warn(`${tag} ${result.rejected.length} ${source} change(s) rejected`, result.rejected);
       events.emit("rejected", { rejected: result.rejected, source });
+    }
+    const hidden = result.hidden ?? [];
+    if (hidden.length > 0) {
+      for (const h of hidden) {
+        const key = `hidden ${h.change.origin} ${h.paths.map((p) => JSON.stringify(p)).join(",")}`;
+        if (!logThrottle.admit(key).report) continue;
+        logger.warn(
+          `${tag} change ${h.change.origin}/${h.change.seq} applied but hidden at ${h.paths.map((p) => JSON.stringify(p)).join(", ")}: ` +
+            `this replica's schema refuses it (${h.error.message}); it shows once this replica runs a schema that accepts it`,
+        );
+      }
+      events.emit("hidden", { hidden, source });
     }
   };
 

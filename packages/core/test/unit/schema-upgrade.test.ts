@@ -249,8 +249,10 @@ describe("two gateways on two schemas through a hub", () => {
       });
       const rejected: unknown[] = [];
       replica.on("rejected", (e) => rejected.push(...e.rejected));
+      const hidden: string[] = [];
+      replica.on("hidden", (e) => hidden.push(...e.hidden.map((h) => `${h.change.seq}:${h.error.code}`)));
       await replica.start();
-      return { replica, rejected };
+      return { replica, rejected, hidden };
     };
     const oldStorage = createMemoryStorage();
     const old = await start(makeV1("gw-old", now), oldStorage);
@@ -270,6 +272,8 @@ describe("two gateways on two schemas through a hub", () => {
     await drive(world, caughtUp(old.replica, neu.replica));
     const a = old.replica.doc as unknown as Doc<V1>;
     expect(old.rejected).toEqual([]);
+    // The replica reports what it hides, once per change (the route in h2, the canary flag, the level).
+    expect(old.hidden).toEqual(["1:schema/invalid", "2:schema/invalid", "3:schema/invalid"]);
     expect(old.replica.status().gaps).toEqual({});
     expect(Object.values(old.replica.status().lag ?? {}).every((n) => n === 0)).toBe(true);
     expect(Object.keys(a.get().routes).sort()).toEqual(["r0", "r1", "r2", "r3", "r4"]);
