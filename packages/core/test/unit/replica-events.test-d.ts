@@ -19,7 +19,7 @@ describe("Replica events (types)", () => {
     expectTypeOf(replica.on("applied", () => {})).toEqualTypeOf<() => void>();
     expectTypeOf(replica.doc.get()).toEqualTypeOf<{ n: number }>();
     expectTypeOf<keyof ReplicaEvents>().toEqualTypeOf<
-      "state" | "pushed" | "applied" | "rejected" | "resync" | "error"
+      "state" | "pushed" | "applied" | "rejected" | "hidden" | "resync" | "error"
     >();
     // @ts-expect-error: not an event of a replica
     replica.on("synced", () => {});

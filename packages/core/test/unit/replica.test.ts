@@ -64,6 +64,7 @@ function record(replica: Replica<FakeDoc>) {
     pushed: [],
     applied: [],
     rejected: [],
+    hidden: [],
     resync: [],
     error: [],
   };
