@@ -535,8 +535,11 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   /** Per server URL, the refusal of the last attempt to take the lease there. */
   const leaseConflicts = new Map<string, NxsError>();
   /**
-   * After taking over a lease another process held (it died or lost the server): the highest seq the
-   * servers then held of this replica id. Local changes at or below it clash with that process's.
+   * After taking over a lease another process held (it died, lost the server, or was this
+   * process's own predecessor): the highest seq the servers then held of this replica id. A local
+   * change at or below it is pushed only if the server holds the same change (the same HLC) at its
+   * seq or none: a different one there was made by the other process, and ours would be taken for a
+   * duplicate and lost.
    */
   let takeoverFloor: number | undefined;
   let leaseTimer: ReturnType<typeof setInterval> | undefined;
@@ -871,20 +874,54 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     const signal = downSignal(ep);
     if (ep.client.nodeId === undefined) await abortable(ep.client.authenticate(), signal);
     await abortable(ensureLease(ep), signal);
-    const first = changes[0];
-    if (
-      takeoverFloor !== undefined &&
-      first !== undefined &&
-      first.origin === ownOrigin &&
-      first.seq <= takeoverFloor
-    ) {
-      throw new TransportError(
-        ErrorCode.Conflict,
-        `changes ${first.origin}/${first.seq}.. clash with the ones another process pushed for this replica id (up to seq ${takeoverFloor}) while it held the lease: they are not pushed`,
-        { retryable: false },
-      );
-    }
+    if (takeoverFloor !== undefined) await checkTakeover(ep, changes, signal);
     return commitChanges(ep, changes, signal);
+  }
+
+  /**
+   * After a takeover: refuses (`conflict`, for good) local changes whose seq the server holds with
+   * another change; lets through the ones it holds identically (a restored outbox being pushed
+   * again) or not at all. Once a push goes past the floor, the check is over.
+   */
+  async function checkTakeover(ep: Endpoint, changes: readonly Change[], signal: AbortSignal): Promise<void> {
+    const floor = takeoverFloor;
+    if (floor === undefined) return;
+    const mine = changes.filter((c) => c.origin === ownOrigin && c.seq <= floor);
+    if (mine.length > 0) {
+      const lo = Math.min(...mine.map((c) => c.seq));
+      const hi = Math.max(...mine.map((c) => c.seq));
+      const raws = await ep.client.call(
+        "takeover: compare changes",
+        (pb) =>
+          abortable(
+            pb.collection(Collections.Changes).getFullList({
+              filter: pb.filter("doc = {:doc} && origin = {:origin} && last >= {:lo} && seq <= {:hi}", {
+                doc: docId,
+                origin: ownOrigin,
+                lo,
+                hi,
+              }),
+              batch: 1000,
+              requestKey: null,
+              signal,
+            }),
+            signal,
+          ),
+        { signal },
+      );
+      const theirs = new Map<number, string>();
+      for (const c of decodeAll(ep, raws)) theirs.set(c.seq, c.hlc);
+      const clash = mine.find((c) => theirs.has(c.seq) && theirs.get(c.seq) !== c.hlc);
+      if (clash !== undefined) {
+        throw new TransportError(
+          ErrorCode.Conflict,
+          `change ${clash.origin}/${clash.seq} clashes with the one another process pushed for this replica id at that seq while it held the lease: this replica's changes from there on are not pushed`,
+          { retryable: false },
+        );
+      }
+    }
+    const last = changes[changes.length - 1];
+    if (last !== undefined && last.seq > floor && takeoverFloor === floor) takeoverFloor = undefined;
   }
 
   /** Pushes to one endpoint and feeds the outcome into the pool's health (unavailable = a failure). */

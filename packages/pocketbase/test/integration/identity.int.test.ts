@@ -204,4 +204,38 @@ describe("replica identity on real servers", () => {
     });
     expect(reader.replica.doc.get().items.two).toBeUndefined();
   });
+
+  it("a gateway killed and restarted from its own file storage takes its lease over and pushes again (its restored outbox is no clash)", async () => {
+    const docId = `d-${recordId()}`;
+    const id = `${gw1.id}.c`;
+    const dir = await tempDir();
+    const proxies = [await startTcpProxy(primary.url)];
+    cleanups.push(async () => {
+      for (const p of proxies) await p.close();
+    });
+    const first = await gateway(
+      gw1,
+      id,
+      docId,
+      dir,
+      proxies.map((p) => p.url),
+    );
+    for (let i = 0; i < 10; i++) {
+      first.replica.doc.change((d) => {
+        d.items[`k${i}`] = i;
+      });
+    }
+    await first.replica.flush();
+    // Killed with everything acknowledged but not yet trimmed from its outbox (no snapshot yet):
+    // the restart pushes those changes again, under a new lease holder.
+    for (const p of proxies) p.cut("reset");
+    const again = await gateway(gw1, id, docId, dir, [primary.url]);
+    expect(again.replica.status().pendingChanges).toBe(10);
+    again.replica.doc.change((d) => {
+      d.items.after = 1;
+    });
+    await again.replica.flush();
+    expect(again.errors.filter((e) => e.code === "conflict" && !e.retryable)).toEqual([]);
+    expect([...again.acked].sort((a, b) => a - b)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
+  });
 });
