@@ -111,7 +111,7 @@ export interface PocketBaseTransportOptions {
    * With an `origin`: how long the lease on that replica id lasts on a server (renewed every third
    * of it while the transport is open, released by `close()`). A second live process pushing for the
    * same replica id is refused (`conflict`) while the lease runs; one that died frees it when it runs
-   * out. Default 15 000 ms; 0 turns leases off. Needs the hooks bundle (`POST /nxs/lease`).
+   * out. Default 10 000 ms; 0 turns leases off. Needs the hooks bundle (`POST /nxs/lease`).
    */
   readonly leaseTtlMs?: number;
   /** Validation of incoming records (HLC decoder, size limits). `docs` is fixed to `docId`. */
@@ -528,7 +528,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
    * and acknowledge the other as a duplicate). Taken before the first push to a server, renewed in
    * the background, released at close. See docs/engine.md, "Replica identity".
    */
-  const leaseTtlMs = ownOrigin === undefined ? 0 : Math.max(0, options.leaseTtlMs ?? 15_000);
+  const leaseTtlMs = ownOrigin === undefined ? 0 : Math.max(0, options.leaseTtlMs ?? 10_000);
   const leaseHolder = randomUUID();
   /** Per server URL, the local time until which the lease is surely ours. */
   const leases = new Map<string, number>();
@@ -594,18 +594,21 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   /** Holds the lease at `ep` (taking or renewing it) before a push there; refuses while another process holds one anywhere. */
   async function ensureLease(ep: Endpoint): Promise<void> {
     if (leaseTtlMs === 0) return;
-    const until = leases.get(ep.url);
-    if (until === undefined || until - Date.now() < (leaseTtlMs * 2) / 3) await leaseOn(ep);
-    const conflict = leaseConflicts.values().next().value;
-    if (conflict !== undefined) throw conflict;
+    // From the first attempt on, also while refused: the renewal takes the lease as soon as the
+    // other holder's runs out, and then wakes the replica (see renewLeases).
     if (leaseTimer === undefined && !closed) {
       leaseTimer = setInterval(() => void renewLeases(), Math.max(250, Math.floor(leaseTtlMs / 3)));
       leaseTimer.unref?.();
     }
+    const until = leases.get(ep.url);
+    if (until === undefined || until - Date.now() < (leaseTtlMs * 2) / 3) await leaseOn(ep);
+    const conflict = leaseConflicts.values().next().value;
+    if (conflict !== undefined) throw conflict;
   }
 
   /** Renews the lease where it is held, and takes it on the other healthy servers (best effort). */
   async function renewLeases(): Promise<void> {
+    const refused = leaseConflicts.size > 0;
     const healthy = new Set(pool.healthy());
     await Promise.all(
       pool.endpoints
@@ -618,6 +621,9 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
           }
         }),
     );
+    // The other holder's lease ran out and ours is taken: the replica need not wait out its push
+    // backoff (a resync retries its pushes at once).
+    if (refused && leaseConflicts.size === 0 && !closed) fireResync();
   }
 
   async function releaseLeases(): Promise<void> {
