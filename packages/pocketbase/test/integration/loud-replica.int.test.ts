@@ -40,18 +40,19 @@ function gateway(
   transport: Partial<PocketBaseTransportOptions> & Pick<PocketBaseTransportOptions, "endpoints" | "auth">,
   replica: { unreachableAfterMs?: number; refusedRetryMs?: number; lines?: string[] } = {},
 ) {
-  const t = createPocketBaseTransport({ docId, requestTimeoutMs: 1000, ...transport });
+  const lines = replica.lines ?? [];
+  // The default logger's format, into an array instead of stderr (transport and replica share it).
+  const logger = createLineLogger({ write: (line) => lines.push(line) });
+  const t = createPocketBaseTransport({ docId, requestTimeoutMs: 1000, logger, ...transport });
   cleanups.push(() => t.close());
   const doc = createDoc({ schema, docId, replicaId: `${gw.id}.a`, clock: Date.now, initial: { items: {} } });
   const errors: ReplicaEvents["error"][] = [];
-  const lines = replica.lines ?? [];
   const r = createReplica({
     doc,
     transport: t,
     storage: createMemoryStorage(),
     scheduler: createTimerScheduler(),
-    // The default logger's format, into an array instead of stderr.
-    logger: createLineLogger({ write: (line) => lines.push(line) }),
+    logger,
     on: { error: (e) => errors.push(e) },
     ...(replica.unreachableAfterMs === undefined ? {} : { unreachableAfterMs: replica.unreachableAfterMs }),
     ...(replica.refusedRetryMs === undefined ? {} : { refusedRetryMs: replica.refusedRetryMs }),
@@ -91,6 +92,9 @@ describe("a replica told loudly what is wrong", () => {
       true,
     );
     expect(lines.every((l) => !l.includes("\n"))).toBe(true);
+    // Each error once: the replica logs the transport's failures; the transport does not log them too.
+    expect(lines.filter((l) => l.includes("[nxs-pocketbase]") && l.includes("ECONNREFUSED"))).toEqual([]);
+    expect(lines.filter((l) => l.includes("ECONNREFUSED")).length).toBeGreaterThan(0);
   });
 
   it("a doc id that differs between the transport and the doc is refused at construction", () => {
