@@ -591,6 +591,12 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     }
   }
 
+  /** Whether the lease at `ep` is missing or past a third of its time (then renewed before a push). */
+  function leaseStale(ep: Endpoint): boolean {
+    const until = leases.get(ep.url);
+    return until === undefined || until - Date.now() < (leaseTtlMs * 2) / 3;
+  }
+
   /** Holds the lease at `ep` (taking or renewing it) before a push there; refuses while another process holds one anywhere. */
   async function ensureLease(ep: Endpoint): Promise<void> {
     if (leaseTtlMs === 0) return;
@@ -600,8 +606,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
       leaseTimer = setInterval(() => void renewLeases(), Math.max(250, Math.floor(leaseTtlMs / 3)));
       leaseTimer.unref?.();
     }
-    const until = leases.get(ep.url);
-    if (until === undefined || until - Date.now() < (leaseTtlMs * 2) / 3) await leaseOn(ep);
+    if (leaseStale(ep)) await leaseOn(ep);
     const conflict = leaseConflicts.values().next().value;
     if (conflict !== undefined) throw conflict;
   }
@@ -879,7 +884,9 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   ): Promise<{ acked: number; rejected?: NxsError }> {
     const signal = downSignal(ep);
     if (ep.client.nodeId === undefined) await abortable(ep.client.authenticate(), signal);
-    await abortable(ensureLease(ep), signal);
+    // Most pushes hold a fresh lease already: no promise, no await for them.
+    if (leaseTtlMs > 0 && (leaseConflicts.size > 0 || leaseStale(ep)))
+      await abortable(ensureLease(ep), signal);
     if (takeoverFloor !== undefined) await checkTakeover(ep, changes, signal);
     return commitChanges(ep, changes, signal);
   }

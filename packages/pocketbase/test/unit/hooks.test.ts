@@ -83,7 +83,7 @@ describe("the pb_hooks bundle", () => {
         hook({
           auth: authCollection === null ? null : { id: node, collection: () => ({ name: authCollection }) },
           collection: { name: collection },
-          record: { get: (f: string) => (f === field ? value : "other") },
+          record: { getString: (f: string) => (f === field ? value : "other") },
           next: () => {
             passed = true;
           },
