@@ -1012,41 +1012,54 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     return typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : 0;
   };
 
+  /** The first record of `collection` at `ep` matching `filter` (in `sort` order), only `fields`. */
+  async function firstRecord(
+    ep: Endpoint,
+    collection: string,
+    filter: (pb: PocketBase) => string,
+    fields: string,
+    sort?: string,
+  ): Promise<Record<string, unknown> | undefined> {
+    const page = await ep.client.call(`identity: ${collection}`, (pb) =>
+      pb.collection(collection).getList(1, 1, {
+        filter: filter(pb),
+        fields,
+        skipTotal: true,
+        requestKey: null,
+        ...(sort === undefined ? {} : { sort }),
+      }),
+    );
+    return page.items[0] as Record<string, unknown> | undefined;
+  }
+
   /** What one server holds of `origin` in this doc: change packs, the newest snapshot, its ack. */
   async function highWaterOn(ep: Endpoint, origin: string): Promise<{ seq: number; hlc?: string }> {
-    const [packs, snapshots, acks] = await Promise.all([
-      ep.client.call("identity: newest change", (pb) =>
-        pb.collection(Collections.Changes).getList(1, 1, {
-          filter: pb.filter("doc = {:doc} && origin = {:origin}", { doc: docId, origin }),
-          sort: "-last",
-          skipTotal: true,
-          fields: "last,hlc",
-          requestKey: null,
-        }),
+    const [head, snapshot, ack] = await Promise.all([
+      firstRecord(
+        ep,
+        Collections.Changes,
+        (pb) => pb.filter("doc = {:doc} && origin = {:origin}", { doc: docId, origin }),
+        "last,hlc",
+        "-last",
       ),
-      ep.client.call("identity: newest snapshot", (pb) =>
-        pb.collection(Collections.Snapshots).getList(1, 1, {
-          filter: pb.filter("doc = {:doc}", { doc: docId }),
-          sort: "-created,-id",
-          skipTotal: true,
-          fields: "version",
-          requestKey: null,
-        }),
+      firstRecord(
+        ep,
+        Collections.Snapshots,
+        (pb) => pb.filter("doc = {:doc}", { doc: docId }),
+        "version",
+        "-created,-id",
       ),
-      ep.client.call("identity: ack", (pb) =>
-        pb.collection(Collections.Acks).getList(1, 1, {
-          filter: pb.filter("doc = {:doc} && replica = {:origin}", { doc: docId, origin }),
-          skipTotal: true,
-          fields: "version",
-          requestKey: null,
-        }),
+      firstRecord(
+        ep,
+        Collections.Acks,
+        (pb) => pb.filter("doc = {:doc} && replica = {:origin}", { doc: docId, origin }),
+        "version",
       ),
     ]);
-    const head = packs.items[0] as { last?: unknown; hlc?: unknown } | undefined;
     const seq = Math.max(
       typeof head?.last === "number" && Number.isSafeInteger(head.last) ? head.last : 0,
-      seqIn((snapshots.items[0] as { version?: unknown } | undefined)?.version, origin),
-      seqIn((acks.items[0] as { version?: unknown } | undefined)?.version, origin),
+      seqIn(snapshot?.version, origin),
+      seqIn(ack?.version, origin),
     );
     return typeof head?.hlc === "string" ? { seq, hlc: head.hlc } : { seq };
   }
