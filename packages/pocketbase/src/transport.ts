@@ -265,11 +265,19 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   const emit = events.emit;
 
   /**
-   * Reports an error of background work. A repeated identical error is reported once per minute,
-   * with the count held back. Under a replica (a subscriber), the replica reports it (event,
-   * `onError`, its logger): the transport does not log it a second time.
+   * Reports an error of background work. Subscribers (a replica) get every occurrence and report
+   * it themselves (event, `onError`, their logger, throttled there): the transport then does not
+   * log it a second time. Without one, the transport logs it; its own logger line and `onError`
+   * get a repeated identical error once per minute, with the count held back.
    */
   function reportError(error: Error): void {
+    for (const s of subscribers) {
+      try {
+        s.onError?.(error);
+      } catch (e) {
+        logger.error("[nxs-pocketbase] subscriber onError threw", e);
+      }
+    }
     const decision = reportThrottle.admit(throttleKey(error));
     if (!decision.report) return;
     const more = decision.suppressed > 0 ? ` (and ${decision.suppressed} more like it since)` : "";
@@ -286,13 +294,6 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
       options.onError?.(reported);
     } catch (e) {
       logger.error("[nxs-pocketbase] onError threw", e);
-    }
-    for (const s of subscribers) {
-      try {
-        s.onError?.(error);
-      } catch (e) {
-        logger.error("[nxs-pocketbase] subscriber onError threw", e);
-      }
     }
   }
 
