@@ -1104,27 +1104,47 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   // ---- pull -----------------------------------------------------------------------------------
 
   /**
-   * Packs of origins in `floor` that end above it and start after `cursor` (keyset paging on the
-   * sort key: seq is unique per origin), plus every pack of the other origins.
+   * Origins per pull filter: PocketBase refuses filters over ~3,500 characters, so a filter never
+   * grows with the caller's version vector; origins are pulled in chunks of this many.
+   */
+  const ORIGINS_PER_FILTER = 16;
+
+  /**
+   * The filter of one chunk of origins: per origin, the packs past what the caller has (`floor`) and
+   * past the paging cursor (the first seq of the last pack listed).
    */
   function pullFilter(
     pb: PocketBase,
+    origins: readonly string[],
     floor: Readonly<Record<string, number>>,
     cursor: Readonly<Record<string, number>>,
   ): string {
-    const origins = [...new Set([...Object.keys(floor), ...Object.keys(cursor)])];
     const params: Record<string, unknown> = { doc: docId };
-    const known: string[] = [];
-    const unknown: string[] = [];
-    origins.forEach((o, i) => {
+    const clauses = origins.map((o, i) => {
       params[`o${i}`] = o;
       params[`f${i}`] = floor[o] ?? 0;
       params[`c${i}`] = cursor[o] ?? 0;
-      known.push(`(origin = {:o${i}} && last > {:f${i}} && seq > {:c${i}})`);
-      unknown.push(`origin != {:o${i}}`);
+      return `(origin = {:o${i}} && last > {:f${i}} && seq > {:c${i}})`;
     });
-    if (origins.length === 0) return pb.filter("doc = {:doc}", params);
-    return pb.filter(`doc = {:doc} && (${known.join(" || ")} || (${unknown.join(" && ")}))`, params);
+    return pb.filter(`doc = {:doc} && (${clauses.join(" || ")})`, params);
+  }
+
+  /** The origins a server holds changes of past `vv` (its `nxs_heads` digest), sorted. */
+  async function laggingOrigins(ep: Endpoint, vv: Readonly<Record<string, number>>): Promise<string[]> {
+    const heads = await ep.client.call("pull: heads", (pb) =>
+      pb.collection(Collections.Heads).getFullList({
+        filter: pb.filter("doc = {:doc}", { doc: docId }),
+        fields: "origin,head",
+        batch: 1000,
+        requestKey: null,
+      }),
+    );
+    const out: string[] = [];
+    for (const h of heads as { origin?: unknown; head?: unknown }[]) {
+      if (typeof h.origin === "string" && typeof h.head === "number" && h.head > (vv[h.origin] ?? 0))
+        out.push(h.origin);
+    }
+    return out.sort();
   }
 
   async function newestSnapshot(ep: Endpoint): Promise<Snapshot | undefined> {
@@ -1188,35 +1208,42 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     // re-pushed with other bounds) and start below what the caller has; such changes are dropped.
     // Only decoded changes move it: a quarantined pack hides nothing after it.
     const delivered: Record<string, number> = { ...vv };
-    /** Per origin, the first seq of the last pack listed (the paging cursor). */
-    const cursor: Record<string, number> = {};
-    for (;;) {
-      const filter = pullFilter(ep.client.pb, vv, cursor);
-      const page = await ep.client.call("pull", (pb) =>
-        pb.collection(Collections.Changes).getList(1, pageSize, {
-          filter,
-          sort: "origin,seq",
-          skipTotal: true,
-          fields: "id,doc,origin,seq,last,hlc,changes,node",
-        }),
-      );
-      let advanced = false;
-      for (const raw of page.items as unknown[]) {
-        const { origin, seq } = raw as { origin?: unknown; seq?: unknown };
-        if (typeof origin === "string" && typeof seq === "number" && seq > (cursor[origin] ?? 0)) {
-          cursor[origin] = seq;
-          advanced = true;
+    // Origin by origin, in chunks (a filter of constant size, however many origins the doc has),
+    // each paged by keyset on (origin, seq).
+    const origins = await laggingOrigins(ep, vv);
+    for (let at = 0; at < origins.length; at += ORIGINS_PER_FILTER) {
+      const chunk = origins.slice(at, at + ORIGINS_PER_FILTER);
+      /** Per origin, the first seq of the last pack listed (the paging cursor). */
+      const cursor: Record<string, number> = {};
+      for (;;) {
+        const filter = pullFilter(ep.client.pb, chunk, vv, cursor);
+        const page = await ep.client.call("pull", (pb) =>
+          pb.collection(Collections.Changes).getList(1, pageSize, {
+            filter,
+            sort: "origin,seq",
+            skipTotal: true,
+            fields: "id,doc,origin,seq,last,hlc,changes,node",
+          }),
+        );
+        let advanced = false;
+        for (const raw of page.items as unknown[]) {
+          const { origin, seq } = raw as { origin?: unknown; seq?: unknown };
+          if (typeof origin === "string" && typeof seq === "number" && seq > (cursor[origin] ?? 0)) {
+            cursor[origin] = seq;
+            advanced = true;
+          }
         }
+        const changes = decodeAll(ep, page.items).filter((c) => {
+          if (c.seq <= (delivered[c.origin] ?? 0)) return false;
+          delivered[c.origin] = c.seq;
+          return true;
+        });
+        if (changes.length > 0 || first) yield { changes };
+        first = false;
+        if (page.items.length < pageSize || !advanced) break;
       }
-      const changes = decodeAll(ep, page.items).filter((c) => {
-        if (c.seq <= (delivered[c.origin] ?? 0)) return false;
-        delivered[c.origin] = c.seq;
-        return true;
-      });
-      if (changes.length > 0 || first) yield { changes };
-      first = false;
-      if (page.items.length < pageSize || !advanced) return;
     }
+    if (first) yield { changes: [] };
   }
 
   // ---- the port -------------------------------------------------------------------------------

@@ -263,6 +263,24 @@ describe("PocketBaseTransport", () => {
     expect(part.map((c) => c.seq)).toEqual(range(1151, 1200));
   });
 
+  it("pulls with a version vector of hundreds of origins (the filter does not grow with the vector)", async () => {
+    const doc = `d-${recordId()}`;
+    const t = transport(doc, { pageSize: 50 });
+    await t.connect();
+    const origins = range(1, 300).map((i) => `${gw.id}.i${i}`);
+    // One change per origin, then a second for every tenth one.
+    await t.push(origins.map((o) => change(doc, o, 1)));
+    const all = await pullAll(t);
+    expect(all.length).toBe(300);
+    const vv = Object.fromEntries(origins.map((o) => [o, 1]));
+    const later = origins.filter((_, i) => i % 10 === 0);
+    for (const o of later) await t.push([change(doc, o, 2)]);
+    // A reader that has 300 origins pulls what it lacks (40+ origins used to make the filter too long).
+    const tail = await pullAll(t, vv);
+    expect(tail.map((c) => `${c.origin}/${c.seq}`).sort()).toEqual(later.map((o) => `${o}/2`).sort());
+    expect(await pullAll(t, { ...vv, ...Object.fromEntries(later.map((o) => [o, 2])) })).toEqual([]);
+  });
+
   it("retries a failed first connect until the server is up", async () => {
     const doc = `d-${recordId()}`;
     await server.stop();
