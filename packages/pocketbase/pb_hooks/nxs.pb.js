@@ -21,6 +21,64 @@ routerAdd("GET", "/nxs/version", (e) => {
   return e.json(200, { name: "nxs-sync", hooks: 2, schema: 2, schemaInstalled: schemaInstalled });
 });
 
+// Snapshot claims, checked at write time. A snapshot's `version` says which changes its state
+// covers; readers that lack compacted changes adopt it, and the compactor deletes what it covers.
+// A gateway (nxs_nodes) may therefore only publish a snapshot whose every claim is backed on this
+// server: for each origin, its seq is at most the highest `last` of that origin's change records
+// here, or at most what a snapshot already stored here claims (one checked the same way when it was
+// written, or copied by the replicator). A forged "huge version" is refused (400, field
+// `version`, code `validation_snapshot_unbacked`). Replicators copy snapshots between servers (the
+// other server may hold changes this one lacks yet) and are not checked here.
+onRecordCreateRequest((e) => {
+  const author = e.auth ? e.auth.collection().name : "";
+  if (author !== "nxs_nodes") return e.next();
+  const doc = e.record.getString("doc");
+  let claims = null;
+  try {
+    claims = JSON.parse(e.record.getString("version"));
+  } catch (_) {
+    claims = null;
+  }
+  const refuse = (why) => {
+    throw new BadRequestError(`snapshot of doc ${JSON.stringify(doc)} refused: ${why}`, {
+      version: new ValidationError("validation_snapshot_unbacked", why),
+    });
+  };
+  if (claims === null || typeof claims !== "object" || Array.isArray(claims))
+    refuse("version is not an object");
+  const backed = {};
+  const heads = arrayOf(new DynamicModel({ origin: "", head: 0 }));
+  $app
+    .db()
+    .newQuery("SELECT origin, MAX(last) AS head FROM nxs_changes WHERE doc = {:doc} GROUP BY origin")
+    .bind({ doc: doc })
+    .all(heads);
+  for (const h of heads) backed[h.origin] = h.head;
+  const stored = $app.findRecordsByFilter("nxs_snapshots", "doc = {:doc}", "-created", 20, 0, { doc: doc });
+  for (const r of stored) {
+    let v = null;
+    try {
+      v = JSON.parse(r.getString("version"));
+    } catch (_) {
+      v = null;
+    }
+    if (v === null || typeof v !== "object") continue;
+    for (const o of Object.keys(v)) {
+      if (typeof v[o] === "number" && v[o] > (backed[o] || 0)) backed[o] = v[o];
+    }
+  }
+  for (const o of Object.keys(claims)) {
+    const seq = claims[o];
+    if (typeof seq !== "number" || !(seq >= 0)) refuse(`the claim of ${JSON.stringify(o)} is not a seq`);
+    if (seq > (backed[o] || 0)) {
+      refuse(
+        `it claims ${o} up to seq ${seq}, but this server holds that origin's changes up to ${backed[o] || 0} only`,
+      );
+    }
+  }
+  return e.next();
+}, "nxs_snapshots");
+
 // POST /nxs/lease {doc, replica, holder, ttlMs, release?}: the lease of a replica id, so that two
 // live processes never write as one replica (they would reuse each other's seqs). Atomic: the read
 // and the write share one transaction on the single writer. A gateway (nxs_nodes) may only lease a
