@@ -63,7 +63,7 @@ export interface PocketBaseClientOptions {
   /**
    * Log in again (or refresh a token) when the token expires within this many seconds, before a
    * request and at each health check (so that the SDK's realtime reconnects never use an expired
-   * token). Default 600.
+   * token). Default 600. A token that lives shorter than this is renewed halfway through its life.
    */
   readonly refreshBeforeS?: number;
   readonly logger?: Logger;
@@ -316,11 +316,26 @@ export function closeSdkClient(pb: PocketBase): void {
   sdkHttp.get(pb)?.client.close();
 }
 
+/** The fixed id of PocketBase's `_superusers` collection (the same on every server). */
+export const SUPERUSERS_COLLECTION_ID = "pbc_3142635823";
+
+/** Whether `collection` (a name or id) names `_superusers`. */
+function isSuperuserCollection(collection: string | undefined): boolean {
+  return collection === "_superusers" || collection === SUPERUSERS_COLLECTION_ID;
+}
+
+/** Whether `token` is a `_superusers` token (its `collectionId` claim); unreadable tokens are not. */
+function isSuperuserToken(token: string): boolean {
+  const claims = getTokenPayload(token) as { collectionId?: unknown; collectionName?: unknown };
+  return claims.collectionId === SUPERUSERS_COLLECTION_ID || claims.collectionName === "_superusers";
+}
+
 /**
  * Creates the client of one server, authenticated (lazily) as a node.
  * @param options - URL, credentials, timeouts and retry policy.
  * @returns A {@link PocketBaseClient}; call `authenticate()` (or any `call`) to log in.
- * @throws ValidationError `schema/invalid` when `auth.collection` is `_superusers`; NxsError
+ * @throws ValidationError `schema/invalid` when `auth.collection` is `_superusers` (by name or by its
+ *   id `pbc_3142635823`) or `auth.token` is a superuser token; NxsError
  *   `config/invalid` when `url` is not an `http(s)://` URL with a host.
  * @example
  * ```ts
@@ -330,7 +345,11 @@ export function closeSdkClient(pb: PocketBase): void {
  * ```
  */
 export function createPocketBaseClient(options: PocketBaseClientOptions): PocketBaseClient {
-  if (options.auth?.collection === "_superusers") {
+  const auth = options.auth;
+  if (
+    auth !== undefined &&
+    (isSuperuserCollection(auth.collection) || ("token" in auth && isSuperuserToken(auth.token)))
+  ) {
     // Superusers bypass every API rule: run-time clients authenticate as nodes only.
     throw new ValidationError("nxs-sync clients authenticate as nodes, never as superusers");
   }
@@ -344,6 +363,15 @@ export function createPocketBaseClient(options: PocketBaseClientOptions): Pocket
   /** Whether this server's hooks bundle was checked (once per client, i.e. per endpoint). */
   let hooksChecked = false;
 
+  /** The id of a logged-in record that is not a superuser; else clears the session and throws. */
+  function notSuperuser(record: { id: string; collectionId?: string; collectionName?: string }): string {
+    if (isSuperuserCollection(record.collectionId) || isSuperuserCollection(record.collectionName)) {
+      pb.authStore.clear();
+      throw new ValidationError("nxs-sync clients authenticate as nodes, never as superusers");
+    }
+    return record.id;
+  }
+
   /** Logs in; every refusal says which auth collection was tried, at which URL, and what to fix. */
   async function login(auth: NodeAuth): Promise<string> {
     const what = `login to ${collection} at ${options.url}`;
@@ -351,10 +379,13 @@ export function createPocketBaseClient(options: PocketBaseClientOptions): Pocket
       if ("token" in auth) {
         // Refresh the token in use (itself renewed by earlier refreshes), else start from the given one.
         if (!pb.authStore.isValid) pb.authStore.save(auth.token, null);
-        return (await pb.collection(collection).authRefresh()).record.id;
+        return notSuperuser((await pb.collection(collection).authRefresh()).record);
       }
-      return (await pb.collection(collection).authWithPassword(auth.email, auth.password)).record.id;
+      return notSuperuser(
+        (await pb.collection(collection).authWithPassword(auth.email, auth.password)).record,
+      );
     } catch (e) {
+      if (e instanceof ValidationError) throw e;
       pb.authStore.clear();
       const err = toTransportError(e, what);
       if (!(err instanceof TransportError) || err.code === ErrorCode.TransportUnavailable) throw err;
@@ -433,9 +464,18 @@ export function createPocketBaseClient(options: PocketBaseClientOptions): Pocket
     if (options.auth === undefined) return false;
     const token = pb.authStore.token;
     if (token !== seenToken) {
+      if (token !== "" && isSuperuserToken(token)) {
+        // Someone saved a superuser token into this client's auth store.
+        pb.authStore.clear();
+        throw new ValidationError("nxs-sync clients authenticate as nodes, never as superusers");
+      }
       seenToken = token;
       const exp = token === "" ? undefined : (getTokenPayload(token) as { exp?: unknown }).exp;
-      refreshAt = typeof exp === "number" ? (exp - refreshBeforeS) * 1000 : 0;
+      // A token that lives no longer than refreshBeforeS is renewed halfway through its life, not
+      // at every request (a login per request would hit the server's auth rate limit).
+      const now = Date.now();
+      refreshAt =
+        typeof exp === "number" ? Math.max((exp - refreshBeforeS) * 1000, now + (exp * 1000 - now) / 2) : 0;
     }
     return token === "" || Date.now() >= refreshAt;
   };
@@ -502,7 +542,13 @@ export function createPocketBaseClient(options: PocketBaseClientOptions): Pocket
       } catch {
         return false;
       }
-      if (needsAuth() && pb.authStore.isValid) {
+      let due = false;
+      try {
+        due = needsAuth();
+      } catch {
+        // A superuser token in the store (cleared): the next request re-authenticates as the node.
+      }
+      if (due && pb.authStore.isValid) {
         // Renew a token that expires soon while the server is reachable (errors surface on requests).
         await authenticate().catch((e: unknown) =>
           logger.warn(`[nxs-pocketbase] token refresh failed: ${String(e)}`),
