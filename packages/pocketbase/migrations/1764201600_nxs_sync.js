@@ -45,6 +45,8 @@ migrate(
           updateRule: null,
           deleteRule: null,
           passwordAuth: { enabled: true, identityFields: ["email"] },
+          // 6 hours (NODE_TOKEN_DURATION_S): clients renew their token before it expires.
+          authToken: { duration: 21600 },
         }),
       );
     }
@@ -63,6 +65,8 @@ migrate(
           updateRule: null,
           deleteRule: null,
           passwordAuth: { enabled: true, identityFields: ["email"] },
+          // 6 hours (NODE_TOKEN_DURATION_S): clients renew their token before it expires.
+          authToken: { duration: 21600 },
         }),
       );
     }

@@ -18,6 +18,7 @@ export {
   type PocketBaseClientOptions,
   REPLICATORS_COLLECTION,
   type RetryOptions,
+  SUPERUSERS_COLLECTION_ID,
   toTransportError,
 } from "./client.js";
 export {
@@ -101,11 +102,16 @@ export {
   ensureNode,
   ensureSchema,
   type FieldDef,
+  fleetRateLimitRules,
   MAX_CHANGES_BYTES,
   MAX_SNAPSHOT_BYTES,
+  mergeRateLimits,
   NODE_ID_PATTERN,
+  NODE_TOKEN_DURATION_S,
   NodeRole,
   type NodeSpec,
+  type RateLimitRule,
+  type RateLimitsSettings,
   schemaDefinitions,
 } from "./schema.js";
 export {

@@ -1,4 +1,4 @@
-import { ErrorCode, NxsError } from "@nxs-sync/core";
+import { ErrorCode, type Logger, NxsError, silentLogger } from "@nxs-sync/core";
 import type PocketBase from "pocketbase";
 import { ClientResponseError } from "pocketbase";
 import { NODES_COLLECTION, REPLICATORS_COLLECTION, toTransportError } from "./client.js";
@@ -35,6 +35,14 @@ export type NodeRole = (typeof NodeRole)[keyof typeof NodeRole];
 export const MAX_CHANGES_BYTES = 8 * 1024 * 1024;
 /** Largest `state` JSON of one snapshot record (bytes). */
 export const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Lifetime of a node or replicator token (`authToken.duration` of `nxs_nodes` and
+ * `nxs_replicators`), in seconds: 6 hours (PocketBase's default is 7 days, 604800 s). A leaked token
+ * is good for at most this long; clients renew theirs `refreshBeforeS` (default 600 s) before it
+ * expires, so a shorter lifetime costs one login or refresh per client every few hours.
+ */
+export const NODE_TOKEN_DURATION_S = 6 * 60 * 60;
 
 /** A gateway node. `collectionName` is bound as a parameter: no join in any rule below. */
 const IS_GATEWAY = `@request.auth.collectionName = "${NODES_COLLECTION}"`;
@@ -114,6 +122,7 @@ export function schemaDefinitions(): readonly CollectionDef[] {
       updateRule: null,
       deleteRule: null,
       passwordAuth: { enabled: true, identityFields: ["email"] },
+      authToken: { duration: NODE_TOKEN_DURATION_S },
     },
     {
       id: "pbc_nxs_replicators",
@@ -127,6 +136,7 @@ export function schemaDefinitions(): readonly CollectionDef[] {
       updateRule: null,
       deleteRule: null,
       passwordAuth: { enabled: true, identityFields: ["email"] },
+      authToken: { duration: NODE_TOKEN_DURATION_S },
     },
     {
       id: "pbc_nxs_changes",
@@ -225,18 +235,136 @@ export function schemaDefinitions(): readonly CollectionDef[] {
   ];
 }
 
+/** One PocketBase rate-limit rule (settings `rateLimits.rules`): at most `maxRequests` per `duration` s per client IP. */
+export interface RateLimitRule {
+  /** `<collection>:<action>`, `*:<action>`, a path prefix ending in `/`, or `[METHOD ]/path`. */
+  readonly label: string;
+  /** `""` everyone, `"@guest"` requests without a token, `"@auth"` requests with a record token. */
+  readonly audience: "" | "@guest" | "@auth";
+  /** Window in seconds (a fixed window: the count resets `duration` s after its first request). */
+  readonly duration: number;
+  readonly maxRequests: number;
+}
+
+/** The record actions the fleet performs on each nxs-sync collection (the API tags PocketBase limits by). */
+const FLEET_ACTIONS: Readonly<Record<string, readonly string[]>> = {
+  [NODES_COLLECTION]: ["list", "view"],
+  nxs_changes: ["list", "view", "create", "delete"],
+  nxs_snapshots: ["list", "view", "create", "delete"],
+  nxs_acks: ["list", "view", "create", "update", "delete"],
+  nxs_leases: ["list", "view", "delete"],
+  nxs_heads: ["list", "view"],
+};
+
+/**
+ * The rate-limit rules {@link ensureSchema} adds (per client IP; superusers are never limited). All
+ * gateways of a node, and often the replicator, share one IP, so the fleet's own traffic gets
+ * collection-specific ceilings for authenticated requests, which win over any wildcard rule:
+ * - logins: `nxs_nodes:auth` and `nxs_replicators:auth` 120 per 60 s each (a restart storm of up to
+ *   ~100 gateways on one IP passes, with room for failover logins; a password guesser gets 2 tries
+ *   per second at most, hopeless against the long random passwords nodes get);
+ *   `*:auth` 2 per 3 s (PocketBase's default) for every other auth collection, `_superusers` included;
+ * - token refreshes of nodes and replicators: 120 per 60 s;
+ * - records of the nxs collections (push, pull, acks, compaction) by an authenticated account:
+ *   20 000 per 10 s per collection and action, far above what one server serves (~2k creates/s);
+ * - `/api/batch` by an authenticated account (pushes, replicator copies): 200 per second;
+ * - `/api/realtime` (the SSE connect carries no token) and `/api/health`: 3000 per 10 s;
+ * - guests: PocketBase's defaults, `*:create` 20 per 5 s (sign-up floods), `/api/batch` 3 per s,
+ *   `/api/` 300 per 10 s.
+ * Lease and version requests (`/nxs/…`) match no rule.
+ */
+export function fleetRateLimitRules(): readonly RateLimitRule[] {
+  const auth = "@auth" as const;
+  return [
+    { label: `${NODES_COLLECTION}:auth`, audience: "", duration: 60, maxRequests: 120 },
+    { label: `${REPLICATORS_COLLECTION}:auth`, audience: "", duration: 60, maxRequests: 120 },
+    { label: "*:auth", audience: "", duration: 3, maxRequests: 2 },
+    { label: `${NODES_COLLECTION}:authRefresh`, audience: auth, duration: 60, maxRequests: 120 },
+    { label: `${REPLICATORS_COLLECTION}:authRefresh`, audience: auth, duration: 60, maxRequests: 120 },
+    ...Object.entries(FLEET_ACTIONS).flatMap(([collection, actions]) =>
+      actions.map((a) => ({
+        label: `${collection}:${a}`,
+        audience: auth,
+        duration: 10,
+        maxRequests: 20_000,
+      })),
+    ),
+    { label: "/api/batch", audience: auth, duration: 1, maxRequests: 200 },
+    { label: "/api/realtime", audience: "", duration: 10, maxRequests: 3000 },
+    { label: "/api/health", audience: "", duration: 10, maxRequests: 3000 },
+    { label: "*:create", audience: "@guest", duration: 5, maxRequests: 20 },
+    { label: "/api/batch", audience: "@guest", duration: 1, maxRequests: 3 },
+    { label: "/api/", audience: "@guest", duration: 10, maxRequests: 300 },
+  ];
+}
+
+/** PocketBase's stock rules (present but off on a new server; they would throttle the fleet). */
+const STOCK_RULES: readonly RateLimitRule[] = [
+  { label: "*:auth", audience: "", duration: 3, maxRequests: 2 },
+  { label: "*:create", audience: "", duration: 5, maxRequests: 20 },
+  { label: "/api/batch", audience: "", duration: 1, maxRequests: 3 },
+  { label: "/api/", audience: "", duration: 10, maxRequests: 300 },
+];
+
+/** The settings `rateLimits` object. */
+export interface RateLimitsSettings {
+  readonly enabled?: boolean;
+  readonly rules?: readonly RateLimitRule[];
+  readonly excludedIPs?: readonly string[];
+}
+
+const sameKey = (a: RateLimitRule, b: RateLimitRule): boolean =>
+  a.label === b.label && (a.audience ?? "") === (b.audience ?? "");
+
+/**
+ * Merges `wanted` into the server's rate limits, never weakening a rule in force: every existing
+ * rule stays as it is (a rule of the same label and audience as a wanted one wins, and keeps its
+ * place, so it also comes first among its label's rules), wanted rules with a new label and
+ * audience are appended, `excludedIPs` is kept and the limits are turned on. When the limits were
+ * off, PocketBase's stock rules (never in force, and too strict for the fleet) are dropped first.
+ * @param current - The server's `rateLimits` settings.
+ * @param wanted - Rules to add (default {@link fleetRateLimitRules}).
+ * @returns The merged settings.
+ */
+export function mergeRateLimits(
+  current: RateLimitsSettings | undefined,
+  wanted: readonly RateLimitRule[] = fleetRateLimitRules(),
+): Required<RateLimitsSettings> {
+  const now = normalizeRateLimits(current);
+  const isStock = (r: RateLimitRule): boolean =>
+    STOCK_RULES.some((s) => sameKey(s, r) && s.duration === r.duration && s.maxRequests === r.maxRequests);
+  const rules = now.rules.filter((r) => now.enabled || !isStock(r));
+  for (const w of wanted) if (!rules.some((r) => sameKey(r, w))) rules.push(normalizeRule(w));
+  return { enabled: true, rules, excludedIPs: now.excludedIPs };
+}
+
 /** What {@link ensureSchema} did. */
 export interface EnsureSchemaResult {
   /** Collections created. */
   readonly created: readonly string[];
-  /** Collections that existed and were updated (missing fields, indexes or rules). */
+  /** Collections that existed and were updated (missing fields, indexes, rules, a token lifetime). */
   readonly updated: readonly string[];
+  /** Whether the rate-limit settings changed (turned on, or rules added). */
+  readonly rateLimitsChanged: boolean;
+  /**
+   * Doors left open that ensureSchema does not close itself, each with its fix (also logged as
+   * warnings): an auth collection that lets guests sign up (createRule `""`, e.g. PocketBase's
+   * default `users`).
+   */
+  readonly warnings: readonly string[];
 }
 
 /** Options of {@link ensureSchema}. */
 export interface EnsureSchemaOptions {
   /** Largest number of requests in one `/api/batch` (the server setting `batch.maxRequests`). Default 200. */
   readonly batchMaxRequests?: number;
+  /**
+   * `false` leaves the server's rate limits alone. Default: turn them on and add
+   * {@link fleetRateLimitRules} (merged by {@link mergeRateLimits}: existing rules stay).
+   */
+  readonly rateLimits?: false | { readonly rules?: readonly RateLimitRule[] };
+  /** Where the warnings go (as `warn`). Default: none (they are in the result). */
+  readonly logger?: Logger;
 }
 
 type RawCollection = { id: string; name: string; fields: { name: string }[]; indexes: string[] } & Record<
@@ -247,12 +375,15 @@ type RawCollection = { id: string; name: string; fields: { name: string }[]; ind
 const RULES = ["listRule", "viewRule", "createRule", "updateRule", "deleteRule"] as const;
 
 /**
- * Creates or completes the nxs-sync collections and turns the batch API on. Idempotent: a second
- * call changes nothing. Existing fields are never dropped or retyped; missing fields and indexes are
- * added and rules are reset to the nxs-sync rules.
+ * Creates or completes the nxs-sync collections, turns the batch API and the rate limits on
+ * ({@link fleetRateLimitRules}, merged into existing rules by {@link mergeRateLimits}) and warns
+ * about auth collections open to guest sign-up (in the result and through `options.logger`; it
+ * never changes them). Idempotent: a second call changes nothing. Existing fields are never
+ * dropped or retyped; missing fields and indexes are added, rules are reset to the nxs-sync rules,
+ * and a node or replicator token lifetime longer than {@link NODE_TOKEN_DURATION_S} is shortened.
  * @param pb - An SDK client authenticated as a **superuser** (set-up only; gateways never use one).
- * @param options - Batch settings.
- * @returns The names of the collections created and updated.
+ * @param options - Batch and rate-limit settings, a logger for the warnings.
+ * @returns The names of the collections created and updated, whether the rate limits changed, warnings.
  * @throws TransportError `transport/unauthorized` without superuser rights, `transport/unavailable` when unreachable.
  * @example
  * ```ts
@@ -267,6 +398,8 @@ export async function ensureSchema(
 ): Promise<EnsureSchemaResult> {
   const createdNames: string[] = [];
   const updatedNames: string[] = [];
+  const warnings: string[] = [];
+  let rateLimitsChanged = false;
   try {
     for (const def of schemaDefinitions()) {
       let existing: RawCollection | undefined;
@@ -296,6 +429,12 @@ export async function ensureSchema(
       const idx = def.indexes.filter((i) => !existing.indexes.includes(i));
       if (idx.length > 0) patch.indexes = [...existing.indexes, ...idx];
       for (const r of RULES) if (existing[r] !== def[r]) patch[r] = def[r];
+      const token = def.authToken as { duration: number } | undefined;
+      const had = (existing.authToken as { duration?: number } | undefined)?.duration;
+      // Only ever shorten a token lifetime (a PATCH without the secret keeps it).
+      if (token !== undefined && (had === undefined || had > token.duration)) {
+        patch.authToken = { duration: token.duration };
+      }
       if (Object.keys(patch).length > 0) {
         await pb.collections.update(existing.id, patch, { requestKey: null });
         updatedNames.push(def.name);
@@ -304,25 +443,57 @@ export async function ensureSchema(
     const want = options.batchMaxRequests ?? 200;
     const settings = (await pb.settings.getAll({ requestKey: null })) as {
       batch?: { enabled?: boolean; maxRequests?: number; timeout?: number };
+      rateLimits?: RateLimitsSettings;
     };
     const batch = settings.batch ?? {};
+    const update: Record<string, unknown> = {};
     if (!batch.enabled || (batch.maxRequests ?? 0) < want) {
-      await pb.settings.update(
-        {
-          batch: {
-            ...batch,
-            enabled: true,
-            maxRequests: Math.max(want, batch.maxRequests ?? 0),
-            timeout: Math.max(batch.timeout ?? 3, 10),
-          },
-        },
-        { requestKey: null },
-      );
+      update.batch = {
+        ...batch,
+        enabled: true,
+        maxRequests: Math.max(want, batch.maxRequests ?? 0),
+        timeout: Math.max(batch.timeout ?? 3, 10),
+      };
+    }
+    if (options.rateLimits !== false) {
+      const merged = mergeRateLimits(settings.rateLimits, options.rateLimits?.rules);
+      if (JSON.stringify(merged) !== JSON.stringify(normalizeRateLimits(settings.rateLimits))) {
+        update.rateLimits = merged;
+        rateLimitsChanged = true;
+      }
+    }
+    if (Object.keys(update).length > 0) await pb.settings.update(update, { requestKey: null });
+    const auths = (await pb.collections.getFullList({
+      filter: 'type = "auth"',
+      requestKey: null,
+    })) as unknown as RawCollection[];
+    for (const c of auths) {
+      if (c.createRule === "") {
+        warnings.push(
+          `ensureSchema at ${pb.baseURL}: auth collection ${c.name} lets guests sign up (createRule ""): anyone can create an account there; unless your app needs open sign-up, set its createRule to null (Dashboard > Collections > ${c.name} > API rules > Create, or PATCH /api/collections/${c.name} {"createRule": null}). nxs-sync grants such accounts nothing, but a rule that only checks @request.auth.id != "" would let them in.`,
+        );
+      }
     }
   } catch (e) {
     throw toTransportError(e, "ensureSchema");
   }
-  return { created: createdNames, updated: updatedNames };
+  const logger = options.logger ?? silentLogger;
+  for (const w of warnings) logger.warn(`[nxs-pocketbase] ${w}`);
+  return { created: createdNames, updated: updatedNames, rateLimitsChanged, warnings };
+}
+
+/** `current` in the form {@link mergeRateLimits} returns (for a change check). */
+function normalizeRateLimits(current: RateLimitsSettings | undefined): Required<RateLimitsSettings> {
+  return {
+    enabled: current?.enabled === true,
+    rules: (current?.rules ?? []).map(normalizeRule),
+    excludedIPs: [...(current?.excludedIPs ?? [])],
+  };
+}
+
+/** A rule with its fields in one order and the audience set. */
+function normalizeRule(r: RateLimitRule): RateLimitRule {
+  return { label: r.label, audience: r.audience ?? "", duration: r.duration, maxRequests: r.maxRequests };
 }
 
 /** A node identity to provision with {@link ensureNode}. */

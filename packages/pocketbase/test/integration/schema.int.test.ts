@@ -6,6 +6,7 @@ import {
   createPocketBaseClient,
   createSdkClient,
   ensureSchema,
+  NODE_TOKEN_DURATION_S,
   NodeRole,
   schemaDefinitions,
 } from "../../src/index.js";
@@ -33,7 +34,7 @@ describe("schema", () => {
     servers.push(server);
     const admin = server.client();
     const again = await ensureSchema(admin);
-    expect(again).toEqual({ created: [], updated: [] });
+    expect(again).toMatchObject({ created: [], updated: [], rateLimitsChanged: false });
     for (const def of schemaDefinitions()) {
       const c = await admin.collections.getOne(def.name);
       expect(c.type).toBe(def.type);
@@ -43,6 +44,10 @@ describe("schema", () => {
     }
     const settings = await admin.settings.getAll();
     expect(settings.batch.enabled).toBe(true);
+    expect(settings.rateLimits.enabled).toBe(true);
+    for (const name of [Collections.Nodes, Collections.Replicators]) {
+      expect((await admin.collections.getOne(name)).authToken.duration).toBe(NODE_TOKEN_DURATION_S);
+    }
   });
 
   it("ensureSchema completes a collection that lost a field and an index, keeping its data", async () => {
@@ -76,8 +81,15 @@ describe("schema", () => {
       expect(names(c.indexes)).toEqual(expect.arrayContaining(names(def.indexes)));
     }
     expect((await admin.settings.getAll()).batch.enabled).toBe(true);
-    // ensureSchema over a migrated server changes nothing.
-    expect(await ensureSchema(admin)).toEqual({ created: [], updated: [] });
+    // ensureSchema over a migrated server changes no collection; the migration leaves rate limits
+    // alone (settings), and the default users collection is open to sign-up.
+    expect(await ensureSchema(admin)).toEqual({
+      created: [],
+      updated: [],
+      rateLimitsChanged: true,
+      warnings: [expect.stringContaining("auth collection users lets guests sign up")],
+    });
+    expect(await ensureSchema(admin)).toMatchObject({ created: [], updated: [], rateLimitsChanged: false });
   });
 });
 
