@@ -78,6 +78,33 @@ export function sessionClient(url: string, session: SuperuserSession): PocketBas
   return pb;
 }
 
+/** File name of the one-shot migration that creates the harness superuser (see {@link superuserMigration}). @internal */
+export const SUPERUSER_MIGRATION_FILE = "1_nxs_harness_superuser.js";
+
+/**
+ * A JS migration that creates (or resets) the superuser: how the harness hands PocketBase the password without
+ * a command line (`superuser upsert EMAIL PASS` shows it to `ps`) or an environment variable (`ps e`). The
+ * harness writes it to a private file (mode 0600), runs `pocketbase migrate up --migrationsDir=<that dir>` and
+ * deletes it.
+ * @internal
+ */
+export function superuserMigration(superuser: Superuser): string {
+  return `/// nxs-sync test harness: the superuser (written, applied and deleted by the harness)
+migrate((app) => {
+  const superusers = app.findCollectionByNameOrId("_superusers");
+  let record;
+  try {
+    record = app.findAuthRecordByEmail(superusers, ${JSON.stringify(superuser.email)});
+  } catch (_) {
+    record = new Record(superusers);
+  }
+  record.setEmail(${JSON.stringify(superuser.email)});
+  record.setPassword(${JSON.stringify(superuser.password)});
+  app.save(record);
+});
+`;
+}
+
 /** A random password that satisfies PocketBase's superuser rules (>= 10 chars). @internal */
 export function randomPassword(): string {
   return `pw-${crypto.randomUUID()}`;

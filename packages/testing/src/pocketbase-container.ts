@@ -20,9 +20,11 @@ import {
   nxsHooksDirFor,
   prepareServer,
   randomPassword,
+  SUPERUSER_MIGRATION_FILE,
   type SuperuserSession,
   sessionClient,
   shortId,
+  superuserMigration,
   waitForHealth,
 } from "./admin.js";
 import { HarnessError } from "./errors.js";
@@ -52,6 +54,9 @@ EXPOSE 8090
 ENTRYPOINT ["/pocketbase"]
 CMD ["serve", "--http=0.0.0.0:8090", "--dir=/pb_data", "--automigrate=false", "--dev=false", "--hooksDir=/pb_hooks", "--hooksWatch=false", "--migrationsDir=/pb_migrations"]
 `;
+
+/** Where a container gets the one-shot superuser migration (not the server's `--migrationsDir`). */
+const HARNESS_MIGRATIONS_DIR = "/nxs_harness_migrations";
 
 /** A hook installed in every harness container: `GET /api/nxs/probe?url=…` (superuser only) fetches `url`. */
 const PROBE_HOOK = `/// nxs-sync test harness: lets a test check what this container can reach.
@@ -310,7 +315,8 @@ function demuxDockerLogs(buf: Buffer): string {
 
 /**
  * Starts PocketBase in a Docker container (image from {@link ensurePocketBaseImage}) on a user-defined network,
- * with the port mapped to 127.0.0.1, a superuser (`superuser upsert` via exec) and the batch API on.
+ * with the port mapped to 127.0.0.1, a superuser (a one-shot migration applied with `migrate up` via exec: the
+ * password is on no command line) and the batch API on.
  *
  * @param options - network, image, host port, plus the common options
  * @returns a handle with the process-mode shape plus `disconnect`/`reconnect`/`canReach`/`exec`
@@ -437,15 +443,20 @@ async function startContainerOnce(
 
   let session: SuperuserSession;
   try {
+    // The password goes in a one-shot migration file (mode 0600), never on a command line (`ps` in the
+    // container shows exec arguments). The image has no shell to delete it: it is emptied after use.
+    const target = `${HARNESS_MIGRATIONS_DIR}/${SUPERUSER_MIGRATION_FILE}`;
+    await container.copyContentToContainer([{ content: superuserMigration(superuser), target, mode: 0o600 }]);
     const res = await exec([
       "/pocketbase",
-      "superuser",
-      "upsert",
-      superuser.email,
-      superuser.password,
+      "migrate",
+      "up",
       "--dir=/pb_data",
+      `--migrationsDir=${HARNESS_MIGRATIONS_DIR}`,
+      `--hooksDir=${hooksTarget}`,
     ]);
-    if (res.exitCode !== 0) throw new Error(`superuser upsert failed: ${res.output}`);
+    await container.copyContentToContainer([{ content: "// applied\n", target, mode: 0o600 }]);
+    if (res.exitCode !== 0) throw new Error(`superuser migration failed: ${res.output}`);
     session = await prepareServer(url, superuser, options.batch);
   } catch (error) {
     const log = await logs().catch(() => "");

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { appendFileSync, mkdirSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,9 +10,11 @@ import {
   nxsHooksDirFor,
   prepareServer,
   randomPassword,
+  SUPERUSER_MIGRATION_FILE,
   type SuperuserSession,
   sessionClient,
   shortId,
+  superuserMigration,
   waitForHealth,
 } from "./admin.js";
 import { HarnessError } from "./errors.js";
@@ -104,7 +106,8 @@ const exited = (child: ChildProcess): Promise<void> =>
 /**
  * Starts a PocketBase server as a child process: a temp `--dir`, a free port on 127.0.0.1,
  * `--automigrate=false`, `--hooksWatch=false`, the nxs-sync `pb_hooks` bundle plus `hooksDir` copied into
- * `<rootDir>/pb_hooks` (see `nxsHooks`), a superuser created with `superuser upsert` before start, the batch
+ * `<rootDir>/pb_hooks` (see `nxsHooks`), a superuser created before start by a one-shot migration (a 0600 file
+ * applied with `migrate up` and deleted: the password is on no command line), the batch
  * API switched on, readiness by polling `/api/health`.
  *
  * @param options - version, binary, superuser, batch settings, migrations/hooks dirs, port, timeouts
@@ -229,12 +232,26 @@ async function startOnce(options: ProcessPocketBaseOptions): Promise<ProcessPock
   };
 
   try {
-    note(`superuser upsert ${superuser.email}`);
-    record(
-      Buffer.from(
-        await runOnce(bin, ["superuser", "upsert", superuser.email, superuser.password, ...dirArgs], env),
-      ),
-    );
+    // The password goes in a private one-shot migration file, never on a command line (`ps` shows those).
+    note(`superuser ${superuser.email} (one-shot migration)`);
+    const secretDir = join(rootDir, "harness_migrations");
+    await mkdir(secretDir, { mode: 0o700 });
+    try {
+      await writeFile(join(secretDir, SUPERUSER_MIGRATION_FILE), superuserMigration(superuser), {
+        mode: 0o600,
+      });
+      const migrateArgs = [
+        "migrate",
+        "up",
+        `--dir=${dataDir}`,
+        "--dev=false",
+        `--migrationsDir=${secretDir}`,
+        `--hooksDir=${hooksDir}`,
+      ];
+      record(Buffer.from(await runOnce(bin, migrateArgs, env)));
+    } finally {
+      await rm(secretDir, { recursive: true, force: true });
+    }
     await spawnServer();
     session = await prepareServer(url, superuser, options.batch);
   } catch (error) {

@@ -3,7 +3,7 @@ import type PocketBase from "pocketbase";
 /** How a PocketBase server runs: a child process on loopback, or a Docker container. */
 export type PocketBaseMode = "process" | "container";
 
-/** Superuser credentials created with `superuser upsert` before the server starts. */
+/** Superuser credentials, created before the server starts by a one-shot migration (never on a command line). */
 export interface Superuser {
   email: string;
   password: string;
