@@ -54,10 +54,14 @@ export interface CreateDocOptions<S extends z.ZodType> {
   readonly replicaId: ReplicaId | string;
   /**
    * The wall clock (ms since the epoch): pass `Date.now` in production. Without it the HLC is purely
-   * logical (physical part 0) and the drift check is off.
+   * logical (physical part starting at 0) and the drift limit is measured from the doc's own latest
+   * stamp instead: a remote stamp may move the clock `maxDriftMs` ahead at most.
    */
   readonly clock?: WallClock;
-  /** How far ahead of `clock` a remote HLC may be (default 60 000 ms). */
+  /**
+   * How far ahead of `clock` (without one: of the doc's latest stamp) a remote HLC may be (default
+   * 60 000 ms).
+   */
   readonly maxDriftMs?: number;
   /**
    * The initial state, identical on every replica (it is not replicated: it is the state before any
@@ -95,7 +99,8 @@ export interface Doc<out T> extends ReplicatedDoc {
    * @returns The change made, or undefined when nothing changed.
    * @throws {@link ValidationError} `schema/invalid` when the new state does not match the schema
    * (nothing is applied; `issues` and `cause` hold the zod issues), `op/invalid` when the edit
-   * cannot be expressed (e.g. a key under a counter). {@link ClockError} `hlc/overflow`.
+   * cannot be expressed (e.g. a key under a counter). {@link ClockError} `hlc/overflow` only once the
+   * clock reaches year 10889 (a received stamp never makes local writes fail).
    */
   change(recipe: (draft: DocDraft<T>) => unknown): Change | undefined;
   /**
@@ -363,8 +368,8 @@ class DocImpl<T> implements Doc<T> {
       if (last === undefined || h.slice(0, 18) > last.slice(0, 18)) last = h;
     this.#clock = createHlcClock({
       replicaId: this.replicaId,
-      now: options.clock ?? (() => 0),
-      maxDriftMs: options.clock === undefined ? Number.POSITIVE_INFINITY : (options.maxDriftMs ?? 60_000),
+      ...(options.clock === undefined ? {} : { now: options.clock }),
+      maxDriftMs: options.maxDriftMs ?? 60_000,
       ...(last === undefined ? {} : { last }),
     });
     let seq = Math.max(options.last?.seq ?? 0, this.#log.vv.get(this.replicaId) ?? 0);

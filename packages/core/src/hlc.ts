@@ -25,6 +25,12 @@ export const HLC_PREFIX_LENGTH: number = HLC_MS_DIGITS + HLC_COUNTER_DIGITS;
 export const HLC_MAX_MS: number = 2 ** 48 - 1;
 /** The largest `counter` an {@link Hlc} can carry. */
 export const HLC_MAX_COUNTER: number = 2 ** 24 - 1;
+/**
+ * The largest `counter` a clock makes or accepts (the lower half of the range). A clock that would
+ * count past it moves to the next millisecond instead; a received stamp above it is refused
+ * (`hlc/invalid`), so no stamp can exhaust a receiver's counter.
+ */
+export const HLC_COUNTER_LIMIT: number = 2 ** 23 - 1;
 
 const HEX = /^[0-9a-f]+$/;
 
@@ -97,9 +103,16 @@ export function compareHlc(a: Hlc | string, b: Hlc | string): number {
 export interface HlcClockOptions {
   /** The node id written into every stamp. */
   readonly replicaId: ReplicaId | string;
-  /** The wall clock (ms since the epoch). `Date.now` in production, a fake in tests. */
-  readonly now: WallClock;
-  /** How far ahead of the wall clock a received stamp may be. Default 60 000 ms. */
+  /**
+   * The wall clock (ms since the epoch). `Date.now` in production, a fake in tests. Without it the
+   * clock is purely logical: its `ms` starts at 0 and only moves with received stamps and counter
+   * overflows, and the drift limit is measured from the clock's own last stamp instead of a wall clock.
+   */
+  readonly now?: WallClock;
+  /**
+   * How far ahead of the wall clock (or, without one, of the clock's last stamp) a received stamp may
+   * be. Default 60 000 ms.
+   */
   readonly maxDriftMs?: number;
   /** A stamp this clock must stay after (e.g. the last stamp saved before a restart). */
   readonly last?: Hlc | string;
@@ -108,15 +121,18 @@ export interface HlcClockOptions {
 /** A hybrid logical clock: monotonic stamps that also follow every stamp received. */
 export interface HlcClock {
   /**
-   * A new stamp, greater than every stamp this clock made or received before.
-   * @throws {@link ClockError} `hlc/overflow` when the counter overflows within one millisecond.
+   * A new stamp, greater than every stamp this clock made or received before. When the counter would
+   * pass {@link HLC_COUNTER_LIMIT} the clock moves to the next millisecond (ahead of the wall clock,
+   * as HLCs allow) with counter 0.
+   * @throws {@link ClockError} `hlc/overflow` only when `ms` would pass {@link HLC_MAX_MS} (year
+   * 10889), `hlc/invalid` when the wall clock is out of range.
    */
   now(): Hlc;
   /**
    * Takes a remote stamp into account: every later {@link HlcClock.now} is greater than it.
    * @param remote - An encoded stamp from another replica.
-   * @throws {@link ClockError} `hlc/invalid` (malformed), `hlc/drift` (more than `maxDriftMs` ahead
-   * of the wall clock; the clock is left unchanged) or `hlc/overflow`.
+   * @throws {@link ClockError} `hlc/invalid` (malformed, or counter above {@link HLC_COUNTER_LIMIT})
+   * or `hlc/drift` (more than `maxDriftMs` ahead of the wall clock); the clock is then left unchanged.
    */
   receive(remote: Hlc | string): void;
   /**
@@ -160,36 +176,47 @@ export function createHlcClock(options: HlcClockOptions): HlcClock {
 
   function check(remote: Hlc | string): HlcParts {
     const p = decodeHlc(remote);
-    const physical = wall();
-    if (p.ms - physical > maxDriftMs) {
+    if (p.counter > HLC_COUNTER_LIMIT) {
+      throw new ClockError(
+        ErrorCode.HlcInvalid,
+        `remote hlc ${remote} has counter ${p.counter}, above the limit ${HLC_COUNTER_LIMIT}`,
+      );
+    }
+    // Without a wall clock, the reference is the clock itself: each stamp moves it by maxDriftMs at most.
+    const reference = wall === undefined ? ms : wall();
+    if (p.ms - reference > maxDriftMs) {
       throw new ClockError(
         ErrorCode.HlcDrift,
-        `remote hlc ${remote} is ${p.ms - physical} ms ahead of the wall clock (max ${maxDriftMs})`,
+        `remote hlc ${remote} is ${p.ms - reference} ms ahead of the ${wall === undefined ? "clock" : "wall clock"} (max ${maxDriftMs})`,
       );
     }
     return p;
   }
 
-  function bump(nextCounter: number): number {
-    if (nextCounter > HLC_MAX_COUNTER) {
-      throw new ClockError(ErrorCode.HlcOverflow, `hlc counter overflow at ms ${ms}`);
+  /** Counts one tick within `ms`, or moves to the next millisecond when the counter is used up. */
+  function tick(): void {
+    if (counter < HLC_COUNTER_LIMIT) {
+      counter++;
+      return;
     }
-    return nextCounter;
+    if (ms >= HLC_MAX_MS) throw new ClockError(ErrorCode.HlcOverflow, `hlc exhausted at ms ${ms}`);
+    ms++;
+    counter = 0;
   }
 
-  // Encoding cache: the ms part only changes when the wall clock moves.
+  // Encoding cache: the ms part changes only when the wall clock moves or the counter is used up.
   let msHexFor = -1;
   let msHex = "";
   return {
     now(): Hlc {
-      const physical = Math.max(0, Math.floor(wall()));
+      const physical = wall === undefined ? 0 : Math.max(0, Math.floor(wall()));
       if (physical > ms) {
         if (physical > HLC_MAX_MS)
           throw new ClockError(ErrorCode.HlcInvalid, `wall clock out of range: ${physical}`);
         ms = physical;
         counter = 0;
-      } else {
-        counter = started ? bump(counter + 1) : counter;
+      } else if (started) {
+        tick();
       }
       started = true;
       if (msHexFor !== ms) {

@@ -1,7 +1,16 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ClockError, ErrorCode } from "../../src/errors.js";
-import { compareHlc, createHlcClock, decodeHlc, encodeHlc, HLC_MAX_COUNTER, hlcNode } from "../../src/hlc.js";
+import {
+  compareHlc,
+  createHlcClock,
+  decodeHlc,
+  encodeHlc,
+  HLC_COUNTER_LIMIT,
+  HLC_MAX_COUNTER,
+  HLC_MAX_MS,
+  hlcNode,
+} from "../../src/hlc.js";
 
 const params = { seed: 20261127, numRuns: 300 };
 const codeOf = (fn: () => unknown): string | undefined => {
@@ -97,14 +106,59 @@ describe("HLC clock", () => {
     expect(codeOf(() => clock.receive("garbage"))).toBe(ErrorCode.HlcInvalid);
   });
 
-  it("reports hlc/overflow when the counter is exhausted within one millisecond", () => {
+  it("moves to the next millisecond when the counter is used up, instead of failing", () => {
     const clock = createHlcClock({
       replicaId: "a",
       now: () => 5,
-      last: encodeHlc({ ms: 5, counter: HLC_MAX_COUNTER - 1, node: "a" }),
+      last: encodeHlc({ ms: 5, counter: HLC_COUNTER_LIMIT - 1, node: "a" }),
     });
-    expect(clock.now()).toBe(encodeHlc({ ms: 5, counter: HLC_MAX_COUNTER, node: "a" }));
+    expect(clock.now()).toBe(encodeHlc({ ms: 5, counter: HLC_COUNTER_LIMIT, node: "a" }));
+    expect(clock.now()).toBe(encodeHlc({ ms: 6, counter: 0, node: "a" }));
+    expect(clock.now()).toBe(encodeHlc({ ms: 6, counter: 1, node: "a" }));
+  });
+
+  it("continues after a `last` whose counter is past the limit (made by an older version)", () => {
+    const last = encodeHlc({ ms: 5, counter: HLC_MAX_COUNTER, node: "a" });
+    const clock = createHlcClock({ replicaId: "a", now: () => 5, last });
+    expect(clock.now()).toBe(encodeHlc({ ms: 6, counter: 0, node: "a" }));
+  });
+
+  it("reports hlc/overflow only when the clock reaches the largest ms", () => {
+    const clock = createHlcClock({
+      replicaId: "a",
+      last: encodeHlc({ ms: HLC_MAX_MS, counter: HLC_COUNTER_LIMIT - 1, node: "a" }),
+    });
+    expect(clock.now()).toBe(encodeHlc({ ms: HLC_MAX_MS, counter: HLC_COUNTER_LIMIT, node: "a" }));
     expect(codeOf(() => clock.now())).toBe(ErrorCode.HlcOverflow);
+  });
+
+  it("refuses a received counter above the limit with hlc/invalid and stays unchanged", () => {
+    const clock = createHlcClock({ replicaId: "a", now: () => 1000 });
+    for (const counter of [HLC_COUNTER_LIMIT + 1, HLC_MAX_COUNTER]) {
+      const h = encodeHlc({ ms: 1000, counter, node: "b" });
+      expect(codeOf(() => clock.check(h))).toBe(ErrorCode.HlcInvalid);
+      expect(codeOf(() => clock.receive(h))).toBe(ErrorCode.HlcInvalid);
+    }
+    expect(clock.now()).toBe(encodeHlc({ ms: 1000, counter: 0, node: "a" }));
+    // At the limit: accepted, and the next local stamp takes the next millisecond.
+    clock.receive(encodeHlc({ ms: 1050, counter: HLC_COUNTER_LIMIT, node: "b" }));
+    expect(clock.now()).toBe(encodeHlc({ ms: 1051, counter: 0, node: "a" }));
+  });
+
+  it("without a wall clock, measures drift from its own latest stamp", () => {
+    const clock = createHlcClock({ replicaId: "a", maxDriftMs: 100 });
+    expect(clock.now()).toBe(encodeHlc({ ms: 0, counter: 0, node: "a" }));
+    expect(codeOf(() => clock.receive(encodeHlc({ ms: 101, counter: 0, node: "b" })))).toBe(
+      ErrorCode.HlcDrift,
+    );
+    expect(codeOf(() => clock.receive(encodeHlc({ ms: HLC_MAX_MS, counter: 0, node: "b" })))).toBe(
+      ErrorCode.HlcDrift,
+    );
+    clock.receive(encodeHlc({ ms: 100, counter: 3, node: "b" }));
+    expect(clock.now()).toBe(encodeHlc({ ms: 100, counter: 4, node: "a" }));
+    // The reference moved with the clock: 100 more is within the limit now.
+    clock.receive(encodeHlc({ ms: 200, counter: 0, node: "b" }));
+    expect(clock.now()).toBe(encodeHlc({ ms: 200, counter: 1, node: "a" }));
   });
 
   it("continues after `last` on restart", () => {
@@ -113,14 +167,17 @@ describe("HLC clock", () => {
     expect(compareHlc(clock.now(), last)).toBe(1);
   });
 
-  it("property: monotonic, and never behind a received stamp, whatever the wall clock does", () => {
+  it("property: monotonic, never throws on now(), and never behind a received stamp, whatever the wall clock and received stamps do", () => {
     const event = fc.oneof(
       fc.record({ kind: fc.constant("wall" as const), delta: fc.integer({ min: -50, max: 50 }) }),
       fc.record({ kind: fc.constant("now" as const) }),
       fc.record({
         kind: fc.constant("recv" as const),
         ahead: fc.integer({ min: -100, max: 40 }),
-        counter: fc.integer({ min: 0, max: 1000 }),
+        counter: fc.oneof(
+          fc.integer({ min: 0, max: 1000 }),
+          fc.integer({ min: HLC_COUNTER_LIMIT - 3, max: HLC_MAX_COUNTER }),
+        ),
         node: fc.constantFrom("b", "c", "a0"),
       }),
     );
@@ -139,7 +196,9 @@ describe("HLC clock", () => {
             last = h;
           } else {
             const remote = encodeHlc({ ms: Math.max(0, wall + e.ahead), counter: e.counter, node: e.node });
-            if (e.ahead > 30) {
+            if (e.counter > HLC_COUNTER_LIMIT) {
+              expect(codeOf(() => clock.receive(remote))).toBe(ErrorCode.HlcInvalid);
+            } else if (e.ahead > 30) {
               expect(codeOf(() => clock.receive(remote))).toBe(ErrorCode.HlcDrift);
             } else {
               clock.receive(remote);

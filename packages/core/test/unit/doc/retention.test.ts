@@ -201,7 +201,8 @@ describe("paths written between reads", () => {
 
 describe("what a change log and a read must keep", () => {
   it("refuses a local value nested deeper than a path may go, so the log stays servable", () => {
-    const d = kvDoc("a", fakeClock().now);
+    const clock = fakeClock();
+    const d = kvDoc("a", clock.now);
     let deep: Record<string, unknown> = { leaf: 1 };
     for (let j = 0; j < 70; j++) deep = { n: deep };
     expect(() => d.set(["kv", "deep"], deep)).toThrow(/deeper than 64/);
@@ -209,7 +210,7 @@ describe("what a change log and a read must keep", () => {
     // Enough later changes to seal the log: it still decodes and serves every change.
     for (let j = 0; j < 100; j++) d.set(["kv", `k${j}`], j);
     expect(d.changesSince({})).toHaveLength(100);
-    const b = kvDoc("b");
+    const b = kvDoc("b", clock.now);
     expect(b.applyRemote(wire(d.changesSince({}))).rejected).toEqual([]);
   });
 
