@@ -54,6 +54,7 @@ export {
   createHlcClock,
   decodeHlc,
   encodeHlc,
+  HLC_COUNTER_LIMIT,
   HLC_MAX_COUNTER,
   HLC_MAX_MS,
   HLC_PREFIX_LENGTH,
