@@ -64,6 +64,13 @@ export interface CreateDocOptions<S extends z.ZodType> {
    */
   readonly maxDriftMs?: number;
   /**
+   * Most changes held past a gap per origin (default 1,000) and in all (default 20,000). Past
+   * them, the changes furthest from the gap are dropped (counted in `dropped` of the apply result):
+   * they are not lost, the pull that fills the gap brings them again. A bound on what a writer that
+   * never fills its gap (a hostile or broken one) can make a replica hold.
+   */
+  readonly maxHeld?: { readonly perOrigin?: number; readonly total?: number };
+  /**
    * The initial state, identical on every replica (it is not replicated: it is the state before any
    * change, stamped before every HLC). With `snapshot`, it is not the starting state but still the
    * fallback shown for a required value the schema refuses (docs/core.md, "Schema upgrades"): pass it.
@@ -310,6 +317,9 @@ class DocImpl<T> implements Doc<T> {
   /** Schema walks of the paths of the change being applied (by path identity), reused to validate. */
   readonly #walks = new Map<Path, SchemaWalk>();
   readonly #held = new Map<string, Map<number, Change>>();
+  readonly #maxHeldPerOrigin: number;
+  readonly #maxHeldTotal: number;
+  #heldTotal = 0;
   readonly #subs = new Set<Subscriber>();
   readonly #localListeners = new Set<(change: Change) => void>();
 
@@ -318,6 +328,8 @@ class DocImpl<T> implements Doc<T> {
     this.docId = toDocId(options.docId);
     this.replicaId = toReplicaId(options.replicaId);
     this.#schema = options.schema;
+    this.#maxHeldPerOrigin = Math.max(1, options.maxHeld?.perOrigin ?? 1_000);
+    this.#maxHeldTotal = Math.max(1, options.maxHeld?.total ?? 20_000);
     this.#logger = options.logger ?? silentLogger;
     this.#initial =
       options.initial === undefined ? undefined : toFrozenJson(options.initial, { path: [], message: "" });
@@ -1066,6 +1078,7 @@ class DocImpl<T> implements Doc<T> {
     const rejected: RejectedChange[] = [];
     const hidden: HiddenChange[] = [];
     let duplicates = 0;
+    let dropped = 0;
     const heldNow = new Set<Change>();
     const reject = (input: unknown, error: unknown) => {
       rejected.push({
@@ -1075,15 +1088,27 @@ class DocImpl<T> implements Doc<T> {
     };
     for (const input of changes) {
       try {
-        this.#applyRemoteInput(input, applied, heldNow, reject, hidden, () => {
-          duplicates++;
-        });
+        this.#applyRemoteInput(
+          input,
+          applied,
+          heldNow,
+          reject,
+          hidden,
+          () => {
+            duplicates++;
+          },
+          () => {
+            dropped++;
+          },
+        );
       } catch (e) {
         reject(input, e);
       }
     }
     if (applied.length > 0) this.#notify();
-    return { applied, duplicates, held: heldNow.size, rejected, hidden };
+    return dropped > 0
+      ? { applied, duplicates, held: heldNow.size, rejected, hidden, dropped }
+      : { applied, duplicates, held: heldNow.size, rejected, hidden };
   }
 
   #applyRemoteInput(
@@ -1093,6 +1118,7 @@ class DocImpl<T> implements Doc<T> {
     reject: (input: unknown, error: unknown) => void,
     hidden: HiddenChange[],
     duplicate: () => void,
+    dropped: () => void,
   ): void {
     let change: Change;
     try {
@@ -1124,8 +1150,22 @@ class DocImpl<T> implements Doc<T> {
         this.#held.set(origin, m);
       }
       if (m.has(seq)) duplicate();
-      else {
+      else if (m.size >= this.#maxHeldPerOrigin || this.#heldTotal >= this.#maxHeldTotal) {
+        // Full: keep the changes nearest to the gap. The one furthest from it goes (this one, or
+        // the highest held of this origin); the pull that fills the gap brings it again.
+        let highest = seq;
+        for (const s of m.keys()) if (s > highest) highest = s;
+        if (highest !== seq) {
+          const out = m.get(highest) as Change;
+          m.delete(highest);
+          heldNow.delete(out);
+          m.set(seq, change);
+          heldNow.add(change);
+        }
+        dropped();
+      } else {
         m.set(seq, change);
+        this.#heldTotal++;
         heldNow.add(change);
       }
       return;
@@ -1145,6 +1185,7 @@ class DocImpl<T> implements Doc<T> {
       const h = m.get(nextSeq);
       if (h === undefined) break;
       m.delete(nextSeq);
+      this.#heldTotal--;
       heldNow.delete(h);
       const e2 = this.#applyRemoteOne(h);
       if (e2 !== undefined) {
@@ -1155,7 +1196,12 @@ class DocImpl<T> implements Doc<T> {
       this.#reportHidden(h, hidden);
     }
     // Drop held changes the version vector now covers.
-    for (const s of m.keys()) if (this.#log.has(origin, s)) m.delete(s);
+    for (const s of m.keys()) {
+      if (this.#log.has(origin, s)) {
+        m.delete(s);
+        this.#heldTotal--;
+      }
+    }
     if (m.size === 0) this.#held.delete(origin);
   }
 
@@ -1273,6 +1319,7 @@ class DocImpl<T> implements Doc<T> {
     const held: unknown[] = [];
     for (const m of this.#held.values()) held.push(...m.values());
     this.#held.clear();
+    this.#heldTotal = 0;
     const res = held.length > 0 ? this.applyRemote(held) : none;
     if (res.applied.length === 0) this.#notify();
     return res;

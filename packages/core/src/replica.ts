@@ -449,6 +449,11 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
       logger.warn(`${tag} ${result.rejected.length} ${source} change(s) rejected`, result.rejected);
       events.emit("rejected", { rejected: result.rejected, source });
     }
+    if ((result.dropped ?? 0) > 0 && logThrottle.admit("dropped past a gap").report) {
+      logger.warn(
+        `${tag} ${result.dropped} ${source} change(s) past a gap not held (the most this replica holds per origin): a pull brings them again once the gap is filled`,
+      );
+    }
     const hidden = result.hidden ?? [];
     if (hidden.length > 0) {
       for (const h of hidden) {

@@ -41,6 +41,11 @@ export interface ApplyResult {
    * reported once, when it newly hid something. Absent from documents that do not hide.
    */
   readonly hidden?: readonly HiddenChange[];
+  /**
+   * Changes past a gap not kept because their origin (or the doc) already holds the most it may
+   * (`maxHeld` of `createDoc`): not lost, the pull that fills the gap brings them again.
+   */
+  readonly dropped?: number;
 }
 
 /**
