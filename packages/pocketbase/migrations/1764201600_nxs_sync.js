@@ -136,6 +136,7 @@ migrate(
             { name: "at", type: "number", required: true, onlyInt: true, min: 1 },
             nodeRel,
             created,
+            { name: "updated", type: "autodate", onCreate: true, onUpdate: true },
           ],
           indexes: ["CREATE UNIQUE INDEX idx_nxs_acks_doc_replica ON nxs_acks (doc, replica)"],
           listRule: IS_MEMBER,

@@ -32,7 +32,16 @@ export const ackRecordSchema = z.object({
   version: versionSchema,
   at: z.number().int().min(1),
   node: z.string().min(1),
+  /** The server's autodate of the last write (`YYYY-MM-DD HH:MM:SS.sssZ`). */
+  updated: z.string().optional(),
 });
+
+/** A PocketBase autodate (`2026-12-07 00:57:24.123Z`) in ms since the epoch, or undefined. */
+function autodateMs(value: string | undefined): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  const ms = Date.parse(value.replace(" ", "T"));
+  return Number.isFinite(ms) ? ms : undefined;
+}
 
 /** One replica's acknowledged version of a doc. */
 export interface Ack {
@@ -55,8 +64,8 @@ function isDuplicate(e: unknown): boolean {
 const DEFAULT_EXPIRY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * Reads the acks of a doc on one server and splits them by liveness: a replica whose last ack is
- * older than `expiryMs` is expired (left out of the frontier; it must re-bootstrap). Invalid records
+ * Reads the acks of a doc on one server and splits them by liveness: a replica whose last ack (as
+ * the server stamped it, `updated`) is older than `expiryMs` is expired (left out of the frontier; it must re-bootstrap). Invalid records
  * are skipped, and so are acks whose replica is not bound to their author node (forged).
  */
 async function readAcks(
@@ -76,7 +85,11 @@ async function readAcks(
     const r = ackRecordSchema.safeParse(raw);
     // An ack whose replica is not bound to its author node (a forged one) is not counted.
     if (!r.success || !isOriginOfNode(r.data.replica, r.data.node)) continue;
-    if (now - r.data.at > expiryMs) expired.push(r.data.replica);
+    // Liveness by the server's own clock (`updated`): a client-supplied `at` dated far in the future
+    // would keep a dead replica in the frontier for good (SECURITY-AUDIT.md). `at` only for servers
+    // whose schema predates the field.
+    const seen = autodateMs(r.data.updated) ?? r.data.at;
+    if (now - seen > expiryMs) expired.push(r.data.replica);
     else live.push(r.data);
   }
   return { live, expired };

@@ -191,6 +191,8 @@ export function schemaDefinitions(): readonly CollectionDef[] {
         { name: "at", type: "number", required: true, onlyInt: true, min: 1 },
         authorNode,
         created,
+        // The server's own time of the last write: ack liveness (a client's `at` could lie).
+        { name: "updated", type: "autodate", onCreate: true, onUpdate: true },
       ],
       indexes: ["CREATE UNIQUE INDEX idx_nxs_acks_doc_replica ON nxs_acks (doc, replica)"],
       listRule: IS_MEMBER,

@@ -103,14 +103,17 @@ describe("snapshots and compaction", () => {
     await writer.replica.flush();
     await waitFor(() => Object.keys(reader.doc.get().items).length === 50, { description: "reader has 50" });
 
-    // A replica that acknowledged nothing for two hours holds the frontier back until it expires.
+    // A replica that acknowledged nothing for a while holds the frontier back until it expires.
+    // Liveness is the server's time of its last ack (`updated`), so "a while" is real time here:
+    // it acks once, then is silent for 4 s (its own `at` would not be trusted).
     const stale = createPocketBaseClient({ url: s1.url, auth: gw2.auth });
     await writeAck(stale, {
       doc: docId,
       replica: `${gw2.id}.stale`,
       version: {},
-      at: Date.now() - 2 * 3600_000,
+      at: Date.now(),
     });
+    await new Promise((r) => setTimeout(r, 4000));
 
     await writer.checkpointer.checkpoint({ snapshot: true });
     await reader.checkpointer.checkpoint();
@@ -127,11 +130,13 @@ describe("snapshots and compaction", () => {
       { url: s1.url, auth: repl.auth },
       { url: s2.url, auth: repl.auth },
     ];
-    const patient = createCompactor({ servers: servers2, docs: [docId], expiryMs: 3 * 3600_000 });
+    const patient = createCompactor({ servers: servers2, docs: [docId], expiryMs: 3600_000 });
     cleanups.push(() => patient.stop());
     for (const r of await patient.run()) expect(r.deletedChanges, r.url).toBe(0);
 
-    const compactor = createCompactor({ servers: servers2, docs: [docId], expiryMs: 3600_000 });
+    // Expires what has been silent for 2.5 s: the stale replica (4 s), not the two gateways that
+    // just checkpointed.
+    const compactor = createCompactor({ servers: servers2, docs: [docId], expiryMs: 2500 });
     cleanups.push(() => compactor.stop());
     const results = await compactor.run();
     expect(results).toHaveLength(2);
