@@ -704,6 +704,37 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     });
   }
 
+  /** The packs of `origin` at `ep` that hold any seq in `lo..hi` (only `fields`, when given). */
+  function packsCovering(
+    ep: Endpoint,
+    origin: string,
+    lo: number,
+    hi: number,
+    signal: AbortSignal,
+    fields?: string,
+  ): Promise<Record<string, unknown>[]> {
+    return ep.client.call(
+      "list packs",
+      (pb) =>
+        abortable(
+          pb.collection(Collections.Changes).getFullList({
+            filter: pb.filter("doc = {:doc} && origin = {:origin} && last >= {:lo} && seq <= {:hi}", {
+              doc: docId,
+              origin,
+              lo,
+              hi,
+            }),
+            batch: 1000,
+            requestKey: null,
+            signal,
+            ...(fields === undefined ? {} : { fields }),
+          }),
+          signal,
+        ),
+      { signal },
+    );
+  }
+
   /** Which of `changes` the server already holds, in any pack (by origin and seq). */
   async function covered(
     ep: Endpoint,
@@ -720,26 +751,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     for (const [origin, seqs] of byOrigin) {
       const lo = seqs.reduce((a, b) => Math.min(a, b));
       const hi = seqs.reduce((a, b) => Math.max(a, b));
-      const packs = await ep.client.call(
-        "find committed changes",
-        (pb) =>
-          abortable(
-            pb.collection(Collections.Changes).getFullList({
-              filter: pb.filter("doc = {:doc} && origin = {:origin} && last >= {:lo} && seq <= {:hi}", {
-                doc: docId,
-                origin,
-                lo,
-                hi,
-              }),
-              fields: "seq,last",
-              batch: 1000,
-              requestKey: null,
-              signal,
-            }),
-            signal,
-          ),
-        { signal },
-      );
+      const packs = await packsCovering(ep, origin, lo, hi, signal, "seq,last");
       for (const s of seqs) {
         if (packs.some((p) => Number(p.seq) <= s && s <= Number(p.last))) found.add(`${origin}\u0000${s}`);
       }
@@ -899,30 +911,13 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
    */
   async function checkTakeover(ep: Endpoint, changes: readonly Change[], signal: AbortSignal): Promise<void> {
     const floor = takeoverFloor;
-    if (floor === undefined) return;
-    const mine = changes.filter((c) => c.origin === ownOrigin && c.seq <= floor);
+    const origin = ownOrigin;
+    if (floor === undefined || origin === undefined) return;
+    const mine = changes.filter((c) => c.origin === origin && c.seq <= floor);
     if (mine.length > 0) {
       const lo = Math.min(...mine.map((c) => c.seq));
       const hi = Math.max(...mine.map((c) => c.seq));
-      const raws = await ep.client.call(
-        "takeover: compare changes",
-        (pb) =>
-          abortable(
-            pb.collection(Collections.Changes).getFullList({
-              filter: pb.filter("doc = {:doc} && origin = {:origin} && last >= {:lo} && seq <= {:hi}", {
-                doc: docId,
-                origin: ownOrigin,
-                lo,
-                hi,
-              }),
-              batch: 1000,
-              requestKey: null,
-              signal,
-            }),
-            signal,
-          ),
-        { signal },
-      );
+      const raws = await packsCovering(ep, origin, lo, hi, signal);
       const theirs = new Map<number, string>();
       for (const c of decodeAll(ep, raws)) theirs.set(c.seq, c.hlc);
       const clash = mine.find((c) => theirs.has(c.seq) && theirs.get(c.seq) !== c.hlc);
