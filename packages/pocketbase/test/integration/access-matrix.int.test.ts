@@ -1,17 +1,10 @@
-import { createDoc, createMemoryStorage, createReplica, silentLogger } from "@nxs-sync/core";
-import { createTimerScheduler } from "@nxs-sync/core/node";
+import { silentLogger } from "@nxs-sync/core";
 import { type ProcessPocketBase, usePocketBaseServers } from "@nxs-sync/testing";
 import PocketBase, { ClientResponseError } from "pocketbase";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import {
-  Collections,
-  createCheckpointer,
-  createPocketBaseTransport,
-  ensureSchema,
-  NodeRole,
-} from "../../src/index.js";
-import { makeNode, provision, recordId } from "./helpers.js";
+import { Collections, createCheckpointer, NodeRole } from "../../src/index.js";
+import { makeNode, quietGateway, recordId, setUpServers } from "./helpers.js";
 
 // The access matrix of the audit (SECURITY-AUDIT.md, "Access matrix"), as a test: guest, a `users`
 // account, a gateway, a replicator and a superuser against every nxs-sync collection and route.
@@ -27,30 +20,16 @@ const victim: Record<string, string> = {};
 
 beforeAll(async () => {
   server = await servers.start({ name: "access-matrix", batch: false });
-  await ensureSchema(server.client());
-  await provision(server, [gwA, gwB, repl]);
+  await setUpServers([server], [gwA, gwB, repl]);
   // Node B writes a change, a snapshot and an ack, as a gateway does.
-  const replicaId = `${gwB.id}.main`;
-  const doc = createDoc({
-    schema: z.object({ k: z.record(z.string(), z.number()) }),
+  const { doc, replica } = quietGateway({
+    node: gwB,
     docId,
-    replicaId,
-    clock: Date.now,
-    initial: { k: {} },
-  });
-  const transport = createPocketBaseTransport({
+    instance: "main",
     endpoints: [server.url],
-    auth: gwB.auth,
-    docId,
-    origin: replicaId,
-    logger: silentLogger,
-  });
-  const replica = createReplica({
-    doc,
-    transport,
-    storage: createMemoryStorage(),
-    scheduler: createTimerScheduler(),
-    logger: silentLogger,
+    schema: z.object({ k: z.record(z.string(), z.number()) }),
+    initial: { k: {} },
+    cleanup: () => undefined, // stopped below, once it wrote
   });
   await replica.start();
   doc.set(["k", "a"], 1);

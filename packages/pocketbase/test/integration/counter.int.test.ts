@@ -1,18 +1,9 @@
-import {
-  counter,
-  createDoc,
-  createMemoryStorage,
-  createReplica,
-  type Doc,
-  EMPTY_VERSION_VECTOR,
-  silentLogger,
-} from "@nxs-sync/core";
-import { createTimerScheduler } from "@nxs-sync/core/node";
+import { counter, EMPTY_VERSION_VECTOR, silentLogger } from "@nxs-sync/core";
 import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createCheckpointer, createPocketBaseTransport, ensureSchema } from "../../src/index.js";
-import { makeNode, provision, recordId, stableJson } from "./helpers.js";
+import { createCheckpointer } from "../../src/index.js";
+import { makeNode, quietGateway, recordId, setUpServers, stableJson } from "./helpers.js";
 
 // Issue 12: counters with fractional amounts read the same on a compacted and an uncompacted
 // replica (docs/protocol.md, "Counter value").
@@ -25,8 +16,7 @@ const gw3 = makeNode("gw-3");
 
 beforeAll(async () => {
   server = await servers.start({ name: "counter", batch: false });
-  await ensureSchema(server.client());
-  await provision(server, [gw1, gw2, gw3]);
+  await setUpServers([server], [gw1, gw2, gw3]);
 });
 
 let cleanups: (() => Promise<void>)[] = [];
@@ -38,27 +28,14 @@ afterEach(async () => {
 const schema = z.object({ cost: counter() });
 
 function gateway(node: typeof gw1, docId: string) {
-  const replicaId = `${node.id}.a`;
-  const doc: Doc<z.output<typeof schema>> = createDoc({
-    schema,
+  const { doc, replica } = quietGateway({
+    node,
     docId,
-    replicaId,
-    clock: Date.now,
-    initial: { cost: 0 },
-  });
-  const transport = createPocketBaseTransport({
+    instance: "a",
     endpoints: [server.url],
-    auth: node.auth,
-    docId,
-    origin: replicaId,
-    logger: silentLogger,
-  });
-  const replica = createReplica({
-    doc,
-    transport,
-    storage: createMemoryStorage(),
-    scheduler: createTimerScheduler(),
-    logger: silentLogger,
+    schema,
+    initial: { cost: 0 },
+    cleanup: (fn) => cleanups.push(fn),
   });
   const checkpointer = createCheckpointer({
     endpoints: [server.url],
@@ -66,10 +43,7 @@ function gateway(node: typeof gw1, docId: string) {
     doc,
     logger: silentLogger,
   });
-  cleanups.push(
-    () => replica.stop(),
-    async () => checkpointer.stop(),
-  );
+  cleanups.push(async () => checkpointer.stop());
   return { doc, replica, checkpointer };
 }
 

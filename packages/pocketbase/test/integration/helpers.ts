@@ -1,16 +1,30 @@
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { type Change, encodeHlc } from "@nxs-sync/core";
+import {
+  type Change,
+  createDoc,
+  createMemoryStorage,
+  createReplica,
+  type Doc,
+  encodeHlc,
+  type Replica,
+  silentLogger,
+} from "@nxs-sync/core";
+import { createTimerScheduler } from "@nxs-sync/core/node";
 import { type PocketBaseServer, startPocketBase } from "@nxs-sync/testing";
+import type { z } from "zod";
 import {
   Collections,
   collectionOfRole,
   createPocketBaseClient,
+  createPocketBaseTransport,
   encodeChangeRecord,
   ensureNode,
   ensureSchema,
   type NodeAuth,
   NodeRole,
+  type PocketBaseTransport,
+  type PocketBaseTransportOptions,
 } from "../../src/index.js";
 
 /** The package's JS migrations (the schema users drop into pb_migrations). */
@@ -149,4 +163,65 @@ export async function countChanges(
   origin?: string,
 ): Promise<number> {
   return (await changeKeysOn(url, auth, doc, origin)).length;
+}
+
+/** Installs the schema and provisions `nodes` (same ids) on every server, as an operator would. */
+export async function setUpServers(
+  servers: readonly PocketBaseServer[],
+  nodes: readonly (TestNode & { role: NodeRole; name: string })[],
+): Promise<void> {
+  for (const s of servers) {
+    await ensureSchema(s.client());
+    await provision(s, nodes);
+  }
+}
+
+/** Options of {@link quietGateway}. */
+export interface QuietGatewayOptions<S extends z.ZodType> {
+  readonly node: TestNode;
+  readonly docId: string;
+  /** The replica id is `<node id>.<instance>`. */
+  readonly instance: string;
+  readonly endpoints: readonly string[];
+  readonly schema: S;
+  readonly initial: z.input<S>;
+  /** Extra transport options. */
+  readonly transport?: Partial<PocketBaseTransportOptions>;
+  /** Where the gateway's stop goes (a test's cleanup list). */
+  readonly cleanup: (fn: () => Promise<void>) => void;
+}
+
+/**
+ * A gateway as most tests need one: a doc on the wall clock, a transport given its origin, a
+ * replica on memory storage and real timers, all silent (the tests assert on events instead).
+ * Not started.
+ */
+export function quietGateway<S extends z.ZodType>(
+  o: QuietGatewayOptions<S>,
+): { doc: Doc<z.output<S>>; replica: Replica<Doc<z.output<S>>>; transport: PocketBaseTransport } {
+  const replicaId = `${o.node.id}.${o.instance}`;
+  const doc = createDoc({
+    schema: o.schema,
+    docId: o.docId,
+    replicaId,
+    clock: Date.now,
+    initial: o.initial,
+  }) as Doc<z.output<S>>;
+  const transport = createPocketBaseTransport({
+    endpoints: o.endpoints,
+    auth: o.node.auth,
+    docId: o.docId,
+    origin: replicaId,
+    logger: silentLogger,
+    ...o.transport,
+  });
+  const replica = createReplica({
+    doc,
+    transport,
+    storage: createMemoryStorage(),
+    scheduler: createTimerScheduler(),
+    logger: silentLogger,
+  });
+  o.cleanup(() => replica.stop());
+  return { doc, replica, transport };
 }

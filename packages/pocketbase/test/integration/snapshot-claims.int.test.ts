@@ -1,12 +1,4 @@
-import {
-  createDoc,
-  createMemoryStorage,
-  createReplica,
-  type Doc,
-  type Snapshot,
-  silentLogger,
-} from "@nxs-sync/core";
-import { createTimerScheduler } from "@nxs-sync/core/node";
+import { createDoc, type Snapshot, silentLogger } from "@nxs-sync/core";
 import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
 import { ClientResponseError } from "pocketbase";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -15,11 +7,9 @@ import {
   Collections,
   createCheckpointer,
   createPocketBaseClient,
-  createPocketBaseTransport,
   encodeSnapshotRecord,
-  ensureSchema,
 } from "../../src/index.js";
-import { makeNode, provision, recordId, stableJson } from "./helpers.js";
+import { makeNode, quietGateway, recordId, setUpServers, stableJson } from "./helpers.js";
 
 // Issue 13, item 1 (in part): a gateway account cannot publish a snapshot claiming changes that do
 // not exist (SECURITY-AUDIT.md, finding 1: a forged "huge version" rewrote every replica).
@@ -31,8 +21,7 @@ const gwB = makeNode("gw-b");
 
 beforeAll(async () => {
   server = await servers.start({ name: "snapshot-claims", batch: false });
-  await ensureSchema(server.client());
-  await provision(server, [gwA, gwB]);
+  await setUpServers([server], [gwA, gwB]);
 });
 
 let cleanups: (() => Promise<void>)[] = [];
@@ -44,30 +33,15 @@ afterEach(async () => {
 const schema = z.object({ routes: z.record(z.string(), z.string()) });
 
 function gateway(node: typeof gwA, docId: string, instance = "main") {
-  const replicaId = `${node.id}.${instance}`;
-  const doc: Doc<z.output<typeof schema>> = createDoc({
-    schema,
+  return quietGateway({
+    node,
     docId,
-    replicaId,
-    clock: Date.now,
-    initial: { routes: {} },
-  });
-  const transport = createPocketBaseTransport({
+    instance,
     endpoints: [server.url],
-    auth: node.auth,
-    docId,
-    origin: replicaId,
-    logger: silentLogger,
+    schema,
+    initial: { routes: {} },
+    cleanup: (fn) => cleanups.push(fn),
   });
-  const replica = createReplica({
-    doc,
-    transport,
-    storage: createMemoryStorage(),
-    scheduler: createTimerScheduler(),
-    logger: silentLogger,
-  });
-  cleanups.push(() => replica.stop());
-  return { doc, replica };
 }
 
 /** Creates a snapshot record with gateway A's own credentials, as the audit's attacker did. */
