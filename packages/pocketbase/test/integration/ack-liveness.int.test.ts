@@ -2,8 +2,8 @@ import { createDoc, silentLogger } from "@nxs-sync/core";
 import { type ProcessPocketBase, usePocketBaseServers } from "@nxs-sync/testing";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createCheckpointer, createPocketBaseClient, ensureSchema, writeAck } from "../../src/index.js";
-import { makeNode, provision, recordId } from "./helpers.js";
+import { createCheckpointer, createPocketBaseClient, writeAck } from "../../src/index.js";
+import { makeNode, recordId, setUpServers } from "./helpers.js";
 
 // Issue 13, item 5 (in part): ack liveness comes from the server's own time. SECURITY-AUDIT.md: an
 // ack dated far in the future (a client-supplied `at`) froze compaction fleet-wide.
@@ -15,8 +15,7 @@ const gwX = makeNode("gw-x");
 
 beforeAll(async () => {
   server = await servers.start({ name: "ack-liveness", batch: false });
-  await ensureSchema(server.client());
-  await provision(server, [gwA, gwX]);
+  await setUpServers([server], [gwA, gwX]);
 });
 
 describe("ack liveness", () => {

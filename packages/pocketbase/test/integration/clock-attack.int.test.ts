@@ -22,10 +22,9 @@ import {
   createPocketBaseClient,
   createPocketBaseTransport,
   createReplicator,
-  ensureSchema,
   NodeRole,
 } from "../../src/index.js";
-import { makeNode, provision, rawChangeRecord, recordId, stableJson } from "./helpers.js";
+import { makeNode, rawChangeRecord, recordId, setUpServers, stableJson } from "./helpers.js";
 
 // Item 2 of issue 13 (audit finding 3): one change stamped inside the drift limit with a saturated
 // HLC counter, pushed by a gateway account with its own credentials, made `set()` throw
@@ -43,10 +42,7 @@ const repl = makeNode("repl", NodeRole.Replicator);
 beforeAll(async () => {
   cluster = await servers.startCluster({ nodes: 2, batch: false });
   [primary, secondary] = cluster.nodes as [ProcessPocketBase, ProcessPocketBase];
-  for (const s of cluster.nodes) {
-    await ensureSchema(s.client());
-    await provision(s, [attacker, gw1, gw2, repl]);
-  }
+  await setUpServers(cluster.nodes, [attacker, gw1, gw2, repl]);
 });
 
 let cleanups: (() => Promise<void>)[] = [];

@@ -20,8 +20,8 @@ import {
 } from "@nxs-sync/testing";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createPocketBaseTransport, createReplicator, ensureSchema, NodeRole } from "../../src/index.js";
-import { makeNode, provision, recordId, stableJson } from "./helpers.js";
+import { createPocketBaseTransport, createReplicator, NodeRole } from "../../src/index.js";
+import { makeNode, recordId, setUpServers, stableJson } from "./helpers.js";
 
 const servers = usePocketBaseServers();
 let cluster: PocketBaseCluster<ProcessPocketBase>;
@@ -34,10 +34,7 @@ const repl = makeNode("repl", NodeRole.Replicator);
 beforeAll(async () => {
   cluster = await servers.startCluster({ nodes: 2, batch: false });
   [primary, secondary] = cluster.nodes as [ProcessPocketBase, ProcessPocketBase];
-  for (const s of cluster.nodes) {
-    await ensureSchema(s.client());
-    await provision(s, [gw1, gw2, repl]);
-  }
+  await setUpServers(cluster.nodes, [gw1, gw2, repl]);
 });
 
 let cleanups: (() => Promise<void>)[] = [];

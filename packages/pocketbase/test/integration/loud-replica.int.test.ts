@@ -11,8 +11,8 @@ import { createTimerScheduler } from "@nxs-sync/core/node";
 import { findFreePort, type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createPocketBaseTransport, ensureSchema, type PocketBaseTransportOptions } from "../../src/index.js";
-import { makeNode, provision, recordId } from "./helpers.js";
+import { createPocketBaseTransport, type PocketBaseTransportOptions } from "../../src/index.js";
+import { makeNode, recordId, setUpServers } from "./helpers.js";
 
 // Issue 12, items 3 and 4 on real servers, as a new user meets them: every server down, a doc id
 // that differs between transport and doc, a refused gateway whose account is fixed meanwhile.
@@ -23,8 +23,7 @@ const gw = makeNode("gw");
 
 beforeAll(async () => {
   server = await servers.start({ name: "loud", batch: false });
-  await ensureSchema(server.client());
-  await provision(server, [gw]);
+  await setUpServers([server], [gw]);
 });
 
 let cleanups: (() => Promise<void>)[] = [];
