@@ -301,6 +301,7 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
   const snapshotEvery = Math.max(1, options.snapshotEvery ?? 100);
   const pollMs = options.pollMs ?? 0;
   const tag = `[nxs-sync replica ${doc.docId}/${self}]`;
+  const closedError = (): NxsError => new NxsError(ErrorCode.Closed, `${tag} stopped`);
 
   let state: ReplicaState = ReplicaState.Idle;
   let startPromise: Promise<void> | undefined;
@@ -416,7 +417,7 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
 
   const notify = (): void => {
     for (const w of [...waiters]) {
-      if (stopped) w.reject(new NxsError(ErrorCode.Closed, `${tag} stopped`));
+      if (stopped) w.reject(closedError());
       else if (w.ready()) w.resolve();
       else if (pushBlocked !== undefined && !flushed()) w.reject(pushBlocked);
       else continue;
@@ -835,8 +836,6 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
       };
     });
 
-  const closedError = (): NxsError => new NxsError(ErrorCode.Closed, `${tag} stopped`);
-
   /**
    * A replica on empty storage: asks the servers what they hold of this replica id and catches up on
    * it (the pulls bring those changes; the doc continues its seqs and clock after them) before any
@@ -895,14 +894,14 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
   };
 
   const start = async (): Promise<void> => {
-    if (stopped) throw new NxsError(ErrorCode.Closed, `${tag} stopped`);
+    if (stopped) throw closedError();
     let stored: StoredState | undefined;
     try {
       stored = await storage.load();
     } catch (error) {
       throw toStorageError(error, "load");
     }
-    if (stopped) throw new NxsError(ErrorCode.Closed, `${tag} stopped`);
+    if (stopped) throw closedError();
     restore(stored);
     const fresh =
       stored === undefined ||
@@ -961,7 +960,7 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
   return {
     doc,
     start() {
-      if (stopped) return Promise.reject(new NxsError(ErrorCode.Closed, `${tag} stopped`));
+      if (stopped) return Promise.reject(closedError());
       startPromise ??= start();
       return startPromise;
     },
