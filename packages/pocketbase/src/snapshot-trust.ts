@@ -1,0 +1,66 @@
+/**
+ * Snapshot trust: a snapshot is untrusted input. Its `version` claims which changes its state
+ * covers; a reader that adopts it skips those changes for good, and the compactor deletes them. A
+ * claim is believed only when the server it is read from holds that origin's changes up to the
+ * claimed seq: its `nxs_heads` row (the highest `last` of the origin's change records there) is at
+ * least the claim. The compactor keeps each origin's newest change record, so heads never fall
+ * below an honest snapshot's claims (docs/pocketbase.md, "Threat model").
+ */
+
+import type { VersionVector } from "@nxs-sync/core";
+import type { PocketBaseClient } from "./client.js";
+import { Collections } from "./schema.js";
+
+/** Per origin, the highest seq of its change records on one server (the `nxs_heads` view). */
+export type Heads = Readonly<Record<string, number>>;
+
+/** The first claim of a snapshot that its server's heads do not back. */
+export interface UnbackedClaim {
+  /** The origin claimed. */
+  readonly origin: string;
+  /** The seq the snapshot claims for it. */
+  readonly claim: number;
+  /** The highest seq that server holds of it (0 when none). */
+  readonly head: number;
+}
+
+/**
+ * Checks a snapshot's claims against a server's heads.
+ * @param version - The snapshot's version vector (its claims).
+ * @param heads - The heads of the server the snapshot was read from, for its doc.
+ * @returns The first claim not backed (origins in sorted order), or undefined when every claim is.
+ */
+export function unbackedClaim(
+  version: VersionVector | Readonly<Record<string, number>>,
+  heads: Heads,
+): UnbackedClaim | undefined {
+  for (const origin of Object.keys(version).sort()) {
+    const claim = (version as Readonly<Record<string, number>>)[origin] ?? 0;
+    const head = heads[origin] ?? 0;
+    if (claim > head) return { origin, claim, head };
+  }
+  return undefined;
+}
+
+/**
+ * Reads a doc's heads on one server (`nxs_heads`: origin and highest `last`).
+ * @param client - An authenticated client of that server (gateway or replicator).
+ * @param docId - The doc.
+ * @returns Per origin, its head there.
+ * @throws TransportError when the server does not answer.
+ */
+export async function readHeads(client: PocketBaseClient, docId: string): Promise<Record<string, number>> {
+  const rows = await client.call("read heads", (pb) =>
+    pb.collection(Collections.Heads).getFullList({
+      filter: pb.filter("doc = {:doc}", { doc: docId }),
+      fields: "origin,head",
+      batch: 1000,
+      requestKey: null,
+    }),
+  );
+  const out: Record<string, number> = {};
+  for (const h of rows as { origin?: unknown; head?: unknown }[]) {
+    if (typeof h.origin === "string" && typeof h.head === "number") out[h.origin] = h.head;
+  }
+  return out;
+}
