@@ -40,6 +40,11 @@ export const ErrorCode = {
    * of another version. Not retryable until an operator fixes the server.
    */
   ServerIncompatible: "server/incompatible",
+  /**
+   * A snapshot claims changes its server does not hold (a claim above that server's highest seq of
+   * the origin): it is not adopted, compacted against or trusted by the replicator. Not retryable.
+   */
+  SnapshotUnbacked: "snapshot/unbacked",
 } as const;
 
 /** The union of all error codes. */
