@@ -1339,6 +1339,10 @@ class DocImpl<T> implements Doc<T> {
     return Object.freeze(out);
   }
 
+  heldCount(): number {
+    return this.#heldTotal;
+  }
+
   snapshot(): Snapshot {
     return Object.freeze({
       format: 1,

@@ -81,6 +81,8 @@ export interface ReplicaStatus {
   readonly version: VersionVector;
   /** Per origin, the seqs the doc waits for (held changes past a gap). */
   readonly gaps: VersionVector;
+  /** Remote changes the doc holds past those gaps (bounded: `maxHeld` of `createDoc`). */
+  readonly heldChanges: number;
   /** Per origin, how many changes seen (realtime or pull) are not applied yet: highest seen − applied. */
   readonly lag: Readonly<Record<string, number>>;
   /** The last background error, if any. */
@@ -982,6 +984,7 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
         unsavedChanges: buffered.length,
         version,
         gaps: doc.gaps(),
+        heldChanges: doc.heldCount(),
         lag: Object.freeze(lag),
         lastError,
         lastSyncAt,

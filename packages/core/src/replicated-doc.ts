@@ -66,6 +66,11 @@ export interface ReplicatedDoc {
   changesSince(since: VersionVector): readonly Change[];
   /** Per origin, the seqs this document waits for (held changes sit past a gap). Empty if none. */
   gaps(): VersionVector;
+  /**
+   * How many remote changes this document holds past gaps, waiting for the changes before them.
+   * Bounded by `maxHeld` of `createDoc` (1,000 per origin, 20,000 in all by default).
+   */
+  heldCount(): number;
   /** Encodes the full state with the metadata needed to merge later changes. */
   snapshot(): Snapshot;
   /**

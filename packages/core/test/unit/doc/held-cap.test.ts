@@ -33,6 +33,7 @@ describe("changes held past a gap", () => {
     expect(res.applied).toEqual([]);
     expect(res.held).toBe(10);
     expect(res.dropped).toBe(39);
+    expect(r.heldCount()).toBe(10);
     expect(r.gaps()).toEqual({ w: 1 });
     // The gap is filled: what was held applies; the rest comes with the same pull.
     const fill = r.applyRemote(wire(all.slice(0, 1)));
@@ -40,6 +41,7 @@ describe("changes held past a gap", () => {
     r.applyRemote(wire(all.slice(11)));
     expect(r.get()).toEqual(w.get());
     expect(r.gaps()).toEqual({});
+    expect(r.heldCount()).toBe(0);
   });
 
   it("are capped in all, across origins (many instances of one writer)", () => {
@@ -58,6 +60,7 @@ describe("changes held past a gap", () => {
       dropped += r.applyRemote(wire(w.changesSince({}).slice(1))).dropped ?? 0;
     }
     expect(dropped).toBe(10 * 5 - 25);
+    expect(r.heldCount()).toBe(25);
     expect(Object.keys(r.gaps())).toHaveLength(5);
   });
 

@@ -156,6 +156,11 @@ export function createFakeDoc(options: FakeDocOptions): FakeDoc {
       for (const [origin, h] of held) if (h.size > 0) out[origin] = getVersion(version, origin) + 1;
       return Object.freeze(out);
     },
+    heldCount() {
+      let n = 0;
+      for (const h of held.values()) n += h.size;
+      return n;
+    },
     snapshot: () => ({
       format: 1,
       doc: docId,
