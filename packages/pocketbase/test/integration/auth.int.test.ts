@@ -1,7 +1,12 @@
 import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
 import { getTokenPayload } from "pocketbase";
 import { beforeAll, describe, expect, it } from "vitest";
-import { Collections, createPocketBaseClient, ensureSchema } from "../../src/index.js";
+import {
+  Collections,
+  createPocketBaseClient,
+  ensureSchema,
+  SUPERUSERS_COLLECTION_ID,
+} from "../../src/index.js";
 import { makeNode, provision } from "./helpers.js";
 
 const servers = usePocketBaseServers();
@@ -50,5 +55,26 @@ describe("node authentication", () => {
     );
     const bad = createPocketBaseClient({ url: server.url, auth: { token: "not-a-token" } });
     await expect(bad.authenticate()).rejects.toMatchObject({ code: "transport/unauthorized" });
+  });
+});
+
+// SECURITY-AUDIT.md finding 12: the "never a superuser" guard checked only the collection name, so
+// a login through `_superusers`' id (`pbc_3142635823`) listed `nxs_replicators`. Shown on a real
+// server: the guard's id is the real one, and neither the id, the name nor a real superuser token
+// gets a client; no request is made as a superuser.
+describe("the never-a-superuser guard on a real server", () => {
+  it("knows the real id of _superusers and refuses a login by id, by name and by a superuser token", async () => {
+    const admin = server.client();
+    const superusers = await admin.collections.getOne("_superusers");
+    expect(superusers.id).toBe(SUPERUSERS_COLLECTION_ID);
+    const { email, password } = server.superuser;
+    for (const collection of [superusers.id, "_superusers"]) {
+      expect(() =>
+        createPocketBaseClient({ url: server.url, auth: { email, password, collection } }),
+      ).toThrow(expect.objectContaining({ code: "schema/invalid" }));
+    }
+    expect(() => createPocketBaseClient({ url: server.url, auth: { token: admin.authStore.token } })).toThrow(
+      expect.objectContaining({ code: "schema/invalid" }),
+    );
   });
 });
