@@ -21,6 +21,7 @@ import {
 import { createEndpointPool, type FailoverOptions } from "./failover.js";
 import { decodeSnapshotRecord, encodeSnapshotRecord, isOriginOfNode } from "./records.js";
 import { Collections } from "./schema.js";
+import { type Heads, readHeads, type UnbackedClaim, unbackedClaim } from "./snapshot-trust.js";
 
 const versionSchema = z.record(z.string(), z.number().int().min(0));
 
@@ -145,30 +146,96 @@ export async function publishSnapshot(client: PocketBaseClient, snapshot: Snapsh
 }
 
 /**
- * Reads the newest valid snapshot of a doc: the starting point of a new replica
- * (`createDoc({ snapshot })`, then the replica pulls the changes after it).
+ * A snapshot record of a doc that its server's change records do not back: it claims an origin's
+ * changes past the highest seq that server holds of it (`nxs_heads`). A forgery, or a snapshot copied
+ * ahead of its changes (it becomes backed once they arrive). Never bootstrapped from nor compacted
+ * against, never counted among the snapshots kept, never deleted (docs/pocketbase.md, "Compaction").
+ */
+export interface RefusedSnapshot extends UnbackedClaim {
+  /** The snapshot record's id. */
+  readonly recordId: string;
+  /** Its author node (an `nxs_nodes` or `nxs_replicators` record id). */
+  readonly node: string;
+}
+
+/** A snapshot record's metadata: what the trust check reads (the state is fetched only when used). */
+interface SnapshotMeta {
+  readonly id: string;
+  readonly node: string;
+  readonly version: Readonly<Record<string, number>>;
+}
+
+const snapshotMetaSchema = z.object({ id: z.string().min(1), node: z.string(), version: versionSchema });
+
+/** A doc's snapshots on one server split by trust, each list newest first. */
+interface TrustedSnapshots {
+  /** Every claim backed by the server's heads. */
+  readonly backed: readonly SnapshotMeta[];
+  /** Some claim not backed. */
+  readonly refused: readonly RefusedSnapshot[];
+}
+
+/**
+ * Lists a doc's snapshots on one server (metadata only) and splits them by whether the server's
+ * heads back their claims. The heads are read after the list: heads only grow (the compactor keeps
+ * each origin's newest change record), so a snapshot listed is judged by heads at least as new as it.
+ * Records whose version is malformed are in neither list (readers quarantine them).
+ */
+async function trustedSnapshots(client: PocketBaseClient, docId: DocId | string): Promise<TrustedSnapshots> {
+  const rows = await client.call("list snapshots", (pb) =>
+    pb.collection(Collections.Snapshots).getFullList({
+      filter: pb.filter("doc = {:doc}", { doc: docId }),
+      sort: "-created,-id",
+      fields: "id,node,version",
+      requestKey: null,
+    }),
+  );
+  const heads: Heads = await readHeads(client, String(docId));
+  const backed: SnapshotMeta[] = [];
+  const refused: RefusedSnapshot[] = [];
+  for (const raw of rows) {
+    const r = snapshotMetaSchema.safeParse(raw);
+    if (!r.success) continue;
+    const claim = unbackedClaim(r.data.version, heads);
+    if (claim === undefined) backed.push(r.data);
+    else refused.push({ recordId: r.data.id, node: r.data.node, ...claim });
+  }
+  return { backed, refused };
+}
+
+/** The newest of `backed` whose record decodes, with its record id. */
+async function loadNewest(
+  client: PocketBaseClient,
+  docId: DocId | string,
+  backed: readonly SnapshotMeta[],
+): Promise<{ readonly snapshot: Snapshot; readonly recordId: string } | undefined> {
+  for (const meta of backed) {
+    const raw = await client.call("read snapshot", (pb) =>
+      pb.collection(Collections.Snapshots).getOne(meta.id, { requestKey: null }),
+    );
+    const r = decodeSnapshotRecord(raw, { docs: [docId] });
+    // Same claims as listed: a snapshot record is never updated.
+    if (r.ok) return { snapshot: r.value, recordId: r.recordId };
+  }
+  return undefined;
+}
+
+/**
+ * Reads the newest snapshot of a doc that its server backs: the starting point of a new replica
+ * (`createDoc({ snapshot })`, then the replica pulls the changes after it). A snapshot whose claims
+ * the server's change records (`nxs_heads`) do not back is passed over: adopting it would skip the
+ * changes it claims for good (SECURITY-AUDIT.md, finding 1).
  * @param client - A client authenticated as a node.
  * @param docId - The doc.
- * @returns The snapshot and its record id, or undefined when the doc has none.
+ * @returns The snapshot and its record id, or undefined when the doc has no backed, valid one.
  * @throws TransportError (see {@link toTransportError}).
  */
 export async function fetchLatestSnapshot(
   client: PocketBaseClient,
   docId: DocId | string,
 ): Promise<{ readonly snapshot: Snapshot; readonly recordId: string } | undefined> {
-  const list = await client.call("read snapshots", (pb) =>
-    pb.collection(Collections.Snapshots).getList(1, 20, {
-      filter: pb.filter("doc = {:doc}", { doc: docId }),
-      sort: "-created,-id",
-      skipTotal: true,
-      requestKey: null,
-    }),
-  );
-  for (const raw of list.items) {
-    const r = decodeSnapshotRecord(raw, { docs: [docId] });
-    if (r.ok) return { snapshot: r.value, recordId: r.recordId };
-  }
-  return undefined;
+  const { backed } = await trustedSnapshots(client, docId);
+  return loadNewest(client, docId, backed);
 }
 
 /** Options of {@link createCheckpointer}. */
@@ -323,26 +390,33 @@ export interface CompactionResult {
   readonly doc: string;
   /** The lowest version acknowledged by every live replica (empty when none is live). */
   readonly frontier: VersionVector;
-  /** The bound applied: per origin, min(frontier, newest snapshot's version). */
+  /** The bound applied: per origin, min(frontier, newest backed snapshot's version). */
   readonly bound: VersionVector;
   /** Changes deleted (the changes of the deleted records; packs that overlap count each copy). */
   readonly deletedChanges: number;
   /** Change records (packs) deleted. */
   readonly deletedRecords: number;
-  /** Snapshot records deleted (older than the `keepSnapshots` newest). */
+  /** Snapshot records deleted (backed ones older than the `keepSnapshots` newest backed). */
   readonly deletedSnapshots: number;
   /** Replicas left out of the frontier because they were silent longer than `expiryMs`. */
   readonly expired: readonly string[];
+  /**
+   * Snapshots whose claims this server's change records do not back (newest first): not compacted
+   * against, not counted among those kept, not deleted. Each also logged as a warning.
+   */
+  readonly refusedSnapshots: readonly RefusedSnapshot[];
 }
 
 /** Options of {@link compactDoc}. */
 export interface CompactOptions {
   /** A replica whose last ack is older than this is dropped from the frontier. Default 24 h. */
   readonly expiryMs?: number;
-  /** How many of the newest snapshots to keep. Default 2. */
+  /** How many of the newest backed snapshots to keep (at least 1). Default 2. */
   readonly keepSnapshots?: number;
   /** Time source (ms). Default `Date.now`. */
   readonly now?: () => number;
+  /** Warnings and errors (refused snapshots, servers not compacted), one line each. Default core's `defaultLogger` (stderr); pass `silentLogger` to silence. */
+  readonly logger?: Logger;
 }
 
 async function deleteIds(
@@ -360,11 +434,15 @@ async function deleteIds(
 
 /**
  * Compacts one doc on one server: deletes the changes below the causal-stability frontier that the
- * newest snapshot covers, and old snapshots. Needs a replicator account (maintenance).
- * Never deletes a change no snapshot covers, nor one a live replica lacks.
+ * newest backed snapshot covers, and old backed snapshots. Needs a replicator account (maintenance).
+ * A snapshot is backed when this server's change records back every claim of its version
+ * (`nxs_heads`); an unbacked one (a forgery, or one copied ahead of its changes) is reported in
+ * `refusedSnapshots` and the logger, and otherwise left alone. Never deletes a change no backed
+ * snapshot covers, nor one a live replica lacks, nor the record holding an origin's newest change
+ * (so the heads keep backing every honest snapshot), nor the newest backed snapshot.
  * @param client - A client authenticated as a replicator account (`nxs_replicators`).
  * @param docId - The doc.
- * @param options - Expiry of silent replicas, snapshots to keep.
+ * @param options - Expiry of silent replicas, snapshots to keep, logger.
  * @returns What was done.
  * @throws TransportError (see {@link toTransportError}).
  */
@@ -373,10 +451,17 @@ export async function compactDoc(
   docId: DocId | string,
   options: CompactOptions = {},
 ): Promise<CompactionResult> {
+  const logger = options.logger ?? defaultLogger;
   const now = (options.now ?? Date.now)();
   const { live, expired } = await readAcks(client, docId, now, options.expiryMs ?? DEFAULT_EXPIRY_MS);
   const frontier = intersectVersionVectors(live.map((a) => a.version));
-  const latest = await fetchLatestSnapshot(client, docId);
+  const { backed, refused } = await trustedSnapshots(client, docId);
+  for (const r of refused) {
+    logger.warn(
+      `[nxs-compactor] ${client.url} ${docId}: snapshot ${r.recordId} (node ${r.node}) refused: it claims ${r.origin} up to seq ${r.claim}, this server holds it up to ${r.head}`,
+    );
+  }
+  const latest = await loadNewest(client, docId, backed);
   const empty = {
     doc: String(docId),
     frontier,
@@ -385,6 +470,7 @@ export async function compactDoc(
     deletedRecords: 0,
     deletedSnapshots: 0,
     expired,
+    refusedSnapshots: refused,
   };
   if (latest === undefined || live.length === 0) return empty;
   const bound: Record<string, number> = {};
@@ -392,16 +478,22 @@ export async function compactDoc(
     const b = Math.min(seq, latest.snapshot.version[origin] ?? 0);
     if (b > 0) bound[origin] = b;
   }
+  // Read after the snapshots were judged: heads only grow, so a record whose `last` is at least
+  // this head holds the origin's newest change (or a newer one) and stays.
+  const heads = await readHeads(client, String(docId));
   let deletedChanges = 0;
   let deletedRecords = 0;
   for (const [origin, seq] of Object.entries(bound)) {
-    // A pack goes only when all of it is below the bound.
+    const head = heads[origin];
+    if (head === undefined) continue;
+    // A pack goes only when all of it is below the bound, and never the one holding the head.
     const packs = await client.call("list compactable changes", (pb) =>
       pb.collection(Collections.Changes).getFullList({
-        filter: pb.filter("doc = {:doc} && origin = {:origin} && last <= {:seq}", {
+        filter: pb.filter("doc = {:doc} && origin = {:origin} && last <= {:seq} && last < {:head}", {
           doc: docId,
           origin,
           seq,
+          head,
         }),
         fields: "id,seq,last",
         requestKey: null,
@@ -415,16 +507,10 @@ export async function compactDoc(
     deletedRecords += packs.length;
     for (const p of packs) deletedChanges += Number(p.last) - Number(p.seq) + 1;
   }
+  // The newest `keep` backed snapshots stay, always the one compacted against (a newer backed record
+  // whose state does not decode, which loadNewest passed over, counts among the kept).
   const keep = Math.max(1, options.keepSnapshots ?? 2);
-  const snaps = await client.call("list snapshots", (pb) =>
-    pb.collection(Collections.Snapshots).getFullList({
-      filter: pb.filter("doc = {:doc}", { doc: docId }),
-      sort: "-created,-id",
-      fields: "id",
-      requestKey: null,
-    }),
-  );
-  const old = snaps
+  const old = backed
     .map((r) => r.id)
     .filter((id) => id !== latest.recordId)
     .slice(keep - 1);
@@ -437,6 +523,7 @@ export async function compactDoc(
     deletedRecords,
     deletedSnapshots: old.length,
     expired,
+    refusedSnapshots: refused,
   };
 }
 
@@ -448,8 +535,6 @@ export interface CompactorOptions extends CompactOptions {
   readonly docs?: readonly string[];
   /** Interval of `start()`. Default 10 min. */
   readonly intervalMs?: number;
-  /** Warnings and errors, one line each. Default core's `defaultLogger` (stderr); pass `silentLogger` to silence. */
-  readonly logger?: Logger;
   /** A server could not be compacted (also logged as a warning). */
   readonly onError?: (error: Error) => void;
 }
