@@ -1009,11 +1009,17 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
  * @throws ConflictError `conflict` (not retryable) when the created doc is behind the stored state.
  * @example
  * ```ts
+ * import { createDoc, openReplica } from "@nxs-sync/core";
+ * import { createFileStorage, createTimerScheduler } from "@nxs-sync/core/node";
+ *
  * const replica = await openReplica({
  *   storage: createFileStorage({ dir: "/var/lib/nxs/routes" }),
- *   transport, scheduler: createTimerScheduler(),
- *   createDoc: ({ snapshot, last }) => createDoc({ schema, nodeId, snapshot, last }),
+ *   transport, // e.g. createPocketBaseTransport({ endpoints, auth, docId: "routes" })
+ *   scheduler: createTimerScheduler(),
+ *   createDoc: ({ snapshot, last }) =>
+ *     createDoc({ schema, docId: "routes", replicaId: "gw1aaaaaaaaaaaa.main", clock: Date.now, snapshot, last }),
  * });
+ * replica.doc.get(); // the restored state
  * ```
  */
 export async function openReplica<D extends ReplicatedDoc>(

@@ -46,7 +46,7 @@ export interface PocketBaseCluster<S extends PocketBaseServer = PocketBaseServer
  * @example
  * ```ts
  * const cluster = await startCluster({ nodes: 3, mode: "container" });
- * await cluster.secondaries[0].disconnect();
+ * await cluster.secondaries[0]?.disconnect();
  * await cluster.stop();
  * ```
  */

@@ -1,6 +1,7 @@
 /**
  * Executable documentation: finds the ```ts blocks of Markdown files that are marked runnable and
- * turns each into a module a test can import (tinybase's documentation test, in spirit).
+ * turns each into a module a test can import (tinybase's documentation test, in spirit), and the
+ * ```ts blocks of TSDoc `@example` tags in source files (type-checked by the test suite).
  *
  * - A block is runnable when the line before its fence is `<!-- doctest -->` (in-process, run by
  *   a unit test) or `<!-- doctest: NAME -->` (run by the test that handles NAME, e.g. `pocketbase`
@@ -18,7 +19,10 @@ export interface DocSnippet {
   readonly file: string;
   /** 1-based line of the opening fence. */
   readonly line: number;
-  /** `""` for `<!-- doctest -->`, else the NAME of `<!-- doctest: NAME -->`. */
+  /**
+   * `""` for `<!-- doctest -->`, else the NAME of `<!-- doctest: NAME -->`; `"tsdoc"` for a block of
+   * a TSDoc `@example` tag.
+   */
   readonly tag: string;
   /** The block's code, as written. */
   readonly code: string;
@@ -45,6 +49,57 @@ export function extractDocSnippets(files: readonly string[]): DocSnippet[] {
       const end = lines.findIndex((l, j) => j > i + 1 && l.trim() === "```");
       if (end < 0) throw new Error(`${file}:${i + 2}: unterminated code block`);
       out.push({ file, line: i + 2, tag: mark[1] ?? "", code: lines.slice(i + 2, end).join("\n") });
+      i = end;
+    }
+  }
+  return out;
+}
+
+const EXAMPLE_TAG = /^\s*(?:\/\*\*)?\s*\*?\s*@example\b/;
+const COMMENT_LINE = /^\s*\*(?: ?)(.*)$/;
+
+/**
+ * Extracts the code of every TSDoc `@example` tag of TypeScript source files: the ```ts (or
+ * ```typescript) block that follows the tag inside its doc comment, without the comment's `* `
+ * prefix.
+ * @param files - TypeScript source paths.
+ * @returns One snippet per `@example`, tagged `"tsdoc"`, in file order; `line` is the opening fence.
+ * @throws Error when an `@example` has no ```ts block before its doc comment ends, or the block is
+ * not closed.
+ * @example
+ * ```ts
+ * const [first] = extractTsDocExamples(["packages/core/src/hlc.ts"]);
+ * console.log(`${first?.file}:${first?.line}`, first?.code);
+ * ```
+ */
+export function extractTsDocExamples(files: readonly string[]): DocSnippet[] {
+  const out: DocSnippet[] = [];
+  for (const file of files) {
+    const lines = readFileSync(file, "utf8").split("\n");
+    for (let i = 0; i < lines.length; i++) {
+      if (!EXAMPLE_TAG.test(lines[i] ?? "")) continue;
+      let open = -1;
+      for (let j = i + 1; j < lines.length && !lines[j]?.includes("*/"); j++) {
+        const text = COMMENT_LINE.exec(lines[j] ?? "")?.[1]?.trim();
+        if (text === "```ts" || text === "```typescript") {
+          open = j;
+          break;
+        }
+        if (text !== "") break;
+      }
+      if (open < 0) throw new Error(`${file}:${i + 1}: an @example must be followed by a \`\`\`ts block`);
+      const code: string[] = [];
+      let end = -1;
+      for (let j = open + 1; j < lines.length && !lines[j]?.includes("*/"); j++) {
+        const text = COMMENT_LINE.exec(lines[j] ?? "")?.[1] ?? "";
+        if (text.trim() === "```") {
+          end = j;
+          break;
+        }
+        code.push(text);
+      }
+      if (end < 0) throw new Error(`${file}:${open + 1}: unterminated code block in an @example`);
+      out.push({ file, line: open + 1, tag: "tsdoc", code: code.join("\n") });
       i = end;
     }
   }

@@ -21,7 +21,12 @@ export type HarnessErrorCode =
  *
  * @example
  * ```ts
- * try { await ensurePocketBaseBinary(); } catch (e) { if (isHarnessError(e) && e.code === "harness/binary-not-found") … }
+ * try {
+ *   await ensurePocketBaseBinary();
+ * } catch (e) {
+ *   if (isHarnessError(e) && e.code === "harness/binary-not-found") console.error(e.message); // lists each attempt
+ *   else throw e;
+ * }
  * ```
  */
 export class HarnessError extends Error {

@@ -60,7 +60,12 @@ export {
   type StorageConformanceContext,
   type TransportConformanceContext,
 } from "./conformance/index.js";
-export { type DocSnippet, extractDocSnippets, writeDocSnippetModule } from "./doc-snippets.js";
+export {
+  type DocSnippet,
+  extractDocSnippets,
+  extractTsDocExamples,
+  writeDocSnippetModule,
+} from "./doc-snippets.js";
 export { HarnessError, type HarnessErrorCode, isHarnessError } from "./errors.js";
 export { installEventSource } from "./event-source.js";
 export { type Namespace, withNamespace } from "./namespace.js";

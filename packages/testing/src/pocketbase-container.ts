@@ -99,7 +99,9 @@ function applyTestcontainersDefaults(): void {
  * @example
  * ```ts
  * const docker = await dockerAvailable();
- * describe.skipIf(!docker.available)(`containers${docker.available ? "" : ` (skipped: ${docker.reason})`}`, …);
+ * describe.skipIf(!docker.available)(`containers${docker.available ? "" : ` (skipped: ${docker.reason})`}`, () => {
+ *   it("starts a container", async () => (await startPocketBaseContainer()).destroy());
+ * });
  * ```
  */
 export function dockerAvailable(): Promise<DockerStatus> {

@@ -148,7 +148,13 @@ export function dockerStatusForTests(): DockerStatus {
  * @param status - Docker status (default {@link dockerStatusForTests})
  * @example
  * ```ts
- * describeWithDocker("container mode", () => { it("cuts a node off", async () => { … }); });
+ * describeWithDocker("container mode", () => {
+ *   it("cuts a node off", async () => {
+ *     const node = await startPocketBaseContainer();
+ *     await node.disconnect();
+ *     await node.destroy();
+ *   });
+ * });
  * ```
  */
 export function describeWithDocker(
