@@ -14,7 +14,13 @@ import { type DocId, type Hlc, type ReplicaId, toDocId, toReplicaId } from "./id
 import { canonicalJson, isPlainObject, jsonEqual, shareUnchanged, toFrozenJson } from "./json.js";
 import { type Logger, silentLogger } from "./logger.js";
 import { checkPath, getAtPath, isPathPrefix, MAX_PATH_DEPTH, topmostPaths } from "./path.js";
-import type { ApplyResult, HiddenChange, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
+import type {
+  ApplyResult,
+  HiddenChange,
+  HiddenSnapshot,
+  RejectedChange,
+  ReplicatedDoc,
+} from "./replicated-doc.js";
 import {
   fastCheck,
   findUnknownKeys,
@@ -30,6 +36,7 @@ import {
   encodeStateBinary,
   isUint8Array,
 } from "./snapshot-binary.js";
+import { findKindConflicts } from "./snapshot-kinds.js";
 import { MAX_OPS_PER_CHANGE } from "./stamp.js";
 import { decodeState, encodeState } from "./state-codec.js";
 import { rollback, type Undo } from "./undo.js";
@@ -359,8 +366,8 @@ class DocImpl<T> implements Doc<T> {
     }
     if (options.snapshot !== undefined) {
       // A snapshot may hold values of a newer schema: they are hidden, not refused.
-      const err = this.#hideAll();
-      if (err !== undefined) throw err;
+      const { error } = this.#hideAll();
+      if (error !== undefined) throw error;
     }
     this.#state = this.#typedAt(EMPTY_PATH) as { readonly [key: string]: Json };
     const fast = fastCheck(this.#schema);
@@ -999,16 +1006,34 @@ class DocImpl<T> implements Doc<T> {
   }
 
   /**
-   * Hides what the schema refuses in the whole state (after loading a snapshot): unknown keys, then
-   * refused values as {@link #validateHiding} does.
-   * @returns The error when the state cannot be made valid by hiding.
+   * Checks the whole state against the schema after loading a snapshot (a snapshot is untrusted
+   * input): a counter or add-wins set where the schema declares another kind is an error (hiding
+   * would not do: every later write there would be refused, see `findKindConflicts`); then what the
+   * schema refuses is hidden, unknown keys and refused values, as {@link #validateHiding} does.
+   * @returns `error` when the state cannot be made valid by hiding; else `why`, the schema's first
+   * refusal of what is hidden (undefined when nothing or only unknown keys are).
    */
-  #hideAll(): ValidationError | undefined {
+  #hideAll(): { readonly error?: ValidationError; readonly why?: ValidationError } {
     this.#hidden.clear();
+    const conflicts = findKindConflicts(this.#crdt, this.#schema);
+    if (conflicts.length > 0) {
+      const issues = conflicts.map((c) => ({
+        path: [...c.path],
+        message: `a ${c.found} where the schema declares a ${c.declared === NodeKind.Plain ? "plain value" : c.declared}`,
+      }));
+      return {
+        error: new ValidationError(
+          `snapshot state contradicts the schema: ${issues.map((i) => `${JSON.stringify(i.path)}: ${i.message}`).join("; ")}`,
+          { issues },
+        ),
+      };
+    }
     const unknown = findUnknownKeys(this.#schema, this.#crdt.valueAt(EMPTY_PATH) as Json);
     const { res } = this.#validateHiding([EMPTY_PATH], undefined, unknown);
+    const why = this.#newlyHidden.error;
     this.#newlyHidden = { paths: [], error: undefined };
-    return res instanceof ValidationError ? res : undefined;
+    if (res instanceof ValidationError) return { error: res };
+    return why === undefined ? {} : { why };
   }
 
   /**
@@ -1252,8 +1277,10 @@ class DocImpl<T> implements Doc<T> {
     const none = { applied: [] as Change[], duplicates: 0, held: 0, rejected: [] as RejectedChange[] };
     let crdt: DocState;
     let log: ChangeLog;
+    let claims: VersionVector;
     try {
       const snap = decodeSnapshot(input);
+      claims = snap.version;
       if (snap.doc !== this.docId) {
         throw new ValidationError(`snapshot is of doc ${snap.doc}, not ${this.docId}`, {
           code: ErrorCode.OpInvalid,
@@ -1295,7 +1322,7 @@ class DocImpl<T> implements Doc<T> {
     const prev = { crdt: this.#crdt, log: this.#log, hidden: this.#hidden.all() };
     this.#crdt = crdt;
     this.#log = log;
-    const refused = this.#hideAll();
+    const { error: refused, why } = this.#hideAll();
     if (refused !== undefined) {
       this.#crdt = prev.crdt;
       this.#log = prev.log;
@@ -1303,6 +1330,7 @@ class DocImpl<T> implements Doc<T> {
       for (const h of prev.hidden) this.#hidden.add(h);
       return { ...none, rejected: [{ input, error: refused }] };
     }
+    const hidden = this.#snapshotHidden(prev.hidden, claims, why);
     this.#pending = [EMPTY_PATH];
     // A snapshot may cover changes of this replica id made by an earlier incarnation (a restart on
     // empty storage): never reuse their seqs.
@@ -1322,7 +1350,31 @@ class DocImpl<T> implements Doc<T> {
     this.#heldTotal = 0;
     const res = held.length > 0 ? this.applyRemote(held) : none;
     if (res.applied.length === 0) this.#notify();
-    return res;
+    return hidden === undefined ? res : { ...res, snapshotHidden: hidden };
+  }
+
+  /**
+   * What an applied snapshot newly hid: the paths hidden now that were not (or not the same way)
+   * before it, with the schema's refusal.
+   * @param before - The hidden paths before the snapshot.
+   * @param version - The snapshot's version.
+   * @param why - The schema's first refusal (undefined when only unknown keys are hidden).
+   */
+  #snapshotHidden(
+    before: readonly HiddenPath[],
+    version: VersionVector,
+    why: ValidationError | undefined,
+  ): HiddenSnapshot | undefined {
+    const was = new Map(before.map((h) => [JSON.stringify(h.path), h]));
+    const fresh = this.#hidden.all().filter((h) => !sameHidden(was.get(JSON.stringify(h.path)), h));
+    if (fresh.length === 0) return undefined;
+    const unknown = fresh.filter((h) => h.reason === HiddenReason.Unknown);
+    const error =
+      why ??
+      new ValidationError("snapshot holds keys the schema does not know", {
+        issues: unknown.map((h) => ({ path: [...h.path], message: "unknown key" })),
+      });
+    return { version, paths: fresh.map((h) => h.path), error };
   }
 
   version(): VersionVector {

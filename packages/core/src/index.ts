@@ -99,7 +99,13 @@ export {
   type RestoredState,
   type SnapshotReceiver,
 } from "./replica.js";
-export type { ApplyResult, HiddenChange, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
+export type {
+  ApplyResult,
+  HiddenChange,
+  HiddenSnapshot,
+  RejectedChange,
+  ReplicatedDoc,
+} from "./replicated-doc.js";
 export {
   createReportThrottle,
   type ReportThrottle,

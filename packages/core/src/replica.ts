@@ -5,7 +5,13 @@ import { ConflictError, ErrorCode, isNxsError, NxsError, StorageError, Transport
 import type { Hlc } from "./ids.js";
 import { defaultLogger, type Logger } from "./logger.js";
 import { createSeededRandom, type Random, seedFromString } from "./random.js";
-import type { ApplyResult, HiddenChange, RejectedChange, ReplicatedDoc } from "./replicated-doc.js";
+import type {
+  ApplyResult,
+  HiddenChange,
+  HiddenSnapshot,
+  RejectedChange,
+  ReplicatedDoc,
+} from "./replicated-doc.js";
 import { createReportThrottle, throttleKey } from "./report-throttle.js";
 import type { Cancel, Scheduler } from "./scheduler.js";
 import type { Storage, StoredState } from "./storage.js";
@@ -52,7 +58,15 @@ export interface ReplicaEvents {
    * schema's writer during a rolling upgrade): those paths are hidden from the typed state until
    * this replica runs a schema that accepts them (docs/core.md, "Schema upgrades"). Once per change.
    */
-  hidden: { readonly hidden: readonly HiddenChange[]; readonly source: ApplySource };
+  hidden: {
+    readonly hidden: readonly HiddenChange[];
+    readonly source: ApplySource;
+    /**
+     * Set when a snapshot (a pull page) hid what its state holds: a newer schema's values, or a
+     * forgery's (a snapshot is untrusted input). `hidden` then lists only changes applied with it.
+     */
+    readonly snapshot?: HiddenSnapshot;
+  };
   /** A pull completed: the doc now has everything the server had when the pull started. */
   resync: {
     readonly reason: PullReason;
@@ -458,7 +472,16 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
       );
     }
     const hidden = result.hidden ?? [];
-    if (hidden.length > 0) {
+    const snapshot = result.snapshotHidden;
+    if (snapshot !== undefined) {
+      const paths = snapshot.paths.map((p) => JSON.stringify(p)).join(", ");
+      if (logThrottle.admit(`hidden snapshot ${paths}`).report) {
+        logger.warn(
+          `${tag} snapshot applied but hidden at ${paths}: this replica's schema refuses it (${snapshot.error.message})`,
+        );
+      }
+    }
+    if (hidden.length > 0 || snapshot !== undefined) {
       for (const h of hidden) {
         const key = `hidden ${h.change.origin} ${h.paths.map((p) => JSON.stringify(p)).join(",")}`;
         if (!logThrottle.admit(key).report) continue;
@@ -467,7 +490,7 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
             `this replica's schema refuses it (${h.error.message}); it shows once this replica runs a schema that accepts it`,
         );
       }
-      events.emit("hidden", { hidden, source });
+      events.emit("hidden", snapshot === undefined ? { hidden, source } : { hidden, source, snapshot });
     }
   };
 

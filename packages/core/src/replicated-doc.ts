@@ -23,6 +23,21 @@ export interface HiddenChange {
   readonly error: NxsError;
 }
 
+/**
+ * What an applied snapshot (a pull page of a server that compacted) newly hid: its state holds
+ * values the local schema refuses, a newer schema's or a forgery's (a snapshot is untrusted input,
+ * its state is checked against the schema). Hidden as a change's would be (docs/core.md, "Schema
+ * upgrades").
+ */
+export interface HiddenSnapshot {
+  /** The snapshot's version (what it claims to cover). */
+  readonly version: VersionVector;
+  /** The paths it newly hid (absent from the typed state, or shown as their `initial` value). */
+  readonly paths: readonly Path[];
+  /** Why: the schema's refusal (`schema/invalid`, with `issues`). */
+  readonly error: NxsError;
+}
+
 /** What {@link ReplicatedDoc.applyRemote} did with a batch. */
 export interface ApplyResult {
   /** Changes applied now (including held ones whose gap this batch filled), in apply order. */
@@ -41,6 +56,8 @@ export interface ApplyResult {
    * reported once, when it newly hid something. Absent from documents that do not hide.
    */
   readonly hidden?: readonly HiddenChange[];
+  /** From `applySnapshot`: what the snapshot's state newly hid. Absent when it hid nothing. */
+  readonly snapshotHidden?: HiddenSnapshot;
   /**
    * Changes past a gap not kept because their origin (or the doc) already holds the most it may
    * (`maxHeld` of `createDoc`): not lost, the pull that fills the gap brings them again.
