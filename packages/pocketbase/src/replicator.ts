@@ -25,6 +25,8 @@ import {
 } from "./client.js";
 import { ackRecordSchema } from "./compaction.js";
 import { decodeChangeRecord, decodeSnapshotRecord, isOriginOfNode, sliceChangeRecord } from "./records.js";
+import { contentDigest, setBounded } from "./replicator-digest.js";
+import { coveredByBackedSnapshot, type ReportUntrusted } from "./replicator-snapshots.js";
 import { Collections } from "./schema.js";
 
 /**
@@ -68,7 +70,11 @@ export const MergeRules = {
 export interface ReplicatedCollection {
   /** Collection name. */
   readonly name: string;
-  /** Fields that identify a record across servers (a unique index on the server should match). */
+  /**
+   * Fields that identify a record across servers (a unique index on the server should match). Unless
+   * the key is `["id"]`, a copy is written without the source's record id (the target assigns one):
+   * ids are chosen by authors, and one author could otherwise make two of its records collide.
+   */
   readonly key: readonly string[];
   /** Reconciliation rule. Default `immutable`. */
   readonly merge?: MergeRule;
@@ -78,44 +84,33 @@ export interface ReplicatedCollection {
    */
   readonly validate?: (record: Readonly<Record<string, unknown>>) => ValidationError | undefined;
   /**
-   * Called once per anti-entropy round and target server: returns a predicate telling which records
-   * must NOT be copied there (e.g. changes the target compacted away under a snapshot).
-   */
-  /**
    * A view collection summarizing the collection per group (fields `groupBy…`, `head`, `n`): anti-entropy
    * then lists records only in groups whose digest differs between servers instead of everything.
    */
   readonly digest?: { readonly view: string; readonly groupBy: readonly string[] };
+  /**
+   * The fields that define a record's content. Where two servers hold one key at the same version
+   * (same range, same `lww` field), the full sweep compares a digest of these fields and reports a
+   * key whose content differs (`divergence` event). Default: no content comparison.
+   */
+  readonly content?: readonly string[];
+  /**
+   * Called once per anti-entropy round and target server: returns a predicate telling which records
+   * must NOT be copied there (e.g. changes the target compacted away under a snapshot). Records it
+   * finds untrustworthy on the way (a snapshot with unbacked claims) go to `report`: the replicator
+   * reports each once, as a `quarantine` event.
+   */
   readonly skipAt?: (
     target: PocketBaseClient,
+    report: ReportUntrusted,
   ) => Promise<(record: Readonly<Record<string, unknown>>) => boolean>;
-}
-
-/** Skips changes covered by the target's newest snapshot of their doc (compacted there). */
-async function coveredBySnapshot(
-  target: PocketBaseClient,
-): Promise<(record: Readonly<Record<string, unknown>>) => boolean> {
-  const rows = await target.call("read snapshot versions", (pb) =>
-    pb
-      .collection(Collections.Snapshots)
-      .getFullList({ fields: "doc,version", sort: "-created,-id", requestKey: null }),
-  );
-  const newest = new Map<string, Record<string, number>>();
-  for (const r of rows) {
-    const doc = String(r.doc);
-    if (!newest.has(doc) && r.version !== null && typeof r.version === "object") newest.set(doc, r.version);
-  }
-  return (record) => {
-    const v = newest.get(String(record.doc));
-    const last = record.last;
-    return v !== undefined && typeof last === "number" && last <= (v[String(record.origin)] ?? 0);
-  };
 }
 
 /**
  * The nxs-sync collections: changes (packs of a log, key doc/origin/seq, ending at `last`; never
- * copied under a target's snapshot), snapshots (immutable, key id) and acks (last writer wins by
- * `at`, key doc/replica).
+ * copied under a target's snapshot whose claims the target's heads back), snapshots (immutable, key
+ * id: a snapshot has no natural key, and two with one id and different content are reported as a
+ * divergence) and acks (last writer wins by `at`, key doc/replica). Each compares content.
  */
 export function defaultReplicatedCollections(): readonly ReplicatedCollection[] {
   return [
@@ -127,8 +122,9 @@ export function defaultReplicatedCollections(): readonly ReplicatedCollection[] 
         const d = decodeChangeRecord(r);
         return d.ok ? undefined : d.error;
       },
-      skipAt: coveredBySnapshot,
+      skipAt: coveredByBackedSnapshot,
       digest: { view: Collections.Heads, groupBy: ["doc", "origin"] },
+      content: ["doc", "origin", "seq", "last", "hlc", "changes", "node"],
     },
     {
       name: Collections.Snapshots,
@@ -138,6 +134,7 @@ export function defaultReplicatedCollections(): readonly ReplicatedCollection[] 
         const d = decodeSnapshotRecord(r);
         return d.ok ? undefined : d.error;
       },
+      content: ["doc", "version", "state", "node"],
     },
     {
       name: Collections.Acks,
@@ -156,6 +153,7 @@ export function defaultReplicatedCollections(): readonly ReplicatedCollection[] 
         }
         return undefined;
       },
+      content: ["doc", "replica", "version", "at", "node"],
     },
   ];
 }
@@ -241,8 +239,15 @@ export interface ReplicatorStatus {
 export interface SyncStats {
   /** Records copied (or overwritten under `lww`). */
   readonly copied: number;
-  /** Records refused by `validate` (not copied). */
+  /** Records refused by `validate` this round (not copied; each is reported once and not fetched again). */
   readonly quarantined: number;
+  /**
+   * Records whose copy a target refused this round (a per-record failure, e.g. a 400): each reported,
+   * skipped, and tried again next round; the rest of the round goes on.
+   */
+  readonly failed: number;
+  /** Whole records read from the servers (to copy them, or to digest their content). */
+  readonly fetched: number;
   /** Servers that did not answer this round (down, frozen, cut off). */
   readonly unreachable: readonly string[];
   /**
@@ -264,6 +269,18 @@ export interface ReplicatorEvents {
     readonly url: string;
     readonly recordId: string | undefined;
     readonly error: ValidationError;
+  };
+  /**
+   * Two servers hold one key at the same version with different content (found by the full sweep's
+   * content digests). Reported once per key until the digests change; the replicator does not
+   * repair it (see docs/pocketbase.md, "The replicator").
+   */
+  divergence: {
+    readonly collection: string;
+    /** The key, as JSON of its fields' values (e.g. `["doc","<origin>",1]`). */
+    readonly key: string;
+    /** Each server holding the key at that version, with its record id and content digest. */
+    readonly servers: readonly { readonly url: string; readonly recordId: string; readonly digest: string }[];
   };
   /** An anti-entropy round finished. */
   sync: SyncStats;
@@ -409,10 +426,29 @@ function withRepeats(error: Error, repeats: number, sinceMs: number): Error {
 
 const SYSTEM_FIELDS = new Set(["collectionId", "collectionName", "created", "updated", "expand"]);
 const ECHO_LIMIT = 10_000;
+/** Most refused records remembered (each reported once and not fetched again while remembered). */
+const QUARANTINE_LIMIT = 10_000;
+/** Most digest groups remembered as settled (same data under digests that differ for good). */
+const SETTLED_LIMIT = 100_000;
+/** Most content digests of records kept between full sweeps (per record id and version). */
+const DIGEST_LIMIT = 100_000;
+/** Most divergent keys remembered (each reported once until its digests change). */
+const DIVERGENT_LIMIT = 10_000;
+/** Records per request when reading whole records to digest them (change packs run up to 8 MiB). */
+const DIGEST_CHUNK = 20;
 
-function bodyOf(record: Readonly<Record<string, unknown>>): Record<string, unknown> {
+/**
+ * The body of a copy of `record`: its fields without the server-made ones, and without the source's
+ * record id unless the id is the collection's key (ids are chosen by authors: copying them would
+ * let one author's two records collide in the target's id space).
+ */
+function bodyOf(
+  coll: ReplicatedCollection,
+  record: Readonly<Record<string, unknown>>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(record)) if (!SYSTEM_FIELDS.has(k)) out[k] = v;
+  if (!coll.key.includes("id")) delete out.id;
   return out;
 }
 
@@ -420,11 +456,31 @@ function keyOf(coll: ReplicatedCollection, record: Readonly<Record<string, unkno
   return JSON.stringify(coll.key.map((k) => record[k] ?? null));
 }
 
-function isDuplicate(e: unknown): boolean {
+/**
+ * Whether a create failed because the target already holds a record at the collection's key: a
+ * uniqueness failure on a key field (PocketBase names each column of the violated index). A
+ * uniqueness failure on another field is a failure of that record, not a duplicate.
+ */
+function isKeyDuplicate(coll: ReplicatedCollection, e: unknown): boolean {
   const cause = isNxsError(e) ? e.cause : e;
   if (!(cause instanceof ClientResponseError) || cause.status !== 400) return false;
-  const data = (cause.response?.data ?? {}) as Record<string, { code?: string }>;
-  return Object.values(data).some((v) => v?.code === "validation_not_unique");
+  const data = (cause.response?.data ?? {}) as Record<string, { code?: string } | undefined>;
+  return coll.key.some((k) => data[k]?.code === "validation_not_unique");
+}
+
+/** Whether neither row is newer than the other under `rule` (the same version of one key). */
+function sameVersion(
+  rule: MergeRule,
+  a: Readonly<Record<string, unknown>>,
+  b: Readonly<Record<string, unknown>>,
+): boolean {
+  return !newer(rule, a, b) && !newer(rule, b, a);
+}
+
+/** The field that orders versions of one key: the `lww` field or the `log` end (none if immutable). */
+function versionField(coll: ReplicatedCollection): string | undefined {
+  const rule = coll.merge ?? MergeRules.immutable;
+  return rule.kind === "lww" ? rule.field : rule.kind === "log" ? rule.last : undefined;
 }
 
 function newer(
@@ -529,7 +585,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   const events = createEmitter<ReplicatorEvents>((error, event) =>
     logger.error(`[nxs-replicator] ${String(event)} listener threw`, error),
   );
-  const quarantined = new Set<string>();
+  /** Refused records (see {@link recordTag}), oldest first, at most `QUARANTINE_LIMIT`. */
+  const quarantined = new Map<string, true>();
   const stopController = new AbortController();
   let stopped = false;
   let started = false;
@@ -563,12 +620,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   }
 
   function remember(key: string): void {
-    reportedAt.delete(key);
-    reportedAt.set(key, scheduler.now());
-    if (reportedAt.size > 1000) {
-      const oldest = reportedAt.keys().next().value;
-      if (oldest !== undefined) reportedAt.delete(oldest);
-    }
+    setBounded(reportedAt, key, scheduler.now(), 1000);
   }
 
   /** Reports what was held back under `key`: its latest repeat, with the count. */
@@ -694,6 +746,28 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   const reportRefusal = (s: Server, error: NxsError): void =>
     reportError(error, `login to ${s.collection}`, s.url, "error");
 
+  /**
+   * What identifies a refused record: its server, collection, id and version (its `lww` field or
+   * `log` end: an `lww` record updated since may be valid now).
+   */
+  function recordTag(coll: ReplicatedCollection, url: string, record: Readonly<Record<string, unknown>>) {
+    return `${url}|${coll.name}|${String(record.id)}|${String(record[versionField(coll) ?? "id"])}`;
+  }
+
+  /** Reports a record not to be copied, once while it is remembered (the newest `QUARANTINE_LIMIT`). */
+  function quarantine(
+    tag: string,
+    collection: string,
+    url: string,
+    recordId: string | undefined,
+    error: ValidationError,
+  ) {
+    if (quarantined.has(tag)) return;
+    setBounded(quarantined, tag, true, QUARANTINE_LIMIT);
+    emit("quarantine", { collection, url, recordId, error });
+    reportError(error, `quarantine ${collection}`, url);
+  }
+
   /** Validates; reports a refused record once. @returns True when the record may be copied. */
   function admit(
     coll: ReplicatedCollection,
@@ -703,21 +777,18 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     const error = coll.validate?.(record);
     if (error === undefined) return true;
     const recordId = typeof record.id === "string" ? record.id : undefined;
-    const tag = `${from.url}|${coll.name}|${recordId}`;
-    if (!quarantined.has(tag)) {
-      quarantined.add(tag);
-      emit("quarantine", { collection: coll.name, url: from.url, recordId, error });
-      reportError(error, `quarantine ${coll.name}`, from.url);
-    }
+    quarantine(recordTag(coll, from.url, record), coll.name, from.url, recordId, error);
     return false;
   }
 
+  /** The `skipAt` reporter for target `to`: an untrusted record there is reported once. */
+  const reportUntrusted =
+    (to: Server): ReportUntrusted =>
+    (collection, recordId, error) =>
+      quarantine(`${to.url}|${collection}|${recordId}|untrusted`, collection, to.url, recordId, error);
+
   function rememberEcho(to: Server, coll: ReplicatedCollection, key: string): void {
-    to.echoes.set(`${coll.name}|${key}`, scheduler.now());
-    if (to.echoes.size > ECHO_LIMIT) {
-      const oldest = to.echoes.keys().next().value;
-      if (oldest !== undefined) to.echoes.delete(oldest);
-    }
+    setBounded(to.echoes, `${coll.name}|${key}`, scheduler.now(), ECHO_LIMIT);
   }
 
   /** Writes `record` (from `from`) to `to`. @returns True when `to` changed. */
@@ -741,7 +812,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     rememberEcho(to, coll, key);
     try {
       await to.client.call(`replicate ${coll.name} to ${to.url}`, (pb) =>
-        pb.collection(coll.name).create(bodyOf(record), { requestKey: null }),
+        pb.collection(coll.name).create(bodyOf(coll, record), { requestKey: null }),
       );
       emit("copied", { collection: coll.name, from: from.url, to: to.url, key });
       return true;
@@ -749,7 +820,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       // No record of ours was made there: an event at this key is someone else's (under `log`, maybe
       // a longer range), not our echo.
       to.echoes.delete(`${coll.name}|${key}`);
-      if (!isDuplicate(e)) throw e;
+      if (!isKeyDuplicate(coll, e)) throw e;
       if (rule.kind === "immutable") return false;
       // lww and log: compare with the target's copy.
       const filter = to.client.pb.filter(
@@ -765,7 +836,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         const tail = rule.slice(record, Number(existing[rule.last]) + 1);
         return tail === undefined ? false : copyNow(coll, from, to, tail);
       }
-      const body = bodyOf(record);
+      const body = bodyOf(coll, record);
       delete body.id;
       await to.client.call(`replicate ${coll.name} update to ${to.url}`, (pb) =>
         pb.collection(coll.name).update(existing.id, body, { requestKey: null }),
@@ -974,14 +1045,21 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     }
   }
 
-  async function fetchRecords(
+  /**
+   * Reads whole records by id, `chunk` per request, handing each page to `each` (large records are
+   * not all held at once).
+   * @returns How many records were read.
+   */
+  async function readRecords(
     server: Server,
     coll: ReplicatedCollection,
     ids: readonly string[],
-  ): Promise<Row[]> {
-    const out: Row[] = [];
-    for (let i = 0; i < ids.length; i += 100) {
-      const part = ids.slice(i, i + 100);
+    chunk: number,
+    each: (rows: readonly Row[]) => void,
+  ): Promise<number> {
+    let n = 0;
+    for (let i = 0; i < ids.length; i += chunk) {
+      const part = ids.slice(i, i + chunk);
       const filter = server.client.pb.filter(
         part.map((_, j) => `id = {:i${j}}`).join(" || "),
         Object.fromEntries(part.map((id, j) => [`i${j}`, id])),
@@ -989,9 +1067,10 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       const rows = await server.client.call(`read ${coll.name} at ${server.url}`, (pb) =>
         pb.collection(coll.name).getFullList({ filter, batch: 1000, requestKey: null }),
       );
-      out.push(...(rows as Row[]));
+      n += rows.length;
+      each(rows as Row[]);
     }
-    return out;
+    return n;
   }
 
   /** Failed servers of one anti-entropy round. */
@@ -1010,14 +1089,92 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     reportError(err, op, where);
   }
 
+  /** Content digests per record (see {@link recordTag}), newest `DIGEST_LIMIT`. */
+  const digests = new Map<string, string>();
+  /** Per divergent key (collection and key), the servers' digests last reported. */
+  const divergent = new Map<string, string>();
+
+  /**
+   * Compares the content of every key that several servers hold at the same version: reads the
+   * records not digested before (records of the nxs collections never change; an `lww` one that
+   * does changes its version too) and reports a key whose digests differ, once until they change.
+   * @returns How many records were read.
+   */
+  async function compareContent(
+    coll: ReplicatedCollection,
+    fields: readonly string[],
+    listed: readonly (ReadonlyMap<string, Row> | undefined)[],
+    round: RoundFailures,
+  ): Promise<number> {
+    const rule = coll.merge ?? MergeRules.immutable;
+    const tagOf = (i: number, row: Row) => recordTag(coll, servers[i]!.url, row);
+    const keys = new Set<string>();
+    for (const m of listed) if (m) for (const k of m.keys()) keys.add(k);
+    const shared: { key: string; holders: [number, Row][] }[] = [];
+    const unread = servers.map((): string[] => []);
+    for (const key of keys) {
+      const held: [number, Row][] = [];
+      listed.forEach((m, i) => {
+        const row = m?.get(key);
+        if (row !== undefined) held.push([i, row]);
+      });
+      const holders = held.filter(([, r]) => held.every(([, o]) => sameVersion(rule, o, r)));
+      if (holders.length < 2) continue;
+      shared.push({ key, holders });
+      for (const [i, row] of holders) if (!digests.has(tagOf(i, row))) unread[i]!.push(row.id);
+    }
+    let fetched = 0;
+    await Promise.all(
+      servers.map(async (s, i) => {
+        try {
+          await readRecords(s, coll, unread[i]!, DIGEST_CHUNK, (rows) => {
+            fetched += rows.length;
+            for (const r of rows) setBounded(digests, tagOf(i, r), contentDigest(fields, r), DIGEST_LIMIT);
+          });
+        } catch (e) {
+          const err = toTransportError(e, `anti-entropy: read ${coll.name} at ${s.url}`);
+          failed(round, s, err, `read ${coll.name}`);
+        }
+      }),
+    );
+    for (const { key, holders } of shared) {
+      const seen = holders.map(([i, row]) => ({
+        url: servers[i]!.url,
+        recordId: row.id,
+        digest: digests.get(tagOf(i, row)) ?? "",
+      }));
+      // A record not read (its server failed this round): compared by the next sweep.
+      if (seen.some((h) => h.digest === "")) continue;
+      const where = `${coll.name}|${key}`;
+      if (seen.every((h) => h.digest === seen[0]!.digest)) {
+        divergent.delete(where);
+        continue;
+      }
+      const signature = seen.map((h) => `${h.url}=${h.digest}`).join(" ");
+      if (divergent.get(where) === signature) continue;
+      setBounded(divergent, where, signature, DIVERGENT_LIMIT);
+      emit("divergence", { collection: coll.name, key, servers: seen });
+      logger.warn(
+        `[nxs-replicator] divergence: ${coll.name} ${key} holds different content on ${seen
+          .map((h) => `${h.url} (record ${h.recordId})`)
+          .join(", ")}; not repaired: the author of these records wrote each server another body`,
+      );
+    }
+    return fetched;
+  }
+
+  /** What one collection's anti-entropy did (see {@link SyncStats}). */
+  type CollectionStats = Pick<SyncStats, "copied" | "quarantined" | "failed" | "fetched" | "listed">;
+
   async function syncCollection(
     coll: ReplicatedCollection,
     round: RoundFailures,
     full: boolean,
-  ): Promise<{ copied: number; quarantined: number; listed: number }> {
+  ): Promise<CollectionStats> {
     const rule = coll.merge ?? MergeRules.immutable;
     const scope = full ? undefined : await differingGroups(coll);
-    if (scope !== undefined && scope.length === 0) return { copied: 0, quarantined: 0, listed: 0 };
+    if (scope !== undefined && scope.length === 0)
+      return { copied: 0, quarantined: 0, failed: 0, fetched: 0, listed: 0 };
     const listed = await Promise.all(
       servers.map((s) =>
         // A server that refused the login, or failed earlier in this round, is left out (its failure
@@ -1031,10 +1188,11 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
             }),
       ),
     );
+    /** The digest group of a row (JSON of its `groupBy` values), if the collection has a digest. */
+    const groupOf = (row: Readonly<Record<string, unknown>>) =>
+      coll.digest === undefined ? undefined : JSON.stringify(coll.digest.groupBy.map((f) => row[f]));
     // For each key: the server holding the winning copy, and the servers lacking it (or holding an older one).
     const plan = new Map<Server, Map<Server, string[]>>(); // from -> to -> record ids (at `from`)
-    /** Digest groups (JSON of the `groupBy` values) with something planned to copy (or refuse). */
-    const planned = new Set<string>();
     const covers =
       rule.kind === "log" ? listed.map((m) => (m === undefined ? undefined : coverage(rule, coll, m))) : [];
     const keys = new Set<string>();
@@ -1047,6 +1205,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       });
       if (best === undefined) continue;
       const winner = best as { s: Server; row: Row };
+      // Refused before (reported then): not read again.
+      if (quarantined.has(recordTag(coll, winner.s.url, winner.row))) continue;
       servers.forEach((s, i) => {
         const m = listed[i];
         if (m === undefined || s === winner.s) return;
@@ -1061,17 +1221,22 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         const ids = byTo.get(s) ?? [];
         ids.push(winner.row.id);
         byTo.set(s, ids);
-        if (coll.digest !== undefined)
-          planned.add(JSON.stringify(coll.digest.groupBy.map((f) => winner.row[f])));
       });
     }
+    /** Digest groups where a copy was tried (made or failed): not settled this round. */
+    const tried = new Set<string>();
     let copied = 0;
     let refused = 0;
+    let failedCopies = 0;
+    let fetched = 0;
     for (const [from, byTo] of plan) {
-      const allIds = [...new Set([...byTo.values()].flat())];
-      let records: Row[];
+      const byId = new Map<string, Row>();
       try {
-        records = await fetchRecords(from, coll, allIds);
+        const ids = [...new Set([...byTo.values()].flat())];
+        const n = await readRecords(from, coll, ids, 100, (rows) => {
+          for (const r of rows) byId.set(r.id, r);
+        });
+        fetched += n;
       } catch (e) {
         failed(
           round,
@@ -1081,12 +1246,11 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         );
         continue;
       }
-      const byId = new Map(records.map((r) => [r.id, r]));
       for (const [to, ids] of byTo) {
         let skip: (record: Readonly<Record<string, unknown>>) => boolean = () => false;
         if (coll.skipAt !== undefined) {
           try {
-            skip = await coll.skipAt(to.client);
+            skip = await coll.skipAt(to.client, reportUntrusted(to));
           } catch (e) {
             failed(
               round,
@@ -1104,25 +1268,41 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
             refused++;
             continue;
           }
+          const group = groupOf(record);
+          if (group !== undefined) tried.add(group);
           try {
             if (await copy(coll, from, to, record)) copied++;
           } catch (e) {
             const err = toTransportError(e, `anti-entropy: copy ${coll.name} to ${to.url}`);
-            failed(round, to, err, `copy ${coll.name}`, `${from.url} → ${to.url}`);
-            break;
+            if (!isRefusal(err)) {
+              // The target stopped answering: the rest waits for the next round.
+              failed(round, to, err, `copy ${coll.name}`, `${from.url} → ${to.url}`);
+              break;
+            }
+            // The target refused this record: reported, skipped, tried again next round.
+            failedCopies++;
+            reportError(err, `copy ${coll.name}`, `${from.url} → ${to.url}`);
           }
         }
       }
     }
-    // Groups listed without anything to copy or refuse: same data, digests that differ for good.
+    // Groups listed where no copy was tried (nothing to copy, or only refused records or records
+    // under a target's snapshot): not listed again while their digests stay the same.
     if (listed.every((m) => m !== undefined) && round.unreachable.size + round.refused.size === 0) {
-      if (settled.size > 10_000) settled.clear();
       for (const [key, signature] of differing.get(coll.name) ?? []) {
-        if (!planned.has(key.slice(coll.name.length + 1))) settled.set(key, signature);
+        if (!tried.has(key.slice(coll.name.length + 1))) setBounded(settled, key, signature, SETTLED_LIMIT);
       }
     }
     differing.delete(coll.name);
-    return { copied, quarantined: refused, listed: listed.reduce((n, m) => n + (m?.size ?? 0), 0) };
+    if (full && coll.content !== undefined)
+      fetched += await compareContent(coll, coll.content, listed, round);
+    return {
+      copied,
+      quarantined: refused,
+      failed: failedCopies,
+      fetched,
+      listed: listed.reduce((n, m) => n + (m?.size ?? 0), 0),
+    };
   }
 
   /**
@@ -1152,28 +1332,25 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   }
 
   async function runSync(): Promise<SyncStats> {
-    let copied = 0;
-    let refused = 0;
     const round: RoundFailures = { unreachable: new Set(), refused: new Set() };
     await loginWhereNeeded(round);
-    let listedRows = 0;
     rounds++;
     const full = fullRequested || rounds % fullSweepEvery === 0;
     fullRequested = false;
+    const sum: { -readonly [K in keyof CollectionStats]: number } = {
+      copied: 0,
+      quarantined: 0,
+      failed: 0,
+      fetched: 0,
+      listed: 0,
+    };
     for (const coll of collections) {
       if (stopped) break;
       const r = await syncCollection(coll, round, full);
-      copied += r.copied;
-      refused += r.quarantined;
-      listedRows += r.listed;
+      for (const k of Object.keys(sum) as (keyof CollectionStats)[]) sum[k] += r[k];
     }
-    const stats: SyncStats = {
-      copied,
-      quarantined: refused,
-      unreachable: [...round.unreachable],
-      refused: [...round.refused],
-      listed: listedRows,
-    };
+    const { copied } = sum;
+    const stats: SyncStats = { ...sum, unreachable: [...round.unreachable], refused: [...round.refused] };
     if (copied > 0 || round.unreachable.size + round.refused.size > 0) {
       logger.info(
         `[nxs-replicator] anti-entropy: ${copied} copied, unreachable: ${stats.unreachable.join(", ") || "none"}, refused: ${stats.refused.join(", ") || "none"}`,

@@ -349,12 +349,14 @@ describe("replicator", () => {
     expect((await r.sync({ full: true })).copied).toBe(0);
     // The digests differ for good (1 record against 3). A replicator that has not seen them yet
     // lists the group (4 rows: 1 on s1, 3 on s2) once, finds nothing to copy, and not again while the
-    // digests stay the same. (Other rows come from earlier tests' groups that hold quarantined records.)
+    // digests stay the same. (Earlier tests' groups that hold quarantined records are listed once
+    // too, and settle the same way; no snapshot or ack, listed every round, exists here.)
     const fresh = replicator({ fullSweepEvery: 1000 });
     const first = await fresh.sync();
     const second = await fresh.sync();
     expect(first.copied + second.copied).toBe(0);
-    expect(second.listed).toBe(first.listed - 4);
+    expect(first.listed).toBeGreaterThanOrEqual(4);
+    expect(second.listed).toBe(0);
   });
 
   it.each([
@@ -437,7 +439,8 @@ describe("replicator", () => {
     // Joins (or follows) the rounds the two realtime connections asked for: every round is over then.
     await r.sync();
     for (let i = 0; i < 8; i++) await r.sync();
-    // Each round fails once copying B's records from s2 to s1 (the rest of that copy is skipped).
+    // Each round fails copying each of B's 5 records from s2 to s1: one failure repeated per record
+    // (a refused record does not end the round).
     const refusedCopy = (e: Error) =>
       (e as NxsError).code === "transport/rejected" && e.message.includes(`nxs_changes to ${link1.url}`);
     expect(rounds).toBeGreaterThanOrEqual(10);
@@ -445,7 +448,9 @@ describe("replicator", () => {
     scheduler.advance(60_000);
     const reports = r.errors.filter(refusedCopy);
     expect(reports).toHaveLength(2);
-    expect(reports[1]!.message).toMatch(new RegExp(`\\(and ${rounds - 1} more like it in the last 60 s\\)$`));
+    expect(reports[1]!.message).toMatch(
+      new RegExp(`\\(and ${5 * rounds - 1} more like it in the last 60 s\\)$`),
+    );
     // Each report is one log line, not a warning and an error.
     expect(lines.filter((l) => l.includes(`nxs_changes to ${link1.url}`))).toHaveLength(2);
   });

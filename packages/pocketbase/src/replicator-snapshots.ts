@@ -1,0 +1,100 @@
+/**
+ * Which changes the replicator leaves out when it copies to a server: those that server compacted
+ * away under a snapshot. A snapshot is untrusted input (a compromised account, or a superuser,
+ * can write one claiming any version), so only a snapshot whose claims the target's own heads back
+ * counts (snapshot-trust.ts); an unbacked one is reported and ignored, and the changes under it are
+ * copied as if it were not there.
+ */
+
+import { ErrorCode, ValidationError } from "@nxs-sync/core";
+import type { PocketBaseClient } from "./client.js";
+import { Collections } from "./schema.js";
+import { type Heads, unbackedClaim } from "./snapshot-trust.js";
+
+/** Reports a record that is not trusted (once per record is the caller's business). */
+export type ReportUntrusted = (collection: string, recordId: string, error: ValidationError) => void;
+
+/**
+ * Reads every doc's heads on one server in one listing of `nxs_heads`.
+ * @param client - An authenticated client of that server.
+ * @returns Per doc, per origin, its head there.
+ * @throws TransportError when the server does not answer.
+ */
+export async function readAllHeads(client: PocketBaseClient): Promise<Map<string, Heads>> {
+  const rows = await client.call("read heads", (pb) =>
+    pb
+      .collection(Collections.Heads)
+      .getFullList({ fields: "doc,origin,head", batch: 1000, requestKey: null }),
+  );
+  const out = new Map<string, Record<string, number>>();
+  for (const h of rows as { doc?: unknown; origin?: unknown; head?: unknown }[]) {
+    if (typeof h.doc !== "string" || typeof h.origin !== "string" || typeof h.head !== "number") continue;
+    const heads = out.get(h.doc) ?? {};
+    heads[h.origin] = h.head;
+    out.set(h.doc, heads);
+  }
+  return out;
+}
+
+/** A snapshot's version when it is a map of origins to seqs, else undefined. */
+function versionOf(value: unknown): Record<string, number> | undefined {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return undefined;
+  const v = value as Record<string, unknown>;
+  return Object.values(v).every((q) => typeof q === "number" && Number.isFinite(q))
+    ? (v as Record<string, number>)
+    : undefined;
+}
+
+/**
+ * The `skipAt` of `nxs_changes`: per doc, the newest snapshot on the target whose every claim the
+ * target's heads back; a change record whose range that snapshot covers is not copied there (the
+ * target compacted it away). Snapshots with an unbacked claim, or a version that is not a map of
+ * seqs, are handed to `report` (code `snapshot/unbacked`) and ignored.
+ * @param target - The server copied to, authenticated.
+ * @param report - Where untrusted snapshots go.
+ * @returns A predicate: true for a change record the target's trusted snapshot covers.
+ * @throws TransportError when the target does not answer.
+ */
+export async function coveredByBackedSnapshot(
+  target: PocketBaseClient,
+  report: ReportUntrusted,
+): Promise<(record: Readonly<Record<string, unknown>>) => boolean> {
+  const [rows, heads] = await Promise.all([
+    target.call("read snapshot versions", (pb) =>
+      pb
+        .collection(Collections.Snapshots)
+        .getFullList({ fields: "id,doc,version", sort: "-created,-id", batch: 1000, requestKey: null }),
+    ),
+    readAllHeads(target),
+  ]);
+  const newest = new Map<string, Record<string, number>>();
+  for (const r of rows) {
+    const doc = String(r.doc);
+    if (newest.has(doc)) continue;
+    const version = versionOf(r.version);
+    const claim = version === undefined ? undefined : unbackedClaim(version, heads.get(doc) ?? {});
+    if (version !== undefined && claim === undefined) {
+      newest.set(doc, version);
+      continue;
+    }
+    const why =
+      claim === undefined
+        ? "its version is not a map of origins to seqs"
+        : `it claims ${claim.origin} up to seq ${claim.claim}, but that server holds that origin's changes up to ${claim.head} only`;
+    report(
+      Collections.Snapshots,
+      String(r.id),
+      new ValidationError(
+        `nxs_snapshots record ${String(r.id)} of doc ${JSON.stringify(doc)} at ${target.url} is not trusted: ${why}`,
+        // The constructor's code type lists only the schema codes; snapshot/unbacked is a
+        // ValidationError too (docs/errors.md).
+        { code: ErrorCode.SnapshotUnbacked as typeof ErrorCode.SchemaInvalid },
+      ),
+    );
+  }
+  return (record) => {
+    const v = newest.get(String(record.doc));
+    const last = record.last;
+    return v !== undefined && typeof last === "number" && last <= (v[String(record.origin)] ?? 0);
+  };
+}
