@@ -19,6 +19,7 @@ import {
   encodeSnapshotRecord,
   fetchLatestSnapshot,
   NodeRole,
+  publishSnapshot,
 } from "../../src/index.js";
 import { changeKeysOn, makeNode, quietGateway, recordId, setUpServers, stableJson } from "./helpers.js";
 
@@ -218,5 +219,79 @@ describe("the compactor under a forged snapshot", () => {
     expect(doc.get()).toEqual(b.doc.get());
     expect(doc.get().routes.api1).toBe("10.0.2.1:8080");
     expect(doc.get().routes.api8).toBe("10.0.2.8:8080");
+  });
+});
+
+describe("a backed snapshot whose state breaks the schema", () => {
+  it("a gateway publishes it through the API; a fresh replica bootstrapping from it never shows the bad value and reports it", async () => {
+    const docId = `d-${recordId()}`;
+    const a = gateway(gwA, docId, "main");
+    await a.replica.start();
+    for (let i = 1; i <= 3; i++) {
+      a.doc.set(["routes", "web"], `10.0.1.${i}:80`);
+      await a.replica.flush();
+    }
+    await a.checkpointer.checkpoint();
+
+    // The attack, with A's own credentials: a state written under a looser schema (a number where
+    // the schema says string), claiming A's own origin up to the seq the server holds: backed, so
+    // the server's hook accepts it.
+    const evil = createDoc({
+      schema: z.object({ routes: z.record(z.string(), z.union([z.string(), z.number()])) }),
+      docId,
+      replicaId: a.doc.replicaId,
+      clock: Date.now,
+      initial: { routes: {} },
+    });
+    evil.set(["routes", "web"], "10.0.1.3:80");
+    evil.set(["routes", "api"], 12345);
+    evil.set(["routes", "api2"], 54321);
+    expect(evil.version()).toEqual(a.doc.version());
+    const attacker = createPocketBaseClient({ url: server.url, auth: gwA.auth });
+    cleanups.push(async () => attacker.close());
+    await publishSnapshot(attacker, evil.snapshot());
+
+    // The server compacts (A's records below its head go), so a fresh replica's first pull page is
+    // the snapshot.
+    const replicator = createPocketBaseClient({ url: server.url, auth: repl.auth });
+    cleanups.push(async () => replicator.close());
+    const compacted = await compactDoc(replicator, docId, { logger: silentLogger });
+    expect(compacted.refusedSnapshots).toEqual([]);
+    expect(compacted.deletedRecords).toBe(2);
+
+    const fresh = gateway(gwB, docId, "fresh");
+    const shown: unknown[] = [];
+    fresh.doc.subscribe(
+      (s) => s.routes,
+      (routes) => shown.push(routes.api, routes.api2),
+    );
+    const hidden: (readonly (readonly string[])[])[] = [];
+    fresh.replica.on("hidden", (e) => {
+      if (e.snapshot !== undefined) hidden.push(e.snapshot.paths);
+    });
+    const pulls: boolean[] = [];
+    fresh.replica.on("resync", (e) => pulls.push(e.snapshot));
+    await fresh.replica.start();
+    await waitFor(() => stableJson(fresh.doc.version()) === stableJson(a.doc.version()), {
+      description: "the fresh replica bootstrapped",
+    });
+    expect(pulls[0]).toBe(true);
+    expect(fresh.doc.get()).toEqual({ routes: { web: "10.0.1.3:80" } });
+    expect(shown.filter((v) => v !== undefined)).toEqual([]);
+    expect(hidden).toEqual([
+      [
+        ["routes", "api"],
+        ["routes", "api2"],
+      ],
+    ]);
+    expect(fresh.doc.hidden().map((h) => h.path.join("."))).toEqual(["routes.api", "routes.api2"]);
+
+    // The path is not silenced: an honest write of a valid value shows on the fresh replica.
+    a.doc.set(["routes", "api"], "10.0.2.1:8080");
+    await a.replica.flush();
+    await waitFor(() => fresh.doc.get().routes.api === "10.0.2.1:8080", {
+      description: "the honest route reached the fresh replica",
+    });
+    expect(fresh.doc.hidden().map((h) => h.path.join("."))).toEqual(["routes.api2"]);
   });
 });
