@@ -36,6 +36,7 @@ export {
   createCompactor,
   fetchLatestSnapshot,
   publishSnapshot,
+  type RefusedSnapshot,
   writeAck,
 } from "./compaction.js";
 export {
@@ -114,6 +115,7 @@ export {
   type RateLimitsSettings,
   schemaDefinitions,
 } from "./schema.js";
+export { type Heads, readHeads, type UnbackedClaim, unbackedClaim } from "./snapshot-trust.js";
 export {
   createPocketBaseTransport,
   type PocketBaseTransport,
