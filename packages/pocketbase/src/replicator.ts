@@ -26,7 +26,7 @@ import {
 import { ackRecordSchema } from "./compaction.js";
 import { decodeChangeRecord, decodeSnapshotRecord, isOriginOfNode, sliceChangeRecord } from "./records.js";
 import { contentDigest, setBounded } from "./replicator-digest.js";
-import { coveredByBackedSnapshot, type ReportUntrusted } from "./replicator-snapshots.js";
+import { backedAtSource, coveredByBackedSnapshot, type ReportUntrusted } from "./replicator-snapshots.js";
 import { Collections } from "./schema.js";
 
 /**
@@ -84,6 +84,15 @@ export interface ReplicatedCollection {
    */
   readonly validate?: (record: Readonly<Record<string, unknown>>) => ValidationError | undefined;
   /**
+   * Validates records against the server they are read from, before they are copied (e.g. a
+   * snapshot's claims against that server's heads): called with the records about to be copied,
+   * it returns the check of one record; an error quarantines it like `validate`. Default: none.
+   */
+  readonly validateAt?: (
+    source: PocketBaseClient,
+    records: readonly Readonly<Record<string, unknown>>[],
+  ) => Promise<(record: Readonly<Record<string, unknown>>) => ValidationError | undefined>;
+  /**
    * A view collection summarizing the collection per group (fields `groupBy…`, `head`, `n`): anti-entropy
    * then lists records only in groups whose digest differs between servers instead of everything.
    */
@@ -134,6 +143,7 @@ export function defaultReplicatedCollections(): readonly ReplicatedCollection[] 
         const d = decodeSnapshotRecord(r);
         return d.ok ? undefined : d.error;
       },
+      validateAt: backedAtSource,
       content: ["doc", "version", "state", "node"],
     },
     {
@@ -751,7 +761,9 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
    * `log` end: an `lww` record updated since may be valid now).
    */
   function recordTag(coll: ReplicatedCollection, url: string, record: Readonly<Record<string, unknown>>) {
-    return `${url}|${coll.name}|${String(record.id)}|${String(record[versionField(coll) ?? "id"])}`;
+    const field = versionField(coll);
+    const tag = `${url}|${coll.name}|${String(record.id)}`;
+    return field === undefined ? tag : `${tag}|${String(record[field])}`;
   }
 
   /** Reports a record not to be copied, once while it is remembered (the newest `QUARANTINE_LIMIT`). */
@@ -768,13 +780,17 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     reportError(error, `quarantine ${collection}`, url);
   }
 
-  /** Validates; reports a refused record once. @returns True when the record may be copied. */
+  /**
+   * Validates (`validate`, then the check `validateAt` made for `from`); reports a refused record
+   * once. @returns True when the record may be copied.
+   */
   function admit(
     coll: ReplicatedCollection,
     from: Server,
     record: Readonly<Record<string, unknown>>,
+    check?: (record: Readonly<Record<string, unknown>>) => ValidationError | undefined,
   ): boolean {
-    const error = coll.validate?.(record);
+    const error = coll.validate?.(record) ?? check?.(record);
     if (error === undefined) return true;
     const recordId = typeof record.id === "string" ? record.id : undefined;
     quarantine(recordTag(coll, from.url, record), coll.name, from.url, recordId, error);
@@ -785,7 +801,9 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   const reportUntrusted =
     (to: Server): ReportUntrusted =>
     (collection, recordId, error) =>
-      quarantine(`${to.url}|${collection}|${recordId}|untrusted`, collection, to.url, recordId, error);
+      // The tag of an immutable collection's record (snapshots): the same record refused as a source
+      // is not reported again, nor read again.
+      quarantine(`${to.url}|${collection}|${recordId}`, collection, to.url, recordId, error);
 
   function rememberEcho(to: Server, coll: ReplicatedCollection, key: string): void {
     setBounded(to.echoes, `${coll.name}|${key}`, scheduler.now(), ECHO_LIMIT);
@@ -862,7 +880,15 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       from.echoes.delete(echo);
       return;
     }
-    if (!admit(coll, from, record)) return;
+    let check: ((r: Readonly<Record<string, unknown>>) => ValidationError | undefined) | undefined;
+    try {
+      check = await coll.validateAt?.(from.client, [record]);
+    } catch (e) {
+      // Anti-entropy copies it later, checked then.
+      reportError(toTransportError(e, `check ${coll.name} at ${from.url}`), `check ${coll.name}`, from.url);
+      return;
+    }
+    if (!admit(coll, from, record, check)) return;
     await Promise.all(
       servers
         .filter((s) => s !== from)
@@ -1231,12 +1257,14 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     let fetched = 0;
     for (const [from, byTo] of plan) {
       const byId = new Map<string, Row>();
+      let check: ((r: Readonly<Record<string, unknown>>) => ValidationError | undefined) | undefined;
       try {
         const ids = [...new Set([...byTo.values()].flat())];
         const n = await readRecords(from, coll, ids, 100, (rows) => {
           for (const r of rows) byId.set(r.id, r);
         });
         fetched += n;
+        check = await coll.validateAt?.(from.client, [...byId.values()]);
       } catch (e) {
         failed(
           round,
@@ -1264,7 +1292,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         for (const id of ids) {
           const record = byId.get(id);
           if (record === undefined || skip(record)) continue;
-          if (!admit(coll, from, record)) {
+          if (!admit(coll, from, record, check)) {
             refused++;
             continue;
           }

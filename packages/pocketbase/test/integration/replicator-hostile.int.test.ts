@@ -1,5 +1,5 @@
 import { createDoc, silentLogger } from "@nxs-sync/core";
-import { type ProcessPocketBase, usePocketBaseServers } from "@nxs-sync/testing";
+import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
 import { ClientResponseError } from "pocketbase";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
@@ -108,7 +108,7 @@ async function undigestedRows(): Promise<number> {
 }
 
 describe("the replicator under hostile input", () => {
-  it("a forged snapshot on the target (claims the target's heads do not back) does not stop B's changes being copied; it is reported once", async () => {
+  it("a forged snapshot on the target (claims the target's heads do not back) does not stop B's changes being copied, is not copied itself, and is reported once", async () => {
     const doc = `d-${recordId()}`;
     const origin = `${gwB.id}.g1`;
     await createAs(s2.url, gwB, honestB(doc, 3, origin));
@@ -138,9 +138,35 @@ describe("the replicator under hostile input", () => {
     expect(reports()[0]).toMatchObject({ collection: Collections.Snapshots, url: s1.url });
     expect(reports()[0]!.error.code).toBe("snapshot/unbacked");
     expect(reports()[0]!.error.message).toContain(`claims ${origin} up to seq 1000000`);
+    // Refused as a source too (s1's heads do not back it): not spread to s2, and not reported twice.
+    const snapshotsOn = (s: ProcessPocketBase) =>
+      s
+        .client()
+        .collection(Collections.Snapshots)
+        .getFullList({ filter: s.client().filter("doc = {:doc}", { doc }) });
+    expect(await snapshotsOn(s2)).toEqual([]);
     const full = await r.sync({ full: true });
     expect(full).toMatchObject({ unreachable: [], refused: [], failed: 0 });
+    expect(await snapshotsOn(s2)).toEqual([]);
     expect(reports()).toHaveLength(1);
+
+    // While it runs (realtime): another forged one is refused the same way, an honest one (claims
+    // s1 backs, published by gateway A itself) is copied.
+    const forged2 = await s1.client().collection(Collections.Snapshots).create(body);
+    const [honest] = await createAs(
+      s1.url,
+      gwA,
+      [{ ...body, version: { [origin]: 3 } }],
+      1,
+      Collections.Snapshots,
+    );
+    await waitFor(async () => (await snapshotsOn(s2)).length > 0, {
+      description: "the honest snapshot copied",
+    });
+    await waitFor(() => r.quarantined.some((q) => q.recordId === forged2.id), {
+      description: "the second forged snapshot reported",
+    });
+    expect((await snapshotsOn(s2)).map((x) => x.id)).toEqual([honest]);
   });
 
   it("two of A's own records sharing a chosen record id, one per server, stop nothing: both exist everywhere and B's changes are copied", async () => {
