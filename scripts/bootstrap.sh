@@ -2,7 +2,9 @@
 # Brings a fresh clone to a runnable state; sourced by scripts/test-all.sh and scripts/demo.sh.
 # 1. Node >= 22 first on PATH (installs Node 24 from the npm registry into .tools/node if needed).
 # 2. npm dependencies, when node_modules is missing or older than package-lock.json.
-# 3. The pinned PocketBase binary (POCKETBASE_BIN, else the per-user cache, else a go install build).
+# 3. The pinned PocketBase binary (POCKETBASE_BIN, else the per-user cache, else a go install build),
+#    exported as POCKETBASE_BIN; skipped when NXS_BOOTSTRAP_POCKETBASE=0 (scripts/run.sh, for the
+#    npm scripts that start no server).
 _nxs_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/ensure-node.sh
 source "$_nxs_root/scripts/ensure-node.sh" || return 1
@@ -10,6 +12,8 @@ if [ ! -f "$_nxs_root/node_modules/.package-lock.json" ] || [ "$_nxs_root/packag
   echo "bootstrap: installing npm dependencies (npm ci)" >&2
   (cd "$_nxs_root" && npm ci --no-audit --no-fund --loglevel=error) || return 1
 fi
-POCKETBASE_BIN="$(cd "$_nxs_root" && npx --no-install tsx packages/testing/src/cli.ts path)" || return 1
-export POCKETBASE_BIN
-echo "bootstrap: PocketBase binary $POCKETBASE_BIN" >&2
+if [ "${NXS_BOOTSTRAP_POCKETBASE:-1}" != "0" ]; then
+  POCKETBASE_BIN="$(cd "$_nxs_root" && npx --no-install tsx packages/testing/src/cli.ts path)" || return 1
+  export POCKETBASE_BIN
+  echo "bootstrap: PocketBase binary $POCKETBASE_BIN" >&2
+fi
