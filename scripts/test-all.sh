@@ -10,21 +10,24 @@ source scripts/bootstrap.sh
 export TESTCONTAINERS_RYUK_DISABLED="${TESTCONTAINERS_RYUK_DISABLED:-true}"
 export TESTCONTAINERS_HOST_OVERRIDE="${TESTCONTAINERS_HOST_OVERRIDE:-localhost}"
 
-step() { printf '\n== %s\n' "$*" >&2; }
-step "lint (biome)";           npx biome ci .
-step "typecheck (tsc)";        npx tsc -p tsconfig.json --noEmit
-step "import cycles (madge)";  npx madge --circular --extensions ts --ts-config tsconfig.json packages/core/src packages/pocketbase/src packages/testing/src
-step "build (tsup)";           npm run build --silent
-step "package checks (publint, attw)"; node scripts/check-packages.mjs
+# shellcheck source=scripts/steps.sh
+source scripts/steps.sh
+trap step_summary EXIT
+step "lint (biome)"           npx biome ci .
+step "typecheck (tsc)"        npx tsc -p tsconfig.json --noEmit
+step "import cycles (madge)"  npx madge --circular --extensions ts --ts-config tsconfig.json packages/core/src packages/pocketbase/src packages/testing/src
+step "build (tsup)"           npm run build --silent
+step "package checks (publint, attw, tarballs)" node scripts/check-packages.mjs
 
 results="$root/.test-results"; mkdir -p "$results"
-step "unit and property tests (with the coverage floor on core)"
+rm -f "$results/unit.json" "$results/integration.json"
 unit_rc=0
-npx vitest run --config vitest.workspace.ts --project 'unit:*' --coverage.enabled \
+step "unit and property tests (with the coverage floor on core)" \
+  npx vitest run --config vitest.workspace.ts --project 'unit:*' --coverage.enabled \
   --reporter=default --reporter=json --outputFile.json="$results/unit.json" || unit_rc=$?
-step "integration tests (real PocketBase)"
 int_rc=0
-npx vitest run --config vitest.workspace.ts --project integration \
+step "integration tests (real PocketBase)" \
+  npx vitest run --config vitest.workspace.ts --project integration \
   --reporter=default --reporter=json --outputFile.json="$results/integration.json" || int_rc=$?
 
 node -e '
