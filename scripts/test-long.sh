@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The long runs, outside the fast gate (`npm test`): long chaos seeds, the fresh-clone check of every
+# npm script, and the benchmarks. See docs/testing.md, "CI budget". Usage:
+#   npm run test:long              # everything, budget NXS_LONG_BUDGET_S (default 3600 s)
+#   npm run test:long -- --short   # a minute or two of each kind, no fresh-clone check (the
+#                                  # fresh-clone check runs this to test the script itself)
+# Knobs: NXS_LONG_CHAOS_SEEDS (default "7 42 1001"), NXS_LONG_CHAOS_SECONDS (default 300).
+# Every step runs even when an earlier one failed; the exit code is 1 when any failed.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+short=0
+case "${1:-}" in
+  --short) short=1 ;;
+  "") ;;
+  *) echo "usage: npm run test:long [-- --short]" >&2; exit 2 ;;
+esac
+# shellcheck source=scripts/bootstrap.sh
+source scripts/bootstrap.sh
+export TESTCONTAINERS_RYUK_DISABLED="${TESTCONTAINERS_RYUK_DISABLED:-true}"
+export TESTCONTAINERS_HOST_OVERRIDE="${TESTCONTAINERS_HOST_OVERRIDE:-localhost}"
+# shellcheck source=scripts/steps.sh
+source scripts/steps.sh
+
+failed=0
+if [ "$short" -eq 1 ]; then
+  seeds="5"; seconds=15
+else
+  seeds="${NXS_LONG_CHAOS_SEEDS:-7 42 1001}"; seconds="${NXS_LONG_CHAOS_SECONDS:-300}"
+fi
+for seed in $seeds; do
+  step "chaos seed $seed, ${seconds} s" npx tsx scripts/chaos.ts --seed "$seed" --seconds "$seconds" --quiet || failed=1
+done
+
+if [ "$short" -eq 0 ]; then
+  step "fresh clone: every npm script with the system Node first on PATH" \
+    bash scripts/check-fresh-clone.sh --with-test || failed=1
+fi
+
+out="$root/.test-results/bench"; mkdir -p "$out"
+bench() { node --expose-gc --import tsx bench/run.ts "$@"; }
+if [ "$short" -eq 1 ]; then
+  step "bench core (one line, one run)" bench core --runs 1 --only 'full-state-bytes$' --out "$out/core.json" || failed=1
+  step "bench pocketbase (quick, one line, one run)" \
+    bench pocketbase --quick --runs 1 --only 'propagation-latency-p50' --out "$out/pocketbase.json" || failed=1
+else
+  # The lines docs/benchmarks.md reports, without Automerge's and immer's single-set lines (~30 min).
+  step "bench core" bench core --runs 3 \
+    --only 'local-set-change-of-100$,full-state,remote-apply,catch-up,heap' --out "$out/core.json" || failed=1
+  step "bench pocketbase" bench pocketbase --runs 3 --out "$out/pocketbase.json" || failed=1
+fi
+
+step_summary "${NXS_LONG_BUDGET_S:-3600}" || failed=1
+exit "$failed"
