@@ -66,6 +66,9 @@ export const MergeRules = {
   ): MergeRule => ({ kind: "log", first, last, slice }),
 } as const;
 
+/** A check of one record: the reason to refuse it, or undefined to accept it. */
+export type RecordCheck = (record: Readonly<Record<string, unknown>>) => ValidationError | undefined;
+
 /** One collection the replicator keeps identical on every server. */
 export interface ReplicatedCollection {
   /** Collection name. */
@@ -82,7 +85,7 @@ export interface ReplicatedCollection {
    * Validates a record before it is copied; a returned error quarantines it (reported, not copied).
    * Default: accept.
    */
-  readonly validate?: (record: Readonly<Record<string, unknown>>) => ValidationError | undefined;
+  readonly validate?: RecordCheck;
   /**
    * Validates records against the server they are read from, before they are copied (e.g. a
    * snapshot's claims against that server's heads): called with the records about to be copied,
@@ -91,7 +94,7 @@ export interface ReplicatedCollection {
   readonly validateAt?: (
     source: PocketBaseClient,
     records: readonly Readonly<Record<string, unknown>>[],
-  ) => Promise<(record: Readonly<Record<string, unknown>>) => ValidationError | undefined>;
+  ) => Promise<RecordCheck>;
   /**
    * A view collection summarizing the collection per group (fields `groupBy…`, `head`, `n`): anti-entropy
    * then lists records only in groups whose digest differs between servers instead of everything.
@@ -788,7 +791,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     coll: ReplicatedCollection,
     from: Server,
     record: Readonly<Record<string, unknown>>,
-    check?: (record: Readonly<Record<string, unknown>>) => ValidationError | undefined,
+    check?: RecordCheck,
   ): boolean {
     const error = coll.validate?.(record) ?? check?.(record);
     if (error === undefined) return true;
@@ -880,7 +883,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       from.echoes.delete(echo);
       return;
     }
-    let check: ((r: Readonly<Record<string, unknown>>) => ValidationError | undefined) | undefined;
+    let check: RecordCheck | undefined;
     try {
       check = await coll.validateAt?.(from.client, [record]);
     } catch (e) {
@@ -993,9 +996,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     filters?: readonly string[],
   ): Promise<Map<string, Row>> {
     const fields = new Set(["id", ...coll.key]);
-    const rule = coll.merge ?? MergeRules.immutable;
-    if (rule.kind === "lww") fields.add(rule.field);
-    if (rule.kind === "log") fields.add(rule.last);
+    const version = versionField(coll);
+    if (version !== undefined) fields.add(version);
     for (const f of coll.digest?.groupBy ?? []) fields.add(f);
     const list = (filter?: string) =>
       server.client.call(`list ${coll.name} at ${server.url}`, (pb) =>
@@ -1257,7 +1259,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     let fetched = 0;
     for (const [from, byTo] of plan) {
       const byId = new Map<string, Row>();
-      let check: ((r: Readonly<Record<string, unknown>>) => ValidationError | undefined) | undefined;
+      let check: RecordCheck | undefined;
       try {
         const ids = [...new Set([...byTo.values()].flat())];
         const n = await readRecords(from, coll, ids, 100, (rows) => {
