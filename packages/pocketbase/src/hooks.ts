@@ -8,9 +8,10 @@ import { ErrorCode, TransportError } from "@nxs-sync/core";
 export const NXS_HOOKS_VERSION = 2;
 /**
  * Version of the nxs-sync schema (collections and rules of `ensureSchema()` and of
- * `migrations/`). The bundle reports the schema version it was written for.
+ * `migrations/`). The bundle reports the schema version it was written for. 3: the
+ * `nxs_change_sizes` view (pulls within a byte budget).
  */
-export const NXS_SCHEMA_VERSION = 2;
+export const NXS_SCHEMA_VERSION = 3;
 /** Path of the route the bundle serves. */
 export const NXS_VERSION_PATH = "/nxs/version";
 

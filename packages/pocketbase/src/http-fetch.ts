@@ -1,5 +1,13 @@
 import http from "node:http";
 import https from "node:https";
+import { ErrorCode, TransportError } from "@nxs-sync/core";
+
+/**
+ * Request header that caps the answer of one request, in bytes (a decimal number). It is read and
+ * removed by {@link createHttpFetch}, never sent: SDK calls pass it with their `headers` option
+ * (the SDK forwards nothing else to the fetch).
+ */
+export const MAX_RESPONSE_BYTES_HEADER = "x-nxs-max-response-bytes";
 
 /** What the PocketBase SDK reads of a response: status, url and the body as JSON. */
 export interface HttpResponse {
@@ -35,6 +43,11 @@ export interface HttpClient {
 export interface HttpFetchOptions {
   /** Abort a request (sending it and reading its whole answer) after this many ms. */
   readonly timeoutMs: number;
+  /**
+   * Abort a request whose answer grows past this many bytes, instead of buffering it whole.
+   * Default: no cap. A request's {@link MAX_RESPONSE_BYTES_HEADER} header sets its own.
+   */
+  readonly maxResponseBytes?: number;
 }
 
 /** Idle keep-alive sockets are closed after this long. */
@@ -45,6 +58,23 @@ const MAX_REDIRECTS = 20;
 const timeoutError = (ms: number): Error =>
   new DOMException(`request timed out after ${ms} ms`, "TimeoutError");
 const abortError = (): Error => new DOMException("the request was aborted", "AbortError");
+const tooLargeError = (url: string, max: number): Error =>
+  new TransportError(
+    ErrorCode.TransportRejected,
+    `the answer of ${url} is larger than the ${max} bytes asked for: aborted unread`,
+  );
+
+/** The cap a request asks for in its {@link MAX_RESPONSE_BYTES_HEADER} header (removed from `headers`). */
+function takeMaxBytes(headers: Record<string, string>): number | undefined {
+  let max: number | undefined;
+  for (const k of Object.keys(headers)) {
+    if (k.toLowerCase() !== MAX_RESPONSE_BYTES_HEADER) continue;
+    const n = Number(headers[k]);
+    if (Number.isSafeInteger(n) && n >= 0) max = n;
+    delete headers[k];
+  }
+  return max;
+}
 
 /** Plain header record from what the SDK passes (a record, or a `Headers`). */
 function headerRecord(headers: unknown): Record<string, string> {
@@ -68,8 +98,11 @@ function headerRecord(headers: unknown): Record<string, string> {
  * redirects (at most 20; a 303, or a 301/302 after a POST, becomes a GET; `Authorization` does not
  * follow to another origin). A request that meets a kept-alive socket the server has just closed
  * (`ECONNRESET`/`EPIPE` on a reused socket) is sent again once on a new one; idle sockets close
- * after 4 s.
- * @param options - The timeout.
+ * after 4 s. An answer larger than its cap (`maxResponseBytes`, or the request's
+ * {@link MAX_RESPONSE_BYTES_HEADER} header) is aborted as soon as it is known to be (by its
+ * `content-length`, or once that many bytes arrived): a `TransportError` `transport/rejected`,
+ * which the SDK keeps as `originalError` of its `ClientResponseError`.
+ * @param options - The timeout and the default cap of an answer.
  * @returns The fetch, and `close()` to drop idle sockets.
  * @example
  * ```ts
@@ -84,7 +117,7 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
     "http:": new http.Agent({ keepAlive: true, scheduling: "lifo", timeout: IDLE_MS }),
     "https:": new https.Agent({ keepAlive: true, scheduling: "lifo", timeout: IDLE_MS }),
   };
-  const { timeoutMs } = options;
+  const { timeoutMs, maxResponseBytes } = options;
   let closed = false;
   for (const agent of Object.values(agents)) {
     // After close(), a socket freed by a request that was in flight is not kept.
@@ -94,6 +127,12 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
   }
 
   const viaGlobalFetch: HttpFetch = async (url, init = {}) => {
+    // Not capped (FormData requests: batches and uploads, whose answers are small); the header stays unsent.
+    if (init.headers !== undefined && init.headers !== null && !(init.headers instanceof Headers)) {
+      const headers = headerRecord(init.headers);
+      takeMaxBytes(headers);
+      init = { ...init, headers };
+    }
     const timeout = AbortSignal.timeout(init.timeoutMs ?? timeoutMs);
     const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
     return (await fetch(url, { ...(init as RequestInit), signal })) as HttpResponse;
@@ -107,6 +146,8 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
     const signal = init.signal ?? undefined;
     if (signal?.aborted) return Promise.reject(abortError());
     const ms = init.timeoutMs ?? timeoutMs;
+    const headers = headerRecord(init.headers);
+    const maxBytes = takeMaxBytes(headers) ?? maxResponseBytes ?? Number.POSITIVE_INFINITY;
     return new Promise<HttpResponse>((resolve, reject) => {
       let settled = false;
       let current: http.ClientRequest | undefined;
@@ -180,8 +221,18 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
               );
               return;
             }
+            const declared = Number(res.headers["content-length"]);
+            if (declared > maxBytes) {
+              fail(tooLargeError(target.href, maxBytes));
+              return;
+            }
             const chunks: Buffer[] = [];
-            res.on("data", (c: Buffer) => chunks.push(c));
+            let received = 0;
+            res.on("data", (c: Buffer) => {
+              received += c.length;
+              if (received > maxBytes) fail(tooLargeError(target.href, maxBytes));
+              else chunks.push(c);
+            });
             res.on("error", fail);
             res.on("end", () => {
               if (!settle()) return;
@@ -213,7 +264,6 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
         req.end(payload);
       };
 
-      const headers = headerRecord(init.headers);
       if (typeof body === "string") headers["content-length"] = String(Buffer.byteLength(body));
       attempt(first, init.method ?? "GET", typeof body === "string" ? body : undefined, headers, 0, false);
     });

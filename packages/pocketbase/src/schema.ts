@@ -15,6 +15,12 @@ export const Collections = {
   Leases: "nxs_leases",
   /** A view: per (doc, origin), the highest seq held and the number of records (the anti-entropy digest). */
   Heads: "nxs_heads",
+  /**
+   * A view of `nxs_changes` for pulls: every envelope with the byte size of its `changes`
+   * (`bytes`), and `changes` itself only when it is at most {@link INLINE_CHANGES_BYTES} (else
+   * null: the reader fetches it by id, within its byte budget, or never when too large).
+   */
+  ChangeSizes: "nxs_change_sizes",
 } as const;
 /** The union of nxs-sync collection names. */
 export type CollectionName = (typeof Collections)[keyof typeof Collections];
@@ -33,6 +39,14 @@ export type NodeRole = (typeof NodeRole)[keyof typeof NodeRole];
 
 /** Largest `changes` JSON of one change record, a pack of changes (bytes). */
 export const MAX_CHANGES_BYTES = 8 * 1024 * 1024;
+/**
+ * Largest `changes` JSON the {@link Collections.ChangeSizes} view carries inline (bytes): a page of
+ * 1000 envelopes is then at most ~4 MiB of bodies, and small packs (most writes) need no second
+ * request.
+ */
+export const INLINE_CHANGES_BYTES = 4096;
+/** Largest `version` JSON of one snapshot or ack record (bytes). */
+export const MAX_VERSION_BYTES = 1024 * 1024;
 /** Largest `state` JSON of one snapshot record (bytes). */
 export const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
 
@@ -83,6 +97,13 @@ export interface CollectionDef {
 /** The query of the `nxs_heads` view. */
 export const HEADS_QUERY =
   "SELECT (doc || ':' || origin) AS id, doc, origin, MAX(last) AS head, COUNT(*) AS n FROM nxs_changes GROUP BY doc, origin";
+
+/**
+ * The query of the `nxs_change_sizes` view. `octet_length` (SQLite 3.43+) gives the stored size in
+ * bytes (as stored: PocketBase keeps JSON with `<`, `>` and `&` escaped, as it answers it); a page
+ * that lists a 7 MB pack answers in a few ms and a few hundred bytes for it.
+ */
+export const CHANGE_SIZES_QUERY = `SELECT id, doc, origin, seq, last, hlc, node, CAST(octet_length(changes) AS INTEGER) AS bytes, iif(octet_length(changes) <= ${INLINE_CHANGES_BYTES}, changes, NULL) AS changes FROM nxs_changes`;
 
 const created: FieldDef = { name: "created", type: "autodate", onCreate: true, onUpdate: false };
 /** A required text field holding a doc or replica id (the form core's ids take). */
@@ -168,7 +189,7 @@ export function schemaDefinitions(): readonly CollectionDef[] {
       type: "base",
       fields: [
         idText("doc"),
-        { name: "version", type: "json", maxSize: 1024 * 1024 },
+        { name: "version", type: "json", maxSize: MAX_VERSION_BYTES },
         { name: "state", type: "json", maxSize: MAX_SNAPSHOT_BYTES },
         authorNode,
         created,
@@ -187,7 +208,7 @@ export function schemaDefinitions(): readonly CollectionDef[] {
       fields: [
         idText("doc"),
         idText("replica"),
-        { name: "version", type: "json", maxSize: 1024 * 1024 },
+        { name: "version", type: "json", maxSize: MAX_VERSION_BYTES },
         { name: "at", type: "number", required: true, onlyInt: true, min: 1 },
         authorNode,
         created,
@@ -228,6 +249,20 @@ export function schemaDefinitions(): readonly CollectionDef[] {
       fields: [],
       indexes: [],
       viewQuery: HEADS_QUERY,
+      listRule: IS_MEMBER,
+      viewRule: IS_MEMBER,
+      createRule: null,
+      updateRule: null,
+      deleteRule: null,
+    },
+    {
+      // Schema 3. The same read rules as nxs_changes: it shows nothing more than they do.
+      id: "pbc_nxs_change_sizes",
+      name: Collections.ChangeSizes,
+      type: "view",
+      fields: [],
+      indexes: [],
+      viewQuery: CHANGE_SIZES_QUERY,
       listRule: IS_MEMBER,
       viewRule: IS_MEMBER,
       createRule: null,

@@ -1,7 +1,7 @@
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHttpFetch } from "../../src/http-fetch.js";
+import { createHttpFetch, MAX_RESPONSE_BYTES_HEADER } from "../../src/http-fetch.js";
 
 /** A loopback server: echoes what it got, or answers as the path says. */
 let server: http.Server;
@@ -26,6 +26,16 @@ beforeAll(async () => {
         res.statusCode = Number(url.searchParams.get("code"));
         res.setHeader("location", url.searchParams.get("to") ?? "/echo");
         return void res.end();
+      }
+      if (url.pathname === "/big") {
+        // 1 MiB in chunks, without a content-length (chunked): the cap counts what arrives.
+        const chunk = "x".repeat(64 * 1024);
+        for (let i = 0; i < 16; i++) res.write(chunk);
+        return void res.end();
+      }
+      if (url.pathname === "/big-declared") {
+        res.setHeader("content-length", String(1024 * 1024));
+        return void res.end("x".repeat(1024 * 1024));
       }
       if (url.pathname === "/empty") {
         res.statusCode = 204;
@@ -205,6 +215,26 @@ describe("createHttpFetch", () => {
     expect(connections).toBe(2);
     c.close();
     await new Promise((r) => resetting.close(r));
+  });
+
+  it("an answer larger than its cap is aborted with transport/rejected, never buffered whole; the cap header is not sent", async () => {
+    const c = createHttpFetch({ timeoutMs: 2000 });
+    const capped = (path: string, max: number) =>
+      c.fetch(`${base}${path}`, { headers: { [MAX_RESPONSE_BYTES_HEADER]: String(max) } });
+    for (const path of ["/big", "/big-declared"]) {
+      await expect(capped(path, 100_000)).rejects.toMatchObject({
+        name: "TransportError",
+        code: "transport/rejected",
+      });
+    }
+    expect((await (await capped("/big", 1024 * 1024)).text()).length).toBe(1024 * 1024);
+    const echo = (await (await capped("/echo", 10_000)).json()) as { headers: Record<string, string> };
+    expect(echo.headers[MAX_RESPONSE_BYTES_HEADER]).toBeUndefined();
+    // The client's default cap applies to requests without the header.
+    const small = createHttpFetch({ timeoutMs: 2000, maxResponseBytes: 1000 });
+    await expect(small.fetch(`${base}/big`)).rejects.toMatchObject({ code: "transport/rejected" });
+    c.close();
+    small.close();
   });
 
   it("a refused connection rejects with the socket error", async () => {

@@ -1,11 +1,16 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { schemaDefinitions } from "../../src/schema.js";
 
-const migrationPath = fileURLToPath(new URL("../../migrations/1764201600_nxs_sync.js", import.meta.url));
+const migrationsDir = fileURLToPath(new URL("../../migrations/", import.meta.url));
+/** The migration files, in the order PocketBase runs them (by name). */
+const migrationPaths = readdirSync(migrationsDir)
+  .filter((f) => f.endsWith(".js"))
+  .sort()
+  .map((f) => `${migrationsDir}${f}`);
 
-/** Runs the migration's up() against a recording app (no server: a structural parity check). */
+/** Runs every migration's up() against a recording app (no server: a structural parity check). */
 function runMigration(existing: readonly string[] = []): {
   saved: Record<string, unknown>[];
   settings: { batch: Record<string, number | boolean> };
@@ -17,7 +22,6 @@ function runMigration(existing: readonly string[] = []): {
       number | boolean
     >,
   };
-  let up: ((app: unknown) => void) | undefined;
   const app = {
     findCollectionByNameOrId(name: string) {
       if (!existing.includes(name)) throw new Error("not found");
@@ -33,11 +37,13 @@ function runMigration(existing: readonly string[] = []): {
       Object.assign(this, data);
     }
   }
-  const source = readFileSync(migrationPath, "utf8");
-  new Function("migrate", "Collection", source)((u: (app: unknown) => void) => {
-    up = u;
-  }, Collection);
-  up?.(app);
+  for (const path of migrationPaths) {
+    let up: ((app: unknown) => void) | undefined;
+    new Function("migrate", "Collection", readFileSync(path, "utf8"))((u: (app: unknown) => void) => {
+      up = u;
+    }, Collection);
+    up?.(app);
+  }
   return { saved, settings };
 }
 
@@ -60,6 +66,7 @@ describe("schema", () => {
         "nxs_acks",
         "nxs_leases",
         "nxs_heads",
+        "nxs_change_sizes",
       ]).saved,
     ).toEqual([]);
   });
