@@ -481,6 +481,30 @@ function isKeyDuplicate(coll: ReplicatedCollection, e: unknown): boolean {
   return coll.key.some((k) => data[k]?.code === "validation_not_unique");
 }
 
+/** PocketBase refuses a filter longer than 3,500 characters; a listing's joined filter stays below. */
+const FILTER_CHARS = 3000;
+
+/**
+ * Joins filter clauses with `||` into as few filters as fit: at most 20 clauses and `FILTER_CHARS`
+ * characters each (a clause longer than that alone goes alone).
+ */
+function joinFilters(clauses: readonly string[]): string[] {
+  const out: string[] = [];
+  let batch: string[] = [];
+  let length = 0;
+  for (const c of clauses) {
+    if (batch.length > 0 && (batch.length === 20 || length + 4 + c.length > FILTER_CHARS)) {
+      out.push(batch.join(" || "));
+      batch = [];
+      length = 0;
+    }
+    length += (batch.length > 0 ? 4 : 0) + c.length;
+    batch.push(c);
+  }
+  if (batch.length > 0) out.push(batch.join(" || "));
+  return out;
+}
+
 /** Whether neither row is newer than the other under `rule` (the same version of one key). */
 function sameVersion(
   rule: MergeRule,
@@ -1008,13 +1032,13 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
           ...(filter === undefined ? {} : { filter }),
         }),
       );
-    const rows: Row[] = [];
-    if (filters === undefined) rows.push(...((await list()) as Row[]));
-    else
-      for (let i = 0; i < filters.length; i += 20)
-        rows.push(...((await list(filters.slice(i, i + 20).join(" || "))) as Row[]));
     const out = new Map<string, Row>();
-    for (const r of rows) out.set(keyOf(coll, r), r);
+    // (No spread into an array: a full listing may hold more rows than a call's arguments.)
+    const add = (rows: readonly Row[]) => {
+      for (const r of rows) out.set(keyOf(coll, r), r);
+    };
+    if (filters === undefined) add((await list()) as Row[]);
+    else for (const filter of joinFilters(filters)) add((await list(filter)) as Row[]);
     return out;
   }
 
