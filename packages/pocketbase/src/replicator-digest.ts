@@ -9,16 +9,26 @@ import { createHash } from "node:crypto";
 import { canonicalJson, type Json } from "@nxs-sync/core";
 
 /**
- * The digest of a record's content: sha256 (base64url) over the canonical JSON (sorted object keys)
- * of the values of `fields`, in the order given, a missing field counting as null. Server-made
- * fields (`id`, `created`, `updated`) are left out by leaving them out of `fields`.
- * @param fields - The fields that define the record (e.g. doc, origin, seq, last, hlc, changes, node).
- * @param record - A record as read from a server.
- * @returns The same text for records with equal content, whatever their ids or key order.
+ * What defines a record, as the values of `fields` in the order given (a missing field counts as
+ * null). Server-made fields (`id`, `created`, `updated`) are left out by leaving them out of `fields`.
+ * @param fields - The fields that define the record (e.g. doc, version, state, node).
+ * @returns The content of a record.
  */
-export function contentDigest(fields: readonly string[], record: Readonly<Record<string, unknown>>): string {
-  const values = fields.map((f) => (record[f] ?? null) as Json);
-  return createHash("sha256").update(canonicalJson(values)).digest("base64url");
+export function contentFields(
+  fields: readonly string[],
+): (record: Readonly<Record<string, unknown>>) => Json {
+  return (record) => fields.map((f) => (record[f] ?? null) as Json);
+}
+
+/**
+ * The digest of a record's content: sha256 (base64url) over its canonical JSON (sorted object keys).
+ * @param content - What defines the record (see {@link contentFields}).
+ * @returns The same text for equal content, whatever the records' ids or key order.
+ */
+export function contentDigest(content: unknown): string {
+  return createHash("sha256")
+    .update(canonicalJson(content as Json) ?? "undefined")
+    .digest("base64url");
 }
 
 /**

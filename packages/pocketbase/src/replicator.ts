@@ -25,7 +25,7 @@ import {
 } from "./client.js";
 import { ackRecordSchema } from "./compaction.js";
 import { decodeChangeRecord, decodeSnapshotRecord, isOriginOfNode, sliceChangeRecord } from "./records.js";
-import { contentDigest, setBounded } from "./replicator-digest.js";
+import { contentDigest, contentFields, setBounded } from "./replicator-digest.js";
 import { backedAtSource, coveredByBackedSnapshot, type ReportUntrusted } from "./replicator-snapshots.js";
 import { Collections } from "./schema.js";
 
@@ -101,11 +101,12 @@ export interface ReplicatedCollection {
    */
   readonly digest?: { readonly view: string; readonly groupBy: readonly string[] };
   /**
-   * The fields that define a record's content. Where two servers hold one key at the same version
-   * (same range, same `lww` field), the full sweep compares a digest of these fields and reports a
-   * key whose content differs (`divergence` event). Default: no content comparison.
+   * What defines a record's content (e.g. `contentFields([...])`, or its decoded changes). Where two
+   * servers hold one key at the same version (same range, same `lww` field), the full sweep compares
+   * a digest of it and reports a key whose content differs (`divergence` event). Default: no
+   * content comparison.
    */
-  readonly content?: readonly string[];
+  readonly content?: (record: Readonly<Record<string, unknown>>) => unknown;
   /**
    * Called once per anti-entropy round and target server: returns a predicate telling which records
    * must NOT be copied there (e.g. changes the target compacted away under a snapshot). Records it
@@ -116,6 +117,17 @@ export interface ReplicatedCollection {
     target: PocketBaseClient,
     report: ReportUntrusted,
   ) => Promise<(record: Readonly<Record<string, unknown>>) => boolean>;
+}
+
+const CHANGE_FIELDS = contentFields(["doc", "origin", "seq", "last", "hlc", "changes", "node"]);
+
+/**
+ * What defines a change record: its author node and its changes as decoded (so that two encodings
+ * of the same changes, e.g. by two library versions, agree); its raw fields when it does not decode.
+ */
+function changeContent(record: Readonly<Record<string, unknown>>): unknown {
+  const d = decodeChangeRecord(record, { requireBoundOrigin: false });
+  return d.ok ? { node: record.node ?? null, changes: d.value } : CHANGE_FIELDS(record);
 }
 
 /**
@@ -136,7 +148,7 @@ export function defaultReplicatedCollections(): readonly ReplicatedCollection[] 
       },
       skipAt: coveredByBackedSnapshot,
       digest: { view: Collections.Heads, groupBy: ["doc", "origin"] },
-      content: ["doc", "origin", "seq", "last", "hlc", "changes", "node"],
+      content: changeContent,
     },
     {
       name: Collections.Snapshots,
@@ -147,7 +159,7 @@ export function defaultReplicatedCollections(): readonly ReplicatedCollection[] 
         return d.ok ? undefined : d.error;
       },
       validateAt: backedAtSource,
-      content: ["doc", "version", "state", "node"],
+      content: contentFields(["doc", "version", "state", "node"]),
     },
     {
       name: Collections.Acks,
@@ -166,7 +178,7 @@ export function defaultReplicatedCollections(): readonly ReplicatedCollection[] 
         }
         return undefined;
       },
-      content: ["doc", "replica", "version", "at", "node"],
+      content: contentFields(["doc", "replica", "version", "at", "node"]),
     },
   ];
 }
@@ -1154,7 +1166,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
    */
   async function compareContent(
     coll: ReplicatedCollection,
-    fields: readonly string[],
+    content: (record: Readonly<Record<string, unknown>>) => unknown,
     listed: readonly (ReadonlyMap<string, Row> | undefined)[],
     round: RoundFailures,
   ): Promise<number> {
@@ -1181,7 +1193,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         try {
           await readRecords(s, coll, unread[i]!, DIGEST_CHUNK, (rows) => {
             fetched += rows.length;
-            for (const r of rows) setBounded(digests, tagOf(i, r), contentDigest(fields, r), DIGEST_LIMIT);
+            for (const r of rows) setBounded(digests, tagOf(i, r), contentDigest(content(r)), DIGEST_LIMIT);
           });
         } catch (e) {
           const err = toTransportError(e, `anti-entropy: read ${coll.name} at ${s.url}`);
