@@ -517,15 +517,6 @@ function joinFilters(clauses: readonly string[]): string[] {
   return out;
 }
 
-/** Whether neither row is newer than the other under `rule` (the same version of one key). */
-function sameVersion(
-  rule: MergeRule,
-  a: Readonly<Record<string, unknown>>,
-  b: Readonly<Record<string, unknown>>,
-): boolean {
-  return !newer(rule, a, b) && !newer(rule, b, a);
-}
-
 /** The field that orders versions of one key: the `lww` field or the `log` end (none if immutable). */
 function versionField(coll: ReplicatedCollection): string | undefined {
   const rule = coll.merge ?? MergeRules.immutable;
@@ -1182,7 +1173,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         const row = m?.get(key);
         if (row !== undefined) held.push([i, row]);
       });
-      const holders = held.filter(([, r]) => held.every(([, o]) => sameVersion(rule, o, r)));
+      // The holders of its newest version (with three servers, two may agree and one lag behind).
+      const holders = held.filter(([, r]) => held.every(([, o]) => !newer(rule, o, r)));
       if (holders.length < 2) continue;
       shared.push({ key, holders });
       for (const [i, row] of holders) if (!digests.has(tagOf(i, row))) unread[i]!.push(row.id);

@@ -1,4 +1,4 @@
-import { createDoc, silentLogger } from "@nxs-sync/core";
+import { type Change, createDoc, encodeHlc, silentLogger } from "@nxs-sync/core";
 import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
 import { ClientResponseError } from "pocketbase";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -7,6 +7,7 @@ import {
   Collections,
   createPocketBaseClient,
   createReplicator,
+  encodeChangeRecord,
   encodeSnapshotRecord,
   NodeRole,
   type Replicator,
@@ -275,5 +276,40 @@ describe("the replicator under hostile input", () => {
     // Reported once: the next sweep finds the same digests and stays quiet.
     await r.sync({ full: true });
     expect(r.divergences).toHaveLength(1);
+  });
+
+  it("with three servers, the two holding the newest range of a key are compared even when the third holds a shorter one", async () => {
+    const s3 = await servers.start({ name: "hostile-3", batch: false });
+    await setUpServers([s3], [gwA, gwB, repl]);
+    const doc = `d-${recordId()}`;
+    const origin = `${gwA.id}.eq3`;
+    // A's changes 1..last of its origin, all setting k to `value`, as one pack.
+    const pack = (value: string, last: number) =>
+      encodeChangeRecord(
+        Array.from(
+          { length: last },
+          (_, i) =>
+            ({
+              doc,
+              origin,
+              seq: i + 1,
+              hlc: encodeHlc({ ms: 1_700_000_000_001 + i, counter: 0, node: origin }),
+              ops: [{ kind: "set", path: ["k"], value }],
+            }) as unknown as Change,
+        ),
+        gwA.id,
+      );
+    await createAs(s1.url, gwA, [pack("on-S1", 2)]);
+    await createAs(s2.url, gwA, [pack("on-S2", 2)]);
+    await createAs(s3.url, gwA, [pack("on-S3", 1)]);
+    const r = replicator({
+      servers: [s1, s2, s3].map((s) => ({ url: s.url, auth: repl.auth })),
+    });
+    await r.start();
+    await r.sync({ full: true });
+    const key = JSON.stringify([doc, origin, 1]);
+    const found = r.divergences.filter((d) => d.key === key);
+    expect(found).toHaveLength(1);
+    expect(found[0]!.servers.map((x) => x.url)).toEqual([s1.url, s2.url]);
   });
 });
