@@ -203,6 +203,11 @@ export interface ReplicatorOptions {
    * head and count can hide two different holes). Default 10.
    */
   readonly fullSweepEvery?: number;
+  /**
+   * Most whole records a full sweep reads per collection to digest their content (each is read
+   * once while its digest is cached); keys past it are compared by the next sweeps. Default 5000.
+   */
+  readonly contentReadsPerSweep?: number;
   /** Health poll interval per server (a paused server gives no SSE error). Default 1000 ms. */
   readonly healthIntervalMs?: number;
   /** Per-request timeout. Default 5000 ms. */
@@ -598,6 +603,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   const intervalMs = options.intervalMs ?? 30_000;
   const healthIntervalMs = options.healthIntervalMs ?? 1000;
   const fullSweepEvery = Math.max(1, options.fullSweepEvery ?? 10);
+  const contentReadsPerSweep = Math.max(2, options.contentReadsPerSweep ?? 5000);
   let rounds = 0;
   let fullRequested = false;
   const servers: Server[] = options.servers.map((s) => {
@@ -1150,9 +1156,10 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   const divergent = new Map<string, string>();
 
   /**
-   * Compares the content of every key that several servers hold at the same version: reads the
+   * Compares the content of every key that several servers hold at its newest version: reads the
    * records not digested before (records of the nxs collections never change; an `lww` one that
-   * does changes its version too) and reports a key whose digests differ, once until they change.
+   * does changes its version too), at most `contentReadsPerSweep` (the rest next sweep), and
+   * reports a key whose digests differ, once until they change.
    * @returns How many records were read.
    */
   async function compareContent(
@@ -1167,6 +1174,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     for (const m of listed) if (m) for (const k of m.keys()) keys.add(k);
     const shared: { key: string; holders: [number, Row][] }[] = [];
     const unread = servers.map((): string[] => []);
+    let budget = contentReadsPerSweep;
     for (const key of keys) {
       const held: [number, Row][] = [];
       listed.forEach((m, i) => {
@@ -1176,8 +1184,12 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       // The holders of its newest version (with three servers, two may agree and one lag behind).
       const holders = held.filter(([, r]) => held.every(([, o]) => !newer(rule, o, r)));
       if (holders.length < 2) continue;
+      const missing = holders.filter(([i, row]) => !digests.has(tagOf(i, row)));
+      // A bounded sweep: keys past the budget wait for the next sweeps (the cache keeps what is done).
+      if (missing.length > budget) continue;
+      budget -= missing.length;
       shared.push({ key, holders });
-      for (const [i, row] of holders) if (!digests.has(tagOf(i, row))) unread[i]!.push(row.id);
+      for (const [i, row] of missing) unread[i]!.push(row.id);
     }
     let fetched = 0;
     await Promise.all(

@@ -278,6 +278,30 @@ describe("the replicator under hostile input", () => {
     expect(r.divergences).toHaveLength(1);
   });
 
+  it("a full sweep reads at most contentReadsPerSweep records per collection; the next sweeps go on where it stopped", async () => {
+    const doc = `d-${recordId()}`;
+    const origin = `${gwA.id}.eq2`;
+    const on = (value: string) =>
+      rawChangeRecord({ doc, origin, seq: 1, node: gwA.id, ops: [{ kind: "set", path: ["k"], value }] });
+    await createAs(s1.url, gwA, [on("value-on-S1")]);
+    await createAs(s2.url, gwA, [on("value-on-S2")]);
+    const r = replicator({ contentReadsPerSweep: 4 });
+    await r.start();
+    await r.sync(); // copies nothing more: every later round only reads to digest
+    const key = JSON.stringify([doc, origin, 1]);
+    let sweeps = 0;
+    while (!r.divergences.some((d) => d.key === key)) {
+      const round = await r.sync({ full: true });
+      // Three collections, four reads each at most.
+      expect(round.fetched).toBeLessThanOrEqual(12);
+      expect(round.copied).toBe(0);
+      sweeps++;
+      expect(sweeps).toBeLessThan(100);
+    }
+    // The earlier tests' shared keys came first: more than one sweep was needed.
+    expect(sweeps).toBeGreaterThan(1);
+  });
+
   it("with three servers, the two holding the newest range of a key are compared even when the third holds a shorter one", async () => {
     const s3 = await servers.start({ name: "hostile-3", batch: false });
     await setUpServers([s3], [gwA, gwB, repl]);
