@@ -11,7 +11,7 @@
 // client (packages/pocketbase/src/hooks.ts, kept equal by a unit test).
 routerAdd("GET", "/nxs/version", (e) => {
   let schemaInstalled = true;
-  for (const name of ["nxs_changes", "nxs_leases", "nxs_change_sizes"]) {
+  for (const name of ["nxs_changes", "nxs_leases", "nxs_change_sizes", "nxs_snapshot_versions"]) {
     try {
       $app.findCollectionByNameOrId(name);
     } catch (_) {

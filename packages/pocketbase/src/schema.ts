@@ -21,6 +21,11 @@ export const Collections = {
    * null: the reader fetches it by id, within its byte budget, or never when too large).
    */
   ChangeSizes: "nxs_change_sizes",
+  /**
+   * A view of `nxs_snapshots` without `state` (id, doc, version, node, created): readers list the
+   * newest snapshots' claims and fetch only the state of the one they adopt.
+   */
+  SnapshotVersions: "nxs_snapshot_versions",
 } as const;
 /** The union of nxs-sync collection names. */
 export type CollectionName = (typeof Collections)[keyof typeof Collections];
@@ -104,6 +109,9 @@ export const HEADS_QUERY =
  * that lists a 7 MB pack answers in a few ms and a few hundred bytes for it.
  */
 export const CHANGE_SIZES_QUERY = `SELECT id, doc, origin, seq, last, hlc, node, CAST(octet_length(changes) AS INTEGER) AS bytes, iif(octet_length(changes) <= ${INLINE_CHANGES_BYTES}, changes, NULL) AS changes FROM nxs_changes`;
+
+/** The query of the `nxs_snapshot_versions` view. */
+export const SNAPSHOT_VERSIONS_QUERY = "SELECT id, doc, version, node, created FROM nxs_snapshots";
 
 const created: FieldDef = { name: "created", type: "autodate", onCreate: true, onUpdate: false };
 /** A required text field holding a doc or replica id (the form core's ids take). */
@@ -263,6 +271,20 @@ export function schemaDefinitions(): readonly CollectionDef[] {
       fields: [],
       indexes: [],
       viewQuery: CHANGE_SIZES_QUERY,
+      listRule: IS_MEMBER,
+      viewRule: IS_MEMBER,
+      createRule: null,
+      updateRule: null,
+      deleteRule: null,
+    },
+    {
+      // Schema 3. The same read rules as nxs_snapshots.
+      id: "pbc_nxs_snapshot_versions",
+      name: Collections.SnapshotVersions,
+      type: "view",
+      fields: [],
+      indexes: [],
+      viewQuery: SNAPSHOT_VERSIONS_QUERY,
       listRule: IS_MEMBER,
       viewRule: IS_MEMBER,
       createRule: null,

@@ -18,7 +18,7 @@ import {
   type TransportListener,
   TransportState,
   throttleKey,
-  type ValidationError,
+  ValidationError,
   type VersionVector,
 } from "@nxs-sync/core";
 import pRetry from "p-retry";
@@ -33,6 +33,7 @@ import {
   type EndpointPoolEvents,
   type FailoverOptions,
 } from "./failover.js";
+import { MAX_RESPONSE_BYTES_HEADER } from "./http-fetch.js";
 import {
   cutRuns,
   type DecodeChangeOptions,
@@ -43,7 +44,14 @@ import {
   type PackLimits,
   packChanges,
 } from "./records.js";
-import { Collections, MAX_CHANGES_BYTES } from "./schema.js";
+import {
+  Collections,
+  INLINE_CHANGES_BYTES,
+  MAX_CHANGES_BYTES,
+  MAX_SNAPSHOT_BYTES,
+  MAX_VERSION_BYTES,
+} from "./schema.js";
+import { type Heads, readHeads, unbackedClaim } from "./snapshot-trust.js";
 
 /** Options of {@link createPocketBaseTransport}. */
 export interface PocketBaseTransportOptions {
@@ -79,8 +87,8 @@ export interface PocketBaseTransportOptions {
    */
   readonly packSize?: number;
   /**
-   * Largest estimated JSON size of one pack, in bytes. Default 64 KiB, so that a pull page of
-   * 1000 packs stays within tens of MiB even when every pack is full.
+   * Largest estimated JSON size of one pack, in bytes. Default 64 KiB (readers fetch packs above
+   * 4 KiB by id, within a 4 MiB budget per fetch).
    */
   readonly packMaxBytes?: number;
   /**
@@ -90,7 +98,10 @@ export interface PocketBaseTransportOptions {
   readonly batchSize?: number;
   /** Largest JSON size of one batch request in bytes. Default 16 MiB. */
   readonly batchMaxBytes?: number;
-  /** Records (packs) per pull page (the server clamps at 1000). Default 1000. */
+  /**
+   * Records (packs) per pull page (the server clamps at 1000). Default 1000. A page carries the
+   * bodies of packs up to 4 KiB inline; larger ones are fetched by id, 4 MiB at a time.
+   */
   readonly pageSize?: number;
   /** Per-request timeout. Default 5000 ms. */
   readonly requestTimeoutMs?: number;
@@ -114,7 +125,10 @@ export interface PocketBaseTransportOptions {
    * out. Default 10 000 ms; 0 turns leases off. Needs the hooks bundle (`POST /nxs/lease`).
    */
   readonly leaseTtlMs?: number;
-  /** Validation of incoming records (HLC decoder, size limits). `docs` is fixed to `docId`. */
+  /**
+   * Validation of incoming records (HLC decoder, size limits). `docs` is fixed to `docId`. A pack
+   * whose stored `changes` is larger than `maxChangesBytes` (default 8 MiB) is quarantined unread.
+   */
   readonly decode?: Omit<DecodeChangeOptions, "docs">;
   readonly logger?: Logger;
   /** Errors of background work (quarantined records, realtime failures), already typed. */
@@ -139,6 +153,11 @@ export interface PocketBaseTransportEvents extends EndpointPoolEvents {
    * For observability: which server a push went to, and how often.
    */
   "push-request": { readonly url: string; readonly changes: number };
+  /**
+   * A pull fetched the bodies of change records by id from `url` (those too large to come inline
+   * with the page of envelopes), `bytes` in all as listed. For observability: what a pull read.
+   */
+  "pull-bodies": { readonly url: string; readonly ids: readonly string[]; readonly bytes: number };
 }
 
 /** What {@link PocketBaseTransport.status} reports. */
@@ -168,6 +187,57 @@ interface Realtime {
 }
 
 const closedError = () => new TransportError(ErrorCode.Closed, "PocketBase transport is closed");
+
+/**
+ * Byte budget of the bodies one pull step fetches: the records of a page whose bodies are not
+ * inline are fetched by id in groups whose sizes add up to at most this (a larger record alone).
+ */
+const PULL_BUDGET_BYTES = 4 * 1024 * 1024;
+/** Ids per body fetch: each adds ~26 characters to the filter, which PocketBase caps at ~3,500. */
+const IDS_PER_FETCH = 80;
+/**
+ * Most bytes of a listed record besides its `changes` (ids, doc, origin and hlc are at most 64
+ * chars each). `changes` is answered as stored: PocketBase stores JSON with `<`, `>` and `&`
+ * escaped already (`\u003c`), and `bytes` is that stored size.
+ */
+const ENVELOPE_BYTES = 1024;
+/** Snapshots a pull looks at, newest first, for the newest one its server backs. */
+const SNAPSHOTS_CHECKED = 20;
+/** Records (ids per server) whose quarantine a transport remembers, to skip them unread. */
+const QUARANTINE_MEMORY = 10_000;
+
+/** A row of the `nxs_change_sizes` view as listed (unchecked: decoding checks the records). */
+interface Envelope {
+  readonly id?: unknown;
+  readonly origin?: unknown;
+  readonly seq?: unknown;
+  readonly bytes?: unknown;
+  /** The pack's changes when at most INLINE_CHANGES_BYTES, else null. */
+  readonly changes?: unknown;
+}
+
+/** Whether `v` is a version vector as stored (origin to a non-negative seq). */
+function isVersion(v: unknown): v is Readonly<Record<string, number>> {
+  return (
+    v !== null &&
+    typeof v === "object" &&
+    !Array.isArray(v) &&
+    Object.values(v).every((s) => typeof s === "number" && Number.isSafeInteger(s) && s >= 0)
+  );
+}
+
+/**
+ * `request`, with an answer aborted for its size ({@link MAX_RESPONSE_BYTES_HEADER}) rejected as
+ * that typed error rather than as the SDK's network error that wraps it.
+ */
+async function capped<T>(request: Promise<T>): Promise<T> {
+  try {
+    return await request;
+  } catch (e) {
+    const inner = e instanceof ClientResponseError ? e.originalError : undefined;
+    throw isNxsError(inner) ? inner : e;
+  }
+}
 
 /** `promise`, or a rejection with `signal.reason` as soon as `signal` aborts (the work itself goes on, ignored). */
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -239,6 +309,8 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
   /** The last `rePushWindow` acknowledged changes, oldest first. */
   let recent: Change[] = [];
   const decodeOptions: DecodeChangeOptions = { ...options.decode, docs: [docId] };
+  /** This reader's limit for one pack: a larger stored `changes` is quarantined unread. */
+  const maxPackBytes = decodeOptions.maxChangesBytes ?? MAX_CHANGES_BYTES;
   const pool: EndpointPool = createEndpointPool({
     endpoints: options.endpoints,
     auth: options.auth,
@@ -322,13 +394,27 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
 
   /** Quarantined record ids already reported (a bad record comes back with every pull). */
   const reported = new Set<string>();
+  /**
+   * Change records quarantined (`url|id`): records never change, so a pull skips them unread
+   * (a junk pack is fetched once, not on every pull). Bounded: forgotten all at once when full.
+   */
+  const skipped = new Set<string>();
   function quarantine(ep: Endpoint, recordId: string | undefined, error: ValidationError): void {
     const tag = `${ep.url}|${recordId ?? error.message}`;
     if (reported.has(tag)) return;
-    if (reported.size >= 10_000) reported.clear();
+    if (reported.size >= QUARANTINE_MEMORY) reported.clear();
     reported.add(tag);
     emit("quarantine", { recordId, url: ep.url, error });
     reportError(error);
+  }
+
+  /** Quarantines a change record, and remembers it so that pulls skip it unread. */
+  function quarantineChanges(ep: Endpoint, recordId: string | undefined, error: ValidationError): void {
+    if (recordId !== undefined) {
+      if (skipped.size >= QUARANTINE_MEMORY) skipped.clear();
+      skipped.add(`${ep.url}|${recordId}`);
+    }
+    quarantine(ep, recordId, error);
   }
 
   /** Decodes raw records (packs) into their changes; quarantines the bad ones. */
@@ -337,7 +423,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     for (const raw of raws) {
       const r = decodeChangeRecord(raw, decodeOptions);
       if (r.ok) for (const c of r.value) out.push(c);
-      else quarantine(ep, r.recordId, r.error);
+      else quarantineChanges(ep, r.recordId, r.error);
     }
     return out;
   }
@@ -1124,53 +1210,90 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     return pb.filter(`doc = {:doc} && (${clauses.join(" || ")})`, params);
   }
 
-  /** The origins a server holds changes of past `vv` (its `nxs_heads` digest), sorted. */
-  async function laggingOrigins(ep: Endpoint, vv: Readonly<Record<string, number>>): Promise<string[]> {
-    const heads = await ep.client.call("pull: heads", (pb) =>
-      pb.collection(Collections.Heads).getFullList({
-        filter: pb.filter("doc = {:doc}", { doc: docId }),
-        fields: "origin,head",
-        batch: 1000,
-        requestKey: null,
-      }),
-    );
-    const out: string[] = [];
-    for (const h of heads as { origin?: unknown; head?: unknown }[]) {
-      if (typeof h.origin === "string" && typeof h.head === "number" && h.head > (vv[h.origin] ?? 0))
-        out.push(h.origin);
-    }
-    return out.sort();
+  /** The origins whose head on a server (see {@link readHeads}) is past `vv`, sorted. */
+  function laggingOrigins(heads: Heads, vv: Readonly<Record<string, number>>): string[] {
+    return Object.keys(heads)
+      .filter((o) => (heads[o] ?? 0) > (vv[o] ?? 0))
+      .sort();
   }
 
-  async function newestSnapshot(ep: Endpoint): Promise<Snapshot | undefined> {
-    const list = await ep.client.call("pull snapshot", (pb) =>
-      pb.collection(Collections.Snapshots).getList(1, 1, {
-        filter: pb.filter("doc = {:doc}", { doc: docId }),
-        sort: "-created,-id",
-        skipTotal: true,
-      }),
+  /**
+   * The newest snapshot of this doc on `ep` that its heads back (`version` only: the state is
+   * fetched once it is needed). Only the newest {@link SNAPSHOTS_CHECKED} are looked at; each
+   * unbacked one is reported once (quarantine, `snapshot/unbacked`) and looked at again on later
+   * pulls (one the replicator copied ahead of its changes becomes backed once they arrive).
+   * Snapshots are listed before the heads are read: heads only grow (the compactor keeps each
+   * origin's newest change), so a snapshot written meanwhile is never judged against older heads.
+   */
+  async function newestBackedSnapshot(
+    ep: Endpoint,
+  ): Promise<{ heads: Heads; snapshot?: { id: string; version: Readonly<Record<string, number>> } }> {
+    const list = await ep.client.call("pull: snapshots", (pb) =>
+      capped(
+        pb.collection(Collections.SnapshotVersions).getList(1, SNAPSHOTS_CHECKED, {
+          filter: pb.filter("doc = {:doc}", { doc: docId }),
+          sort: "-created,-id",
+          skipTotal: true,
+          requestKey: null,
+          headers: {
+            [MAX_RESPONSE_BYTES_HEADER]: String(SNAPSHOTS_CHECKED * (MAX_VERSION_BYTES + ENVELOPE_BYTES)),
+          },
+        }),
+      ),
     );
-    const raw = list.items[0];
-    if (raw === undefined) return undefined;
+    const heads = await readHeads(ep.client, docId);
+    for (const raw of list.items as { id?: unknown; version?: unknown }[]) {
+      const { id, version } = raw;
+      if (typeof id !== "string") continue;
+      if (!isVersion(version)) {
+        quarantine(ep, id, new ValidationError(`nxs_snapshots record ${id}: malformed version`));
+        continue;
+      }
+      const claim = unbackedClaim(version, heads);
+      if (claim === undefined) return { heads, snapshot: { id, version } };
+      quarantine(
+        ep,
+        id,
+        new ValidationError(
+          `nxs_snapshots record ${id} of doc ${docId} claims ${claim.origin} up to seq ${claim.claim}, but ${ep.url} holds that origin's changes up to ${claim.head} only: not adopted`,
+          // The constructor's code type lists only the schema codes; snapshot/unbacked is one too.
+          { code: ErrorCode.SnapshotUnbacked as typeof ErrorCode.SchemaInvalid },
+        ),
+      );
+    }
+    return { heads };
+  }
+
+  /** The whole snapshot record `id` (its state included), decoded; quarantined when malformed. */
+  async function fetchSnapshot(ep: Endpoint, id: string): Promise<Snapshot | undefined> {
+    const raw = await ep.client.call("pull: snapshot", (pb) =>
+      capped(
+        pb.collection(Collections.Snapshots).getOne(id, {
+          requestKey: null,
+          headers: {
+            [MAX_RESPONSE_BYTES_HEADER]: String(MAX_SNAPSHOT_BYTES + MAX_VERSION_BYTES + ENVELOPE_BYTES),
+          },
+        }),
+      ),
+    );
     const r = decodeSnapshotRecord(raw, { docs: [docId] });
-    if (!r.ok) {
-      quarantine(ep, r.recordId, r.error);
-      return undefined;
-    }
-    return r.value;
+    if (r.ok) return r.value;
+    quarantine(ep, r.recordId, r.error);
+    return undefined;
   }
 
-  /** Whether some change `vv` lacks and `snapshot` covers is gone from the server (compacted). */
+  /** Whether some change `vv` lacks and `version` (a backed snapshot's) covers is gone from the server (compacted). */
   async function compactedAway(
     ep: Endpoint,
-    snapshot: Snapshot,
+    version: Readonly<Record<string, number>>,
     vv: Readonly<Record<string, number>>,
   ): Promise<boolean> {
-    for (const [origin, s] of Object.entries(snapshot.version)) {
+    for (const [origin, s] of Object.entries(version)) {
       const have = vv[origin] ?? 0;
       if (have >= s) continue;
+      // The view: a record of it weighs at most ~5 KiB, where one of nxs_changes may weigh 8 MiB.
       const next = await ep.client.call("pull: check compaction", (pb) =>
-        pb.collection(Collections.Changes).getList(1, 1, {
+        pb.collection(Collections.ChangeSizes).getList(1, 1, {
           filter: pb.filter("doc = {:doc} && origin = {:origin} && last > {:have}", {
             doc: docId,
             origin,
@@ -1178,7 +1301,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
           }),
           sort: "seq",
           skipTotal: true,
-          fields: "seq",
+          requestKey: null,
         }),
       );
       const seq = (next.items[0] as { seq?: number } | undefined)?.seq;
@@ -1187,55 +1310,154 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     return false;
   }
 
+  /**
+   * A page of envelopes (`nxs_change_sizes`: sizes, and the bodies of small packs inline) of one
+   * chunk of origins; the answer is capped at what such a page can weigh. No `fields`: the views
+   * hold only what is read, and PocketBase answers `fields` by encoding the whole record, decoding
+   * it and encoding the picked fields again (10 pages of 1000 small packs: ~250 ms without, ~500
+   * ms with).
+   */
+  async function listEnvelopes(ep: Endpoint, filter: string): Promise<Envelope[]> {
+    const page = await ep.client.call("pull", (pb) =>
+      capped(
+        pb.collection(Collections.ChangeSizes).getList(1, pageSize, {
+          filter,
+          sort: "origin,seq",
+          skipTotal: true,
+          requestKey: null,
+          headers: {
+            [MAX_RESPONSE_BYTES_HEADER]: String(pageSize * (INLINE_CHANGES_BYTES + ENVELOPE_BYTES)),
+          },
+        }),
+      ),
+    );
+    return page.items as Envelope[];
+  }
+
+  /**
+   * The bodies of the change records `ids` (their listed sizes add up to `bytes`), by id: records
+   * never change, so the answer is capped at what they weigh. A record deleted since (compacted)
+   * is missing from the answer.
+   */
+  async function fetchBodies(
+    ep: Endpoint,
+    ids: readonly string[],
+    bytes: number,
+  ): Promise<Map<string, unknown>> {
+    const params: Record<string, unknown> = { doc: docId };
+    const clauses = ids.map((id, i) => {
+      params[`i${i}`] = id;
+      return `id = {:i${i}}`;
+    });
+    const page = await ep.client.call("pull: bodies", (pb) =>
+      capped(
+        pb.collection(Collections.Changes).getList(1, ids.length, {
+          filter: pb.filter(`doc = {:doc} && (${clauses.join(" || ")})`, params),
+          skipTotal: true,
+          requestKey: null,
+          headers: {
+            [MAX_RESPONSE_BYTES_HEADER]: String(bytes + ids.length * ENVELOPE_BYTES),
+          },
+        }),
+      ),
+    );
+    emit("pull-bodies", { url: ep.url, ids, bytes });
+    return new Map((page.items as { id: string }[]).map((r) => [r.id, r]));
+  }
+
+  /**
+   * The records of one page of envelopes, in its order, in steps whose fetched bodies stay within
+   * {@link PULL_BUDGET_BYTES} (a larger record alone): inline bodies as listed, the others fetched
+   * by id. A record quarantined before is skipped unread; one larger than this reader's limit
+   * for a pack (`decode.maxChangesBytes`) is quarantined unread.
+   */
+  async function* recordsOf(ep: Endpoint, envelopes: readonly Envelope[]): AsyncGenerator<unknown[]> {
+    let step: (Envelope | string)[] = [];
+    let ids: string[] = [];
+    let bytes = 0;
+    const flush = async (): Promise<unknown[]> => {
+      const bodies = ids.length === 0 ? new Map<string, unknown>() : await fetchBodies(ep, ids, bytes);
+      const out = step.flatMap((e) => (typeof e !== "string" ? [e] : bodies.has(e) ? [bodies.get(e)] : []));
+      step = [];
+      ids = [];
+      bytes = 0;
+      return out;
+    };
+    for (const e of envelopes) {
+      if (typeof e.id === "string" && skipped.has(`${ep.url}|${e.id}`)) continue;
+      const size =
+        typeof e.bytes === "number" && Number.isSafeInteger(e.bytes) && e.bytes >= 0 ? e.bytes : undefined;
+      if (size === undefined || e.changes !== null || typeof e.id !== "string") {
+        step.push(e); // a small pack (inline), or a malformed envelope (quarantined on decoding)
+        continue;
+      }
+      if (size > maxPackBytes) {
+        quarantineChanges(
+          ep,
+          e.id,
+          new ValidationError(
+            `nxs_changes record ${e.id}: changes of ${size} bytes exceed the limit of ${maxPackBytes} (not fetched)`,
+          ),
+        );
+        continue;
+      }
+      if (ids.length > 0 && (bytes + size > PULL_BUDGET_BYTES || ids.length >= IDS_PER_FETCH))
+        yield await flush();
+      step.push(e.id);
+      ids.push(e.id);
+      bytes += size;
+    }
+    if (step.length > 0) yield await flush();
+  }
+
   async function* pullFrom(ep: Endpoint, since: VersionVector): AsyncGenerator<PullPage> {
     if (ep.client.nodeId === undefined) await ep.client.authenticate();
     const vv: Record<string, number> = { ...since };
     // A snapshot is needed when changes the caller lacks were compacted away: the oldest change the
-    // server still holds for some origin is above the caller's next seq.
-    const snapshot = await newestSnapshot(ep);
+    // server still holds for some origin is above the caller's next seq. Only a snapshot whose
+    // claims the server's heads back counts (a forged one would skip changes for good).
+    const { heads, snapshot: backed } = await newestBackedSnapshot(ep);
     let first = true;
-    if (snapshot !== undefined && (await compactedAway(ep, snapshot, vv))) {
-      yield { snapshot, changes: [] };
-      first = false;
-      for (const [o, s] of Object.entries(snapshot.version)) if ((vv[o] ?? 0) < s) vv[o] = s;
+    if (backed !== undefined && (await compactedAway(ep, backed.version, vv))) {
+      const snapshot = await fetchSnapshot(ep, backed.id);
+      if (snapshot !== undefined) {
+        yield { snapshot, changes: [] };
+        first = false;
+        for (const [o, s] of Object.entries(snapshot.version)) if ((vv[o] ?? 0) < s) vv[o] = s;
+      }
     }
     // Per origin, the highest seq handed out (or known to the caller): packs may overlap (a pack
     // re-pushed with other bounds) and start below what the caller has; such changes are dropped.
     // Only decoded changes move it: a quarantined pack hides nothing after it.
     const delivered: Record<string, number> = { ...vv };
     // Origin by origin, in chunks (a filter of constant size, however many origins the doc has),
-    // each paged by keyset on (origin, seq).
-    const origins = await laggingOrigins(ep, vv);
+    // each paged by keyset on (origin, seq); a page lists envelopes, bodies come within a budget.
+    const origins = laggingOrigins(heads, vv);
     for (let at = 0; at < origins.length; at += ORIGINS_PER_FILTER) {
       const chunk = origins.slice(at, at + ORIGINS_PER_FILTER);
       /** Per origin, the first seq of the last pack listed (the paging cursor). */
       const cursor: Record<string, number> = {};
       for (;;) {
-        const filter = pullFilter(ep.client.pb, chunk, vv, cursor);
-        const page = await ep.client.call("pull", (pb) =>
-          pb.collection(Collections.Changes).getList(1, pageSize, {
-            filter,
-            sort: "origin,seq",
-            skipTotal: true,
-            fields: "id,doc,origin,seq,last,hlc,changes,node",
-          }),
-        );
+        const envelopes = await listEnvelopes(ep, pullFilter(ep.client.pb, chunk, vv, cursor));
         let advanced = false;
-        for (const raw of page.items as unknown[]) {
-          const { origin, seq } = raw as { origin?: unknown; seq?: unknown };
+        for (const { origin, seq } of envelopes) {
           if (typeof origin === "string" && typeof seq === "number" && seq > (cursor[origin] ?? 0)) {
             cursor[origin] = seq;
             advanced = true;
           }
         }
-        const changes = decodeAll(ep, page.items).filter((c) => {
-          if (c.seq <= (delivered[c.origin] ?? 0)) return false;
-          delivered[c.origin] = c.seq;
-          return true;
-        });
-        if (changes.length > 0 || first) yield { changes };
-        first = false;
-        if (page.items.length < pageSize || !advanced) break;
+        for await (const raws of recordsOf(ep, envelopes)) {
+          const changes = decodeAll(ep, raws).filter((c) => {
+            if (c.seq <= (delivered[c.origin] ?? 0)) return false;
+            delivered[c.origin] = c.seq;
+            return true;
+          });
+          if (changes.length > 0) {
+            yield { changes };
+            first = false;
+          }
+        }
+        if (envelopes.length < pageSize || !advanced) break;
       }
     }
     if (first) yield { changes: [] };

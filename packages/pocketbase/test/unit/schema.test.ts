@@ -67,6 +67,7 @@ describe("schema", () => {
         "nxs_leases",
         "nxs_heads",
         "nxs_change_sizes",
+        "nxs_snapshot_versions",
       ]).saved,
     ).toEqual([]);
   });
