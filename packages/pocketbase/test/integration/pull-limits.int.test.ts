@@ -1,7 +1,9 @@
 import {
+  type Change,
   createDoc,
   createMemoryStorage,
   createReplica,
+  encodeHlc,
   openReplica,
   type Replica,
   type ReplicatedDoc,
@@ -16,6 +18,7 @@ import {
   createPocketBaseClient,
   createPocketBaseTransport,
   encodeSnapshotRecord,
+  ensureSchema,
   MAX_CHANGES_BYTES,
   type PocketBaseTransport,
   type QuarantineEvent,
@@ -333,5 +336,52 @@ describe("snapshots believed only when the server backs their claims", () => {
       expect((r.doc.get() as State).routes["r0-0"]).toBe("10.0.0.0");
       expect(r.doc.version()[`${attacker.id}.evil`]).toBeUndefined();
     }
+  });
+});
+
+describe("schema 3", () => {
+  it("a server on schema 2 (no pull views) is refused with the fix; ensureSchema upgrades it and pulls work", async () => {
+    const old = await servers.start({ name: "pull-limits-schema2", batch: false });
+    const gw = makeNode("gw-upgrade");
+    await setUpServers([old], [gw]);
+    const admin = old.client();
+    // Schema 2 as it was: the collections without the two views schema 3 adds.
+    for (const view of [Collections.ChangeSizes, Collections.SnapshotVersions])
+      await admin.collections.delete(view);
+    const docId = `d-${recordId()}`;
+    const open = () =>
+      createPocketBaseTransport({ endpoints: [old.url], auth: gw.auth, docId, logger: silentLogger });
+    const before = open();
+    cleanups.push(() => before.close());
+    const refused = await before.connect().then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message?: string },
+    );
+    expect(refused?.code).toBe("server/incompatible");
+    expect(refused?.message).toMatch(/collections are missing.*ensureSchema/);
+
+    expect((await ensureSchema(admin)).created).toEqual([
+      Collections.ChangeSizes,
+      Collections.SnapshotVersions,
+    ]);
+    const after = open();
+    cleanups.push(() => after.close());
+    await after.connect();
+    const origin = `${gw.id}.w`;
+    const hlc = (seq: number) => encodeHlc({ ms: 1_700_000_000_000 + seq, counter: 0, node: origin });
+    const changes = [1, 2].map(
+      (seq) =>
+        ({
+          doc: docId,
+          origin,
+          seq,
+          hlc: hlc(seq),
+          ops: [{ kind: "set", path: ["routes", `r${seq}`], value: "x" }],
+        }) as unknown as Change,
+    );
+    expect((await after.push(changes)).acked).toBe(2);
+    const pulled: Change[] = [];
+    for await (const page of after.pull({})) pulled.push(...page.changes);
+    expect(pulled.map((c) => c.seq)).toEqual([1, 2]);
   });
 });
