@@ -1124,9 +1124,10 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
         "last,hlc",
         "-last",
       ),
+      // The view: the newest snapshot's claims without its state (which may weigh 64 MiB).
       firstRecord(
         ep,
-        Collections.Snapshots,
+        Collections.SnapshotVersions,
         (pb) => pb.filter("doc = {:doc}", { doc: docId }),
         "version",
         "-created,-id",
