@@ -94,7 +94,7 @@ export class ValidationError extends NxsError {
   constructor(
     message: string,
     options: NxsErrorOptions & {
-      code?: typeof ErrorCode.SchemaInvalid | typeof ErrorCode.OpInvalid;
+      code?: typeof ErrorCode.SchemaInvalid | typeof ErrorCode.OpInvalid | typeof ErrorCode.SnapshotUnbacked;
       issues?: readonly { readonly path: readonly PropertyKey[]; readonly message: string }[];
     } = {},
   ) {

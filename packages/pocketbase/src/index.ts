@@ -85,6 +85,7 @@ export {
   defaultReplicatedCollections,
   type MergeRule,
   MergeRules,
+  type RecordCheck,
   type ReplicatedCollection,
   type Replicator,
   type ReplicatorEvents,
@@ -93,6 +94,8 @@ export {
   type ReplicatorStatus,
   type SyncStats,
 } from "./replicator.js";
+export { contentDigest, contentFields } from "./replicator-digest.js";
+export type { ReportUntrusted } from "./replicator-snapshots.js";
 export {
   type CollectionDef,
   type CollectionName,

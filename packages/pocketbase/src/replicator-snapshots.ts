@@ -70,7 +70,7 @@ export function untrustedSnapshot(
     `nxs_snapshots record ${String(record.id)} of doc ${JSON.stringify(doc)} at ${url} is not trusted: ${why}`,
     // The constructor's code type lists only the schema codes; snapshot/unbacked is a
     // ValidationError too (docs/errors.md).
-    { code: ErrorCode.SnapshotUnbacked as typeof ErrorCode.SchemaInvalid },
+    { code: ErrorCode.SnapshotUnbacked },
   );
 }
 

@@ -457,7 +457,8 @@ describe("replicator", () => {
 
   it("every link cut: one fatal lost-all report once lostAllAfterMs passed on its clock, cleared when a server is back", async () => {
     const scheduler = createManualScheduler();
-    const r = replicator({ scheduler, lostAllAfterMs: 60_000, logger: silentLogger });
+    // Logins get 5 s: at start, under a loaded machine, they took over the file's default of 1 s.
+    const r = replicator({ scheduler, lostAllAfterMs: 60_000, logger: silentLogger, requestTimeoutMs: 5000 });
     const fatal: ReplicatorEvents["fatal"][] = [];
     r.on("fatal", (f) => fatal.push(f));
     await r.start();
@@ -470,7 +471,7 @@ describe("replicator", () => {
         if (r.status().lostSince === undefined) scheduler.advance(200);
         return r.status().lostSince !== undefined;
       },
-      { description: "both servers unreachable" },
+      { timeoutMs: 30_000, description: "both servers unreachable" },
     );
     expect(r.status().servers.map((s) => s.state)).toEqual(["unreachable", "unreachable"]);
     const lostSince = r.status().lostSince as number;
@@ -487,7 +488,7 @@ describe("replicator", () => {
         if (r.status().lostSince !== undefined) scheduler.advance(200);
         return r.status().lostSince === undefined;
       },
-      { description: "s2 usable again" },
+      { timeoutMs: 30_000, description: "s2 usable again" },
     );
     expect(r.status()).toMatchObject({ state: "running", lastError: undefined });
     expect(r.status().servers.map((s) => s.state)).toEqual(["unreachable", "ok"]);
