@@ -1257,8 +1257,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
         id,
         new ValidationError(
           `nxs_snapshots record ${id} of doc ${docId} claims ${claim.origin} up to seq ${claim.claim}, but ${ep.url} holds that origin's changes up to ${claim.head} only: not adopted`,
-          // The constructor's code type lists only the schema codes; snapshot/unbacked is one too.
-          { code: ErrorCode.SnapshotUnbacked as typeof ErrorCode.SchemaInvalid },
+          { code: ErrorCode.SnapshotUnbacked },
         ),
       );
     }
