@@ -1114,23 +1114,20 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     return page.items[0] as Record<string, unknown> | undefined;
   }
 
-  /** What one server holds of `origin` in this doc: change packs, the newest snapshot, its ack. */
+  /**
+   * What one server holds of `origin` in this doc: its change packs and its ack. Snapshots are not
+   * asked: an unbacked one (written past the hooks by a replicator or superuser account) would move
+   * this replica's next seq past a gap every reader then waits on, and an honest one never claims
+   * more than the packs show, since the compactor keeps each origin's newest pack.
+   */
   async function highWaterOn(ep: Endpoint, origin: string): Promise<{ seq: number; hlc?: string }> {
-    const [head, snapshot, ack] = await Promise.all([
+    const [head, ack] = await Promise.all([
       firstRecord(
         ep,
         Collections.Changes,
         (pb) => pb.filter("doc = {:doc} && origin = {:origin}", { doc: docId, origin }),
         "last,hlc",
         "-last",
-      ),
-      // The view: the newest snapshot's claims without its state (which may weigh 64 MiB).
-      firstRecord(
-        ep,
-        Collections.SnapshotVersions,
-        (pb) => pb.filter("doc = {:doc}", { doc: docId }),
-        "version",
-        "-created,-id",
       ),
       firstRecord(
         ep,
@@ -1141,7 +1138,6 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     ]);
     const seq = Math.max(
       typeof head?.last === "number" && Number.isSafeInteger(head.last) ? head.last : 0,
-      seqIn(snapshot?.version, origin),
       seqIn(ack?.version, origin),
     );
     return typeof head?.hlc === "string" ? { seq, hlc: head.hlc } : { seq };
