@@ -18,17 +18,18 @@ routerAdd("GET", "/nxs/version", (e) => {
       schemaInstalled = false;
     }
   }
-  return e.json(200, { name: "nxs-sync", hooks: 2, schema: 3, schemaInstalled: schemaInstalled });
+  return e.json(200, { name: "nxs-sync", hooks: 3, schema: 3, schemaInstalled: schemaInstalled });
 });
 
 // Snapshot claims, checked at write time. A snapshot's `version` says which changes its state
 // covers; readers that lack compacted changes adopt it, and the compactor deletes what it covers.
 // A gateway (nxs_nodes) may therefore only publish a snapshot whose every claim is backed on this
 // server: for each origin, its seq is at most the highest `last` of that origin's change records
-// here, or at most what a snapshot already stored here claims (one checked the same way when it was
-// written, or copied by the replicator). A forged "huge version" is refused (400, field
-// `version`, code `validation_snapshot_unbacked`). Replicators copy snapshots between servers (the
-// other server may hold changes this one lacks yet) and are not checked here.
+// here (the compactor keeps each origin's newest record, so honest claims stay backed; a stored
+// snapshot's claims do not count, or a gateway could repeat an unbacked one's). A forged "huge
+// version" is refused (400, field `version`, code `validation_snapshot_unbacked`). Replicators copy
+// snapshots between servers (the other server may hold changes this one lacks yet) and are not
+// checked here; readers, the compactor and the replicator check every snapshot's claims again.
 onRecordCreateRequest((e) => {
   const author = e.auth ? e.auth.collection().name : "";
   if (author !== "nxs_nodes") return e.next();
@@ -54,19 +55,6 @@ onRecordCreateRequest((e) => {
     .bind({ doc: doc })
     .all(heads);
   for (const h of heads) backed[h.origin] = h.head;
-  const stored = $app.findRecordsByFilter("nxs_snapshots", "doc = {:doc}", "-created", 20, 0, { doc: doc });
-  for (const r of stored) {
-    let v = null;
-    try {
-      v = JSON.parse(r.getString("version"));
-    } catch (_) {
-      v = null;
-    }
-    if (v === null || typeof v !== "object") continue;
-    for (const o of Object.keys(v)) {
-      if (typeof v[o] === "number" && v[o] > (backed[o] || 0)) backed[o] = v[o];
-    }
-  }
   for (const o of Object.keys(claims)) {
     const seq = claims[o];
     if (typeof seq !== "number" || !(seq >= 0)) refuse(`the claim of ${JSON.stringify(o)} is not a seq`);

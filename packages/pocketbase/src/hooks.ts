@@ -5,7 +5,7 @@ import { ErrorCode, TransportError } from "@nxs-sync/core";
  * own on `GET /nxs/version`; a unit test keeps the two equal. Bump both when the bundle changes in
  * a way clients depend on.
  */
-export const NXS_HOOKS_VERSION = 2;
+export const NXS_HOOKS_VERSION = 3;
 /**
  * Version of the nxs-sync schema (collections and rules of `ensureSchema()` and of
  * `migrations/`). The bundle reports the schema version it was written for. 3: the
