@@ -39,6 +39,7 @@ import {
 import { findKindConflicts } from "./snapshot-kinds.js";
 import { MAX_OPS_PER_CHANGE } from "./stamp.js";
 import { decodeState, encodeState } from "./state-codec.js";
+import type { CounterPath, DeletePath, SetElement, SetOfPath, SetPath, SetValue } from "./typed-path.js";
 import { rollback, type Undo } from "./undo.js";
 import { dominatesVersionVector, getVersion, type VersionVector } from "./version-vector.js";
 
@@ -97,6 +98,10 @@ export interface CreateDocOptions<S extends z.ZodType> {
 /**
  * A replicated document of type `T`: read with `get()`, write with `change()` or the path helpers,
  * watch with `subscribe()`, and replicate through the {@link ReplicatedDoc} methods.
+ *
+ * Its path helpers take any {@link Path}, checked against the schema at run time. `createDoc`
+ * returns a {@link TypedDoc}, whose path helpers are also checked at compile time; a `TypedDoc` is
+ * a `Doc`, so code that takes a `Doc<T>` (or a `Doc<unknown>`) takes any document.
  */
 export interface Doc<out T> extends ReplicatedDoc {
   /**
@@ -238,6 +243,82 @@ interface Tx {
   readonly touched: Path[];
 }
 
+/**
+ * A document whose path helpers are typed from its zod schema type `S` (what {@link createDoc}
+ * returns): `set` takes only paths of the schema and values of the type there, `delete` only
+ * optional keys and record entries, `increment` only counters, `add`/`remove` only add-wins sets
+ * and their elements (docs/core.md, "Typed paths"). Each call checks only the path it is given.
+ * @typeParam T - The state type (`z.output<S>`).
+ * @typeParam S - The schema type (`typeof schema`).
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * import { addWinsSet, counter, createDoc } from "@nxs-sync/core";
+ *
+ * const schema = z.object({ hits: counter(), tags: addWinsSet(z.string()) });
+ * const doc = createDoc({ schema, docId: "d", replicaId: "a", initial: { hits: 0, tags: [] } });
+ * doc.increment(["hits"]);
+ * doc.add(["tags"], "blue");
+ * // @ts-expect-error: "tags" is not a counter
+ * doc.increment(["tags"]);
+ * ```
+ */
+export interface TypedDoc<out T, S> extends Doc<T> {
+  /**
+   * As {@link Doc.set}, typed.
+   * @param path - Keys of the schema from the root (a record's entry: any string).
+   * @param value - A value of the schema's type at `path` (`undefined`, which deletes, where the key
+   * may be absent).
+   * @returns The change made, or undefined when nothing changed.
+   * @throws {@link ValidationError} as {@link Doc.set} (refinements are checked at run time only).
+   */
+  set<const P extends Path>(path: P & SetPath<S, P>, value: NoInfer<SetValue<S, P>>): Change | undefined;
+  /**
+   * As {@link Doc.delete}, typed.
+   * @param path - An optional key (or one with a default), or an entry of a record or catchall.
+   * @returns The change made, or undefined when there was nothing.
+   * @throws {@link ValidationError} as {@link Doc.delete}.
+   */
+  delete<const P extends Path>(path: P & DeletePath<S, P>): Change | undefined;
+  /**
+   * As {@link Doc.batch}, with a typed writer.
+   * @param fn - Calls the writer's methods.
+   * @returns The change made, or undefined when nothing changed.
+   * @throws {@link ValidationError} as {@link Doc.batch}; whatever `fn` throws (nothing applied).
+   */
+  batch(fn: (writer: TypedDocWriter<S>) => void): Change | undefined;
+  /**
+   * As {@link Doc.increment}, typed.
+   * @param path - A field declared with `counter()`.
+   * @param by - The amount (default 1).
+   * @returns The change made, or undefined when `by` is 0 and the counter exists.
+   * @throws {@link ValidationError} as {@link Doc.increment}.
+   */
+  increment<const P extends Path>(path: P & CounterPath<S, P>, by?: number): Change | undefined;
+  /**
+   * As {@link Doc.add}, typed.
+   * @param path - A field declared with `addWinsSet()`.
+   * @param element - An element of the set's element type.
+   * @returns The change made, or undefined when the element is already present.
+   * @throws {@link ValidationError} as {@link Doc.add}.
+   */
+  add<const P extends Path>(
+    path: P & SetOfPath<S, P>,
+    element: NoInfer<SetElement<S, P>>,
+  ): Change | undefined;
+  /**
+   * As {@link Doc.remove}, typed.
+   * @param path - A field declared with `addWinsSet()`.
+   * @param element - An element of the set's element type.
+   * @returns The change made, or undefined when the element is absent.
+   * @throws {@link ValidationError} as {@link Doc.remove}.
+   */
+  remove<const P extends Path>(
+    path: P & SetOfPath<S, P>,
+    element: NoInfer<SetElement<S, P>>,
+  ): Change | undefined;
+}
+
 /** Writes inside {@link Doc.batch}; each call appends ops to the one change the batch makes. */
 export interface DocWriter {
   /** As {@link Doc.set}. */
@@ -250,6 +331,20 @@ export interface DocWriter {
   add(path: Path, element: Json): void;
   /** As {@link Doc.remove}. */
   remove(path: Path, element: Json): void;
+}
+
+/** The writer of {@link TypedDoc.batch}: the methods of {@link DocWriter}, typed as those of {@link TypedDoc}. */
+export interface TypedDocWriter<S> extends DocWriter {
+  /** As {@link TypedDoc.set}. */
+  set<const P extends Path>(path: P & SetPath<S, P>, value: NoInfer<SetValue<S, P>>): void;
+  /** As {@link TypedDoc.delete}. */
+  delete<const P extends Path>(path: P & DeletePath<S, P>): void;
+  /** As {@link TypedDoc.increment}. */
+  increment<const P extends Path>(path: P & CounterPath<S, P>, by?: number): void;
+  /** As {@link TypedDoc.add}. */
+  add<const P extends Path>(path: P & SetOfPath<S, P>, element: NoInfer<SetElement<S, P>>): void;
+  /** As {@link TypedDoc.remove}. */
+  remove<const P extends Path>(path: P & SetOfPath<S, P>, element: NoInfer<SetElement<S, P>>): void;
 }
 
 function truncatePatchPath(path: readonly (string | number)[]): Path {
@@ -1434,7 +1529,7 @@ class DocImpl<T> implements Doc<T> {
  * path helpers, merged with other replicas as a CRDT (see docs/protocol.md).
  * @param options - Schema, ids, clock, and a starting point (`initial` or `snapshot` + `last`;
  * `snapshot` is a JSON snapshot or the bytes of a binary one).
- * @returns The document.
+ * @returns The document, a {@link TypedDoc}: its path helpers are typed from the schema.
  * @throws {@link ValidationError} `schema/invalid` when the starting state does not match the
  * schema or an id is malformed; `op/invalid` when the snapshot is of another document.
  * {@link ClockError} `hlc/invalid` when `last.hlc` is malformed.
@@ -1457,6 +1552,6 @@ class DocImpl<T> implements Doc<T> {
  * doc.get().routes["/api"]; // "10.0.0.2"
  * ```
  */
-export function createDoc<S extends z.ZodType>(options: CreateDocOptions<S>): Doc<z.output<S>> {
+export function createDoc<S extends z.ZodType>(options: CreateDocOptions<S>): TypedDoc<z.output<S>, S> {
   return new DocImpl<z.output<S>>(options as CreateDocOptions<z.ZodType>);
 }

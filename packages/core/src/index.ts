@@ -29,6 +29,8 @@ export {
   type DocDraft,
   type DocWriter,
   type Frozen,
+  type TypedDoc,
+  type TypedDocWriter,
 } from "./doc.js";
 export { createEmitter, type Emitter, type Listener } from "./emitter.js";
 export {
@@ -131,6 +133,17 @@ export {
   type TransportListener,
   TransportState,
 } from "./transport.js";
+export type {
+  AddWinsSetMark,
+  CounterMark,
+  CounterPath,
+  DeletePath,
+  PathError,
+  SetElement,
+  SetOfPath,
+  SetPath,
+  SetValue,
+} from "./typed-path.js";
 export {
   dominatesVersionVector,
   EMPTY_VERSION_VECTOR,

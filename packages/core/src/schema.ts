@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Json, Path } from "./change.js";
+import type { AddWinsSetMark, CounterMark } from "./typed-path.js";
 
 /** What a path of a document is, according to its schema. */
 export const NodeKind = {
@@ -19,13 +20,14 @@ const kinds = new WeakMap<object, NodeKind>();
  * Declares a PN-counter field: a number whose concurrent increments add up instead of overwriting
  * each other. In `change()`, `d.hits += 1` becomes an `inc` op of the difference.
  * @param base - The number schema to use (default `z.number()`), e.g. `z.number().int().min(0)`.
- * @returns A zod number schema marked as a counter. Wrap it (`.optional()`) but do not re-chain
- * refinements on it: that makes a new schema without the mark.
+ * @returns A zod number schema marked as a counter (its type carries {@link CounterMark}, which
+ * lets `doc.increment` accept it; the state holds plain numbers). Wrap it (`.optional()`) but do not
+ * re-chain refinements on it: that makes a new schema without the mark.
  */
-export function counter(base: z.ZodNumber = z.number()): z.ZodNumber {
+export function counter(base: z.ZodNumber = z.number()): z.ZodNumber & CounterMark {
   const s = base.clone();
   kinds.set(s, NodeKind.Counter);
-  return s;
+  return s as z.ZodNumber & CounterMark;
 }
 
 /**
@@ -34,12 +36,15 @@ export function counter(base: z.ZodNumber = z.number()): z.ZodNumber {
  * editing the array, or with `doc.add`/`doc.remove`) becomes `add`/`rem` ops. A remove only cancels
  * the adds it has seen, so a concurrent add wins.
  * @param element - The schema of one element (a JSON value, usually `z.string()`).
- * @returns A zod array schema marked as an add-wins set.
+ * @returns A zod array schema marked as an add-wins set (its type carries {@link AddWinsSetMark},
+ * which lets `doc.add` and `doc.remove` accept it).
  */
-export function addWinsSet<E extends z.ZodType<Json>>(element: E): z.ZodReadonly<z.ZodArray<E>> {
+export function addWinsSet<E extends z.ZodType<Json>>(
+  element: E,
+): z.ZodReadonly<z.ZodArray<E>> & AddWinsSetMark {
   const s = z.array(element).readonly();
   kinds.set(s, NodeKind.Set);
-  return s;
+  return s as z.ZodReadonly<z.ZodArray<E>> & AddWinsSetMark;
 }
 
 type Def = {

@@ -190,9 +190,14 @@ describe("path helpers and batch", () => {
 
   it("helpers refuse the wrong kind of path with op/invalid", () => {
     const doc = make();
+    // Refused at compile time too (typed paths): the run-time check is for untyped callers.
+    // @ts-expect-error not a counter
     expect(thrown(() => doc.increment(["flags", "beta"])).code).toBe(ErrorCode.OpInvalid);
+    // @ts-expect-error not a set
     expect(thrown(() => doc.add(["hits"], 1)).code).toBe(ErrorCode.OpInvalid);
+    // @ts-expect-error the root
     expect(thrown(() => doc.set([], {})).code).toBe(ErrorCode.OpInvalid);
+    // @ts-expect-error below a counter
     expect(thrown(() => doc.set(["hits", "x"], 1)).code).toBe(ErrorCode.SchemaInvalid);
   });
 
