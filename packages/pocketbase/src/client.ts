@@ -422,13 +422,19 @@ export function createPocketBaseClient(options: PocketBaseClientOptions): Pocket
     let status: number;
     let body: unknown;
     try {
-      const res = await http.fetch(pb.buildURL(NXS_VERSION_PATH), { method: "GET" });
+      // With the session's token: the check then counts as the account's (rate limits of `/nxs/`
+      // for authenticated accounts), not a guest's that anyone on the same address can exhaust.
+      const token = pb.authStore.token;
+      const res = await http.fetch(pb.buildURL(NXS_VERSION_PATH), {
+        method: "GET",
+        ...(token ? { headers: { Authorization: token } } : {}),
+      });
       status = res.status;
       body = await res.json().catch(() => undefined);
     } catch (e) {
       throw toTransportError(new ClientResponseError(e), what);
     }
-    if (status >= 500) {
+    if (status >= 500 || status === 429) {
       throw toTransportError(new ClientResponseError({ status, url: options.url, data: body }), what);
     }
     checkHooksVersion(options.url, status, body);

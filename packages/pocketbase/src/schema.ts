@@ -330,7 +330,8 @@ const FLEET_ACTIONS: Readonly<Record<string, readonly string[]>> = {
  * - `/api/realtime` (the SSE connect carries no token) and `/api/health`: 3000 per 10 s;
  * - guests: PocketBase's defaults, `*:create` 20 per 5 s (sign-up floods), `/api/batch` 3 per s,
  *   `/api/` 300 per 10 s.
- * Lease and version requests (`/nxs/…`) match no rule.
+ * - the hooks bundle's routes (`/nxs/lease`, `/nxs/version`): 3000 per 10 s by an authenticated
+ *   account (a gateway renews each lease about three times per TTL), 300 per 10 s by guests.
  */
 export function fleetRateLimitRules(): readonly RateLimitRule[] {
   const auth = "@auth" as const;
@@ -351,6 +352,8 @@ export function fleetRateLimitRules(): readonly RateLimitRule[] {
     { label: "/api/batch", audience: auth, duration: 1, maxRequests: 200 },
     { label: "/api/realtime", audience: "", duration: 10, maxRequests: 3000 },
     { label: "/api/health", audience: "", duration: 10, maxRequests: 3000 },
+    { label: "/nxs/", audience: auth, duration: 10, maxRequests: 3000 },
+    { label: "/nxs/", audience: "@guest", duration: 10, maxRequests: 300 },
     { label: "*:create", audience: "@guest", duration: 5, maxRequests: 20 },
     { label: "/api/batch", audience: "@guest", duration: 1, maxRequests: 3 },
     { label: "/api/", audience: "@guest", duration: 10, maxRequests: 300 },

@@ -58,6 +58,28 @@ describe("rate limits (ensureSchema)", () => {
     );
   });
 
+  it("the hooks bundle's routes are limited too: a guest flood of /nxs/version gets 429s, a gateway's check does not", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const batch = await Promise.all(
+        Array.from({ length: 10 }, () =>
+          fetch(`${server.url}/nxs/version`).then(async (r) => {
+            await r.arrayBuffer();
+            return r.status;
+          }),
+        ),
+      );
+      statuses.push(...batch);
+    }
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    // A gateway logging in meanwhile is not throttled: its version check carries its token.
+    const c = createPocketBaseClient({ url: server.url, auth: gw.auth });
+    await c.authenticate();
+    expect(c.nodeId).toBe(gw.id);
+    c.close();
+  });
+
   it("a node token lasts NODE_TOKEN_DURATION_S (6 h), and a server with 5-day tokens is shortened", async () => {
     const admin = server.client();
     await admin.collections.update(Collections.Nodes, { authToken: { duration: 432_000 } });
