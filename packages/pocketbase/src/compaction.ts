@@ -55,11 +55,33 @@ export interface Ack {
   readonly at: number;
 }
 
-function isDuplicate(e: unknown): boolean {
+/**
+ * Whether a create failed because an ack of that doc and replica exists already: a uniqueness
+ * failure on `doc` or `replica` (PocketBase names each column of the violated index). A uniqueness
+ * failure on another field is a failure of that write, not a duplicate.
+ */
+function isAckDuplicate(e: unknown): boolean {
   const cause = isNxsError(e) ? e.cause : e;
   if (!(cause instanceof ClientResponseError) || cause.status !== 400) return false;
-  const data = (cause.response?.data ?? {}) as Record<string, { code?: string }>;
-  return Object.values(data).some((v) => v?.code === "validation_not_unique");
+  const data = (cause.response?.data ?? {}) as Record<string, { code?: string } | undefined>;
+  return ["doc", "replica"].some((k) => data[k]?.code === "validation_not_unique");
+}
+
+/**
+ * Hands a background failure to the user's `onError`; a handler that throws is logged, never left
+ * as an unhandled rejection.
+ */
+function deliverError(
+  onError: ((error: Error) => void) | undefined,
+  logger: Logger,
+  prefix: string,
+  error: Error,
+): void {
+  try {
+    onError?.(error);
+  } catch (e) {
+    logger.error(`${prefix} onError threw`, e);
+  }
 }
 
 const DEFAULT_EXPIRY_MS = 24 * 60 * 60 * 1000;
@@ -110,7 +132,7 @@ export async function writeAck(client: PocketBaseClient, ack: Ack): Promise<void
       pb.collection(Collections.Acks).create(body, { requestKey: null }),
     );
   } catch (e) {
-    if (!isDuplicate(e)) throw e;
+    if (!isAckDuplicate(e)) throw e;
     const existing = await client.call("read ack", (pb) =>
       pb
         .collection(Collections.Acks)
@@ -360,7 +382,7 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
     checkpoint({ snapshot }).catch((e: unknown) => {
       const err = e instanceof Error ? e : new Error(String(e));
       logger.warn(`[nxs-pocketbase] checkpoint failed: ${err.message}`);
-      options.onError?.(err);
+      deliverError(options.onError, logger, "[nxs-pocketbase]", err);
     });
   };
 
@@ -589,7 +611,7 @@ export function createCompactor(options: CompactorOptions): Compactor {
       } catch (e) {
         const err = toTransportError(e, `compact ${client.url}`);
         logger.warn(`[nxs-compactor] ${err.message}`);
-        options.onError?.(err);
+        deliverError(options.onError, logger, "[nxs-compactor]", err);
       }
     }
     return out;

@@ -580,7 +580,7 @@ function coverage(
  * `onError` and `status().lastError`) says when no server has been usable for `lostAllAfterMs`.
  * @param options - Servers (two or more), collections, intervals, bounds, scheduler, logger.
  * @returns A stopped replicator; call `start()`.
- * @throws RangeError with fewer than two servers.
+ * @throws NxsError `config/invalid` with fewer than two servers.
  * @example
  * ```ts
  * const replicator = createReplicator({
@@ -594,7 +594,12 @@ function coverage(
  * ```
  */
 export function createReplicator(options: ReplicatorOptions): Replicator {
-  if (options.servers.length < 2) throw new RangeError("createReplicator: at least two servers are needed");
+  if (options.servers.length < 2) {
+    throw new NxsError(
+      ErrorCode.ConfigInvalid,
+      `createReplicator: at least two servers are needed (got ${options.servers.length}): list every server to keep identical in \`servers\``,
+    );
+  }
   const logger = options.logger ?? defaultLogger;
   const scheduler = options.scheduler ?? createTimerScheduler();
   const lostAllAfterMs = options.lostAllAfterMs ?? 60_000;

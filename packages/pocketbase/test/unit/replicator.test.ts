@@ -1,4 +1,4 @@
-import { createManualScheduler, type NxsError, silentLogger } from "@nxs-sync/core";
+import { createManualScheduler, NxsError, silentLogger } from "@nxs-sync/core";
 import { describe, expect, it } from "vitest";
 import { createReplicator, type Replicator, type ReplicatorEvents } from "../../src/index.js";
 import { closedUrl, useFakeServers } from "./fake-servers.js";
@@ -110,5 +110,19 @@ describe("replicator: when it cannot work", () => {
     expect(loginFailures()).toHaveLength(2);
     expect(loginFailures()[1]!.message).toMatch(/\(and 5 more like it in the last 60 s\)$/);
     expect((loginFailures()[1] as NxsError).code).toBe("transport/unavailable");
+  });
+});
+
+describe("replicator: options", () => {
+  it("fewer than two servers is an NxsError config/invalid, not a RangeError", () => {
+    let error: unknown;
+    try {
+      createReplicator({ servers: [{ url: "http://127.0.0.1:1", auth }], logger: silentLogger });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(NxsError);
+    expect((error as NxsError).code).toBe("config/invalid");
+    expect((error as NxsError).message).toContain("at least two servers");
   });
 });
