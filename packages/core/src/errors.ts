@@ -140,11 +140,15 @@ export class StorageError extends NxsError {
   }
 }
 
-/** A guarded write lost a race (`conflict`). */
+/** A guarded write lost a race (`conflict`): a compare-and-swap, or a unique index (`fields`). */
 export class ConflictError extends NxsError {
-  constructor(message: string, options: NxsErrorOptions = {}) {
+  /** The fields of the unique index the write violated (as the server named them); empty otherwise. */
+  readonly fields: readonly string[];
+
+  constructor(message: string, options: NxsErrorOptions & { readonly fields?: readonly string[] } = {}) {
     super(ErrorCode.Conflict, message, options);
     this.name = "ConflictError";
+    this.fields = options.fields ?? [];
   }
 }
 

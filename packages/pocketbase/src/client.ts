@@ -1,4 +1,5 @@
 import {
+  ConflictError,
   ErrorCode,
   isNxsError,
   type Logger,
@@ -172,12 +173,83 @@ function networkFailure(start: unknown): { readonly detail: string; readonly cau
   return undefined;
 }
 
+/** PocketBase's code of a field whose value breaks a unique index. */
+const NOT_UNIQUE = "validation_not_unique";
+
+/** The field errors of a 400 answer: its own, or those of the first failed request of a batch. */
+function fieldErrors(error: ClientResponseError): Readonly<Record<string, unknown>> {
+  const data = (error.response as { data?: unknown } | undefined)?.data;
+  if (typeof data !== "object" || data === null) return {};
+  const requests = (data as { requests?: unknown }).requests;
+  if (typeof requests !== "object" || requests === null) return data as Record<string, unknown>;
+  // `/api/batch` answers 400 with `data.requests.<index>.response` for the request that failed.
+  const first = Object.values(requests)[0] as { response?: { data?: unknown } } | undefined;
+  const inner = first?.response?.data;
+  return typeof inner === "object" && inner !== null ? (inner as Record<string, unknown>) : {};
+}
+
 /**
- * Maps any error of an SDK call to a {@link TransportError}, keeping the original as `cause`:
- * network errors, timeouts and 5xx → `transport/unavailable` (retryable; a request that got no
- * answer names why in the message, e.g. `connect ECONNREFUSED 127.0.0.1:8090`, `getaddrinfo
- * ENOTFOUND host`, `timeout: …`, and keeps Node's error, with its `code`, as `cause`); 401/403 →
- * `transport/unauthorized`; other 4xx → `transport/rejected`; an abort → `aborted`.
+ * The fields of the unique index a write violated, as PocketBase names them (each column of the
+ * index gets `validation_not_unique`; for `/api/batch`, those of its failed request).
+ * @param error - What a call threw: a {@link ConflictError}, an nxs-sync error whose `cause` is the
+ *   SDK's error, or the SDK's `ClientResponseError` itself.
+ * @returns The fields, empty when `error` is not a unique violation.
+ */
+export function uniqueViolationFields(error: unknown): readonly string[] {
+  if (error instanceof ConflictError && error.fields.length > 0) return error.fields;
+  const cause = isNxsError(error) ? error.cause : error;
+  if (!(cause instanceof ClientResponseError) || cause.status !== 400) return [];
+  return Object.entries(fieldErrors(cause))
+    .filter(([, v]) => (v as { code?: unknown } | null)?.code === NOT_UNIQUE)
+    .map(([k]) => k);
+}
+
+/**
+ * Whether a write failed on a unique index: the one check every caller uses instead of reading
+ * PocketBase's answer itself.
+ * @param error - What a call threw (see {@link uniqueViolationFields}).
+ * @param fields - When given, every one of them must be a field of the violated index (a violation
+ *   of another unique index is then a failure, not a duplicate).
+ * @returns True for a unique violation (on `fields`).
+ * @example
+ * ```ts
+ * const client = createPocketBaseClient({ url, auth });
+ * try {
+ *   await client.call("write ack", (pb) => pb.collection("nxs_acks").create({ doc: "d", replica: "r" }));
+ * } catch (e) {
+ *   if (!isUniqueViolation(e, ["doc", "replica"])) throw e; // else it exists: update it
+ * }
+ * ```
+ */
+export function isUniqueViolation(error: unknown, fields?: readonly string[]): boolean {
+  const violated = uniqueViolationFields(error);
+  if (violated.length === 0) return false;
+  return fields === undefined || fields.every((f) => violated.includes(f));
+}
+
+/** The collection a `/api/collections/<name>/…` URL names. */
+function collectionOfUrl(url: string): string | undefined {
+  const m = /\/api\/collections\/([^/?#]+)/.exec(url);
+  if (m?.[1] === undefined) return undefined;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return m[1];
+  }
+}
+
+/**
+ * Maps any error of an SDK call to a typed error, keeping the original as `cause`. This is the one
+ * place PocketBase answers become nxs-sync errors:
+ * - network errors, timeouts, 5xx, 408 and 429 → `transport/unavailable` (retryable; a request
+ *   that got no answer names why in the message, e.g. `connect ECONNREFUSED 127.0.0.1:8090`,
+ *   `getaddrinfo ENOTFOUND host`, `timeout: …`, and keeps Node's error, with its `code`, as `cause`);
+ * - 401/403 → `transport/unauthorized`;
+ * - a 400 naming unique-index fields (`validation_not_unique`) → {@link ConflictError} `conflict`
+ *   (not retryable: the same write fails again) with those `fields`;
+ * - a 404 "Missing collection context" (the collection does not exist there) →
+ *   `server/incompatible` naming the collection and how to install the schema;
+ * - other 4xx → `transport/rejected`; an abort → `aborted`.
  * @param error - What the SDK threw.
  * @param what - Short description of the request, used in the message.
  * @returns The typed error (the same error when it is already an nxs-sync error).
@@ -189,6 +261,23 @@ export function toTransportError(error: unknown, what: string): NxsError {
     const detail = typeof error.response?.message === "string" ? error.response.message : error.message;
     if (error.isAbort) {
       return new TransportError(ErrorCode.Aborted, `${what}: aborted`, { cause: error });
+    }
+    const fields = uniqueViolationFields(error);
+    if (fields.length > 0) {
+      return new ConflictError(
+        `${what}: conflict: a record with the same ${fields.join(", ")} exists (${status} ${detail})`,
+        { cause: error, fields, retryable: false },
+      );
+    }
+    if (status === 404 && /collection context/i.test(detail)) {
+      // PocketBase: 404 "Missing collection context." (records routes) or "Missing or invalid
+      // collection context." (auth routes) when the collection does not exist on that server.
+      const name = collectionOfUrl(error.url);
+      return new TransportError(
+        ErrorCode.ServerIncompatible,
+        `${what}: the server has no collection ${name ?? "(unknown)"} (404 ${detail}): ${SCHEMA_FIX}`,
+        { cause: error, status },
+      );
     }
     if (status === 0) {
       // No answer at all: say why (refused, unknown host, timeout) and keep Node's error as the cause.

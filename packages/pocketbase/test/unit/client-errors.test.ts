@@ -1,7 +1,13 @@
-import { TransportError } from "@nxs-sync/core";
+import { ConflictError, TransportError } from "@nxs-sync/core";
 import { ClientResponseError } from "pocketbase";
 import { describe, expect, it } from "vitest";
-import { assertEndpointUrl, createPocketBaseClient, toTransportError } from "../../src/client.js";
+import {
+  assertEndpointUrl,
+  createPocketBaseClient,
+  isUniqueViolation,
+  toTransportError,
+  uniqueViolationFields,
+} from "../../src/client.js";
 
 const sdkError = (data: Record<string, unknown>) => new ClientResponseError(data);
 
@@ -102,4 +108,79 @@ describe("endpoint URLs", () => {
       expect(assertEndpointUrl(url)).toBe(url);
     },
   );
+});
+
+describe("PocketBase answers mapped once", () => {
+  const notUnique = { code: "validation_not_unique", message: "Value must be unique." };
+
+  it("maps a unique-index violation to a ConflictError with its fields, not retryable", () => {
+    const original = sdkError({
+      url: "http://127.0.0.1:1/api/collections/nxs_changes/records",
+      status: 400,
+      data: {
+        message: "Failed to create record.",
+        data: { doc: notUnique, origin: notUnique, seq: notUnique },
+      },
+    });
+    const err = toTransportError(original, "push");
+    expect(err).toBeInstanceOf(ConflictError);
+    expect(err.code).toBe("conflict");
+    expect(err.retryable).toBe(false);
+    expect(err.cause).toBe(original);
+    expect((err as ConflictError).fields).toEqual(["doc", "origin", "seq"]);
+    expect(err.message).toContain("doc, origin, seq");
+    expect(isUniqueViolation(err, ["doc", "origin", "seq"])).toBe(true);
+    expect(isUniqueViolation(err, ["doc", "replica"])).toBe(false);
+    expect(isUniqueViolation(original)).toBe(true);
+  });
+
+  it("finds the unique violation of a batch's failed request", () => {
+    const original = sdkError({
+      url: "http://127.0.0.1:1/api/batch",
+      status: 400,
+      data: {
+        message: "Batch transaction failed.",
+        data: {
+          requests: {
+            "2": { code: "validation_not_unique", response: { status: 400, data: { id: notUnique } } },
+          },
+        },
+      },
+    });
+    expect(uniqueViolationFields(original)).toEqual(["id"]);
+    const err = toTransportError(original, "push");
+    expect(err.code).toBe("conflict");
+    expect(isUniqueViolation(err, ["id"])).toBe(true);
+  });
+
+  it("leaves other 400s rejected", () => {
+    const original = sdkError({
+      status: 400,
+      data: {
+        message: "Failed to create record.",
+        data: { doc: { code: "validation_required", message: "x" } },
+      },
+    });
+    expect(toTransportError(original, "push").code).toBe("transport/rejected");
+    expect(isUniqueViolation(original)).toBe(false);
+    expect(isUniqueViolation(new TransportError("transport/rejected", "x", { cause: original }))).toBe(false);
+  });
+
+  it("maps a missing collection to server/incompatible, naming it and how to install the schema", () => {
+    const original = sdkError({
+      url: "http://127.0.0.1:1/api/collections/nxs_change_sizes/records?page=1",
+      status: 404,
+      data: { message: "Missing collection context.", data: {} },
+    });
+    const err = toTransportError(original, "pull");
+    expect(err).toBeInstanceOf(TransportError);
+    expect(err.code).toBe("server/incompatible");
+    expect(err.retryable).toBe(false);
+    expect((err as TransportError).status).toBe(404);
+    expect(err.message).toContain("nxs_change_sizes");
+    expect(err.message).toContain("ensureSchema");
+    // A missing record is not a missing collection.
+    const record = sdkError({ status: 404, data: { message: "The requested resource wasn't found." } });
+    expect(toTransportError(record, "read").code).toBe("transport/rejected");
+  });
 });
