@@ -1,4 +1,13 @@
-import { createEmitter, ErrorCode, type Logger, NxsError, silentLogger } from "@nxs-sync/core";
+import {
+  type Cancel,
+  createEmitter,
+  ErrorCode,
+  type Logger,
+  NxsError,
+  type Scheduler,
+  silentLogger,
+} from "@nxs-sync/core";
+import { createTimerScheduler } from "@nxs-sync/core/node";
 import {
   assertEndpointUrl,
   createPocketBaseClient,
@@ -94,7 +103,12 @@ export interface EndpointPoolOptions {
   readonly retry?: RetryOptions;
   readonly failover?: FailoverOptions;
   readonly logger?: Logger;
-  /** Time source (ms). Default `Date.now`. */
+  /**
+   * The clock and timer of health polling and of the failover/failback timings. Default
+   * `createTimerScheduler()` of `@nxs-sync/core/node`; tests pass `createManualScheduler()`.
+   */
+  readonly scheduler?: Scheduler;
+  /** Time source (ms), overriding `scheduler.now` (kept for existing callers). */
   readonly now?: () => number;
 }
 
@@ -121,7 +135,8 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
   }
   for (const [i, url] of options.endpoints.entries()) assertEndpointUrl(url, `endpoints[${i}]`);
   const logger = options.logger ?? silentLogger;
-  const now = options.now ?? Date.now;
+  const scheduler = options.scheduler ?? createTimerScheduler();
+  const now = options.now ?? scheduler.now;
   const f = options.failover ?? {};
   const threshold = f.failureThreshold ?? 2;
   const downAfterMs = f.downAfterMs ?? 1000;
@@ -147,7 +162,8 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
     healthySince: now(),
   }));
   let activeIndex = 0;
-  let timer: ReturnType<typeof setInterval> | undefined;
+  /** The pending health round while the pool runs. */
+  let timer: Cancel | undefined;
   const polling = new Set<number>();
   const events = createEmitter<EndpointPoolEvents>((error, event) =>
     logger.error(`[nxs-pocketbase] ${String(event)} listener threw`, error),
@@ -239,14 +255,15 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
       })),
     start() {
       if (timer !== undefined) return;
-      timer = setInterval(() => {
+      const round = (): void => {
+        timer = scheduler.schedule(intervalMs, round);
         for (const ep of endpoints) void poll(ep.index);
         maybeFailback();
-      }, intervalMs);
-      timer.unref?.();
+      };
+      timer = scheduler.schedule(intervalMs, round);
     },
     stop() {
-      if (timer !== undefined) clearInterval(timer);
+      timer?.();
       timer = undefined;
       for (const ep of endpoints) ep.client.close();
     },

@@ -1,6 +1,7 @@
 import http from "node:http";
 import https from "node:https";
-import { ErrorCode, TransportError } from "@nxs-sync/core";
+import { ErrorCode, type Scheduler, TransportError } from "@nxs-sync/core";
+import { createTimerScheduler } from "@nxs-sync/core/node";
 
 /**
  * Request header that caps the answer of one request, in bytes (a decimal number). It is read and
@@ -48,6 +49,8 @@ export interface HttpFetchOptions {
    * Default: no cap. A request's {@link MAX_RESPONSE_BYTES_HEADER} header sets its own.
    */
   readonly maxResponseBytes?: number;
+  /** The timer of request timeouts. Default `createTimerScheduler()` of `@nxs-sync/core/node`. */
+  readonly scheduler?: Scheduler;
 }
 
 /** Idle keep-alive sockets are closed after this long. */
@@ -118,6 +121,7 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
     "https:": new https.Agent({ keepAlive: true, scheduling: "lifo", timeout: IDLE_MS }),
   };
   const { timeoutMs, maxResponseBytes } = options;
+  const scheduler = options.scheduler ?? createTimerScheduler();
   let closed = false;
   for (const agent of Object.values(agents)) {
     // After close(), a socket freed by a request that was in flight is not kept.
@@ -154,7 +158,7 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
       const settle = (): boolean => {
         if (settled) return false;
         settled = true;
-        clearTimeout(timer);
+        cancelTimeout();
         signal?.removeEventListener("abort", onAbort);
         return true;
       };
@@ -164,7 +168,7 @@ export function createHttpFetch(options: HttpFetchOptions): HttpClient {
         reject(error);
       };
       const onAbort = () => fail(abortError());
-      const timer = setTimeout(() => fail(timeoutError(ms)), ms);
+      const cancelTimeout = scheduler.schedule(ms, () => fail(timeoutError(ms)));
       signal?.addEventListener("abort", onAbort, { once: true });
 
       /** One request; follows redirects and retries once on a kept-alive socket the server closed. */

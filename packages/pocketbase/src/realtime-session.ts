@@ -1,0 +1,352 @@
+import {
+  type Cancel,
+  computeBackoff,
+  ErrorCode,
+  isNxsError,
+  type Logger,
+  type Random,
+  type RetryPolicy,
+  type Scheduler,
+  TransportError,
+  TransportState,
+} from "@nxs-sync/core";
+import type PocketBase from "pocketbase";
+import { toTransportError } from "./client.js";
+import type { Endpoint, EndpointPool } from "./failover.js";
+
+/** One realtime message of a record subscription, as the server sent it (unchecked). */
+export interface RealtimeEvent {
+  readonly action?: unknown;
+  readonly record?: unknown;
+}
+
+/** What a {@link RealtimeLink} calls back while a subscription is open. */
+export interface RealtimeHandlers {
+  /** A record event of the subscribed collection. */
+  onEvent(event: RealtimeEvent): void;
+  /** `PB_CONNECT`: the stream (re)connected and the topics are submitted. */
+  onConnect(): void;
+  /** The stream dropped (the SDK reconnects on its own; events are lost until `onConnect`). */
+  onDisconnect(): void;
+}
+
+/** What a subscription listens to. */
+export interface RealtimeTopic {
+  /** The collection whose records are watched (`<collection>/*`). */
+  readonly collection: string;
+  /** The server-side filter of the events, built with `pb.filter`. */
+  readonly filter: (pb: PocketBase) => string;
+}
+
+/**
+ * The seam between a {@link RealtimeSession} and the SDK: opens one subscription on one endpoint.
+ * {@link pocketBaseRealtimeLink} is the real one; unit tests pass a fake.
+ */
+export interface RealtimeLink {
+  /**
+   * Authenticates, subscribes to `topic` and to `PB_CONNECT` on `ep`, and resolves once the topics
+   * are submitted; cleans up after itself when it fails.
+   * @returns The function that closes the subscription.
+   * @throws TransportError as `toTransportError` maps it.
+   */
+  open(ep: Endpoint, topic: RealtimeTopic, handlers: RealtimeHandlers): Promise<() => void>;
+}
+
+/** The SDK's realtime (`pb.realtime`) of the endpoint's client, behind {@link RealtimeLink}. */
+export const pocketBaseRealtimeLink: RealtimeLink = {
+  async open(ep, topic, handlers) {
+    const pb = ep.client.pb;
+    const close = (): void => {
+      pb.realtime.onDisconnect = undefined;
+      pb.realtime.unsubscribe().catch(() => {});
+    };
+    try {
+      await ep.client.authenticate();
+      pb.realtime.onDisconnect = (subs) => {
+        if (subs.length > 0) handlers.onDisconnect();
+      };
+      await ep.client.call(
+        "realtime subscribe",
+        async (client) => {
+          // The SDK fires PB_CONNECT listeners after the topics were submitted, so a catch-up query
+          // started from onConnect covers everything the subscription may have missed.
+          await Promise.all([
+            client
+              .collection(topic.collection)
+              .subscribe("*", (e) => handlers.onEvent(e), { filter: topic.filter(client) }),
+            client.realtime.subscribe("PB_CONNECT", () => handlers.onConnect()),
+          ]);
+        },
+        { retry: false },
+      );
+    } catch (e) {
+      close();
+      throw e;
+    }
+    return close;
+  },
+};
+
+/** The backoff of a session's connect attempts, unless the caller sets one. */
+export const DEFAULT_REALTIME_RETRY: RetryPolicy = Object.freeze({ minMs: 100, maxMs: 2000, factor: 2 });
+
+/** Options of {@link createRealtimeSession}. */
+export interface RealtimeSessionOptions extends RealtimeTopic {
+  /** The servers: the session follows the pool's active endpoint (failover and failback). */
+  readonly pool: EndpointPool;
+  /** A record event from `ep` (only while this session is running and `ep` is its endpoint). */
+  readonly onEvent: (event: RealtimeEvent, ep: Endpoint) => void;
+  /**
+   * Called after every (re)connect (each `PB_CONNECT`, on whichever endpoint): events sent while
+   * the session was away are lost, so the owner runs its catch-up query here (realtime is a hint,
+   * the query is the truth).
+   */
+  readonly onCatchUp: (ep: Endpoint) => void;
+  /** The session's state changed (`connecting`, `connected`). */
+  readonly onState?: (state: TransportState) => void;
+  /** A failed connect attempt that will be retried (already typed). */
+  readonly onError?: (error: Error) => void;
+  /** The clock and timer of the connect retries. */
+  readonly scheduler: Scheduler;
+  /** The jitter of the connect backoff. */
+  readonly random: Random;
+  /** The backoff of connect attempts (they go on until one works or the session stops). Default {@link DEFAULT_REALTIME_RETRY}. */
+  readonly retry?: RetryPolicy;
+  readonly logger: Logger;
+  /** The SDK seam. Default {@link pocketBaseRealtimeLink}. */
+  readonly link?: RealtimeLink;
+}
+
+/**
+ * A realtime subscription to one collection that follows an {@link EndpointPool}: a catch-up
+ * after every (re)connect, a restart of the subscription when a gap is suspected (the endpoint was
+ * seen down while its stream looked alive, or the owner says so), a move to the new endpoint on a
+ * failover or failback, and connect retries on the scheduler. The piece the transport's change
+ * feed, the queue's wake-up and the config store's watch build on.
+ */
+export interface RealtimeSession {
+  /**
+   * Opens the subscription on the active endpoint (retrying until it works); resolves once it is
+   * open (its first `PB_CONNECT` follows). A no-op while one is open.
+   * @throws TransportError the first error that retrying cannot help (refused credentials, a
+   *   refused subscription), or `closed` when the session stops first.
+   */
+  connect(): Promise<void>;
+  /** A gap is suspected: restarts the subscription (its new `PB_CONNECT` triggers the catch-up). */
+  resync(reason: string): void;
+  /** Closes the subscription and cancels pending retries; the session cannot be used again. */
+  stop(): void;
+  /** The endpoint of the open subscription, if any. */
+  endpoint(): Endpoint | undefined;
+}
+
+interface Open {
+  readonly ep: Endpoint;
+  readonly close: () => void;
+}
+
+/**
+ * Creates a {@link RealtimeSession}.
+ * @param options - Pool, topic, callbacks, scheduler and backoff.
+ * @returns A stopped session; call `connect()`.
+ * @example
+ * ```ts
+ * const session = createRealtimeSession({
+ *   pool, collection: "nxs_changes", filter: (pb) => pb.filter("doc = {:d}", { d: "routing" }),
+ *   onEvent: (e) => console.log(e.action), onCatchUp: () => void pullEverythingMissed(),
+ *   scheduler: createTimerScheduler(), random: createSeededRandom(1), logger: console,
+ * });
+ * await session.connect();
+ * ```
+ */
+export function createRealtimeSession(options: RealtimeSessionOptions): RealtimeSession {
+  const { pool, scheduler, random, logger } = options;
+  const link = options.link ?? pocketBaseRealtimeLink;
+  const retry = options.retry ?? DEFAULT_REALTIME_RETRY;
+  const topic: RealtimeTopic = { collection: options.collection, filter: options.filter };
+  let stopped = false;
+  let open: Open | undefined;
+  let connecting: Promise<void> | undefined;
+  /** Cancels the pending backoff of the connect loop and fails it `closed`. */
+  let cancelWait: (() => void) | undefined;
+  /** PB_CONNECTs seen so far, and how many had been seen when the open endpoint went down. */
+  let connects = 0;
+  let connectsWhenDown: number | undefined;
+  const closedError = () => new TransportError(ErrorCode.Closed, "realtime session is stopped");
+
+  function setState(state: TransportState): void {
+    try {
+      options.onState?.(state);
+    } catch (e) {
+      logger.error("[nxs-pocketbase] realtime onState threw", e);
+    }
+  }
+
+  function report(error: Error): void {
+    try {
+      options.onError?.(error);
+    } catch (e) {
+      logger.error("[nxs-pocketbase] realtime onError threw", e);
+    }
+  }
+
+  async function openOn(ep: Endpoint): Promise<Open> {
+    let live = true;
+    const handlers: RealtimeHandlers = {
+      onEvent(e) {
+        if (!live || stopped) return;
+        try {
+          options.onEvent(e, ep);
+        } catch (err) {
+          logger.error("[nxs-pocketbase] realtime onEvent threw", err);
+        }
+      },
+      onConnect() {
+        if (!live || stopped) return;
+        connects++;
+        pool.reportSuccess(ep);
+        setState(TransportState.Connected);
+        try {
+          options.onCatchUp(ep);
+        } catch (err) {
+          logger.error("[nxs-pocketbase] realtime onCatchUp threw", err);
+        }
+      },
+      onDisconnect() {
+        if (!live || stopped) return;
+        setState(TransportState.Connecting);
+        pool.reportFailure(ep, "realtime connection dropped");
+      },
+    };
+    const close = await link.open(ep, topic, handlers);
+    return {
+      ep,
+      close() {
+        live = false;
+        close();
+      },
+    };
+  }
+
+  async function connectOnce(): Promise<void> {
+    const ep = pool.active();
+    try {
+      const o = await openOn(ep);
+      if (stopped) {
+        o.close();
+        throw closedError();
+      }
+      open = o;
+      pool.reportSuccess(ep);
+    } catch (e) {
+      if (stopped) throw closedError();
+      const err = toTransportError(e, `connect to ${ep.url}`);
+      if (err.code === ErrorCode.TransportUnavailable) pool.reportFailure(ep, err.message);
+      throw err;
+    }
+  }
+
+  function wait(ms: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const cancel: Cancel = scheduler.schedule(ms, () => {
+        cancelWait = undefined;
+        resolve();
+      });
+      cancelWait = () => {
+        cancel();
+        cancelWait = undefined;
+        reject(closedError());
+      };
+    });
+  }
+
+  /** Connect attempts on the active endpoint until one works; network errors, timeouts and 5xx are retried. */
+  async function connectLoop(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (stopped) throw closedError();
+      try {
+        await connectOnce();
+        return;
+      } catch (e) {
+        // Wrong credentials or a refused subscription: retrying cannot help.
+        if (stopped || !isNxsError(e) || !e.retryable) throw e;
+        // Every failed attempt is reported (the owner throttles repeats).
+        report(e);
+        await wait(computeBackoff(attempt, retry, random));
+      }
+    }
+  }
+
+  function connect(): Promise<void> {
+    if (stopped) return Promise.reject(closedError());
+    if (connecting !== undefined) return connecting;
+    if (open !== undefined) return Promise.resolve();
+    setState(TransportState.Connecting);
+    connecting = connectLoop()
+      .catch((e: unknown) => {
+        if (stopped) throw closedError();
+        throw toTransportError(e, "connect");
+      })
+      .finally(() => {
+        connecting = undefined;
+        // The pool may have switched endpoint while this connect was under way.
+        if (!stopped && open !== undefined && open.ep !== pool.active()) {
+          queueMicrotask(() => follow("endpoint changed while connecting"));
+        }
+      });
+    return connecting;
+  }
+
+  /** Moves the subscription to the active endpoint (when it is elsewhere or closed). */
+  function follow(reason: string): void {
+    if (stopped || connecting !== undefined) return;
+    if (open !== undefined && open.ep === pool.active()) return;
+    logger.info(`[nxs-pocketbase] moving realtime to ${pool.active().url} (${reason})`);
+    restart(reason);
+  }
+
+  function restart(reason: string): void {
+    open?.close();
+    open = undefined;
+    connect().catch((e: unknown) => {
+      if (!stopped) report(toTransportError(e, `reconnect (${reason})`));
+    });
+  }
+
+  const offs = [
+    pool.on("failover", () => follow("failover")),
+    pool.on("failback", () => follow("failback")),
+    pool.on("health", (h) => {
+      if (open === undefined || open.ep.url !== h.url || stopped) return;
+      if (!h.healthy) {
+        connectsWhenDown = connects;
+        return;
+      }
+      const reconnectedMeanwhile = connectsWhenDown !== undefined && connects > connectsWhenDown;
+      connectsWhenDown = undefined;
+      // The endpoint in use came back. If the SDK reconnected meanwhile (a restart: the stream
+      // dropped), its PB_CONNECT already ran the catch-up. Otherwise (a frozen server resumed: SSE
+      // has no heartbeat, the stream looks alive but events may be missing: a gap) restart the
+      // subscription; the new PB_CONNECT runs the catch-up.
+      if (!reconnectedMeanwhile && connecting === undefined) restart("endpoint healthy again");
+    }),
+  ];
+
+  return {
+    connect,
+    resync(reason) {
+      if (stopped || connecting !== undefined) return;
+      logger.info(`[nxs-pocketbase] restarting realtime on ${pool.active().url} (${reason})`);
+      restart(reason);
+    },
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      cancelWait?.();
+      open?.close();
+      open = undefined;
+      for (const off of offs) off();
+    },
+    endpoint: () => open?.ep,
+  };
+}
