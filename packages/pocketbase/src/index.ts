@@ -64,6 +64,21 @@ export {
   type HttpResponse,
 } from "./http-fetch.js";
 export {
+  compareVersions,
+  DeletePolicies,
+  type DeletePolicy,
+  type MergeRule,
+  MergeRules,
+  type MergeSpec,
+  type MonotonicField,
+  mergeRecords,
+  Order,
+  type PlannedCopy,
+  type PlanOptions,
+  planCopies,
+  type RecordFields,
+} from "./merge-plan.js";
+export {
   type ChangeRecord,
   changeRecordSchema,
   type DecodeChangeOptions,
@@ -83,8 +98,6 @@ export {
 export {
   createReplicator,
   defaultReplicatedCollections,
-  type MergeRule,
-  MergeRules,
   type RecordCheck,
   type ReplicatedCollection,
   type Replicator,

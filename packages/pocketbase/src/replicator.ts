@@ -24,47 +24,21 @@ import {
   toTransportError,
 } from "./client.js";
 import { ackRecordSchema } from "./compaction.js";
+import {
+  DeletePolicies,
+  type DeletePolicy,
+  keyOf,
+  type MergeRule,
+  MergeRules,
+  mergeRecords,
+  newestHolders,
+  planCopies,
+  versionFields,
+} from "./merge-plan.js";
 import { decodeChangeRecord, decodeSnapshotRecord, isOriginOfNode, sliceChangeRecord } from "./records.js";
 import { contentDigest, contentFields, setBounded } from "./replicator-digest.js";
 import { backedAtSource, coveredByBackedSnapshot, type ReportUntrusted } from "./replicator-snapshots.js";
 import { Collections } from "./schema.js";
-
-/**
- * How two copies of one record (same key) on different servers reconcile.
- * - `immutable`: records never change once written (append-only logs): copy what is missing.
- * - `lww`: the copy with the greater `field` (a number or a sortable string, e.g. a revision or an
- *   HLC) wins and overwrites the other (the collection's update rule must allow replicators).
- * - `log`: immutable records that each hold a range `first..last` of a log; the key is the log's
- *   identity plus `first` (the change packs of `nxs_changes`: doc, origin, seq). Two servers may
- *   hold differently cut ranges; a record whose range the target already covers is not copied, at
- *   one key the longer range wins, and the shorter side receives the missing tail as a new record
- *   made by `slice(record, from)` (undefined when nothing is left). Records are never updated.
- */
-export type MergeRule =
-  | { readonly kind: "immutable" }
-  | { readonly kind: "lww"; readonly field: string }
-  | {
-      readonly kind: "log";
-      readonly first: string;
-      readonly last: string;
-      readonly slice: (
-        record: Readonly<Record<string, unknown>>,
-        from: number,
-      ) => Record<string, unknown> | undefined;
-    };
-
-/** Built-in merge rules. */
-export const MergeRules = {
-  immutable: { kind: "immutable" } as MergeRule,
-  /** Last writer wins by `field`. */
-  lww: (field: string): MergeRule => ({ kind: "lww", field }),
-  /** Ranges `first..last` of a log; `slice` cuts a record's tail from a position on. */
-  log: (
-    first: string,
-    last: string,
-    slice: (record: Readonly<Record<string, unknown>>, from: number) => Record<string, unknown> | undefined,
-  ): MergeRule => ({ kind: "log", first, last, slice }),
-} as const;
 
 /** A check of one record: the reason to refuse it, or undefined to accept it. */
 export type RecordCheck = (record: Readonly<Record<string, unknown>>) => ValidationError | undefined;
@@ -117,6 +91,18 @@ export interface ReplicatedCollection {
     target: PocketBaseClient,
     report: ReportUntrusted,
   ) => Promise<(record: Readonly<Record<string, unknown>>) => boolean>;
+  /**
+   * What a delete on one server becomes (see {@link DeletePolicy}): `none` (default: a deleted
+   * record is copied back from a server that holds it), `tombstone` (deletes are updates setting a
+   * field, and a tombstone wins over any live copy), or `purge` (records purged below a frontier
+   * every server has passed are never copied back: its `skipAt` acts as {@link skipAt}).
+   */
+  readonly deletes?: DeletePolicy<PocketBaseClient, ReportUntrusted>;
+}
+
+/** The predicate factory of records not to copy to a target: `skipAt`, else a `purge` policy's. */
+function skipAtOf(coll: ReplicatedCollection): ReplicatedCollection["skipAt"] {
+  return coll.skipAt ?? (coll.deletes?.kind === "purge" ? coll.deletes.skipAt : undefined);
 }
 
 const CHANGE_FIELDS = contentFields(["doc", "origin", "seq", "last", "hlc", "changes", "node"]);
@@ -146,7 +132,8 @@ export function defaultReplicatedCollections(): readonly ReplicatedCollection[] 
         const d = decodeChangeRecord(r);
         return d.ok ? undefined : d.error;
       },
-      skipAt: coveredByBackedSnapshot,
+      // Compaction deletes changes under a snapshot every live replica acked: never copied back.
+      deletes: DeletePolicies.purge(coveredByBackedSnapshot),
       digest: { view: Collections.Heads, groupBy: ["doc", "origin"] },
       content: changeContent,
     },
@@ -482,10 +469,6 @@ function bodyOf(
   return out;
 }
 
-function keyOf(coll: ReplicatedCollection, record: Readonly<Record<string, unknown>>): string {
-  return JSON.stringify(coll.key.map((k) => record[k] ?? null));
-}
-
 /**
  * Whether a create failed because the target already holds a record at the collection's key: a
  * uniqueness failure on a key field (PocketBase names each column of the violated index). A
@@ -520,56 +503,6 @@ function joinFilters(clauses: readonly string[]): string[] {
   }
   if (batch.length > 0) out.push(batch.join(" || "));
   return out;
-}
-
-/** The field that orders versions of one key: the `lww` field or the `log` end (none if immutable). */
-function versionField(coll: ReplicatedCollection): string | undefined {
-  const rule = coll.merge ?? MergeRules.immutable;
-  return rule.kind === "lww" ? rule.field : rule.kind === "log" ? rule.last : undefined;
-}
-
-function newer(
-  rule: MergeRule,
-  a: Readonly<Record<string, unknown>>,
-  b: Readonly<Record<string, unknown>>,
-): boolean {
-  if (rule.kind === "immutable") return false;
-  const field = rule.kind === "lww" ? rule.field : rule.last;
-  const x = a[field];
-  const y = b[field];
-  if (typeof x === "number" && typeof y === "number") return x > y;
-  return String(x ?? "") > String(y ?? "");
-}
-
-/**
- * For a `log` rule: a predicate telling whether a server's records (its listed rows) already cover
- * every position of a row's range.
- */
-function coverage(
-  rule: Extract<MergeRule, { kind: "log" }>,
-  coll: ReplicatedCollection,
-  rows: ReadonlyMap<string, Readonly<Record<string, unknown>>>,
-): (row: Readonly<Record<string, unknown>>) => boolean {
-  const groupOf = (r: Readonly<Record<string, unknown>>) =>
-    JSON.stringify(coll.key.filter((k) => k !== rule.first).map((k) => r[k] ?? null));
-  const ranges = new Map<string, [number, number][]>();
-  for (const r of rows.values()) {
-    const g = groupOf(r);
-    const list = ranges.get(g) ?? [];
-    list.push([Number(r[rule.first]), Number(r[rule.last])]);
-    ranges.set(g, list);
-  }
-  for (const list of ranges.values()) list.sort((a, b) => a[0] - b[0]);
-  return (row) => {
-    let next = Number(row[rule.first]);
-    const end = Number(row[rule.last]);
-    for (const [from, to] of ranges.get(groupOf(row)) ?? []) {
-      if (from > next) break;
-      if (to >= next) next = to + 1;
-      if (next > end) return true;
-    }
-    return false;
-  };
 }
 
 /**
@@ -802,9 +735,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
    * `log` end: an `lww` record updated since may be valid now).
    */
   function recordTag(coll: ReplicatedCollection, url: string, record: Readonly<Record<string, unknown>>) {
-    const field = versionField(coll);
     const tag = `${url}|${coll.name}|${String(record.id)}`;
-    return field === undefined ? tag : `${tag}|${String(record[field])}`;
+    return versionFields(coll).reduce((t, f) => `${t}|${String(record[f])}`, tag);
   }
 
   /** Reports a record not to be copied, once while it is remembered (the newest `QUARANTINE_LIMIT`). */
@@ -880,8 +812,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       // a longer range), not our echo.
       to.echoes.delete(`${coll.name}|${key}`);
       if (!isKeyDuplicate(coll, e)) throw e;
-      if (rule.kind === "immutable") return false;
-      // lww and log: compare with the target's copy.
+      if (rule.kind === "immutable" && coll.deletes?.kind !== "tombstone") return false;
+      // Compare with the target's copy.
       const filter = to.client.pb.filter(
         coll.key.map((k, i) => `${k} = {:k${i}}`).join(" && "),
         Object.fromEntries(coll.key.map((k, i) => [`k${i}`, record[k]])),
@@ -889,13 +821,14 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       const existing = await to.client.call(`read ${coll.name} at ${to.url}`, (pb) =>
         pb.collection(coll.name).getFirstListItem(filter, { requestKey: null }),
       );
-      if (!newer(rule, record, existing)) return false;
+      const merged = mergeRecords(coll, existing, record);
+      if (merged === undefined) return false;
       if (rule.kind === "log") {
         // The target's range at this key ends earlier: give it the missing tail as a new record.
         const tail = rule.slice(record, Number(existing[rule.last]) + 1);
         return tail === undefined ? false : copyNow(coll, from, to, tail);
       }
-      const body = bodyOf(coll, record);
+      const body = bodyOf(coll, merged);
       delete body.id;
       await to.client.call(`replicate ${coll.name} update to ${to.url}`, (pb) =>
         pb.collection(coll.name).update(existing.id, body, { requestKey: null }),
@@ -917,7 +850,13 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     if (record === undefined || typeof record !== "object") return;
     const key = keyOf(coll, record);
     const echo = `${coll.name}|${key}`;
-    if (from.echoes.has(echo) && (coll.merge ?? MergeRules.immutable).kind !== "lww") {
+    const kind = (coll.merge ?? MergeRules.immutable).kind;
+    // An update at an lww or monotonic key may be a newer write than ours: not skipped as an echo.
+    if (
+      from.echoes.has(echo) &&
+      (kind === "immutable" || kind === "log") &&
+      coll.deletes?.kind !== "tombstone"
+    ) {
       from.echoes.delete(echo);
       return;
     }
@@ -1033,9 +972,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     coll: ReplicatedCollection,
     filters?: readonly string[],
   ): Promise<Map<string, Row>> {
-    const fields = new Set(["id", ...coll.key]);
-    const version = versionField(coll);
-    if (version !== undefined) fields.add(version);
+    const fields = new Set(["id", ...coll.key, ...versionFields(coll)]);
     for (const f of coll.digest?.groupBy ?? []) fields.add(f);
     const list = (filter?: string) =>
       server.client.call(`list ${coll.name} at ${server.url}`, (pb) =>
@@ -1173,7 +1110,6 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     listed: readonly (ReadonlyMap<string, Row> | undefined)[],
     round: RoundFailures,
   ): Promise<number> {
-    const rule = coll.merge ?? MergeRules.immutable;
     const tagOf = (i: number, row: Row) => recordTag(coll, servers[i]!.url, row);
     const keys = new Set<string>();
     for (const m of listed) if (m) for (const k of m.keys()) keys.add(k);
@@ -1187,7 +1123,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         if (row !== undefined) held.push([i, row]);
       });
       // The holders of its newest version (with three servers, two may agree and one lag behind).
-      const holders = held.filter(([, r]) => held.every(([, o]) => !newer(rule, o, r)));
+      const holders = newestHolders(coll, held);
       if (holders.length < 2) continue;
       const missing = holders.filter(([i, row]) => !digests.has(tagOf(i, row)));
       // A bounded sweep: keys past the budget wait for the next sweeps (the cache keeps what is done).
@@ -1244,7 +1180,6 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     round: RoundFailures,
     full: boolean,
   ): Promise<CollectionStats> {
-    const rule = coll.merge ?? MergeRules.immutable;
     const scope = full ? undefined : await differingGroups(coll);
     if (scope !== undefined && scope.length === 0)
       return { copied: 0, quarantined: 0, failed: 0, fetched: 0, listed: 0 };
@@ -1264,37 +1199,23 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     /** The digest group of a row (JSON of its `groupBy` values), if the collection has a digest. */
     const groupOf = (row: Readonly<Record<string, unknown>>) =>
       coll.digest === undefined ? undefined : JSON.stringify(coll.digest.groupBy.map((f) => row[f]));
-    // For each key: the server holding the winning copy, and the servers lacking it (or holding an older one).
+    // The copies that bring every listed server to the merge of all versions (merge-plan.ts).
     const plan = new Map<Server, Map<Server, string[]>>(); // from -> to -> record ids (at `from`)
-    const covers =
-      rule.kind === "log" ? listed.map((m) => (m === undefined ? undefined : coverage(rule, coll, m))) : [];
-    const keys = new Set<string>();
-    for (const m of listed) if (m) for (const k of m.keys()) keys.add(k);
-    for (const k of keys) {
-      let best: { s: Server; row: Row } | undefined;
-      servers.forEach((s, i) => {
-        const row = listed[i]?.get(k);
-        if (row !== undefined && (best === undefined || newer(rule, row, best.row))) best = { s, row };
-      });
-      if (best === undefined) continue;
-      const winner = best as { s: Server; row: Row };
+    const copies = planCopies(coll, listed, {
       // Refused before (reported then): not read again.
-      if (quarantined.has(recordTag(coll, winner.s.url, winner.row))) continue;
-      servers.forEach((s, i) => {
-        const m = listed[i];
-        if (m === undefined || s === winner.s) return;
-        const row = m.get(k);
-        if (row !== undefined && !newer(rule, winner.row, row)) return;
-        if (rule.kind === "log" && covers[i]?.(winner.row)) return;
-        let byTo = plan.get(winner.s);
-        if (byTo === undefined) {
-          byTo = new Map();
-          plan.set(winner.s, byTo);
-        }
-        const ids = byTo.get(s) ?? [];
-        ids.push(winner.row.id);
-        byTo.set(s, ids);
-      });
+      skipSource: (i, row) => quarantined.has(recordTag(coll, servers[i]!.url, row)),
+    });
+    for (const c of copies) {
+      const from = servers[c.from]!;
+      const to = servers[c.to]!;
+      let byTo = plan.get(from);
+      if (byTo === undefined) {
+        byTo = new Map();
+        plan.set(from, byTo);
+      }
+      const ids = byTo.get(to) ?? [];
+      ids.push(c.recordId);
+      byTo.set(to, ids);
     }
     /** Digest groups where a copy was tried (made or failed): not settled this round. */
     const tried = new Set<string>();
@@ -1323,9 +1244,10 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       }
       for (const [to, ids] of byTo) {
         let skip: (record: Readonly<Record<string, unknown>>) => boolean = () => false;
-        if (coll.skipAt !== undefined) {
+        const skipAt = skipAtOf(coll);
+        if (skipAt !== undefined) {
           try {
-            skip = await coll.skipAt(to.client, reportUntrusted(to));
+            skip = await skipAt(to.client, reportUntrusted(to));
           } catch (e) {
             failed(
               round,

@@ -1,0 +1,354 @@
+/**
+ * The replicator's merge rules and copy planning, as pure functions (no I/O): given what each
+ * server lists for one collection, {@link planCopies} returns the copies to make, and
+ * {@link mergeRecords} what a target holds after receiving one. The replicator only moves the
+ * records; property tests (test/unit/merge-plan.test.ts) check convergence, idempotence and that
+ * deleted records never come back, for every rule.
+ */
+
+/** A record (or the listed fields of one) as PocketBase answers it. */
+export type RecordFields = Readonly<Record<string, unknown>>;
+
+/**
+ * One field of a {@link MergeRules.monotonic} rule: it only moves forward. Values compare by their
+ * position in `rank` when given (a state machine's states, first to last; a value not in it ranks
+ * below all), else as numbers (or as strings when either is not a number).
+ */
+export interface MonotonicField {
+  readonly field: string;
+  readonly rank?: readonly string[];
+}
+
+/**
+ * How two copies of one record (same key) on different servers reconcile.
+ * - `immutable`: records never change once written (append-only logs): copy what is missing.
+ * - `lww`: the copy with the greater `field` (a number or a sortable string, e.g. a revision or an
+ *   HLC) wins and overwrites the other (the collection's update rule must allow replicators).
+ * - `monotonic`: each of `fields` only moves forward (a state's rank, an attempt or epoch number):
+ *   two copies merge field by field into the greatest value of each, so two servers that each
+ *   advanced another field both end with both advances. The other fields come from the copy with
+ *   the greater `body` field (a revision or HLC every write of them bumps; a tie keeps the
+ *   target's), or, without `body`, are written once and never change (a job's payload).
+ * - `log`: immutable records that each hold a range `first..last` of a log; the key is the log's
+ *   identity plus `first` (the change packs of `nxs_changes`: doc, origin, seq). Two servers may
+ *   hold differently cut ranges; a record whose range the target already covers is not copied, at
+ *   one key the longer range wins, and the shorter side receives the missing tail as a new record
+ *   made by `slice(record, from)` (undefined when nothing is left). Records are never updated.
+ */
+export type MergeRule =
+  | { readonly kind: "immutable" }
+  | { readonly kind: "lww"; readonly field: string }
+  | {
+      readonly kind: "monotonic";
+      readonly fields: readonly MonotonicField[];
+      readonly body?: string;
+    }
+  | {
+      readonly kind: "log";
+      readonly first: string;
+      readonly last: string;
+      readonly slice: (record: RecordFields, from: number) => Record<string, unknown> | undefined;
+    };
+
+/** Built-in merge rules. */
+export const MergeRules = {
+  immutable: { kind: "immutable" } as MergeRule,
+  /** Last writer wins by `field`. */
+  lww: (field: string): MergeRule => ({ kind: "lww", field }),
+  /**
+   * Each field only moves forward; merged field by field; the other fields follow `body` (see
+   * {@link MergeRule}).
+   * @example `MergeRules.monotonic([{ field: "state", rank: ["queued", "leased", "done"] }, "attempt"], "rev")`
+   */
+  monotonic: (fields: readonly (string | MonotonicField)[], body?: string): MergeRule => ({
+    kind: "monotonic",
+    fields: fields.map((f) => (typeof f === "string" ? { field: f } : f)),
+    ...(body === undefined ? {} : { body }),
+  }),
+  /** Ranges `first..last` of a log; `slice` cuts a record's tail from a position on. */
+  log: (
+    first: string,
+    last: string,
+    slice: (record: RecordFields, from: number) => Record<string, unknown> | undefined,
+  ): MergeRule => ({ kind: "log", first, last, slice }),
+} as const;
+
+/**
+ * What happens to a record deleted on one server, so that anti-entropy does not bring it back from
+ * another.
+ * - `none`: deletes are not replicated (append-only collections, or deletes that must not spread):
+ *   a record deleted on one server is copied back from any other that holds it.
+ * - `tombstone`: a delete is an update that sets `field` (to `true`, or any truthy value), which
+ *   then wins over every live copy whatever its version: a key deleted anywhere ends deleted
+ *   everywhere and stays so (a new record takes a new key). Tombstones may be purged once every
+ *   server holds them.
+ * - `purge`: records are deleted below a frontier that every server has passed (compaction);
+ *   the replicator never copies a record to a server whose frontier covers it. `skipAt`, called
+ *   once per anti-entropy round and target, returns that predicate (see
+ *   `ReplicatedCollection.skipAt`, which it sets).
+ */
+export type DeletePolicy<Target = unknown, Report = unknown> =
+  | { readonly kind: "none" }
+  | { readonly kind: "tombstone"; readonly field: string }
+  | {
+      readonly kind: "purge";
+      readonly skipAt: (target: Target, report: Report) => Promise<(record: RecordFields) => boolean>;
+    };
+
+/** Built-in delete policies. */
+export const DeletePolicies = {
+  none: { kind: "none" } as const,
+  /** Deletes are updates setting `field`; a tombstone wins over any live copy. */
+  tombstone: (field = "deleted") => ({ kind: "tombstone", field }) as const,
+  /** Records are purged below a frontier every server has passed; never copied back under it. */
+  purge: <Target, Report>(
+    skipAt: (target: Target, report: Report) => Promise<(record: RecordFields) => boolean>,
+  ) => ({ kind: "purge", skipAt }) as const,
+} as const;
+
+/** What the planner needs of a collection: its key, merge rule and delete policy. */
+export interface MergeSpec {
+  readonly key: readonly string[];
+  readonly merge?: MergeRule;
+  readonly deletes?: { readonly kind: string; readonly field?: string };
+}
+
+/** How two versions of one key compare. */
+export const Order = { Less: -1, Equal: 0, Greater: 1, Concurrent: 2 } as const;
+/** The union of {@link Order} values. */
+export type Order = (typeof Order)[keyof typeof Order];
+
+const ruleOf = (spec: MergeSpec): MergeRule => spec.merge ?? MergeRules.immutable;
+
+/** The tombstone field of a spec, if its delete policy is `tombstone`. */
+export function tombstoneField(spec: MergeSpec): string | undefined {
+  return spec.deletes?.kind === "tombstone" ? spec.deletes.field : undefined;
+}
+
+/**
+ * The fields a listing must carry for the planner to compare versions (besides `id` and the key):
+ * the `lww` field, a `log`'s end, the `monotonic` fields, the tombstone field.
+ * @param spec - The collection.
+ * @returns Field names, possibly none (immutable, no tombstones).
+ */
+export function versionFields(spec: MergeSpec): readonly string[] {
+  const rule = ruleOf(spec);
+  const out =
+    rule.kind === "lww"
+      ? [rule.field]
+      : rule.kind === "log"
+        ? [rule.last]
+        : rule.kind === "monotonic"
+          ? monotonicFields(rule).map((f) => f.field)
+          : [];
+  const t = tombstoneField(spec);
+  return t === undefined ? out : [t, ...out];
+}
+
+/** The key of a record, as JSON of its key fields' values. */
+export function keyOf(spec: MergeSpec, record: RecordFields): string {
+  return JSON.stringify(spec.key.map((k) => record[k] ?? null));
+}
+
+function compareValues(x: unknown, y: unknown, rank?: readonly string[]): -1 | 0 | 1 {
+  let a: unknown = x;
+  let b: unknown = y;
+  if (rank !== undefined) {
+    a = rank.indexOf(String(x));
+    b = rank.indexOf(String(y));
+  }
+  if (typeof a === "number" && typeof b === "number") return a > b ? 1 : a < b ? -1 : 0;
+  const s = String(a ?? "");
+  const t = String(b ?? "");
+  return s > t ? 1 : s < t ? -1 : 0;
+}
+
+/** The fields a `monotonic` rule orders by: its fields, and its `body` field (also only moving forward). */
+function monotonicFields(rule: Extract<MergeRule, { kind: "monotonic" }>): readonly MonotonicField[] {
+  return rule.body === undefined ? rule.fields : [...rule.fields, { field: rule.body }];
+}
+
+/**
+ * Compares two versions of one key: under `lww` and `log` a total order on one field, under
+ * `monotonic` the product order of its fields (`Concurrent` when each is ahead on some field),
+ * `Equal` under `immutable`. A tombstone is greater than any live copy.
+ * @param spec - The collection.
+ * @param a - A record (or its listed fields).
+ * @param b - Another version of the same key.
+ * @returns An {@link Order}.
+ */
+export function compareVersions(spec: MergeSpec, a: RecordFields, b: RecordFields): Order {
+  const t = tombstoneField(spec);
+  if (t !== undefined && Boolean(a[t]) !== Boolean(b[t])) return a[t] ? Order.Greater : Order.Less;
+  const rule = ruleOf(spec);
+  if (rule.kind === "immutable") return Order.Equal;
+  if (rule.kind !== "monotonic") {
+    const field = rule.kind === "lww" ? rule.field : rule.last;
+    return compareValues(a[field], b[field]);
+  }
+  let ahead = false;
+  let behind = false;
+  for (const f of monotonicFields(rule)) {
+    const c = compareValues(a[f.field], b[f.field], f.rank);
+    if (c > 0) ahead = true;
+    if (c < 0) behind = true;
+  }
+  return ahead && behind ? Order.Concurrent : ahead ? Order.Greater : behind ? Order.Less : Order.Equal;
+}
+
+/**
+ * What `target` holds after receiving `incoming` (same key), or undefined when it keeps what it
+ * has: the greater version under `lww` (and under `log`, where the caller sends the tail instead),
+ * the field-by-field maximum under `monotonic` (its other fields from the copy with the greater
+ * `body` field; a tie, or no `body`, keeps the target's), the tombstone when either is one. Commutative,
+ * associative and idempotent on versions (see the property tests).
+ * @param spec - The collection.
+ * @param target - The record held.
+ * @param incoming - The record received.
+ * @returns The new record (all fields), or undefined for no change.
+ */
+export function mergeRecords(
+  spec: MergeSpec,
+  target: RecordFields,
+  incoming: RecordFields,
+): Record<string, unknown> | undefined {
+  const order = compareVersions(spec, incoming, target);
+  if (order === Order.Less || order === Order.Equal) return undefined;
+  const rule = ruleOf(spec);
+  const t = tombstoneField(spec);
+  if (rule.kind !== "monotonic" || (t !== undefined && Boolean(incoming[t]) !== Boolean(target[t]))) {
+    return order === Order.Greater ? { ...incoming } : undefined;
+  }
+  const base =
+    rule.body !== undefined && compareValues(incoming[rule.body], target[rule.body]) > 0 ? incoming : target;
+  const out: Record<string, unknown> = { ...base };
+  for (const f of rule.fields) {
+    out[f.field] =
+      compareValues(incoming[f.field], target[f.field], f.rank) > 0 ? incoming[f.field] : target[f.field];
+  }
+  return out;
+}
+
+/**
+ * For a `log` rule: a predicate telling whether a server's records (its listed rows) already cover
+ * every position of a row's range.
+ */
+function coverage(
+  rule: Extract<MergeRule, { kind: "log" }>,
+  spec: MergeSpec,
+  rows: ReadonlyMap<string, RecordFields>,
+): (row: RecordFields) => boolean {
+  const groupOf = (r: RecordFields) =>
+    JSON.stringify(spec.key.filter((k) => k !== rule.first).map((k) => r[k] ?? null));
+  const ranges = new Map<string, [number, number][]>();
+  for (const r of rows.values()) {
+    const g = groupOf(r);
+    const list = ranges.get(g) ?? [];
+    list.push([Number(r[rule.first]), Number(r[rule.last])]);
+    ranges.set(g, list);
+  }
+  for (const list of ranges.values()) list.sort((a, b) => a[0] - b[0]);
+  return (row) => {
+    let next = Number(row[rule.first]);
+    const end = Number(row[rule.last]);
+    for (const [from, to] of ranges.get(groupOf(row)) ?? []) {
+      if (from > next) break;
+      if (to >= next) next = to + 1;
+      if (next > end) return true;
+    }
+    return false;
+  };
+}
+
+/** One copy to make: the record `recordId` of server `from` goes to server `to`, under `key`. */
+export interface PlannedCopy {
+  readonly key: string;
+  /** Index of the source server (in the listings). */
+  readonly from: number;
+  /** Index of the target server. */
+  readonly to: number;
+  /** The record's id at the source. */
+  readonly recordId: string;
+}
+
+/** Options of {@link planCopies}. */
+export interface PlanOptions {
+  /** Records not to read (refused before): `from` is the server index. Default: none. */
+  readonly skipSource?: (from: number, row: RecordFields & { id: string }) => boolean;
+  /**
+   * Records never to copy to server `to` (a `purge` policy's frontier there). Default: none. (The
+   * replicator applies its `skipAt` predicates to the whole records it reads instead.)
+   */
+  readonly skipTarget?: (to: number, row: RecordFields & { id: string }) => boolean;
+}
+
+/**
+ * Plans one anti-entropy pass of one collection: for each key, the copies that bring every listed
+ * server to the merge of all versions. Sources are the maximal versions (the winner under a total
+ * order; under `monotonic`, every version no other exceeds); a target receives each source it is
+ * not already at or past (under `log`: whose range it does not cover). Applying the copies with
+ * {@link mergeRecords} makes the servers equal in one pass, and planning again then gives nothing.
+ * @param spec - The collection.
+ * @param listings - Per server, its rows by key ({@link keyOf}); undefined for a server left out.
+ * @param options - Sources to skip, records not to copy to a target.
+ * @returns The copies, in key order of first appearance.
+ */
+export function planCopies(
+  spec: MergeSpec,
+  listings: readonly (ReadonlyMap<string, RecordFields & { id: string }> | undefined)[],
+  options: PlanOptions = {},
+): PlannedCopy[] {
+  const rule = ruleOf(spec);
+  const covers =
+    rule.kind === "log" ? listings.map((m) => (m === undefined ? undefined : coverage(rule, spec, m))) : [];
+  const keys = new Set<string>();
+  for (const m of listings) if (m) for (const k of m.keys()) keys.add(k);
+  const out: PlannedCopy[] = [];
+  for (const key of keys) {
+    const held: [number, RecordFields & { id: string }][] = [];
+    listings.forEach((m, i) => {
+      const row = m?.get(key);
+      if (row !== undefined) held.push([i, row]);
+    });
+    // Maximal versions, one per distinct version (the first server holding it).
+    const sources: [number, RecordFields & { id: string }][] = [];
+    for (const [i, row] of held) {
+      if (held.some(([, o]) => compareVersions(spec, o, row) === Order.Greater)) continue;
+      if (sources.some(([, s]) => compareVersions(spec, s, row) === Order.Equal)) continue;
+      sources.push([i, row]);
+    }
+    for (const [from, row] of sources) {
+      if (options.skipSource?.(from, row)) continue;
+      listings.forEach((m, to) => {
+        if (m === undefined || to === from) return;
+        const mine = m.get(key);
+        if (mine !== undefined) {
+          const o = compareVersions(spec, row, mine);
+          if (o !== Order.Greater && o !== Order.Concurrent) return;
+        }
+        if (rule.kind === "log" && covers[to]?.(row)) return;
+        if (options.skipTarget?.(to, row)) return;
+        out.push({ key, from, to, recordId: row.id });
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * The servers holding a key's newest version: the maximal versions, when they are all one version
+ * (else none: concurrent versions are not comparable copies of one content).
+ * @param spec - The collection.
+ * @param held - The servers' rows at one key, as `[server index, row]`.
+ * @returns The holders to compare content across.
+ */
+export function newestHolders<R extends RecordFields>(
+  spec: MergeSpec,
+  held: readonly (readonly [number, R])[],
+): [number, R][] {
+  const max = held.filter(([, r]) => held.every(([, o]) => compareVersions(spec, o, r) !== Order.Greater));
+  const first = max[0];
+  if (first === undefined) return [];
+  const same = max.filter(([, r]) => compareVersions(spec, r, first[1]) === Order.Equal);
+  return same.length === max.length ? same.map(([i, r]) => [i, r]) : [];
+}

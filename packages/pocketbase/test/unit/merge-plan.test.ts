@@ -1,0 +1,285 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  compareVersions,
+  DeletePolicies,
+  MergeRules,
+  type MergeSpec,
+  mergeRecords,
+  Order,
+  planCopies,
+  type RecordFields,
+} from "../../src/index.js";
+
+/**
+ * Property tests of the replicator's planning (merge-plan.ts), seeded. Every spec in `SPECS` gets
+ * them: a new collection's merge rule and delete policy is added there and tested for free.
+ * Servers are maps key → record; a round lists them, plans, and applies each copy as the replicator
+ * does (create when missing, else the target becomes `mergeRecords(target, incoming)`).
+ */
+
+type Row = RecordFields & { id: string };
+type Server = Map<string, Row>;
+
+const STATES = ["queued", "leased", "done"] as const;
+
+/** A spec, and a record generator for it (content derived from the version: one writer per version). */
+interface Case {
+  readonly name: string;
+  readonly spec: MergeSpec;
+  readonly record: fc.Arbitrary<Row>;
+}
+
+const key = fc.constantFrom("a", "b", "c", "d");
+/** A job's state and attempt only move forward; its body follows `rev`. */
+const JOB_RULE = MergeRules.monotonic([{ field: "state", rank: STATES }, "attempt"], "rev");
+/** A job record (with `gone` set by `gone`), its body derived from its revision. */
+const jobRecord = (gone: fc.Arbitrary<boolean>): fc.Arbitrary<Row> =>
+  fc
+    .record({
+      k: key,
+      state: fc.constantFrom(...STATES),
+      attempt: fc.integer({ min: 0, max: 4 }),
+      rev: fc.integer({ min: 1, max: 4 }),
+      gone,
+    })
+    .map((r) => ({ id: `id-${r.k}`, ...r, body: `${r.k}@${r.rev}${r.gone ? "†" : ""}` }));
+const CASES: readonly Case[] = [
+  {
+    name: "immutable",
+    spec: { key: ["k"] },
+    record: key.map((k) => ({ id: `id-${k}`, k, body: `body-${k}` })),
+  },
+  {
+    name: "lww",
+    spec: { key: ["k"], merge: MergeRules.lww("rev") },
+    record: fc.record({ k: key, rev: fc.integer({ min: 1, max: 6 }) }).map((r) => ({
+      id: `id-${r.k}`,
+      ...r,
+      body: `${r.k}@${r.rev}`,
+    })),
+  },
+  {
+    name: "monotonic (a state's rank, an attempt number; a payload written once)",
+    spec: {
+      key: ["k"],
+      merge: MergeRules.monotonic([{ field: "state", rank: STATES }, "attempt"]),
+    },
+    record: fc
+      .record({ k: key, state: fc.constantFrom(...STATES), attempt: fc.integer({ min: 0, max: 4 }) })
+      .map((r) => ({ id: `id-${r.k}`, ...r, payload: `job-${r.k}` })),
+  },
+  {
+    name: "monotonic with a body revision",
+    spec: { key: ["k"], merge: JOB_RULE },
+    record: jobRecord(fc.constant(false)),
+  },
+  {
+    name: "lww with tombstones",
+    spec: { key: ["k"], merge: MergeRules.lww("rev"), deletes: DeletePolicies.tombstone("deleted") },
+    record: fc
+      .record({ k: key, rev: fc.integer({ min: 1, max: 6 }), deleted: fc.boolean() })
+      .map((r) => ({ id: `id-${r.k}`, ...r, body: `${r.k}@${r.rev}${r.deleted ? "†" : ""}` })),
+  },
+  {
+    name: "monotonic with tombstones",
+    spec: {
+      key: ["k"],
+      merge: JOB_RULE,
+      deletes: DeletePolicies.tombstone("gone"),
+    },
+    record: jobRecord(fc.boolean()),
+  },
+];
+
+const params = { seed: 20261207, numRuns: 300 };
+
+/** Servers (2 to 4), each holding some of the generated records (one per key). */
+const servers = (c: Case) =>
+  fc.array(fc.array(c.record, { maxLength: 6 }), { minLength: 2, maxLength: 4 }).map((lists) =>
+    lists.map((rows) => {
+      const m: Server = new Map();
+      for (const r of rows) m.set(JSON.stringify([r.k]), r);
+      return m;
+    }),
+  );
+
+/** One anti-entropy round over the servers in `present` (all by default); returns the copies made. */
+function round(
+  spec: MergeSpec,
+  fleet: Server[],
+  present: readonly boolean[] = fleet.map(() => true),
+): number {
+  const listings = fleet.map((m, i) => (present[i] ? new Map(m) : undefined));
+  const copies = planCopies(spec, listings);
+  for (const c of copies) {
+    const incoming = listings[c.from]?.get(c.key);
+    if (incoming === undefined) throw new Error("planned a copy of a record not listed");
+    expect(incoming.id).toBe(c.recordId);
+    const target = fleet[c.to]!;
+    const mine = target.get(c.key);
+    if (mine === undefined) target.set(c.key, { ...incoming });
+    else {
+      const merged = mergeRecords(spec, mine, incoming);
+      if (merged !== undefined) target.set(c.key, { ...merged, id: mine.id });
+    }
+  }
+  return copies.length;
+}
+
+const snapshot = (fleet: Server[]) =>
+  fleet.map((m) => new Map([...m].sort(([a], [b]) => a.localeCompare(b))));
+
+/** Fold of every version of every key (the merge the fleet must reach), in the given server order. */
+function joinAll(spec: MergeSpec, fleet: readonly Server[]): Map<string, RecordFields> {
+  const out = new Map<string, RecordFields>();
+  for (const m of fleet) {
+    for (const [k, r] of m) {
+      const have = out.get(k);
+      out.set(k, have === undefined ? r : (mergeRecords(spec, have, r) ?? have));
+    }
+  }
+  return out;
+}
+const strip = (r: RecordFields | undefined) => {
+  if (r === undefined) return undefined;
+  const { id: _id, ...rest } = r;
+  return rest;
+};
+
+describe.each(CASES)("merge planning: $name", ({ spec, record }) => {
+  it("one round makes every server equal to the merge of all versions (convergence)", () => {
+    fc.assert(
+      fc.property(servers({ name: "", spec, record }), (fleet) => {
+        const expected = joinAll(spec, fleet);
+        round(spec, fleet);
+        for (const m of fleet) {
+          expect([...m.keys()].sort()).toEqual([...expected.keys()].sort());
+          for (const [k, r] of m) expect(strip(r)).toEqual(strip(expected.get(k)));
+        }
+      }),
+      params,
+    );
+  });
+
+  it("planning again after a round copies nothing (idempotence)", () => {
+    fc.assert(
+      fc.property(servers({ name: "", spec, record }), (fleet) => {
+        round(spec, fleet);
+        const before = snapshot(fleet);
+        expect(round(spec, fleet)).toBe(0);
+        expect(snapshot(fleet)).toEqual(before);
+      }),
+      params,
+    );
+  });
+
+  it("the merge does not depend on the order servers are met in (commutative, associative)", () => {
+    fc.assert(
+      fc.property(servers({ name: "", spec, record }), (fleet) => {
+        const forward = joinAll(spec, fleet);
+        const backward = joinAll(spec, [...fleet].reverse());
+        for (const [k, r] of forward) {
+          expect(compareVersions(spec, r, backward.get(k)!)).toBe(Order.Equal);
+          expect(strip(r)).toEqual(strip(backward.get(k)));
+        }
+      }),
+      params,
+    );
+  });
+
+  it("rounds that leave servers out, then one with all, converge; no version ever goes back", () => {
+    fc.assert(
+      fc.property(
+        servers({ name: "", spec, record }),
+        fc.array(fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }), { maxLength: 5 }),
+        (fleet, partial) => {
+          const expected = joinAll(spec, fleet);
+          for (const present of partial) {
+            const before = snapshot(fleet);
+            round(spec, fleet, present);
+            // Monotone: every server's version of every key is at or past what it held.
+            fleet.forEach((m, i) => {
+              for (const [k, r] of before[i]!) {
+                const o = compareVersions(spec, m.get(k)!, r);
+                expect(o === Order.Greater || o === Order.Equal).toBe(true);
+              }
+            });
+          }
+          round(spec, fleet);
+          for (const m of fleet) for (const [k, r] of m) expect(strip(r)).toEqual(strip(expected.get(k)));
+        },
+      ),
+      params,
+    );
+  });
+});
+
+describe("merge planning: deletes", () => {
+  const spec: MergeSpec = {
+    key: ["k"],
+    merge: MergeRules.lww("rev"),
+    deletes: DeletePolicies.tombstone("deleted"),
+  };
+  const c = CASES.find((x) => x.spec.deletes?.kind === "tombstone")!;
+
+  it("a key deleted on any server ends deleted everywhere, whatever live versions others hold (no resurrection)", () => {
+    fc.assert(
+      fc.property(
+        servers(c),
+        fc.array(fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }), { maxLength: 4 }),
+        (fleet, partial) => {
+          const deleted = new Set<string>();
+          for (const m of fleet) for (const [k, r] of m) if (r.deleted) deleted.add(k);
+          for (const present of [...partial, fleet.map(() => true)]) {
+            const dead = fleet.map((m) => [...m].filter(([, r]) => r.deleted).map(([k]) => k));
+            round(spec, fleet, present);
+            // Once a server holds a tombstone, it never holds a live copy again.
+            fleet.forEach((m, i) => {
+              for (const k of dead[i]!) expect(m.get(k)?.deleted).toBe(true);
+            });
+          }
+          for (const m of fleet) for (const k of deleted) expect(m.get(k)?.deleted).toBe(true);
+        },
+      ),
+      params,
+    );
+  });
+
+  it("a tombstone wins over a live copy of a greater version", () => {
+    const live = { id: "x", k: "a", rev: 9, deleted: false };
+    const dead = { id: "y", k: "a", rev: 2, deleted: true };
+    expect(compareVersions(spec, dead, live)).toBe(Order.Greater);
+    expect(mergeRecords(spec, live, dead)).toMatchObject({ deleted: true, rev: 2 });
+    expect(mergeRecords(spec, dead, live)).toBeUndefined();
+  });
+
+  it("purge: a record under a server's frontier is never copied there (a purged record does not come back)", () => {
+    fc.assert(
+      fc.property(servers(CASES[0]!), fc.constantFrom("a", "b", "c", "d"), (fleet, purgedKey) => {
+        // Server 0 purged `purgedKey` (its frontier passed it); the others may still hold it.
+        fleet[0]!.delete(JSON.stringify([purgedKey]));
+        const copies = planCopies(
+          { key: ["k"] },
+          fleet.map((m) => new Map(m)),
+          { skipTarget: (to, row) => to === 0 && row.k === purgedKey },
+        );
+        expect(copies.filter((x) => x.to === 0 && x.key === JSON.stringify([purgedKey]))).toEqual([]);
+      }),
+      params,
+    );
+  });
+
+  it("monotonic: two servers that each advanced another field both end with both advances", () => {
+    const m: MergeSpec = {
+      key: ["k"],
+      merge: MergeRules.monotonic([{ field: "state", rank: STATES }, "attempt"], "rev"),
+    };
+    const a = { id: "1", k: "a", state: "done", attempt: 1, rev: 2, body: "a" };
+    const b = { id: "2", k: "a", state: "leased", attempt: 3, rev: 1, body: "b" };
+    expect(compareVersions(m, a, b)).toBe(Order.Concurrent);
+    expect(mergeRecords(m, a, b)).toMatchObject({ state: "done", attempt: 3, rev: 2, body: "a" });
+    expect(mergeRecords(m, b, a)).toMatchObject({ state: "done", attempt: 3, rev: 2, body: "a" });
+    expect(mergeRecords(m, { ...a, attempt: 3 }, b)).toBeUndefined();
+  });
+});
