@@ -15,7 +15,7 @@ import {
 } from "@nxs-sync/core";
 import { ClientResponseError } from "pocketbase";
 import type { HighWater } from "./change-reader.js";
-import { createRecord, toTransportError } from "./client.js";
+import { createRecord, isUniqueViolation, toTransportError } from "./client.js";
 import type { Endpoint, EndpointPool } from "./failover.js";
 import type { RecordGate } from "./record-gate.js";
 import { cutRuns, encodeChangeRecord, estimateChangeBytes, type PackLimits, packChanges } from "./records.js";
@@ -23,6 +23,9 @@ import { Collections } from "./schema.js";
 
 /** The backoff of a push's retries across endpoints, unless the caller sets one. */
 export const DEFAULT_PUSH_RETRY: RetryPolicy = Object.freeze({ minMs: 50, maxMs: 500, factor: 2 });
+
+/** The unique key of a change pack: a create that violates it holds changes the server has. */
+const PACK_KEY = ["doc", "origin", "seq"] as const;
 
 /** How long `close()` waits for the leases to be released (a frozen server must not hold it). */
 const RELEASE_WAIT_MS = 1000;
@@ -414,8 +417,8 @@ export function createChangeWriter(options: ChangeWriterOptions): ChangeWriter {
   ): { index: number; duplicate: boolean; response: unknown } | undefined {
     const cause = isNxsError(e) ? e.cause : e;
     if (!(cause instanceof ClientResponseError) || cause.status !== 400) return undefined;
-    const isDuplicate = (data: Record<string, { code?: string }>) =>
-      ["doc", "origin", "seq"].every((k) => data[k]?.code === "validation_not_unique");
+    // The client's one check of a unique violation (of a create, or of a batch's failed request).
+    const duplicate = isUniqueViolation(e, PACK_KEY);
     const body = cause.response as { data?: Record<string, unknown> } | undefined;
     const requests = (
       body?.data as { requests?: Record<string, { response?: { data?: unknown } }> } | undefined
@@ -423,13 +426,11 @@ export function createChangeWriter(options: ChangeWriterOptions): ChangeWriter {
     if (requests === undefined) {
       // A batch refused as a whole (no per-request detail) is not about one pack.
       if (batch) return undefined;
-      const data = (body?.data ?? {}) as Record<string, { code?: string }>;
-      return { index: 0, duplicate: isDuplicate(data), response: body };
+      return { index: 0, duplicate, response: body };
     }
     const [key, value] = Object.entries(requests)[0] ?? [];
     if (key === undefined) return undefined;
-    const data = (value?.response?.data ?? {}) as Record<string, { code?: string }>;
-    return { index: Number(key), duplicate: isDuplicate(data), response: value?.response };
+    return { index: Number(key), duplicate, response: value?.response };
   }
 
   /**

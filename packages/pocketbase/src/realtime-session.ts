@@ -151,11 +151,18 @@ interface Open {
  * @returns A stopped session; call `connect()`.
  * @example
  * ```ts
+ * const pool = createEndpointPool({ endpoints, auth, scheduler });
  * const session = createRealtimeSession({
- *   pool, collection: "nxs_changes", filter: (pb) => pb.filter("doc = {:d}", { d: "routing" }),
- *   onEvent: (e) => console.log(e.action), onCatchUp: () => void pullEverythingMissed(),
- *   scheduler: createTimerScheduler(), random: createSeededRandom(1), logger: console,
+ *   pool,
+ *   collection: "nxs_changes",
+ *   filter: (client) => client.filter("doc = {:d}", { d: docId }),
+ *   onEvent: (e) => logger.info(`event ${String(e.action)}`),
+ *   onCatchUp: () => logger.info("(re)connected: query what the stream may have missed"),
+ *   scheduler,
+ *   random: createSeededRandom(1),
+ *   logger,
  * });
+ * pool.start();
  * await session.connect();
  * ```
  */

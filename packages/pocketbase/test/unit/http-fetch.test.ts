@@ -1,6 +1,7 @@
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createManualScheduler } from "@nxs-sync/core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createHttpFetch, MAX_RESPONSE_BYTES_HEADER } from "../../src/http-fetch.js";
 
 /** A loopback server: echoes what it got, or answers as the path says. */
@@ -8,6 +9,23 @@ let server: http.Server;
 let base: string;
 const sockets = new Set<unknown>();
 const closed: unknown[] = [];
+/** Answers held by the server (`/slow`, `/brief`) until the test releases them: no timed delays. */
+const held: { readonly path: string; release(): void }[] = [];
+
+/** Polls `condition` on the event loop (no fixed sleep) until it holds; fails after 5 s. */
+async function until(what: string, condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+const heldCount = (path: string): number => held.filter((h) => h.path === path).length;
+
+afterEach(() => {
+  for (const h of held.splice(0)) h.release();
+});
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
@@ -15,8 +33,9 @@ beforeAll(async () => {
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const url = new URL(req.url ?? "/", "http://x");
-      if (url.pathname === "/slow") return void setTimeout(() => res.end("{}"), 2_000);
-      if (url.pathname === "/brief") return void setTimeout(() => res.end('{"brief":true}'), 200);
+      if (url.pathname === "/slow") return void held.push({ path: "/slow", release: () => res.end("{}") });
+      if (url.pathname === "/brief")
+        return void held.push({ path: "/brief", release: () => res.end('{"brief":true}') });
       if (url.pathname === "/loop") {
         res.statusCode = 302;
         res.setHeader("location", "/loop");
@@ -104,15 +123,29 @@ describe("createHttpFetch", () => {
     expect(sockets.size - before).toBe(1);
     const closedBefore = closed.length;
     c.close();
-    await new Promise((r) => setTimeout(r, 50));
+    await until("the socket to close", () => closed.length - closedBefore >= 1);
     expect(closed.length - closedBefore).toBe(1);
   });
 
   it("a request longer than the timeout rejects with a TimeoutError (whole exchange bounded)", async () => {
-    const c = createHttpFetch({ timeoutMs: 100 });
-    await expect(c.fetch(`${base}/slow`)).rejects.toMatchObject({ name: "TimeoutError" });
+    // The timeout runs on the injected scheduler: the server holds the answer, the test moves time.
+    const scheduler = createManualScheduler();
+    const c = createHttpFetch({ timeoutMs: 100, scheduler });
+    let settled = false;
+    const slow = c.fetch(`${base}/slow`).finally(() => {
+      settled = true;
+    });
+    await until("the server to hold the request", () => heldCount("/slow") === 1);
+    scheduler.advance(99);
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    scheduler.advance(1);
+    await expect(slow).rejects.toMatchObject({ name: "TimeoutError" });
     // A per-request timeout replaces the client's.
-    await expect(c.fetch(`${base}/slow`, { timeoutMs: 50 })).rejects.toMatchObject({
+    const short = c.fetch(`${base}/slow`, { timeoutMs: 50 });
+    await until("the server to hold the second request", () => heldCount("/slow") === 2);
+    scheduler.advance(50);
+    await expect(short).rejects.toMatchObject({
       name: "TimeoutError",
       message: expect.stringContaining("50 ms"),
     });
@@ -126,7 +159,8 @@ describe("createHttpFetch", () => {
     });
     const ctl = new AbortController();
     const p = c.fetch(`${base}/slow`, { signal: ctl.signal });
-    setTimeout(() => ctl.abort(), 20);
+    await until("the server to hold the request", () => heldCount("/slow") === 1);
+    ctl.abort();
     await expect(p).rejects.toMatchObject({ name: "AbortError" });
     c.close();
   });
@@ -134,11 +168,12 @@ describe("createHttpFetch", () => {
   it("close() leaves a request in flight to finish, then does not keep its socket", async () => {
     const c = createHttpFetch({ timeoutMs: 5000 });
     const p = c.fetch(`${base}/brief`);
-    await new Promise((r) => setTimeout(r, 50));
+    await until("the server to hold the request", () => heldCount("/brief") === 1);
     const closedBefore = closed.length;
     c.close();
+    for (const h of held.splice(0)) h.release();
     await expect((await p).json()).resolves.toEqual({ brief: true });
-    await new Promise((r) => setTimeout(r, 50));
+    await until("the socket to close", () => closed.length - closedBefore >= 1);
     expect(closed.length - closedBefore).toBe(1);
     // Later requests still work (one-off connections).
     await expect((await c.fetch(`${base}/echo`)).json()).resolves.toMatchObject({ method: "GET" });
@@ -182,12 +217,13 @@ describe("createHttpFetch", () => {
   });
 
   it("rejects a header the runtime refuses, without a stray timer afterwards", async () => {
-    const c = createHttpFetch({ timeoutMs: 30 });
+    const scheduler = createManualScheduler();
+    const c = createHttpFetch({ timeoutMs: 30, scheduler });
     await expect(c.fetch(`${base}/echo`, { headers: { Authorization: "tok\n" } })).rejects.toMatchObject({
       code: "ERR_INVALID_CHAR",
     });
-    // The timer was cleared: nothing fires (an uncaught error would fail the run) after the timeout.
-    await new Promise((r) => setTimeout(r, 80));
+    // The timeout was cancelled: nothing is left to fire.
+    expect(scheduler.pending()).toBe(0);
     c.close();
   });
 

@@ -19,7 +19,9 @@ export interface TransportConformanceContext {
   open(docId?: DocId): Transport | Promise<Transport>;
   /**
    * Lets pending deliveries happen once: the memory hub flushes; a real server waits a little.
-   * The suite calls it in a loop (at most `maxSettleRounds` times) until what it waits for holds.
+   * The suite calls it in a loop (at most `maxSettleRounds` times) until what it waits for holds:
+   * it is a poll interval, never a bound that decides a check (a "nothing arrives" check waits on a
+   * sentinel change pushed after the ones that must not arrive).
    */
   settle(): Promise<void>;
   /** Cuts the connection of `transport` and brings it back. When given, resync-after-reconnect is tested. */
@@ -124,6 +126,20 @@ export function runTransportConformance(
       expect(condition(), `timed out waiting for: ${what}`).toBe(true);
     };
 
+    /** A connected transport of `ctx.docId` whose subscriber collects the keys of what it receives. */
+    const subscribed = async (): Promise<Set<string>> => {
+      const t = await open();
+      const seen = new Set<string>();
+      t.subscribe({
+        onChanges: (cs) => {
+          for (const c of cs) seen.add(key(c));
+        },
+        onResync: () => {},
+      });
+      await t.connect();
+      return seen;
+    };
+
     afterEach(async () => {
       for (const t of opened) await t.close();
       opened = [];
@@ -184,14 +200,29 @@ export function runTransportConformance(
     it("keeps documents apart", async () => {
       const { docId, otherDocId } = await start();
       const t = await connected();
-      const other = await connected(otherDocId);
-      let seenOnOther = 0;
-      other.subscribe({ onChanges: (cs) => (seenOnOther += cs.length), onResync: () => {} });
-      await pushAll(t, [makeChange(docId, A, 1)]);
+      const other = await open(otherDocId);
+      const seenOnOther = new Set<string>();
+      other.subscribe({
+        onChanges: (cs) => {
+          for (const c of cs) seenOnOther.add(`${c.doc}/${key(c)}`);
+        },
+        onResync: () => {},
+      });
+      await other.connect();
+      const witness = await subscribed();
+      const otherWriter = await connected(otherDocId);
+      const change = makeChange(docId, A, 1);
+      await pushAll(t, [change]);
       expect((await pullAll(other, {})).changes).toEqual([]);
-      await ctx!.settle();
-      await ctx!.settle();
-      expect(seenOnOther).toBe(0);
+      // Nothing of `docId` reaches `other`: wait until the change reached a subscriber of its own
+      // doc and a sentinel change of `otherDocId`, pushed after it, reached `other`.
+      const sentinel = makeChange(otherDocId, B, 1);
+      await pushAll(otherWriter, [sentinel]);
+      await eventually("the change at a subscriber of its doc", () => witness.has(key(change)));
+      await eventually("the sentinel at the other doc", () =>
+        seenOnOther.has(`${otherDocId}/${key(sentinel)}`),
+      );
+      expect([...seenOnOther]).toEqual([`${otherDocId}/${key(sentinel)}`]);
     });
 
     it("delivers changes pushed by another transport of the same document to subscribers", async () => {
@@ -253,6 +284,14 @@ export function runTransportConformance(
         onChanges: (cs) => (afterUnsubscribe += cs.length),
         onResync: () => {},
       });
+      // A listener that stays: it shows when the changes reached `unsubscribed`.
+      const stayed = new Set<string>();
+      unsubscribed.subscribe({
+        onChanges: (cs) => {
+          for (const c of cs) stayed.add(key(c));
+        },
+        onResync: () => {},
+      });
       closed.subscribe({ onChanges: (cs) => (afterClose += cs.length), onResync: () => resyncs++ });
       await unsubscribed.connect();
       await closed.connect();
@@ -260,8 +299,15 @@ export function runTransportConformance(
       stop();
       await closed.close();
       const resyncsAtClose = resyncs;
-      await pushAll(writer, [makeChange(docId, A, 1), makeChange(docId, A, 2)]);
-      for (let i = 0; i < 5; i++) await ctx!.settle();
+      const changes = [makeChange(docId, A, 1), makeChange(docId, A, 2)];
+      await pushAll(writer, changes);
+      // A sentinel pushed after them: once the staying listener has it and them, the transport
+      // has delivered everything it will (no sleep that a slow server could outlast).
+      const sentinel = makeChange(docId, A, 3);
+      await pushAll(writer, [sentinel]);
+      await eventually("the changes and the sentinel at the staying listener", () =>
+        [...changes, sentinel].every((c) => stayed.has(key(c))),
+      );
       expect(afterUnsubscribe).toBe(0);
       expect(afterClose).toBe(0);
       expect(resyncs).toBe(resyncsAtClose);
