@@ -1,54 +1,12 @@
 /**
  * Every error nxs-sync throws or reports is an {@link NxsError} with a stable `code`.
  * Callers branch on `code` (and `retryable`), never on message text. `docs/errors.md` lists every code.
+ * The codes themselves (core's, and the areas packages declare) are in `error-codes.ts`.
  */
+import { ErrorCode, errorCodeInfo, type NxsErrorCode } from "./error-codes.js";
 
-/** All error codes, as a const object (use `ErrorCode.X`) with a derived union type. */
-export const ErrorCode = {
-  /** A value does not match its zod schema (local change, remote op, record, option). */
-  SchemaInvalid: "schema/invalid",
-  /** A remote change is malformed or cannot apply (bad path, wrong kind for the target, wrong doc). */
-  OpInvalid: "op/invalid",
-  /** A remote HLC is further ahead of the local wall clock than `maxDriftMs`. */
-  HlcDrift: "hlc/drift",
-  /** An HLC string cannot be decoded. */
-  HlcInvalid: "hlc/invalid",
-  /** The local counter of an HLC overflowed within one millisecond. */
-  HlcOverflow: "hlc/overflow",
-  /** No server could be reached (network error, 5xx, timeout). Retryable. */
-  TransportUnavailable: "transport/unavailable",
-  /** A server refused the request (4xx other than auth). Not retryable. */
-  TransportRejected: "transport/rejected",
-  /** Credentials are missing, wrong or lack the right. Not retryable. */
-  TransportUnauthorized: "transport/unauthorized",
-  /** The operation was cancelled (closed replica, aborted request). */
-  Aborted: "aborted",
-  /** Durable storage could not be read or written. */
-  StorageIo: "storage/io",
-  /** Durable storage holds data that does not decode. */
-  StorageCorrupt: "storage/corrupt",
-  /** A compare-and-swap or uniqueness guard failed. */
-  Conflict: "conflict",
-  /** A replica or transport was used after `close()`. */
-  Closed: "closed",
-  /** A callback of yours (event listener, subscriber) threw; reported, never rethrown into the engine. */
-  ListenerFailed: "listener/failed",
-  /** An option is unusable as given (an endpoint without `http(s)://`, a malformed node id). Not retryable. */
-  ConfigInvalid: "config/invalid",
-  /**
-   * A server is not set up for nxs-sync: its schema is missing, or its `pb_hooks` bundle is missing or
-   * of another version. Not retryable until an operator fixes the server.
-   */
-  ServerIncompatible: "server/incompatible",
-  /**
-   * A snapshot claims changes its server does not hold (a claim above that server's highest seq of
-   * the origin): it is not adopted, compacted against or trusted by the replicator. Not retryable.
-   */
-  SnapshotUnbacked: "snapshot/unbacked",
-} as const;
-
-/** The union of all error codes. */
-export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+// Core's modules (and older imports) take ErrorCode from here.
+export { ErrorCode };
 
 /** Options common to every {@link NxsError}. */
 export interface NxsErrorOptions {
@@ -57,12 +15,6 @@ export interface NxsErrorOptions {
   /** Overrides the default retryability of the code. */
   readonly retryable?: boolean;
 }
-
-const RETRYABLE_BY_DEFAULT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  ErrorCode.TransportUnavailable,
-  ErrorCode.StorageIo,
-  ErrorCode.Conflict,
-]);
 
 /**
  * Base class of every nxs-sync error.
@@ -73,16 +25,21 @@ const RETRYABLE_BY_DEFAULT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
  * ```
  */
 export class NxsError extends Error {
-  /** Stable machine-readable code. */
-  readonly code: ErrorCode;
+  /** Stable machine-readable code: one of core's ({@link ErrorCode}) or of a registered area. */
+  readonly code: NxsErrorCode;
   /** Whether retrying the same call later may succeed. */
   readonly retryable: boolean;
 
-  constructor(code: ErrorCode, message: string, options: NxsErrorOptions = {}) {
+  /**
+   * @param code - The code (its area's default retryability applies unless `options.retryable`).
+   * @param message - What happened and how to fix it.
+   * @param options - `cause` and `retryable`.
+   */
+  constructor(code: NxsErrorCode, message: string, options: NxsErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "NxsError";
     this.code = code;
-    this.retryable = options.retryable ?? RETRYABLE_BY_DEFAULT.has(code);
+    this.retryable = options.retryable ?? errorCodeInfo(code)?.retryable ?? false;
   }
 }
 
@@ -121,7 +78,7 @@ export class TransportError extends NxsError {
   /** HTTP status when a server answered, else undefined. */
   readonly status: number | undefined;
 
-  constructor(code: ErrorCode, message: string, options: NxsErrorOptions & { status?: number } = {}) {
+  constructor(code: NxsErrorCode, message: string, options: NxsErrorOptions & { status?: number } = {}) {
     super(code, message, options);
     this.name = "TransportError";
     this.status = options.status;

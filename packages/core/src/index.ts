@@ -33,6 +33,18 @@ export {
   type TypedDocWriter,
 } from "./doc.js";
 export { createEmitter, type Emitter, type Listener } from "./emitter.js";
+export { type DefinedErrorCodes, defineErrorCodes, type ErrorCodeDefinition } from "./error-areas.js";
+export {
+  type ErrorArea,
+  type ErrorAreaOf,
+  type ErrorCodeInfo,
+  type ErrorCodeRegistry,
+  errorAreaOf,
+  errorCodeInfo,
+  listErrorCodes,
+  type NxsErrorCode,
+  type RegisteredErrorCode,
+} from "./error-codes.js";
 export {
   ClockError,
   ConflictError,
