@@ -22,6 +22,13 @@ export {
   toTransportError,
 } from "./client.js";
 export {
+  type CollectionDefinition,
+  type CollectionRegistry,
+  createCollectionRegistry,
+  createNxsCollectionRegistry,
+  nxsCollectionDefinitions,
+} from "./collection-registry.js";
+export {
   type Ack,
   ackRecordSchema,
   type Checkpointer,
@@ -78,6 +85,7 @@ export {
   planCopies,
   type RecordFields,
 } from "./merge-plan.js";
+export { type RenderMigrationOptions, renderMigration } from "./migration-gen.js";
 export {
   type ChangeRecord,
   changeRecordSchema,

@@ -427,6 +427,12 @@ export interface EnsureSchemaOptions {
   readonly rateLimits?: false | { readonly rules?: readonly RateLimitRule[] };
   /** Where the warnings go (as `warn`). Default: none (they are in the result). */
   readonly logger?: Logger;
+  /**
+   * The collections to create or complete, in creation order: definitions, or a registry
+   * (`createNxsCollectionRegistry().register(…)`, whose `collections()` is read). Default: the
+   * nxs-sync collections ({@link schemaDefinitions}).
+   */
+  readonly collections?: readonly CollectionDef[] | { collections(): readonly CollectionDef[] };
 }
 
 type RawCollection = { id: string; name: string; fields: { name: string }[]; indexes: string[] } & Record<
@@ -437,7 +443,7 @@ type RawCollection = { id: string; name: string; fields: { name: string }[]; ind
 const RULES = ["listRule", "viewRule", "createRule", "updateRule", "deleteRule"] as const;
 
 /**
- * Creates or completes the nxs-sync collections, turns the batch API and the rate limits on
+ * Creates or completes the nxs-sync collections (or those of `options.collections`), turns the batch API and the rate limits on
  * ({@link fleetRateLimitRules}, merged into existing rules by {@link mergeRateLimits}) and warns
  * about auth collections open to guest sign-up (in the result and through `options.logger`; it
  * never changes them). Idempotent: a second call changes nothing. Existing fields are never
@@ -463,7 +469,8 @@ export async function ensureSchema(
   const warnings: string[] = [];
   let rateLimitsChanged = false;
   try {
-    for (const def of schemaDefinitions()) {
+    const defs = options.collections ?? schemaDefinitions();
+    for (const def of "collections" in defs ? defs.collections() : defs) {
       let existing: RawCollection | undefined;
       try {
         existing = (await pb.collections.getOne(def.name, { requestKey: null })) as unknown as RawCollection;

@@ -1,0 +1,101 @@
+import { ErrorCode, NxsError } from "@nxs-sync/core";
+import { defaultReplicatedCollections, type ReplicatedCollection } from "./replicator.js";
+import { type CollectionDef, schemaDefinitions } from "./schema.js";
+
+/**
+ * Everything about one collection, declared once: its PocketBase definition (fields, indexes, API
+ * rules), from which `ensureSchema` and the generated migration are made, and, when it is
+ * replicated between servers, its replication (key, merge rule, validation, digest view, delete
+ * policy), which the replicator reads.
+ */
+export interface CollectionDefinition {
+  /** The collection as sent to the collections API (fixed `id`: the same on every server). */
+  readonly schema: CollectionDef;
+  /** How the replicator keeps it equal on every server; absent: not replicated (e.g. a view). */
+  readonly replication?: Omit<ReplicatedCollection, "name">;
+}
+
+/**
+ * Where a package registers its collections. `ensureSchema(pb, { collections: registry })`
+ * creates them, `createReplicator({ collections: registry.replicated() })` replicates them, and
+ * `renderMigration(registry.collections(), …)` writes the migration that ships them.
+ */
+export interface CollectionRegistry {
+  /**
+   * Adds definitions after those registered (created in that order: a collection after the ones
+   * its relations point to).
+   * @returns The registry.
+   * @throws NxsError `config/invalid` for a name or id registered already.
+   */
+  register(...definitions: readonly CollectionDefinition[]): CollectionRegistry;
+  /** Every definition, in registration order. */
+  definitions(): readonly CollectionDefinition[];
+  /** The PocketBase definitions, in registration order. */
+  collections(): readonly CollectionDef[];
+  /** The replicated collections (those with a `replication`), in registration order. */
+  replicated(): readonly ReplicatedCollection[];
+}
+
+/**
+ * Creates a registry.
+ * @param definitions - Definitions to register first.
+ * @returns The registry.
+ * @throws NxsError `config/invalid` for two definitions of one name or id.
+ * @example
+ * ```ts
+ * const registry = createNxsCollectionRegistry().register({
+ *   schema: { id: "pbc_kv_items", name: "kv_items", type: "base", fields, indexes, ...rules },
+ *   replication: { key: ["key"], merge: MergeRules.lww("rev"), deletes: DeletePolicies.tombstone() },
+ * });
+ * await ensureSchema(admin, { collections: registry });
+ * createReplicator({ servers, collections: registry.replicated() });
+ * ```
+ */
+export function createCollectionRegistry(
+  definitions: readonly CollectionDefinition[] = [],
+): CollectionRegistry {
+  const all: CollectionDefinition[] = [];
+  const registry: CollectionRegistry = {
+    register(...defs) {
+      for (const d of defs) {
+        const clash = all.find((o) => o.schema.name === d.schema.name || o.schema.id === d.schema.id);
+        if (clash !== undefined) {
+          throw new NxsError(
+            ErrorCode.ConfigInvalid,
+            `collection registry: ${d.schema.name} (${d.schema.id}) is registered already as ${clash.schema.name} (${clash.schema.id}): give each collection one definition, with its own name and id`,
+          );
+        }
+        all.push(d);
+      }
+      return registry;
+    },
+    definitions: () => [...all],
+    collections: () => all.map((d) => d.schema),
+    replicated: () =>
+      all.flatMap((d) => (d.replication === undefined ? [] : [{ ...d.replication, name: d.schema.name }])),
+  };
+  return registry.register(...definitions);
+}
+
+/**
+ * The nxs-sync collections (nodes, replicators, changes, snapshots, acks, leases and the three
+ * views), each with its replication where it has one (changes, snapshots, acks).
+ * @returns Fresh definitions, in creation order.
+ */
+export function nxsCollectionDefinitions(): readonly CollectionDefinition[] {
+  const replication = new Map(defaultReplicatedCollections().map((r) => [r.name, r]));
+  return schemaDefinitions().map((schema) => {
+    const r = replication.get(schema.name);
+    if (r === undefined) return { schema };
+    const { name: _name, ...rest } = r;
+    return { schema, replication: rest };
+  });
+}
+
+/**
+ * A registry holding the nxs-sync collections: register a package's own after them.
+ * @returns A new registry (each call its own).
+ */
+export function createNxsCollectionRegistry(): CollectionRegistry {
+  return createCollectionRegistry(nxsCollectionDefinitions());
+}

@@ -1,0 +1,172 @@
+import { describe, expect, it } from "vitest";
+import {
+  type CollectionDef,
+  createCollectionRegistry,
+  createNxsCollectionRegistry,
+  DeletePolicies,
+  defaultReplicatedCollections,
+  MergeRules,
+  renderMigration,
+  schemaDefinitions,
+} from "../../src/index.js";
+
+type Json = Record<string, unknown>;
+
+/** A recording PocketBase app for a migration's up(): collections as plain JSON (no server). */
+function fakeApp(existing: Json[] = []) {
+  const collections = new Map(existing.map((c) => [String(c.name), structuredClone(c)]));
+  const created: string[] = [];
+  const settings = { batch: { enabled: false, maxRequests: 50, timeout: 3 } };
+  const wrap = (c: Json) => ({
+    raw: c,
+    fields: {
+      getByName: (n: string) => (c.fields as Json[]).find((f) => f.name === n),
+      add: (f: { data: Json }) => (c.fields as Json[]).push(f.data),
+    },
+    get indexes() {
+      return c.indexes as string[];
+    },
+    get authToken() {
+      return (c.authToken ?? {}) as Json;
+    },
+  });
+  const app = {
+    findCollectionByNameOrId(name: string) {
+      const c = collections.get(name);
+      if (c === undefined) throw new Error("not found");
+      return wrap(c);
+    },
+    save(model: unknown) {
+      if (model === settings) return;
+      if (model instanceof Collection) {
+        collections.set(String(model.data.name), structuredClone(model.data));
+        created.push(String(model.data.name));
+      }
+    },
+    settings: () => settings,
+  };
+  class Collection {
+    constructor(readonly data: Json) {}
+  }
+  class Field {
+    constructor(readonly data: Json) {}
+  }
+  const unmarshal = (patch: Json, c: { raw: Json }) => {
+    for (const [k, v] of Object.entries(patch))
+      c.raw[k] =
+        typeof v === "object" && v !== null && !Array.isArray(v) ? { ...(c.raw[k] as Json), ...v } : v;
+  };
+  const run = (source: string) => {
+    let up: ((a: unknown) => void) | undefined;
+    new Function("migrate", "Collection", "Field", "unmarshal", source)(
+      (u: (a: unknown) => void) => {
+        up = u;
+      },
+      Collection,
+      Field,
+      unmarshal,
+    );
+    up?.(app);
+  };
+  return { run, collections, created, settings };
+}
+
+const json = (v: unknown) => JSON.parse(JSON.stringify(v));
+
+describe("generated migration", () => {
+  const source = renderMigration(createNxsCollectionRegistry().collections(), { title: "test" });
+
+  it("on an empty server creates exactly the registry's collections, in order, and turns batch on", () => {
+    const app = fakeApp();
+    app.run(source);
+    expect(app.created).toEqual(schemaDefinitions().map((d) => d.name));
+    expect(json([...app.collections.values()])).toEqual(json(schemaDefinitions()));
+    expect(app.settings.batch).toMatchObject({ enabled: true, maxRequests: 200, timeout: 10 });
+  });
+
+  it("completes an older schema: adds missing fields and indexes, sets rules and views, keeps what it does not know", () => {
+    const defs = json(schemaDefinitions()) as Json[];
+    const acks = defs.find((d) => d.name === "nxs_acks")!;
+    // An older nxs_acks: no `updated` field, no index, an open update rule, an extra field and index of the user.
+    acks.fields = (acks.fields as Json[])
+      .filter((f) => f.name !== "updated")
+      .concat({ name: "mine", type: "text" });
+    acks.indexes = ["CREATE INDEX idx_mine ON nxs_acks (mine)"];
+    acks.updateRule = "";
+    const nodes = defs.find((d) => d.name === "nxs_nodes")!;
+    nodes.authToken = { duration: 604800, secret: "keep-me" };
+    const heads = defs.find((d) => d.name === "nxs_heads")!;
+    heads.viewQuery = "SELECT 1";
+    const app = fakeApp(defs.filter((d) => d.name !== "nxs_change_sizes"));
+    app.run(source);
+    expect(app.created).toEqual(["nxs_change_sizes"]);
+    const after = app.collections.get("nxs_acks")!;
+    expect((after.fields as Json[]).map((f) => f.name)).toEqual([
+      "doc",
+      "replica",
+      "version",
+      "at",
+      "node",
+      "created",
+      "mine",
+      "updated",
+    ]);
+    expect(after.indexes).toEqual([
+      "CREATE INDEX idx_mine ON nxs_acks (mine)",
+      "CREATE UNIQUE INDEX idx_nxs_acks_doc_replica ON nxs_acks (doc, replica)",
+    ]);
+    expect(after.updateRule).toBe(schemaDefinitions().find((d) => d.name === "nxs_acks")!.updateRule);
+    expect(app.collections.get("nxs_nodes")!.authToken).toEqual({ duration: 21600, secret: "keep-me" });
+    expect(app.collections.get("nxs_heads")!.viewQuery).toContain("FROM nxs_changes");
+  });
+
+  it("is idempotent: a second run changes nothing", () => {
+    const app = fakeApp();
+    app.run(source);
+    const once = json([...app.collections.values()]);
+    app.run(source);
+    expect(json([...app.collections.values()])).toEqual(once);
+  });
+
+  it("never deletes: its up() has no delete and its down() does nothing", () => {
+    expect(source).not.toMatch(/app\.delete|removeBy/);
+  });
+});
+
+/** No API access (superusers and hooks only). */
+const closed = { listRule: null, viewRule: null, createRule: null, updateRule: null, deleteRule: null };
+
+describe("collection registry", () => {
+  const kv: CollectionDef = {
+    id: "pbc_kv_items",
+    name: "kv_items",
+    type: "base",
+    fields: [{ name: "key", type: "text", required: true }],
+    indexes: [],
+    ...closed,
+  };
+
+  it("holds the nxs-sync collections with their replication, then a package's own", () => {
+    const registry = createNxsCollectionRegistry().register({
+      schema: kv,
+      replication: { key: ["key"], merge: MergeRules.lww("rev"), deletes: DeletePolicies.tombstone() },
+    });
+    expect(registry.collections().map((c) => c.name)).toEqual([
+      ...schemaDefinitions().map((d) => d.name),
+      "kv_items",
+    ]);
+    expect(registry.replicated().map((r) => r.name)).toEqual([
+      ...defaultReplicatedCollections().map((r) => r.name),
+      "kv_items",
+    ]);
+    expect(registry.replicated().at(-1)).toMatchObject({ key: ["key"], deletes: { kind: "tombstone" } });
+  });
+
+  it("refuses a second definition of one name or id with config/invalid", () => {
+    const registry = createCollectionRegistry([{ schema: kv }]);
+    expect(() => registry.register({ schema: { ...kv, id: "pbc_other" } })).toThrow(
+      expect.objectContaining({ code: "config/invalid" }),
+    );
+    expect(() => registry.register({ schema: { ...kv, name: "other" } })).toThrow(/registered already/);
+  });
+});
