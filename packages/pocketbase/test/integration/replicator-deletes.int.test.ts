@@ -1,0 +1,134 @@
+import { silentLogger } from "@nxs-sync/core";
+import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  type CollectionDef,
+  createCollectionRegistry,
+  createReplicator,
+  DeletePolicies,
+  ensureSchema,
+  MergeRules,
+  NodeRole,
+  type Replicator,
+} from "../../src/index.js";
+import { makeNode, provision } from "./helpers.js";
+
+/**
+ * Deletes replicate (docs/pocketbase.md, "The replicator"): a generic collection registered with
+ * a tombstone delete policy. A record deleted on one server ends deleted on the other, even where
+ * the other took a later live write meanwhile, and anti-entropy never brings it back.
+ */
+
+const REPLICATOR = '@request.auth.collectionName = "nxs_replicators"';
+const items: CollectionDef = {
+  id: "pbc_test_items",
+  name: "test_items",
+  type: "base",
+  fields: [
+    { name: "key", type: "text", required: true, max: 64 },
+    { name: "value", type: "json" },
+    { name: "rev", type: "number", required: true, onlyInt: true, min: 1 },
+    { name: "deleted", type: "bool" },
+  ],
+  indexes: ["CREATE UNIQUE INDEX idx_test_items_key ON test_items (key)"],
+  listRule: REPLICATOR,
+  viewRule: REPLICATOR,
+  createRule: REPLICATOR,
+  updateRule: REPLICATOR,
+  deleteRule: null,
+};
+const registry = createCollectionRegistry([
+  {
+    schema: items,
+    replication: { key: ["key"], merge: MergeRules.lww("rev"), deletes: DeletePolicies.tombstone("deleted") },
+  },
+]);
+
+const servers = usePocketBaseServers();
+let a: ProcessPocketBase;
+let b: ProcessPocketBase;
+const repl = makeNode("repl", NodeRole.Replicator);
+
+beforeAll(async () => {
+  [a, b] = (await Promise.all([
+    servers.start({ name: "deletes-a", batch: false }),
+    servers.start({ name: "deletes-b", batch: false }),
+  ])) as [ProcessPocketBase, ProcessPocketBase];
+  for (const s of [a, b]) {
+    await ensureSchema(s.client(), { rateLimits: false });
+    expect((await ensureSchema(s.client(), { collections: registry, rateLimits: false })).created).toEqual([
+      "test_items",
+    ]);
+    await provision(s, [repl]);
+  }
+});
+
+let running: Replicator[] = [];
+afterEach(async () => {
+  for (const r of running) await r.stop();
+  running = [];
+});
+
+function replicator(): Replicator {
+  const r = createReplicator({
+    servers: [
+      { url: a.url, auth: repl.auth },
+      { url: b.url, auth: repl.auth },
+    ],
+    collections: registry.replicated(),
+    intervalMs: 3_600_000,
+    logger: silentLogger,
+  });
+  running.push(r);
+  return r;
+}
+
+const item = async (s: ProcessPocketBase, key: string) =>
+  (
+    await s
+      .client()
+      .collection("test_items")
+      .getList(1, 1, { filter: s.client().filter("key = {:key}", { key }) })
+  ).items[0];
+const write = async (s: ProcessPocketBase, key: string, patch: Record<string, unknown>) => {
+  const pb = s.client();
+  const have = await item(s, key);
+  if (have === undefined) await pb.collection("test_items").create({ key, ...patch });
+  else await pb.collection("test_items").update(have.id, patch);
+};
+
+describe("replicator: deletes replicate (tombstone policy)", () => {
+  it("a record deleted on one server stays deleted on both, although the other wrote it later meanwhile", async () => {
+    const r = replicator();
+    await r.start();
+    await write(a, "k1", { value: { v: 1 }, rev: 1 });
+    await waitFor(async () => (await item(b, "k1"))?.rev === 1);
+    await r.stop();
+
+    // Cut off (no replicator): A deletes k1, B takes a later live write of it.
+    await write(a, "k1", { deleted: true, rev: 2 });
+    await write(b, "k1", { value: { v: 3 }, rev: 5 });
+
+    const again = replicator();
+    await again.start();
+    await again.sync({ full: true });
+    for (const s of [a, b]) expect(await item(s, "k1"), s.url).toMatchObject({ deleted: true, rev: 2 });
+
+    // Anti-entropy never brings it back: more rounds, and a stale live write on B, change nothing.
+    await again.sync({ full: true });
+    await write(b, "k1", { deleted: false, value: { v: 9 }, rev: 9 });
+    await again.sync({ full: true });
+    expect(await item(a, "k1")).toMatchObject({ deleted: true, rev: 2 });
+    expect((await item(b, "k1"))?.deleted).toBe(true);
+  });
+
+  it("a live record goes on replicating by its revision (last writer wins) next to the tombstones", async () => {
+    const r = replicator();
+    await r.start();
+    await write(a, "k2", { value: { v: 1 }, rev: 1 });
+    await write(b, "k2", { value: { v: 2 }, rev: 2 });
+    await r.sync({ full: true });
+    for (const s of [a, b])
+      expect(await item(s, "k2")).toMatchObject({ value: { v: 2 }, rev: 2, deleted: false });
+  });
+});
