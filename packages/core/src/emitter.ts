@@ -1,4 +1,6 @@
-/** A listener of one event of an event map. */
+import { callGuarded } from "./callback-guard.js";
+
+/** A listener of one event of an event map (it may be async: a rejection is reported like a throw). */
 export type Listener<P> = (payload: P) => void;
 
 /** A small typed event emitter (events are kebab-case names mapped to a payload type). */
@@ -8,7 +10,10 @@ export interface Emitter<Events extends object> {
    * @returns The function that unregisters it.
    */
   on<E extends keyof Events>(event: E, listener: Listener<Events[E]>): () => void;
-  /** Calls every listener of `event`; a throwing listener is reported to `onListenerError`, never rethrown. */
+  /**
+   * Calls every listener of `event`. A listener that throws, or whose promise rejects, is reported
+   * to `onListenerError`, never rethrown; the other listeners are still called.
+   */
   emit<E extends keyof Events>(event: E, payload: Events[E]): void;
   /** How many listeners `event` has. */
   listenerCount(event: keyof Events): number;
@@ -16,7 +21,9 @@ export interface Emitter<Events extends object> {
 
 /**
  * Creates an {@link Emitter}.
- * @param onListenerError - Receives what a listener threw, with the event name.
+ * @param onListenerError - Receives what a listener threw (or rejected with), with the event name;
+ *   wrap it with `toListenerError` to report it as `listener/failed`. Whatever it throws itself
+ *   is dropped.
  * @returns An emitter with no listeners.
  */
 export function createEmitter<Events extends object>(
@@ -40,11 +47,12 @@ export function createEmitter<Events extends object>(
       const set = listeners.get(event);
       if (set === undefined) return;
       for (const listener of [...set]) {
-        try {
-          (listener as Listener<typeof payload>)(payload);
-        } catch (error) {
-          onListenerError(error, event);
-        }
+        callGuarded(
+          `a listener of "${String(event)}"`,
+          listener as Listener<typeof payload>,
+          [payload],
+          (e) => onListenerError(e.cause, event),
+        );
       }
     },
     listenerCount: (event) => listeners.get(event)?.size ?? 0,

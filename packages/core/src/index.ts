@@ -5,6 +5,7 @@
  * rest.
  */
 export { computeBackoff, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./backoff.js";
+export { callGuarded, guardLogger, toListenerError } from "./callback-guard.js";
 export type { Change, Json, Op, Path, Snapshot } from "./change.js";
 export { OpKind } from "./change.js";
 export {
@@ -96,6 +97,7 @@ export {
   type MemoryHubStats,
   type MemoryTransport,
 } from "./memory-transport.js";
+export { checkNumberOption, checkOption, type NumberOptionBounds } from "./option-checks.js";
 export { getAtPath } from "./path.js";
 export { createSeededRandom, type Random, seedFromString } from "./random.js";
 export {
