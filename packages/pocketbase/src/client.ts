@@ -1,6 +1,8 @@
 import {
   ConflictError,
+  checkNumberOption,
   ErrorCode,
+  guardLogger,
   isNxsError,
   type Logger,
   NxsError,
@@ -420,12 +422,31 @@ function isSuperuserToken(token: string): boolean {
 }
 
 /**
+ * Checks the numeric options of {@link createPocketBaseClient} (p-retry would otherwise throw a
+ * `RangeError`/`TypeError` at the first request).
+ * @param options - The client's options.
+ * @throws NxsError `config/invalid` naming the option.
+ */
+function checkClientOptions(options: PocketBaseClientOptions): void {
+  checkNumberOption("requestTimeoutMs", options.requestTimeoutMs, { min: 1 });
+  const retries = options.retry?.retries;
+  if (retries !== Number.POSITIVE_INFINITY)
+    checkNumberOption("retry.retries", retries, { min: 0, integer: true });
+  checkNumberOption("retry.minTimeoutMs", options.retry?.minTimeoutMs, { min: 0 });
+  checkNumberOption("retry.maxTimeoutMs", options.retry?.maxTimeoutMs, {
+    min: options.retry?.minTimeoutMs ?? 0,
+  });
+  checkNumberOption("refreshBeforeS", options.refreshBeforeS, { min: 0 });
+}
+
+/**
  * Creates the client of one server, authenticated (lazily) as a node.
  * @param options - URL, credentials, timeouts and retry policy.
  * @returns A {@link PocketBaseClient}; call `authenticate()` (or any `call`) to log in.
  * @throws ValidationError `schema/invalid` when `auth.collection` is `_superusers` (by name or by its
  *   id `pbc_3142635823`) or `auth.token` is a superuser token; NxsError
- *   `config/invalid` when `url` is not an `http(s)://` URL with a host.
+ *   `config/invalid` when `url` is not an `http(s)://` URL with a host, or a timeout, a retry
+ *   count or `refreshBeforeS` is not a number it takes (negative, not finite, a fraction of a retry).
  * @example
  * ```ts
  * const c = createPocketBaseClient({ url: "http://127.0.0.1:8090", auth: { email, password } });
@@ -443,7 +464,9 @@ export function createPocketBaseClient(options: PocketBaseClientOptions): Pocket
     throw new ValidationError("nxs-sync clients authenticate as nodes, never as superusers");
   }
   assertEndpointUrl(options.url, "server URL");
-  const logger = options.logger ?? silentLogger;
+  checkClientOptions(options);
+  // A logger that throws must not fail the request that logged.
+  const logger = guardLogger(options.logger ?? silentLogger);
   const pb = createSdkClient(options.url, options.requestTimeoutMs ?? 5000);
   const retry = options.retry ?? {};
   const collection = options.auth?.collection ?? NODES_COLLECTION;

@@ -184,3 +184,45 @@ describe("PocketBase answers mapped once", () => {
     expect(toTransportError(record, "read").code).toBe("transport/rejected");
   });
 });
+
+describe("client options", () => {
+  const url = "http://127.0.0.1:1";
+  it.each([
+    ["requestTimeoutMs", { requestTimeoutMs: 0 }],
+    ["requestTimeoutMs", { requestTimeoutMs: Number.NaN }],
+    ["retry.retries", { retry: { retries: -1 } }],
+    ["retry.retries", { retry: { retries: 1.5 } }],
+    ["retry.minTimeoutMs", { retry: { minTimeoutMs: -5 } }],
+    ["retry.maxTimeoutMs", { retry: { minTimeoutMs: 500, maxTimeoutMs: 100 } }],
+    ["refreshBeforeS", { refreshBeforeS: Number.POSITIVE_INFINITY }],
+  ])("refuses a bad %s with config/invalid naming it (%j)", (name, bad) => {
+    expect(() => createPocketBaseClient({ url, ...bad })).toThrow(
+      expect.objectContaining({ code: "config/invalid", message: expect.stringContaining(name) }),
+    );
+  });
+
+  it("takes the defaults, zero retries and unbounded retries", () => {
+    for (const retry of [{}, { retries: 0 }, { retries: Number.POSITIVE_INFINITY, minTimeoutMs: 0 }]) {
+      createPocketBaseClient({ url, retry, requestTimeoutMs: 1, refreshBeforeS: 0 }).close();
+    }
+  });
+
+  it("a logger that throws does not fail the request that logged", async () => {
+    const throwing = () => {
+      throw new Error("closed stream");
+    };
+    const c = createPocketBaseClient({
+      url,
+      retry: { retries: 1, minTimeoutMs: 0, maxTimeoutMs: 0 },
+      logger: { debug: throwing, info: throwing, warn: throwing, error: throwing },
+    });
+    let attempts = 0;
+    const result = await c.call("op", async () => {
+      attempts++;
+      if (attempts === 1) throw sdkError({ status: 503, data: { message: "busy" } });
+      return "ok";
+    });
+    expect(result).toBe("ok");
+    c.close();
+  });
+});
