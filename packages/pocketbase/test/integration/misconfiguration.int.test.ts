@@ -1,8 +1,9 @@
 import { createServer, type Server } from "node:net";
-import { isNxsError, type NxsError } from "@nxs-sync/core";
+import { ConflictError, isNxsError, type NxsError, TransportError } from "@nxs-sync/core";
 import { findFreePort, type ProcessPocketBase, usePocketBaseServers } from "@nxs-sync/testing";
 import { ClientResponseError } from "pocketbase";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isUniqueViolation } from "../../src/client.js";
 import {
   createPocketBaseClient,
   createPocketBaseTransport,
@@ -46,6 +47,51 @@ describe("a server without the nxs-sync schema", () => {
       expect(err.message).toMatch(/nxs_nodes.*ensureSchema.*pb_migrations/);
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe("PocketBase answers are mapped once, by the client", () => {
+  it("a write on a unique index is a ConflictError naming the index's fields, tried once", async () => {
+    const c = createPocketBaseClient({ url: server.url, auth: gw.auth });
+    try {
+      const node = await c.authenticate();
+      const body = { doc: `d-${recordId()}`, replica: gw.id, version: {}, at: 1, node };
+      await c.call("write ack", (pb) => pb.collection("nxs_acks").create(body));
+      let attempts = 0;
+      const err = await failure(
+        c.call("write ack", (pb) => {
+          attempts++;
+          return pb.collection("nxs_acks").create(body);
+        }),
+      );
+      expect(err).toBeInstanceOf(ConflictError);
+      expect(err).toMatchObject({ code: "conflict", retryable: false, fields: ["doc", "replica"] });
+      expect(err.message).toMatch(/^write ack: conflict: a record with the same doc, replica exists/);
+      expect(err.cause).toBeInstanceOf(ClientResponseError);
+      expect(isUniqueViolation(err, ["doc", "replica"])).toBe(true);
+      expect(attempts).toBe(1);
+    } finally {
+      c.close();
+    }
+  });
+
+  it("a request to a collection the server lacks is server/incompatible naming it and the schema fix", async () => {
+    const c = createPocketBaseClient({ url: server.url, auth: gw.auth });
+    try {
+      const err = await failure(c.call("list", (pb) => pb.collection("nxs_missing").getList(1, 1)));
+      expect(err).toBeInstanceOf(TransportError);
+      expect(err).toMatchObject({ code: "server/incompatible", retryable: false, status: 404 });
+      expect(err.message).toMatch(
+        /^list: the server has no collection nxs_missing \(404 .*ensureSchema.*pb_migrations/,
+      );
+      // A missing record of an existing collection stays a plain refusal.
+      const record = await failure(
+        c.call("read", (pb) => pb.collection("nxs_acks").getOne("missingrecord00")),
+      );
+      expect(record.code).toBe("transport/rejected");
+    } finally {
+      c.close();
     }
   });
 });
