@@ -763,7 +763,15 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     record: Readonly<Record<string, unknown>>,
     check?: RecordCheck,
   ): boolean {
-    const error = coll.validate?.(record) ?? check?.(record);
+    let error: ValidationError | undefined;
+    try {
+      error = coll.validate?.(record) ?? check?.(record);
+    } catch (e) {
+      // A check that throws refuses the record (a user callback never ends a round).
+      error = new ValidationError(`${coll.name} record ${String(record.id)}: its check threw: ${String(e)}`, {
+        cause: e,
+      });
+    }
     if (error === undefined) return true;
     const recordId = typeof record.id === "string" ? record.id : undefined;
     quarantine(recordTag(coll, from.url, record), coll.name, from.url, recordId, error);
@@ -892,7 +900,14 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         await Promise.all([
           ...collections.map((coll) =>
             pb.collection(coll.name).subscribe("*", (e) => {
-              void onRealtime(coll, server, e);
+              onRealtime(coll, server, e).catch((err: unknown) =>
+                // Anti-entropy copies it later; a user callback that threw is reported, not left unhandled.
+                reportError(
+                  err instanceof Error ? err : new Error(String(err)),
+                  `realtime ${coll.name}`,
+                  server.url,
+                ),
+              );
             }),
           ),
           pb.realtime.subscribe("PB_CONNECT", () => {

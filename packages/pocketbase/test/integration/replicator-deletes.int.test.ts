@@ -69,13 +69,13 @@ afterEach(async () => {
   running = [];
 });
 
-function replicator(): Replicator {
+function replicator(collections = registry.replicated()): Replicator {
   const r = createReplicator({
     servers: [
       { url: a.url, auth: repl.auth },
       { url: b.url, auth: repl.auth },
     ],
-    collections: registry.replicated(),
+    collections,
     intervalMs: 3_600_000,
     logger: silentLogger,
   });
@@ -130,5 +130,28 @@ describe("replicator: deletes replicate (tombstone policy)", () => {
     await r.sync({ full: true });
     for (const s of [a, b])
       expect(await item(s, "k2")).toMatchObject({ value: { v: 2 }, rev: 2, deleted: false });
+  });
+
+  it("a user check that throws refuses the record (reported as a quarantine); the round goes on", async () => {
+    const [items] = registry.replicated();
+    const r = replicator([
+      {
+        ...items!,
+        validate: (rec) => {
+          if (rec.key === "bad") throw new Error("check bug");
+          return undefined;
+        },
+      },
+    ]);
+    const quarantined: string[] = [];
+    r.on("quarantine", (q) => quarantined.push(q.error.message));
+    await r.start();
+    await write(a, "bad", { value: 1, rev: 1 });
+    await write(a, "good", { value: 2, rev: 1 });
+    const stats = await r.sync({ full: true });
+    expect(stats.quarantined + quarantined.length).toBeGreaterThan(0);
+    expect(quarantined.some((m) => m.includes("its check threw: Error: check bug"))).toBe(true);
+    await waitFor(async () => (await item(b, "good"))?.rev === 1);
+    expect(await item(b, "bad")).toBeUndefined();
   });
 });
