@@ -75,7 +75,8 @@ export interface PocketBaseClientOptions {
 /**
  * One server, one SDK client, authenticated as a node. The only place nxs-sync creates SDK clients:
  * auto-cancellation is off, requests time out, the EventSource polyfill is installed when needed,
- * and every failure leaves as a {@link TransportError}.
+ * and every failure leaves as a typed error, mapped once by {@link toTransportError} (a
+ * {@link TransportError}, or a {@link ConflictError} for a unique-index violation).
  */
 export interface PocketBaseClient {
   /** The server base URL. */
@@ -96,11 +97,12 @@ export interface PocketBaseClient {
   authenticate(): Promise<string | undefined>;
   /**
    * Runs one SDK call with the retry policy (network errors and 5xx only), re-authenticating once
-   * on a 401, and maps any failure to a {@link TransportError}.
+   * on a 401, and maps any failure with {@link toTransportError}.
    * @param what - Short description for error messages.
    * @param fn - The SDK call.
    * @param options - `retry: false` for a single attempt; `signal` to abort the retries.
-   * @throws TransportError with the code of {@link toTransportError}.
+   * @throws TransportError with the code of {@link toTransportError}; ConflictError `conflict`
+   *   (not retried) when the write violates a unique index (`fields` names its columns).
    */
   call<T>(
     what: string,
