@@ -53,6 +53,19 @@ describe("docs/errors.md lists exactly the codes the code can throw", () => {
     expect(documentedCodes(libraryDocs).filter((c) => !known.has(c))).toEqual([]);
   });
 
+  it("documents each code's default retryability (the column starts with yes or no)", () => {
+    const column = new Map(
+      [...libraryDocs.matchAll(/^\| `([^`]+)` \| [^|]* \| (yes|no)\b/gm)].map((m) => [m[1], m[2] === "yes"]),
+    );
+    expect(
+      listErrorCodes()
+        .filter((c) => column.get(c.code) !== c.retryable)
+        .map(
+          (c) => `${c.code}: documented ${column.get(c.code) ?? "without a yes/no"}, declared ${c.retryable}`,
+        ),
+    ).toEqual([]);
+  });
+
   it("documents the harness's codes, and only those", () => {
     const source = readFileSync(join(root, "packages/testing/src/errors.ts"), "utf8");
     const union = /export type HarnessErrorCode =([^;]+);/.exec(source)?.[1] ?? "";
