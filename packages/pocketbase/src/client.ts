@@ -180,16 +180,39 @@ function networkFailure(start: unknown): { readonly detail: string; readonly cau
 /** PocketBase's code of a field whose value breaks a unique index. */
 const NOT_UNIQUE = "validation_not_unique";
 
-/** The field errors of a 400 answer: its own, or those of the first failed request of a batch. */
-function fieldErrors(error: ClientResponseError): Readonly<Record<string, unknown>> {
-  const data = (error.response as { data?: unknown } | undefined)?.data;
-  if (typeof data !== "object" || data === null) return {};
-  const requests = (data as { requests?: unknown }).requests;
-  if (typeof requests !== "object" || requests === null) return data as Record<string, unknown>;
-  // `/api/batch` answers 400 with `data.requests.<index>.response` for the request that failed.
-  const first = Object.values(requests)[0] as { response?: { data?: unknown } } | undefined;
-  const inner = first?.response?.data;
-  return typeof inner === "object" && inner !== null ? (inner as Record<string, unknown>) : {};
+/** One answer of PocketBase: its status, message and field errors. */
+interface Answer {
+  readonly status: number;
+  readonly message: string;
+  readonly data: Readonly<Record<string, unknown>>;
+  /** The index of the failed request when the answer is a batch's (`/api/batch`). */
+  readonly request?: string;
+}
+
+const asRecord = (v: unknown): Readonly<Record<string, unknown>> =>
+  typeof v === "object" && v !== null ? (v as Record<string, unknown>) : {};
+
+/**
+ * The answer that explains a failure: the error's own, or for `/api/batch` (which answers 400 with
+ * `data.requests.<index>.response`) that of its failed request.
+ */
+function answerOf(error: ClientResponseError): Answer {
+  const response = asRecord(error.response);
+  const own: Answer = {
+    status: error.status,
+    message: typeof response.message === "string" ? response.message : error.message,
+    data: asRecord(response.data),
+  };
+  const requests = asRecord(own.data.requests);
+  const [index, failed] = Object.entries(requests)[0] ?? [];
+  if (error.status !== 400 || index === undefined) return own;
+  const inner = asRecord(asRecord(failed).response);
+  return {
+    status: typeof inner.status === "number" ? inner.status : error.status,
+    message: typeof inner.message === "string" ? inner.message : own.message,
+    data: asRecord(inner.data),
+    request: index,
+  };
 }
 
 /**
@@ -203,7 +226,9 @@ export function uniqueViolationFields(error: unknown): readonly string[] {
   if (error instanceof ConflictError && error.fields.length > 0) return error.fields;
   const cause = isNxsError(error) ? error.cause : error;
   if (!(cause instanceof ClientResponseError) || cause.status !== 400) return [];
-  return Object.entries(fieldErrors(cause))
+  const answer = answerOf(cause);
+  if (answer.status !== 400) return [];
+  return Object.entries(answer.data)
     .filter(([, v]) => (v as { code?: unknown } | null)?.code === NOT_UNIQUE)
     .map(([k]) => k);
 }
@@ -273,13 +298,17 @@ export function toTransportError(error: unknown, what: string): NxsError {
         { cause: error, fields, retryable: false },
       );
     }
-    if (status === 404 && /collection context/i.test(detail)) {
+    const answer = answerOf(error);
+    if (answer.status === 404 && /collection context/i.test(answer.message)) {
       // PocketBase: 404 "Missing collection context." (records routes) or "Missing or invalid
-      // collection context." (auth routes) when the collection does not exist on that server.
-      const name = collectionOfUrl(error.url);
+      // collection context." (auth routes, updates) when the collection does not exist there.
+      const name =
+        answer.request === undefined
+          ? `collection ${collectionOfUrl(error.url) ?? "(unknown)"}`
+          : `collection that request ${answer.request} of the batch names`;
       return new TransportError(
         ErrorCode.ServerIncompatible,
-        `${what}: the server has no collection ${name ?? "(unknown)"} (404 ${detail}): ${SCHEMA_FIX}`,
+        `${what}: the server has no ${name} (404 ${answer.message}): ${SCHEMA_FIX}`,
         { cause: error, status },
       );
     }

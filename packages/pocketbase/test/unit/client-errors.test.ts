@@ -153,6 +153,32 @@ describe("PocketBase answers mapped once", () => {
     expect(isUniqueViolation(err, ["id"])).toBe(true);
   });
 
+  it("maps a batch whose request names a missing collection to server/incompatible", () => {
+    // The answer of PocketBase v0.39.11 to /api/batch with a create in a collection it lacks.
+    const original = sdkError({
+      url: "http://127.0.0.1:1/api/batch",
+      status: 400,
+      data: {
+        message: "Batch transaction failed.",
+        status: 400,
+        data: {
+          requests: {
+            "1": {
+              code: "batch_request_failed",
+              message: "Batch request failed.",
+              response: { data: {}, message: "Missing collection context.", status: 404 },
+            },
+          },
+        },
+      },
+    });
+    const err = toTransportError(original, "push");
+    expect(err.code).toBe("server/incompatible");
+    expect(err.message).toContain("request 1 of the batch");
+    expect(err.message).toContain("ensureSchema");
+    expect(isUniqueViolation(original)).toBe(false);
+  });
+
   it("leaves other 400s rejected", () => {
     const original = sdkError({
       status: 400,
