@@ -1,24 +1,21 @@
-import { randomUUID } from "node:crypto";
 import {
   type Cancel,
   type Change,
   computeBackoff,
   ErrorCode,
   isNxsError,
-  type Logger,
   type NxsError,
   type PushAck,
   type Random,
   type RetryPolicy,
-  type Scheduler,
   TransportError,
 } from "@nxs-sync/core";
 import { ClientResponseError } from "pocketbase";
-import type { HighWater } from "./change-reader.js";
 import { createRecord, isUniqueViolation, toTransportError } from "./client.js";
-import type { Endpoint, EndpointPool } from "./failover.js";
+import type { Endpoint } from "./failover.js";
 import type { RecordGate } from "./record-gate.js";
 import { cutRuns, encodeChangeRecord, estimateChangeBytes, type PackLimits, packChanges } from "./records.js";
+import { createReplicaLease, type ReplicaLease, type ReplicaLeaseOptions } from "./replica-lease.js";
 import { Collections } from "./schema.js";
 
 /** The backoff of a push's retries across endpoints, unless the caller sets one. */
@@ -58,10 +55,15 @@ export interface PushRequestEvent {
   readonly changes: number;
 }
 
-/** Options of {@link createChangeWriter}. */
-export interface ChangeWriterOptions {
-  readonly pool: EndpointPool;
-  readonly docId: string;
+/**
+ * Options of {@link createChangeWriter}. `highWater`, `reportError` (re-pushes, lease refusals) and
+ * `wake` serve the lease as in {@link ReplicaLeaseOptions}.
+ */
+export interface ChangeWriterOptions
+  extends Pick<
+    ReplicaLeaseOptions,
+    "pool" | "docId" | "scheduler" | "logger" | "highWater" | "reportError" | "wake"
+  > {
   /** The author named in pushed records. Default: the authenticated node. */
   readonly author?: string;
   /** The replica id pushed for (leases and the takeover check need it). */
@@ -84,18 +86,9 @@ export interface ChangeWriterOptions {
   readonly pushTimeoutMs: number;
   /** The backoff between those attempts. Default {@link DEFAULT_PUSH_RETRY}. */
   readonly retry?: RetryPolicy;
-  /** The clock and timer of retries, leases and close. */
-  readonly scheduler: Scheduler;
   /** The jitter of the backoff. */
   readonly random: Random;
   readonly gate: RecordGate;
-  readonly logger: Logger;
-  /** What the servers hold of an origin (after a lease takeover). */
-  readonly highWater: (origin: string) => Promise<HighWater>;
-  /** Reports an error of background work (re-pushes, lease refusals). */
-  readonly reportError: (error: Error) => void;
-  /** Wakes the replica (a resync): a lease was taken over or became free. */
-  readonly wake: () => void;
   /** Called for each push request. */
   readonly onRequest?: (event: PushRequestEvent) => void;
 }
@@ -168,128 +161,20 @@ export function createChangeWriter(options: ChangeWriterOptions): ChangeWriter {
     );
   }
 
-  // ---- lease ----------------------------------------------------------------------------------
-
-  /**
-   * The lease on this transport's replica id, per server: no two live processes push for one
-   * replica id (they would make different changes with the same seqs; the server would keep one
-   * and acknowledge the other as a duplicate). Taken before the first push to a server, renewed in
-   * the background, released at close. See docs/engine.md, "Replica identity".
-   */
-  const leaseTtlMs = ownOrigin === undefined ? 0 : Math.max(0, options.leaseTtlMs);
-  const leaseHolder = randomUUID();
-  /** Per server URL, the local time until which the lease is surely ours. */
-  const leases = new Map<string, number>();
-  /** Per server URL, the refusal of the last attempt to take the lease there. */
-  const leaseConflicts = new Map<string, NxsError>();
-  /**
-   * After taking over a lease another process held (it died, lost the server, or was this
-   * process's own predecessor): the highest seq the servers then held of this replica id. A local
-   * change at or below it is pushed only if the server holds the same change (the same HLC) at its
-   * seq or none: a different one there was made by the other process, and ours would be taken for a
-   * duplicate and lost.
-   */
-  let takeoverFloor: number | undefined;
-  /** The pending lease renewal, from the first lease attempt until close. */
-  let leaseTimer: Cancel | undefined;
-
-  async function leaseOn(ep: Endpoint, release = false): Promise<void> {
-    const sentAt = scheduler.now();
-    const body = { doc: docId, replica: ownOrigin, holder: leaseHolder, ttlMs: leaseTtlMs, release };
-    let answer: { previous?: unknown };
-    try {
-      answer = await ep.client.call(
-        release ? "release lease" : "lease",
-        (pb) => pb.send("/nxs/lease", { method: "POST", body, requestKey: null }),
-        { retry: false },
-      );
-    } catch (e) {
-      const cause = isNxsError(e) ? e.cause : e;
-      if (!(cause instanceof ClientResponseError) || cause.status !== 409) throw e;
-      leases.delete(ep.url);
-      const data = (cause.response ?? {}) as { until?: unknown; now?: unknown };
-      const left =
-        typeof data.until === "number" && typeof data.now === "number"
-          ? ` for ${data.until - data.now} ms more`
-          : "";
-      const conflict = new TransportError(
-        ErrorCode.Conflict,
-        `replica id ${ownOrigin} of doc ${docId} is held by another live process at ${ep.url} (its lease runs${left}): ` +
-          "two processes must not push for one replica id; give each its own instance (<node id>.<instance>). " +
-          "A process that died frees it when its lease runs out; until then nothing of this one is pushed",
-        { cause: e, status: 409, retryable: true },
-      );
-      leaseConflicts.set(ep.url, conflict);
-      throw conflict;
-    }
-    leaseConflicts.delete(ep.url);
-    if (release) {
-      leases.delete(ep.url);
-      return;
-    }
-    leases.set(ep.url, sentAt + leaseTtlMs);
-    if (typeof answer.previous === "string" && answer.previous !== leaseHolder && ownOrigin !== undefined) {
-      // Taken over from another process: what it pushed up to now may clash with our local changes.
-      const hw = await options.highWater(ownOrigin);
-      takeoverFloor = Math.max(takeoverFloor ?? 0, hw.seq);
-      logger.warn(
-        `[nxs-pocketbase] took over the lease of replica id ${ownOrigin} at ${ep.url} from another process; the servers hold its changes up to seq ${hw.seq}`,
-      );
-      // The replica pulls what that process pushed (realtime leaves this origin out).
-      queueMicrotask(options.wake);
-    }
-  }
-
-  /** Whether the lease at `ep` is missing or past a third of its time (then renewed before a push). */
-  function leaseStale(ep: Endpoint): boolean {
-    const until = leases.get(ep.url);
-    return until === undefined || until - scheduler.now() < (leaseTtlMs * 2) / 3;
-  }
-
-  /** Holds the lease at `ep` (taking or renewing it) before a push there; refuses while another process holds one anywhere. */
-  async function ensureLease(ep: Endpoint): Promise<void> {
-    if (leaseTtlMs === 0) return;
-    // From the first attempt on, also while refused: the renewal takes the lease as soon as the
-    // other holder's runs out, and then wakes the replica (see renewLeases).
-    if (leaseTimer === undefined && !closed) {
-      const every = Math.max(250, Math.floor(leaseTtlMs / 3));
-      const renew = (): void => {
-        leaseTimer = scheduler.schedule(every, renew);
-        void renewLeases();
-      };
-      leaseTimer = scheduler.schedule(every, renew);
-    }
-    if (leaseStale(ep)) await leaseOn(ep);
-    const conflict = leaseConflicts.values().next().value;
-    if (conflict !== undefined) throw conflict;
-  }
-
-  /** Renews the lease where it is held, and takes it on the other healthy servers (best effort). */
-  async function renewLeases(): Promise<void> {
-    const refused = leaseConflicts.size > 0;
-    const healthy = new Set(pool.healthy());
-    await Promise.all(
-      pool.endpoints
-        .filter((ep) => leases.has(ep.url) || leaseConflicts.has(ep.url) || healthy.has(ep))
-        .map(async (ep) => {
-          try {
-            await leaseOn(ep);
-          } catch (e) {
-            if (!closed && isNxsError(e) && e.code === ErrorCode.Conflict) options.reportError(e);
-          }
-        }),
-    );
-    // The other holder's lease ran out and ours is taken: the replica need not wait out its push
-    // backoff (a resync retries its pushes at once).
-    if (refused && leaseConflicts.size === 0 && !closed) options.wake();
-  }
-
-  async function releaseLeases(): Promise<void> {
-    leaseTimer?.();
-    leaseTimer = undefined;
-    const held = pool.endpoints.filter((ep) => leases.has(ep.url));
-    await Promise.allSettled(held.map((ep) => leaseOn(ep, true)));
-  }
+  const lease: ReplicaLease | undefined =
+    ownOrigin === undefined || options.leaseTtlMs <= 0
+      ? undefined
+      : createReplicaLease({
+          pool,
+          docId,
+          origin: ownOrigin,
+          ttlMs: options.leaseTtlMs,
+          scheduler,
+          logger,
+          highWater: options.highWater,
+          reportError: options.reportError,
+          wake: options.wake,
+        });
 
   // ---- push -----------------------------------------------------------------------------------
 
@@ -547,9 +432,8 @@ export function createChangeWriter(options: ChangeWriterOptions): ChangeWriter {
     const signal = downSignal(ep);
     if (ep.client.nodeId === undefined) await abortable(ep.client.authenticate(), signal);
     // Most pushes hold a fresh lease already: no promise, no await for them.
-    if (leaseTtlMs > 0 && (leaseConflicts.size > 0 || leaseStale(ep)))
-      await abortable(ensureLease(ep), signal);
-    if (takeoverFloor !== undefined) await checkTakeover(ep, changes, signal);
+    if (lease?.due(ep)) await abortable(lease.ensure(ep), signal);
+    if (lease?.takeoverFloor() !== undefined) await checkTakeover(ep, changes, signal);
     return commitChanges(ep, changes, signal);
   }
 
@@ -559,7 +443,7 @@ export function createChangeWriter(options: ChangeWriterOptions): ChangeWriter {
    * again) or not at all. Once a push goes past the floor, the check is over.
    */
   async function checkTakeover(ep: Endpoint, changes: readonly Change[], signal: AbortSignal): Promise<void> {
-    const floor = takeoverFloor;
+    const floor = lease?.takeoverFloor();
     const origin = ownOrigin;
     if (floor === undefined || origin === undefined) return;
     const mine = changes.filter((c) => c.origin === origin && c.seq <= floor);
@@ -579,7 +463,7 @@ export function createChangeWriter(options: ChangeWriterOptions): ChangeWriter {
       }
     }
     const last = changes[changes.length - 1];
-    if (last !== undefined && last.seq > floor && takeoverFloor === floor) takeoverFloor = undefined;
+    if (last !== undefined && last.seq > floor) lease?.passedTakeover(floor);
   }
 
   /** Pushes to one endpoint and feeds the outcome into the pool's health (unavailable = a failure). */
@@ -664,7 +548,7 @@ export function createChangeWriter(options: ChangeWriterOptions): ChangeWriter {
       // Released so that a restart takes over at once; bounded: a frozen server must not hold close().
       let cancel: Cancel | undefined;
       await Promise.race([
-        releaseLeases(),
+        lease?.release() ?? Promise.resolve(),
         new Promise<void>((resolve) => {
           cancel = scheduler.schedule(RELEASE_WAIT_MS, resolve);
         }),
