@@ -361,8 +361,10 @@ export function toTransportError(error: unknown, what: string): NxsError {
  * @param url - Server base URL.
  * @param requestTimeoutMs - Per-request timeout (not applied to the SSE stream). Default 5000.
  * @returns A raw SDK client.
+ * @throws NxsError `config/invalid` when `requestTimeoutMs` is not a finite number >= 1.
  */
 export function createSdkClient(url: string, requestTimeoutMs = 5000): PocketBase {
+  checkNumberOption("requestTimeoutMs", requestTimeoutMs, { min: 1 });
   installEventSource();
   const pb = new PocketBase(url);
   pb.autoCancellation(false);

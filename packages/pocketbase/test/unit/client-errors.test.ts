@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import {
   assertEndpointUrl,
   createPocketBaseClient,
+  createSdkClient,
   isUniqueViolation,
   toTransportError,
   uniqueViolationFields,
@@ -250,5 +251,16 @@ describe("client options", () => {
     });
     expect(result).toBe("ok");
     c.close();
+  });
+});
+
+describe("createSdkClient options", () => {
+  it("refuses a request timeout below 1 ms with config/invalid", () => {
+    expect(() => createSdkClient("http://127.0.0.1:1", 0)).toThrow(
+      expect.objectContaining({
+        code: "config/invalid",
+        message: expect.stringContaining("requestTimeoutMs"),
+      }),
+    );
   });
 });
