@@ -123,6 +123,10 @@ export interface RealtimeSessionOptions extends RealtimeTopic {
  * seen down while its stream looked alive, or the owner says so), a move to the new endpoint on a
  * failover or failback, and connect retries on the scheduler. The piece the transport's change
  * feed, the queue's wake-up and the config store's watch build on.
+ *
+ * A session owns the realtime connection of its pool's clients ({@link pocketBaseRealtimeLink}
+ * closes with `pb.realtime.unsubscribe()` and takes the SDK's single `onDisconnect` slot): give
+ * each session a pool (clients) of its own.
  */
 export interface RealtimeSession {
   /**
