@@ -247,16 +247,35 @@ function coverage(
     list.push([Number(r[rule.first]), Number(r[rule.last])]);
     ranges.set(g, list);
   }
-  for (const list of ranges.values()) list.sort((a, b) => a[0] - b[0]);
-  return (row) => {
-    let next = Number(row[rule.first]);
-    const end = Number(row[rule.last]);
-    for (const [from, to] of ranges.get(groupOf(row)) ?? []) {
-      if (from > next) break;
-      if (to >= next) next = to + 1;
-      if (next > end) return true;
+  // Each group's ranges merged into disjoint runs (adjacent ones joined), sorted: a row is covered
+  // when the last run starting at or before its first position reaches its end (a binary search).
+  const runs = new Map<string, [number, number][]>();
+  for (const [g, list] of ranges) {
+    list.sort((a, b) => a[0] - b[0]);
+    const merged: [number, number][] = [];
+    for (const [from, to] of list) {
+      const last = merged[merged.length - 1];
+      if (last !== undefined && from <= last[1] + 1) last[1] = Math.max(last[1], to);
+      else merged.push([from, to]);
     }
-    return false;
+    runs.set(g, merged);
+  }
+  return (row) => {
+    const first = Number(row[rule.first]);
+    const end = Number(row[rule.last]);
+    const list = runs.get(groupOf(row));
+    if (list === undefined) return false;
+    let lo = 0;
+    let hi = list.length - 1;
+    let at = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid]![0] <= first) {
+        at = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return at >= 0 && list[at]![1] >= end;
   };
 }
 
@@ -299,25 +318,18 @@ export function planCopies(
   options: PlanOptions = {},
 ): PlannedCopy[] {
   const rule = ruleOf(spec);
+  // Under a total order (all but `monotonic`) one winner per key: one pass, as before the split.
+  const total = rule.kind !== "monotonic";
   const covers =
     rule.kind === "log" ? listings.map((m) => (m === undefined ? undefined : coverage(rule, spec, m))) : [];
   const keys = new Set<string>();
   for (const m of listings) if (m) for (const k of m.keys()) keys.add(k);
   const out: PlannedCopy[] = [];
   for (const key of keys) {
-    const held: [number, RecordFields & { id: string }][] = [];
-    listings.forEach((m, i) => {
-      const row = m?.get(key);
-      if (row !== undefined) held.push([i, row]);
-    });
-    // Maximal versions, one per distinct version (the first server holding it).
-    const sources: [number, RecordFields & { id: string }][] = [];
-    for (const [i, row] of held) {
-      if (held.some(([, o]) => compareVersions(spec, o, row) === Order.Greater)) continue;
-      if (sources.some(([, s]) => compareVersions(spec, s, row) === Order.Equal)) continue;
-      sources.push([i, row]);
-    }
-    for (const [from, row] of sources) {
+    const sources = total ? [winner(spec, listings, key)] : maximal(spec, listings, key);
+    for (const source of sources) {
+      if (source === undefined) continue;
+      const [from, row] = source;
       if (options.skipSource?.(from, row)) continue;
       listings.forEach((m, to) => {
         if (m === undefined || to === from) return;
@@ -331,6 +343,36 @@ export function planCopies(
         out.push({ key, from, to, recordId: row.id });
       });
     }
+  }
+  return out;
+}
+
+type Listings = readonly (ReadonlyMap<string, RecordFields & { id: string }> | undefined)[];
+type Held = [number, RecordFields & { id: string }];
+
+/** Under a total order: the first server holding the greatest version of `key`. */
+function winner(spec: MergeSpec, listings: Listings, key: string): Held | undefined {
+  let best: Held | undefined;
+  listings.forEach((m, i) => {
+    const row = m?.get(key);
+    if (row !== undefined && (best === undefined || compareVersions(spec, row, best[1]) === Order.Greater))
+      best = [i, row];
+  });
+  return best;
+}
+
+/** The maximal versions of `key` (none greater), one per distinct version (its first server). */
+function maximal(spec: MergeSpec, listings: Listings, key: string): Held[] {
+  const held: Held[] = [];
+  listings.forEach((m, i) => {
+    const row = m?.get(key);
+    if (row !== undefined) held.push([i, row]);
+  });
+  const out: Held[] = [];
+  for (const [i, row] of held) {
+    if (held.some(([, o]) => compareVersions(spec, o, row) === Order.Greater)) continue;
+    if (out.some(([, o]) => compareVersions(spec, o, row) === Order.Equal)) continue;
+    out.push([i, row]);
   }
   return out;
 }

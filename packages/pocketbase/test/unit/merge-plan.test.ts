@@ -283,3 +283,56 @@ describe("merge planning: deletes", () => {
     expect(mergeRecords(m, { ...a, attempt: 3 }, b)).toBeUndefined();
   });
 });
+
+describe("merge planning: log ranges", () => {
+  const spec: MergeSpec = { key: ["g", "first"], merge: MergeRules.log("first", "last", () => undefined) };
+  /** A server's packs of one log: ranges `first..last` (one per start). */
+  const packs = fc
+    .array(fc.record({ first: fc.integer({ min: 1, max: 30 }), len: fc.integer({ min: 0, max: 6 }) }), {
+      maxLength: 8,
+    })
+    .map((rs) => {
+      const m = new Map<string, Row>();
+      for (const r of rs) {
+        const row = { id: `p${r.first}`, g: "log", first: r.first, last: r.first + r.len };
+        const key = JSON.stringify(["log", r.first]);
+        const have = m.get(key);
+        if (have === undefined || Number(have.last) < row.last) m.set(key, row);
+      }
+      return m;
+    });
+
+  it("a pack is copied to a server exactly when that server's packs do not cover its range (brute force)", () => {
+    fc.assert(
+      fc.property(fc.array(packs, { minLength: 2, maxLength: 3 }), (fleet) => {
+        const copies = planCopies(spec, fleet);
+        const held = fleet.map((m) => {
+          const s = new Set<number>();
+          for (const r of m.values()) for (let p = Number(r.first); p <= Number(r.last); p++) s.add(p);
+          return s;
+        });
+        const keys = new Set(fleet.flatMap((m) => [...m.keys()]));
+        for (const key of keys) {
+          // The winner: the longest range at the key (the first server holding it).
+          let from = -1;
+          fleet.forEach((m, i) => {
+            const r = m.get(key);
+            if (r !== undefined && (from < 0 || Number(r.last) > Number(fleet[from]!.get(key)!.last)))
+              from = i;
+          });
+          const w = fleet[from]!.get(key)!;
+          fleet.forEach((m, to) => {
+            if (to === from) return;
+            const mine = m.get(key);
+            let covered = true;
+            for (let p = Number(w.first); p <= Number(w.last); p++) if (!held[to]!.has(p)) covered = false;
+            const expected = !covered && (mine === undefined || Number(mine.last) < Number(w.last));
+            const planned = copies.some((c) => c.key === key && c.to === to && c.from === from);
+            expect(planned, `${key} → ${to}`).toBe(expected);
+          });
+        }
+      }),
+      params,
+    );
+  });
+});
