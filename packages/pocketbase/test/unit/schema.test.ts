@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { schemaDefinitions } from "../../src/schema.js";
+import { fakeMigrationApp, type Json } from "./fake-migration-app.js";
 
 const migrationsDir = fileURLToPath(new URL("../../migrations/", import.meta.url));
 /** The migration files, in the order PocketBase runs them (by name). */
@@ -10,45 +11,22 @@ const migrationPaths = readdirSync(migrationsDir)
   .sort()
   .map((f) => `${migrationsDir}${f}`);
 
-/** Runs every migration's up() against a recording app (no server: a structural parity check). */
-function runMigration(existing: readonly string[] = []): {
-  saved: Record<string, unknown>[];
-  settings: { batch: Record<string, number | boolean> };
-} {
-  const saved: Record<string, unknown>[] = [];
-  const settings = {
-    batch: { enabled: false, maxRequests: 50, timeout: 3, maxBodySize: 0 } as Record<
-      string,
-      number | boolean
-    >,
-  };
-  const app = {
-    findCollectionByNameOrId(name: string) {
-      if (!existing.includes(name)) throw new Error("not found");
-      return { name };
-    },
-    save(model: unknown) {
-      if (model !== settings) saved.push(model as Record<string, unknown>);
-    },
-    settings: () => settings,
-  };
-  class Collection {
-    constructor(data: Record<string, unknown>) {
-      Object.assign(this, data);
-    }
-  }
-  for (const path of migrationPaths) {
-    let up: ((app: unknown) => void) | undefined;
-    new Function("migrate", "Collection", readFileSync(path, "utf8"))((u: (app: unknown) => void) => {
-      up = u;
-    }, Collection);
-    up?.(app);
-  }
-  return { saved, settings };
+/**
+ * Runs every shipped migration's up(), in order, against a recording app (no server: a structural
+ * parity check), the frozen ones and this release's generated one alike.
+ */
+function runMigration(existing: readonly string[] = []) {
+  const app = fakeMigrationApp(
+    schemaDefinitions()
+      .filter((d) => existing.includes(d.name))
+      .map((d) => JSON.parse(JSON.stringify(d)) as Json),
+  );
+  for (const path of migrationPaths) app.run(readFileSync(path, "utf8"));
+  return { saved: app.created.map((n) => app.collections.get(n)), settings: app.settings, app };
 }
 
 describe("schema", () => {
-  it("the JS migration creates the same collections as ensureSchema()", () => {
+  it("the shipped migrations create the registry's collections, as ensureSchema() does (else: generate this release's migration, scripts/gen-migration.ts)", () => {
     const { saved, settings } = runMigration();
     const norm = (v: unknown) => JSON.parse(JSON.stringify(v));
     expect(norm(saved)).toEqual(norm(schemaDefinitions()));
