@@ -1,4 +1,5 @@
 import { computeBackoff, type RetryPolicy } from "./backoff.js";
+import { callGuarded } from "./callback-guard.js";
 import type { Change, Snapshot } from "./change.js";
 import { createEmitter } from "./emitter.js";
 import { ConflictError, ErrorCode, isNxsError, NxsError, StorageError, TransportError } from "./errors.js";
@@ -408,11 +409,10 @@ export function createReplica<D extends ReplicatedDoc>(options: ReplicaOptions<D
       else logger.warn(`${line} (retry in ${retryInMs} ms)${more}`);
     }
     events.emit("error", { error, operation, retryInMs });
-    try {
-      options.onError?.(error, operation);
-    } catch (thrown) {
-      logger.error(`${tag} onError threw`, thrown);
-    }
+    // A throw or a rejected promise of onError is logged, never an unhandled rejection.
+    callGuarded("onError", options.onError, [error, operation], (failed) =>
+      logger.error(`${tag} ${failed.message}`, failed.cause),
+    );
   }
 
   const backoff = (attempt: number): number => computeBackoff(attempt, retry, random);

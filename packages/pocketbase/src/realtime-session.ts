@@ -1,5 +1,6 @@
 import {
   type Cancel,
+  callGuarded,
   computeBackoff,
   ErrorCode,
   isNxsError,
@@ -185,20 +186,16 @@ export function createRealtimeSession(options: RealtimeSessionOptions): Realtime
   let connectsWhenDown: number | undefined;
   const closedError = () => new TransportError(ErrorCode.Closed, "realtime session is stopped");
 
+  // The owner's callbacks: a throw or a rejected promise is logged, never an unhandled rejection.
+  const logFailure = (failed: Error): void =>
+    logger.error(`[nxs-pocketbase] realtime ${failed.message}`, failed.cause);
+
   function setState(state: TransportState): void {
-    try {
-      options.onState?.(state);
-    } catch (e) {
-      logger.error("[nxs-pocketbase] realtime onState threw", e);
-    }
+    callGuarded("onState", options.onState, [state], logFailure);
   }
 
   function report(error: Error): void {
-    try {
-      options.onError?.(error);
-    } catch (e) {
-      logger.error("[nxs-pocketbase] realtime onError threw", e);
-    }
+    callGuarded("onError", options.onError, [error], logFailure);
   }
 
   async function openOn(ep: Endpoint): Promise<Open> {
