@@ -1,19 +1,10 @@
 import { ErrorCode, NxsError } from "@nxs-sync/core";
-import { defaultReplicatedCollections, type ReplicatedCollection } from "./replicator.js";
-import { type CollectionDef, schemaDefinitions } from "./schema.js";
+import type { CollectionDefinition, ReplicatedCollection } from "./collection-definition.js";
+import { nxsCollectionDefinitions } from "./collections/nxs.js";
+import type { CollectionDef } from "./schema.js";
 
-/**
- * Everything about one collection, declared once: its PocketBase definition (fields, indexes, API
- * rules), from which `ensureSchema` and the generated migration are made, and, when it is
- * replicated between servers, its replication (key, merge rule, validation, digest view, delete
- * policy), which the replicator reads.
- */
-export interface CollectionDefinition {
-  /** The collection as sent to the collections API (fixed `id`: the same on every server). */
-  readonly schema: CollectionDef;
-  /** How the replicator keeps it equal on every server; absent: not replicated (e.g. a view). */
-  readonly replication?: Omit<ReplicatedCollection, "name">;
-}
+export type { CollectionDefinition } from "./collection-definition.js";
+export { nxsCollectionDefinitions } from "./collections/nxs.js";
 
 /**
  * Where a package registers its collections. `ensureSchema(pb, { collections: registry })`
@@ -75,21 +66,6 @@ export function createCollectionRegistry(
       all.flatMap((d) => (d.replication === undefined ? [] : [{ ...d.replication, name: d.schema.name }])),
   };
   return registry.register(...definitions);
-}
-
-/**
- * The nxs-sync collections (nodes, replicators, changes, snapshots, acks, leases and the three
- * views), each with its replication where it has one (changes, snapshots, acks).
- * @returns Fresh definitions, in creation order.
- */
-export function nxsCollectionDefinitions(): readonly CollectionDefinition[] {
-  const replication = new Map(defaultReplicatedCollections().map((r) => [r.name, r]));
-  return schemaDefinitions().map((schema) => {
-    const r = replication.get(schema.name);
-    if (r === undefined) return { schema };
-    const { name: _name, ...rest } = r;
-    return { schema, replication: rest };
-  });
 }
 
 /**

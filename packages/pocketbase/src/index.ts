@@ -21,13 +21,17 @@ export {
   SUPERUSERS_COLLECTION_ID,
   toTransportError,
 } from "./client.js";
+export type { CollectionDefinition, RecordCheck, ReplicatedCollection } from "./collection-definition.js";
 export {
-  type CollectionDefinition,
   type CollectionRegistry,
   createCollectionRegistry,
   createNxsCollectionRegistry,
-  nxsCollectionDefinitions,
 } from "./collection-registry.js";
+export {
+  defaultReplicatedCollections,
+  nxsCollectionDefinitions,
+  schemaDefinitions,
+} from "./collections/nxs.js";
 export {
   type Ack,
   ackRecordSchema,
@@ -46,6 +50,7 @@ export {
   type RefusedSnapshot,
   writeAck,
 } from "./compaction.js";
+export { type EnsureSchemaOptions, type EnsureSchemaResult, ensureSchema } from "./ensure-schema.js";
 export {
   createEndpointPool,
   type Endpoint,
@@ -105,9 +110,6 @@ export {
 } from "./records.js";
 export {
   createReplicator,
-  defaultReplicatedCollections,
-  type RecordCheck,
-  type ReplicatedCollection,
   type Replicator,
   type ReplicatorEvents,
   type ReplicatorOptions,
@@ -122,10 +124,7 @@ export {
   type CollectionName,
   Collections,
   collectionOfRole,
-  type EnsureSchemaOptions,
-  type EnsureSchemaResult,
   ensureNode,
-  ensureSchema,
   type FieldDef,
   fleetRateLimitRules,
   MAX_CHANGES_BYTES,
@@ -137,7 +136,6 @@ export {
   type NodeSpec,
   type RateLimitRule,
   type RateLimitsSettings,
-  schemaDefinitions,
 } from "./schema.js";
 export { type Heads, readHeads, type UnbackedClaim, unbackedClaim } from "./snapshot-trust.js";
 export {

@@ -23,151 +23,15 @@ import {
   replicatorAuth,
   toTransportError,
 } from "./client.js";
-import { ackRecordSchema } from "./compaction.js";
-import {
-  DeletePolicies,
-  type DeletePolicy,
-  keyOf,
-  type MergeRule,
-  MergeRules,
-  mergeRecords,
-  newestHolders,
-  planCopies,
-  versionFields,
-} from "./merge-plan.js";
-import { decodeChangeRecord, decodeSnapshotRecord, isOriginOfNode, sliceChangeRecord } from "./records.js";
-import { contentDigest, contentFields, setBounded } from "./replicator-digest.js";
-import { backedAtSource, coveredByBackedSnapshot, type ReportUntrusted } from "./replicator-snapshots.js";
-import { Collections } from "./schema.js";
-
-/** A check of one record: the reason to refuse it, or undefined to accept it. */
-export type RecordCheck = (record: Readonly<Record<string, unknown>>) => ValidationError | undefined;
-
-/** One collection the replicator keeps identical on every server. */
-export interface ReplicatedCollection {
-  /** Collection name. */
-  readonly name: string;
-  /**
-   * Fields that identify a record across servers (a unique index on the server should match). Unless
-   * the key is `["id"]`, a copy is written without the source's record id (the target assigns one):
-   * ids are chosen by authors, and one author could otherwise make two of its records collide.
-   */
-  readonly key: readonly string[];
-  /** Reconciliation rule. Default `immutable`. */
-  readonly merge?: MergeRule;
-  /**
-   * Validates a record before it is copied; a returned error quarantines it (reported, not copied).
-   * Default: accept.
-   */
-  readonly validate?: RecordCheck;
-  /**
-   * Validates records against the server they are read from, before they are copied (e.g. a
-   * snapshot's claims against that server's heads): called with the records about to be copied,
-   * it returns the check of one record; an error quarantines it like `validate`. Default: none.
-   */
-  readonly validateAt?: (
-    source: PocketBaseClient,
-    records: readonly Readonly<Record<string, unknown>>[],
-  ) => Promise<RecordCheck>;
-  /**
-   * A view collection summarizing the collection per group (fields `groupBy…`, `head`, `n`): anti-entropy
-   * then lists records only in groups whose digest differs between servers instead of everything.
-   */
-  readonly digest?: { readonly view: string; readonly groupBy: readonly string[] };
-  /**
-   * What defines a record's content (e.g. `contentFields([...])`, or its decoded changes). Where two
-   * servers hold one key at the same version (same range, same `lww` field), the full sweep compares
-   * a digest of it and reports a key whose content differs (`divergence` event). Default: no
-   * content comparison.
-   */
-  readonly content?: (record: Readonly<Record<string, unknown>>) => unknown;
-  /**
-   * Called once per anti-entropy round and target server: returns a predicate telling which records
-   * must NOT be copied there (e.g. changes the target compacted away under a snapshot). Records it
-   * finds untrustworthy on the way (a snapshot with unbacked claims) go to `report`: the replicator
-   * reports each once, as a `quarantine` event.
-   */
-  readonly skipAt?: (
-    target: PocketBaseClient,
-    report: ReportUntrusted,
-  ) => Promise<(record: Readonly<Record<string, unknown>>) => boolean>;
-  /**
-   * What a delete on one server becomes (see {@link DeletePolicy}): `none` (default: a deleted
-   * record is copied back from a server that holds it), `tombstone` (deletes are updates setting a
-   * field, and a tombstone wins over any live copy), or `purge` (records purged below a frontier
-   * every server has passed are never copied back: its `skipAt` acts as {@link skipAt}).
-   */
-  readonly deletes?: DeletePolicy<PocketBaseClient, ReportUntrusted>;
-}
+import type { RecordCheck, ReplicatedCollection } from "./collection-definition.js";
+import { defaultReplicatedCollections } from "./collections/nxs.js";
+import { keyOf, MergeRules, mergeRecords, newestHolders, planCopies, versionFields } from "./merge-plan.js";
+import { contentDigest, setBounded } from "./replicator-digest.js";
+import type { ReportUntrusted } from "./replicator-snapshots.js";
 
 /** The predicate factory of records not to copy to a target: `skipAt`, else a `purge` policy's. */
 function skipAtOf(coll: ReplicatedCollection): ReplicatedCollection["skipAt"] {
   return coll.skipAt ?? (coll.deletes?.kind === "purge" ? coll.deletes.skipAt : undefined);
-}
-
-const CHANGE_FIELDS = contentFields(["doc", "origin", "seq", "last", "hlc", "changes", "node"]);
-
-/**
- * What defines a change record: its author node and its changes as decoded (so that two encodings
- * of the same changes, e.g. by two library versions, agree); its raw fields when it does not decode.
- */
-function changeContent(record: Readonly<Record<string, unknown>>): unknown {
-  const d = decodeChangeRecord(record, { requireBoundOrigin: false });
-  return d.ok ? { node: record.node ?? null, changes: d.value } : CHANGE_FIELDS(record);
-}
-
-/**
- * The nxs-sync collections: changes (packs of a log, key doc/origin/seq, ending at `last`; never
- * copied under a target's snapshot whose claims the target's heads back), snapshots (immutable, key
- * id: a snapshot has no natural key, and two with one id and different content are reported as a
- * divergence) and acks (last writer wins by `at`, key doc/replica). Each compares content.
- */
-export function defaultReplicatedCollections(): readonly ReplicatedCollection[] {
-  return [
-    {
-      name: Collections.Changes,
-      key: ["doc", "origin", "seq"],
-      merge: MergeRules.log("seq", "last", sliceChangeRecord),
-      validate: (r) => {
-        const d = decodeChangeRecord(r);
-        return d.ok ? undefined : d.error;
-      },
-      // Compaction deletes changes under a snapshot every live replica acked: never copied back.
-      deletes: DeletePolicies.purge(coveredByBackedSnapshot),
-      digest: { view: Collections.Heads, groupBy: ["doc", "origin"] },
-      content: changeContent,
-    },
-    {
-      name: Collections.Snapshots,
-      key: ["id"],
-      merge: MergeRules.immutable,
-      validate: (r) => {
-        const d = decodeSnapshotRecord(r);
-        return d.ok ? undefined : d.error;
-      },
-      validateAt: backedAtSource,
-      content: contentFields(["doc", "version", "state", "node"]),
-    },
-    {
-      name: Collections.Acks,
-      key: ["doc", "replica"],
-      merge: MergeRules.lww("at"),
-      validate: (r) => {
-        const d = ackRecordSchema.safeParse(r);
-        if (!d.success) {
-          return new ValidationError(`nxs_acks record ${String(r.id)}: malformed record`, {
-            issues: d.error.issues.map((i) => ({ path: i.path, message: i.message })),
-            cause: d.error,
-          });
-        }
-        if (!isOriginOfNode(d.data.replica, d.data.node)) {
-          return new ValidationError(`nxs_acks record ${String(r.id)}: replica not bound to its node`);
-        }
-        return undefined;
-      },
-      content: contentFields(["doc", "replica", "version", "at", "node"]),
-    },
-  ];
 }
 
 /** One server of the replicator, with the credentials of a replicator account. */

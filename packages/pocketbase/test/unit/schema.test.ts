@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { schemaDefinitions } from "../../src/schema.js";
+import { schemaDefinitions } from "../../src/index.js";
 import { fakeMigrationApp, type Json } from "./fake-migration-app.js";
 
 const migrationsDir = fileURLToPath(new URL("../../migrations/", import.meta.url));
