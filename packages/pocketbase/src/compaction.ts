@@ -3,16 +3,15 @@ import {
   type DocId,
   defaultLogger,
   intersectVersionVectors,
-  isNxsError,
   type Logger,
   type ReplicatedDoc,
   type Snapshot,
   type VersionVector,
 } from "@nxs-sync/core";
-import { ClientResponseError } from "pocketbase";
 import { z } from "zod";
 import {
   createPocketBaseClient,
+  isUniqueViolation,
   type NodeAuth,
   type PocketBaseClient,
   replicatorAuth,
@@ -53,18 +52,6 @@ export interface Ack {
   readonly version: VersionVector;
   /** When it said so (ms since the epoch, the replica's clock). */
   readonly at: number;
-}
-
-/**
- * Whether a create failed because an ack of that doc and replica exists already: a uniqueness
- * failure on `doc` or `replica` (PocketBase names each column of the violated index). A uniqueness
- * failure on another field is a failure of that write, not a duplicate.
- */
-function isAckDuplicate(e: unknown): boolean {
-  const cause = isNxsError(e) ? e.cause : e;
-  if (!(cause instanceof ClientResponseError) || cause.status !== 400) return false;
-  const data = (cause.response?.data ?? {}) as Record<string, { code?: string } | undefined>;
-  return ["doc", "replica"].some((k) => data[k]?.code === "validation_not_unique");
 }
 
 /**
@@ -132,7 +119,8 @@ export async function writeAck(client: PocketBaseClient, ack: Ack): Promise<void
       pb.collection(Collections.Acks).create(body, { requestKey: null }),
     );
   } catch (e) {
-    if (!isAckDuplicate(e)) throw e;
+    // An ack of that doc and replica exists already (a violation of another index is a failure).
+    if (!isUniqueViolation(e, ["doc", "replica"])) throw e;
     const existing = await client.call("read ack", (pb) =>
       pb
         .collection(Collections.Acks)

@@ -22,6 +22,7 @@ import {
   REPLICATORS_COLLECTION,
   replicatorAuth,
   toTransportError,
+  uniqueViolationFields,
 } from "./client.js";
 import type { RecordCheck, ReplicatedCollection } from "./collection-definition.js";
 import { defaultReplicatedCollections } from "./collections/nxs.js";
@@ -45,8 +46,11 @@ export interface ReplicatorServer {
 export interface ReplicatorOptions {
   /** At least two servers. */
   readonly servers: readonly ReplicatorServer[];
-  /** Collections to replicate. Default {@link defaultReplicatedCollections}. */
-  readonly collections?: readonly ReplicatedCollection[];
+  /**
+   * Collections to replicate: a list, or a collection registry (its `replicated()` is read).
+   * Default {@link defaultReplicatedCollections} (the nxs-sync ones).
+   */
+  readonly collections?: readonly ReplicatedCollection[] | { replicated(): readonly ReplicatedCollection[] };
   /** Anti-entropy interval. Default 30 000 ms. */
   readonly intervalMs?: number;
   /**
@@ -339,10 +343,8 @@ function bodyOf(
  * uniqueness failure on another field is a failure of that record, not a duplicate.
  */
 function isKeyDuplicate(coll: ReplicatedCollection, e: unknown): boolean {
-  const cause = isNxsError(e) ? e.cause : e;
-  if (!(cause instanceof ClientResponseError) || cause.status !== 400) return false;
-  const data = (cause.response?.data ?? {}) as Record<string, { code?: string } | undefined>;
-  return coll.key.some((k) => data[k]?.code === "validation_not_unique");
+  const violated = uniqueViolationFields(e);
+  return coll.key.some((k) => violated.includes(k));
 }
 
 /** PocketBase refuses a filter longer than 3,500 characters; a listing's joined filter stays below. */
@@ -401,7 +403,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   const scheduler = options.scheduler ?? createTimerScheduler();
   const lostAllAfterMs = options.lostAllAfterMs ?? 60_000;
   const reportWindowMs = options.reportWindowMs ?? 60_000;
-  const collections = options.collections ?? defaultReplicatedCollections();
+  const given = options.collections ?? defaultReplicatedCollections();
+  const collections = "replicated" in given ? given.replicated() : given;
   const intervalMs = options.intervalMs ?? 30_000;
   const healthIntervalMs = options.healthIntervalMs ?? 1000;
   const fullSweepEvery = Math.max(1, options.fullSweepEvery ?? 10);

@@ -69,7 +69,9 @@ afterEach(async () => {
   running = [];
 });
 
-function replicator(collections = registry.replicated()): Replicator {
+function replicator(
+  collections: Parameters<typeof createReplicator>[0]["collections"] = registry,
+): Replicator {
   const r = createReplicator({
     servers: [
       { url: a.url, auth: repl.auth },
