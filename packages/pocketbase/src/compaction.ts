@@ -1,4 +1,5 @@
 import {
+  callGuarded,
   computeStableFrontier,
   type DocId,
   defaultLogger,
@@ -55,8 +56,8 @@ export interface Ack {
 }
 
 /**
- * Hands a background failure to the user's `onError`; a handler that throws is logged, never left
- * as an unhandled rejection.
+ * Hands a background failure to the user's `onError`; a handler that throws, or an async one that
+ * rejects, is logged (`listener/failed`), never left as an unhandled rejection.
  */
 function deliverError(
   onError: ((error: Error) => void) | undefined,
@@ -64,11 +65,9 @@ function deliverError(
   prefix: string,
   error: Error,
 ): void {
-  try {
-    onError?.(error);
-  } catch (e) {
-    logger.error(`${prefix} onError threw`, e);
-  }
+  callGuarded("onError", onError, [error], (failure) =>
+    logger.error(`${prefix} ${failure.message}`, failure.cause),
+  );
 }
 
 const DEFAULT_EXPIRY_MS = 24 * 60 * 60 * 1000;

@@ -1,5 +1,7 @@
 import {
   type Cancel,
+  callGuarded,
+  checkNumberOption,
   createEmitter,
   createReportThrottle,
   defaultLogger,
@@ -379,7 +381,8 @@ function joinFilters(clauses: readonly string[]): string[] {
  * `onError` and `status().lastError`) says when no server has been usable for `lostAllAfterMs`.
  * @param options - Servers (two or more), collections, intervals, bounds, scheduler, logger.
  * @returns A stopped replicator; call `start()`.
- * @throws NxsError `config/invalid` with fewer than two servers.
+ * @throws NxsError `config/invalid` with fewer than two servers, or an interval, bound or count
+ *   that is not a finite number in range (e.g. `intervalMs: 0`, `concurrency: 1.5`).
  * @example
  * ```ts
  * const replicator = createReplicator({
@@ -398,6 +401,21 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       ErrorCode.ConfigInvalid,
       `createReplicator: at least two servers are needed (got ${options.servers.length}): list every server to keep identical in \`servers\``,
     );
+  }
+  for (const [name, min] of [
+    ["intervalMs", 1],
+    ["healthIntervalMs", 1],
+    ["requestTimeoutMs", 1],
+    ["lostAllAfterMs", 0],
+    ["reportWindowMs", 0],
+    ["fullSweepEvery", 1],
+    ["contentReadsPerSweep", 2],
+    ["concurrency", 1],
+  ] as const) {
+    checkNumberOption(`createReplicator: ${name}`, options[name], {
+      min,
+      integer: name === "fullSweepEvery" || name === "contentReadsPerSweep" || name === "concurrency",
+    });
   }
   const logger = options.logger ?? defaultLogger;
   const scheduler = options.scheduler ?? createTimerScheduler();
@@ -463,11 +481,10 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   function deliver(error: Error, level: "warn" | "error"): void {
     const code = isNxsError(error) ? `${error.code}: ` : "";
     logger[level](`[nxs-replicator] ${code}${error.message}`);
-    try {
-      options.onError?.(error);
-    } catch (e) {
-      logger.error("[nxs-replicator] onError threw", e);
-    }
+    // A handler that throws, or an async one that rejects, is logged: never an unhandled rejection.
+    callGuarded("onError", options.onError, [error], (failure) =>
+      logger.error(`[nxs-replicator] ${failure.message}`, failure.cause),
+    );
   }
 
   function remember(key: string): void {

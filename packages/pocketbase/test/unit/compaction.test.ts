@@ -39,4 +39,23 @@ describe("compactor: user callbacks are guarded", () => {
     expect(seen[0]?.message).toContain("ECONNREFUSED");
     expect(logger.lines.some((l) => l.startsWith("error [nxs-compactor] onError threw"))).toBe(true);
   });
+
+  it("an async onError that rejects is logged too", async () => {
+    const logger = recordingLogger();
+    const compactor = createCompactor({
+      servers: [{ url: await closedUrl(), auth }],
+      docs: ["doc-1"],
+      logger,
+      onError: async () => {
+        throw new Error("async handler bug");
+      },
+    });
+    try {
+      await expect(compactor.run()).resolves.toEqual([]);
+    } finally {
+      compactor.stop();
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(logger.lines).toContainEqual(expect.stringContaining("onError threw: async handler bug"));
+  });
 });

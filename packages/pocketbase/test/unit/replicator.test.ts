@@ -125,4 +125,19 @@ describe("replicator: options", () => {
     expect((error as NxsError).code).toBe("config/invalid");
     expect((error as NxsError).message).toContain("at least two servers");
   });
+
+  it.each([
+    ["intervalMs", 0],
+    ["concurrency", 1.5],
+    ["requestTimeoutMs", Number.NaN],
+    ["fullSweepEvery", 0],
+  ] as const)("%s %s is config/invalid naming the option", (name, value) => {
+    const servers = [
+      { url: "http://127.0.0.1:1", auth },
+      { url: "http://127.0.0.1:2", auth },
+    ];
+    expect(() => createReplicator({ servers, logger: silentLogger, [name]: value })).toThrow(
+      expect.objectContaining({ code: "config/invalid", message: expect.stringContaining(name) }),
+    );
+  });
 });
