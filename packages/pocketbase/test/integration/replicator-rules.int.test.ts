@@ -14,9 +14,12 @@ import {
 import { makeNode, provision } from "./helpers.js";
 
 /**
- * Deletes replicate (docs/pocketbase.md, "The replicator"): a generic collection registered with
- * a tombstone delete policy. A record deleted on one server ends deleted on the other, even where
- * the other took a later live write meanwhile, and anti-entropy never brings it back.
+ * Merge rules and delete policies of collections of one's own, on real servers (docs/pocketbase.md,
+ * "The replicator"). Deletes replicate: with a tombstone policy, a record deleted on one server
+ * ends deleted on the other, even where the other took a later live write meanwhile, and
+ * anti-entropy never brings it back. A monotonic merge per field: a job's state (by its rank) and
+ * attempt number only move forward, so two servers that each advanced another field both end with
+ * both advances, and the body follows its revision.
  */
 
 const REPLICATOR = '@request.auth.collectionName = "nxs_replicators"';
@@ -37,10 +40,31 @@ const items: CollectionDef = {
   updateRule: REPLICATOR,
   deleteRule: null,
 };
+const STATES = ["queued", "leased", "done"];
+const jobs: CollectionDef = {
+  ...items,
+  id: "pbc_test_jobs",
+  name: "test_jobs",
+  fields: [
+    { name: "key", type: "text", required: true, max: 64 },
+    { name: "state", type: "select", required: true, maxSelect: 1, values: STATES },
+    { name: "attempt", type: "number", onlyInt: true, min: 0 },
+    { name: "rev", type: "number", required: true, onlyInt: true, min: 1 },
+    { name: "payload", type: "json" },
+  ],
+  indexes: ["CREATE UNIQUE INDEX idx_test_jobs_key ON test_jobs (key)"],
+};
 const registry = createCollectionRegistry([
   {
     schema: items,
     replication: { key: ["key"], merge: MergeRules.lww("rev"), deletes: DeletePolicies.tombstone("deleted") },
+  },
+  {
+    schema: jobs,
+    replication: {
+      key: ["key"],
+      merge: MergeRules.monotonic([{ field: "state", rank: STATES }, "attempt"], "rev"),
+    },
   },
 ]);
 
@@ -58,6 +82,7 @@ beforeAll(async () => {
     await ensureSchema(s.client(), { rateLimits: false });
     expect((await ensureSchema(s.client(), { collections: registry, rateLimits: false })).created).toEqual([
       "test_items",
+      "test_jobs",
     ]);
     await provision(s, [repl]);
   }
@@ -85,18 +110,23 @@ function replicator(
   return r;
 }
 
-const item = async (s: ProcessPocketBase, key: string) =>
+const item = async (s: ProcessPocketBase, key: string, collection = "test_items") =>
   (
     await s
       .client()
-      .collection("test_items")
+      .collection(collection)
       .getList(1, 1, { filter: s.client().filter("key = {:key}", { key }) })
   ).items[0];
-const write = async (s: ProcessPocketBase, key: string, patch: Record<string, unknown>) => {
+const write = async (
+  s: ProcessPocketBase,
+  key: string,
+  patch: Record<string, unknown>,
+  collection = "test_items",
+) => {
   const pb = s.client();
-  const have = await item(s, key);
-  if (have === undefined) await pb.collection("test_items").create({ key, ...patch });
-  else await pb.collection("test_items").update(have.id, patch);
+  const have = await item(s, key, collection);
+  if (have === undefined) await pb.collection(collection).create({ key, ...patch });
+  else await pb.collection(collection).update(have.id, patch);
 };
 
 describe("replicator: deletes replicate (tombstone policy)", () => {
@@ -155,5 +185,29 @@ describe("replicator: deletes replicate (tombstone policy)", () => {
     expect(quarantined.some((m) => m.includes("its check threw: Error: check bug"))).toBe(true);
     await waitFor(async () => (await item(b, "good"))?.rev === 1);
     expect(await item(b, "bad")).toBeUndefined();
+  });
+});
+
+describe("replicator: monotonic merge per field", () => {
+  it("two servers that each advanced another field both end with both advances", async () => {
+    const j = (s: ProcessPocketBase, patch: Record<string, unknown>) => write(s, "j1", patch, "test_jobs");
+    for (const s of [a, b]) await j(s, { state: "queued", attempt: 0, rev: 1, payload: { n: 1 } });
+    // Cut off (no replicator): A finishes the job; B counts a third attempt and a newer payload.
+    await j(a, { state: "done", attempt: 1 });
+    await j(b, { state: "leased", attempt: 3, rev: 2, payload: { n: 2 } });
+
+    const r = replicator();
+    await r.start();
+    await r.sync({ full: true });
+    for (const s of [a, b]) {
+      expect(await item(s, "j1", "test_jobs"), s.url).toMatchObject({
+        state: "done",
+        attempt: 3,
+        rev: 2,
+        payload: { n: 2 },
+      });
+    }
+    // Settled: another round copies nothing.
+    expect((await r.sync({ full: true })).copied).toBe(0);
   });
 });
