@@ -3,12 +3,9 @@ import type { CollectionDefinition, ReplicatedCollection } from "./collection-de
 import { nxsCollectionDefinitions } from "./collections/nxs.js";
 import type { CollectionDef } from "./schema.js";
 
-export type { CollectionDefinition } from "./collection-definition.js";
-export { nxsCollectionDefinitions } from "./collections/nxs.js";
-
 /**
  * Where a package registers its collections. `ensureSchema(pb, { collections: registry })`
- * creates them, `createReplicator({ collections: registry.replicated() })` replicates them, and
+ * creates them, `createReplicator({ collections: registry })` replicates the replicated ones, and
  * `renderMigration(registry.collections(), …)` writes the migration that ships them.
  */
 export interface CollectionRegistry {
@@ -39,7 +36,7 @@ export interface CollectionRegistry {
  *   replication: { key: ["key"], merge: MergeRules.lww("rev"), deletes: DeletePolicies.tombstone() },
  * });
  * await ensureSchema(admin, { collections: registry });
- * createReplicator({ servers, collections: registry.replicated() });
+ * createReplicator({ servers, collections: registry });
  * ```
  */
 export function createCollectionRegistry(
