@@ -104,7 +104,35 @@ export const DeletePolicies = {
   purge: <Target, Report>(
     skipAt: (target: Target, report: Report) => Promise<(record: RecordFields) => boolean>,
   ) => ({ kind: "purge", skipAt }) as const,
+  /**
+   * Retention: every server deletes records older than `maxAgeMs` (by `field`, ms since the epoch
+   * or a PocketBase date), so the frontier every server has passed is `now() - maxAgeMs`; a record
+   * below it is never copied (a queue's done jobs, old metrics). Give every server's own purge the
+   * same `maxAgeMs` or a shorter one.
+   * @param field - The record's time (`at` in ms, or an autodate such as `updated`).
+   * @param maxAgeMs - How long records are kept.
+   * @param now - The clock (ms since the epoch), e.g. the replicator's `scheduler.now`.
+   */
+  retention: (field: string, maxAgeMs: number, now: () => number) =>
+    ({
+      kind: "purge",
+      skipAt: async () => {
+        const frontier = now() - maxAgeMs;
+        return (record: RecordFields) => {
+          const at = timeOf(record[field]);
+          return at !== undefined && at < frontier;
+        };
+      },
+    }) as const,
 } as const;
+
+/** A record's time in ms since the epoch: a number as is, a PocketBase date parsed; else undefined. */
+function timeOf(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isFinite(value) ? value : undefined;
+  if (typeof value !== "string" || value === "") return undefined;
+  const ms = Date.parse(value.replace(" ", "T"));
+  return Number.isFinite(ms) ? ms : undefined;
+}
 
 /** What the planner needs of a collection: its key, merge rule and delete policy. */
 export interface MergeSpec {

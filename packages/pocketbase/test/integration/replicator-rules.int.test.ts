@@ -54,6 +54,18 @@ const jobs: CollectionDef = {
   ],
   indexes: ["CREATE UNIQUE INDEX idx_test_jobs_key ON test_jobs (key)"],
 };
+/** Records kept one minute (`at`, ms): every server purges older ones on its own. */
+const RETENTION_MS = 60_000;
+const samples: CollectionDef = {
+  ...items,
+  id: "pbc_test_samples",
+  name: "test_samples",
+  fields: [
+    { name: "key", type: "text", required: true, max: 64 },
+    { name: "at", type: "number", required: true, onlyInt: true, min: 1 },
+  ],
+  indexes: ["CREATE UNIQUE INDEX idx_test_samples_key ON test_samples (key)"],
+};
 const registry = createCollectionRegistry([
   {
     schema: items,
@@ -65,6 +77,10 @@ const registry = createCollectionRegistry([
       key: ["key"],
       merge: MergeRules.monotonic([{ field: "state", rank: STATES }, "attempt"], "rev"),
     },
+  },
+  {
+    schema: samples,
+    replication: { key: ["key"], deletes: DeletePolicies.retention("at", RETENTION_MS, () => Date.now()) },
   },
 ]);
 
@@ -83,6 +99,7 @@ beforeAll(async () => {
     expect((await ensureSchema(s.client(), { collections: registry, rateLimits: false })).created).toEqual([
       "test_items",
       "test_jobs",
+      "test_samples",
     ]);
     await provision(s, [repl]);
   }
@@ -209,5 +226,24 @@ describe("replicator: monotonic merge per field", () => {
     }
     // Settled: another round copies nothing.
     expect((await r.sync({ full: true })).copied).toBe(0);
+  });
+});
+
+describe("replicator: deletes replicate (retention purge)", () => {
+  it("a record past the retention every server applies is not copied back to a server that purged it; newer ones are", async () => {
+    const now = Date.now();
+    // B still holds an old sample that A purged already, and a fresh one; A holds a fresh one.
+    await write(b, "old", { at: now - 2 * RETENTION_MS }, "test_samples");
+    await write(b, "fresh-b", { at: now }, "test_samples");
+    await write(a, "fresh-a", { at: now }, "test_samples");
+    const r = replicator();
+    await r.start();
+    await r.sync({ full: true });
+    expect(await item(a, "old", "test_samples")).toBeUndefined();
+    expect(await item(a, "fresh-b", "test_samples")).toMatchObject({ at: now });
+    expect(await item(b, "fresh-a", "test_samples")).toMatchObject({ at: now });
+    // Further rounds do not bring it back either.
+    await r.sync({ full: true });
+    expect(await item(a, "old", "test_samples")).toBeUndefined();
   });
 });

@@ -336,3 +336,17 @@ describe("merge planning: log ranges", () => {
     );
   });
 });
+
+describe("delete policies: retention", () => {
+  it("skips records older than maxAgeMs by a number or a PocketBase date, and nothing undated", async () => {
+    const now = Date.parse("2026-12-07T12:00:00.000Z");
+    const policy = DeletePolicies.retention("at", 60_000, () => now);
+    const skip = await policy.skipAt();
+    expect(skip({ at: now - 60_001 })).toBe(true);
+    expect(skip({ at: now - 60_000 })).toBe(false);
+    expect(skip({ at: "2026-12-07 11:58:00.000Z" })).toBe(true);
+    expect(skip({ at: "2026-12-07 11:59:30.000Z" })).toBe(false);
+    expect(skip({ at: "" })).toBe(false);
+    expect(skip({})).toBe(false);
+  });
+});
