@@ -31,12 +31,32 @@ export interface CollectionRegistry {
  * @throws NxsError `config/invalid` for two definitions of one name or id.
  * @example
  * ```ts
+ * const kv: CollectionDef = {
+ *   id: "pbc_kv_items",
+ *   name: "kv_items",
+ *   type: "base",
+ *   fields: [
+ *     { name: "key", type: "text", required: true },
+ *     { name: "value", type: "json" },
+ *     { name: "rev", type: "number", required: true },
+ *     { name: "deleted", type: "bool" },
+ *   ],
+ *   indexes: ["CREATE UNIQUE INDEX idx_kv_items_key ON kv_items (key)"],
+ *   listRule: null,
+ *   viewRule: null,
+ *   createRule: null,
+ *   updateRule: null,
+ *   deleteRule: null,
+ * };
  * const registry = createNxsCollectionRegistry().register({
- *   schema: { id: "pbc_kv_items", name: "kv_items", type: "base", fields, indexes, ...rules },
- *   replication: { key: ["key"], merge: MergeRules.lww("rev"), deletes: DeletePolicies.tombstone() },
+ *   schema: kv,
+ *   replication: { key: ["key"], merge: MergeRules.lww("rev"), deletes: DeletePolicies.tombstone("deleted") },
  * });
- * await ensureSchema(admin, { collections: registry });
- * createReplicator({ servers, collections: registry });
+ * await ensureSchema(pb, { collections: registry }); // pb: a superuser client
+ * const replicator = createReplicator({
+ *   servers: [{ url, auth }, { url: "http://secondary:8090", auth }],
+ *   collections: registry,
+ * });
  * ```
  */
 export function createCollectionRegistry(

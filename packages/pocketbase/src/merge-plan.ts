@@ -58,7 +58,11 @@ export const MergeRules = {
   /**
    * Each field only moves forward; merged field by field; the other fields follow `body` (see
    * {@link MergeRule}).
-   * @example `MergeRules.monotonic([{ field: "state", rank: ["queued", "leased", "done"] }, "attempt"], "rev")`
+   * @example
+   * ```ts
+   * // A job's state (by rank) and attempt only move forward; its other fields follow `rev`.
+   * const rule = MergeRules.monotonic([{ field: "state", rank: ["queued", "leased", "done"] }, "attempt"], "rev");
+   * ```
    */
   monotonic: (fields: readonly (string | MonotonicField)[], body?: string): MergeRule => ({
     kind: "monotonic",
