@@ -5,6 +5,8 @@
  * @packageDocumentation
  */
 
+export type { PullBodiesEvent } from "./change-reader.js";
+export type { PushRequestEvent } from "./change-writer.js";
 export { type ReplicatorCliContext, ReplicatorExitCode, runReplicatorCli } from "./cli.js";
 export {
   assertEndpointUrl,
@@ -12,6 +14,7 @@ export {
   createPocketBaseClient,
   createSdkClient,
   installEventSource,
+  isUniqueViolation,
   NODES_COLLECTION,
   type NodeAuth,
   type PocketBaseClient,
@@ -20,6 +23,7 @@ export {
   type RetryOptions,
   SUPERUSERS_COLLECTION_ID,
   toTransportError,
+  uniqueViolationFields,
 } from "./client.js";
 export type { CollectionDefinition, RecordCheck, ReplicatedCollection } from "./collection-definition.js";
 export {
@@ -91,6 +95,17 @@ export {
   type RecordFields,
 } from "./merge-plan.js";
 export { type RenderMigrationOptions, renderMigration } from "./migration-gen.js";
+export {
+  createRealtimeSession,
+  DEFAULT_REALTIME_RETRY,
+  pocketBaseRealtimeLink,
+  type RealtimeEvent,
+  type RealtimeHandlers,
+  type RealtimeLink,
+  type RealtimeSession,
+  type RealtimeSessionOptions,
+  type RealtimeTopic,
+} from "./realtime-session.js";
 export {
   type ChangeRecord,
   changeRecordSchema,
