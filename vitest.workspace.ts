@@ -9,6 +9,11 @@ const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 /** Tests import the packages' sources, not their builds, so no build is needed before a test run. */
 const alias = [
   { find: /^@nxs-sync\/core\/node$/, replacement: here("./packages/core/src/node/index.ts") },
+  {
+    find: /^@nxs-sync\/testing\/conformance$/,
+    replacement: here("./packages/testing/src/conformance/index.ts"),
+  },
+  { find: /^@nxs-sync\/testing\/vitest$/, replacement: here("./packages/testing/src/vitest-hooks.ts") },
   { find: /^@nxs-sync\/(core|pocketbase|testing)$/, replacement: here("./packages/$1/src/index.ts") },
 ];
 

@@ -4,6 +4,8 @@ export default defineConfig({
   entry: {
     index: "src/index.ts",
     cli: "src/cli.ts",
+    conformance: "src/conformance/index.ts",
+    vitest: "src/vitest-hooks.ts",
   },
   format: ["esm", "cjs"],
   dts: true,

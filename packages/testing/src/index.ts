@@ -1,6 +1,8 @@
 /**
  * `@nxs-sync/testing`: real PocketBase servers (processes and containers) for the tests, examples and
- * benchmarks of nxs-sync, plus the conformance suites every adapter runs.
+ * benchmarks of nxs-sync. This entry loads no vitest, so an example's runtime code can import it; the
+ * vitest lifecycle helpers (`usePocketBaseServers`…) are in `@nxs-sync/testing/vitest`, and the
+ * conformance suites every adapter runs in `@nxs-sync/testing/conformance`.
  * @packageDocumentation
  */
 
@@ -55,12 +57,6 @@ export {
   timestampFields,
 } from "./collections.js";
 export {
-  runStorageConformance,
-  runTransportConformance,
-  type StorageConformanceContext,
-  type TransportConformanceContext,
-} from "./conformance/index.js";
-export {
   type DocSnippet,
   extractDocSnippets,
   extractTsDocExamples,
@@ -109,11 +105,4 @@ export {
   type PocketBaseServer,
   type Superuser,
 } from "./types.js";
-export {
-  describeWithDocker,
-  dockerStatusForTests,
-  isCI,
-  type ServerTracker,
-  usePocketBaseServers,
-} from "./vitest-hooks.js";
 export { type WaitForOptions, waitFor } from "./wait-for.js";

@@ -1,5 +1,5 @@
+import { runTransportConformance } from "@nxs-sync/testing/conformance";
 import { describe, expect, it } from "vitest";
-import { runTransportConformance } from "../../../testing/src/conformance/transport.js";
 import type { Change } from "../../src/change.js";
 import { ErrorCode, isNxsError, TransportError } from "../../src/errors.js";
 import { encodeHlc } from "../../src/hlc.js";

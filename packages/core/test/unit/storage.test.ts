@@ -1,8 +1,8 @@
 import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runStorageConformance } from "@nxs-sync/testing/conformance";
 import { afterEach, describe, expect, it } from "vitest";
-import { runStorageConformance } from "../../../testing/src/conformance/storage.js";
 import type { Change } from "../../src/change.js";
 import { isNxsError } from "../../src/errors.js";
 import { encodeHlc } from "../../src/hlc.js";

@@ -1,5 +1,6 @@
 import { silentLogger } from "@nxs-sync/core";
-import { type ProcessPocketBase, usePocketBaseServers } from "@nxs-sync/testing";
+import type { ProcessPocketBase } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import PocketBase, { ClientResponseError } from "pocketbase";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";

@@ -1,5 +1,6 @@
 import { createDoc, silentLogger } from "@nxs-sync/core";
-import { type ProcessPocketBase, usePocketBaseServers } from "@nxs-sync/testing";
+import type { ProcessPocketBase } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { createCheckpointer, createPocketBaseClient, writeAck } from "../../src/index.js";

@@ -1,4 +1,5 @@
-import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
+import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { getTokenPayload } from "pocketbase";
 import { beforeAll, describe, expect, it } from "vitest";
 import {

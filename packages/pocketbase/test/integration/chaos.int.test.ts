@@ -5,8 +5,8 @@ import {
   formatChaosReport,
   generateFaultSchedule,
   type PocketBaseServer,
-  usePocketBaseServers,
 } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { beforeAll, describe, expect, it } from "vitest";
 import { runChaosSeed } from "./chaos-fleet.js";
 

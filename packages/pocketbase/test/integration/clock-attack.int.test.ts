@@ -9,12 +9,8 @@ import {
   silentLogger,
 } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
-import {
-  type PocketBaseCluster,
-  type ProcessPocketBase,
-  usePocketBaseServers,
-  waitFor,
-} from "@nxs-sync/testing";
+import { type PocketBaseCluster, type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import {

@@ -7,7 +7,8 @@ import {
   type Snapshot,
 } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
-import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
+import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import {

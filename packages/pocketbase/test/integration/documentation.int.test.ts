@@ -1,10 +1,6 @@
 import { join } from "node:path";
-import {
-  extractDocSnippets,
-  type ProcessPocketBase,
-  usePocketBaseServers,
-  writeDocSnippetModule,
-} from "@nxs-sync/testing";
+import { extractDocSnippets, type ProcessPocketBase, writeDocSnippetModule } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Collections, ensureNode, ensureSchema } from "../../src/index.js";
 

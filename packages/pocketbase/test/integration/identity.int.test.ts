@@ -11,13 +11,8 @@ import {
   silentLogger,
 } from "@nxs-sync/core";
 import { createFileStorage, createTimerScheduler } from "@nxs-sync/core/node";
-import {
-  type PocketBaseCluster,
-  type ProcessPocketBase,
-  startTcpProxy,
-  usePocketBaseServers,
-  waitFor,
-} from "@nxs-sync/testing";
+import { type PocketBaseCluster, type ProcessPocketBase, startTcpProxy, waitFor } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { createPocketBaseTransport, createReplicator, NodeRole } from "../../src/index.js";

@@ -8,7 +8,8 @@ import {
   type ReplicaEvents,
 } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
-import { findFreePort, type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
+import { findFreePort, type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { createPocketBaseTransport, type PocketBaseTransportOptions } from "../../src/index.js";

@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:net";
 import { ConflictError, isNxsError, type NxsError, TransportError } from "@nxs-sync/core";
-import { findFreePort, type ProcessPocketBase, usePocketBaseServers } from "@nxs-sync/testing";
+import { findFreePort, type ProcessPocketBase } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { ClientResponseError } from "pocketbase";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isUniqueViolation } from "../../src/client.js";

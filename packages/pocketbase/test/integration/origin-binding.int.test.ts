@@ -1,5 +1,6 @@
 import { type Change, encodeHlc, isNxsError } from "@nxs-sync/core";
-import { describeWithDocker, type ProcessPocketBase, usePocketBaseServers } from "@nxs-sync/testing";
+import type { ProcessPocketBase } from "@nxs-sync/testing";
+import { describeWithDocker, usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   Collections,

@@ -1,12 +1,7 @@
 import { createDoc, createMemoryStorage, createReplica, type Doc } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
-import {
-  type ContainerPocketBase,
-  describeWithDocker,
-  type PocketBaseCluster,
-  usePocketBaseServers,
-  waitFor,
-} from "@nxs-sync/testing";
+import { type ContainerPocketBase, type PocketBaseCluster, waitFor } from "@nxs-sync/testing";
+import { describeWithDocker, usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import { createPocketBaseTransport, createReplicator, ensureSchema, NodeRole } from "../../src/index.js";

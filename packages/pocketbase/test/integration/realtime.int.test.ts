@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { type Change, encodeHlc } from "@nxs-sync/core";
-import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
+import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPocketBaseTransport, ensureSchema, type PocketBaseTransport } from "../../src/index.js";
 import { makeNode, provision, recordId } from "./helpers.js";

@@ -1,5 +1,6 @@
 import { silentLogger } from "@nxs-sync/core";
-import { type ProcessPocketBase, usePocketBaseServers, waitFor } from "@nxs-sync/testing";
+import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   type CollectionDef,

@@ -1,13 +1,8 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { type Change, createManualScheduler, encodeHlc, type NxsError, silentLogger } from "@nxs-sync/core";
-import {
-  type ProcessPocketBase,
-  startTcpProxy,
-  type TcpProxy,
-  usePocketBaseServers,
-  waitFor,
-} from "@nxs-sync/testing";
+import { type ProcessPocketBase, startTcpProxy, type TcpProxy, waitFor } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   Collections,

@@ -2,7 +2,8 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Change, silentLogger } from "@nxs-sync/core";
-import { type ProcessPocketBase, usePocketBaseServers } from "@nxs-sync/testing";
+import type { ProcessPocketBase } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   Collections,

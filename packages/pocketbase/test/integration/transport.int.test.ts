@@ -10,12 +10,9 @@ import {
   type TransportListener,
 } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
-import {
-  type ProcessPocketBase,
-  runTransportConformance,
-  usePocketBaseServers,
-  waitFor,
-} from "@nxs-sync/testing";
+import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
+import { runTransportConformance } from "@nxs-sync/testing/conformance";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import {

@@ -6,15 +6,14 @@ import {
   applyCollections,
   type ContainerPocketBase,
   clearCollections,
-  describeWithDocker,
   type PocketBaseCluster,
   type PocketBaseServer,
   type ProcessPocketBase,
   timestampFields,
-  usePocketBaseServers,
   waitFor,
   withNamespace,
 } from "@nxs-sync/testing";
+import { describeWithDocker, usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import type { RecordSubscription } from "pocketbase";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 

@@ -2,7 +2,8 @@ import { existsSync } from "node:fs";
 import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensurePocketBaseBinary, usePocketBaseServers } from "@nxs-sync/testing";
+import { ensurePocketBaseBinary } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterAll, describe, expect, it } from "vitest";
 
 describe("harness: the superuser password is on no command line", () => {

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { isCI, isHarnessError, POCKETBASE_DOCKERFILE, waitFor, withNamespace } from "@nxs-sync/testing";
+import { isHarnessError, POCKETBASE_DOCKERFILE, waitFor, withNamespace } from "@nxs-sync/testing";
+import { isCI } from "@nxs-sync/testing/vitest";
 import { describe, expect, it } from "vitest";
 
 describe("withNamespace", () => {
