@@ -8,6 +8,7 @@ const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
 /** Tests import the packages' sources, not their builds, so no build is needed before a test run. */
 const alias = [
+  { find: /^@nxs-sync\/core\/memory$/, replacement: here("./packages/core/src/memory.ts") },
   { find: /^@nxs-sync\/core\/node$/, replacement: here("./packages/core/src/node/index.ts") },
   {
     find: /^@nxs-sync\/testing\/conformance$/,

@@ -10,7 +10,8 @@
  */
 import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
-import { createDoc, createMemoryStorage, createReplica, type Doc } from "@nxs-sync/core";
+import { createDoc, createReplica, type Doc } from "@nxs-sync/core";
+import { createMemoryStorage } from "@nxs-sync/core/memory";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import { createPocketBaseTransport, NodeRole, type PocketBaseTransportOptions } from "@nxs-sync/pocketbase";
 import { startCluster, startPocketBase } from "@nxs-sync/testing";

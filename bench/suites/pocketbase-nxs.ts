@@ -3,15 +3,8 @@
  * transport with its default settings, memory storage, real timers) over real servers.
  */
 import { performance } from "node:perf_hooks";
-import {
-  type Change,
-  createDoc,
-  createMemoryStorage,
-  createReplica,
-  type Doc,
-  type Replica,
-  type Snapshot,
-} from "@nxs-sync/core";
+import { type Change, createDoc, createReplica, type Doc, type Replica, type Snapshot } from "@nxs-sync/core";
+import { createMemoryStorage } from "@nxs-sync/core/memory";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import {
   compactDoc,

@@ -4,6 +4,7 @@ export default defineConfig({
   entry: {
     index: "src/index.ts",
     node: "src/node/index.ts",
+    memory: "src/memory.ts",
   },
   format: ["esm", "cjs"],
   dts: true,

@@ -3,7 +3,8 @@
  * Run it with `npm run demo` from the repository root.
  */
 import { randomBytes } from "node:crypto";
-import { counter, createDoc, createMemoryStorage, createReplica, type Doc } from "@nxs-sync/core";
+import { counter, createDoc, createReplica, type Doc } from "@nxs-sync/core";
+import { createMemoryStorage } from "@nxs-sync/core/memory";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import {
   createPocketBaseTransport,

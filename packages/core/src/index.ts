@@ -1,8 +1,8 @@
 /**
  * The public API of @nxs-sync/core: named re-exports only, sorted by module (biome keeps the order).
  * Document model: change-codec, doc, hlc, json, path, schema, snapshot-binary, stamp, state-codec.
- * Sync engine and adapters: backoff, emitter, memory-*, random, replica, scheduler. Contract: the
- * rest.
+ * Sync engine: backoff, emitter, random, replica, scheduler. Contract: the rest. The in-memory
+ * adapters are in `@nxs-sync/core/memory`, the Node ones in `@nxs-sync/core/node`.
  */
 export { computeBackoff, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./backoff.js";
 export { callGuarded, guardLogger, toListenerError } from "./callback-guard.js";
@@ -88,15 +88,6 @@ export {
   type LogLevel,
   silentLogger,
 } from "./logger.js";
-export { createMemoryStorage, type MemoryStorage } from "./memory-storage.js";
-export {
-  createMemoryHub,
-  type MemoryFaultTarget,
-  type MemoryHub,
-  type MemoryHubOptions,
-  type MemoryHubStats,
-  type MemoryTransport,
-} from "./memory-transport.js";
 export { checkNumberOption, checkOption, type NumberOptionBounds } from "./option-checks.js";
 export { getAtPath } from "./path.js";
 export { createSeededRandom, type Random, seedFromString } from "./random.js";

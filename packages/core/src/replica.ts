@@ -278,6 +278,8 @@ interface Waiter {
  * @returns A replica in state `idle`; call `start()`.
  * @example
  * ```ts
+ * import { createMemoryHub, createMemoryStorage } from "@nxs-sync/core/memory";
+ *
  * const hub = createMemoryHub({ seed: 1 });
  * const replica = createReplica({
  *   doc,

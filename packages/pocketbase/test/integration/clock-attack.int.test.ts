@@ -1,6 +1,5 @@
 import {
   createDoc,
-  createMemoryStorage,
   type Doc,
   encodeHlc,
   HLC_MAX_COUNTER,
@@ -8,6 +7,7 @@ import {
   type Replica,
   silentLogger,
 } from "@nxs-sync/core";
+import { createMemoryStorage } from "@nxs-sync/core/memory";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import { type PocketBaseCluster, type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";

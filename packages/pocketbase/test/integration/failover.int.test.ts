@@ -1,11 +1,5 @@
-import {
-  type Change,
-  createDoc,
-  createMemoryStorage,
-  createReplica,
-  type Doc,
-  encodeHlc,
-} from "@nxs-sync/core";
+import { type Change, createDoc, createReplica, type Doc, encodeHlc } from "@nxs-sync/core";
+import { createMemoryStorage } from "@nxs-sync/core/memory";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import { type PocketBaseCluster, type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";

@@ -1,11 +1,5 @@
-import {
-  createDoc,
-  createMemoryStorage,
-  createReplica,
-  type Logger,
-  type Snapshot,
-  silentLogger,
-} from "@nxs-sync/core";
+import { createDoc, createReplica, type Logger, type Snapshot, silentLogger } from "@nxs-sync/core";
+import { createMemoryStorage } from "@nxs-sync/core/memory";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";

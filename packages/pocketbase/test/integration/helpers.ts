@@ -3,13 +3,13 @@ import { fileURLToPath } from "node:url";
 import {
   type Change,
   createDoc,
-  createMemoryStorage,
   createReplica,
   type Doc,
   encodeHlc,
   type Replica,
   silentLogger,
 } from "@nxs-sync/core";
+import { createMemoryStorage } from "@nxs-sync/core/memory";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import { type PocketBaseServer, startPocketBase } from "@nxs-sync/testing";
 import type { z } from "zod";

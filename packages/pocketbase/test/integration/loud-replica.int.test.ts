@@ -2,11 +2,11 @@ import { createServer, type Server } from "node:net";
 import {
   createDoc,
   createLineLogger,
-  createMemoryStorage,
   createReplica,
   type NxsError,
   type ReplicaEvents,
 } from "@nxs-sync/core";
+import { createMemoryStorage } from "@nxs-sync/core/memory";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import { findFreePort, type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";

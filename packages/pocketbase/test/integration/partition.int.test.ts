@@ -1,4 +1,5 @@
-import { createDoc, createMemoryStorage, createReplica, type Doc } from "@nxs-sync/core";
+import { createDoc, createReplica, type Doc } from "@nxs-sync/core";
+import { createMemoryStorage } from "@nxs-sync/core/memory";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import { type ContainerPocketBase, type PocketBaseCluster, waitFor } from "@nxs-sync/testing";
 import { describeWithDocker, usePocketBaseServers } from "@nxs-sync/testing/vitest";

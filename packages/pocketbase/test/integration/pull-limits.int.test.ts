@@ -1,7 +1,6 @@
 import {
   type Change,
   createDoc,
-  createMemoryStorage,
   createReplica,
   encodeHlc,
   openReplica,
@@ -9,6 +8,7 @@ import {
   type ReplicatedDoc,
   silentLogger,
 } from "@nxs-sync/core";
+import { createMemoryStorage } from "@nxs-sync/core/memory";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";

@@ -1,14 +1,13 @@
 import {
   createDoc,
-  createMemoryStorage,
   createReplica,
   type Doc,
-  type MemoryStorage,
   openReplica,
   type RejectedChange,
   type Replica,
   type ReplicatedDoc,
 } from "@nxs-sync/core";
+import { createMemoryStorage, type MemoryStorage } from "@nxs-sync/core/memory";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";

@@ -56,6 +56,8 @@ const seqs = (changes: readonly Change[] | undefined): number[] => (changes ?? [
  * @param setup - Called before each test; returns a storage over a fresh, empty location.
  * @example
  * ```ts
+ * import { createMemoryStorage } from "@nxs-sync/core/memory";
+ *
  * runStorageConformance("memory", () => ({ storage: createMemoryStorage() }));
  * ```
  */

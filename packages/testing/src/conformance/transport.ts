@@ -88,6 +88,8 @@ function expectSeqOrderPerOrigin(changes: readonly Change[]): void {
  * @param setup - Called before each test; returns fresh document ids and a transport factory.
  * @example
  * ```ts
+ * import { createMemoryHub } from "@nxs-sync/core/memory";
+ *
  * runTransportConformance("memory", () => {
  *   const hub = createMemoryHub({ pageSize: 4 });
  *   return { docId: toDocId("d"), otherDocId: toDocId("e"), pageSize: 4,
