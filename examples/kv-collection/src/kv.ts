@@ -1,0 +1,249 @@
+// A replicated key-value collection built only on the platform pieces (see README.md).
+import {
+  ConflictError,
+  callGuarded,
+  computeBackoff,
+  createHlcClock,
+  createSeededRandom,
+  defineErrorCodes,
+  ErrorCode,
+  isNxsError,
+  type Json,
+  NxsError,
+  silentLogger,
+} from "@nxs-sync/core";
+import { createTimerScheduler } from "@nxs-sync/core/node";
+import {
+  type CollectionDefinition,
+  createEndpointPool,
+  createNxsCollectionRegistry,
+  createRealtimeSession,
+  DeletePolicies,
+  type EndpointPoolOptions,
+  isUniqueViolation,
+  MergeRules,
+  type NodeAuth,
+  type RealtimeSession,
+} from "@nxs-sync/pocketbase";
+import type PocketBase from "pocketbase";
+
+export const KV_COLLECTION = "kv_entries";
+const [NODE, REPLICATOR] = ["nxs_nodes", "nxs_replicators"].map(
+  (c) => `@request.auth.collectionName = "${c}"`,
+);
+const READ = `${NODE} || ${REPLICATOR}`;
+// A node writes in its own name only (`by`); replicators copy anyone's.
+const WRITE = `(${NODE} && @request.body.by = @request.auth.id) || ${REPLICATOR}`;
+
+/** `kv_entries`: one record per key; last writer wins by `hlc`; a delete is a tombstone (`deleted`). */
+export const kvEntries: CollectionDefinition = {
+  schema: {
+    id: "pbc_kv_entries",
+    name: KV_COLLECTION,
+    type: "base",
+    fields: [
+      { name: "key", type: "text", required: true, max: 200 },
+      { name: "value", type: "json" },
+      { name: "by", type: "text", max: 64 },
+      { name: "hlc", type: "text", required: true, max: 64 },
+      { name: "deleted", type: "bool" },
+    ],
+    indexes: ["CREATE UNIQUE INDEX idx_kv_entries_key ON kv_entries (key)"],
+    listRule: READ,
+    viewRule: READ,
+    createRule: WRITE,
+    updateRule: WRITE,
+    deleteRule: null,
+  },
+  replication: { key: ["key"], merge: MergeRules.lww("hlc"), deletes: DeletePolicies.tombstone("deleted") },
+};
+
+/** nxs-sync's collections, then `kv_entries`: for `ensureSchema` and `createReplicator`. */
+export const kvRegistry = () => createNxsCollectionRegistry().register(kvEntries);
+
+export const KvErrorCode = defineErrorCodes("kv", {
+  NotFound: { name: "not-found", retryable: false },
+  Deleted: { name: "deleted", retryable: false },
+});
+declare module "@nxs-sync/core" {
+  interface ErrorCodeRegistry {
+    kv: typeof KvErrorCode;
+  }
+}
+
+export interface KvEntry {
+  readonly key: string;
+  readonly value: Json;
+  /** The node record id of the last writer. */
+  readonly by: string;
+  readonly hlc: string;
+  readonly deleted: boolean;
+}
+/** A change a watcher sees: from the realtime stream, or from the catch-up query after a (re)connect. */
+export type KvEvent = KvEntry & { readonly source: "realtime" | "catch-up" };
+
+export interface KvStoreOptions
+  extends Pick<EndpointPoolOptions, "endpoints" | "failover" | "requestTimeoutMs" | "scheduler" | "logger"> {
+  /** A node account (`nxs_nodes`). */
+  readonly auth: NodeAuth;
+  /** Bound of one operation, failovers included. Default 10 000 ms. */
+  readonly timeoutMs?: number;
+}
+
+export interface KvStore {
+  /** @throws NxsError `kv/not-found` (absent or deleted). */
+  get(key: string): Promise<Json>;
+  /** @throws NxsError `kv/deleted`: deletes are final (a tombstone wins over any later write). */
+  set(key: string, value: Json): Promise<KvEntry>;
+  /** @throws NxsError `kv/not-found`, `kv/deleted`. */
+  delete(key: string): Promise<void>;
+  /** The live entries, by key. */
+  list(): Promise<KvEntry[]>;
+  /** Calls `listener` on each change of `key` (of every key when undefined); resolves to the unwatch. */
+  watch(key: string | undefined, listener: (event: KvEvent) => void): Promise<() => void>;
+  /** The server in use. */
+  endpoint(): string;
+  close(): void;
+}
+
+const toEntry = (r: Record<string, unknown>): KvEntry => ({
+  key: String(r.key),
+  value: (r.value ?? null) as Json,
+  by: String(r.by ?? ""),
+  hlc: String(r.hlc),
+  deleted: r.deleted === true,
+});
+/** Whether `b` supersedes `a`: a tombstone wins, else the greater HLC. */
+const newer = (a: KvEntry | undefined, b: KvEntry) =>
+  a === undefined || (b.deleted && !a.deleted) || (b.deleted === a.deleted && b.hlc > a.hlc);
+
+export function createKvStore(options: KvStoreOptions): KvStore {
+  const scheduler = options.scheduler ?? createTimerScheduler();
+  const logger = options.logger ?? silentLogger;
+  const random = createSeededRandom(Math.floor(Math.random() * 2 ** 31));
+  const clock = createHlcClock({ replicaId: `kv${random.next().toString(36).slice(2)}`, now: scheduler.now });
+  const poolOf = () => createEndpointPool({ ...options, scheduler, logger });
+  const pool = poolOf();
+  pool.start();
+  let closed = false;
+  const notFound = (key: string) => new NxsError(KvErrorCode.NotFound, `kv: no entry ${JSON.stringify(key)}`);
+
+  /** The one retry layer of an operation: an unreachable server is reported to the pool, which fails over. */
+  async function op<T>(what: string, fn: (pb: PocketBase) => Promise<T>): Promise<T> {
+    const start = scheduler.now();
+    for (let attempt = 0; ; attempt++) {
+      const ep = pool.active();
+      try {
+        return await ep.client.call(`kv ${what}`, fn, { retry: false });
+      } catch (e) {
+        if (closed || !isNxsError(e) || e.code !== ErrorCode.TransportUnavailable) throw e;
+        pool.reportFailure(ep, e.message);
+        if (scheduler.now() - start >= (options.timeoutMs ?? 10_000)) throw e;
+        const ms = computeBackoff(attempt, { minMs: 50, maxMs: 1000 }, random);
+        await new Promise<void>((resolve) => scheduler.schedule(ms, resolve));
+      }
+    }
+  }
+  const find = (key: string) =>
+    op("get", (pb) =>
+      pb.collection(KV_COLLECTION).getFullList({ filter: pb.filter("key = {:key}", { key }) }),
+    ).then(([r]) => (r === undefined ? undefined : { ...toEntry(r), id: r.id }));
+
+  async function write(key: string, patch: { value?: Json; deleted: boolean }): Promise<KvEntry> {
+    for (;;) {
+      const have = await find(key);
+      if (have?.deleted) throw new NxsError(KvErrorCode.Deleted, `kv: ${JSON.stringify(key)} was deleted`);
+      if (have === undefined && patch.deleted) throw notFound(key);
+      try {
+        if (have !== undefined) clock.receive(have.hlc); // so that this write stamps after it
+      } catch {} // an unreadable or far-ahead stamp is not taken
+      try {
+        const written = await op(patch.deleted ? "delete" : "set", (pb) => {
+          const body = { key, by: pb.authStore.record?.id, hlc: clock.now(), ...patch };
+          const records = pb.collection(KV_COLLECTION);
+          return have === undefined ? records.create(body) : records.update(have.id, body);
+        });
+        return toEntry(written);
+      } catch (e) {
+        // Created meanwhile (another writer, the replicator): the client mapped the unique index.
+        if (!(e instanceof ConflictError && isUniqueViolation(e, ["key"]))) throw e;
+      }
+    }
+  }
+
+  // Watch: one realtime session, with a pool of its own (a session owns its clients' realtime).
+  const watchers = new Set<{ readonly key: string | undefined; readonly fn: (e: KvEvent) => void }>();
+  const seen = new Map<string, KvEntry>();
+  let session: RealtimeSession | undefined;
+  let primed = false; // the first catch-up only records what exists
+  function deliver(record: unknown, source: KvEvent["source"]): void {
+    if (typeof record !== "object" || record === null) return;
+    const e = toEntry(record as Record<string, unknown>);
+    if (!newer(seen.get(e.key), e)) return;
+    seen.set(e.key, e);
+    if (!primed && source === "catch-up") return;
+    for (const w of watchers) {
+      if (w.key !== undefined && w.key !== e.key) continue;
+      callGuarded("watch", w.fn, [{ ...e, source }], (f) => logger.error(f.message, f.cause));
+    }
+  }
+  const watchPool = poolOf();
+  const catchUp = (pb: PocketBase) => pb.collection(KV_COLLECTION).getFullList({ batch: 1000 });
+  const openSession = () =>
+    createRealtimeSession({
+      pool: watchPool,
+      collection: KV_COLLECTION,
+      filter: () => 'key != ""',
+      onEvent: (ev) => deliver(ev.record, "realtime"),
+      // Realtime is a hint: after every (re)connect, a query brings what the stream missed.
+      onCatchUp: (ep) => {
+        ep.client.call("kv catch-up", catchUp).then(
+          (all) => {
+            for (const r of all) deliver(r, "catch-up");
+            primed = true;
+          },
+          (e: unknown) => {
+            logger.warn(`[kv] catch-up failed: ${(e as Error).message}`);
+            if (!closed) session?.resync("catch-up failed");
+          },
+        );
+      },
+      scheduler,
+      random,
+      logger,
+    });
+
+  return {
+    async get(key) {
+      const e = await find(key);
+      if (e === undefined || e.deleted) throw notFound(key);
+      return e.value;
+    },
+    set: (key, value) => write(key, { value, deleted: false }),
+    delete: (key) => write(key, { deleted: true }).then(() => undefined),
+    list: () =>
+      op("list", (pb) =>
+        pb.collection(KV_COLLECTION).getFullList({ filter: "deleted = false", sort: "key" }),
+      ).then((all) => all.map(toEntry)),
+    async watch(key, fn) {
+      const w = { key, fn };
+      watchers.add(w);
+      if (session === undefined) {
+        session = openSession();
+        watchPool.start();
+      }
+      await session.connect().catch((e: unknown) => {
+        watchers.delete(w);
+        throw e;
+      });
+      return () => watchers.delete(w);
+    },
+    endpoint: () => pool.active().url,
+    close() {
+      closed = true;
+      session?.stop();
+      watchPool.stop();
+      pool.stop();
+    },
+  };
+}
