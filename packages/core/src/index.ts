@@ -5,7 +5,7 @@
  * adapters are in `@nxs-sync/core/memory`, the Node ones in `@nxs-sync/core/node`.
  */
 export { computeBackoff, DEFAULT_RETRY_POLICY, type RetryPolicy } from "./backoff.js";
-export { callGuarded, guardLogger, toListenerError } from "./callback-guard.js";
+export { callGuarded, guardLogger } from "./callback-guard.js";
 export type { Change, Json, Op, Path, Snapshot } from "./change.js";
 export { OpKind } from "./change.js";
 export {
@@ -70,16 +70,13 @@ export {
   decodeHlc,
   encodeHlc,
   HLC_COUNTER_LIMIT,
-  HLC_MAX_COUNTER,
-  HLC_MAX_MS,
-  HLC_PREFIX_LENGTH,
   type HlcClock,
   type HlcClockOptions,
   type HlcParts,
   hlcNode,
 } from "./hlc.js";
 export { type Brand, type DocId, type Hlc, ID_PATTERN, type ReplicaId, toDocId, toReplicaId } from "./ids.js";
-export { canonicalJson, compareJson, jsonEqual, toFrozenJson } from "./json.js";
+export { canonicalJson } from "./json.js";
 export {
   createLineLogger,
   defaultLogger,
@@ -89,7 +86,6 @@ export {
   silentLogger,
 } from "./logger.js";
 export { checkNumberOption, checkOption, type NumberOptionBounds } from "./option-checks.js";
-export { getAtPath } from "./path.js";
 export { createSeededRandom, type Random, seedFromString } from "./random.js";
 export {
   type ApplySource,
@@ -128,7 +124,6 @@ export {
   encodeSnapshotBinary,
 } from "./snapshot-binary.js";
 export { MAX_OPS_PER_CHANGE } from "./stamp.js";
-export type { EncodedChildren, EncodedNode, EncodedState } from "./state-codec.js";
 export type { Storage, StoredState } from "./storage.js";
 export {
   type HighWater,

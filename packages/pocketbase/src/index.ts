@@ -9,7 +9,6 @@ export type { PullBodiesEvent } from "./change-reader.js";
 export type { PushRequestEvent } from "./change-writer.js";
 export { type ReplicatorCliContext, ReplicatorExitCode, runReplicatorCli } from "./cli.js";
 export {
-  assertEndpointUrl,
   closeSdkClient,
   createPocketBaseClient,
   createSdkClient,
@@ -21,7 +20,6 @@ export {
   type PocketBaseClientOptions,
   REPLICATORS_COLLECTION,
   type RetryOptions,
-  SUPERUSERS_COLLECTION_ID,
   toTransportError,
   uniqueViolationFields,
 } from "./client.js";
@@ -38,7 +36,6 @@ export {
 } from "./collections/nxs.js";
 export {
   type Ack,
-  ackRecordSchema,
   type Checkpointer,
   type CheckpointerOptions,
   type CheckpointResult,
@@ -73,13 +70,6 @@ export {
   NXS_VERSION_PATH,
 } from "./hooks.js";
 export {
-  createHttpFetch,
-  type HttpClient,
-  type HttpFetch,
-  type HttpFetchOptions,
-  type HttpResponse,
-} from "./http-fetch.js";
-export {
   compareVersions,
   DeletePolicies,
   type DeletePolicy,
@@ -108,20 +98,14 @@ export {
 } from "./realtime-session.js";
 export {
   type ChangeRecord,
-  changeRecordSchema,
   type DecodeChangeOptions,
   type DecodeResult,
   decodeChangeRecord,
   decodeSnapshotRecord,
   encodeChangeRecord,
   encodeSnapshotRecord,
-  estimateChangeBytes,
-  isOriginOfNode,
-  type PackLimits,
-  packChanges,
   type RecordLimits,
   sliceChangeRecord,
-  snapshotRecordSchema,
 } from "./records.js";
 export {
   createReplicator,
@@ -132,7 +116,7 @@ export {
   type ReplicatorStatus,
   type SyncStats,
 } from "./replicator.js";
-export { contentDigest, contentFields } from "./replicator-digest.js";
+export { contentFields } from "./replicator-digest.js";
 export type { ReportUntrusted } from "./replicator-snapshots.js";
 export {
   type CollectionDef,

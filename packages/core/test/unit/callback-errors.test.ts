@@ -1,12 +1,6 @@
-import {
-  callGuarded,
-  createEmitter,
-  guardLogger,
-  isNxsError,
-  type NxsError,
-  toListenerError,
-} from "@nxs-sync/core";
+import { callGuarded, createEmitter, guardLogger, isNxsError, type NxsError } from "@nxs-sync/core";
 import { describe, expect, it } from "vitest";
+import { toListenerError } from "../../src/callback-guard.js";
 
 // Vitest fails a run on an unhandled rejection: each test below would, if a guard let one through.
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));

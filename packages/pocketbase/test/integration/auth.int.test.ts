@@ -2,12 +2,8 @@ import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { getTokenPayload } from "pocketbase";
 import { beforeAll, describe, expect, it } from "vitest";
-import {
-  Collections,
-  createPocketBaseClient,
-  ensureSchema,
-  SUPERUSERS_COLLECTION_ID,
-} from "../../src/index.js";
+import { SUPERUSERS_COLLECTION_ID } from "../../src/client.js";
+import { Collections, createPocketBaseClient, ensureSchema } from "../../src/index.js";
 import { makeNode, provision } from "./helpers.js";
 
 const servers = usePocketBaseServers();

@@ -1,18 +1,11 @@
-import {
-  createDoc,
-  type Doc,
-  encodeHlc,
-  HLC_MAX_COUNTER,
-  openReplica,
-  type Replica,
-  silentLogger,
-} from "@nxs-sync/core";
+import { createDoc, type Doc, encodeHlc, openReplica, type Replica, silentLogger } from "@nxs-sync/core";
 import { createMemoryStorage } from "@nxs-sync/core/memory";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import { type PocketBaseCluster, type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { HLC_MAX_COUNTER } from "../../../core/src/hlc.js";
 import {
   Collections,
   createPocketBaseClient,
