@@ -356,7 +356,7 @@ export function toTransportError(error: unknown, what: string): NxsError {
 
 /**
  * Creates a PocketBase SDK client the nxs-sync way: auto-cancellation off, requests over keep-alive
- * `node:http` with a per-request timeout ({@link createHttpFetch}), the EventSource polyfill
+ * `node:http` with a per-request timeout, the EventSource polyfill
  * installed. {@link closeSdkClient} closes it.
  * @param url - Server base URL.
  * @param requestTimeoutMs - Per-request timeout (not applied to the SSE stream). Default 5000.
