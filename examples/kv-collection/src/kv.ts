@@ -2,12 +2,9 @@
 import {
   ConflictError,
   callGuarded,
-  computeBackoff,
   createHlcClock,
   createSeededRandom,
   defineErrorCodes,
-  ErrorCode,
-  isNxsError,
   type Json,
   NxsError,
   silentLogger,
@@ -122,28 +119,17 @@ export function createKvStore(options: KvStoreOptions): KvStore {
   const logger = options.logger ?? silentLogger;
   const random = createSeededRandom(Math.floor(Math.random() * 2 ** 31));
   const clock = createHlcClock({ replicaId: `kv${random.next().toString(36).slice(2)}`, now: scheduler.now });
-  const poolOf = () => createEndpointPool({ ...options, scheduler, logger });
+  const poolOf = () => createEndpointPool({ ...options, scheduler, logger, random });
   const pool = poolOf();
   pool.start();
   let closed = false;
   const notFound = (key: string) => new NxsError(KvErrorCode.NotFound, `kv: no entry ${JSON.stringify(key)}`);
 
-  /** The one retry layer of an operation: an unreachable server is reported to the pool, which fails over. */
-  async function op<T>(what: string, fn: (pb: PocketBase) => Promise<T>): Promise<T> {
-    const start = scheduler.now();
-    for (let attempt = 0; ; attempt++) {
-      const ep = pool.active();
-      try {
-        return await ep.client.call(`kv ${what}`, fn, { retry: false });
-      } catch (e) {
-        if (closed || !isNxsError(e) || e.code !== ErrorCode.TransportUnavailable) throw e;
-        pool.reportFailure(ep, e.message);
-        if (scheduler.now() - start >= (options.timeoutMs ?? 10_000)) throw e;
-        const ms = computeBackoff(attempt, { minMs: 50, maxMs: 1000 }, random);
-        await new Promise<void>((resolve) => scheduler.schedule(ms, resolve));
-      }
-    }
-  }
+  /** The one retry layer of an operation (the pool's): a server that cannot be reached fails over. */
+  const op = <T>(what: string, fn: (pb: PocketBase) => Promise<T>): Promise<T> =>
+    pool.call(what, (ep) => ep.client.call(`kv ${what}`, fn, { retry: false }), {
+      timeoutMs: options.timeoutMs ?? 10_000,
+    });
   const find = (key: string) =>
     op("get", (pb) =>
       pb.collection(KV_COLLECTION).getFullList({ filter: pb.filter("key = {:key}", { key }) }),

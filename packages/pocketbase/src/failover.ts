@@ -1,9 +1,14 @@
 import {
   type Cancel,
+  computeBackoff,
   createEmitter,
+  createSeededRandom,
   ErrorCode,
+  isNxsError,
   type Logger,
   NxsError,
+  type Random,
+  type RetryPolicy,
   type Scheduler,
   silentLogger,
 } from "@nxs-sync/core";
@@ -66,6 +71,20 @@ export interface EndpointPoolEvents {
   health: { readonly url: string; readonly healthy: boolean };
 }
 
+/** The backoff of {@link EndpointPool.call} between attempts, unless the caller passes one. */
+export const DEFAULT_CALL_RETRY: RetryPolicy = Object.freeze({ minMs: 50, maxMs: 1000, factor: 2 });
+
+/** Options of {@link EndpointPool.call}. */
+export interface PoolCallOptions {
+  /**
+   * Bound of the whole call, failovers included: no attempt starts later than `timeoutMs` after the
+   * first one (the last backoff is cut short to end at the bound). 0: one attempt.
+   */
+  readonly timeoutMs: number;
+  /** The backoff between attempts. Default {@link DEFAULT_CALL_RETRY}. */
+  readonly retry?: RetryPolicy;
+}
+
 /**
  * Servers in order of preference, with health tracking and switching. The owner reports request
  * outcomes; the pool polls `/api/health` in the background, switches to the next healthy endpoint
@@ -83,6 +102,33 @@ export interface EndpointPool {
   reportFailure(ep: Endpoint, reason: string): void;
   /** Per-endpoint health. */
   health(): readonly EndpointHealth[];
+  /**
+   * The one retry layer of an operation: runs `fn` on the active endpoint and reports the outcome.
+   * An unreachable server (`transport/unavailable`) is reported as a failure (so the pool may fail
+   * over), then `fn` runs again on whichever endpoint is active after a backoff on the pool's
+   * scheduler, until `options.timeoutMs` after the first attempt. `fn` should make one attempt
+   * itself (e.g. `client.call(..., { retry: false })`) so that retries do not stack.
+   * @param what - Short description for the log.
+   * @param fn - The operation against one endpoint.
+   * @param options - The bound (`timeoutMs`) and the backoff (`retry`).
+   * @returns What `fn` resolved to.
+   * @throws NxsError the error of the last attempt: any error other than `transport/unavailable` at
+   *   once, `transport/unavailable` once the bound ran out; `closed` when the pool stops meanwhile.
+   * @example
+   * ```ts
+   * import { createEndpointPool } from "@nxs-sync/pocketbase";
+   * const pool = createEndpointPool({ endpoints: ["http://127.0.0.1:8090", "http://127.0.0.1:8091"] });
+   * pool.start();
+   * const page = await pool.call(
+   *   "list changes",
+   *   (ep) => ep.client.call("list changes", (pb) => pb.collection("nxs_changes").getList(1, 10), { retry: false }),
+   *   { timeoutMs: 5_000 },
+   * );
+   * console.log(page.totalItems);
+   * pool.stop();
+   * ```
+   */
+  call<T>(what: string, fn: (ep: Endpoint) => Promise<T>, options: PoolCallOptions): Promise<T>;
   /** Starts health polling. */
   start(): void;
   /** Stops health polling and closes every client. */
@@ -110,6 +156,8 @@ export interface EndpointPoolOptions {
   readonly scheduler?: Scheduler;
   /** Time source (ms), overriding `scheduler.now` (kept for existing callers). */
   readonly now?: () => number;
+  /** The jitter of {@link EndpointPool.call}'s backoff. Default seeded from `Math.random()`. */
+  readonly random?: Random;
 }
 
 interface State {
@@ -170,6 +218,43 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
   );
 
   const emit = events.emit;
+  const random = options.random ?? createSeededRandom(Math.floor(Math.random() * 2 ** 31));
+  let stopped = false;
+  const stoppedError = () => new NxsError(ErrorCode.Closed, "endpoint pool is stopped");
+  /** Backoffs of calls under way: `stop` cancels them and rejects their calls with `closed`. */
+  const waits = new Set<{ readonly cancel: Cancel; readonly reject: (error: Error) => void }>();
+  const wait = (ms: number) =>
+    new Promise<void>((resolve, reject) => {
+      // The scheduler never runs a task synchronously: `w` exists when this one runs.
+      const w = {
+        reject,
+        cancel: scheduler.schedule(ms, () => {
+          waits.delete(w);
+          resolve();
+        }),
+      };
+      waits.add(w);
+    });
+
+  async function call<T>(what: string, fn: (ep: Endpoint) => Promise<T>, opts: PoolCallOptions): Promise<T> {
+    const deadline = now() + Math.max(0, opts.timeoutMs);
+    for (let attempt = 0; ; attempt++) {
+      if (stopped) throw stoppedError();
+      const ep = endpoints[activeIndex]!;
+      try {
+        const result = await fn(ep);
+        success(ep.index);
+        return result;
+      } catch (error) {
+        if (!isNxsError(error) || error.code !== ErrorCode.TransportUnavailable) throw error;
+        failure(ep.index, error.message);
+        const left = deadline - now();
+        if (stopped || left <= 0) throw error;
+        logger.debug(`[nxs-pocketbase] ${what} failed at ${ep.url}, retrying: ${error.message}`);
+        await wait(Math.min(left, computeBackoff(attempt, opts.retry ?? DEFAULT_CALL_RETRY, random)));
+      }
+    }
+  }
 
   function setHealthy(i: number, healthy: boolean): void {
     const s = states[i]!;
@@ -253,8 +338,10 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
         failures: states[ep.index]!.failures,
         active: ep.index === activeIndex,
       })),
+    call,
     start() {
       if (timer !== undefined) return;
+      stopped = false;
       const round = (): void => {
         timer = scheduler.schedule(intervalMs, round);
         for (const ep of endpoints) void poll(ep.index);
@@ -265,6 +352,12 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
     stop() {
       timer?.();
       timer = undefined;
+      stopped = true;
+      for (const w of waits) {
+        w.cancel();
+        w.reject(stoppedError());
+      }
+      waits.clear();
       for (const ep of endpoints) ep.client.close();
     },
     on: events.on,

@@ -54,12 +54,14 @@ export {
 export { type EnsureSchemaOptions, type EnsureSchemaResult, ensureSchema } from "./ensure-schema.js";
 export {
   createEndpointPool,
+  DEFAULT_CALL_RETRY,
   type Endpoint,
   type EndpointHealth,
   type EndpointPool,
   type EndpointPoolEvents,
   type EndpointPoolOptions,
   type FailoverOptions,
+  type PoolCallOptions,
   type SwitchEvent,
 } from "./failover.js";
 export {
