@@ -2,20 +2,22 @@ import {
   type Cancel,
   callGuarded,
   checkNumberOption,
+  computeBackoff,
   createEmitter,
   createReportThrottle,
+  createSeededRandom,
   defaultLogger,
   ErrorCode,
   isNxsError,
   type Logger,
   NxsError,
+  type RetryPolicy,
   type Scheduler,
   TransportError,
   throttleKey,
   ValidationError,
 } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
-import pRetry from "p-retry";
 import { ClientResponseError } from "pocketbase";
 import {
   createPocketBaseClient,
@@ -86,7 +88,7 @@ export interface ReplicatorOptions {
   readonly reportWindowMs?: number;
   /**
    * Time and timers of the replicator's own loops (anti-entropy and health intervals, the
-   * `lostAllAfterMs` bound, report windows). Default `createTimerScheduler()` of
+   * backoff of subscribe retries, the `lostAllAfterMs` bound, report windows). Default `createTimerScheduler()` of
    * `@nxs-sync/core/node`; tests pass `createManualScheduler()`.
    */
   readonly scheduler?: Scheduler;
@@ -311,6 +313,9 @@ function withRepeats(error: Error, repeats: number, sinceMs: number): Error {
   return new Error(message, { cause: error });
 }
 
+/** The backoff of a server's subscribe attempts (they go on until one works, is refused, or `stop()`). */
+const SUBSCRIBE_RETRY: RetryPolicy = Object.freeze({ minMs: 200, maxMs: 2000, factor: 2 });
+
 const SYSTEM_FIELDS = new Set(["collectionId", "collectionName", "created", "updated", "expand"]);
 const ECHO_LIMIT = 10_000;
 /** Most refused records remembered (each reported once and not fetched again while remembered). */
@@ -419,6 +424,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   }
   const logger = options.logger ?? defaultLogger;
   const scheduler = options.scheduler ?? createTimerScheduler();
+  /** The jitter of the subscribe backoff. */
+  const random = createSeededRandom(Math.floor(Math.random() * 2 ** 32));
   const lostAllAfterMs = options.lostAllAfterMs ?? 60_000;
   const reportWindowMs = options.reportWindowMs ?? 60_000;
   const given = options.collections ?? defaultReplicatedCollections();
@@ -456,7 +463,6 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   );
   /** Refused records (see {@link recordTag}), oldest first, at most `QUARANTINE_LIMIT`. */
   const quarantined = new Map<string, true>();
-  const stopController = new AbortController();
   let stopped = false;
   let started = false;
   let loops: Cancel[] = [];
@@ -807,28 +813,47 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     server.subscribed = true;
   }
 
+  /** Pending waits of the subscribe retries: cancelled (resolved false) by `stop()`. */
+  const waits = new Set<{ readonly cancel: Cancel; readonly resolve: (go: boolean) => void }>();
+
+  /** Waits `ms` on the scheduler. @returns False when the replicator stopped first. */
+  function sleep(ms: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      if (stopped) {
+        resolve(false);
+        return;
+      }
+      const entry = {
+        cancel: scheduler.schedule(ms, () => {
+          waits.delete(entry);
+          resolve(!stopped);
+        }),
+        resolve,
+      };
+      waits.add(entry);
+    });
+  }
+
+  /** Subscribes to `server`, retrying on the scheduler until it works, is refused, or the replicator stops. */
   function subscribeInBackground(server: Server): void {
     if (server.subscribing || stopped) return;
     server.subscribing = true;
-    pRetry(
-      async () => {
+    const attempts = async (): Promise<void> => {
+      for (let attempt = 0; ; attempt++) {
         if (stopped) return;
         try {
           await subscribe(server);
+          return;
         } catch (e) {
           server.client.pb.realtime.unsubscribe().catch(() => {});
-          throw toTransportError(e, `subscribe to ${server.url}`);
+          const err = toTransportError(e, `subscribe to ${server.url}`);
+          // A refused login is tried again by the next anti-entropy round.
+          if (stopped || isRefusal(err)) throw err;
+          if (!(await sleep(computeBackoff(attempt, SUBSCRIBE_RETRY, random)))) return;
         }
-      },
-      {
-        retries: Number.POSITIVE_INFINITY,
-        minTimeout: 200,
-        maxTimeout: 2000,
-        signal: stopController.signal,
-        // A refused login is tried again by the next anti-entropy round.
-        shouldRetry: ({ error }) => !stopped && isNxsError(error) && !isRefusal(error),
-      },
-    )
+      }
+    };
+    attempts()
       .catch((e: unknown) => {
         const err = toTransportError(e, `subscribe to ${server.url}`);
         if (server.refused === err) reportRefusal(server, err);
@@ -1302,7 +1327,11 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     // What repeats held back is told now rather than lost.
     for (const key of [...held.keys()]) flush(key);
     stopped = true;
-    stopController.abort();
+    for (const w of waits) {
+      w.cancel();
+      w.resolve(false);
+    }
+    waits.clear();
     for (const cancel of loops) cancel();
     loops = [];
     cancelLost?.();

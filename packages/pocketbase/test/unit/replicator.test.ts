@@ -1,5 +1,5 @@
 import { createManualScheduler, NxsError, silentLogger } from "@nxs-sync/core";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createReplicator, type Replicator, type ReplicatorEvents } from "../../src/index.js";
 import { closedUrl, useFakeServers } from "./fake-servers.js";
 
@@ -110,6 +110,18 @@ describe("replicator: when it cannot work", () => {
     expect(loginFailures()).toHaveLength(2);
     expect(loginFailures()[1]!.message).toMatch(/\(and 5 more like it in the last 60 s\)$/);
     expect((loginFailures()[1] as NxsError).code).toBe("transport/unavailable");
+  });
+});
+
+describe("replicator: timers", () => {
+  it("retries a subscription on its scheduler (no hidden timer), and stop() cancels every task", async () => {
+    const [a, b] = [await closedUrl(), await closedUrl()];
+    const { r, scheduler } = replicator([a, b]);
+    await r.start();
+    // The anti-entropy and health loops, the lostAllAfterMs bound, and one subscribe backoff per server.
+    await vi.waitFor(() => expect(scheduler.pending()).toBe(5));
+    await r.stop();
+    expect(scheduler.pending()).toBe(0);
   });
 });
 
