@@ -9,32 +9,10 @@
 import { ErrorCode, ValidationError } from "@nxs-sync/core";
 import type { PocketBaseClient } from "./client.js";
 import { Collections } from "./schema.js";
-import { type Heads, readHeads, unbackedClaim } from "./snapshot-trust.js";
+import { type Heads, readAllHeads, readHeads, unbackedClaim } from "./snapshot-trust.js";
 
 /** Reports a record that is not trusted (once per record is the caller's business). */
 export type ReportUntrusted = (collection: string, recordId: string, error: ValidationError) => void;
-
-/**
- * Reads every doc's heads on one server in one listing of `nxs_heads`.
- * @param client - An authenticated client of that server.
- * @returns Per doc, per origin, its head there.
- * @throws TransportError when the server does not answer.
- */
-export async function readAllHeads(client: PocketBaseClient): Promise<Map<string, Heads>> {
-  const rows = await client.call("read heads", (pb) =>
-    pb
-      .collection(Collections.Heads)
-      .getFullList({ fields: "doc,origin,head", batch: 1000, requestKey: null }),
-  );
-  const out = new Map<string, Record<string, number>>();
-  for (const h of rows as { doc?: unknown; origin?: unknown; head?: unknown }[]) {
-    if (typeof h.doc !== "string" || typeof h.origin !== "string" || typeof h.head !== "number") continue;
-    const heads = out.get(h.doc) ?? {};
-    heads[h.origin] = h.head;
-    out.set(h.doc, heads);
-  }
-  return out;
-}
 
 /** A snapshot's version when it is a map of origins to seqs, else undefined. */
 function versionOf(value: unknown): Record<string, number> | undefined {

@@ -43,6 +43,35 @@ export function unbackedClaim(
 }
 
 /**
+ * Reads heads on one server (`nxs_heads`: doc, origin and highest `last`), of one doc or of all.
+ * @param client - An authenticated client of that server (gateway or replicator).
+ * @param docId - The doc, or undefined for every doc.
+ * @returns Per doc, per origin, its head there.
+ * @throws TransportError when the server does not answer.
+ */
+async function listHeads(
+  client: PocketBaseClient,
+  docId?: string,
+): Promise<Map<string, Record<string, number>>> {
+  const rows = await client.call("read heads", (pb) =>
+    pb.collection(Collections.Heads).getFullList({
+      ...(docId === undefined ? {} : { filter: pb.filter("doc = {:doc}", { doc: docId }) }),
+      fields: "doc,origin,head",
+      batch: 1000,
+      requestKey: null,
+    }),
+  );
+  const out = new Map<string, Record<string, number>>();
+  for (const h of rows as { doc?: unknown; origin?: unknown; head?: unknown }[]) {
+    if (typeof h.doc !== "string" || typeof h.origin !== "string" || typeof h.head !== "number") continue;
+    const heads = out.get(h.doc) ?? {};
+    heads[h.origin] = h.head;
+    out.set(h.doc, heads);
+  }
+  return out;
+}
+
+/**
  * Reads a doc's heads on one server (`nxs_heads`: origin and highest `last`).
  * @param client - An authenticated client of that server (gateway or replicator).
  * @param docId - The doc.
@@ -50,17 +79,15 @@ export function unbackedClaim(
  * @throws TransportError when the server does not answer.
  */
 export async function readHeads(client: PocketBaseClient, docId: string): Promise<Record<string, number>> {
-  const rows = await client.call("read heads", (pb) =>
-    pb.collection(Collections.Heads).getFullList({
-      filter: pb.filter("doc = {:doc}", { doc: docId }),
-      fields: "origin,head",
-      batch: 1000,
-      requestKey: null,
-    }),
-  );
-  const out: Record<string, number> = {};
-  for (const h of rows as { origin?: unknown; head?: unknown }[]) {
-    if (typeof h.origin === "string" && typeof h.head === "number") out[h.origin] = h.head;
-  }
-  return out;
+  return (await listHeads(client, docId)).get(docId) ?? {};
+}
+
+/**
+ * Reads every doc's heads on one server in one listing of `nxs_heads`.
+ * @param client - An authenticated client of that server.
+ * @returns Per doc, per origin, its head there.
+ * @throws TransportError when the server does not answer.
+ */
+export function readAllHeads(client: PocketBaseClient): Promise<Map<string, Heads>> {
+  return listHeads(client);
 }
