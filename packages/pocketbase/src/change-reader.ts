@@ -22,7 +22,7 @@ import {
   MAX_SNAPSHOT_BYTES,
   MAX_VERSION_BYTES,
 } from "./schema.js";
-import { type Heads, readHeads, unbackedClaim } from "./snapshot-trust.js";
+import { type Heads, isClaims, readHeads, unbackedClaim } from "./snapshot-trust.js";
 
 /**
  * Byte budget of the bodies one pull step fetches: the records of a page whose bodies are not
@@ -48,16 +48,6 @@ interface Envelope {
   readonly bytes?: unknown;
   /** The pack's changes when at most INLINE_CHANGES_BYTES, else null. */
   readonly changes?: unknown;
-}
-
-/** Whether `v` is a version vector as stored (origin to a non-negative seq). */
-function isVersion(v: unknown): v is Readonly<Record<string, number>> {
-  return (
-    v !== null &&
-    typeof v === "object" &&
-    !Array.isArray(v) &&
-    Object.values(v).every((s) => typeof s === "number" && Number.isSafeInteger(s) && s >= 0)
-  );
 }
 
 /**
@@ -291,7 +281,7 @@ export function createChangeReader(options: ChangeReaderOptions): ChangeReader {
     for (const raw of list.items as { id?: unknown; version?: unknown }[]) {
       const { id, version } = raw;
       if (typeof id !== "string") continue;
-      if (!isVersion(version)) {
+      if (!isClaims(version)) {
         gate.quarantine(ep, id, new ValidationError(`nxs_snapshots record ${id}: malformed version`));
         continue;
       }

@@ -9,19 +9,10 @@
 import { ErrorCode, ValidationError } from "@nxs-sync/core";
 import type { PocketBaseClient } from "./client.js";
 import { Collections } from "./schema.js";
-import { type Heads, readAllHeads, readHeads, unbackedClaim } from "./snapshot-trust.js";
+import { type Heads, isClaims, readAllHeads, readHeads, unbackedClaim } from "./snapshot-trust.js";
 
 /** Reports a record that is not trusted (once per record is the caller's business). */
 export type ReportUntrusted = (collection: string, recordId: string, error: ValidationError) => void;
-
-/** A snapshot's version when it is a map of origins to seqs, else undefined. */
-function versionOf(value: unknown): Record<string, number> | undefined {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return undefined;
-  const v = value as Record<string, unknown>;
-  return Object.values(v).every((q) => typeof q === "number" && Number.isFinite(q))
-    ? (v as Record<string, number>)
-    : undefined;
-}
 
 /**
  * Checks a snapshot record against the heads of the server it was read from.
@@ -37,7 +28,7 @@ export function untrustedSnapshot(
   url: string,
 ): ValidationError | undefined {
   const doc = String(record.doc);
-  const version = versionOf(record.version);
+  const version = isClaims(record.version) ? record.version : undefined;
   const claim = version === undefined ? undefined : unbackedClaim(version, heads.get(doc) ?? {});
   if (version !== undefined && claim === undefined) return undefined;
   const why =
@@ -46,8 +37,6 @@ export function untrustedSnapshot(
       : `it claims ${claim.origin} up to seq ${claim.claim}, but that server holds that origin's changes up to ${claim.head} only`;
   return new ValidationError(
     `nxs_snapshots record ${String(record.id)} of doc ${JSON.stringify(doc)} at ${url} is not trusted: ${why}`,
-    // The constructor's code type lists only the schema codes; snapshot/unbacked is a
-    // ValidationError too (docs/errors.md).
     { code: ErrorCode.SnapshotUnbacked },
   );
 }

@@ -25,6 +25,21 @@ export interface UnbackedClaim {
 }
 
 /**
+ * Whether a snapshot record's `version` is a map of origins to seqs (non-negative safe integers),
+ * the form {@link unbackedClaim} can judge.
+ * @param value - The record's `version` as read.
+ * @returns True when it is.
+ */
+export function isClaims(value: unknown): value is Readonly<Record<string, number>> {
+  return (
+    value !== null &&
+    typeof value === "object" &&
+    !Array.isArray(value) &&
+    Object.values(value).every((s) => typeof s === "number" && Number.isSafeInteger(s) && s >= 0)
+  );
+}
+
+/**
  * Checks a snapshot's claims against a server's heads.
  * @param version - The snapshot's version vector (its claims).
  * @param heads - The heads of the server the snapshot was read from, for its doc.
