@@ -1,0 +1,206 @@
+/**
+ * The queue's storage port. Semantic and atomic: every transition of an attempt is guarded by its
+ * lease token (bullmq `moveToActive(token)`), and every method takes a batch so a backend can do
+ * one round trip (SQLite has one writer; batching is the lever). No storage terms (collections,
+ * filters, keys) appear here. Backends: `createMemoryQueueBackend` (tests, one process) and the
+ * PocketBase backend (`@nxs-sync/queue/pocketbase`). Both pass `runQueueBackendConformance` from
+ * `@nxs-sync/testing/conformance`.
+ *
+ * Time belongs to the backend: `runAt`, leases and retry delays are measured on its clock (the
+ * server's for PocketBase), so callers send durations, never their own timestamps for leases.
+ */
+import type { Json } from "@nxs-sync/core";
+import type { ClaimedJob, JobId, JobRecord, JobState, LeaseToken, NewJob } from "./job.js";
+
+/** What `enqueue` did with one job. */
+export interface EnqueueResult {
+  readonly id: JobId;
+  /** False when a job of that id existed already (nothing changed). */
+  readonly created: boolean;
+}
+
+/** A request for up to `max` ready jobs of one queue. */
+export interface ClaimRequest {
+  readonly queue: string;
+  /** Who claims (shown on the job; any string, e.g. `gateway-1/worker-3`). */
+  readonly worker: string;
+  /** Lease length in ms, from the claim (renewed by `heartbeat`). */
+  readonly leaseMs: number;
+  /** At most this many jobs (at least 1). */
+  readonly max: number;
+}
+
+/** One held lease: the job and the token of its attempt. */
+export interface LeaseRef {
+  readonly id: JobId;
+  readonly token: LeaseToken;
+}
+
+/** A heartbeat of one lease, optionally carrying the handler's progress. */
+export interface Heartbeat extends LeaseRef {
+  /** Renew until now + this many ms. */
+  readonly leaseMs: number;
+  /** New progress, if it changed. */
+  readonly progress?: Json;
+}
+
+/** The answer to one heartbeat. */
+export type HeartbeatResult =
+  | { readonly ok: true; readonly leaseUntil: number; readonly cancelRequested: boolean }
+  | { readonly ok: false; readonly code: "queue/lease-lost" };
+
+/** How an attempt ended, as the worker reports it. */
+export type Settlement = LeaseRef &
+  (
+    | { readonly kind: "complete"; readonly result?: Json }
+    /**
+     * The attempt failed. With `retryDelayMs` the job waits that long and runs again (when attempts
+     * remain: the worker decides, from the job's backoff); without, it is dead-lettered.
+     */
+    | {
+        readonly kind: "fail";
+        readonly code: string;
+        readonly message: string;
+        readonly retryDelayMs?: number;
+      }
+    /** Run again after `delayMs` without spending the attempt (a provider's 429). */
+    | { readonly kind: "retry-later"; readonly delayMs: number }
+    /** The worker stopped because of a cancel request. */
+    | { readonly kind: "cancelled" }
+    /** The worker gives the job back unfinished (shutdown): it is ready again at once, attempt not spent. */
+    | { readonly kind: "release" }
+  );
+
+/** The answer to one settlement. */
+export type SettleResult =
+  | { readonly ok: true; readonly state: JobState }
+  | { readonly ok: false; readonly code: "queue/lease-lost" };
+
+/** Counts of one queue per state; `delayed` counts `waiting` jobs whose `runAt` is still ahead. */
+export type JobCounts = Readonly<Record<JobState | "delayed", number>>;
+
+/** What a backend tells watchers. A hint: the truth is always a read (`getJob`, `claim`). */
+export type JobEvent =
+  | { readonly type: "added"; readonly id: JobId; readonly runAt: number }
+  | { readonly type: "active"; readonly id: JobId; readonly attempt: number; readonly worker: string }
+  | { readonly type: "progress"; readonly id: JobId; readonly progress: Json }
+  | { readonly type: "completed"; readonly id: JobId; readonly result?: Json }
+  | {
+      readonly type: "failed";
+      readonly id: JobId;
+      readonly code: string;
+      readonly message: string;
+      readonly final: boolean;
+    }
+  | { readonly type: "stalled"; readonly id: JobId; readonly attempt: number }
+  | { readonly type: "cancelled"; readonly id: JobId }
+  | { readonly type: "waiting"; readonly id: JobId; readonly runAt: number };
+
+/** A watcher of one queue. */
+export interface QueueWatcher {
+  /** A job changed (a hint). */
+  onEvent(event: JobEvent): void;
+  /** Events may have been missed (after every (re)connect): re-read what matters. */
+  onResync(): void;
+}
+
+/**
+ * The core port every backend implements: enqueue, claim, heartbeat, settle, read, count, watch.
+ * Every write is atomic per item; results come back in request order.
+ */
+export interface QueueBackend {
+  /**
+   * Stores new jobs (idempotent by id).
+   * @throws NxsError `transport/unavailable` when the backend cannot be reached (nothing or all of a
+   *   batch is stored: a backend stores a batch in one transaction).
+   */
+  enqueue(jobs: readonly NewJob[]): Promise<readonly EnqueueResult[]>;
+  /**
+   * Atomically moves up to `max` ready jobs (waiting with `runAt` passed, oldest `runAt` first, or
+   * active with a lapsed lease: a stall) to `active` under fresh lease tokens. A stalled job whose
+   * attempts are spent is dead-lettered instead (`queue/stalled`).
+   */
+  claim(request: ClaimRequest): Promise<readonly ClaimedJob[]>;
+  /** Renews leases (and records progress); a lease that lapsed or was taken over answers `lease-lost`. */
+  heartbeat(beats: readonly Heartbeat[]): Promise<readonly HeartbeatResult[]>;
+  /** Ends attempts; an outdated token answers `lease-lost` and changes nothing. */
+  settle(settlements: readonly Settlement[]): Promise<readonly SettleResult[]>;
+  /** Reads one job, or undefined. */
+  getJob(id: JobId): Promise<JobRecord | undefined>;
+  /** Counts one queue's jobs per state. */
+  counts(queue: string): Promise<JobCounts>;
+  /**
+   * Watches one queue's job events.
+   * @returns The function that stops watching.
+   */
+  watch(queue: string, watcher: QueueWatcher): () => void;
+}
+
+/** Filters of {@link QueueAdmin.list}. */
+export interface ListOptions {
+  readonly state?: JobState;
+  /** At most this many (default 100, at most 1000). */
+  readonly limit?: number;
+  /** Continue after this id (ids in ascending order). */
+  readonly after?: JobId;
+}
+
+/** Operator actions: a capability of a backend (`admin` on {@link QueueBackendCapabilities}). */
+export interface QueueAdmin {
+  /**
+   * Cancels a job: a waiting one at once; an active one is flagged and its worker's signal fires at
+   * the next heartbeat (the worker then settles it `cancelled`). A terminal job is left as it is.
+   * @returns The job's state after the call, or undefined for an unknown id.
+   */
+  cancel(id: JobId, reason: string): Promise<JobState | undefined>;
+  /**
+   * Moves dead-lettered jobs back to `waiting` with a fresh attempt budget (next generation).
+   * @returns How many moved.
+   */
+  redrive(
+    queue: string,
+    options?: { readonly ids?: readonly JobId[]; readonly limit?: number },
+  ): Promise<number>;
+  /**
+   * Deletes terminal jobs finished before `before` (ms since the epoch), at most `limit`; deletes
+   * replicate (they do not come back from another server).
+   * @returns How many were deleted.
+   */
+  clean(
+    queue: string,
+    options: { readonly states: readonly JobState[]; readonly before: number; readonly limit?: number },
+  ): Promise<number>;
+  /** Lists jobs of a queue, by ascending id. */
+  list(queue: string, options?: ListOptions): Promise<readonly JobRecord[]>;
+}
+
+/** Payloads and results too large for a job record travel as blobs, referenced from the job. */
+export interface BlobStore {
+  /** The largest blob accepted, in bytes. */
+  readonly maxBytes: number;
+  /**
+   * Stores bytes.
+   * @returns A reference to put in a payload or result.
+   * @throws NxsError `queue/too-large` past `maxBytes`.
+   */
+  put(bytes: Uint8Array, options?: { readonly contentType?: string }): Promise<BlobRef>;
+  /** Reads a blob, or undefined when it is gone. */
+  get(ref: BlobRef): Promise<Uint8Array | undefined>;
+  /** Deletes a blob (no-op when gone). */
+  delete(ref: BlobRef): Promise<void>;
+}
+
+/** A reference to a blob, as it sits in a JSON payload. */
+export interface BlobRef {
+  readonly $blob: string;
+  readonly size: number;
+  readonly contentType?: string;
+}
+
+/** A backend with its optional capabilities. */
+export interface QueueBackendCapabilities extends QueueBackend {
+  readonly admin?: QueueAdmin;
+  readonly blobs?: BlobStore;
+  /** Releases what the backend holds (connections, timers). */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,63 @@
+/**
+ * The queue's error codes (area `queue/*`) and the processor control errors a handler throws to
+ * steer its job (bullmq `UnrecoverableError`, `DelayedError`).
+ */
+import { defineErrorCodes, NxsError, type NxsErrorOptions } from "@nxs-sync/core";
+
+/** Error codes of the queue; each is listed in docs/errors.md. */
+export const QueueErrorCode = defineErrorCodes("queue", {
+  /** The attempt's lease lapsed or was taken over: its heartbeat or settlement changed nothing. */
+  LeaseLost: { name: "lease-lost", retryable: false },
+  /** A payload does not match the queue's schema (at enqueue), or a stored job is malformed. */
+  InvalidPayload: { name: "invalid-payload", retryable: false },
+  /** An attempt ran past the job's `timeoutMs`. */
+  Timeout: { name: "timeout", retryable: true },
+  /** A worker died or froze: its lease lapsed before it settled. */
+  Stalled: { name: "stalled", retryable: true },
+  /** A payload, result or blob is over its size limit. */
+  TooLarge: { name: "too-large", retryable: false },
+  /** No job of that id. */
+  NotFound: { name: "not-found", retryable: false },
+  /** The queue or worker is closed. */
+  Closed: { name: "closed", retryable: false },
+  /** A handler threw something that is not an error, or an error without a code. */
+  HandlerFailed: { name: "handler-failed", retryable: true },
+});
+
+declare module "@nxs-sync/core" {
+  interface ErrorCodeRegistry {
+    queue: typeof QueueErrorCode;
+  }
+}
+
+/**
+ * Thrown by a handler: the job fails for good, without its remaining retries (dead-lettered).
+ * @example
+ * ```ts
+ * if (!input.audioUrl) throw new UnrecoverableJobError("no audio to transcribe");
+ * ```
+ */
+export class UnrecoverableJobError extends NxsError {
+  constructor(message: string, options: NxsErrorOptions = {}) {
+    super(QueueErrorCode.HandlerFailed, message, { ...options, retryable: false });
+    this.name = "UnrecoverableJobError";
+  }
+}
+
+/**
+ * Thrown by a handler: run the job again after `delayMs` without spending an attempt (a
+ * provider's 429 with `Retry-After`).
+ * @example
+ * ```ts
+ * if (res.status === 429) throw new RetryLaterError(Number(res.headers.get("retry-after")) * 1000);
+ * ```
+ */
+export class RetryLaterError extends NxsError {
+  /** How long to wait, in ms. */
+  readonly delayMs: number;
+  constructor(delayMs: number, message = `retry in ${delayMs} ms`, options: NxsErrorOptions = {}) {
+    super(QueueErrorCode.HandlerFailed, message, { ...options, retryable: true });
+    this.name = "RetryLaterError";
+    this.delayMs = Math.max(0, delayMs);
+  }
+}
