@@ -1,14 +1,17 @@
 import { ErrorCode, NxsError } from "@nxs-sync/core";
 import type { CollectionDefinition, ReplicatedCollection } from "./collection-definition.js";
 import { nxsCollectionDefinitions } from "./collections/nxs.js";
+import { addHookPieces, type HookPiece, type HookRegistry, nxsHookPiece } from "./hook-pieces.js";
 import type { CollectionDef } from "./schema.js";
 
 /**
- * Where a package registers its collections. `ensureSchema(pb, { collections: registry })`
- * creates them, `createReplicator({ collections: registry })` replicates the replicated ones, and
- * `renderMigration(registry.collections(), …)` writes the migration that ships them.
+ * Where a package registers its collections and its server hooks. `ensureSchema(pb, { collections:
+ * registry })` creates them, `createReplicator({ collections: registry })` replicates the
+ * replicated ones, `renderMigration(registry.collections(), …)` writes the migration that ships
+ * them, and `writeHooksBundle(dir, registry)` writes the hook pieces ({@link HookPiece}) into a
+ * server's hooks dir.
  */
-export interface CollectionRegistry {
+export interface CollectionRegistry extends HookRegistry {
   /**
    * Adds definitions after those registered (created in that order: a collection after the ones
    * its relations point to).
@@ -22,13 +25,21 @@ export interface CollectionRegistry {
   collections(): readonly CollectionDef[];
   /** The replicated collections (those with a `replication`), in registration order. */
   replicated(): readonly ReplicatedCollection[];
+  /**
+   * Adds hook pieces after those registered (written in that order by `writeHooksBundle`).
+   * @returns The registry.
+   * @throws NxsError `config/invalid` for a malformed piece, or a name or file registered already.
+   */
+  registerHooks(...pieces: readonly HookPiece[]): CollectionRegistry;
 }
 
 /**
  * Creates a registry.
  * @param definitions - Definitions to register first.
+ * @param hooks - Hook pieces to register first.
  * @returns The registry.
- * @throws NxsError `config/invalid` for two definitions of one name or id.
+ * @throws NxsError `config/invalid` for two definitions of one name or id, or a malformed or
+ *   repeated hook piece.
  * @example
  * ```ts
  * const kv: CollectionDef = {
@@ -61,8 +72,10 @@ export interface CollectionRegistry {
  */
 export function createCollectionRegistry(
   definitions: readonly CollectionDefinition[] = [],
+  hooks: readonly HookPiece[] = [],
 ): CollectionRegistry {
   const all: CollectionDefinition[] = [];
+  const pieces: HookPiece[] = [];
   const registry: CollectionRegistry = {
     register(...defs) {
       for (const d of defs) {
@@ -77,18 +90,24 @@ export function createCollectionRegistry(
       }
       return registry;
     },
+    registerHooks(...more) {
+      addHookPieces(pieces, more);
+      return registry;
+    },
+    hooks: () => [...pieces],
     definitions: () => [...all],
     collections: () => all.map((d) => d.schema),
     replicated: () =>
       all.flatMap((d) => (d.replication === undefined ? [] : [{ ...d.replication, name: d.schema.name }])),
   };
-  return registry.register(...definitions);
+  return registry.register(...definitions).registerHooks(...hooks);
 }
 
 /**
- * A registry holding the nxs-sync collections: register a package's own after them.
+ * A registry holding the nxs-sync collections and the core hooks bundle (`pb_hooks/nxs.pb.js`, the
+ * piece `nxs`): register a package's own collections and hook pieces after them.
  * @returns A new registry (each call its own).
  */
 export function createNxsCollectionRegistry(): CollectionRegistry {
-  return createCollectionRegistry(nxsCollectionDefinitions());
+  return createCollectionRegistry(nxsCollectionDefinitions(), [nxsHookPiece()]);
 }

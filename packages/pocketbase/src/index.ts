@@ -65,6 +65,17 @@ export {
   type SwitchEvent,
 } from "./failover.js";
 export {
+  checkHookPiece,
+  checkHookPieces,
+  type HookPiece,
+  type HookRegistry,
+  hookPieceFromFile,
+  hookPiecePath,
+  NXS_HOOK_PIECE_NAME,
+  nxsHookPiece,
+  writeHooksBundle,
+} from "./hook-pieces.js";
+export {
   checkHooksVersion,
   type HooksVersion,
   NXS_HOOKS_VERSION,

@@ -1,11 +1,11 @@
 import { existsSync, readdirSync } from "node:fs";
-import { copyFile, mkdir } from "node:fs/promises";
+import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import PocketBase, { type AuthRecord } from "pocketbase";
 import { HarnessError } from "./errors.js";
 import { installEventSource } from "./event-source.js";
-import { type BatchSettings, DEFAULT_BATCH_SETTINGS, type Superuser } from "./types.js";
+import { type BatchSettings, DEFAULT_BATCH_SETTINGS, type HookFile, type Superuser } from "./types.js";
 
 /** A superuser session obtained once at start and shared by every `client()`. */
 export interface SuperuserSession {
@@ -165,10 +165,29 @@ export function nxsHooksDirFor(option: boolean | string | undefined): string | u
 }
 
 /**
- * Copies the `*.js` files of each directory (in order; later ones win) into `target`.
+ * A hook file's name, checked: a plain file name (no directory), so a file lands in the hooks dir.
  * @internal
  */
-export async function copyHookFiles(target: string, sources: readonly (string | undefined)[]): Promise<void> {
+export function checkHookFileName(file: string): string {
+  if (!/^[A-Za-z0-9][\w.-]*\.js$/.test(file)) {
+    throw new HarnessError(
+      "harness/start-failed",
+      `hookFiles: ${JSON.stringify(file)} is not a *.js file name`,
+    );
+  }
+  return file;
+}
+
+/**
+ * Copies the `*.js` files of each directory (in order; later ones win) into `target`, then writes
+ * `files` there.
+ * @internal
+ */
+export async function copyHookFiles(
+  target: string,
+  sources: readonly (string | undefined)[],
+  files: readonly HookFile[] = [],
+): Promise<void> {
   await mkdir(target, { recursive: true });
   for (const source of sources) {
     if (source === undefined) continue;
@@ -178,4 +197,5 @@ export async function copyHookFiles(target: string, sources: readonly (string | 
       }
     }
   }
+  for (const f of files) await writeFile(join(target, checkHookFileName(f.file)), f.source);
 }

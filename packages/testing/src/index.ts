@@ -101,6 +101,7 @@ export {
   type BatchSettings,
   type CommonPocketBaseOptions,
   DEFAULT_BATCH_SETTINGS,
+  type HookFile,
   type PocketBaseMode,
   type PocketBaseServer,
   type Superuser,

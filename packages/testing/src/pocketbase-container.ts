@@ -16,6 +16,7 @@ import {
   Wait,
 } from "testcontainers";
 import {
+  checkHookFileName,
   findNxsHooksDir,
   nxsHooksDirFor,
   prepareServer,
@@ -400,6 +401,14 @@ async function startContainerOnce(
     builder.withCopyDirectoriesToContainer([{ source: nxsHooks, target: hooksTarget }]);
   if (options.hooksDir)
     builder.withCopyDirectoriesToContainer([{ source: options.hooksDir, target: hooksTarget }]);
+  if (options.hookFiles !== undefined && options.hookFiles.length > 0) {
+    builder.withCopyContentToContainer(
+      options.hookFiles.map((f) => ({
+        content: f.source,
+        target: `${hooksTarget}/${checkHookFileName(f.file)}`,
+      })),
+    );
+  }
   if (options.migrationsDir) {
     builder.withCopyDirectoriesToContainer([{ source: options.migrationsDir, target: "/pb_migrations" }]);
   }

@@ -105,7 +105,7 @@ const exited = (child: ChildProcess): Promise<void> =>
 
 /**
  * Starts a PocketBase server as a child process: a temp `--dir`, a free port on 127.0.0.1,
- * `--automigrate=false`, `--hooksWatch=false`, the nxs-sync `pb_hooks` bundle plus `hooksDir` copied into
+ * `--automigrate=false`, `--hooksWatch=false`, the nxs-sync `pb_hooks` bundle plus `hooksDir` and `hookFiles` copied into
  * `<rootDir>/pb_hooks` (see `nxsHooks`), a superuser created before start by a one-shot migration (a 0600 file
  * applied with `migrate up` and deleted: the password is on no command line), the batch
  * API switched on, readiness by polling `/api/health`.
@@ -154,7 +154,7 @@ async function startOnce(options: ProcessPocketBaseOptions): Promise<ProcessPock
   const timeoutMs = options.startTimeoutMs ?? 30_000;
   // The server's hooks dir is its own: the nxs-sync bundle plus the caller's hooks, copied once.
   const hooksDir = join(rootDir, "pb_hooks");
-  await copyHookFiles(hooksDir, [nxsHooks, options.hooksDir]);
+  await copyHookFiles(hooksDir, [nxsHooks, options.hooksDir], options.hookFiles);
   const dirArgs = [
     `--dir=${dataDir}`,
     `--dev=${options.dev ? "true" : "false"}`,

@@ -27,6 +27,14 @@ export const DEFAULT_BATCH_SETTINGS: Readonly<BatchSettings> = Object.freeze({
   maxBodySize: 0,
 });
 
+/** A hook file a server gets in its hooks dir (the shape of a `HookPiece` of `@nxs-sync/pocketbase`). */
+export interface HookFile {
+  /** File name, e.g. `nxs-queue.pb.js` (PocketBase loads `*.pb.js`). */
+  readonly file: string;
+  /** Its text. */
+  readonly source: string;
+}
+
 /** Options shared by process and container mode. */
 export interface CommonPocketBaseOptions {
   /** PocketBase tag (default `v0.39.11`). */
@@ -44,6 +52,12 @@ export interface CommonPocketBaseOptions {
    * server's own hooks dir (process mode: `<rootDir>/pb_hooks`; container mode: `/pb_hooks`) at start.
    */
   hooksDir?: string;
+  /**
+   * Hook files to install beside the bundle and `hooksDir` (written last; a file of the same name
+   * replaces theirs): e.g. a package's hook pieces (`registry.hooks()` of `@nxs-sync/pocketbase`
+   * without the core piece `nxs`, which `nxsHooks` already mounts).
+   */
+  hookFiles?: readonly HookFile[];
   /**
    * The nxs-sync `pb_hooks` bundle (origin binding, `GET /nxs/version`; nxs-sync clients refuse a server
    * without it). Default: mounted when found (`findNxsHooksDir()`); `true`: required; `false`: left out
