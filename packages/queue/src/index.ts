@@ -43,3 +43,8 @@ export {
   mergeJobCopies,
   phaseOf,
 } from "./job-version.js";
+export {
+  createMemoryQueueBackend,
+  DEFAULT_MEMORY_MAX_BLOB_BYTES,
+  type MemoryQueueBackendOptions,
+} from "./memory-backend.js";

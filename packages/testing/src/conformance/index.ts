@@ -1,2 +1,3 @@
+export { type QueueConformanceContext, runQueueBackendConformance } from "./queue.js";
 export { runStorageConformance, type StorageConformanceContext } from "./storage.js";
 export { runTransportConformance, type TransportConformanceContext } from "./transport.js";

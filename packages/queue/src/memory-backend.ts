@@ -1,0 +1,545 @@
+/**
+ * The in-memory queue backend: every port method and capability (admin, blobs) in one process, for
+ * tests and single-process use. Each call runs synchronously inside (so every transition is atomic),
+ * reads time from the injected {@link Scheduler}, and tells watchers asynchronously (after the call,
+ * never inside the caller's stack). It passes `runQueueBackendConformance`.
+ */
+import {
+  callGuarded,
+  createSeededRandom,
+  defaultLogger,
+  type Logger,
+  NxsError,
+  type Random,
+  type Scheduler,
+  ValidationError,
+} from "@nxs-sync/core";
+import type {
+  BlobRef,
+  BlobStore,
+  ClaimRequest,
+  EnqueueResult,
+  Heartbeat,
+  HeartbeatResult,
+  JobCounts,
+  JobEvent,
+  ListOptions,
+  QueueAdmin,
+  QueueBackendCapabilities,
+  QueueWatcher,
+  Settlement,
+  SettleResult,
+} from "./backend.js";
+import { QueueErrorCode } from "./errors.js";
+import {
+  type ClaimedJob,
+  JOB_ID_PATTERN,
+  type JobFailure,
+  type JobId,
+  type JobRecord,
+  JobState,
+  type LeaseToken,
+  MAX_FAILURES_KEPT,
+  type NewJob,
+  TERMINAL_STATES,
+} from "./job.js";
+
+/** Options of {@link createMemoryQueueBackend}. */
+export interface MemoryQueueBackendOptions {
+  /** The clock and timer source (`createManualScheduler()` in tests, `createTimerScheduler()` else). */
+  readonly scheduler: Scheduler;
+  /** The source of lease tokens and blob ids (default: a fixed seed). */
+  readonly random?: Random;
+  /** Prefix of lease tokens and blob ids, to tell backends apart in logs (default `m`). */
+  readonly idPrefix?: string;
+  /** The largest blob accepted, in bytes (default 16 MiB). */
+  readonly maxBlobBytes?: number;
+  /** Where a watcher that throws is reported (default: the line logger at `warn`). */
+  readonly logger?: Logger;
+}
+
+/** The memory backend's default blob limit: 16 MiB. */
+export const DEFAULT_MEMORY_MAX_BLOB_BYTES = 16 * 1024 * 1024;
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+interface StoredJob {
+  record: Mutable<JobRecord>;
+  /** The token of the current attempt (`active` only). */
+  token?: LeaseToken;
+  /** Insertion order: ties of `runAt` are claimed first in, first out. */
+  readonly seq: number;
+  /** The reason an operator gave when cancelling an active job. */
+  cancelReason?: string;
+}
+
+const LIST_DEFAULT = 100;
+const LIST_MAX = 1000;
+const TOKEN_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+const copyJob = (job: JobRecord): JobRecord => structuredClone(job);
+const without = <T extends object>(obj: T, ...keys: (keyof T)[]): void => {
+  for (const k of keys) delete obj[k];
+};
+
+/**
+ * Creates an in-memory {@link QueueBackendCapabilities}: the port, `admin` and `blobs`.
+ * @param options - Scheduler (required), random source, id prefix, blob limit, logger.
+ * @returns The backend; `close()` stops event delivery.
+ * @example
+ * ```ts
+ * const backend = createMemoryQueueBackend({ scheduler: createTimerScheduler() });
+ * const queue = createQueue({ name: "mail", schema: z.object({ to: z.string() }), backend });
+ * ```
+ */
+export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): QueueBackendCapabilities {
+  const { scheduler } = options;
+  const random = options.random ?? createSeededRandom(0x9e3779b9);
+  const prefix = options.idPrefix ?? "m";
+  const maxBlobBytes = options.maxBlobBytes ?? DEFAULT_MEMORY_MAX_BLOB_BYTES;
+  const logger = options.logger ?? defaultLogger;
+  const jobs = new Map<JobId, StoredJob>();
+  const watchers = new Map<string, Set<QueueWatcher>>();
+  const blobs = new Map<string, { bytes: Uint8Array; contentType?: string }>();
+  let seq = 0;
+  let tokens = 0;
+  let closed = false;
+
+  const randomChars = (n: number): string => {
+    let s = "";
+    for (let i = 0; i < n; i++) s += TOKEN_ALPHABET[random.int(TOKEN_ALPHABET.length)];
+    return s;
+  };
+  const newToken = (): LeaseToken => `${prefix}${(++tokens).toString(36)}.${randomChars(12)}` as LeaseToken;
+
+  const deliver = (queue: string, events: readonly JobEvent[]): void => {
+    if (events.length === 0) return;
+    // After the caller's synchronous work, never inside its stack.
+    queueMicrotask(() => {
+      if (closed) return;
+      const set = watchers.get(queue);
+      if (set === undefined) return;
+      for (const event of events) {
+        for (const w of [...set]) {
+          if (!set.has(w)) continue;
+          callGuarded(
+            `a queue watcher of "${queue}"`,
+            (e: JobEvent) => w.onEvent(e),
+            [event],
+            (err) => logger.warn(`[nxs-sync queue memory] ${err.message}`),
+          );
+        }
+      }
+    });
+  };
+
+  /** Events of one call, grouped by queue, delivered once the call's transitions are done. */
+  const batchEvents = () => {
+    const byQueue = new Map<string, JobEvent[]>();
+    return {
+      push(queue: string, event: JobEvent) {
+        const list = byQueue.get(queue) ?? [];
+        list.push(event);
+        byQueue.set(queue, list);
+      },
+      flush() {
+        for (const [queue, list] of byQueue) deliver(queue, list);
+      },
+    };
+  };
+
+  const touch = (job: Mutable<JobRecord>, now: number): void => {
+    job.rev += 1;
+    job.updatedAt = now;
+  };
+
+  const addFailure = (job: Mutable<JobRecord>, failure: JobFailure): void => {
+    job.failures = [...job.failures, failure].slice(-MAX_FAILURES_KEPT);
+  };
+
+  const endLease = (stored: StoredJob): void => {
+    delete stored.token;
+    without(stored.record, "worker", "leaseUntil", "cancelRequested");
+  };
+
+  const finish = (stored: StoredJob, state: JobState, now: number): void => {
+    endLease(stored);
+    stored.record.state = state;
+    stored.record.finishedAt = now;
+  };
+
+  /** The stored job a lease refers to, when the lease is still held. */
+  const held = (id: JobId, token: LeaseToken, now: number): StoredJob | undefined => {
+    const stored = jobs.get(id);
+    if (stored === undefined || stored.record.state !== JobState.Active) return undefined;
+    if (stored.token !== token) return undefined;
+    if ((stored.record.leaseUntil ?? 0) <= now) return undefined;
+    return stored;
+  };
+
+  const checkOpen = (): void => {
+    if (closed) throw new NxsError(QueueErrorCode.Closed, "the memory queue backend is closed");
+  };
+
+  /** One port method: refused after close, else the synchronous transition, as a promise. */
+  const whenOpen =
+    <A, R>(run: (arg: A) => R) =>
+    async (arg: A): Promise<R> => {
+      checkOpen();
+      return run(arg);
+    };
+
+  const checkDuration = (name: string, ms: number, min: number): void => {
+    if (!Number.isFinite(ms) || ms < min) {
+      throw new ValidationError(`${name} ${String(ms)} must be a finite number >= ${min}`);
+    }
+  };
+
+  const enqueueSync = (batch: readonly NewJob[]): EnqueueResult[] => {
+    for (const [i, job] of batch.entries()) {
+      if (!JOB_ID_PATTERN.test(job.id)) {
+        throw new ValidationError(`jobs[${i}].id ${JSON.stringify(job.id)} is not 15 chars of [a-z0-9]`, {
+          issues: [{ path: [i, "id"], message: "not a job id" }],
+        });
+      }
+      if (!Number.isInteger(job.maxAttempts) || job.maxAttempts < 1) {
+        throw new ValidationError(`jobs[${i}].maxAttempts ${job.maxAttempts} must be an integer >= 1`, {
+          issues: [{ path: [i, "maxAttempts"], message: "at least 1" }],
+        });
+      }
+      if (typeof job.queue !== "string" || job.queue === "") {
+        throw new ValidationError(`jobs[${i}].queue must be a non-empty string`, {
+          issues: [{ path: [i, "queue"], message: "required" }],
+        });
+      }
+    }
+    const now = scheduler.now();
+    const events = batchEvents();
+    const results = batch.map((job): EnqueueResult => {
+      if (jobs.has(job.id)) return { id: job.id, created: false };
+      const runAt = job.runAt ?? now + Math.max(0, job.delayMs ?? 0);
+      const record: Mutable<JobRecord> = {
+        id: job.id,
+        queue: job.queue,
+        state: JobState.Waiting,
+        payload: structuredClone(job.payload),
+        runAt,
+        attempt: 0,
+        attemptsMade: 0,
+        maxAttempts: job.maxAttempts,
+        backoff: { ...job.backoff },
+        timeoutMs: Math.max(0, job.timeoutMs),
+        generation: 0,
+        epoch: 0,
+        failures: [],
+        rev: 0,
+        createdAt: now,
+        updatedAt: now,
+      };
+      jobs.set(job.id, { record, seq: seq++ });
+      events.push(job.queue, { type: "added", id: job.id, runAt });
+      return { id: job.id, created: true };
+    });
+    events.flush();
+    return results;
+  };
+
+  const claimSync = (request: ClaimRequest): ClaimedJob[] => {
+    checkDuration("leaseMs", request.leaseMs, 1);
+    const now = scheduler.now();
+    const events = batchEvents();
+    const dueAt = (s: StoredJob): number =>
+      s.record.state === JobState.Active ? (s.record.leaseUntil ?? 0) : s.record.runAt;
+    const ready = [...jobs.values()]
+      .filter(
+        (s) =>
+          s.record.queue === request.queue &&
+          ((s.record.state === JobState.Waiting && s.record.runAt <= now) ||
+            (s.record.state === JobState.Active && (s.record.leaseUntil ?? 0) <= now)),
+      )
+      .sort((a, b) => dueAt(a) - dueAt(b) || a.seq - b.seq);
+    const claimed: ClaimedJob[] = [];
+    const max = Math.max(1, Math.trunc(request.max));
+    for (const stored of ready) {
+      if (claimed.length >= max) break;
+      const job = stored.record;
+      if (job.state === JobState.Active) {
+        // A stall: the holder died or froze. Its token is refused from now on.
+        events.push(job.queue, { type: "stalled", id: job.id, attempt: job.attempt });
+        if (job.cancelRequested) {
+          const reason = stored.cancelReason;
+          finish(stored, JobState.Cancelled, now);
+          if (reason !== undefined) job.reason = reason;
+          touch(job, now);
+          events.push(job.queue, { type: "cancelled", id: job.id });
+          continue;
+        }
+        const message = `worker ${job.worker ?? "?"} lost its lease on attempt ${job.attempt}`;
+        addFailure(job, { attempt: job.attempt, code: QueueErrorCode.Stalled, message, at: now });
+        if (job.attemptsMade >= job.maxAttempts) {
+          finish(stored, JobState.Failed, now);
+          job.reason = QueueErrorCode.Stalled;
+          touch(job, now);
+          events.push(job.queue, {
+            type: "failed",
+            id: job.id,
+            code: QueueErrorCode.Stalled,
+            message,
+            final: true,
+          });
+          continue;
+        }
+      }
+      const token = newToken();
+      stored.token = token;
+      delete stored.cancelReason;
+      job.state = JobState.Active;
+      job.attempt += 1;
+      job.attemptsMade += 1;
+      job.worker = request.worker;
+      job.leaseUntil = now + request.leaseMs;
+      without(job, "cancelRequested", "progress");
+      touch(job, now);
+      events.push(job.queue, { type: "active", id: job.id, attempt: job.attempt, worker: request.worker });
+      claimed.push({ job: copyJob(job), token });
+    }
+    events.flush();
+    return claimed;
+  };
+
+  const heartbeatSync = (beats: readonly Heartbeat[]): HeartbeatResult[] => {
+    const now = scheduler.now();
+    const events = batchEvents();
+    const results = beats.map((beat): HeartbeatResult => {
+      const stored = held(beat.id, beat.token, now);
+      if (stored === undefined) return { ok: false, code: QueueErrorCode.LeaseLost };
+      const job = stored.record;
+      job.leaseUntil = now + Math.max(1, beat.leaseMs);
+      if (beat.progress !== undefined) {
+        job.progress = structuredClone(beat.progress);
+        events.push(job.queue, { type: "progress", id: job.id, progress: structuredClone(beat.progress) });
+      }
+      touch(job, now);
+      return { ok: true, leaseUntil: job.leaseUntil, cancelRequested: job.cancelRequested === true };
+    });
+    events.flush();
+    return results;
+  };
+
+  const settleOne = (s: Settlement, now: number, events: ReturnType<typeof batchEvents>): SettleResult => {
+    const stored = held(s.id, s.token, now);
+    if (stored === undefined) return { ok: false, code: QueueErrorCode.LeaseLost };
+    const job = stored.record;
+    switch (s.kind) {
+      case "complete":
+        finish(stored, JobState.Completed, now);
+        if (s.result !== undefined) job.result = structuredClone(s.result);
+        events.push(job.queue, {
+          type: "completed",
+          id: job.id,
+          ...(s.result === undefined ? {} : { result: structuredClone(s.result) }),
+        });
+        break;
+      case "fail": {
+        addFailure(job, { attempt: job.attempt, code: s.code, message: s.message, at: now });
+        const retry = s.retryDelayMs !== undefined && job.attemptsMade < job.maxAttempts;
+        if (retry) {
+          endLease(stored);
+          job.state = JobState.Waiting;
+          job.runAt = now + Math.max(0, s.retryDelayMs ?? 0);
+        } else {
+          finish(stored, JobState.Failed, now);
+          job.reason = s.code;
+        }
+        events.push(job.queue, {
+          type: "failed",
+          id: job.id,
+          code: s.code,
+          message: s.message,
+          final: !retry,
+        });
+        if (retry) events.push(job.queue, { type: "waiting", id: job.id, runAt: job.runAt });
+        break;
+      }
+      case "retry-later":
+      case "release":
+        endLease(stored);
+        job.state = JobState.Waiting;
+        job.attemptsMade = Math.max(0, job.attemptsMade - 1);
+        job.runAt = now + (s.kind === "retry-later" ? Math.max(0, s.delayMs) : 0);
+        events.push(job.queue, { type: "waiting", id: job.id, runAt: job.runAt });
+        break;
+      case "cancelled": {
+        const reason = stored.cancelReason;
+        finish(stored, JobState.Cancelled, now);
+        if (reason !== undefined) job.reason = reason;
+        events.push(job.queue, { type: "cancelled", id: job.id });
+        break;
+      }
+    }
+    delete stored.cancelReason;
+    touch(job, now);
+    return { ok: true, state: job.state };
+  };
+
+  const settleSync = (settlements: readonly Settlement[]): SettleResult[] => {
+    const now = scheduler.now();
+    const events = batchEvents();
+    const results = settlements.map((s) => settleOne(s, now, events));
+    events.flush();
+    return results;
+  };
+
+  const countsSync = (queue: string): JobCounts => {
+    const now = scheduler.now();
+    const c = { waiting: 0, active: 0, completed: 0, failed: 0, cancelled: 0, delayed: 0 };
+    for (const { record } of jobs.values()) {
+      if (record.queue !== queue) continue;
+      if (record.state === JobState.Waiting && record.runAt > now) c.delayed++;
+      else c[record.state]++;
+    }
+    return c;
+  };
+
+  const admin: QueueAdmin = {
+    async cancel(id, reason) {
+      checkOpen();
+      const stored = jobs.get(id);
+      if (stored === undefined) return undefined;
+      const job = stored.record;
+      const now = scheduler.now();
+      if (job.state === JobState.Waiting) {
+        finish(stored, JobState.Cancelled, now);
+        job.reason = reason;
+        touch(job, now);
+        deliver(job.queue, [{ type: "cancelled", id }]);
+      } else if (job.state === JobState.Active && job.cancelRequested !== true) {
+        job.cancelRequested = true;
+        stored.cancelReason = reason;
+        touch(job, now);
+      }
+      return job.state;
+    },
+    async redrive(queue, opts = {}) {
+      checkOpen();
+      const now = scheduler.now();
+      const wanted = opts.ids === undefined ? undefined : new Set(opts.ids);
+      const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+      const events: JobEvent[] = [];
+      const failed = [...jobs.values()]
+        .filter((s) => s.record.queue === queue && s.record.state === JobState.Failed)
+        .filter((s) => wanted === undefined || wanted.has(s.record.id))
+        .sort((a, b) => (a.record.id < b.record.id ? -1 : 1));
+      let moved = 0;
+      for (const stored of failed) {
+        if (moved >= limit) break;
+        const job = stored.record;
+        job.state = JobState.Waiting;
+        job.generation += 1;
+        job.attempt = 0;
+        job.attemptsMade = 0;
+        job.runAt = now;
+        without(job, "reason", "finishedAt", "result", "progress");
+        touch(job, now);
+        events.push({ type: "waiting", id: job.id, runAt: now });
+        moved++;
+      }
+      deliver(queue, events);
+      return moved;
+    },
+    async clean(queue, opts) {
+      checkOpen();
+      const states = new Set(opts.states.filter((s) => TERMINAL_STATES.includes(s)));
+      const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+      let deleted = 0;
+      for (const [id, { record }] of [...jobs.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+        if (deleted >= limit) break;
+        if (record.queue !== queue || !states.has(record.state)) continue;
+        if ((record.finishedAt ?? Number.POSITIVE_INFINITY) >= opts.before) continue;
+        jobs.delete(id);
+        deleted++;
+      }
+      return deleted;
+    },
+    async list(queue, opts: ListOptions = {}) {
+      checkOpen();
+      const limit = Math.min(LIST_MAX, Math.max(1, opts.limit ?? LIST_DEFAULT));
+      return [...jobs.values()]
+        .map((s) => s.record)
+        .filter((r) => r.queue === queue && (opts.state === undefined || r.state === opts.state))
+        .filter((r) => opts.after === undefined || r.id > opts.after)
+        .sort((a, b) => (a.id < b.id ? -1 : 1))
+        .slice(0, limit)
+        .map(copyJob);
+    },
+  };
+
+  const blobStore: BlobStore = {
+    maxBytes: maxBlobBytes,
+    async put(bytes, opts = {}) {
+      checkOpen();
+      if (bytes.byteLength > maxBlobBytes) {
+        throw new NxsError(
+          QueueErrorCode.TooLarge,
+          `blob of ${bytes.byteLength} bytes is over the limit of ${maxBlobBytes} bytes`,
+        );
+      }
+      const id = `${prefix}b${blobs.size.toString(36)}${randomChars(10)}`;
+      blobs.set(id, {
+        bytes: bytes.slice(),
+        ...(opts.contentType === undefined ? {} : { contentType: opts.contentType }),
+      });
+      const ref: BlobRef = {
+        $blob: id,
+        size: bytes.byteLength,
+        ...(opts.contentType === undefined ? {} : { contentType: opts.contentType }),
+      };
+      return ref;
+    },
+    async get(ref) {
+      checkOpen();
+      return blobs.get(ref.$blob)?.bytes.slice();
+    },
+    async delete(ref) {
+      checkOpen();
+      blobs.delete(ref.$blob);
+    },
+  };
+
+  return {
+    enqueue: whenOpen(enqueueSync),
+    claim: whenOpen(claimSync),
+    heartbeat: whenOpen(heartbeatSync),
+    settle: whenOpen(settleSync),
+    getJob: whenOpen((id: JobId) => {
+      const stored = jobs.get(id);
+      return stored === undefined ? undefined : copyJob(stored.record);
+    }),
+    counts: whenOpen(countsSync),
+    watch(queue, watcher) {
+      checkOpen();
+      const set = watchers.get(queue) ?? new Set<QueueWatcher>();
+      watchers.set(queue, set);
+      set.add(watcher);
+      // "Connected": a watcher re-reads what it missed before it started watching.
+      queueMicrotask(() => {
+        if (closed || !set.has(watcher)) return;
+        callGuarded(
+          `a queue watcher of "${queue}" (onResync)`,
+          () => watcher.onResync(),
+          [],
+          (err) => logger.warn(`[nxs-sync queue memory] ${err.message}`),
+        );
+      });
+      return () => {
+        set.delete(watcher);
+      };
+    },
+    admin,
+    blobs: blobStore,
+    async close() {
+      closed = true;
+      watchers.clear();
+    },
+  };
+}
