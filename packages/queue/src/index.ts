@@ -20,6 +20,7 @@ export type {
   Settlement,
   SettleResult,
 } from "./backend.js";
+export { blobRefSchema } from "./blob-ref.js";
 export { QueueErrorCode, RetryLaterError, UnrecoverableJobError } from "./errors.js";
 export {
   type BackoffOptions,
@@ -34,6 +35,7 @@ export {
   type NewJob,
   TERMINAL_STATES,
 } from "./job.js";
+export { createCryptoRandom, newJobId, toJobId } from "./job-id.js";
 export {
   decodeJobVersion,
   encodeJobVersion,
@@ -48,3 +50,16 @@ export {
   DEFAULT_MEMORY_MAX_BLOB_BYTES,
   type MemoryQueueBackendOptions,
 } from "./memory-backend.js";
+export {
+  type AddOptions,
+  type CleanOptions,
+  type CreateQueueOptions,
+  createQueue,
+  DEFAULT_JOB_OPTIONS,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  type Queue,
+  type QueueDefaults,
+  type QueueEvents,
+  type QueueJob,
+} from "./queue.js";
+export { DEFAULT_BACKOFF, retryDelay } from "./retry-delay.js";

@@ -1,0 +1,22 @@
+/**
+ * Large payloads by reference: the zod schema of a {@link BlobRef}, to put in a queue's payload
+ * schema where bytes (audio, images) travel as a blob.
+ */
+import { z } from "zod";
+import type { BlobRef } from "./backend.js";
+
+/**
+ * The schema of a blob reference inside a payload.
+ * @example
+ * ```ts
+ * const schema = z.object({ audio: blobRefSchema, language: z.string() });
+ * const audio = await queue.putBlob(bytes, { contentType: "audio/wav" });
+ * await queue.add({ audio, language: "de" });
+ * // in the handler: const bytes = await queue.getBlob(job.payload.audio);
+ * ```
+ */
+export const blobRefSchema: z.ZodType<BlobRef> = z.object({
+  $blob: z.string().min(1),
+  size: z.number().int().nonnegative(),
+  contentType: z.string().optional(),
+}) as z.ZodType<BlobRef>;

@@ -1,0 +1,346 @@
+/**
+ * A typed queue: the producer's side. It checks payloads with the queue's zod schema at enqueue
+ * (nothing of a bad batch is stored), fills the job defaults, makes ids, and reads jobs, counts
+ * and events back. Workers take jobs with `createWorker(queue, handler)`.
+ */
+import {
+  checkNumberOption,
+  checkOption,
+  createEmitter,
+  defaultLogger,
+  type Json,
+  type Logger,
+  NxsError,
+  type Random,
+  ValidationError,
+} from "@nxs-sync/core";
+import type { z } from "zod";
+import type { BlobRef, JobCounts, JobEvent, QueueBackendCapabilities } from "./backend.js";
+import { QueueErrorCode } from "./errors.js";
+import type { BackoffOptions, JobId, JobRecord, JobState, NewJob } from "./job.js";
+import { TERMINAL_STATES } from "./job.js";
+import { createCryptoRandom, newJobId, toJobId } from "./job-id.js";
+import { DEFAULT_BACKOFF } from "./retry-delay.js";
+
+/** Defaults of every job of a queue (each overridable per job). */
+export interface QueueDefaults {
+  /** Attempts before the job is dead-lettered (default 3). */
+  readonly attempts?: number;
+  /** Backoff between attempts (default exponential from 1 s, at most 1 h, with jitter). */
+  readonly backoff?: BackoffOptions;
+  /** Per-attempt time limit in ms, 0 for none (default 0). */
+  readonly timeoutMs?: number;
+}
+
+/** The defaults of {@link QueueDefaults}. */
+export const DEFAULT_JOB_OPTIONS: Required<QueueDefaults> = Object.freeze({
+  attempts: 3,
+  backoff: DEFAULT_BACKOFF,
+  timeoutMs: 0,
+});
+
+/** The default limit of a payload's JSON: 1 MiB. Larger data goes in a blob ({@link Queue.putBlob}). */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+
+/** Options of {@link createQueue}. */
+export interface CreateQueueOptions<S extends z.ZodType> {
+  /** The queue's name (jobs of one name form one queue on the backend). */
+  readonly name: string;
+  /** The payload's zod schema: checked at enqueue and again when a worker claims the job. */
+  readonly schema: S;
+  /** Where jobs are stored. */
+  readonly backend: QueueBackendCapabilities;
+  /** Job defaults. */
+  readonly defaults?: QueueDefaults;
+  /** The source of job ids (default: crypto-random). */
+  readonly random?: Random;
+  /** Largest payload JSON in bytes (default {@link DEFAULT_MAX_PAYLOAD_BYTES}). */
+  readonly maxPayloadBytes?: number;
+  /** Where a throwing event listener is reported (default: the line logger at `warn`). */
+  readonly logger?: Logger;
+}
+
+/** Options of one job (defaults from the queue). */
+export interface AddOptions {
+  /** Your own id, for idempotent enqueue (15 chars of `[a-z0-9]`): adding an id again is a no-op. */
+  readonly id?: string;
+  /** Run no earlier than this many ms from now (the backend's clock). */
+  readonly delayMs?: number;
+  /** Run no earlier than this time (ms since the epoch); wins over `delayMs`. */
+  readonly runAt?: number;
+  /** Attempts before the job is dead-lettered. */
+  readonly attempts?: number;
+  /** Backoff between attempts. */
+  readonly backoff?: BackoffOptions;
+  /** Per-attempt time limit in ms (0: none). */
+  readonly timeoutMs?: number;
+}
+
+/** A job with its payload typed by the queue's schema. */
+export type QueueJob<P> = Omit<JobRecord, "payload"> & { readonly payload: P };
+
+/** The queue's events: each job event by its type. */
+export type QueueEvents = { readonly [T in JobEvent["type"]]: Extract<JobEvent, { type: T }> };
+
+/** Options of {@link Queue.clean}. */
+export interface CleanOptions {
+  /** Which terminal states (default all: completed, failed, cancelled). */
+  readonly states?: readonly JobState[];
+  /** Only jobs finished before this time (ms since the epoch, the backend's clock). */
+  readonly before: number;
+  /** At most this many. */
+  readonly limit?: number;
+}
+
+/** A typed queue (see {@link createQueue}). */
+export interface Queue<S extends z.ZodType = z.ZodType> {
+  readonly name: string;
+  readonly schema: S;
+  readonly backend: QueueBackendCapabilities;
+  /** The job defaults in force. */
+  readonly defaults: Required<QueueDefaults>;
+  /**
+   * Enqueues one job.
+   * @returns Its id (the given one, or a new one).
+   * @throws ValidationError `schema/invalid` naming the field when the payload does not match the schema.
+   * @throws NxsError `queue/too-large` when its JSON is over `maxPayloadBytes`; `queue/closed` after close.
+   */
+  add(payload: z.input<S>, options?: AddOptions): Promise<JobId>;
+  /**
+   * Enqueues many jobs in one backend call; nothing of the batch is stored when one is refused.
+   * @returns Their ids, in order.
+   * @throws As {@link Queue.add}, the message naming the job's index.
+   */
+  addBulk(
+    jobs: readonly { readonly payload: z.input<S>; readonly options?: AddOptions }[],
+  ): Promise<readonly JobId[]>;
+  /**
+   * Reads one job with its payload typed.
+   * @throws NxsError `queue/invalid-payload` when the stored payload no longer matches the schema
+   *   (read it raw with `queue.backend.getJob`).
+   */
+  getJob(id: JobId): Promise<QueueJob<z.output<S>> | undefined>;
+  /** Counts the queue's jobs per state (`delayed`: waiting, not due yet). */
+  counts(): Promise<JobCounts>;
+  /**
+   * Cancels a job (waiting: at once; active: its worker's signal fires at the next heartbeat).
+   * @returns Its state after the call, or undefined for an unknown id.
+   * @throws NxsError `config/invalid` when the backend has no `admin` capability.
+   */
+  cancel(id: JobId, reason?: string): Promise<JobState | undefined>;
+  /**
+   * Moves dead-lettered jobs back to waiting with a fresh attempt budget.
+   * @returns How many moved.
+   */
+  redrive(options?: { readonly ids?: readonly JobId[]; readonly limit?: number }): Promise<number>;
+  /**
+   * Deletes finished jobs.
+   * @returns How many were deleted.
+   */
+  clean(options: CleanOptions): Promise<number>;
+  /**
+   * Listens to one kind of job event of this queue, from any process (a hint: re-read with
+   * `getJob` for the truth).
+   * @returns The function that stops listening.
+   */
+  on<E extends keyof QueueEvents>(event: E, listener: (event: QueueEvents[E]) => void): () => void;
+  /**
+   * Stores bytes too large for a payload as a blob; put the returned reference in the payload
+   * (schema: {@link blobRefSchema}).
+   * @throws NxsError `queue/too-large` over the backend's `blobs.maxBytes`.
+   */
+  putBlob(bytes: Uint8Array, options?: { readonly contentType?: string }): Promise<BlobRef>;
+  /**
+   * Reads a blob.
+   * @throws NxsError `queue/not-found` when it is gone.
+   */
+  getBlob(ref: BlobRef): Promise<Uint8Array>;
+  /** Deletes a blob (no-op when gone). */
+  deleteBlob(ref: BlobRef): Promise<void>;
+  /** Stops the queue's event watch; later calls throw `queue/closed`. The backend stays open. */
+  close(): Promise<void>;
+}
+
+/** `path.to.field: message; …` of zod issues, each path under `prefix`. */
+export function describeIssues(
+  prefix: string,
+  issues: readonly { readonly path: readonly PropertyKey[]; readonly message: string }[],
+): string {
+  return issues
+    .map((i) => `${[prefix, ...i.path.map(String)].filter((p) => p !== "").join(".")}: ${i.message}`)
+    .join("; ");
+}
+
+/**
+ * Creates a typed queue over a backend.
+ * @param options - Name, zod schema, backend, job defaults, id source, payload limit.
+ * @returns The queue.
+ * @throws NxsError `config/invalid` for an empty name or a bad default.
+ * @example
+ * ```ts
+ * const queue = createQueue({ name: "transcribe", schema: z.object({ url: z.string().url() }), backend });
+ * const id = await queue.add({ url: "https://example.com/a.wav" }, { attempts: 5 });
+ * ```
+ */
+export function createQueue<S extends z.ZodType>(options: CreateQueueOptions<S>): Queue<S> {
+  const { name, schema, backend } = options;
+  checkOption(
+    typeof name === "string" && name.length > 0,
+    () => "createQueue: name must be a non-empty string",
+  );
+  const defaults: Required<QueueDefaults> = {
+    attempts:
+      checkNumberOption("defaults.attempts", options.defaults?.attempts, { min: 1, integer: true }) ??
+      DEFAULT_JOB_OPTIONS.attempts,
+    backoff: { ...DEFAULT_JOB_OPTIONS.backoff, ...options.defaults?.backoff },
+    timeoutMs:
+      checkNumberOption("defaults.timeoutMs", options.defaults?.timeoutMs, { min: 0 }) ??
+      DEFAULT_JOB_OPTIONS.timeoutMs,
+  };
+  const random = options.random ?? createCryptoRandom();
+  const maxPayloadBytes =
+    checkNumberOption("maxPayloadBytes", options.maxPayloadBytes, { min: 1, integer: true }) ??
+    DEFAULT_MAX_PAYLOAD_BYTES;
+  const logger = options.logger ?? defaultLogger;
+  const encoder = new TextEncoder();
+  let closed = false;
+  let unwatch: (() => void) | undefined;
+  const emitter = createEmitter<QueueEvents>((error, event) =>
+    logger.warn(`[nxs-sync queue ${name}] a listener of "${String(event)}" threw`, error),
+  );
+
+  const checkOpen = (): void => {
+    if (closed) throw new NxsError(QueueErrorCode.Closed, `queue ${name} is closed`);
+  };
+
+  const toNewJob = (payload: unknown, opts: AddOptions, where: string): NewJob => {
+    const parsed = schema.safeParse(payload);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => ({ path: [...i.path], message: i.message }));
+      throw new ValidationError(`queue ${name}: ${describeIssues(`${where}payload`, issues)}`, {
+        cause: parsed.error,
+        issues,
+      });
+    }
+    const json = JSON.stringify(parsed.data ?? null);
+    const bytes = encoder.encode(json).byteLength;
+    if (bytes > maxPayloadBytes) {
+      throw new NxsError(
+        QueueErrorCode.TooLarge,
+        `queue ${name}: ${where}payload is ${bytes} bytes of JSON, over the limit of ${maxPayloadBytes}: put large data in a blob (queue.putBlob)`,
+      );
+    }
+    const at = (field: string) => `${where}options.${field}`;
+    checkNumberOption(at("delayMs"), opts.delayMs, { min: 0 });
+    checkNumberOption(at("runAt"), opts.runAt, { min: 0 });
+    checkNumberOption(at("attempts"), opts.attempts, { min: 1, integer: true });
+    checkNumberOption(at("timeoutMs"), opts.timeoutMs, { min: 0 });
+    checkNumberOption(at("backoff.delayMs"), opts.backoff?.delayMs, { min: 0 });
+    checkNumberOption(at("backoff.maxMs"), opts.backoff?.maxMs, { min: 0 });
+    return {
+      id: opts.id === undefined ? newJobId(random) : toJobId(opts.id, at("id")),
+      queue: name,
+      payload: JSON.parse(json) as Json,
+      ...(opts.delayMs === undefined ? {} : { delayMs: opts.delayMs }),
+      ...(opts.runAt === undefined ? {} : { runAt: opts.runAt }),
+      maxAttempts: opts.attempts ?? defaults.attempts,
+      backoff: { ...defaults.backoff, ...opts.backoff },
+      timeoutMs: opts.timeoutMs ?? defaults.timeoutMs,
+    };
+  };
+
+  const admin = () => {
+    checkOpen();
+    const a = backend.admin;
+    checkOption(a !== undefined, () => `queue ${name}: the backend has no admin capability`);
+    return a;
+  };
+  const blobs = () => {
+    checkOpen();
+    const b = backend.blobs;
+    checkOption(b !== undefined, () => `queue ${name}: the backend has no blobs capability`);
+    return b;
+  };
+
+  const startWatch = (): void => {
+    if (unwatch !== undefined) return;
+    unwatch = backend.watch(name, {
+      onEvent: (event) => emitter.emit(event.type, event as never),
+      onResync: () => {},
+    });
+  };
+
+  return {
+    name,
+    schema,
+    backend,
+    defaults,
+    async add(payload, opts = {}) {
+      checkOpen();
+      const job = toNewJob(payload, opts, "");
+      await backend.enqueue([job]);
+      return job.id;
+    },
+    async addBulk(jobs) {
+      checkOpen();
+      const batch = jobs.map((j, i) => toNewJob(j.payload, j.options ?? {}, `jobs[${i}].`));
+      if (batch.length === 0) return [];
+      await backend.enqueue(batch);
+      return batch.map((j) => j.id);
+    },
+    async getJob(id) {
+      checkOpen();
+      const job = await backend.getJob(id);
+      if (job === undefined) return undefined;
+      const parsed = schema.safeParse(job.payload);
+      if (!parsed.success) {
+        throw new NxsError(
+          QueueErrorCode.InvalidPayload,
+          `queue ${name}: job ${id}: ${describeIssues("payload", parsed.error.issues)}`,
+          { cause: parsed.error },
+        );
+      }
+      return { ...job, payload: parsed.data as z.output<S> };
+    },
+    async counts() {
+      checkOpen();
+      return backend.counts(name);
+    },
+    async cancel(id, reason = "cancelled") {
+      return admin().cancel(id, reason);
+    },
+    async redrive(opts = {}) {
+      return admin().redrive(name, opts);
+    },
+    async clean(opts) {
+      return admin().clean(name, {
+        states: opts.states ?? TERMINAL_STATES,
+        before: opts.before,
+        ...(opts.limit === undefined ? {} : { limit: opts.limit }),
+      });
+    },
+    on(event, listener) {
+      checkOpen();
+      startWatch();
+      return emitter.on(event, listener);
+    },
+    async putBlob(bytes, opts = {}) {
+      return blobs().put(bytes, opts);
+    },
+    async getBlob(ref) {
+      const bytes = await blobs().get(ref);
+      if (bytes === undefined) {
+        throw new NxsError(QueueErrorCode.NotFound, `queue ${name}: blob ${ref.$blob} is gone`);
+      }
+      return bytes;
+    },
+    async deleteBlob(ref) {
+      await blobs().delete(ref);
+    },
+    async close() {
+      closed = true;
+      unwatch?.();
+      unwatch = undefined;
+    },
+  };
+}
