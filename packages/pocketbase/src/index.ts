@@ -86,6 +86,7 @@ export {
   compareVersions,
   DeletePolicies,
   type DeletePolicy,
+  isBelowPurgeFrontier,
   type MergeRule,
   MergeRules,
   type MergeSpec,
@@ -93,9 +94,12 @@ export {
   mergeRecords,
   Order,
   type PlannedCopy,
+  type PlannedPurge,
   type PlanOptions,
   planCopies,
+  planPurges,
   type RecordFields,
+  type TombstoneOptions,
 } from "./merge-plan.js";
 export { type RenderMigrationOptions, renderMigration } from "./migration-gen.js";
 export {

@@ -6,6 +6,8 @@
  * deleted records never come back, for every rule.
  */
 
+import { ErrorCode, NxsError } from "@nxs-sync/core";
+
 /** A record (or the listed fields of one) as PocketBase answers it. */
 export type RecordFields = Readonly<Record<string, unknown>>;
 
@@ -84,8 +86,9 @@ export const MergeRules = {
  *   a record deleted on one server is copied back from any other that holds it.
  * - `tombstone`: a delete is an update that sets `field` (to `true`, or any truthy value), which
  *   then wins over every live copy whatever its version: a key deleted anywhere ends deleted
- *   everywhere and stays so (a new record takes a new key). Tombstones may be purged once every
- *   server holds them.
+ *   everywhere and stays so. With `revive` (under `lww` only), a tombstone is a write like any
+ *   other instead: the greater `lww` field wins (the tombstone on a tie), so a later write sets a
+ *   deleted key again. With `purgeAfterMs`, deletes finish: see {@link TombstoneOptions}.
  * - `purge`: records are deleted below a frontier that every server has passed (compaction);
  *   the replicator never copies a record to a server whose frontier covers it. `skipAt`, called
  *   once per anti-entropy round and target, returns that predicate (see
@@ -93,17 +96,62 @@ export const MergeRules = {
  */
 export type DeletePolicy<Target = unknown, Report = unknown> =
   | { readonly kind: "none" }
-  | { readonly kind: "tombstone"; readonly field: string }
+  | ({ readonly kind: "tombstone"; readonly field: string } & TombstoneOptions)
   | {
       readonly kind: "purge";
       readonly skipAt: (target: Target, report: Report) => Promise<(record: RecordFields) => boolean>;
     };
 
+/** Options of a {@link DeletePolicies.tombstone} policy. */
+export interface TombstoneOptions {
+  /**
+   * Under `lww`: a later write over a tombstone wins (a deleted key can be set again), compared by
+   * the `lww` field like any two writes (the tombstone wins a tie). Default false: deletes are final
+   * (until purged). Ignored under other merge rules (their tombstone always wins).
+   */
+  readonly revive?: boolean;
+  /**
+   * Deletes finish: the replicator purges (really deletes, on every server) a key whose every
+   * server is listed and holds either nothing or a tombstone older than this (by `at`), and never
+   * copies a record older than this (live or tombstone) to a server that lacks its key, so a purged
+   * record does not come back from a server that still holds an old copy (restored from a backup,
+   * or whose purge failed). The frontier is `now - purgeAfterMs`; a server that joins the fleet
+   * later gets records newer than it only. The collection's delete rule must let replicators delete
+   * tombstones, e.g. `@request.auth.collectionName = "nxs_replicators" && deleted = true` (the
+   * guard keeps a key set again meanwhile from being purged). Default: tombstones are kept.
+   */
+  readonly purgeAfterMs?: number;
+  /**
+   * The record's time for `purgeAfterMs` (ms since the epoch, or a PocketBase date): a field its
+   * writers set (the same on every server), or `updated` (each server's own, set when the record
+   * reached it). Default `updated`.
+   */
+  readonly at?: string;
+}
+
 /** Built-in delete policies. */
 export const DeletePolicies = {
   none: { kind: "none" } as const,
-  /** Deletes are updates setting `field`; a tombstone wins over any live copy. */
-  tombstone: (field = "deleted") => ({ kind: "tombstone", field }) as const,
+  /**
+   * Deletes are updates setting `field`; a tombstone wins over any live copy (unless `revive`),
+   * and is purged once older than `purgeAfterMs` everywhere (see {@link TombstoneOptions}).
+   * @throws NxsError `config/invalid` for a `purgeAfterMs` that is not a positive number.
+   */
+  tombstone: (field = "deleted", options: TombstoneOptions = {}) => {
+    const { purgeAfterMs } = options;
+    if (purgeAfterMs !== undefined && !(Number.isFinite(purgeAfterMs) && purgeAfterMs > 0)) {
+      throw new NxsError(
+        ErrorCode.ConfigInvalid,
+        `DeletePolicies.tombstone: purgeAfterMs must be a positive number of ms, got ${String(purgeAfterMs)}`,
+      );
+    }
+    return {
+      kind: "tombstone",
+      field,
+      ...(options.revive === true ? { revive: true } : {}),
+      ...(purgeAfterMs === undefined ? {} : { purgeAfterMs, at: options.at ?? "updated" }),
+    } as const;
+  },
   /** Records are purged below a frontier every server has passed; never copied back under it. */
   purge: <Target, Report>(
     skipAt: (target: Target, report: Report) => Promise<(record: RecordFields) => boolean>,
@@ -142,7 +190,7 @@ function timeOf(value: unknown): number | undefined {
 export interface MergeSpec {
   readonly key: readonly string[];
   readonly merge?: MergeRule;
-  readonly deletes?: { readonly kind: string; readonly field?: string };
+  readonly deletes?: { readonly kind: string; readonly field?: string } & TombstoneOptions;
 }
 
 /** How two versions of one key compare. */
@@ -155,6 +203,30 @@ const ruleOf = (spec: MergeSpec): MergeRule => spec.merge ?? MergeRules.immutabl
 /** The tombstone field of a spec, if its delete policy is `tombstone`. */
 export function tombstoneField(spec: MergeSpec): string | undefined {
   return spec.deletes?.kind === "tombstone" ? spec.deletes.field : undefined;
+}
+
+/** A tombstone policy's purge: its time field and retention, if it purges. */
+function purgeOf(spec: MergeSpec): { readonly at: string; readonly afterMs: number } | undefined {
+  const d = spec.deletes;
+  return d?.kind === "tombstone" && d.purgeAfterMs !== undefined
+    ? { at: d.at ?? "updated", afterMs: d.purgeAfterMs }
+    : undefined;
+}
+
+/**
+ * Whether a record is below a tombstone policy's purge frontier (`now - purgeAfterMs`, by its `at`
+ * field): never copied to a server lacking its key, and purged where it is a tombstone. A record
+ * without a readable time is not.
+ * @param spec - The collection.
+ * @param record - A record (or its listed fields).
+ * @param now - The time (ms since the epoch).
+ * @returns False too when the policy does not purge.
+ */
+export function isBelowPurgeFrontier(spec: MergeSpec, record: RecordFields, now: number): boolean {
+  const purge = purgeOf(spec);
+  if (purge === undefined) return false;
+  const at = timeOf(record[purge.at]);
+  return at !== undefined && at < now - purge.afterMs;
 }
 
 /**
@@ -174,7 +246,8 @@ export function versionFields(spec: MergeSpec): readonly string[] {
           ? monotonicFields(rule).map((f) => f.field)
           : [];
   const t = tombstoneField(spec);
-  return t === undefined ? out : [t, ...out];
+  const purge = purgeOf(spec);
+  return [...(t === undefined ? [] : [t]), ...out, ...(purge === undefined ? [] : [purge.at])];
 }
 
 /** The key of a record, as JSON of its key fields' values. */
@@ -203,7 +276,8 @@ function monotonicFields(rule: Extract<MergeRule, { kind: "monotonic" }>): reado
 /**
  * Compares two versions of one key: under `lww` and `log` a total order on one field, under
  * `monotonic` the product order of its fields (`Concurrent` when each is ahead on some field),
- * `Equal` under `immutable`. A tombstone is greater than any live copy.
+ * `Equal` under `immutable`. A tombstone is greater than any live copy (with `revive` under `lww`:
+ * greater than a live copy of the same or a smaller `lww` field).
  * @param spec - The collection.
  * @param a - A record (or its listed fields).
  * @param b - Another version of the same key.
@@ -211,8 +285,12 @@ function monotonicFields(rule: Extract<MergeRule, { kind: "monotonic" }>): reado
  */
 export function compareVersions(spec: MergeSpec, a: RecordFields, b: RecordFields): Order {
   const t = tombstoneField(spec);
-  if (t !== undefined && Boolean(a[t]) !== Boolean(b[t])) return a[t] ? Order.Greater : Order.Less;
   const rule = ruleOf(spec);
+  if (t !== undefined && Boolean(a[t]) !== Boolean(b[t])) {
+    const byWrite =
+      rule.kind === "lww" && spec.deletes?.revive === true ? compareValues(a[rule.field], b[rule.field]) : 0;
+    return byWrite !== 0 ? byWrite : a[t] ? Order.Greater : Order.Less;
+  }
   if (rule.kind === "immutable") return Order.Equal;
   if (rule.kind !== "monotonic") {
     const field = rule.kind === "lww" ? rule.field : rule.last;
@@ -331,6 +409,12 @@ export interface PlanOptions {
    * replicator applies its `skipAt` predicates to the whole records it reads instead.)
    */
   readonly skipTarget?: (to: number, row: RecordFields & { id: string }) => boolean;
+  /**
+   * The time (ms since the epoch), for a tombstone policy's `purgeAfterMs`: a record below its
+   * frontier ({@link isBelowPurgeFrontier}) is not copied to a server lacking its key. Default:
+   * no frontier.
+   */
+  readonly now?: number;
 }
 
 /**
@@ -369,12 +453,52 @@ export function planCopies(
         if (mine !== undefined) {
           const o = compareVersions(spec, row, mine);
           if (o !== Order.Greater && o !== Order.Concurrent) return;
-        }
+        } else if (options.now !== undefined && isBelowPurgeFrontier(spec, row, options.now)) return;
         if (rule.kind === "log" && covers[to]?.(row)) return;
         if (options.skipTarget?.(to, row)) return;
         out.push({ key, from, to, recordId: row.id });
       });
     }
+  }
+  return out;
+}
+
+/** One purge to make: delete the record `recordId` of server `server`, at `key`. */
+export interface PlannedPurge {
+  readonly key: string;
+  /** Index of the server (in the listings). */
+  readonly server: number;
+  /** The record's id there. */
+  readonly recordId: string;
+}
+
+/**
+ * Plans the purge of a tombstone policy with `purgeAfterMs`: every key whose every server is
+ * listed and holds either nothing or a tombstone below the frontier is deleted where it is held.
+ * With a server left out (unreachable), nothing is purged: it may hold a live copy. Nothing live
+ * is ever purged, and with {@link PlanOptions.now} the copies skip what is purged (no
+ * resurrection; see the property tests).
+ * @param spec - The collection.
+ * @param listings - Per server, its rows by key ({@link keyOf}); undefined for a server left out.
+ * @param now - The time (ms since the epoch).
+ * @returns The deletes, in key order of first appearance; none when the policy does not purge.
+ */
+export function planPurges(spec: MergeSpec, listings: Listings, now: number): PlannedPurge[] {
+  const t = tombstoneField(spec);
+  if (t === undefined || purgeOf(spec) === undefined || listings.some((m) => m === undefined)) return [];
+  const keys = new Set<string>();
+  for (const m of listings) if (m) for (const k of m.keys()) keys.add(k);
+  const out: PlannedPurge[] = [];
+  for (const key of keys) {
+    const held: PlannedPurge[] = [];
+    let purge = true;
+    listings.forEach((m, server) => {
+      const row = m?.get(key);
+      if (row === undefined) return;
+      if (!row[t] || !isBelowPurgeFrontier(spec, row, now)) purge = false;
+      held.push({ key, server, recordId: row.id });
+    });
+    if (purge) out.push(...held);
   }
   return out;
 }

@@ -30,7 +30,16 @@ import {
 } from "./client.js";
 import type { RecordCheck, ReplicatedCollection } from "./collection-definition.js";
 import { defaultReplicatedCollections } from "./collections/nxs.js";
-import { keyOf, MergeRules, mergeRecords, newestHolders, planCopies, versionFields } from "./merge-plan.js";
+import {
+  isBelowPurgeFrontier,
+  keyOf,
+  MergeRules,
+  mergeRecords,
+  newestHolders,
+  planCopies,
+  planPurges,
+  versionFields,
+} from "./merge-plan.js";
 import { contentDigest, setBounded } from "./replicator-digest.js";
 import type { ReportUntrusted } from "./replicator-snapshots.js";
 
@@ -146,12 +155,19 @@ export interface SyncStats {
   readonly refused: readonly string[];
   /** Key rows listed to compare (0 when every digest agreed). */
   readonly listed: number;
+  /**
+   * Tombstones purged (deleted) this round, under a tombstone policy with `purgeAfterMs` (see
+   * `TombstoneOptions`).
+   */
+  readonly purged: number;
 }
 
 /** Events of a {@link Replicator}. */
 export interface ReplicatorEvents {
   /** A record was written to `to` (by realtime or anti-entropy). */
   copied: { readonly collection: string; readonly from: string; readonly to: string; readonly key: string };
+  /** A tombstone past its collection's `purgeAfterMs` was deleted at `url` (held nowhere else live). */
+  purged: { readonly collection: string; readonly url: string; readonly key: string };
   /** A record failed validation and is not replicated. */
   quarantine: {
     readonly collection: string;
@@ -758,6 +774,9 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       from.echoes.delete(echo);
       return;
     }
+    // Below a tombstone policy's purge frontier (an old copy written back, e.g. from a backup): left
+    // to anti-entropy, which copies it only where its key is held (a purged record does not return).
+    if (isBelowPurgeFrontier(coll, record, scheduler.now())) return;
     let check: RecordCheck | undefined;
     try {
       check = await coll.validateAt?.(from.client, [record]);
@@ -1097,7 +1116,10 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   }
 
   /** What one collection's anti-entropy did (see {@link SyncStats}). */
-  type CollectionStats = Pick<SyncStats, "copied" | "quarantined" | "failed" | "fetched" | "listed">;
+  type CollectionStats = Pick<
+    SyncStats,
+    "copied" | "quarantined" | "failed" | "fetched" | "listed" | "purged"
+  >;
 
   async function syncCollection(
     coll: ReplicatedCollection,
@@ -1106,7 +1128,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   ): Promise<CollectionStats> {
     const scope = full ? undefined : await differingGroups(coll);
     if (scope !== undefined && scope.length === 0)
-      return { copied: 0, quarantined: 0, failed: 0, fetched: 0, listed: 0 };
+      return { copied: 0, quarantined: 0, failed: 0, fetched: 0, listed: 0, purged: 0 };
     const listed = await Promise.all(
       servers.map((s) =>
         // A server that refused the login, or failed earlier in this round, is left out (its failure
@@ -1125,9 +1147,12 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       coll.digest === undefined ? undefined : JSON.stringify(coll.digest.groupBy.map((f) => row[f]));
     // The copies that bring every listed server to the merge of all versions (merge-plan.ts).
     const plan = new Map<Server, Map<Server, string[]>>(); // from -> to -> record ids (at `from`)
+    const now = scheduler.now();
     const copies = planCopies(coll, listed, {
       // Refused before (reported then): not read again.
       skipSource: (i, row) => quarantined.has(recordTag(coll, servers[i]!.url, row)),
+      // Under a tombstone policy with purgeAfterMs: what is purged does not come back.
+      now,
     });
     for (const c of copies) {
       const from = servers[c.from]!;
@@ -1207,6 +1232,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         }
       }
     }
+    const purged = await purge(coll, listed, now, round);
     // Groups listed where no copy was tried (nothing to copy, or only refused records or records
     // under a target's snapshot): not listed again while their digests stay the same.
     if (listed.every((m) => m !== undefined) && round.unreachable.size + round.refused.size === 0) {
@@ -1223,7 +1249,45 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       failed: failedCopies,
       fetched,
       listed: listed.reduce((n, m) => n + (m?.size ?? 0), 0),
+      purged,
     };
+  }
+
+  /**
+   * Deletes the tombstones past a collection's `purgeAfterMs` that every server holds or lacks
+   * (planPurges), when every server answered this round.
+   * @returns How many were deleted.
+   */
+  async function purge(
+    coll: ReplicatedCollection,
+    listed: readonly (ReadonlyMap<string, Row> | undefined)[],
+    now: number,
+    round: RoundFailures,
+  ): Promise<number> {
+    if (round.unreachable.size + round.refused.size > 0) return 0;
+    let n = 0;
+    const down = new Set<Server>();
+    for (const p of planPurges(coll, listed, now)) {
+      const at = servers[p.server]!;
+      if (stopped || down.has(at)) continue;
+      try {
+        await at.client.call(`purge ${coll.name} at ${at.url}`, (pb) =>
+          pb.collection(coll.name).delete(p.recordId, { requestKey: null }),
+        );
+        n++;
+        emit("purged", { collection: coll.name, url: at.url, key: p.key });
+      } catch (e) {
+        const err = toTransportError(e, `anti-entropy: purge ${coll.name} at ${at.url}`);
+        // Gone, or set again meanwhile (the delete rule lets only tombstones go): nothing to do.
+        if (err instanceof TransportError && err.status === 404) continue;
+        if (isRefusal(err)) reportError(err, `purge ${coll.name}`, at.url);
+        else {
+          failed(round, at, err, `purge ${coll.name}`);
+          down.add(at);
+        }
+      }
+    }
+    return n;
   }
 
   /**
@@ -1264,6 +1328,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       failed: 0,
       fetched: 0,
       listed: 0,
+      purged: 0,
     };
     for (const coll of collections) {
       if (stopped) break;

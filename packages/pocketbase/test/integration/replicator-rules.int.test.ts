@@ -1,4 +1,5 @@
 import { silentLogger } from "@nxs-sync/core";
+import { createTimerScheduler } from "@nxs-sync/core/node";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -20,7 +21,11 @@ import { makeNode, provision } from "./helpers.js";
  * ends deleted on the other, even where the other took a later live write meanwhile, and
  * anti-entropy never brings it back. A monotonic merge per field: a job's state (by its rank) and
  * attempt number only move forward, so two servers that each advanced another field both end with
- * both advances, and the body follows its revision.
+ * both advances, and the body follows its revision. Deletes that finish: under a tombstone policy
+ * with `purgeAfterMs`, a deleted record stays deleted through anti-entropy, is purged on every
+ * server once its tombstone is older than the retention everywhere, and does not come back from a
+ * server that still holds an older copy; with `revive`, a later write sets a deleted key again.
+ * Time is the replicator's scheduler, moved forward by the test (no sleeps).
  */
 
 const REPLICATOR = '@request.auth.collectionName = "nxs_replicators"';
@@ -67,6 +72,17 @@ const samples: CollectionDef = {
   ],
   indexes: ["CREATE UNIQUE INDEX idx_test_samples_key ON test_samples (key)"],
 };
+const RETAIN_MS = 60_000;
+/** `test_items` with a writer-set time (`at`, ms): its tombstones are purged after RETAIN_MS. */
+const purgeable: CollectionDef = {
+  ...items,
+  id: "pbc_test_purgeable",
+  name: "test_purgeable",
+  fields: [...items.fields, { name: "at", type: "number", required: true, onlyInt: true, min: 1 }],
+  indexes: ["CREATE UNIQUE INDEX idx_test_purgeable_key ON test_purgeable (key)"],
+  // Replicators purge tombstones only: a key set again meanwhile is not deleted.
+  deleteRule: `${REPLICATOR} && deleted = true`,
+};
 const registry = createCollectionRegistry([
   {
     schema: items,
@@ -82,6 +98,14 @@ const registry = createCollectionRegistry([
   {
     schema: samples,
     replication: { key: ["key"], deletes: DeletePolicies.retention("at", RETENTION_MS, () => Date.now()) },
+  },
+  {
+    schema: purgeable,
+    replication: {
+      key: ["key"],
+      merge: MergeRules.lww("rev"),
+      deletes: DeletePolicies.tombstone("deleted", { revive: true, purgeAfterMs: RETAIN_MS, at: "at" }),
+    },
   },
 ]);
 
@@ -101,6 +125,7 @@ beforeAll(async () => {
       "test_items",
       "test_jobs",
       "test_samples",
+      "test_purgeable",
     ]);
     await provision(s, [repl]);
   }
@@ -112,10 +137,14 @@ afterEach(async () => {
   running = [];
 });
 
+/** A replicator of `collections` whose clock runs `skew.ms` ahead (moved forward by a test). */
 function replicator(
   collections: Parameters<typeof createReplicator>[0]["collections"] = registry,
+  skew: { readonly ms: number } = { ms: 0 },
 ): Replicator {
+  const timers = createTimerScheduler();
   const r = createReplicator({
+    scheduler: { now: () => Date.now() + skew.ms, schedule: timers.schedule },
     servers: [
       { url: a.url, auth: repl.auth },
       { url: b.url, auth: repl.auth },
@@ -246,5 +275,66 @@ describe("replicator: deletes replicate (retention purge)", () => {
     // Further rounds do not bring it back either.
     await r.sync({ full: true });
     expect(await item(a, "old", "test_samples")).toBeUndefined();
+  });
+});
+
+const pItem = (s: ProcessPocketBase, key: string) => item(s, key, purgeable.name);
+const pWrite = (s: ProcessPocketBase, key: string, patch: Record<string, unknown>) =>
+  write(s, key, patch, purgeable.name);
+
+describe("replicator: tombstones purged after a retention", () => {
+  it("a deleted record stays deleted through anti-entropy, then is purged on both servers; a purged one does not come back", async () => {
+    const skew = { ms: 0 };
+    const r = replicator(registry, skew);
+    const purged: string[] = [];
+    r.on("purged", (p) => purged.push(`${p.key}@${p.url}`));
+    await r.start();
+    const t0 = Date.now();
+    await pWrite(a, "p1", { value: 1, rev: 1, at: t0 });
+    await r.sync({ full: true });
+    expect(await pItem(b, "p1")).toMatchObject({ rev: 1, deleted: false });
+
+    // Deleted on A: the tombstone reaches B and stays, round after round, while it is young.
+    await pWrite(a, "p1", { deleted: true, rev: 2, at: t0 + 1 });
+    for (let i = 0; i < 2; i++) {
+      const stats = await r.sync({ full: true });
+      expect(stats.purged).toBe(0);
+      for (const s of [a, b]) expect(await pItem(s, "p1"), s.url).toMatchObject({ deleted: true, rev: 2 });
+    }
+
+    // Past the retention: purged on both servers (really deleted).
+    skew.ms = RETAIN_MS + 1_000;
+    const stats = await r.sync({ full: true });
+    expect(stats.purged).toBe(2);
+    expect(purged.sort()).toEqual([`["p1"]@${a.url}`, `["p1"]@${b.url}`].sort());
+    for (const s of [a, b]) expect(await pItem(s, "p1"), s.url).toBeUndefined();
+
+    // B gets back old copies from before the purge (restored from a backup): a live p1 and a
+    // tombstone p2. Neither is copied to A; B's old tombstone is purged again.
+    await pWrite(b, "p1", { value: 1, rev: 1, at: t0 });
+    await pWrite(b, "p2", { deleted: true, rev: 3, at: t0 });
+    for (let i = 0; i < 2; i++) await r.sync({ full: true });
+    expect(await pItem(a, "p1")).toBeUndefined();
+    expect(await pItem(a, "p2")).toBeUndefined();
+    expect(await pItem(b, "p2")).toBeUndefined();
+    // The stale live copy stays where it was (a live record is never purged; see the docs).
+    expect(await pItem(b, "p1")).toMatchObject({ rev: 1, deleted: false });
+  });
+
+  it("revive: a later write over a tombstone sets the key again on both servers", async () => {
+    const r = replicator();
+    await r.start();
+    const t0 = Date.now();
+    await pWrite(a, "r1", { value: 1, rev: 1, at: t0 });
+    await r.sync({ full: true });
+    await r.stop();
+    // Cut off: A deletes r1; B sets it again later.
+    await pWrite(a, "r1", { deleted: true, rev: 2, at: t0 + 1 });
+    await pWrite(b, "r1", { value: 3, rev: 3, at: t0 + 2 });
+    const again = replicator();
+    await again.start();
+    await again.sync({ full: true });
+    for (const s of [a, b])
+      expect(await pItem(s, "r1"), s.url).toMatchObject({ deleted: false, value: 3, rev: 3 });
   });
 });

@@ -8,6 +8,7 @@ import {
   mergeRecords,
   Order,
   planCopies,
+  planPurges,
   type RecordFields,
 } from "../../src/index.js";
 
@@ -82,6 +83,17 @@ const CASES: readonly Case[] = [
       .map((r) => ({ id: `id-${r.k}`, ...r, body: `${r.k}@${r.rev}${r.deleted ? "†" : ""}` })),
   },
   {
+    name: "lww with tombstones that a later write revives",
+    spec: {
+      key: ["k"],
+      merge: MergeRules.lww("rev"),
+      deletes: DeletePolicies.tombstone("deleted", { revive: true }),
+    },
+    record: fc
+      .record({ k: key, rev: fc.integer({ min: 1, max: 6 }), deleted: fc.boolean() })
+      .map((r) => ({ id: `id-${r.k}`, ...r, body: `${r.k}@${r.rev}${r.deleted ? "†" : ""}` })),
+  },
+  {
     name: "monotonic with tombstones",
     spec: {
       key: ["k"],
@@ -104,14 +116,19 @@ const servers = (c: Case) =>
     }),
   );
 
-/** One anti-entropy round over the servers in `present` (all by default); returns the copies made. */
+/**
+ * One anti-entropy round over the servers in `present` (all by default); returns the copies made.
+ * With `now`, copies respect a purge frontier and the planned purges are applied after them, as the
+ * replicator does.
+ */
 function round(
   spec: MergeSpec,
   fleet: Server[],
   present: readonly boolean[] = fleet.map(() => true),
+  now?: number,
 ): number {
   const listings = fleet.map((m, i) => (present[i] ? new Map(m) : undefined));
-  const copies = planCopies(spec, listings);
+  const copies = planCopies(spec, listings, now === undefined ? {} : { now });
   for (const c of copies) {
     const incoming = listings[c.from]?.get(c.key);
     if (incoming === undefined) throw new Error("planned a copy of a record not listed");
@@ -122,6 +139,12 @@ function round(
     else {
       const merged = mergeRecords(spec, mine, incoming);
       if (merged !== undefined) target.set(c.key, { ...merged, id: mine.id });
+    }
+  }
+  if (now !== undefined) {
+    for (const p of planPurges(spec, listings, now)) {
+      // The server's delete rule only lets a tombstone go (`deleted = true`).
+      if (fleet[p.server]!.get(p.key)?.deleted) fleet[p.server]!.delete(p.key);
     }
   }
   return copies.length;
@@ -348,5 +371,138 @@ describe("delete policies: retention", () => {
     expect(skip({ at: "2026-12-07 11:59:30.000Z" })).toBe(false);
     expect(skip({ at: "" })).toBe(false);
     expect(skip({})).toBe(false);
+  });
+});
+
+describe("merge planning: tombstones purged after a retention (deletes that finish)", () => {
+  const NOW = 1_000_000;
+  const RETAIN = 10_000;
+  const spec: MergeSpec = {
+    key: ["k"],
+    merge: MergeRules.lww("rev"),
+    deletes: DeletePolicies.tombstone("deleted", { revive: true, purgeAfterMs: RETAIN, at: "at" }),
+  };
+  /** Records written long ago (below the frontier) or lately. */
+  const record = fc
+    .record({
+      k: key,
+      rev: fc.integer({ min: 1, max: 6 }),
+      deleted: fc.boolean(),
+      old: fc.boolean(),
+    })
+    .map(({ old, ...r }) => ({
+      id: `id-${r.k}`,
+      ...r,
+      at: old ? NOW - 2 * RETAIN - r.rev : NOW - r.rev,
+      body: `${r.k}@${r.rev}${r.deleted ? "†" : ""}`,
+    }));
+  const fleets = servers({ name: "purge", spec, record });
+  const presence = fc.array(fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }), { maxLength: 4 });
+
+  it("purges a key only where every server is listed and holds nothing or an old tombstone; never a live record", () => {
+    fc.assert(
+      fc.property(fleets, fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }), (fleet, present) => {
+        const listings = fleet.map((m) => new Map(m));
+        const purges = planPurges(spec, listings, NOW);
+        for (const p of purges) {
+          const row = listings[p.server]!.get(p.key)!;
+          expect(row.deleted).toBe(true);
+          expect(row.at as number).toBeLessThan(NOW - RETAIN);
+          expect(row.id).toBe(p.recordId);
+          // Every holder of that key holds an old tombstone, and each is purged.
+          for (const [i, m] of listings.entries()) {
+            const r = m.get(p.key);
+            if (r === undefined) continue;
+            expect(r.deleted && (r.at as number) < NOW - RETAIN).toBe(true);
+            expect(purges.some((q) => q.key === p.key && q.server === i)).toBe(true);
+          }
+        }
+        // A server left out may hold a live copy: nothing is purged then.
+        const partial = listings.map((m, i) => (present[i] ? m : undefined));
+        if (partial.some((m) => m === undefined)) expect(planPurges(spec, partial, NOW)).toEqual([]);
+        // Without a purge in the policy, nothing is ever purged.
+        expect(planPurges({ ...spec, deletes: DeletePolicies.tombstone("deleted") }, listings, NOW)).toEqual(
+          [],
+        );
+      }),
+      params,
+    );
+  });
+
+  it("a purged key never comes back: stale copies (live or tombstone, below the frontier) reappearing on some servers are not copied to the others, and stale tombstones go again", () => {
+    fc.assert(
+      fc.property(
+        fleets,
+        fc.array(fc.record({ server: fc.nat(3), live: fc.boolean() }), { maxLength: 4 }),
+        presence,
+        (fleet, stale, partial) => {
+          round(spec, fleet, undefined, NOW);
+          const purged = [..."abcd"]
+            .map((k) => JSON.stringify([k]))
+            .filter((k) => fleet.every((m) => !m.has(k)));
+          // Old copies of purged keys come back on some servers (restored from a backup, a failed purge).
+          for (const [i, { server, live }] of stale.entries()) {
+            const k = purged[i % Math.max(purged.length, 1)];
+            if (k === undefined || server >= fleet.length) continue;
+            fleet[server]!.set(k, {
+              id: `stale-${i}`,
+              k: JSON.parse(k)[0],
+              rev: 1,
+              deleted: !live,
+              at: NOW - 3 * RETAIN,
+            });
+          }
+          const holders = purged.map((k) => new Set(fleet.flatMap((m, i) => (m.has(k) ? [i] : []))));
+          // Two full rounds: a stale tombstone may first win over a stale live copy (then purged).
+          const all = fleet.map(() => true);
+          for (const present of [...partial, all, all]) round(spec, fleet, present, NOW);
+          purged.forEach((k, j) => {
+            fleet.forEach((m, i) => {
+              // Never copied to a server that lacked it; a stale tombstone is purged again.
+              if (!holders[j]!.has(i)) expect(m.has(k)).toBe(false);
+              if (m.has(k)) expect(m.get(k)!.deleted).toBe(false);
+            });
+          });
+        },
+      ),
+      params,
+    );
+  });
+
+  it("a new write (above the frontier) over a purged or tombstoned key reaches every server and wins (revive)", () => {
+    fc.assert(
+      fc.property(fleets, key, (fleet, k) => {
+        round(spec, fleet, undefined, NOW);
+        const id = JSON.stringify([k]);
+        const rev = 7; // greater than every generated revision
+        fleet[0]!.set(id, { id: "new", k, rev, deleted: false, at: NOW, body: "again" });
+        round(spec, fleet, undefined, NOW);
+        for (const m of fleet) expect(m.get(id)).toMatchObject({ rev, deleted: false, body: "again" });
+      }),
+      params,
+    );
+  });
+
+  it("a tombstone under revive: the greater write wins, the tombstone a tie; without revive the tombstone always wins", () => {
+    const dead = { id: "y", k: "a", rev: 2, deleted: true };
+    expect(compareVersions(spec, { id: "x", k: "a", rev: 3, deleted: false }, dead)).toBe(Order.Greater);
+    expect(compareVersions(spec, { id: "x", k: "a", rev: 2, deleted: false }, dead)).toBe(Order.Less);
+    expect(compareVersions(spec, { id: "x", k: "a", rev: 1, deleted: false }, dead)).toBe(Order.Less);
+    const final = { ...spec, deletes: DeletePolicies.tombstone("deleted") };
+    expect(compareVersions(final, { id: "x", k: "a", rev: 3, deleted: false }, dead)).toBe(Order.Less);
+  });
+
+  it("refuses a purgeAfterMs that is not a positive number with config/invalid", () => {
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => DeletePolicies.tombstone("deleted", { purgeAfterMs: bad })).toThrow(
+        expect.objectContaining({ code: "config/invalid", message: expect.stringMatching(/purgeAfterMs/) }),
+      );
+    }
+    expect(DeletePolicies.tombstone("deleted", { purgeAfterMs: 5 })).toEqual({
+      kind: "tombstone",
+      field: "deleted",
+      purgeAfterMs: 5,
+      at: "updated",
+    });
   });
 });
