@@ -3,6 +3,7 @@ import { defineConfig } from "tsup";
 export default defineConfig({
   entry: {
     index: "src/index.ts",
+    pocketbase: "src/pocketbase/index.ts",
   },
   format: ["esm", "cjs"],
   dts: true,
@@ -10,4 +11,6 @@ export default defineConfig({
   sourcemap: true,
   target: "node22",
   platform: "node",
+  // import.meta.url in the CJS build (queueHookPiece reads pb_hooks/ beside dist/).
+  shims: true,
 });

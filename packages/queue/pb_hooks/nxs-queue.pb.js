@@ -1,0 +1,552 @@
+/// <reference path="../pb_data/types.d.ts" />
+// nxs-sync job queue: the server side of @nxs-sync/queue/pocketbase (the hook piece `queue`).
+// Install: put this file in every server's --hooksDir beside the core bundle (nxs.pb.js) and
+// restart it; clients check GET /nxs/hooks/queue. Every handler is serialized and run in its own
+// VM (PocketBase JSVM): it can read nothing declared outside itself, so the one route handler
+// below carries its helpers inside.
+//
+// POST /nxs/queue/{op}, op one of enqueue | claim | heartbeat | settle | cancel | redrive | clean |
+// takeover | counts. Gateway accounts (nxs_nodes) only. Each op runs inside ONE
+// $app.runInTransaction and uses only the transaction's app (SQLite has one writer: the read and
+// the write of a claim cannot interleave with another claim; tested atomic, see
+// docs/adr/0006-queue-claims.md). Time is the server's clock (runAt, leases, retry delays); a
+// lease token is a fresh random string per attempt; every write bumps `rev` and recomputes
+// `version` (the encoding of packages/queue/src/job-version.ts; a unit test runs the block
+// between the `version:` markers against encodeJobVersion). Errors answer 400
+// { message, data: { code, field, index } } with code `queue/invalid-payload` or `queue/too-large`;
+// nothing of a refused batch is stored.
+
+routerAdd("GET", "/nxs/hooks/queue", (e) => e.json(200, { name: "queue", version: 1 }));
+
+routerAdd(
+  "POST",
+  "/nxs/queue/{op}",
+  (e) => {
+    const JOBS = "nxs_jobs";
+    const EPOCHS = "nxs_queue_epochs";
+    const EPOCH_ID = "nxsqueueepoch00";
+    const MAX_BATCH = 500;
+    const MAX_PAYLOAD_BYTES = 262144;
+    const MAX_FAILURES_KEPT = 20;
+    const ID = /^[a-z0-9]{15}$/;
+    const STATES = ["waiting", "active", "completed", "failed", "cancelled"];
+    const TERMINAL = ["completed", "failed", "cancelled"];
+    const op = e.request.pathValue("op");
+    const body = e.requestInfo().body || {};
+
+    // version: the fixed-width, sortable version of a job (job-version.ts encodeJobVersion).
+    const encodeVersion = (generation, attempt, epoch, phase, rev) => {
+      const widths = [4, 6, 8, 1, 9];
+      return [generation, attempt, epoch, phase, rev]
+        .map((v, i) => {
+          const max = 10 ** widths[i] - 1;
+          const n = Math.min(max, Math.max(0, Math.trunc(Number(v) || 0)));
+          return String(n).padStart(widths[i], "0");
+        })
+        .join(".");
+    };
+    const phaseOf = (state, attempt) =>
+      state === "active" ? 1 : state === "cancelled" ? 3 : state === "waiting" && attempt === 0 ? 0 : 2;
+    // end version
+
+    // A refusal is kept here and thrown as a plain error (it crosses runInTransaction, a Go call).
+    let refusal = null;
+    const refuse = (code, message, field, index) => {
+      refusal = { code: code, message: message, field: field, index: index };
+      throw new Error(message);
+    };
+    const int = (v, field, min, index) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || Math.trunc(n) !== n || n < min)
+        refuse("queue/invalid-payload", `${field} must be an integer >= ${min}`, field, index);
+      return n;
+    };
+    const items = (name) => {
+      const list = body[name];
+      if (!Array.isArray(list)) refuse("queue/invalid-payload", `${name} must be an array`, name);
+      if (list.length > MAX_BATCH)
+        refuse("queue/invalid-payload", `at most ${MAX_BATCH} ${name} per request`, name);
+      list.forEach((x, i) => {
+        if (x === null || typeof x !== "object" || Array.isArray(x))
+          refuse("queue/invalid-payload", `each of ${name} must be an object`, name, i);
+      });
+      return list;
+    };
+    // A payload or result within the inline limit (larger ones go by reference: a blob).
+    const bounded = (value, field, index) => {
+      const size = JSON.stringify(value).length;
+      if (size > MAX_PAYLOAD_BYTES)
+        refuse(
+          "queue/too-large",
+          `${field} is ${size} characters of JSON, over ${MAX_PAYLOAD_BYTES}: store it as a blob`,
+          field,
+          index,
+        );
+      return value;
+    };
+    const jsonOf = (rec, field) => {
+      const s = rec.getString(field);
+      if (s === "" || s === "null") return null;
+      try {
+        return JSON.parse(s);
+      } catch (_) {
+        return undefined;
+      }
+    };
+    // A job record as plain JSON (the client validates it with zod; the token is stripped there).
+    const raw = (rec) => ({
+      id: rec.id,
+      queue: rec.getString("queue"),
+      state: rec.getString("state"),
+      payload: jsonOf(rec, "payload"),
+      runAt: rec.getFloat("runAt"),
+      attempt: rec.getFloat("attempt"),
+      attemptsMade: rec.getFloat("attemptsMade"),
+      maxAttempts: rec.getFloat("maxAttempts"),
+      backoff: jsonOf(rec, "backoff"),
+      timeoutMs: rec.getFloat("timeoutMs"),
+      generation: rec.getFloat("generation"),
+      epoch: rec.getFloat("epoch"),
+      worker: rec.getString("worker"),
+      leaseUntil: rec.getFloat("leaseUntil"),
+      token: rec.getString("token"),
+      cancelRequested: rec.getBool("cancelRequested"),
+      progress: jsonOf(rec, "progress"),
+      result: jsonOf(rec, "result"),
+      reason: rec.getString("reason"),
+      failures: jsonOf(rec, "failures"),
+      rev: rec.getFloat("rev"),
+      version: rec.getString("version"),
+      createdAt: rec.getFloat("createdAt"),
+      updatedAt: rec.getFloat("updatedAt"),
+      finishedAt: rec.getFloat("finishedAt"),
+      deleted: rec.getBool("deleted"),
+    });
+    // Saves a job: bumps rev, stamps updatedAt, recomputes the version.
+    const write = (tx, rec, now) => {
+      const rev = rec.getFloat("rev") + 1;
+      rec.set("rev", rev);
+      rec.set("updatedAt", now);
+      rec.set(
+        "version",
+        encodeVersion(
+          rec.getFloat("generation"),
+          rec.getFloat("attempt"),
+          rec.getFloat("epoch"),
+          phaseOf(rec.getString("state"), rec.getFloat("attempt")),
+          rev,
+        ),
+      );
+      tx.save(rec);
+    };
+    const failuresOf = (rec) => {
+      const f = jsonOf(rec, "failures");
+      return Array.isArray(f) ? f : [];
+    };
+    const pushFailure = (rec, code, message, now) => {
+      const f = failuresOf(rec);
+      f.push({
+        attempt: rec.getFloat("attempt"),
+        code: code,
+        message: String(message).slice(0, 2000),
+        at: now,
+      });
+      rec.set("failures", f.slice(-MAX_FAILURES_KEPT));
+    };
+    // The attempt's lease ends: its token is spent (a late heartbeat or settlement is lease-lost).
+    const endLease = (rec) => {
+      rec.set("token", "");
+      rec.set("worker", "");
+      rec.set("leaseUntil", 0);
+      rec.set("cancelRequested", false);
+    };
+    const finish = (rec, state, now) => {
+      endLease(rec);
+      rec.set("state", state);
+      rec.set("finishedAt", now);
+    };
+    // Whether `token` holds the job's lease now.
+    const holds = (rec, token, now) =>
+      rec !== null &&
+      rec.getString("state") === "active" &&
+      rec.getString("token") !== "" &&
+      rec.getString("token") === String(token) &&
+      rec.getFloat("leaseUntil") > now;
+    // Why a stored job cannot run (written straight into the collection), or "".
+    const malformed = (rec) => {
+      const n = (f, min) => {
+        const v = rec.getFloat(f);
+        return Number.isFinite(v) && Math.trunc(v) === v && v >= min;
+      };
+      if (!n("maxAttempts", 1)) return "maxAttempts must be an integer >= 1";
+      for (const f of ["attempt", "attemptsMade", "generation", "epoch", "rev", "timeoutMs", "runAt"]) {
+        if (!n(f, 0)) return `${f} must be an integer >= 0`;
+      }
+      if (rec.getFloat("attemptsMade") > rec.getFloat("attempt")) return "attemptsMade is above attempt";
+      const b = jsonOf(rec, "backoff");
+      if (b !== null && (typeof b !== "object" || Array.isArray(b))) return "backoff must be an object";
+      const f = jsonOf(rec, "failures");
+      if (f !== null && !Array.isArray(f)) return "failures must be an array";
+      if (jsonOf(rec, "payload") === undefined) return "payload is not JSON";
+      return "";
+    };
+    const find = (tx, id) => {
+      if (typeof id !== "string" || !ID.test(id)) return null;
+      try {
+        const rec = tx.findRecordById(JOBS, id);
+        return rec.getBool("deleted") ? null : rec;
+      } catch (_) {
+        return null;
+      }
+    };
+    const localEpoch = (tx) => {
+      try {
+        return tx.findRecordById(EPOCHS, EPOCH_ID);
+      } catch (_) {
+        return null;
+      }
+    };
+    const maxJobEpoch = (tx) => {
+      const m = new DynamicModel({ m: 0 });
+      tx.db().newQuery("SELECT COALESCE(MAX(epoch), 0) AS m FROM nxs_jobs").one(m);
+      return Number(m.m) || 0;
+    };
+    // The epoch claims carry: this server's, set by takeover; a server never taken over claims
+    // under the highest epoch it has seen (at least 1).
+    const claimEpoch = (tx) => {
+      const rec = localEpoch(tx);
+      if (rec !== null) return rec.getFloat("epoch");
+      return Math.max(1, maxJobEpoch(tx));
+    };
+
+    const ops = {
+      enqueue: (tx, now) => {
+        const jobs = items("jobs");
+        const col = tx.findCollectionByNameOrId(JOBS);
+        const results = [];
+        jobs.forEach((j, i) => {
+          if (j === null || typeof j !== "object")
+            refuse("queue/invalid-payload", "a job must be an object", "jobs", i);
+          if (typeof j.id !== "string" || !ID.test(j.id))
+            refuse("queue/invalid-payload", "id must be 15 characters of [a-z0-9]", "id", i);
+          if (typeof j.queue !== "string" || j.queue === "" || j.queue.length > 200)
+            refuse("queue/invalid-payload", "queue must be a name of 1-200 characters", "queue", i);
+          const maxAttempts = int(j.maxAttempts, "maxAttempts", 1, i);
+          const timeoutMs = int(j.timeoutMs === undefined ? 0 : j.timeoutMs, "timeoutMs", 0, i);
+          const delayMs = int(j.delayMs === undefined ? 0 : j.delayMs, "delayMs", 0, i);
+          const runAt =
+            j.runAt === undefined || j.runAt === null ? now + delayMs : int(j.runAt, "runAt", 0, i);
+          const backoff = j.backoff === undefined || j.backoff === null ? {} : j.backoff;
+          if (typeof backoff !== "object" || Array.isArray(backoff))
+            refuse("queue/invalid-payload", "backoff must be an object", "backoff", i);
+          if (j.payload === undefined) refuse("queue/invalid-payload", "payload is missing", "payload", i);
+          bounded(j.payload, "payload", i);
+          let existing = null;
+          try {
+            existing = tx.findRecordById(JOBS, j.id);
+          } catch (_) {
+            existing = null;
+          }
+          if (existing !== null) {
+            results.push({ id: j.id, created: false });
+            return;
+          }
+          const rec = new Record(col);
+          rec.set("id", j.id);
+          rec.set("queue", j.queue);
+          rec.set("state", "waiting");
+          rec.set("payload", j.payload);
+          rec.set("runAt", runAt);
+          rec.set("attempt", 0);
+          rec.set("attemptsMade", 0);
+          rec.set("maxAttempts", maxAttempts);
+          rec.set("backoff", backoff);
+          rec.set("timeoutMs", timeoutMs);
+          rec.set("generation", 0);
+          rec.set("epoch", 0);
+          rec.set("failures", []);
+          rec.set("rev", 0);
+          rec.set("createdAt", now);
+          write(tx, rec, now);
+          results.push({ id: j.id, created: true });
+        });
+        return { results: results };
+      },
+
+      claim: (tx, now) => {
+        const queue = String(body.queue || "");
+        const worker = String(body.worker || "").slice(0, 200);
+        if (queue === "") refuse("queue/invalid-payload", "queue is missing", "queue");
+        const leaseMs = int(body.leaseMs, "leaseMs", 1);
+        const max = Math.min(int(body.max, "max", 1), MAX_BATCH);
+        const epoch = claimEpoch(tx);
+        const jobs = [];
+        const dead = [];
+        // Bounded: a batch of malformed or spent stalled jobs is handled, then the next call goes on.
+        for (let round = 0; round < 4 && jobs.length < max; round++) {
+          const recs = tx.findRecordsByFilter(
+            JOBS,
+            "queue = {:q} && deleted = false && ((state = 'waiting' && runAt <= {:now}) || (state = 'active' && leaseUntil <= {:now}))",
+            "runAt,@rowid",
+            max - jobs.length,
+            0,
+            { q: queue, now: now },
+          );
+          if (recs.length === 0) break;
+          for (const rec of recs) {
+            const bad = malformed(rec);
+            if (bad !== "") {
+              if (!Array.isArray(jsonOf(rec, "failures"))) rec.set("failures", []);
+              for (const f of ["attempt", "attemptsMade", "generation", "epoch", "rev"]) {
+                const v = rec.getFloat(f);
+                if (!(Number.isFinite(v) && v >= 0)) rec.set(f, 0);
+              }
+              pushFailure(rec, "queue/invalid-payload", `malformed job record: ${bad}`, now);
+              rec.set("reason", `queue/invalid-payload: malformed job record: ${bad}`);
+              finish(rec, "failed", now);
+              write(tx, rec, now);
+              dead.push({ id: rec.id, reason: rec.getString("reason") });
+              continue;
+            }
+            const stalled = rec.getString("state") === "active";
+            if (stalled && rec.getBool("cancelRequested")) {
+              // Cancelled while its worker was gone: it ends cancelled (the reason was set by cancel).
+              finish(rec, "cancelled", now);
+              write(tx, rec, now);
+              continue;
+            }
+            if (stalled) {
+              pushFailure(
+                rec,
+                "queue/stalled",
+                `worker ${rec.getString("worker") || "?"} lost its lease on attempt ${rec.getFloat("attempt")}`,
+                now,
+              );
+              if (rec.getFloat("attemptsMade") >= rec.getFloat("maxAttempts")) {
+                rec.set("reason", "queue/stalled");
+                finish(rec, "failed", now);
+                write(tx, rec, now);
+                dead.push({ id: rec.id, reason: rec.getString("reason") });
+                continue;
+              }
+            }
+            const token = $security.randomString(24);
+            rec.set("state", "active");
+            rec.set("attempt", rec.getFloat("attempt") + 1);
+            rec.set("attemptsMade", rec.getFloat("attemptsMade") + 1);
+            rec.set("epoch", epoch);
+            rec.set("worker", worker);
+            rec.set("token", token);
+            rec.set("leaseUntil", now + leaseMs);
+            rec.set("cancelRequested", false);
+            rec.set("progress", null);
+            write(tx, rec, now);
+            jobs.push({ job: raw(rec), token: token, stalled: stalled });
+          }
+        }
+        return { jobs: jobs, dead: dead, epoch: epoch };
+      },
+
+      heartbeat: (tx, now) => {
+        const beats = items("beats");
+        return {
+          results: beats.map((b, i) => {
+            const rec = find(tx, b.id);
+            const leaseMs = int(b.leaseMs, "leaseMs", 1, i);
+            if (!holds(rec, b.token, now)) return { ok: false, code: "queue/lease-lost" };
+            rec.set("leaseUntil", now + leaseMs);
+            if (b.progress !== undefined) rec.set("progress", b.progress);
+            write(tx, rec, now);
+            return { ok: true, leaseUntil: now + leaseMs, cancelRequested: rec.getBool("cancelRequested") };
+          }),
+        };
+      },
+
+      settle: (tx, now) => {
+        const list = items("settlements");
+        return {
+          results: list.map((s, i) => {
+            const rec = find(tx, s.id);
+            if (!holds(rec, s.token, now)) return { ok: false, code: "queue/lease-lost" };
+            switch (s.kind) {
+              case "complete":
+                if (s.result !== undefined) rec.set("result", bounded(s.result, "result", i));
+                finish(rec, "completed", now);
+                break;
+              case "fail": {
+                const code = String(s.code || "error").slice(0, 200);
+                const message = String(s.message || "").slice(0, 2000);
+                pushFailure(rec, code, message, now);
+                const retry =
+                  s.retryDelayMs !== undefined &&
+                  s.retryDelayMs !== null &&
+                  rec.getFloat("attemptsMade") < rec.getFloat("maxAttempts");
+                if (retry) {
+                  endLease(rec);
+                  rec.set("state", "waiting");
+                  rec.set("runAt", now + int(s.retryDelayMs, "retryDelayMs", 0, i));
+                } else {
+                  rec.set("reason", code);
+                  finish(rec, "failed", now);
+                }
+                break;
+              }
+              case "retry-later":
+              case "release":
+                endLease(rec);
+                rec.set("state", "waiting");
+                rec.set("runAt", s.kind === "release" ? now : now + int(s.delayMs, "delayMs", 0, i));
+                rec.set("attemptsMade", Math.max(0, rec.getFloat("attemptsMade") - 1));
+                break;
+              case "cancelled":
+                if (rec.getString("reason") === "") rec.set("reason", "cancelled");
+                finish(rec, "cancelled", now);
+                break;
+              default:
+                refuse(
+                  "queue/invalid-payload",
+                  `unknown settlement kind ${JSON.stringify(s.kind)}`,
+                  "kind",
+                  i,
+                );
+            }
+            write(tx, rec, now);
+            return { ok: true, state: rec.getString("state") };
+          }),
+        };
+      },
+
+      cancel: (tx, now) => {
+        const rec = find(tx, body.id);
+        if (rec === null) return { state: null };
+        const state = rec.getString("state");
+        if (state === "waiting") {
+          rec.set("reason", String(body.reason || "cancelled").slice(0, 2000));
+          finish(rec, "cancelled", now);
+          write(tx, rec, now);
+        } else if (state === "active" && !rec.getBool("cancelRequested")) {
+          rec.set("cancelRequested", true);
+          rec.set("reason", String(body.reason || "cancelled").slice(0, 2000));
+          write(tx, rec, now);
+        }
+        return { state: rec.getString("state") };
+      },
+
+      redrive: (tx, now) => {
+        const queue = String(body.queue || "");
+        const limit = Math.min(body.limit === undefined ? MAX_BATCH : int(body.limit, "limit", 0), MAX_BATCH);
+        let recs;
+        if (Array.isArray(body.ids)) {
+          recs = body.ids
+            .slice(0, limit)
+            .map((id) => find(tx, id))
+            .filter((r) => r !== null && r.getString("queue") === queue && r.getString("state") === "failed");
+        } else {
+          recs = tx.findRecordsByFilter(
+            JOBS,
+            "queue = {:q} && state = 'failed' && deleted = false",
+            "id",
+            limit,
+            0,
+            { q: queue },
+          );
+        }
+        for (const rec of recs) {
+          rec.set("state", "waiting");
+          rec.set("generation", rec.getFloat("generation") + 1);
+          rec.set("attempt", 0);
+          rec.set("attemptsMade", 0);
+          rec.set("runAt", now);
+          rec.set("reason", "");
+          rec.set("finishedAt", 0);
+          rec.set("token", "");
+          rec.set("result", null);
+          rec.set("progress", null);
+          if (rec.getFloat("maxAttempts") < 1) rec.set("maxAttempts", 1);
+          write(tx, rec, now);
+        }
+        return { moved: recs.length };
+      },
+
+      clean: (tx, now) => {
+        const queue = String(body.queue || "");
+        const states = Array.isArray(body.states) ? body.states.filter((s) => TERMINAL.indexOf(s) >= 0) : [];
+        const before = int(body.before, "before", 0);
+        const limit = Math.min(body.limit === undefined ? MAX_BATCH : int(body.limit, "limit", 0), MAX_BATCH);
+        if (states.length === 0 || limit === 0) return { deleted: 0 };
+        const params = { q: queue, before: before };
+        const ors = states.map((s, i) => {
+          params[`s${i}`] = s;
+          return `state = {:s${i}}`;
+        });
+        const recs = tx.findRecordsByFilter(
+          JOBS,
+          `queue = {:q} && deleted = false && finishedAt > 0 && finishedAt < {:before} && (${ors.join(" || ")})`,
+          "finishedAt,id",
+          limit,
+          0,
+          params,
+        );
+        // A delete is a tombstone (it replicates and wins over any live copy); the bulk goes.
+        for (const rec of recs) {
+          rec.set("deleted", true);
+          rec.set("payload", null);
+          rec.set("result", null);
+          rec.set("progress", null);
+          write(tx, rec, now);
+        }
+        return { deleted: recs.length };
+      },
+
+      takeover: (tx, now) => {
+        let rec = localEpoch(tx);
+        const previous = rec === null ? 0 : rec.getFloat("epoch");
+        const seen = maxJobEpoch(tx);
+        // Above every epoch seen; idempotent while no claim was made under this server's epoch.
+        const epoch = Math.max(previous, seen + 1, 1);
+        if (rec === null) {
+          rec = new Record(tx.findCollectionByNameOrId(EPOCHS));
+          rec.set("id", EPOCH_ID);
+        }
+        if (epoch !== previous) {
+          rec.set("epoch", epoch);
+          rec.set("takenAt", now);
+          tx.save(rec);
+        }
+        return { epoch: epoch, previous: previous, seen: seen };
+      },
+
+      counts: (tx, now) => {
+        const queue = String(body.queue || "");
+        const out = { waiting: 0, active: 0, completed: 0, failed: 0, cancelled: 0, delayed: 0 };
+        const rows = arrayOf(new DynamicModel({ state: "", delayed: 0, n: 0 }));
+        tx.db()
+          .newQuery(
+            "SELECT state, (state = 'waiting' AND runAt > {:now}) AS delayed, COUNT(*) AS n FROM nxs_jobs WHERE queue = {:q} AND deleted = FALSE GROUP BY 1, 2",
+          )
+          .bind({ q: queue, now: now })
+          .all(rows);
+        for (const r of rows) {
+          if (STATES.indexOf(r.state) < 0) continue;
+          if (Number(r.delayed) === 1) out.delayed += Number(r.n);
+          else out[r.state] += Number(r.n);
+        }
+        return out;
+      },
+    };
+
+    const fn = ops[op];
+    if (fn === undefined) return e.json(404, { status: 404, message: `no queue operation ${op}`, data: {} });
+    let answer = null;
+    try {
+      $app.runInTransaction((tx) => {
+        answer = fn(tx, Date.now());
+      });
+    } catch (err) {
+      if (refusal !== null) return e.json(400, { status: 400, message: refusal.message, data: refusal });
+      throw err;
+    }
+    return e.json(200, answer);
+  },
+  $apis.requireAuth("nxs_nodes"),
+);

@@ -1,0 +1,584 @@
+import {
+  callGuarded,
+  checkNumberOption,
+  createSeededRandom,
+  ErrorCode,
+  isNxsError,
+  type Logger,
+  NxsError,
+  type Random,
+  type Scheduler,
+  silentLogger,
+  TransportError,
+} from "@nxs-sync/core";
+import { createTimerScheduler } from "@nxs-sync/core/node";
+import {
+  checkHookPieces,
+  createEndpointPool,
+  createRealtimeSession,
+  type Endpoint,
+  type EndpointPool,
+  type EndpointPoolOptions,
+  type NodeAuth,
+  type RealtimeSession,
+} from "@nxs-sync/pocketbase";
+import type PocketBase from "pocketbase";
+import type { ClientResponseError } from "pocketbase";
+import type { z } from "zod";
+import type {
+  BlobRef,
+  BlobStore,
+  ClaimRequest,
+  EnqueueResult,
+  Heartbeat,
+  HeartbeatResult,
+  JobCounts,
+  QueueAdmin,
+  QueueBackendCapabilities,
+  QueueWatcher,
+  Settlement,
+  SettleResult,
+} from "../backend.js";
+import { QueueErrorCode } from "../errors.js";
+import type { ClaimedJob, JobId, JobRecord, NewJob } from "../job.js";
+import {
+  BLOBS_COLLECTION,
+  DEFAULT_MAX_BLOB_BYTES,
+  JOBS_COLLECTION,
+  MAX_INLINE_JSON,
+  QUEUE_HOOKS,
+  queueHookPiece,
+} from "./collections.js";
+import {
+  asToken,
+  cancelAnswer,
+  claimAnswer,
+  countsAnswer,
+  deletedAnswer,
+  enqueueAnswer,
+  eventsOf,
+  heartbeatAnswer,
+  movedAnswer,
+  refusalSchema,
+  type SeenJob,
+  type StoredJob,
+  seenOf,
+  settleAnswer,
+  storedJobSchema,
+  takeoverAnswer,
+  toJobRecord,
+} from "./records.js";
+
+/** The server that claims were moved to: reported by {@link PocketBaseQueueBackendOptions.onTakeover}. */
+export interface TakeoverEvent {
+  /** The server that is the claim authority now. */
+  readonly url: string;
+  /** The server that was, before. */
+  readonly from: string;
+  /** Its claim epoch now (above every epoch it had seen), and before. */
+  readonly epoch: number;
+  readonly previous: number;
+}
+
+/** A job the server dead-lettered while claiming (malformed record, or stalled with no attempt left). */
+export interface DeadLetterEvent {
+  readonly id: JobId;
+  readonly reason: string;
+}
+
+/** Options of {@link createPocketBaseQueueBackend}. */
+export interface PocketBaseQueueBackendOptions
+  extends Pick<EndpointPoolOptions, "failover" | "requestTimeoutMs" | "retry"> {
+  /**
+   * Server base URLs, the queue's home server first: it is the claim authority; the others take
+   * over (with a higher epoch) only while the pool has failed over to them. Or pass `pool`.
+   */
+  readonly endpoints?: readonly string[];
+  /** A started pool to use instead of `endpoints` (the caller stops it); its first endpoint is home. */
+  readonly pool?: EndpointPool;
+  /** A gateway account (`nxs_nodes`): the hook routes refuse every other. */
+  readonly auth: NodeAuth;
+  /** Bound of one operation, failovers included (ms). Default 15 000: outlasts a backup's write stall. */
+  readonly timeoutMs?: number;
+  /** Items per request (at most 500, the route's bound). Default 200. */
+  readonly batchSize?: number;
+  /** The largest blob (bytes); the server's `nxs_job_blobs` file limit must allow it. Default 16 MiB. */
+  readonly maxBlobBytes?: number;
+  /** Claims moved to another server (failover or failback). */
+  readonly onTakeover?: (event: TakeoverEvent) => void;
+  /** The server dead-lettered a job while claiming. */
+  readonly onDeadLetter?: (event: DeadLetterEvent) => void;
+  readonly scheduler?: Scheduler;
+  readonly random?: Random;
+  readonly logger?: Logger;
+}
+
+/** The PocketBase backend: the port plus the authority it is claiming on. */
+export interface PocketBaseQueueBackend extends QueueBackendCapabilities {
+  readonly admin: QueueAdmin;
+  readonly blobs: BlobStore;
+  /** The server claims go to, and its epoch once known (0 before the first takeover). */
+  authority(): { readonly url: string; readonly epoch: number };
+  close(): Promise<void>;
+}
+
+const MAX_ROUTE_BATCH = 500;
+/** Clock skew allowed between this process and the servers when replaying changes (ms). */
+const CATCH_UP_MARGIN_MS = 2000;
+/** Jobs a watch remembers (the oldest are forgotten first). */
+const MAX_SEEN = 10_000;
+
+/**
+ * Creates the PocketBase backend of the queue: every transition goes through the hook routes of
+ * `pb_hooks/nxs-queue.pb.js` (one transaction each, on the server's clock), over an endpoint pool
+ * (one retry layer, failover); `watch` follows `nxs_jobs` with a realtime session (catch-up after
+ * each reconnect: `onResync`). The servers need the queue's collections ({@link queueCollections})
+ * and its hook piece.
+ * @param options - Servers or a pool, a gateway account, bounds.
+ * @returns The backend (call `close()` when done).
+ * @throws NxsError `config/invalid` for bad options.
+ * @example
+ * ```ts
+ * const backend = createPocketBaseQueueBackend({
+ *   endpoints: ["http://home:8090", "http://other:8090"],
+ *   auth: { email: "gateway-1@fleet", password },
+ * });
+ * const [job] = await backend.claim({ queue: "voice", worker: "gw-1", leaseMs: 30_000, max: 1 });
+ * ```
+ */
+export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOptions): PocketBaseQueueBackend {
+  const timeoutMs = checkNumberOption("timeoutMs", options.timeoutMs, { min: 0 }) ?? 15_000;
+  const batchSize =
+    checkNumberOption("batchSize", options.batchSize, { min: 1, max: MAX_ROUTE_BATCH, integer: true }) ?? 200;
+  const maxBlobBytes =
+    checkNumberOption("maxBlobBytes", options.maxBlobBytes, { min: 1, integer: true }) ??
+    DEFAULT_MAX_BLOB_BYTES;
+  const scheduler = options.scheduler ?? createTimerScheduler();
+  const logger = options.logger ?? silentLogger;
+  const random = options.random ?? createSeededRandom(Math.floor(Math.random() * 2 ** 31));
+  if (options.pool === undefined && (options.endpoints === undefined || options.endpoints.length === 0)) {
+    throw new NxsError(
+      ErrorCode.ConfigInvalid,
+      "queue backend: give `endpoints` (home server first) or `pool`",
+    );
+  }
+  const endpoints = options.endpoints ?? (options.pool as EndpointPool).endpoints.map((e) => e.url);
+  const poolOf = () =>
+    createEndpointPool({
+      endpoints,
+      auth: options.auth,
+      ...(options.failover === undefined ? {} : { failover: options.failover }),
+      ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
+      scheduler,
+      logger,
+      random,
+    });
+  const ownPool = options.pool === undefined;
+  const pool = options.pool ?? poolOf();
+  if (ownPool) pool.start();
+  let closed = false;
+  const home = pool.endpoints[0]?.url ?? endpoints[0] ?? "";
+  let authority = { url: home, epoch: 0 };
+  let takingOver: Promise<void> | undefined;
+
+  const report = (what: string, fn: () => void) =>
+    callGuarded(what, fn, [], (f) => logger.error(f.message, f.cause));
+
+  /** Maps a route's refusal (400 with a `queue/*` code). */
+  function mapError(e: unknown, op: string): unknown {
+    if (!(isNxsError(e) && e instanceof TransportError)) return e;
+    const cause = e.cause as ClientResponseError | undefined;
+    if (e.status === 400) {
+      const r = refusalSchema.safeParse(cause?.response?.data);
+      if (r.success) {
+        const code =
+          r.data.code === QueueErrorCode.TooLarge ? QueueErrorCode.TooLarge : QueueErrorCode.InvalidPayload;
+        const where = r.data.index === undefined ? "" : ` (item ${r.data.index})`;
+        return new NxsError(code, `queue ${op}${where}: ${r.data.message}`, { cause: e });
+      }
+    }
+    return e;
+  }
+
+  // Each server is checked once for the hook piece of this release (server/incompatible otherwise).
+  const piece = queueHookPiece();
+  const checked = new Map<string, Promise<void>>();
+  const checkPiece = (ep: Endpoint): Promise<void> => {
+    let p = checked.get(ep.url);
+    if (p === undefined) {
+      p = checkHookPieces(ep.client, [piece]);
+      checked.set(ep.url, p);
+      p.catch(() => checked.delete(ep.url));
+    }
+    return p;
+  };
+
+  /** One POST to a route on one endpoint (no retry: the pool's call is the retry layer). */
+  async function post<S extends z.ZodType>(
+    ep: Endpoint,
+    op: string,
+    body: unknown,
+    schema: S,
+  ): Promise<z.infer<S>> {
+    await checkPiece(ep);
+    let raw: unknown;
+    try {
+      raw = await ep.client.call(
+        `queue ${op}`,
+        (pb) => pb.send(`/nxs/queue/${op}`, { method: "POST", body: body as Record<string, unknown> }),
+        { retry: false },
+      );
+    } catch (e) {
+      throw mapError(e, op);
+    }
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) {
+      throw new TransportError(
+        ErrorCode.ServerIncompatible,
+        `${ep.url}: POST /nxs/queue/${op} answered in another form (${parsed.error.message.slice(0, 300)}): install the ${QUEUE_HOOKS.file} of this release`,
+      );
+    }
+    return parsed.data;
+  }
+
+  /** Claims go to the pool's active server; on another one than before, it takes over first. */
+  async function ensureAuthority(ep: Endpoint): Promise<void> {
+    while (ep.url !== authority.url) {
+      if (takingOver === undefined) {
+        const from = authority.url;
+        takingOver = post(ep, "takeover", {}, takeoverAnswer)
+          .then((t) => {
+            authority = { url: ep.url, epoch: t.epoch };
+            logger.warn(
+              `[queue] claims move from ${from} to ${ep.url} under epoch ${t.epoch} (was ${t.previous})`,
+            );
+            const ev = { url: ep.url, from, epoch: t.epoch, previous: t.previous };
+            if (options.onTakeover !== undefined) report("onTakeover", () => options.onTakeover?.(ev));
+          })
+          .finally(() => {
+            takingOver = undefined;
+          });
+      }
+      await takingOver;
+    }
+  }
+
+  const call = <T>(op: string, fn: (ep: Endpoint) => Promise<T>): Promise<T> => {
+    if (closed)
+      return Promise.reject(new NxsError(QueueErrorCode.Closed, `queue ${op}: the backend is closed`));
+    return pool.call(`queue ${op}`, fn, { timeoutMs });
+  };
+  const chunks = <T>(items: readonly T[], size = batchSize): T[][] => {
+    const out: T[][] = [];
+    for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+    return out;
+  };
+  const records = (pb: PocketBase) => pb.collection(JOBS_COLLECTION);
+  const parseJob = (raw: unknown): JobRecord | undefined => {
+    const r = storedJobSchema.safeParse(raw);
+    if (!r.success) {
+      logger.warn(`[queue] a job record of another form was skipped: ${r.error.message.slice(0, 200)}`);
+      return undefined;
+    }
+    return r.data.deleted ? undefined : toJobRecord(r.data);
+  };
+
+  // Watch: one realtime session (and pool: a session owns its clients' realtime) per queue.
+  interface Watch {
+    readonly session: RealtimeSession;
+    readonly pool: EndpointPool;
+    readonly watchers: Set<QueueWatcher>;
+    readonly seen: Map<string, SeenJob>;
+  }
+  const watches = new Map<string, Watch>();
+  function openWatch(queue: string): Watch {
+    const watchPool = poolOf();
+    const watchers = new Set<QueueWatcher>();
+    const seen = new Map<string, SeenJob>();
+    // Jobs changed since this time (the server's clock, less a margin) are replayed at catch-up.
+    const openedAt = scheduler.now() - CATCH_UP_MARGIN_MS;
+    let latest = openedAt;
+    const deliver = (record: unknown, created: (s: StoredJob) => boolean): void => {
+      const r = storedJobSchema.safeParse(record);
+      if (!r.success) return;
+      const s: StoredJob = r.data;
+      const events = eventsOf(seen.get(s.id), s, created(s));
+      if ((seen.get(s.id)?.version ?? "") < s.version) {
+        seen.delete(s.id);
+        seen.set(s.id, seenOf(s));
+        if (seen.size > MAX_SEEN) seen.delete(seen.keys().next().value as string);
+      }
+      latest = Math.max(latest, s.updatedAt);
+      for (const e of events) {
+        for (const w of watchers)
+          callGuarded("watch", w.onEvent, [e], (f) => logger.error(f.message, f.cause));
+      }
+    };
+    const session = createRealtimeSession({
+      pool: watchPool,
+      collection: JOBS_COLLECTION,
+      filter: (pb) => pb.filter("queue = {:q}", { q: queue }),
+      // A job created since the watch began has all its history told when first seen.
+      onEvent: (ev) => deliver(ev.record, (s) => ev.action === "create" || s.createdAt >= openedAt),
+      // Realtime is a hint: after every (re)connect, what changed meanwhile is replayed (at most a
+      // page), then the watchers are told to re-read what matters.
+      onCatchUp: (ep) => {
+        const since = Math.min(latest, scheduler.now()) - CATCH_UP_MARGIN_MS;
+        ep.client
+          .call("queue watch catch-up", (pb) =>
+            records(pb).getList(1, 1000, {
+              filter: pb.filter("queue = {:q} && updatedAt >= {:since}", { q: queue, since }),
+              sort: "updatedAt",
+              skipTotal: true,
+            }),
+          )
+          .then(
+            (page) => {
+              for (const r of page.items) deliver(r, (s) => s.createdAt >= openedAt);
+            },
+            (e: unknown) => logger.warn(`[queue] watch ${queue} catch-up failed: ${(e as Error).message}`),
+          )
+          .finally(() => {
+            for (const w of watchers) {
+              callGuarded("watch", w.onResync, [], (f) => logger.error(f.message, f.cause));
+            }
+          });
+      },
+      onError: (e) => logger.warn(`[queue] watch ${queue}: ${e.message}`),
+      scheduler,
+      random,
+      logger,
+    });
+    watchPool.start();
+    return { session, pool: watchPool, watchers, seen };
+  }
+
+  const admin: QueueAdmin = {
+    cancel: (id, reason) =>
+      call("cancel", (ep) => post(ep, "cancel", { id, reason }, cancelAnswer)).then(
+        (a) => a.state ?? undefined,
+      ),
+    async redrive(queue, opts = {}) {
+      let moved = 0;
+      if (opts.ids !== undefined) {
+        for (const ids of chunks(opts.ids)) {
+          moved += (await call("redrive", (ep) => post(ep, "redrive", { queue, ids }, movedAnswer))).moved;
+        }
+        return moved;
+      }
+      let left = opts.limit ?? Number.POSITIVE_INFINITY;
+      while (left > 0) {
+        const limit = Math.min(left, MAX_ROUTE_BATCH);
+        const n = (await call("redrive", (ep) => post(ep, "redrive", { queue, limit }, movedAnswer))).moved;
+        moved += n;
+        left -= n;
+        if (n < limit) break;
+      }
+      return moved;
+    },
+    async clean(queue, opts) {
+      let deleted = 0;
+      let left = opts.limit ?? Number.POSITIVE_INFINITY;
+      while (left > 0) {
+        const limit = Math.min(left, MAX_ROUTE_BATCH);
+        const body = { queue, states: opts.states, before: Math.floor(opts.before), limit };
+        const n = (await call("clean", (ep) => post(ep, "clean", body, deletedAnswer))).deleted;
+        deleted += n;
+        left -= n;
+        if (n < limit) break;
+      }
+      return deleted;
+    },
+    async list(queue, opts = {}) {
+      const limit = Math.min(Math.max(opts.limit ?? 100, 1), 1000);
+      const page = await call("list", (ep) =>
+        ep.client.call(
+          "queue list",
+          (pb) => {
+            const parts = [pb.filter("queue = {:q} && deleted = false", { q: queue })];
+            if (opts.state !== undefined) parts.push(pb.filter("state = {:s}", { s: opts.state }));
+            if (opts.after !== undefined) parts.push(pb.filter("id > {:a}", { a: opts.after }));
+            return records(pb).getList(1, limit, { filter: parts.join(" && "), sort: "id", skipTotal: true });
+          },
+          { retry: false },
+        ),
+      );
+      return page.items.flatMap((r) => parseJob(r) ?? []);
+    },
+  };
+
+  const blobs: BlobStore = {
+    maxBytes: maxBlobBytes,
+    async put(bytes, opts = {}) {
+      if (bytes.byteLength > maxBlobBytes) {
+        throw new NxsError(
+          QueueErrorCode.TooLarge,
+          `queue blob: ${bytes.byteLength} bytes, over the limit of ${maxBlobBytes}`,
+        );
+      }
+      const contentType = opts.contentType ?? "application/octet-stream";
+      const rec = await call("put blob", (ep) =>
+        ep.client.call(
+          "queue put blob",
+          (pb) => {
+            const form = new FormData();
+            form.append("data", new Blob([bytes], { type: contentType }), "blob.bin");
+            form.append("size", String(bytes.byteLength));
+            form.append("contentType", contentType);
+            return pb.collection(BLOBS_COLLECTION).create(form);
+          },
+          { retry: false },
+        ),
+      );
+      return { $blob: rec.id, size: bytes.byteLength, contentType };
+    },
+    async get(ref: BlobRef) {
+      return call("get blob", (ep) =>
+        ep.client.call(
+          "queue get blob",
+          async (pb) => {
+            let rec: Record<string, unknown>;
+            try {
+              rec = await pb.collection(BLOBS_COLLECTION).getOne(ref.$blob);
+            } catch (e) {
+              if ((e as ClientResponseError).status === 404) return undefined;
+              throw e;
+            }
+            const token = await pb.files.getToken();
+            const url = pb.files.getURL(rec, String(rec.data), { token });
+            const res = await fetch(url);
+            if (!res.ok) throw new Error(`blob download answered ${res.status}`);
+            return new Uint8Array(await res.arrayBuffer());
+          },
+          { retry: false },
+        ),
+      );
+    },
+    async delete(ref: BlobRef) {
+      await call("delete blob", (ep) =>
+        ep.client.call(
+          "queue delete blob",
+          (pb) =>
+            pb
+              .collection(BLOBS_COLLECTION)
+              .delete(ref.$blob)
+              .catch((e: ClientResponseError) => {
+                if (e.status !== 404) throw e;
+                return true;
+              }),
+          { retry: false },
+        ),
+      );
+    },
+  };
+
+  return {
+    admin,
+    blobs,
+    authority: () => authority,
+    async enqueue(jobs: readonly NewJob[]): Promise<readonly EnqueueResult[]> {
+      for (const [i, j] of jobs.entries()) {
+        const size = JSON.stringify(j.payload ?? null).length;
+        if (size > MAX_INLINE_JSON) {
+          throw new NxsError(
+            QueueErrorCode.TooLarge,
+            `queue enqueue (item ${i}): payload is ${size} characters of JSON, over ${MAX_INLINE_JSON}: put the bytes in a blob (backend.blobs) and enqueue its reference`,
+          );
+        }
+      }
+      const out: EnqueueResult[] = [];
+      for (const part of chunks(jobs)) {
+        const a = await call("enqueue", (ep) => post(ep, "enqueue", { jobs: part }, enqueueAnswer));
+        out.push(...a.results.map((r) => ({ id: r.id as JobId, created: r.created })));
+      }
+      return out;
+    },
+    async claim(request: ClaimRequest): Promise<readonly ClaimedJob[]> {
+      const body = { ...request, max: Math.min(Math.max(1, Math.floor(request.max)), MAX_ROUTE_BATCH) };
+      const a = await call("claim", async (ep) => {
+        await ensureAuthority(ep);
+        return post(ep, "claim", body, claimAnswer);
+      });
+      if (a.epoch > authority.epoch && authority.url === pool.active().url)
+        authority = { ...authority, epoch: a.epoch };
+      for (const d of a.dead) {
+        logger.warn(`[queue] job ${d.id} dead-lettered by the server: ${d.reason}`);
+        if (options.onDeadLetter !== undefined) {
+          const ev = { id: d.id as JobId, reason: d.reason };
+          report("onDeadLetter", () => options.onDeadLetter?.(ev));
+        }
+      }
+      return a.jobs.map((c) => ({ job: toJobRecord(c.job), token: asToken(c.token) }));
+    },
+    async heartbeat(beats: readonly Heartbeat[]): Promise<readonly HeartbeatResult[]> {
+      const out: HeartbeatResult[] = [];
+      for (const part of chunks(beats)) {
+        const a = await call("heartbeat", (ep) => post(ep, "heartbeat", { beats: part }, heartbeatAnswer));
+        out.push(...a.results);
+      }
+      return out;
+    },
+    async settle(settlements: readonly Settlement[]): Promise<readonly SettleResult[]> {
+      for (const [i, s] of settlements.entries()) {
+        if (s.kind !== "complete" || s.result === undefined) continue;
+        const size = JSON.stringify(s.result).length;
+        if (size > MAX_INLINE_JSON) {
+          throw new NxsError(
+            QueueErrorCode.TooLarge,
+            `queue settle (item ${i}): result is ${size} characters of JSON, over ${MAX_INLINE_JSON}: store it as a blob`,
+          );
+        }
+      }
+      const out: SettleResult[] = [];
+      for (const part of chunks(settlements)) {
+        const a = await call("settle", (ep) => post(ep, "settle", { settlements: part }, settleAnswer));
+        out.push(...a.results);
+      }
+      return out;
+    },
+    getJob: (id: JobId) =>
+      call("get job", (ep) =>
+        ep.client.call(
+          "queue get job",
+          (pb) =>
+            records(pb)
+              .getOne(id)
+              .catch((e: ClientResponseError) => {
+                if (e.status === 404) return undefined;
+                throw e;
+              }),
+          { retry: false },
+        ),
+      ).then((r) => (r === undefined ? undefined : parseJob(r))),
+    counts: (queue: string): Promise<JobCounts> =>
+      call("counts", (ep) => post(ep, "counts", { queue }, countsAnswer)),
+    watch(queue: string, watcher: QueueWatcher): () => void {
+      let w = watches.get(queue);
+      if (w === undefined) {
+        w = openWatch(queue);
+        watches.set(queue, w);
+        const session = w.session;
+        session.connect().catch((e: unknown) => {
+          logger.error(`[queue] watch ${queue} cannot connect: ${(e as Error).message}`, e);
+        });
+      }
+      const watch = w;
+      watch.watchers.add(watcher);
+      // The session stays open until close(): a watcher added later sees events at once.
+      return () => {
+        watch.watchers.delete(watcher);
+      };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const w of watches.values()) {
+        w.session.stop();
+        w.pool.stop();
+      }
+      watches.clear();
+      if (ownPool) pool.stop();
+    },
+  };
+}

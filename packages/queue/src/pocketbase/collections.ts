@@ -1,0 +1,182 @@
+import { fileURLToPath } from "node:url";
+import {
+  type CollectionDef,
+  type CollectionDefinition,
+  DeletePolicies,
+  type FieldDef,
+  type HookPiece,
+  hookPieceFromFile,
+  MergeRules,
+  NODES_COLLECTION,
+  REPLICATORS_COLLECTION,
+} from "@nxs-sync/pocketbase";
+
+/** The job records: one per job, replicated between servers (lww by `version`, tombstone deletes). */
+export const JOBS_COLLECTION = "nxs_jobs";
+/** This server's claim epoch (one record, never replicated: each server has its own). */
+export const EPOCHS_COLLECTION = "nxs_queue_epochs";
+/** Blobs: payloads and results too large for a job record (a file field). Local to a server. */
+export const BLOBS_COLLECTION = "nxs_job_blobs";
+/** The largest payload or result stored inline in a job record (JSON characters). */
+export const MAX_INLINE_JSON = 262_144;
+/** The largest blob by default (bytes). */
+export const DEFAULT_MAX_BLOB_BYTES = 16 * 1024 * 1024;
+/** Name and version of the hook piece (`pb_hooks/nxs-queue.pb.js`, `GET /nxs/hooks/queue`). */
+export const QUEUE_HOOKS = { name: "queue", version: 1, file: "nxs-queue.pb.js" } as const;
+
+const IS_NODE = `@request.auth.collectionName = "${NODES_COLLECTION}"`;
+const IS_REPLICATOR = `@request.auth.collectionName = "${REPLICATORS_COLLECTION}"`;
+const READ = `${IS_NODE} || ${IS_REPLICATOR}`;
+
+const num = (name: string): FieldDef => ({ name, type: "number" });
+const json = (name: string, maxSize = MAX_INLINE_JSON + 1024): FieldDef => ({ name, type: "json", maxSize });
+const text = (name: string, max = 2000): FieldDef => ({ name, type: "text", max });
+
+/** `nxs_jobs`: every field of a JobRecord, its token, its version and a tombstone. */
+export function jobsCollection(): CollectionDef {
+  return {
+    id: "pbc_nxs_jobs",
+    name: JOBS_COLLECTION,
+    type: "base",
+    fields: [
+      { name: "queue", type: "text", required: true, max: 200 },
+      {
+        name: "state",
+        type: "select",
+        required: true,
+        maxSelect: 1,
+        values: ["waiting", "active", "completed", "failed", "cancelled"],
+      },
+      json("payload"),
+      num("runAt"),
+      num("attempt"),
+      num("attemptsMade"),
+      num("maxAttempts"),
+      json("backoff", 4096),
+      num("timeoutMs"),
+      num("generation"),
+      num("epoch"),
+      text("worker", 200),
+      num("leaseUntil"),
+      // The fencing token of the current attempt: only its holder may heartbeat or settle it. It
+      // replicates with the job, so a worker goes on on the other server after a failover.
+      text("token", 64),
+      { name: "cancelRequested", type: "bool" },
+      json("progress", 65_536),
+      json("result"),
+      text("reason"),
+      json("failures", 65_536),
+      num("rev"),
+      text("version", 40),
+      num("createdAt"),
+      num("updatedAt"),
+      num("finishedAt"),
+      { name: "deleted", type: "bool" },
+      { name: "created", type: "autodate", onCreate: true, onUpdate: false },
+      { name: "updated", type: "autodate", onCreate: true, onUpdate: true },
+    ],
+    indexes: [
+      "CREATE INDEX idx_nxs_jobs_claim ON nxs_jobs (queue, state, runAt)",
+      "CREATE INDEX idx_nxs_jobs_lease ON nxs_jobs (queue, state, leaseUntil)",
+      "CREATE INDEX idx_nxs_jobs_finished ON nxs_jobs (queue, finishedAt)",
+      "CREATE INDEX idx_nxs_jobs_epoch ON nxs_jobs (epoch)",
+    ],
+    // Gateways and replicators read; only replicators write through the record API (copies);
+    // gateways go through the hook routes, which hold the token checks.
+    listRule: READ,
+    viewRule: READ,
+    createRule: IS_REPLICATOR,
+    updateRule: IS_REPLICATOR,
+    deleteRule: null,
+  };
+}
+
+/** `nxs_queue_epochs`: the claim epoch of this server (written by the `takeover` route only). */
+export function epochsCollection(): CollectionDef {
+  return {
+    id: "pbc_nxs_queue_epochs",
+    name: EPOCHS_COLLECTION,
+    type: "base",
+    fields: [num("epoch"), num("takenAt")],
+    indexes: [],
+    listRule: READ,
+    viewRule: READ,
+    createRule: null,
+    updateRule: null,
+    deleteRule: null,
+  };
+}
+
+/** `nxs_job_blobs`: one protected file per blob (read with a file token). */
+export function blobsCollection(maxBytes = DEFAULT_MAX_BLOB_BYTES): CollectionDef {
+  return {
+    id: "pbc_nxs_job_blobs",
+    name: BLOBS_COLLECTION,
+    type: "base",
+    fields: [
+      { name: "data", type: "file", required: true, maxSelect: 1, maxSize: maxBytes, protected: true },
+      num("size"),
+      text("contentType", 200),
+      { name: "created", type: "autodate", onCreate: true, onUpdate: false },
+    ],
+    indexes: [],
+    listRule: IS_NODE,
+    viewRule: IS_NODE,
+    createRule: IS_NODE,
+    updateRule: null,
+    deleteRule: IS_NODE,
+  };
+}
+
+/**
+ * The queue's collections, to register after the nxs-sync ones:
+ * `createNxsCollectionRegistry().register(...queueCollections())`. `nxs_jobs` is replicated (key
+ * `id`, last writer by `version`, deletes as tombstones); the epochs and blobs stay on each server.
+ * @param options - `maxBlobBytes`: the blob file limit (default 16 MiB).
+ * @returns The definitions, in creation order.
+ * @example
+ * ```ts
+ * const registry = createNxsCollectionRegistry().register(...queueCollections());
+ * await ensureSchema(superuserClient, { collections: registry });
+ * ```
+ */
+export function queueCollections(options: { readonly maxBlobBytes?: number } = {}): CollectionDefinition[] {
+  return [
+    {
+      schema: jobsCollection(),
+      replication: {
+        key: ["id"],
+        merge: MergeRules.lww("version"),
+        deletes: DeletePolicies.tombstone("deleted"),
+      },
+    },
+    { schema: epochsCollection() },
+    { schema: blobsCollection(options.maxBlobBytes) },
+  ];
+}
+
+/**
+ * Where the hook piece's file is (`pb_hooks/nxs-queue.pb.js` of this package).
+ * @returns The absolute path.
+ */
+export function queueHooksPath(): string {
+  // src/pocketbase/ (sources) and dist/ (the build) both reach pb_hooks/ from the package root.
+  const up = /[\\/]src[\\/]pocketbase[\\/]?$/.test(fileURLToPath(new URL(".", import.meta.url)))
+    ? "../../pb_hooks/"
+    : "../pb_hooks/";
+  return fileURLToPath(new URL(`${up}${QUEUE_HOOKS.file}`, import.meta.url));
+}
+
+/**
+ * The queue's server hooks as a hook piece (`queue`, version {@link QUEUE_HOOKS}): register it
+ * beside the collections, and `writeHooksBundle(dir, registry)` writes it into a server's hooks dir.
+ * @returns The piece (its source is read when first asked for).
+ * @example
+ * ```ts
+ * const registry = createNxsCollectionRegistry().register(...queueCollections()).registerHooks(queueHookPiece());
+ * await writeHooksBundle("/srv/pocketbase/pb_hooks", registry); // then restart the server
+ * ```
+ */
+export function queueHookPiece(): HookPiece {
+  return hookPieceFromFile({ ...QUEUE_HOOKS, path: queueHooksPath() });
+}

@@ -1,0 +1,220 @@
+/**
+ * The edge of the PocketBase backend: zod schemas of what the server answers (job records from
+ * the hook routes and the records API, the routes' answers) and their mapping to the port's types.
+ */
+import type { Json } from "@nxs-sync/core";
+import { z } from "zod";
+import type { JobEvent } from "../backend.js";
+import { JOB_ID_PATTERN, type JobId, type JobRecord, JobState, type LeaseToken } from "../job.js";
+
+const count = z.number().finite().min(0);
+const STATES = Object.values(JobState) as [JobState, ...JobState[]];
+
+/** A job record as stored in `nxs_jobs` (route answers and the records API carry the same fields). */
+export const storedJobSchema = z.object({
+  id: z.string().regex(JOB_ID_PATTERN),
+  queue: z.string().min(1),
+  state: z.enum(STATES),
+  payload: z.unknown(),
+  runAt: count,
+  attempt: count,
+  attemptsMade: count,
+  maxAttempts: count,
+  backoff: z
+    .object({
+      type: z.enum(["exponential", "fixed"]).optional(),
+      delayMs: count.optional(),
+      maxMs: count.optional(),
+    })
+    .nullable()
+    .catch({}),
+  timeoutMs: count,
+  generation: count,
+  epoch: count,
+  worker: z.string(),
+  leaseUntil: count,
+  token: z.string().optional(),
+  cancelRequested: z.boolean(),
+  progress: z.unknown(),
+  result: z.unknown(),
+  reason: z.string(),
+  failures: z
+    .array(z.object({ attempt: count, code: z.string(), message: z.string(), at: count }))
+    .nullable()
+    .catch([]),
+  rev: count,
+  version: z.string(),
+  createdAt: count,
+  updatedAt: count,
+  finishedAt: count,
+  deleted: z.boolean(),
+});
+/** A stored job record (validated). */
+export type StoredJob = z.infer<typeof storedJobSchema>;
+
+/**
+ * The port's view of a stored job: empty optional fields left out, the token and storage fields
+ * (`version`, `deleted`) dropped.
+ * @param s - A validated record.
+ * @returns The job.
+ */
+export function toJobRecord(s: StoredJob): JobRecord {
+  const job: { -readonly [K in keyof JobRecord]?: JobRecord[K] } = {
+    id: s.id as JobId,
+    queue: s.queue,
+    state: s.state,
+    payload: (s.payload ?? null) as Json,
+    runAt: s.runAt,
+    attempt: s.attempt,
+    attemptsMade: s.attemptsMade,
+    maxAttempts: s.maxAttempts,
+    backoff: s.backoff ?? {},
+    timeoutMs: s.timeoutMs,
+    generation: s.generation,
+    epoch: s.epoch,
+    failures: s.failures ?? [],
+    rev: s.rev,
+    createdAt: s.createdAt,
+    updatedAt: s.updatedAt,
+  };
+  if (s.state === JobState.Active) {
+    if (s.worker !== "") job.worker = s.worker;
+    if (s.leaseUntil > 0) job.leaseUntil = s.leaseUntil;
+    if (s.cancelRequested) job.cancelRequested = true;
+  }
+  if (s.progress !== null && s.progress !== undefined) job.progress = s.progress as Json;
+  if (s.result !== null && s.result !== undefined) job.result = s.result as Json;
+  if (s.reason !== "" && s.state !== JobState.Waiting && s.state !== JobState.Active) job.reason = s.reason;
+  if (s.finishedAt > 0) job.finishedAt = s.finishedAt;
+  return job as JobRecord;
+}
+
+export const enqueueAnswer = z.object({
+  results: z.array(z.object({ id: z.string(), created: z.boolean() })),
+});
+export const claimAnswer = z.object({
+  jobs: z.array(z.object({ job: storedJobSchema, token: z.string().min(1), stalled: z.boolean() })),
+  dead: z.array(z.object({ id: z.string(), reason: z.string() })),
+  epoch: count,
+});
+const leaseLost = z.object({ ok: z.literal(false), code: z.literal("queue/lease-lost") });
+export const heartbeatAnswer = z.object({
+  results: z.array(
+    z.union([z.object({ ok: z.literal(true), leaseUntil: count, cancelRequested: z.boolean() }), leaseLost]),
+  ),
+});
+export const settleAnswer = z.object({
+  results: z.array(z.union([z.object({ ok: z.literal(true), state: z.enum(STATES) }), leaseLost])),
+});
+export const cancelAnswer = z.object({ state: z.enum(STATES).nullable() });
+export const movedAnswer = z.object({ moved: count });
+export const deletedAnswer = z.object({ deleted: count });
+export const takeoverAnswer = z.object({ epoch: count, previous: count, seen: count });
+export const countsAnswer = z.object({
+  waiting: count,
+  active: count,
+  completed: count,
+  failed: count,
+  cancelled: count,
+  delayed: count,
+});
+/** The body of a refused route call (400). */
+export const refusalSchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  field: z.string().optional(),
+  index: z.number().optional(),
+});
+
+/** What a watcher remembers of a job to tell what changed. */
+export interface SeenJob {
+  readonly version: string;
+  readonly state: JobState;
+  readonly attempt: number;
+  readonly failures: number;
+  readonly progress: string;
+}
+
+/** What is remembered of a job. */
+export function seenOf(s: StoredJob): SeenJob {
+  return {
+    version: s.version,
+    state: s.state,
+    attempt: s.attempt,
+    failures: s.failures?.length ?? 0,
+    progress: JSON.stringify(s.progress ?? null),
+  };
+}
+
+/** What a job created while watching was before its first change: nothing but enqueued. */
+const ENQUEUED: SeenJob = { version: "", state: JobState.Waiting, attempt: 0, failures: 0, progress: "null" };
+
+/**
+ * The job events one record change stands for (a hint; a change seen out of order or twice gives
+ * none). From a job created while watching, all its history is told (added, its failures, its
+ * state), so a catch-up query after a late connect reports what the stream did not.
+ * @param prev - What was seen of the job before, if anything.
+ * @param s - The record as it is now.
+ * @param created - Whether the job was created while watching (its creation event, or a catch-up
+ *   record created since the watch began).
+ * @returns The events, in the order they happened.
+ */
+export function eventsOf(prev: SeenJob | undefined, s: StoredJob, created: boolean): JobEvent[] {
+  if (s.deleted) return [];
+  if (prev !== undefined && prev.version >= s.version) return [];
+  const id = s.id as JobId;
+  const events: JobEvent[] = [];
+  let before = prev;
+  if (before === undefined && created) {
+    events.push({ type: "added", id, runAt: s.runAt });
+    before = ENQUEUED;
+  }
+  const failures = s.failures ?? [];
+  const fresh = failures.slice(before === undefined ? failures.length : before.failures);
+  const last = failures[failures.length - 1];
+  for (const f of fresh) {
+    if (f.code === "queue/stalled" && !(s.state === JobState.Failed && f === last)) {
+      events.push({ type: "stalled", id, attempt: f.attempt });
+    } else if (!(s.state === JobState.Failed && f === last)) {
+      events.push({ type: "failed", id, code: f.code, message: f.message, final: false });
+    }
+  }
+  switch (s.state) {
+    case JobState.Waiting:
+      if (!(before === ENQUEUED && s.attempt === 0)) events.push({ type: "waiting", id, runAt: s.runAt });
+      break;
+    case JobState.Active:
+      if (before === undefined || before.state !== JobState.Active || before.attempt !== s.attempt) {
+        events.push({ type: "active", id, attempt: s.attempt, worker: s.worker });
+      } else if (JSON.stringify(s.progress ?? null) !== before.progress) {
+        events.push({ type: "progress", id, progress: (s.progress ?? null) as Json });
+      }
+      break;
+    case JobState.Completed:
+      events.push(
+        s.result === null || s.result === undefined
+          ? { type: "completed", id }
+          : { type: "completed", id, result: s.result as Json },
+      );
+      break;
+    case JobState.Failed:
+      if (last?.code === "queue/stalled" && before !== undefined && before.failures < failures.length) {
+        events.push({ type: "stalled", id, attempt: last.attempt });
+      }
+      events.push({
+        type: "failed",
+        id,
+        code: last?.code ?? "queue/invalid-payload",
+        message: last?.message ?? s.reason,
+        final: true,
+      });
+      break;
+    case JobState.Cancelled:
+      events.push({ type: "cancelled", id });
+      break;
+  }
+  return events;
+}
+
+/** A lease token as the port types it. */
+export const asToken = (t: string): LeaseToken => t as LeaseToken;

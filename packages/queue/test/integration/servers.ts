@@ -1,0 +1,75 @@
+// Shared set-up of the queue's integration tests: real PocketBase servers with the queue's
+// collections and hook piece, gateway and replicator accounts, and backends.
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { silentLogger } from "@nxs-sync/core";
+import { createNxsCollectionRegistry, ensureNode, ensureSchema, NodeRole } from "@nxs-sync/pocketbase";
+import {
+  createPocketBaseQueueBackend,
+  type PocketBaseQueueBackend,
+  type PocketBaseQueueBackendOptions,
+  queueCollections,
+  queueHookPiece,
+} from "@nxs-sync/queue/pocketbase";
+import type { ProcessPocketBase } from "@nxs-sync/testing";
+import type { ServerTracker } from "@nxs-sync/testing/vitest";
+
+export const registry = () => createNxsCollectionRegistry().register(...queueCollections());
+
+const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+/** A random record id (15 chars of [a-z0-9]). */
+export const newId = (): string => [...randomBytes(15)].map((x) => ALPHABET[x % 36]).join("");
+
+export interface Account {
+  readonly id: string;
+  readonly email: string;
+  readonly password: string;
+  readonly role: NodeRole;
+}
+export const account = (role: NodeRole = NodeRole.Gateway): Account => {
+  const n = newId();
+  return { id: n, email: `${n}@queue.test`, password: `pw-${n}-secret`, role };
+};
+export const authOf = (a: Account) => ({ email: a.email, password: a.password });
+
+export const gateway = account(NodeRole.Gateway);
+export const replicatorAccount = account(NodeRole.Replicator);
+
+/** Starts a server with the queue's collections, hook piece and the shared accounts. */
+export async function startQueueServer(servers: ServerTracker, name: string): Promise<ProcessPocketBase> {
+  const s = await servers.start({ name, hookFiles: [queueHookPiece()] });
+  await ensureSchema(s.client(), { collections: registry(), rateLimits: false });
+  for (const a of [gateway, replicatorAccount]) await ensureNode(s.client(), a);
+  return s;
+}
+
+/** Fast failover for tests. */
+export const FAST_FAILOVER = {
+  failureThreshold: 1,
+  downAfterMs: 300,
+  healthIntervalMs: 200,
+  healthTimeoutMs: 300,
+};
+
+const backends: PocketBaseQueueBackend[] = [];
+/** A backend as the gateway account (closed by {@link closeBackends}). */
+export function backendOf(
+  endpoints: readonly string[],
+  options: Partial<PocketBaseQueueBackendOptions> = {},
+): PocketBaseQueueBackend {
+  const b = createPocketBaseQueueBackend({
+    endpoints,
+    auth: authOf(gateway),
+    failover: FAST_FAILOVER,
+    logger: silentLogger,
+    ...options,
+  });
+  backends.push(b);
+  return b;
+}
+export async function closeBackends(): Promise<void> {
+  await Promise.all(backends.splice(0).map((b) => b.close()));
+}
+
+/** The path of a file beside this one. */
+export const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
