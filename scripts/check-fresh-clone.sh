@@ -78,6 +78,11 @@ for s in "${scripts[@]}"; do
     demo) check "$s" ok npm run demo ;;
     bench) check "$s" ok npm run bench -- core --runs 1 --only 'full-state-bytes$' --out "$work/bench-core.json" ;;
     chaos) check "$s" ok npm run chaos -- --seed 5 --seconds 10 --quiet ;;
+    # Writes this release's migration into the clone, checks that one file was added, removes it.
+    gen-migration)
+      check "$s" ok bash -c 'npm run gen-migration -- "fresh-clone check" &&
+        test "$(git status --porcelain -- packages/pocketbase/migrations | grep -c "^??")" = 1 &&
+        git clean -fq -- packages/pocketbase/migrations' ;;
     pack:tarballs | release | version-packages) later+=("$s") ;; # in the order below
     *)
       echo "fresh-clone: no case for the npm script \"$s\": add one to scripts/check-fresh-clone.sh" >&2
