@@ -63,3 +63,12 @@ export {
   type QueueJob,
 } from "./queue.js";
 export { DEFAULT_BACKOFF, retryDelay } from "./retry-delay.js";
+export {
+  type CloseWorkerOptions,
+  createWorker,
+  type JobContext,
+  type JobHandler,
+  type JobResult,
+  type Worker,
+  type WorkerOptions,
+} from "./worker.js";

@@ -1,0 +1,472 @@
+/**
+ * A worker: claims jobs of one queue, runs a handler per job with an `AbortSignal`, renews the
+ * leases it holds by one batched heartbeat, and settles attempts in batches. It wakes on the
+ * backend's watch hints (`added`, `waiting`), on every resync, and on a polling backstop. All its
+ * timers run on the injected {@link Scheduler}.
+ */
+import {
+  type Cancel,
+  callGuarded,
+  checkNumberOption,
+  defaultLogger,
+  ErrorCode,
+  guardLogger,
+  isNxsError,
+  type Json,
+  type Logger,
+  NxsError,
+  type Random,
+  type Scheduler,
+} from "@nxs-sync/core";
+import { createTimerScheduler } from "@nxs-sync/core/node";
+import type { z } from "zod";
+import type { Settlement } from "./backend.js";
+import { QueueErrorCode, RetryLaterError, UnrecoverableJobError } from "./errors.js";
+import type { ClaimedJob, JobId, LeaseToken } from "./job.js";
+import { createCryptoRandom } from "./job-id.js";
+import { describeIssues, type Queue, type QueueJob } from "./queue.js";
+import { retryDelay } from "./retry-delay.js";
+import { createSettleBatcher } from "./settle-batcher.js";
+
+/** What a handler gets for one attempt. */
+export interface JobContext<P> {
+  readonly id: JobId;
+  /** The payload, checked against the queue's schema at claim. */
+  readonly payload: P;
+  /** The attempt's number (1 for the first). */
+  readonly attempt: number;
+  /**
+   * Fires when the attempt must stop: its lease was lost (`queue/lease-lost`), it timed out
+   * (`queue/timeout`), an operator cancelled it (`aborted`), or the worker shuts down
+   * (`queue/closed`). `signal.reason` is an `NxsError` with that code.
+   */
+  readonly signal: AbortSignal;
+  /** Records progress (sent with the next heartbeat; watchers get a `progress` event). */
+  progress(progress: Json): void;
+  /** The whole job record as claimed. */
+  readonly job: QueueJob<P>;
+}
+
+/** What a handler returns: JSON becomes the job's result; nothing, no result. */
+// biome-ignore lint/suspicious/noConfusingVoidType: an async handler that returns nothing is a Promise<void>.
+export type JobResult = Json | undefined | void;
+/** The function that does a job (see {@link JobResult}). */
+export type JobHandler<P> = (context: JobContext<P>) => Promise<JobResult> | JobResult;
+
+/** Options of {@link createWorker}. */
+export interface WorkerOptions {
+  /** How many jobs run at once (default 1). */
+  readonly concurrency?: number;
+  /** Lease of each claim and heartbeat, in ms (default 30 000: outlasts a full backup's write stall). */
+  readonly leaseMs?: number;
+  /** Heartbeat period, in ms (default `leaseMs / 3`). */
+  readonly heartbeatMs?: number;
+  /** Polling backstop, in ms: a claim at least this often while slots are free (default 5 000). */
+  readonly pollMs?: number;
+  /** At most this many jobs per claim request (default `concurrency`). */
+  readonly batchSize?: number;
+  /** Longest a settlement waits to be sent with others, in ms (default 5). */
+  readonly settleDelayMs?: number;
+  /** Send settlements at once when this many are pending (default 50). */
+  readonly settleBatch?: number;
+  /** The worker's name on its jobs (default `worker-<random>`). */
+  readonly name?: string;
+  /** Time and timers (default `createTimerScheduler()`). */
+  readonly scheduler?: Scheduler;
+  /** The jitter of retry delays (default crypto-random). */
+  readonly random?: Random;
+  /** Default: the line logger at `warn`. */
+  readonly logger?: Logger;
+  /**
+   * Failures of the worker's own loops (claim, heartbeat, settle calls that failed; a job with an
+   * invalid payload). Handler failures are the jobs' (their `failed` events), not reported here.
+   */
+  readonly onError?: (error: NxsError) => void;
+}
+
+/** Options of {@link Worker.close}. */
+export interface CloseWorkerOptions {
+  /** How long running handlers may take to finish before they are aborted and released (default 30 000). */
+  readonly timeoutMs?: number;
+}
+
+/** A running worker (see {@link createWorker}). */
+export interface Worker {
+  /** Its name on the jobs it claims. */
+  readonly name: string;
+  /** How many handlers are running. */
+  running(): number;
+  /**
+   * Stops claiming, waits for running handlers up to `timeoutMs`, then aborts the rest
+   * (`queue/closed`) and releases their leases; sends every pending settlement.
+   */
+  close(options?: CloseWorkerOptions): Promise<void>;
+}
+
+interface Held {
+  readonly id: JobId;
+  readonly token: LeaseToken;
+  readonly claimed: ClaimedJob;
+  readonly controller: AbortController;
+  /** When the lease was last renewed, on the worker's clock. */
+  renewedAt: number;
+  progress?: Json;
+  progressDirty: boolean;
+  /** The attempt's outcome is decided (settlement queued, or lease lost). */
+  decided: boolean;
+  cancelTimeout?: Cancel;
+}
+
+const abortError = (code: NxsError["code"], message: string): NxsError =>
+  new NxsError(code, message, { retryable: code !== ErrorCode.Aborted });
+
+/** The code a handler's error is recorded with. */
+function codeOf(error: unknown): string {
+  if (isNxsError(error)) return error.code;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code !== "" ? code : QueueErrorCode.HandlerFailed;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : `non-error thrown: ${String(error)}`;
+}
+
+/**
+ * Creates a worker and starts it.
+ * @param queue - The queue whose jobs it runs.
+ * @param handler - Does one job; throw `UnrecoverableJobError` to skip retries, `RetryLaterError`
+ *   to run again later without spending an attempt.
+ * @param options - Concurrency, lease, heartbeat, polling, batching, scheduler, logger, onError.
+ * @returns The worker; `close()` shuts it down gracefully.
+ * @throws NxsError `config/invalid` for an out-of-range option.
+ * @example
+ * ```ts
+ * const worker = createWorker(queue, async ({ payload, signal, progress }) => {
+ *   const text = await transcribe(payload.url, { signal });
+ *   progress(100);
+ *   return { text };
+ * }, { concurrency: 4 });
+ * process.on("SIGTERM", () => worker.close({ timeoutMs: 10_000 }));
+ * ```
+ */
+export function createWorker<S extends z.ZodType>(
+  queue: Queue<S>,
+  handler: JobHandler<z.output<S>>,
+  options: WorkerOptions = {},
+): Worker {
+  type P = z.output<S>;
+  const concurrency = checkNumberOption("concurrency", options.concurrency, { min: 1, integer: true }) ?? 1;
+  const leaseMs = checkNumberOption("leaseMs", options.leaseMs, { min: 1 }) ?? 30_000;
+  const heartbeatMs =
+    checkNumberOption("heartbeatMs", options.heartbeatMs, { min: 1, max: leaseMs }) ??
+    Math.max(1, leaseMs / 3);
+  const pollMs = checkNumberOption("pollMs", options.pollMs, { min: 1 }) ?? 5_000;
+  const batchSize =
+    checkNumberOption("batchSize", options.batchSize, { min: 1, integer: true }) ?? concurrency;
+  const scheduler = options.scheduler ?? createTimerScheduler();
+  const random = options.random ?? createCryptoRandom();
+  const logger = guardLogger(options.logger ?? defaultLogger);
+  const name = options.name ?? `worker-${Math.floor(random.next() * 2 ** 32).toString(36)}`;
+  const backend = queue.backend;
+  const tag = `[nxs-sync worker ${queue.name}/${name}]`;
+
+  const held = new Map<JobId, Held>();
+  const running = new Set<Promise<void>>();
+  let closing = false;
+  let claiming: Promise<void> | undefined;
+  let claimAgain = false;
+  let pollTimer: Cancel | undefined;
+  let heartbeatTimer: Cancel | undefined;
+  let wakeTimer: { at: number; cancel: Cancel } | undefined;
+
+  const report = (error: NxsError): void => {
+    if (options.onError === undefined) {
+      logger.error(`${tag} ${error.code}: ${error.message}`);
+      return;
+    }
+    callGuarded("onError", options.onError, [error], (e) => logger.error(`${tag} ${e.message}`));
+  };
+  const asNxs = (error: unknown, what: string): NxsError =>
+    isNxsError(error)
+      ? error
+      : new NxsError(ErrorCode.TransportUnavailable, `${what}: ${messageOf(error)}`, { cause: error });
+
+  const outbox = createSettleBatcher({
+    backend,
+    scheduler,
+    delayMs: checkNumberOption("settleDelayMs", options.settleDelayMs, { min: 0 }) ?? 5,
+    maxBatch: checkNumberOption("settleBatch", options.settleBatch, { min: 1, integer: true }) ?? 50,
+    retries: 3,
+    onResult(settlement, result) {
+      if (!result.ok) {
+        logger.warn(
+          `${tag} job ${settlement.id}: ${settlement.kind} refused (${result.code}): its lease was gone`,
+        );
+      }
+    },
+    onError(error, batch, dropped) {
+      report(
+        asNxs(
+          error,
+          `settling ${batch.length} job(s)${dropped ? " (given up: they run again after their lease)" : ""}`,
+        ),
+      );
+    },
+  });
+
+  /** Decides an attempt's outcome once: queues its settlement (or none when its lease is lost). */
+  const decide = (entry: Held, settlement: Settlement | undefined): void => {
+    if (entry.decided) return;
+    entry.decided = true;
+    entry.cancelTimeout?.();
+    held.delete(entry.id);
+    if (settlement !== undefined) outbox.add(settlement);
+  };
+
+  const abort = (entry: Held, reason: NxsError, settlement: Settlement | undefined): void => {
+    if (entry.decided) return;
+    decide(entry, settlement);
+    entry.controller.abort(reason);
+  };
+
+  const failure = (entry: Held, error: unknown): Settlement => {
+    const job = entry.claimed.job;
+    const ref = { id: entry.id, token: entry.token };
+    if (error instanceof RetryLaterError) return { ...ref, kind: "retry-later", delayMs: error.delayMs };
+    const base = { ...ref, kind: "fail" as const, code: codeOf(error), message: messageOf(error) };
+    const retriable = !(error instanceof UnrecoverableJobError) && job.attemptsMade < job.maxAttempts;
+    return retriable ? { ...base, retryDelayMs: retryDelay(job.backoff, job.attemptsMade, random) } : base;
+  };
+
+  const run = async (entry: Held, payload: P): Promise<void> => {
+    const job = entry.claimed.job;
+    if (job.timeoutMs > 0) {
+      entry.cancelTimeout = scheduler.schedule(job.timeoutMs, () => {
+        const error = abortError(
+          QueueErrorCode.Timeout,
+          `job ${entry.id} ran past its timeout of ${job.timeoutMs} ms`,
+        );
+        abort(entry, error, failure(entry, error));
+      });
+    }
+    const context: JobContext<P> = {
+      id: entry.id,
+      payload,
+      attempt: job.attempt,
+      signal: entry.controller.signal,
+      progress(progress) {
+        if (entry.decided) return;
+        entry.progress = progress;
+        entry.progressDirty = true;
+      },
+      job: { ...job, payload },
+    };
+    try {
+      const value = await handler(context);
+      if (entry.decided) return;
+      const result = value === undefined ? undefined : (JSON.parse(JSON.stringify(value)) as Json);
+      decide(entry, {
+        id: entry.id,
+        token: entry.token,
+        kind: "complete",
+        ...(result === undefined ? {} : { result }),
+      });
+    } catch (error) {
+      if (!entry.decided) decide(entry, failure(entry, error));
+    }
+  };
+
+  const start = (claimed: ClaimedJob): void => {
+    const id = claimed.job.id;
+    const entry: Held = {
+      id,
+      token: claimed.token,
+      claimed,
+      controller: new AbortController(),
+      renewedAt: scheduler.now(),
+      progressDirty: false,
+      decided: false,
+    };
+    held.set(id, entry);
+    armHeartbeat();
+    if (closing) {
+      decide(entry, { id, token: claimed.token, kind: "release" });
+      return;
+    }
+    const parsed = queue.schema.safeParse(claimed.job.payload);
+    if (!parsed.success) {
+      const message = `job ${id}: ${describeIssues("payload", parsed.error.issues)}`;
+      decide(entry, { id, token: claimed.token, kind: "fail", code: QueueErrorCode.InvalidPayload, message });
+      report(
+        new NxsError(QueueErrorCode.InvalidPayload, `${message} (dead-lettered)`, { cause: parsed.error }),
+      );
+      return;
+    }
+    const task = run(entry, parsed.data as P).finally(() => {
+      running.delete(task);
+      if (!closing) void claim();
+    });
+    running.add(task);
+  };
+
+  const claimLoop = async (): Promise<void> => {
+    for (;;) {
+      claimAgain = false;
+      const free = concurrency - running.size;
+      if (closing || free <= 0) return;
+      const max = Math.min(batchSize, free);
+      let claimed: readonly ClaimedJob[];
+      try {
+        claimed = await backend.claim({ queue: queue.name, worker: name, leaseMs, max });
+      } catch (error) {
+        report(asNxs(error, "claim"));
+        return;
+      }
+      for (const c of claimed) start(c);
+      // A full batch: the queue is busy, take more while slots are free (prefetch).
+      if (claimed.length < max && !claimAgain) return;
+    }
+  };
+
+  /** Claims while slots are free; a wake during a claim in flight makes it claim once more. */
+  const claim = (): Promise<void> => {
+    if (closing) return claiming ?? Promise.resolve();
+    if (claiming !== undefined) {
+      claimAgain = true;
+      return claiming;
+    }
+    claiming = claimLoop().finally(() => {
+      claiming = undefined;
+    });
+    return claiming;
+  };
+
+  const armPoll = (): void => {
+    if (closing) return;
+    pollTimer = scheduler.schedule(pollMs, () => {
+      void claim();
+      armPoll();
+    });
+  };
+
+  /** Wakes at `runAt` (a delayed job's time), keeping only the earliest such wake. */
+  const wakeAt = (runAt: number): void => {
+    const now = scheduler.now();
+    if (runAt <= now) {
+      void claim();
+      return;
+    }
+    if (wakeTimer !== undefined && wakeTimer.at <= runAt) return;
+    wakeTimer?.cancel();
+    wakeTimer = {
+      at: runAt,
+      cancel: scheduler.schedule(runAt - now, () => {
+        wakeTimer = undefined;
+        void claim();
+      }),
+    };
+  };
+
+  const beat = async (): Promise<void> => {
+    const now = scheduler.now();
+    const entries = [...held.values()].filter((e) => !e.decided);
+    for (const e of entries) {
+      if (now - e.renewedAt >= leaseMs) {
+        const error = abortError(
+          QueueErrorCode.LeaseLost,
+          `job ${e.id}: no heartbeat got through for ${leaseMs} ms`,
+        );
+        abort(e, error, undefined);
+      }
+    }
+    const live = entries.filter((e) => !e.decided);
+    if (live.length === 0) return;
+    const beats = live.map((e) => {
+      const progress = e.progressDirty ? e.progress : undefined;
+      e.progressDirty = false;
+      return { id: e.id, token: e.token, leaseMs, ...(progress === undefined ? {} : { progress }) };
+    });
+    let results: Awaited<ReturnType<typeof backend.heartbeat>>;
+    try {
+      results = await backend.heartbeat(beats);
+    } catch (error) {
+      for (const e of live)
+        if (beats.find((b) => b.id === e.id)?.progress !== undefined) e.progressDirty = true;
+      report(asNxs(error, `heartbeat of ${beats.length} lease(s)`));
+      return;
+    }
+    live.forEach((e, i) => {
+      const r = results[i];
+      if (r === undefined || e.decided) return;
+      if (!r.ok) {
+        abort(e, abortError(QueueErrorCode.LeaseLost, `job ${e.id}: the lease was lost`), undefined);
+      } else if (r.cancelRequested) {
+        abort(e, abortError(ErrorCode.Aborted, `job ${e.id} was cancelled`), {
+          id: e.id,
+          token: e.token,
+          kind: "cancelled",
+        });
+      } else {
+        e.renewedAt = now;
+      }
+    });
+  };
+
+  function armHeartbeat(): void {
+    if (heartbeatTimer !== undefined) return;
+    heartbeatTimer = scheduler.schedule(heartbeatMs, () => {
+      heartbeatTimer = undefined;
+      void beat().finally(() => {
+        if (held.size > 0) armHeartbeat();
+      });
+    });
+  }
+
+  const unwatch = backend.watch(queue.name, {
+    onEvent(event) {
+      if (event.type === "added" || event.type === "waiting") wakeAt(event.runAt);
+    },
+    onResync() {
+      void claim();
+    },
+  });
+  armPoll();
+  void claim();
+
+  let closed: Promise<void> | undefined;
+  return {
+    name,
+    running: () => running.size,
+    close(closeOptions = {}) {
+      if (closed !== undefined) return closed;
+      const timeoutMs = checkNumberOption("timeoutMs", closeOptions.timeoutMs, { min: 0 }) ?? 30_000;
+      closing = true;
+      pollTimer?.();
+      wakeTimer?.cancel();
+      unwatch();
+      closed = (async () => {
+        if (running.size > 0) {
+          let cancelWait: Cancel | undefined;
+          const timedOut = new Promise<void>((resolve) => {
+            cancelWait = scheduler.schedule(timeoutMs, resolve);
+          });
+          await Promise.race([Promise.allSettled([...running]), timedOut]);
+          cancelWait?.();
+        }
+        for (const entry of [...held.values()]) {
+          abort(entry, abortError(QueueErrorCode.Closed, `worker ${name} is shutting down`), {
+            id: entry.id,
+            token: entry.token,
+            kind: "release",
+          });
+        }
+        // A claim in flight releases what it gets (start() sees `closing`).
+        await claiming;
+        await outbox.drain();
+        heartbeatTimer?.();
+        heartbeatTimer = undefined;
+      })();
+      return closed;
+    },
+  };
+}

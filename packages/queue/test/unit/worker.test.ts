@@ -1,0 +1,441 @@
+import {
+  createManualScheduler,
+  createSeededRandom,
+  isNxsError,
+  type ManualScheduler,
+  type NxsError,
+} from "@nxs-sync/core";
+import { afterEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import type { Heartbeat, QueueBackendCapabilities, Settlement } from "../../src/backend.js";
+import { RetryLaterError, UnrecoverableJobError } from "../../src/errors.js";
+import { type JobId, JobState } from "../../src/job.js";
+import { createMemoryQueueBackend } from "../../src/memory-backend.js";
+import { createQueue, type Queue } from "../../src/queue.js";
+import { createWorker, type JobHandler, type Worker, type WorkerOptions } from "../../src/worker.js";
+
+/**
+ * The worker on the memory backend with a manual scheduler: no sleeps, no real timers. `step(ms)`
+ * moves the clock in small steps and lets promises settle after each.
+ */
+
+const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const schema = z.object({ n: z.number().int() });
+type Payload = z.output<typeof schema>;
+
+interface Spy {
+  heartbeats: Heartbeat[][];
+  settles: Settlement[][];
+  claims: number;
+  /** When set, heartbeats answer this instead of asking the backend. */
+  heartbeatMode?: "lease-lost" | "throw";
+  /** When false, watch gives no hints (only the polling backstop wakes the worker). */
+  hints: boolean;
+}
+
+function spyBackend(inner: QueueBackendCapabilities, spy: Spy): QueueBackendCapabilities {
+  return {
+    ...inner,
+    async claim(request) {
+      spy.claims++;
+      return inner.claim(request);
+    },
+    async heartbeat(beats) {
+      spy.heartbeats.push([...beats]);
+      if (spy.heartbeatMode === "throw") throw new Error("backend unreachable");
+      if (spy.heartbeatMode === "lease-lost")
+        return beats.map(() => ({ ok: false, code: "queue/lease-lost" }) as const);
+      return inner.heartbeat(beats);
+    },
+    async settle(settlements) {
+      spy.settles.push([...settlements]);
+      return inner.settle(settlements);
+    },
+    watch(queue, watcher) {
+      if (!spy.hints) return () => {};
+      return inner.watch(queue, watcher);
+    },
+  };
+}
+
+interface Harness {
+  scheduler: ManualScheduler;
+  queue: Queue<typeof schema>;
+  raw: QueueBackendCapabilities;
+  spy: Spy;
+  errors: NxsError[];
+  start(handler: JobHandler<Payload>, options?: WorkerOptions): Worker;
+  step(ms: number, by?: number): Promise<void>;
+}
+
+let workers: Worker[] = [];
+afterEach(async () => {
+  workers = [];
+});
+
+function harness(options: { hints?: boolean } = {}): Harness {
+  const scheduler = createManualScheduler({ now: 1_000_000 });
+  const raw = createMemoryQueueBackend({ scheduler });
+  const spy: Spy = { heartbeats: [], settles: [], claims: 0, hints: options.hints ?? true };
+  const backend = spyBackend(raw, spy);
+  const queue = createQueue({ name: "jobs", schema, backend, random: createSeededRandom(5) });
+  const errors: NxsError[] = [];
+  return {
+    scheduler,
+    queue,
+    raw,
+    spy,
+    errors,
+    start(handler, opts = {}) {
+      const w = createWorker(queue, handler, {
+        scheduler,
+        random: createSeededRandom(9),
+        leaseMs: 3000,
+        pollMs: 1_000_000,
+        name: "w1",
+        onError: (e) => errors.push(e),
+        ...opts,
+      });
+      workers.push(w);
+      return w;
+    },
+    async step(ms, by = 10) {
+      await flush();
+      for (let t = 0; t < ms; t += by) {
+        scheduler.advance(Math.min(by, ms - t));
+        await flush();
+      }
+    },
+  };
+}
+
+/** A promise with its resolver, to hold a handler until the test lets it go. */
+function gate(): { promise: Promise<void>; open(): void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+const aborted = (signal: AbortSignal): Promise<NxsError> =>
+  new Promise((resolve) => signal.addEventListener("abort", () => resolve(signal.reason as NxsError)));
+
+describe("createWorker", () => {
+  it("runs a job with its typed payload and stores the handler's result", async () => {
+    const h = harness();
+    const id = await h.queue.add({ n: 2 });
+    const seen: unknown[] = [];
+    h.start(async ({ payload, attempt, id: jobId }) => {
+      seen.push([jobId, payload.n, attempt]);
+      return { doubled: payload.n * 2 };
+    });
+    await h.step(20);
+    expect(seen).toEqual([[id, 2, 1]]);
+    expect(await h.queue.getJob(id)).toMatchObject({ state: JobState.Completed, result: { doubled: 4 } });
+  });
+
+  it("wakes on an added hint without polling, and claims what exists at start (resync)", async () => {
+    const h = harness();
+    const before = await h.queue.add({ n: 1 });
+    const done: JobId[] = [];
+    h.start(async ({ id }) => {
+      done.push(id);
+    });
+    await flush();
+    await flush();
+    expect(done).toEqual([before]);
+    const after = await h.queue.add({ n: 2 });
+    await flush();
+    await flush();
+    expect(done).toEqual([before, after]);
+    expect(h.scheduler.now()).toBe(1_000_000);
+  });
+
+  it("wakes at a delayed job's runAt (from its hint), and by the polling backstop without hints", async () => {
+    const h = harness();
+    const done: JobId[] = [];
+    h.start(async ({ id }) => {
+      done.push(id);
+    });
+    const id = await h.queue.add({ n: 1 }, { delayMs: 500 });
+    await h.step(490);
+    expect(done).toEqual([]);
+    await h.step(20);
+    expect(done).toEqual([id]);
+
+    const quiet = harness({ hints: false });
+    const got: JobId[] = [];
+    quiet.start(
+      async ({ id: j }) => {
+        got.push(j);
+      },
+      { pollMs: 1000 },
+    );
+    await quiet.step(10);
+    const late = await quiet.queue.add({ n: 1 });
+    await quiet.step(900, 100);
+    expect(got).toEqual([]);
+    await quiet.step(200, 100);
+    expect(got).toEqual([late]);
+  });
+
+  it("runs at most `concurrency` handlers, claiming in batches, and takes the next job when one ends", async () => {
+    const h = harness();
+    const ids = await h.queue.addBulk([1, 2, 3, 4, 5].map((n) => ({ payload: { n } })));
+    const gates = new Map<JobId, ReturnType<typeof gate>>();
+    const w = h.start(
+      async ({ id }) => {
+        const g = gate();
+        gates.set(id, g);
+        await g.promise;
+      },
+      { concurrency: 2 },
+    );
+    await h.step(20);
+    expect(w.running()).toBe(2);
+    expect([...gates.keys()]).toEqual(ids.slice(0, 2));
+    gates.get(ids[0]!)!.open();
+    await h.step(20);
+    expect(w.running()).toBe(2);
+    expect([...gates.keys()]).toEqual(ids.slice(0, 3));
+    for (const g of gates.values()) g.open();
+    await h.step(50);
+    for (const g of gates.values()) g.open();
+    await h.step(50);
+    expect((await h.queue.counts()).completed).toBe(5);
+  });
+
+  it("retries a failing job with its backoff, keeping each failure, then succeeds", async () => {
+    const h = harness();
+    const id = await h.queue.add({ n: 1 }, { attempts: 3, backoff: { type: "fixed", delayMs: 200 } });
+    let calls = 0;
+    h.start(async ({ attempt }) => {
+      calls++;
+      if (attempt < 3) throw Object.assign(new Error(`flaky ${attempt}`), { code: "app/flaky" });
+      return "ok";
+    });
+    await h.step(20);
+    expect(calls).toBe(1);
+    const waiting = await h.queue.getJob(id);
+    expect(waiting).toMatchObject({ state: JobState.Waiting, attemptsMade: 1 });
+    expect(waiting!.runAt - h.scheduler.now()).toBeGreaterThan(150);
+    await h.step(200);
+    expect(calls).toBe(2);
+    await h.step(220);
+    expect(calls).toBe(3);
+    const job = await h.queue.getJob(id);
+    expect(job).toMatchObject({ state: JobState.Completed, result: "ok", attempt: 3 });
+    expect(job!.failures.map((f) => [f.attempt, f.code, f.message])).toEqual([
+      [1, "app/flaky", "flaky 1"],
+      [2, "app/flaky", "flaky 2"],
+    ]);
+  });
+
+  it("dead-letters at once on UnrecoverableJobError, and after the last attempt otherwise", async () => {
+    const h = harness();
+    const hopeless = await h.queue.add({ n: 1 }, { attempts: 5 });
+    const once = await h.queue.add({ n: 2 }, { attempts: 1 });
+    h.start(
+      async ({ payload }) => {
+        if (payload.n === 1) throw new UnrecoverableJobError("no audio");
+        throw "a string";
+      },
+      { concurrency: 2 },
+    );
+    await h.step(30);
+    expect(await h.queue.getJob(hopeless)).toMatchObject({
+      state: JobState.Failed,
+      attemptsMade: 1,
+      reason: "queue/handler-failed",
+    });
+    const failed = await h.queue.getJob(once);
+    expect(failed).toMatchObject({ state: JobState.Failed, reason: "queue/handler-failed" });
+    expect(failed!.failures[0]!.message).toContain("a string");
+  });
+
+  it("reschedules on RetryLaterError without spending an attempt", async () => {
+    const h = harness();
+    const id = await h.queue.add({ n: 1 }, { attempts: 1 });
+    let calls = 0;
+    h.start(async () => {
+      calls++;
+      if (calls === 1) throw new RetryLaterError(400);
+      return "done";
+    });
+    await h.step(20);
+    expect(await h.queue.getJob(id)).toMatchObject({ state: JobState.Waiting, attemptsMade: 0 });
+    await h.step(400);
+    expect(await h.queue.getJob(id)).toMatchObject({
+      state: JobState.Completed,
+      attempt: 2,
+      attemptsMade: 1,
+    });
+  });
+
+  it("aborts a handler past its timeout (queue/timeout) and fails the attempt with that code", async () => {
+    const h = harness();
+    const id = await h.queue.add({ n: 1 }, { attempts: 1, timeoutMs: 500 });
+    let reason: NxsError | undefined;
+    h.start(async ({ signal }) => {
+      reason = await aborted(signal);
+    });
+    await h.step(490);
+    expect(reason).toBeUndefined();
+    await h.step(30);
+    expect(reason?.code).toBe("queue/timeout");
+    expect(await h.queue.getJob(id)).toMatchObject({ state: JobState.Failed, reason: "queue/timeout" });
+  });
+
+  it("aborts a cancelled job's handler at its next heartbeat and settles it cancelled", async () => {
+    const h = harness();
+    const id = await h.queue.add({ n: 1 });
+    let reason: NxsError | undefined;
+    h.start(async ({ signal }) => {
+      reason = await aborted(signal);
+    });
+    await h.step(20);
+    expect(await h.queue.cancel(id, "operator")).toBe(JobState.Active);
+    await h.step(1100, 50);
+    expect(reason?.code).toBe("aborted");
+    expect(await h.queue.getJob(id)).toMatchObject({ state: JobState.Cancelled, reason: "operator" });
+  });
+
+  it("aborts on a lost lease (queue/lease-lost) and sends no settlement for it", async () => {
+    const h = harness();
+    await h.queue.add({ n: 1 });
+    let reason: NxsError | undefined;
+    h.start(async ({ signal }) => {
+      reason = await aborted(signal);
+      return "late";
+    });
+    await h.step(20);
+    h.spy.heartbeatMode = "lease-lost";
+    await h.step(1000, 50);
+    expect(reason?.code).toBe("queue/lease-lost");
+    await h.step(50);
+    expect(h.spy.settles).toEqual([]);
+  });
+
+  it("aborts locally when no heartbeat got through for a whole lease, reporting each failure to onError", async () => {
+    const h = harness();
+    await h.queue.add({ n: 1 });
+    let reason: NxsError | undefined;
+    h.start(async ({ signal }) => {
+      reason = await aborted(signal);
+    });
+    await h.step(20);
+    h.spy.heartbeatMode = "throw";
+    await h.step(2900, 50);
+    expect(reason).toBeUndefined();
+    expect(h.errors.length).toBeGreaterThan(0);
+    await h.step(1100, 50);
+    expect(reason?.code).toBe("queue/lease-lost");
+  });
+
+  it("renews all held leases in one heartbeat call that carries progress", async () => {
+    const h = harness();
+    const ids = await h.queue.addBulk([1, 2, 3].map((n) => ({ payload: { n } })));
+    const progress: unknown[] = [];
+    h.queue.on("progress", (e) => progress.push([e.id, e.progress]));
+    const g = gate();
+    h.start(
+      async ({ payload, progress: report }) => {
+        report(payload.n * 10);
+        await g.promise;
+      },
+      { concurrency: 3 },
+    );
+    await h.step(5000, 50); // longer than the 3 s lease: renewed by heartbeats
+    expect(h.spy.heartbeats.length).toBeGreaterThanOrEqual(4);
+    for (const call of h.spy.heartbeats) expect(call).toHaveLength(3);
+    expect(h.spy.heartbeats[0]!.map((b) => b.progress)).toEqual([10, 20, 30]);
+    expect(h.spy.heartbeats[1]!.map((b) => b.progress)).toEqual([undefined, undefined, undefined]);
+    expect((await h.queue.getJob(ids[2]!))!.progress).toBe(30);
+    expect(progress).toContainEqual([ids[0], 10]);
+    expect((await h.queue.counts()).active).toBe(3);
+    g.open();
+    await h.step(20);
+    expect(h.spy.settles).toHaveLength(1);
+    expect(h.spy.settles[0]).toHaveLength(3);
+    expect((await h.queue.counts()).completed).toBe(3);
+  });
+
+  it("dead-letters a claimed job whose payload fails the schema (queue/invalid-payload) and goes on", async () => {
+    const h = harness();
+    const bad = "bad000000000001" as JobId;
+    await h.raw.enqueue([
+      { id: bad, queue: "jobs", payload: { n: "x" }, maxAttempts: 3, backoff: {}, timeoutMs: 0 },
+    ]);
+    const good = await h.queue.add({ n: 1 });
+    const ran: JobId[] = [];
+    h.start(async ({ id }) => {
+      ran.push(id);
+    });
+    await h.step(30);
+    expect(ran).toEqual([good]);
+    expect(await h.raw.getJob(bad)).toMatchObject({
+      state: JobState.Failed,
+      reason: "queue/invalid-payload",
+    });
+    expect(h.errors.map((e) => e.code)).toEqual(["queue/invalid-payload"]);
+  });
+
+  it("closes gracefully: stops claiming and waits for running handlers", async () => {
+    const h = harness();
+    const id = await h.queue.add({ n: 1 });
+    const g = gate();
+    const w = h.start(async () => {
+      await g.promise;
+      return "finished";
+    });
+    await h.step(20);
+    let closed = false;
+    void w.close({ timeoutMs: 10_000 }).then(() => {
+      closed = true;
+    });
+    const later = await h.queue.add({ n: 2 });
+    await h.step(100);
+    expect(closed).toBe(false);
+    g.open();
+    await h.step(20);
+    expect(closed).toBe(true);
+    expect(await h.queue.getJob(id)).toMatchObject({ state: JobState.Completed, result: "finished" });
+    expect(await h.queue.getJob(later)).toMatchObject({ state: JobState.Waiting, attempt: 0 });
+  });
+
+  it("on close, aborts handlers still running after the timeout (queue/closed) and releases their leases", async () => {
+    const h = harness();
+    const id = await h.queue.add({ n: 1 }, { attempts: 1 });
+    let reason: NxsError | undefined;
+    const w = h.start(async ({ signal }) => {
+      reason = await aborted(signal);
+      await new Promise(() => {}); // ignores its signal
+    });
+    await h.step(20);
+    let closed = false;
+    void w.close({ timeoutMs: 1000 }).then(() => {
+      closed = true;
+    });
+    await h.step(990);
+    expect(closed).toBe(false);
+    await h.step(30);
+    expect(reason?.code).toBe("queue/closed");
+    expect(closed).toBe(true);
+    expect(await h.queue.getJob(id)).toMatchObject({ state: JobState.Waiting, attemptsMade: 0 });
+    expect(h.spy.settles.flat().map((s) => s.kind)).toEqual(["release"]);
+  });
+
+  it("refuses out-of-range options with config/invalid", () => {
+    const h = harness();
+    const error = (() => {
+      try {
+        h.start(async () => {}, { concurrency: 0 });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(isNxsError(error) && error.code).toBe("config/invalid");
+    expect(() => h.start(async () => {}, { leaseMs: 1000, heartbeatMs: 2000 })).toThrow(/heartbeatMs/);
+  });
+});
