@@ -9,10 +9,12 @@ import type { BlobRef } from "./backend.js";
  * The schema of a blob reference inside a payload.
  * @example
  * ```ts
+ * import { z } from "zod";
  * const schema = z.object({ audio: blobRefSchema, language: z.string() });
- * const audio = await queue.putBlob(bytes, { contentType: "audio/wav" });
+ * const queue = createQueue({ name: "voice", schema, backend: createMemoryQueueBackend({ scheduler }) });
+ * const audio = await queue.putBlob(new Uint8Array(2048), { contentType: "audio/wav" });
  * await queue.add({ audio, language: "de" });
- * // in the handler: const bytes = await queue.getBlob(job.payload.audio);
+ * // in the handler: const bytes = await queue.getBlob(payload.audio);
  * ```
  */
 export const blobRefSchema: z.ZodType<BlobRef> = z.object({

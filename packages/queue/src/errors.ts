@@ -34,6 +34,7 @@ declare module "@nxs-sync/core" {
  * Thrown by a handler: the job fails for good, without its remaining retries (dead-lettered).
  * @example
  * ```ts
+ * const input: { audioUrl?: string } = {};
  * if (!input.audioUrl) throw new UnrecoverableJobError("no audio to transcribe");
  * ```
  */
@@ -49,6 +50,7 @@ export class UnrecoverableJobError extends NxsError {
  * provider's 429 with `Retry-After`).
  * @example
  * ```ts
+ * const res = await fetch("https://api.example.com/v1/speech", { method: "POST" });
  * if (res.status === 429) throw new RetryLaterError(Number(res.headers.get("retry-after")) * 1000);
  * ```
  */

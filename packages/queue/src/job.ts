@@ -91,7 +91,10 @@ export interface JobRecord {
   readonly cancelRequested?: boolean;
   readonly progress?: Json;
   readonly result?: Json;
-  /** Why the job failed for good (`failed` only). */
+  /**
+   * Why the job ended early: for `failed` the error code it was dead-lettered with; for `cancelled`
+   * the reason given to `cancel` (optional: a backend may not keep it).
+   */
   readonly reason?: string;
   /** Failed attempts, newest last, at most {@link MAX_FAILURES_KEPT}. */
   readonly failures: readonly JobFailure[];

@@ -88,6 +88,7 @@ const without = <T extends object>(obj: T, ...keys: (keyof T)[]): void => {
  * @returns The backend; `close()` stops event delivery.
  * @example
  * ```ts
+ * import { z } from "zod";
  * const backend = createMemoryQueueBackend({ scheduler: createTimerScheduler() });
  * const queue = createQueue({ name: "mail", schema: z.object({ to: z.string() }), backend });
  * ```

@@ -178,6 +178,8 @@ export function describeIssues(
  * @throws NxsError `config/invalid` for an empty name or a bad default.
  * @example
  * ```ts
+ * import { z } from "zod";
+ * const backend = createMemoryQueueBackend({ scheduler });
  * const queue = createQueue({ name: "transcribe", schema: z.object({ url: z.string().url() }), backend });
  * const id = await queue.add({ url: "https://example.com/a.wav" }, { attempts: 5 });
  * ```

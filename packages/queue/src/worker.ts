@@ -141,12 +141,15 @@ function messageOf(error: unknown): string {
  * @throws NxsError `config/invalid` for an out-of-range option.
  * @example
  * ```ts
+ * import { z } from "zod";
+ * const backend = createMemoryQueueBackend({ scheduler: createTimerScheduler() });
+ * const queue = createQueue({ name: "fetch", schema: z.object({ url: z.string() }), backend });
  * const worker = createWorker(queue, async ({ payload, signal, progress }) => {
- *   const text = await transcribe(payload.url, { signal });
- *   progress(100);
- *   return { text };
+ *   const res = await fetch(payload.url, { signal });
+ *   progress(50);
+ *   return { bytes: (await res.arrayBuffer()).byteLength };
  * }, { concurrency: 4 });
- * process.on("SIGTERM", () => worker.close({ timeoutMs: 10_000 }));
+ * process.on("SIGTERM", () => void worker.close({ timeoutMs: 10_000 }));
  * ```
  */
 export function createWorker<S extends z.ZodType>(

@@ -57,6 +57,7 @@ function isSubsequence(sub: readonly string[], all: readonly string[]): boolean 
  * @param setup - Called before each test; returns the backend and how to let time pass.
  * @example
  * ```ts
+ * import { createMemoryQueueBackend } from "@nxs-sync/queue";
  * runQueueBackendConformance("memory", () => {
  *   const scheduler = createManualScheduler({ now: 1_000_000 });
  *   const backend = createMemoryQueueBackend({ scheduler });
