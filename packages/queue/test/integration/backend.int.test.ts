@@ -1,10 +1,10 @@
 import { isNxsError } from "@nxs-sync/core";
-import type { JobId, NewJob } from "@nxs-sync/queue";
+import type { JobId } from "@nxs-sync/queue";
 import { JOBS_COLLECTION } from "@nxs-sync/queue/pocketbase";
 import type { ProcessPocketBase } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { backendOf, closeBackends, newId, startQueueServer } from "./servers.js";
+import { backendOf, closeBackends, newId, newJob, startQueueServer } from "./servers.js";
 
 /** The PocketBase backend on one real server: what it refuses, and records it cannot run. */
 const servers = usePocketBaseServers();
@@ -14,15 +14,7 @@ beforeAll(async () => {
 });
 afterAll(closeBackends);
 
-const job = (queue: string, extra: Partial<NewJob> = {}): NewJob => ({
-  id: newId() as JobId,
-  queue,
-  payload: { n: 1 },
-  maxAttempts: 3,
-  backoff: {},
-  timeoutMs: 0,
-  ...extra,
-});
+const job = newJob;
 const failure = (p: Promise<unknown>) =>
   p.then(
     () => undefined,

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { silentLogger } from "@nxs-sync/core";
 import { createNxsCollectionRegistry, ensureNode, ensureSchema, NodeRole } from "@nxs-sync/pocketbase";
+import type { ClaimedJob, JobId, NewJob, QueueBackend } from "@nxs-sync/queue";
 import {
   createPocketBaseQueueBackend,
   type PocketBaseQueueBackend,
@@ -11,7 +12,7 @@ import {
   queueCollections,
   queueHookPiece,
 } from "@nxs-sync/queue/pocketbase";
-import type { ProcessPocketBase } from "@nxs-sync/testing";
+import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import type { ServerTracker } from "@nxs-sync/testing/vitest";
 
 export const registry = () => createNxsCollectionRegistry().register(...queueCollections());
@@ -70,6 +71,33 @@ export function backendOf(
 export async function closeBackends(): Promise<void> {
   await Promise.all(backends.splice(0).map((b) => b.close()));
 }
+
+/** A new job of `queue` (3 attempts, no timeout). */
+export const newJob = (queue: string, extra: Partial<NewJob> = {}): NewJob => ({
+  id: newId() as JobId,
+  queue,
+  payload: { n: 1 },
+  maxAttempts: 3,
+  backoff: {},
+  timeoutMs: 0,
+  ...extra,
+});
+export const newJobs = (queue: string, n: number): NewJob[] => Array.from({ length: n }, () => newJob(queue));
+
+/** Claims one job as soon as one is ready (a lapsed lease, a delay), polling. */
+export const claimWhenReady = (
+  backend: QueueBackend,
+  queue: string,
+  worker: string,
+  leaseMs: number,
+  description: string,
+  timeoutMs = 5000,
+): Promise<ClaimedJob> =>
+  waitFor(async () => (await backend.claim({ queue, worker, leaseMs, max: 1 }))[0], {
+    timeoutMs,
+    intervalMs: 100,
+    description,
+  });
 
 /** The path of a file beside this one. */
 export const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
