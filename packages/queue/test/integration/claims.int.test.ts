@@ -10,6 +10,7 @@ import {
   closeBackends,
   gateway,
   newId,
+  newJob,
   newJobs,
   startQueueServer,
 } from "./servers.js";
