@@ -136,8 +136,9 @@ export function blobsCollection(maxBytes = DEFAULT_MAX_BLOB_BYTES): CollectionDe
  * @returns The definitions, in creation order.
  * @example
  * ```ts
+ * import { createNxsCollectionRegistry, ensureSchema } from "@nxs-sync/pocketbase";
  * const registry = createNxsCollectionRegistry().register(...queueCollections());
- * await ensureSchema(superuserClient, { collections: registry });
+ * await ensureSchema(pb, { collections: registry }); // pb: a superuser client
  * ```
  */
 export function queueCollections(options: { readonly maxBlobBytes?: number } = {}): CollectionDefinition[] {
@@ -173,6 +174,7 @@ export function queueHooksPath(): string {
  * @returns The piece (its source is read when first asked for).
  * @example
  * ```ts
+ * import { createNxsCollectionRegistry, writeHooksBundle } from "@nxs-sync/pocketbase";
  * const registry = createNxsCollectionRegistry().register(...queueCollections()).registerHooks(queueHookPiece());
  * await writeHooksBundle("/srv/pocketbase/pb_hooks", registry); // then restart the server
  * ```
