@@ -71,7 +71,10 @@ export interface WorkerOptions {
   readonly settleBatch?: number;
   /** The worker's name on its jobs (default `worker-<random>`). */
   readonly name?: string;
-  /** Time and timers (default `createTimerScheduler()`). */
+  /**
+   * Time and timers (default `createTimerScheduler({ unref: false })`: a worker keeps its process
+   * alive until `close()`, as a server does).
+   */
   readonly scheduler?: Scheduler;
   /** The jitter of retry delays (default crypto-random). */
   readonly random?: Random;
@@ -166,7 +169,7 @@ export function createWorker<S extends z.ZodType>(
   const pollMs = checkNumberOption("pollMs", options.pollMs, { min: 1 }) ?? 5_000;
   const batchSize =
     checkNumberOption("batchSize", options.batchSize, { min: 1, integer: true }) ?? concurrency;
-  const scheduler = options.scheduler ?? createTimerScheduler();
+  const scheduler = options.scheduler ?? createTimerScheduler({ unref: false });
   const random = options.random ?? createCryptoRandom();
   const logger = guardLogger(options.logger ?? defaultLogger);
   const name = options.name ?? `worker-${Math.floor(random.next() * 2 ** 32).toString(36)}`;
