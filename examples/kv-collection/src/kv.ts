@@ -11,28 +11,33 @@ import {
 } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import {
+  AuthRules,
   type CollectionDefinition,
   createEndpointPool,
   createNxsCollectionRegistry,
-  createRealtimeSession,
+  createRecordWatch,
   DeletePolicies,
   type EndpointPoolOptions,
   isUniqueViolation,
   MergeRules,
   type NodeAuth,
-  type RealtimeSession,
+  type RecordWatchSource,
 } from "@nxs-sync/pocketbase";
 import type PocketBase from "pocketbase";
 
 export const KV_COLLECTION = "kv_entries";
-const [NODE, REPLICATOR] = ["nxs_nodes", "nxs_replicators"].map(
-  (c) => `@request.auth.collectionName = "${c}"`,
-);
-const READ = `${NODE} || ${REPLICATOR}`;
 // A node writes in its own name only (`by`); replicators copy anyone's.
-const WRITE = `(${NODE} && @request.body.by = @request.auth.id) || ${REPLICATOR}`;
+const WRITE = `(${AuthRules.gateway} && @request.body.by = @request.auth.id) || ${AuthRules.replicator}`;
 
-/** `kv_entries`: one record per key; last writer wins by `hlc`; a delete is a tombstone (`deleted`). */
+const kvReplication = {
+  key: ["key"],
+  merge: MergeRules.lww("hlc"),
+  deletes: DeletePolicies.tombstone("deleted", { revive: true }),
+};
+/**
+ * `kv_entries`: one record per key; last writer wins by `hlc`; a delete is a tombstone (`deleted`)
+ * that a later write revives (a set after a delete wins, a stale write does not).
+ */
 export const kvEntries: CollectionDefinition = {
   schema: {
     id: "pbc_kv_entries",
@@ -44,15 +49,16 @@ export const kvEntries: CollectionDefinition = {
       { name: "by", type: "text", max: 64 },
       { name: "hlc", type: "text", required: true, max: 64 },
       { name: "deleted", type: "bool" },
+      { name: "updated", type: "autodate", onCreate: true, onUpdate: true },
     ],
     indexes: ["CREATE UNIQUE INDEX idx_kv_entries_key ON kv_entries (key)"],
-    listRule: READ,
-    viewRule: READ,
+    listRule: AuthRules.member,
+    viewRule: AuthRules.member,
     createRule: WRITE,
     updateRule: WRITE,
     deleteRule: null,
   },
-  replication: { key: ["key"], merge: MergeRules.lww("hlc"), deletes: DeletePolicies.tombstone("deleted") },
+  replication: kvReplication,
 };
 
 /** nxs-sync's collections, then `kv_entries`: for `ensureSchema` and `createReplicator`. */
@@ -60,7 +66,6 @@ export const kvRegistry = () => createNxsCollectionRegistry().register(kvEntries
 
 export const KvErrorCode = defineErrorCodes("kv", {
   NotFound: { name: "not-found", retryable: false },
-  Deleted: { name: "deleted", retryable: false },
 });
 declare module "@nxs-sync/core" {
   interface ErrorCodeRegistry {
@@ -77,7 +82,7 @@ export interface KvEntry {
   readonly deleted: boolean;
 }
 /** A change a watcher sees: from the realtime stream, or from the catch-up query after a (re)connect. */
-export type KvEvent = KvEntry & { readonly source: "realtime" | "catch-up" };
+export type KvEvent = KvEntry & { readonly source: RecordWatchSource };
 
 export interface KvStoreOptions
   extends Pick<EndpointPoolOptions, "endpoints" | "failover" | "requestTimeoutMs" | "scheduler" | "logger"> {
@@ -90,9 +95,9 @@ export interface KvStoreOptions
 export interface KvStore {
   /** @throws NxsError `kv/not-found` (absent or deleted). */
   get(key: string): Promise<Json>;
-  /** @throws NxsError `kv/deleted`: deletes are final (a tombstone wins over any later write). */
+  /** Sets `key` (a deleted one too: the later write wins). */
   set(key: string, value: Json): Promise<KvEntry>;
-  /** @throws NxsError `kv/not-found`, `kv/deleted`. */
+  /** @throws NxsError `kv/not-found` (absent or deleted). */
   delete(key: string): Promise<void>;
   /** The live entries, by key. */
   list(): Promise<KvEntry[]>;
@@ -110,9 +115,6 @@ const toEntry = (r: Record<string, unknown>): KvEntry => ({
   hlc: String(r.hlc),
   deleted: r.deleted === true,
 });
-/** Whether `b` supersedes `a`: a tombstone wins, else the greater HLC. */
-const newer = (a: KvEntry | undefined, b: KvEntry) =>
-  a === undefined || (b.deleted && !a.deleted) || (b.deleted === a.deleted && b.hlc > a.hlc);
 
 export function createKvStore(options: KvStoreOptions): KvStore {
   const scheduler = options.scheduler ?? createTimerScheduler();
@@ -122,7 +124,6 @@ export function createKvStore(options: KvStoreOptions): KvStore {
   const poolOf = () => createEndpointPool({ ...options, scheduler, logger, random });
   const pool = poolOf();
   pool.start();
-  let closed = false;
   const notFound = (key: string) => new NxsError(KvErrorCode.NotFound, `kv: no entry ${JSON.stringify(key)}`);
 
   /** The one retry layer of an operation (the pool's): a server that cannot be reached fails over. */
@@ -138,8 +139,7 @@ export function createKvStore(options: KvStoreOptions): KvStore {
   async function write(key: string, patch: { value?: Json; deleted: boolean }): Promise<KvEntry> {
     for (;;) {
       const have = await find(key);
-      if (have?.deleted) throw new NxsError(KvErrorCode.Deleted, `kv: ${JSON.stringify(key)} was deleted`);
-      if (have === undefined && patch.deleted) throw notFound(key);
+      if (patch.deleted && (have === undefined || have.deleted)) throw notFound(key);
       try {
         if (have !== undefined) clock.receive(have.hlc); // so that this write stamps after it
       } catch {} // an unreadable or far-ahead stamp is not taken
@@ -157,47 +157,25 @@ export function createKvStore(options: KvStoreOptions): KvStore {
     }
   }
 
-  // Watch: one realtime session, with a pool of its own (a session owns its clients' realtime).
+  // Watch: a record watch (realtime + a catch-up from a cursor), with a pool of its own.
   const watchers = new Set<{ readonly key: string | undefined; readonly fn: (e: KvEvent) => void }>();
-  const seen = new Map<string, KvEntry>();
-  let session: RealtimeSession | undefined;
-  let primed = false; // the first catch-up only records what exists
-  function deliver(record: unknown, source: KvEvent["source"]): void {
-    if (typeof record !== "object" || record === null) return;
-    const e = toEntry(record as Record<string, unknown>);
-    if (!newer(seen.get(e.key), e)) return;
-    seen.set(e.key, e);
-    if (!primed && source === "catch-up") return;
-    for (const w of watchers) {
-      if (w.key !== undefined && w.key !== e.key) continue;
-      callGuarded("watch", w.fn, [{ ...e, source }], (f) => logger.error(f.message, f.cause));
-    }
-  }
   const watchPool = poolOf();
-  const catchUp = (pb: PocketBase) => pb.collection(KV_COLLECTION).getFullList({ batch: 1000 });
-  const openSession = () =>
-    createRealtimeSession({
-      pool: watchPool,
-      collection: KV_COLLECTION,
-      filter: () => 'key != ""',
-      onEvent: (ev) => deliver(ev.record, "realtime"),
-      // Realtime is a hint: after every (re)connect, a query brings what the stream missed.
-      onCatchUp: (ep) => {
-        ep.client.call("kv catch-up", catchUp).then(
-          (all) => {
-            for (const r of all) deliver(r, "catch-up");
-            primed = true;
-          },
-          (e: unknown) => {
-            logger.warn(`[kv] catch-up failed: ${(e as Error).message}`);
-            if (!closed) session?.resync("catch-up failed");
-          },
-        );
-      },
-      scheduler,
-      random,
-      logger,
-    });
+  const changes = createRecordWatch({
+    pool: watchPool,
+    collection: KV_COLLECTION,
+    spec: kvReplication,
+    cursor: "updated",
+    onChange: (record, source) => {
+      const e = toEntry(record);
+      for (const w of watchers) {
+        if (w.key !== undefined && w.key !== e.key) continue;
+        callGuarded("watch", w.fn, [{ ...e, source }], (f) => logger.error(f.message, f.cause));
+      }
+    },
+    scheduler,
+    random,
+    logger,
+  });
 
   return {
     async get(key) {
@@ -214,11 +192,8 @@ export function createKvStore(options: KvStoreOptions): KvStore {
     async watch(key, fn) {
       const w = { key, fn };
       watchers.add(w);
-      if (session === undefined) {
-        session = openSession();
-        watchPool.start();
-      }
-      await session.connect().catch((e: unknown) => {
+      watchPool.start(); // once (a no-op after)
+      await changes.connect().catch((e: unknown) => {
         watchers.delete(w);
         throw e;
       });
@@ -226,8 +201,7 @@ export function createKvStore(options: KvStoreOptions): KvStore {
     },
     endpoint: () => pool.active().url,
     close() {
-      closed = true;
-      session?.stop();
+      changes.stop();
       watchPool.stop();
       pool.stop();
     },

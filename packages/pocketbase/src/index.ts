@@ -30,6 +30,7 @@ export {
   createNxsCollectionRegistry,
 } from "./collection-registry.js";
 export {
+  AuthRules,
   defaultReplicatedCollections,
   nxsCollectionDefinitions,
   schemaDefinitions,
@@ -113,6 +114,12 @@ export {
   type RealtimeSessionOptions,
   type RealtimeTopic,
 } from "./realtime-session.js";
+export {
+  createRecordWatch,
+  type RecordWatch,
+  type RecordWatchOptions,
+  type RecordWatchSource,
+} from "./record-watch.js";
 export {
   type ChangeRecord,
   type DecodeChangeOptions,

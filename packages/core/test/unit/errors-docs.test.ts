@@ -20,9 +20,9 @@ const harnessAt = docs.indexOf(HARNESS_HEADING);
 const libraryDocs = harnessAt < 0 ? docs : docs.slice(0, harnessAt);
 const harnessDocs = harnessAt < 0 ? "" : docs.slice(harnessAt);
 
-/** Every package's public entry point: importing it declares the package's error areas. */
-const entryPoints = readdirSync(join(root, "packages"))
-  .map((p) => join(root, "packages", p, "src", "index.ts"))
+/** Every package's and example's public entry point: importing it declares its error areas. */
+const entryPoints = ["packages", "examples"]
+  .flatMap((dir) => readdirSync(join(root, dir)).map((p) => join(root, dir, p, "src", "index.ts")))
   .filter((f) => existsSync(f));
 
 describe("docs/errors.md lists exactly the codes the code can throw", () => {

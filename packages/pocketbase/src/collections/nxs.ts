@@ -31,6 +31,16 @@ const IS_GATEWAY = `@request.auth.collectionName = "${NODES_COLLECTION}"`;
 const IS_REPLICATOR = `@request.auth.collectionName = "${REPLICATORS_COLLECTION}"`;
 /** Any nxs-sync identity: the read rule of every collection (nothing is public). */
 const IS_MEMBER = `(${IS_GATEWAY} || ${IS_REPLICATOR})`;
+
+/**
+ * The API rule terms of nxs-sync's identities, for the rules of a package's own collections:
+ * `gateway` (a record of `nxs_nodes`), `replicator` (of `nxs_replicators`), `member` (either).
+ * @example
+ * ```ts
+ * const rules = { listRule: AuthRules.member, createRule: `${AuthRules.gateway} || ${AuthRules.replicator}` };
+ * ```
+ */
+export const AuthRules = Object.freeze({ gateway: IS_GATEWAY, replicator: IS_REPLICATOR, member: IS_MEMBER });
 /**
  * Create rule of authored records: a gateway writes only records it authors, and an origin that
  * contains its id (the exact binding `origin = node` or `node.<instance>` is checked at the reading
