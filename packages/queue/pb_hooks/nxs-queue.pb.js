@@ -206,17 +206,37 @@ routerAdd(
         return null;
       }
     };
-    const maxJobEpoch = (tx) => {
+    // The highest epoch of another authority in this server's job copies (claims made here under
+    // this server's own epoch do not count: a takeover is idempotent).
+    const seenEpoch = (tx, own) => {
       const m = new DynamicModel({ m: 0 });
-      tx.db().newQuery("SELECT COALESCE(MAX(epoch), 0) AS m FROM nxs_jobs").one(m);
+      tx.db()
+        .newQuery("SELECT COALESCE(MAX(epoch), 0) AS m FROM nxs_jobs WHERE epoch <> {:own}")
+        .bind({ own: own })
+        .one(m);
       return Number(m.m) || 0;
     };
-    // The epoch claims carry: this server's, set by takeover; a server never taken over claims
-    // under the highest epoch it has seen (at least 1).
-    const claimEpoch = (tx) => {
+    // Makes this server the claim authority: its epoch goes above every other epoch it has seen.
+    const takeover = (tx, now) => {
+      let rec = localEpoch(tx);
+      const previous = rec === null ? 0 : rec.getFloat("epoch");
+      const seen = seenEpoch(tx, previous);
+      const epoch = Math.max(previous, seen + 1, 1);
+      if (rec === null) {
+        rec = new Record(tx.findCollectionByNameOrId(EPOCHS));
+        rec.set("id", EPOCH_ID);
+      }
+      if (epoch !== previous) {
+        rec.set("epoch", epoch);
+        rec.set("takenAt", now);
+        tx.save(rec);
+      }
+      return { epoch: epoch, previous: previous, seen: seen };
+    };
+    // The epoch claims carry: this server's (a server's first claim takes over implicitly).
+    const claimEpoch = (tx, now) => {
       const rec = localEpoch(tx);
-      if (rec !== null) return rec.getFloat("epoch");
-      return Math.max(1, maxJobEpoch(tx));
+      return rec !== null ? rec.getFloat("epoch") : takeover(tx, now).epoch;
     };
 
     const ops = {
@@ -279,7 +299,7 @@ routerAdd(
         if (queue === "") refuse("queue/invalid-payload", "queue is missing", "queue");
         const leaseMs = int(body.leaseMs, "leaseMs", 1);
         const max = Math.min(int(body.max, "max", 1), MAX_BATCH);
-        const epoch = claimEpoch(tx);
+        const epoch = claimEpoch(tx, now);
         const jobs = [];
         const dead = [];
         // Bounded: a batch of malformed or spent stalled jobs is handled, then the next call goes on.
@@ -498,23 +518,7 @@ routerAdd(
         return { deleted: recs.length };
       },
 
-      takeover: (tx, now) => {
-        let rec = localEpoch(tx);
-        const previous = rec === null ? 0 : rec.getFloat("epoch");
-        const seen = maxJobEpoch(tx);
-        // Above every epoch seen; idempotent while no claim was made under this server's epoch.
-        const epoch = Math.max(previous, seen + 1, 1);
-        if (rec === null) {
-          rec = new Record(tx.findCollectionByNameOrId(EPOCHS));
-          rec.set("id", EPOCH_ID);
-        }
-        if (epoch !== previous) {
-          rec.set("epoch", epoch);
-          rec.set("takenAt", now);
-          tx.save(rec);
-        }
-        return { epoch: epoch, previous: previous, seen: seen };
-      },
+      takeover: (tx, now) => takeover(tx, now),
 
       counts: (tx, now) => {
         const queue = String(body.queue || "");
