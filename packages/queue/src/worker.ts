@@ -106,6 +106,9 @@ export interface Worker {
   close(options?: CloseWorkerOptions): Promise<void>;
 }
 
+/** How many delayed jobs' times a worker keeps to wake at. */
+const MAX_WAKE_TIMES = 10_000;
+
 interface Held {
   readonly id: JobId;
   readonly token: LeaseToken;
@@ -183,7 +186,8 @@ export function createWorker<S extends z.ZodType>(
   let claimAgain = false;
   let pollTimer: Cancel | undefined;
   let heartbeatTimer: Cancel | undefined;
-  let wakeTimer: { at: number; cancel: Cancel } | undefined;
+  let wakeTimer: Cancel | undefined;
+  const wakeTimes: number[] = [];
 
   const report = (error: NxsError): void => {
     if (options.onError === undefined) {
@@ -355,23 +359,37 @@ export function createWorker<S extends z.ZodType>(
     });
   };
 
-  /** Wakes at `runAt` (a delayed job's time), keeping only the earliest such wake. */
+  /**
+   * Wakes at `runAt` (a delayed job's time, from a hint). The times wait in ascending order with
+   * one timer armed for the earliest; past {@link MAX_WAKE_TIMES} the latest are dropped (the
+   * polling backstop still finds those jobs).
+   */
   const wakeAt = (runAt: number): void => {
-    const now = scheduler.now();
-    if (runAt <= now) {
+    if (runAt <= scheduler.now()) {
       void claim();
       return;
     }
-    if (wakeTimer !== undefined && wakeTimer.at <= runAt) return;
-    wakeTimer?.cancel();
-    wakeTimer = {
-      at: runAt,
-      cancel: scheduler.schedule(runAt - now, () => {
-        wakeTimer = undefined;
-        void claim();
-      }),
-    };
+    let i = wakeTimes.length;
+    while (i > 0 && (wakeTimes[i - 1] as number) > runAt) i--;
+    if (wakeTimes[i - 1] === runAt) return;
+    wakeTimes.splice(i, 0, runAt);
+    if (wakeTimes.length > MAX_WAKE_TIMES) wakeTimes.pop();
+    if (i === 0) armWake();
   };
+
+  function armWake(): void {
+    wakeTimer?.();
+    wakeTimer = undefined;
+    const next = wakeTimes[0];
+    if (next === undefined || closing) return;
+    wakeTimer = scheduler.schedule(next - scheduler.now(), () => {
+      wakeTimer = undefined;
+      const now = scheduler.now();
+      while (wakeTimes.length > 0 && (wakeTimes[0] as number) <= now) wakeTimes.shift();
+      void claim();
+      armWake();
+    });
+  }
 
   const beat = async (): Promise<void> => {
     const now = scheduler.now();
@@ -448,7 +466,7 @@ export function createWorker<S extends z.ZodType>(
       const timeoutMs = checkNumberOption("timeoutMs", closeOptions.timeoutMs, { min: 0 }) ?? 30_000;
       closing = true;
       pollTimer?.();
-      wakeTimer?.cancel();
+      wakeTimer?.();
       unwatch();
       closed = (async () => {
         if (running.size > 0) {

@@ -232,6 +232,68 @@ describe("createWorker", () => {
     ]);
   });
 
+  it("waits an exponential backoff with jitter between attempts (within [b/2, b], b = delayMs * 2^(n-1))", async () => {
+    const h = harness();
+    const ids = await h.queue.addBulk(
+      [1, 2, 3, 4].map((n) => ({ payload: { n }, options: { attempts: 3, backoff: { delayMs: 1000 } } })),
+    );
+    h.start(
+      async () => {
+        throw new Error("down");
+      },
+      { concurrency: 4 },
+    );
+    await h.step(20);
+    const first = await Promise.all(
+      ids.map(async (id) => (await h.queue.getJob(id))!.runAt - h.scheduler.now()),
+    );
+    for (const d of first) {
+      expect(d).toBeGreaterThanOrEqual(500 - 20);
+      expect(d).toBeLessThanOrEqual(1000);
+    }
+    expect(new Set(first).size).toBeGreaterThan(1);
+    await h.step(1100, 20);
+    const second = await Promise.all(ids.map(async (id) => (await h.queue.getJob(id))!));
+    for (const job of second) {
+      expect(job.attemptsMade).toBe(2);
+      expect(job.runAt - job.updatedAt).toBeGreaterThanOrEqual(1000);
+      expect(job.runAt - job.updatedAt).toBeLessThanOrEqual(2000);
+    }
+  });
+
+  it("reports a failed claim to onError and claims again at the polling backstop", async () => {
+    const h = harness();
+    const id = await h.queue.add({ n: 1 });
+    let failClaims = true;
+    const backend = h.queue.backend;
+    const flaky = createQueue({
+      name: "jobs",
+      schema,
+      backend: {
+        ...backend,
+        async claim(request) {
+          if (failClaims) throw new Error("connection refused");
+          return backend.claim(request);
+        },
+      },
+    });
+    const ran: JobId[] = [];
+    const w = createWorker(
+      flaky,
+      async ({ id: j }) => {
+        ran.push(j);
+      },
+      { scheduler: h.scheduler, pollMs: 500, onError: (e) => h.errors.push(e) },
+    );
+    workers.push(w);
+    await h.step(20);
+    expect(ran).toEqual([]);
+    expect(h.errors.map((e) => e.code)).toContain("transport/unavailable");
+    failClaims = false;
+    await h.step(500, 20);
+    expect(ran).toEqual([id]);
+  });
+
   it("dead-letters at once on UnrecoverableJobError, and after the last attempt otherwise", async () => {
     const h = harness();
     const hopeless = await h.queue.add({ n: 1 }, { attempts: 5 });
