@@ -5,7 +5,7 @@ import {
   type ManualScheduler,
   type NxsError,
 } from "@nxs-sync/core";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import type { Heartbeat, QueueBackendCapabilities, Settlement } from "../../src/backend.js";
 import { RetryLaterError, UnrecoverableJobError } from "../../src/errors.js";
@@ -486,6 +486,29 @@ describe("createWorker", () => {
     expect(closed).toBe(true);
     expect(await h.queue.getJob(id)).toMatchObject({ state: JobState.Waiting, attemptsMade: 0 });
     expect(h.spy.settles.flat().map((s) => s.kind)).toEqual(["release"]);
+  });
+
+  it("sets no timer of its own: every wait is on the injected scheduler", async () => {
+    const timeout = vi.spyOn(globalThis, "setTimeout");
+    const interval = vi.spyOn(globalThis, "setInterval");
+    try {
+      const h = harness();
+      await h.queue.add({ n: 1 }, { timeoutMs: 5000, attempts: 2, backoff: { delayMs: 100 } });
+      let calls = 0;
+      const w = h.start(async ({ progress }) => {
+        progress(1);
+        if (++calls === 1) throw new Error("once");
+        return "ok";
+      });
+      await h.step(1000, 50);
+      await w.close({ timeoutMs: 100 });
+      expect(calls).toBe(2);
+      expect(timeout).not.toHaveBeenCalled();
+      expect(interval).not.toHaveBeenCalled();
+    } finally {
+      timeout.mockRestore();
+      interval.mockRestore();
+    }
   });
 
   it("refuses out-of-range options with config/invalid", () => {
