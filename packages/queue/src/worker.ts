@@ -41,7 +41,7 @@ export interface JobContext<P> {
    * (`queue/closed`). `signal.reason` is an `NxsError` with that code.
    */
   readonly signal: AbortSignal;
-  /** Records progress (sent with the next heartbeat; watchers get a `progress` event). */
+  /** Records progress (sent within `progressMs` by a heartbeat; watchers get a `progress` event). */
   progress(progress: Json): void;
   /** The whole job record as claimed. */
   readonly job: QueueJob<P>;
@@ -65,6 +65,11 @@ export interface WorkerOptions {
   readonly pollMs?: number;
   /** At most this many jobs per claim request (default `concurrency`). */
   readonly batchSize?: number;
+  /**
+   * Progress goes out with a heartbeat of the leases whose progress changed at most this many ms
+   * after `progress()` (default 1 000), without waiting for the regular heartbeat.
+   */
+  readonly progressMs?: number;
   /** Longest a settlement waits to be sent with others, in ms (default 5). */
   readonly settleDelayMs?: number;
   /** Send settlements at once when this many are pending (default 50). */
@@ -172,6 +177,7 @@ export function createWorker<S extends z.ZodType>(
   const pollMs = checkNumberOption("pollMs", options.pollMs, { min: 1 }) ?? 5_000;
   const batchSize =
     checkNumberOption("batchSize", options.batchSize, { min: 1, integer: true }) ?? concurrency;
+  const progressMs = checkNumberOption("progressMs", options.progressMs, { min: 0 }) ?? 1_000;
   const scheduler = options.scheduler ?? createTimerScheduler({ unref: false });
   const random = options.random ?? createCryptoRandom();
   const logger = guardLogger(options.logger ?? defaultLogger);
@@ -186,6 +192,7 @@ export function createWorker<S extends z.ZodType>(
   let claimAgain = false;
   let pollTimer: Cancel | undefined;
   let heartbeatTimer: Cancel | undefined;
+  let progressTimer: Cancel | undefined;
   let wakeTimer: Cancel | undefined;
   const wakeTimes: number[] = [];
 
@@ -268,6 +275,10 @@ export function createWorker<S extends z.ZodType>(
         if (entry.decided) return;
         entry.progress = progress;
         entry.progressDirty = true;
+        progressTimer ??= scheduler.schedule(progressMs, () => {
+          progressTimer = undefined;
+          void beat(true);
+        });
       },
       job: { ...job, payload },
     };
@@ -391,9 +402,10 @@ export function createWorker<S extends z.ZodType>(
     });
   }
 
-  const beat = async (): Promise<void> => {
+  /** Heartbeats the held leases (only those with new progress when `progressOnly`), in one call. */
+  const beat = async (progressOnly = false): Promise<void> => {
     const now = scheduler.now();
-    const entries = [...held.values()].filter((e) => !e.decided);
+    const entries = [...held.values()].filter((e) => !e.decided && (!progressOnly || e.progressDirty));
     for (const e of entries) {
       if (now - e.renewedAt >= leaseMs) {
         const error = abortError(
@@ -489,6 +501,8 @@ export function createWorker<S extends z.ZodType>(
         await outbox.drain();
         heartbeatTimer?.();
         heartbeatTimer = undefined;
+        progressTimer?.();
+        progressTimer = undefined;
       })();
       return closed;
     },

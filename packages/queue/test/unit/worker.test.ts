@@ -423,6 +423,27 @@ describe("createWorker", () => {
     expect((await h.queue.counts()).completed).toBe(3);
   });
 
+  it("sends new progress within progressMs, in a heartbeat of only the leases whose progress changed", async () => {
+    const h = harness();
+    const [a] = await h.queue.addBulk([{ payload: { n: 1 } }, { payload: { n: 2 } }]);
+    const g = gate();
+    h.start(
+      async ({ payload, progress }) => {
+        if (payload.n === 1) progress({ pct: 5 });
+        await g.promise;
+      },
+      { concurrency: 2, progressMs: 100, heartbeatMs: 1000 },
+    );
+    await h.step(150);
+    expect(h.spy.heartbeats).toHaveLength(1);
+    expect(h.spy.heartbeats[0]!.map((b) => [b.id, b.progress])).toEqual([[a, { pct: 5 }]]);
+    expect((await h.queue.getJob(a!))!.progress).toEqual({ pct: 5 });
+    await h.step(1000, 50);
+    expect(h.spy.heartbeats[1]).toHaveLength(2);
+    g.open();
+    await h.step(20);
+  });
+
   it("dead-letters a claimed job whose payload fails the schema (queue/invalid-payload) and goes on", async () => {
     const h = harness();
     const bad = "bad000000000001" as JobId;
