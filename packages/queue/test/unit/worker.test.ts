@@ -395,6 +395,46 @@ describe("createWorker", () => {
     expect(reason?.code).toBe("queue/lease-lost");
   });
 
+  it("lets another worker take over a job whose holder froze; the frozen one's late result is refused", async () => {
+    const h = harness();
+    const id = await h.queue.add({ n: 1 }, { attempts: 3 });
+    const g = gate();
+    let aSignal: AbortSignal | undefined;
+    h.start(
+      async ({ signal }) => {
+        aSignal = signal;
+        await g.promise; // frozen: ignores its signal
+        return "from A";
+      },
+      { name: "A" },
+    );
+    await h.step(20);
+    expect((await h.queue.getJob(id))!.worker).toBe("A");
+    h.spy.heartbeatMode = "throw"; // A is cut off from the backend
+    const b = createWorker(createQueue({ name: "jobs", schema, backend: h.raw }), async () => "from B", {
+      scheduler: h.scheduler,
+      leaseMs: 3000,
+      pollMs: 500,
+      name: "B",
+      onError: () => {},
+    });
+    workers.push(b);
+    await h.step(3600, 50);
+    expect((aSignal?.reason as NxsError | undefined)?.code).toBe("queue/lease-lost");
+    const done = await h.queue.getJob(id);
+    expect(done).toMatchObject({
+      state: JobState.Completed,
+      result: "from B",
+      attempt: 2,
+    });
+    expect(done!.failures.map((f) => f.code)).toEqual(["queue/stalled"]);
+    h.spy.heartbeatMode = undefined;
+    g.open();
+    await h.step(50);
+    expect(await h.queue.getJob(id)).toEqual(done);
+    expect(h.spy.settles).toEqual([]);
+  });
+
   it("renews all held leases in one heartbeat call that carries progress", async () => {
     const h = harness();
     const ids = await h.queue.addBulk([1, 2, 3].map((n) => ({ payload: { n } })));
