@@ -554,3 +554,57 @@ routerAdd(
   },
   $apis.requireAuth("nxs_nodes"),
 );
+
+// Every write of a job record (a route's or a replicator's copy), checked against the row as it is
+// now, right before it is stored:
+// - A stale copy is dropped: the replicator reads a server's copy, merges, then writes the winner
+//   with a plain update; a claim committed here meanwhile would be overwritten by an older copy
+//   (the claim and its token erased). A copy whose version is below the stored one is not written
+//   (no error: the replicator's next round compares again and copies the newer one the other way).
+//   A tombstone is always written, and a tombstoned row is never revived.
+// - A duplicate across servers is recorded: when the incoming copy supersedes an attempt that ran
+//   (or was running) here under another authority epoch (the other server took over during a
+//   failover or a cut), a `queue/duplicate` failure names that attempt and epoch, with `rev` bumped
+//   so that the noted copy wins and reaches every server (where it is not noted again).
+onRecordUpdate((e) => {
+  const incoming = e.record;
+  const VERSION = /^\d{4}\.\d{6}\.\d{8}\.[0-3]\.\d{9}$/;
+  let stored = null;
+  try {
+    stored = e.app.findRecordById("nxs_jobs", incoming.id);
+  } catch (_) {
+    stored = null;
+  }
+  if (stored === null) return e.next();
+  const deleted = incoming.getBool("deleted");
+  if (stored.getBool("deleted") && !deleted) return; // a tombstone stays
+  const was = stored.getString("version");
+  const now = incoming.getString("version");
+  if (!deleted && VERSION.test(was) && VERSION.test(now) && now < was) return; // stale copy dropped
+  const attempt = stored.getFloat("attempt");
+  const epoch = stored.getFloat("epoch");
+  const state = stored.getString("state");
+  const superseded =
+    !deleted &&
+    attempt > 0 &&
+    stored.getFloat("generation") === incoming.getFloat("generation") &&
+    ["active", "completed", "failed"].indexOf(state) >= 0 &&
+    ((incoming.getFloat("attempt") === attempt && incoming.getFloat("epoch") > epoch) ||
+      (incoming.getFloat("attempt") > attempt && state === "completed"));
+  if (!superseded) return e.next();
+  let failures = [];
+  try {
+    const f = JSON.parse(incoming.getString("failures") || "[]");
+    if (Array.isArray(f)) failures = f;
+  } catch (_) {
+    failures = [];
+  }
+  const message = `attempt ${attempt} also ran under epoch ${epoch} (${state}${stored.getString("worker") ? `, worker ${stored.getString("worker")}` : ""}); the copy of attempt ${incoming.getFloat("attempt")}, epoch ${incoming.getFloat("epoch")} won`;
+  failures.push({ attempt: attempt, code: "queue/duplicate", message: message, at: Date.now() });
+  incoming.set("failures", failures.slice(-20));
+  const rev = incoming.getFloat("rev") + 1;
+  incoming.set("rev", rev);
+  if (VERSION.test(now))
+    incoming.set("version", `${now.slice(0, -9)}${String(Math.min(rev, 999999999)).padStart(9, "0")}`);
+  return e.next();
+}, "nxs_jobs");

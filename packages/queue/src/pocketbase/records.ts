@@ -172,16 +172,23 @@ export function eventsOf(prev: SeenJob | undefined, s: StoredJob, created: boole
   const failures = s.failures ?? [];
   const fresh = failures.slice(before === undefined ? failures.length : before.failures);
   const last = failures[failures.length - 1];
+  // Each failure that was not final sent the job back to waiting (a stall: straight to a new claim).
+  let waited = false;
   for (const f of fresh) {
-    if (f.code === "queue/stalled" && !(s.state === JobState.Failed && f === last)) {
+    if (s.state === JobState.Failed && f === last) continue;
+    if (f.code === "queue/stalled") {
       events.push({ type: "stalled", id, attempt: f.attempt });
-    } else if (!(s.state === JobState.Failed && f === last)) {
-      events.push({ type: "failed", id, code: f.code, message: f.message, final: false });
+      continue;
     }
+    events.push({ type: "failed", id, code: f.code, message: f.message, final: false });
+    const now = f === last && s.state === JobState.Waiting;
+    events.push({ type: "waiting", id, runAt: now ? s.runAt : f.at });
+    waited = now;
   }
   switch (s.state) {
     case JobState.Waiting:
-      if (!(before === ENQUEUED && s.attempt === 0)) events.push({ type: "waiting", id, runAt: s.runAt });
+      if (!waited && !(before === ENQUEUED && s.attempt === 0))
+        events.push({ type: "waiting", id, runAt: s.runAt });
       break;
     case JobState.Active:
       if (before === undefined || before.state !== JobState.Active || before.attempt !== s.attempt) {

@@ -168,16 +168,33 @@ it("moves claims to the other server under a higher epoch when the home server d
   expect(Math.max(...epochs), `epochs ${[...epochs]}`).toBeGreaterThan(Math.min(...epochs));
   // A job ran twice only because the home server died: its second run is under the other
   // server's higher epoch (the first run's claim or completion had not been copied yet), or after
-  // its lease lapsed there (a queue/stalled failure on the record).
-  const final = await copies(b, queue);
+  // its lease lapsed there. Either is recorded on the job, on both servers: a queue/stalled failure
+  // (the lease lapsed), or a queue/duplicate one (written where the replicator merged the copies).
+  const final = await converged(
+    queue,
+    (j) =>
+      [...byJob.entries()]
+        .filter(([, runs]) => runs.length > 1)
+        .every(([id]) => ((j.get(id)?.failures ?? []) as JobRecord["failures"]).length > 0),
+    "every duplicate recorded on both servers",
+  ).catch(async (e: unknown) => {
+    // Show what each server holds of the jobs that ran twice.
+    const [x, y] = [await copies(a, queue), await copies(b, queue)];
+    for (const [id, runs] of byJob) {
+      if (runs.length > 1)
+        console.error(`[failover] ${id} runs ${JSON.stringify(runs)}`, x.get(id), y.get(id));
+    }
+    throw e;
+  });
   const duplicates = [...byJob.entries()].filter(([, s]) => s.length > 1);
   for (const [id, runs] of duplicates) {
     const failures = (final.get(id)?.failures ?? []) as JobRecord["failures"];
     const laterEpoch = runs.some((r, i) => i > 0 && r.epoch > (runs[0]?.epoch ?? 0));
-    const stalled = failures.some((f) => f.code === "queue/stalled");
-    expect(laterEpoch || stalled, `${id}: ${JSON.stringify(runs)} ${JSON.stringify(failures)}`).toBe(true);
+    const recorded = failures.some((f) => f.code === "queue/stalled" || f.code === "queue/duplicate");
+    expect(laterEpoch || recorded, `${id}: ${JSON.stringify(runs)} ${JSON.stringify(failures)}`).toBe(true);
+    expect(recorded, `${id} recorded: ${JSON.stringify(runs)} ${JSON.stringify(failures)}`).toBe(true);
   }
   console.info(
-    `[failover] ${starts.length} runs of ${jobs.length} jobs, ${duplicates.length} run twice (each under a new epoch or after a lapsed lease); epochs ${[...epochs].sort().join(",")}`,
+    `[failover] ${starts.length} runs of ${jobs.length} jobs, ${duplicates.length} run twice (each under a new epoch or after a lapsed lease, recorded); epochs ${[...epochs].sort().join(",")}; ${JSON.stringify(duplicates.map(([id]) => final.get(id)?.failures))}`,
   );
 });

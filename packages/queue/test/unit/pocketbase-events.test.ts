@@ -96,7 +96,7 @@ describe("eventsOf", () => {
     });
     expect(
       eventsOf(undefined, dead, true).map((e) => (e.type === "failed" ? `failed:${e.final}` : e.type)),
-    ).toEqual(["added", "failed:false", "failed:true"]);
+    ).toEqual(["added", "failed:false", "waiting", "failed:true"]);
     expect(types(undefined, dead, false)).toEqual(["failed"]);
   });
 
