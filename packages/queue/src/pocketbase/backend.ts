@@ -162,7 +162,7 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
       "queue backend: give `endpoints` (home server first) or `pool`",
     );
   }
-  const endpoints = options.endpoints ?? (options.pool as EndpointPool).endpoints.map((e) => e.url);
+  const endpoints = options.pool?.endpoints.map((e) => e.url) ?? options.endpoints ?? [];
   const poolOf = () =>
     createEndpointPool({
       endpoints,

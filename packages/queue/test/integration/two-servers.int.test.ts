@@ -1,5 +1,5 @@
 import { silentLogger } from "@nxs-sync/core";
-import { createReplicator, type Replicator } from "@nxs-sync/pocketbase";
+import { createEndpointPool, createReplicator, type Replicator } from "@nxs-sync/pocketbase";
 import type { JobRecord } from "@nxs-sync/queue";
 import { JOBS_COLLECTION, type TakeoverEvent } from "@nxs-sync/queue/pocketbase";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import {
   authOf,
   backendOf,
+  claimWhenReady,
   closeBackends,
   FAST_FAILOVER,
   gateway,
@@ -197,4 +198,44 @@ it("moves claims to the other server under a higher epoch when the home server d
   console.info(
     `[failover] ${starts.length} runs of ${jobs.length} jobs, ${duplicates.length} run twice (each under a new epoch or after a lapsed lease, recorded); epochs ${[...epochs].sort().join(",")}; ${JSON.stringify(duplicates.map(([id]) => final.get(id)?.failures))}`,
   );
+});
+
+it("fails back home under an epoch above the other server's, and a lease taken there still settles at home", async () => {
+  const queue = `failback-${newId()}`;
+  const takeovers: TakeoverEvent[] = [];
+  // A pool of the test's own (the backend's `pool` option), to see when it fails back.
+  const pool = createEndpointPool({
+    endpoints: [a.url, b.url],
+    auth: authOf(gateway),
+    failover: { ...FAST_FAILOVER, failbackAfterMs: 500 },
+    logger: silentLogger,
+  });
+  pool.start();
+  const backend = backendOf([], { pool, onTakeover: (t) => takeovers.push(t) });
+  const [first, second] = newJobs(queue, 2);
+  await backend.enqueue([first!, second!]);
+  await converged(queue, (j) => j.size === 2, "both jobs on both servers");
+  await a.kill();
+  const onB = await claimWhenReady(backend, queue, "w", 30_000, "a claim on the other server", 10_000);
+  expect(backend.authority().url).toBe(b.url);
+  const epochB = backend.authority().epoch;
+  expect(onB.job.epoch).toBe(epochB);
+  await a.restart();
+  await converged(queue, (j) => [...j.values()].some((r) => r.state === "active"), "B's claim copied home");
+  // Back home once A has been healthy for failbackAfterMs: the next claim takes over there.
+  await waitFor(() => pool.active().url === a.url, { timeoutMs: 15_000, description: "the pool's failback" });
+  const home = await claimWhenReady(backend, queue, "w", 30_000, "a claim at home again", 15_000);
+  expect(backend.authority().url).toBe(a.url);
+  expect(home.job.epoch).toBeGreaterThan(epochB);
+  // B's epoch may be above everything it saw already (an earlier takeover): then it stays.
+  expect(takeovers.map((t) => t.url)).toEqual([b.url, a.url]);
+  expect(takeovers[1]?.epoch).toBeGreaterThan(takeovers[0]?.epoch ?? Number.POSITIVE_INFINITY);
+  // B's token still settles its job (the claim and token were copied home).
+  expect(await backend.settle([{ id: onB.job.id, token: onB.token, kind: "complete" }])).toEqual([
+    { ok: true, state: "completed" },
+  ]);
+  await backend.settle([{ id: home.job.id, token: home.token, kind: "complete" }]);
+  await converged(queue, every("completed"), "both completed on both servers");
+  await backend.close();
+  pool.stop();
 });
