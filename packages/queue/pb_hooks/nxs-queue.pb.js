@@ -555,8 +555,8 @@ routerAdd(
   $apis.requireAuth("nxs_nodes"),
 );
 
-// Every write of a job record (a route's or a replicator's copy), checked against the row as it is
-// now, right before it is stored:
+// Every replicator's copy of a job, checked against the row as it is now, right before it is
+// stored (the routes' own writes always raise the version and are not checked here):
 // - A stale copy is dropped: the replicator reads a server's copy, merges, then writes the winner
 //   with a plain update; a claim committed here meanwhile would be overwritten by an older copy
 //   (the claim and its token erased). A copy whose version is below the stored one is not written
@@ -566,21 +566,24 @@ routerAdd(
 //   (or was running) here under another authority epoch (the other server took over during a
 //   failover or a cut), a `queue/duplicate` failure names that attempt and epoch, with `rev` bumped
 //   so that the noted copy wins and reaches every server (where it is not noted again).
-onRecordUpdate((e) => {
+onRecordUpdateRequest((e) => {
+  const author = e.auth ? e.auth.collection().name : "";
+  if (author !== "nxs_replicators") return e.next();
   const incoming = e.record;
   const VERSION = /^\d{4}\.\d{6}\.\d{8}\.[0-3]\.\d{9}$/;
   let stored = null;
   try {
-    stored = e.app.findRecordById("nxs_jobs", incoming.id);
+    stored = $app.findRecordById("nxs_jobs", incoming.id);
   } catch (_) {
     stored = null;
   }
   if (stored === null) return e.next();
   const deleted = incoming.getBool("deleted");
-  if (stored.getBool("deleted") && !deleted) return; // a tombstone stays
+  // Not written: the stored row is what the replicator gets back (it compares again next round).
+  if (stored.getBool("deleted") && !deleted) return e.json(200, stored); // a tombstone stays
   const was = stored.getString("version");
   const now = incoming.getString("version");
-  if (!deleted && VERSION.test(was) && VERSION.test(now) && now < was) return; // stale copy dropped
+  if (!deleted && VERSION.test(was) && VERSION.test(now) && now < was) return e.json(200, stored); // stale
   const attempt = stored.getFloat("attempt");
   const epoch = stored.getFloat("epoch");
   const state = stored.getString("state");

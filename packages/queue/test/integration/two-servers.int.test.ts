@@ -131,6 +131,37 @@ it("runs every job enqueued on either side of a cut after the heal", async () =>
   await converged(queue, every("completed"), "completed on both");
 });
 
+it("records a job run on both sides of a cut as a duplicate, on both servers", async () => {
+  const queue = `both-${newId()}`;
+  const [job] = newJobs(queue, 1);
+  await backendOf([a.url]).enqueue([job!]);
+  await converged(queue, (j) => j.size === 1, "the job on both servers");
+  await stopReplicator();
+  // Each side's gateways claim where they are; B takes over (its first claim) above A's epoch.
+  const onA = backendOf([a.url]);
+  const onB = backendOf([b.url]);
+  const [ca] = await onA.claim({ queue, worker: "wa", leaseMs: 30_000, max: 1 });
+  const [cb] = await onB.claim({ queue, worker: "wb", leaseMs: 30_000, max: 1 });
+  expect(cb!.job.epoch).toBeGreaterThan(ca!.job.epoch);
+  await onA.settle([{ id: job!.id, token: ca!.token, kind: "complete", result: "a" }]);
+  await onB.settle([{ id: job!.id, token: cb!.token, kind: "complete", result: "b" }]);
+  await startReplicator();
+  const merged = await converged(
+    queue,
+    (j) => ((j.get(job!.id)?.failures ?? []) as JobRecord["failures"]).length > 0,
+    "the duplicate recorded on both servers",
+  );
+  const record = merged.get(job!.id);
+  expect(record).toMatchObject({ state: "completed", result: "b", epoch: cb!.job.epoch });
+  expect(record?.failures).toEqual([
+    expect.objectContaining({
+      attempt: 1,
+      code: "queue/duplicate",
+      message: expect.stringContaining(`attempt 1 also ran under epoch ${ca!.job.epoch} (completed)`),
+    }),
+  ]);
+});
+
 it("moves claims to the other server under a higher epoch when the home server dies mid-drain, each duplicate explained", async () => {
   const queue = `failover-${newId()}`;
   const takeovers: TakeoverEvent[] = [];
