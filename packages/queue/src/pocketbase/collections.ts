@@ -87,7 +87,8 @@ export function jobsCollection(): CollectionDef {
     viewRule: READ,
     createRule: IS_REPLICATOR,
     updateRule: IS_REPLICATOR,
-    deleteRule: null,
+    // The replicator purges tombstones (cleaned jobs) once every server holds them long enough.
+    deleteRule: `${IS_REPLICATOR} && deleted = true`,
   };
 }
 
@@ -128,11 +129,18 @@ export function blobsCollection(maxBytes = DEFAULT_MAX_BLOB_BYTES): CollectionDe
   };
 }
 
+/** How long a cleaned job's tombstone is kept before the replicator purges it everywhere (7 days). */
+export const DEFAULT_TOMBSTONE_RETENTION_MS = 7 * 24 * 3600 * 1000;
+
 /**
  * The queue's collections, to register after the nxs-sync ones:
  * `createNxsCollectionRegistry().register(...queueCollections())`. `nxs_jobs` is replicated (key
- * `id`, last writer by `version`, deletes as tombstones); the epochs and blobs stay on each server.
- * @param options - `maxBlobBytes`: the blob file limit (default 16 MiB).
+ * `id`, last writer by `version`, deletes as tombstones that the replicator purges on every server
+ * once they are older than `tombstoneRetentionMs` by `updatedAt`); the epochs and blobs stay on
+ * each server. A job unchanged for longer than the retention is not copied to a server that lacks
+ * it (e.g. one added to the fleet later).
+ * @param options - `maxBlobBytes`: the blob file limit (default 16 MiB); `tombstoneRetentionMs`
+ *   (default {@link DEFAULT_TOMBSTONE_RETENTION_MS}).
  * @returns The definitions, in creation order.
  * @example
  * ```ts
@@ -141,14 +149,19 @@ export function blobsCollection(maxBytes = DEFAULT_MAX_BLOB_BYTES): CollectionDe
  * await ensureSchema(pb, { collections: registry }); // pb: a superuser client
  * ```
  */
-export function queueCollections(options: { readonly maxBlobBytes?: number } = {}): CollectionDefinition[] {
+export function queueCollections(
+  options: { readonly maxBlobBytes?: number; readonly tombstoneRetentionMs?: number } = {},
+): CollectionDefinition[] {
   return [
     {
       schema: jobsCollection(),
       replication: {
         key: ["id"],
         merge: MergeRules.lww("version"),
-        deletes: DeletePolicies.tombstone("deleted"),
+        deletes: DeletePolicies.tombstone("deleted", {
+          purgeAfterMs: options.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS,
+          at: "updatedAt",
+        }),
       },
     },
     { schema: epochsCollection() },

@@ -1,7 +1,12 @@
 import { silentLogger } from "@nxs-sync/core";
-import { createEndpointPool, createReplicator, type Replicator } from "@nxs-sync/pocketbase";
+import {
+  createEndpointPool,
+  createNxsCollectionRegistry,
+  createReplicator,
+  type Replicator,
+} from "@nxs-sync/pocketbase";
 import type { JobRecord } from "@nxs-sync/queue";
-import { JOBS_COLLECTION, type TakeoverEvent } from "@nxs-sync/queue/pocketbase";
+import { JOBS_COLLECTION, queueCollections, type TakeoverEvent } from "@nxs-sync/queue/pocketbase";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
@@ -32,10 +37,13 @@ let a: ProcessPocketBase;
 let b: ProcessPocketBase;
 let replicator: Replicator | undefined;
 
-const startReplicator = async (): Promise<void> => {
+const startReplicator = async (tombstoneRetentionMs?: number): Promise<void> => {
   replicator = createReplicator({
     servers: [a, b].map((s) => ({ url: s.url, auth: authOf(replicatorAccount) })),
-    collections: registry(),
+    collections:
+      tombstoneRetentionMs === undefined
+        ? registry()
+        : createNxsCollectionRegistry().register(...queueCollections({ tombstoneRetentionMs })),
     intervalMs: 500,
     logger: silentLogger,
   });
@@ -108,6 +116,16 @@ it("merges job copies by version: a completed job never goes back to active, a c
     for (const j of jobs) expect(await other.getJob(j.id)).toBeUndefined();
     expect(await other.counts(queue)).toMatchObject({ completed: 0, waiting: 0, active: 0 });
   }
+  // Past the retention, the replicator purges the tombstones on both servers.
+  await stopReplicator();
+  await startReplicator(500);
+  await waitFor(async () => (await copies(a, queue)).size === 0 && (await copies(b, queue)).size === 0, {
+    timeoutMs: 15_000,
+    intervalMs: 200,
+    description: "the tombstones purged on both servers",
+  });
+  await stopReplicator();
+  await startReplicator();
 });
 
 it("runs every job enqueued on either side of a cut after the heal", async () => {
