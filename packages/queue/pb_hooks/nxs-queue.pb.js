@@ -302,6 +302,21 @@ routerAdd(
         const epoch = claimEpoch(tx, now);
         const jobs = [];
         const dead = [];
+        // A claim sent again (its answer was lost) gets the jobs its first sending claimed, still
+        // held under their tokens, before new ones: no job sits claimed by nobody until its lease lapses.
+        const claimId = String(body.claimId || "").slice(0, 64);
+        if (claimId !== "") {
+          const again = tx.findRecordsByFilter(
+            JOBS,
+            "queue = {:q} && state = 'active' && claimId = {:c} && worker = {:w} && leaseUntil > {:now}",
+            "runAt,@rowid",
+            max,
+            0,
+            { q: queue, c: claimId, w: worker, now: now },
+          );
+          for (const rec of again)
+            jobs.push({ job: raw(rec), token: rec.getString("token"), stalled: false });
+        }
         // Bounded: a batch of malformed or spent stalled jobs is handled, then the next call goes on.
         for (let round = 0; round < 4 && jobs.length < max; round++) {
           const recs = tx.findRecordsByFilter(
@@ -357,6 +372,7 @@ routerAdd(
             rec.set("epoch", epoch);
             rec.set("worker", worker);
             rec.set("token", token);
+            rec.set("claimId", claimId);
             rec.set("leaseUntil", now + leaseMs);
             rec.set("cancelRequested", false);
             rec.set("progress", null);

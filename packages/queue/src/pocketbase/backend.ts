@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import {
   callGuarded,
   checkNumberOption,
@@ -495,7 +496,14 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
       return out;
     },
     async claim(request: ClaimRequest): Promise<readonly ClaimedJob[]> {
-      const body = { ...request, max: Math.min(Math.max(1, Math.floor(request.max)), MAX_ROUTE_BATCH) };
+      // One id per claim, kept across the pool's retries: a claim whose answer was lost and that is
+      // sent again to the same server gets the jobs it took back.
+      const claimId = randomUUID();
+      const body = {
+        ...request,
+        max: Math.min(Math.max(1, Math.floor(request.max)), MAX_ROUTE_BATCH),
+        claimId,
+      };
       const a = await call("claim", async (ep) => {
         await ensureAuthority(ep);
         return post(ep, "claim", body, claimAnswer);

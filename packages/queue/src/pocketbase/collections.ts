@@ -61,6 +61,8 @@ export function jobsCollection(): CollectionDef {
       // The fencing token of the current attempt: only its holder may heartbeat or settle it. It
       // replicates with the job, so a worker goes on on the other server after a failover.
       text("token", 64),
+      // The claim request that took the current attempt (a claim sent again gets its jobs back).
+      text("claimId", 64),
       { name: "cancelRequested", type: "bool" },
       json("progress", 65_536),
       json("result"),

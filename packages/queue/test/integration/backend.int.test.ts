@@ -1,10 +1,11 @@
 import { isNxsError } from "@nxs-sync/core";
+import { closeSdkClient, createSdkClient } from "@nxs-sync/pocketbase";
 import type { JobId } from "@nxs-sync/queue";
 import { JOBS_COLLECTION } from "@nxs-sync/queue/pocketbase";
 import type { ProcessPocketBase } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { backendOf, closeBackends, newId, newJob, startQueueServer } from "./servers.js";
+import { backendOf, closeBackends, gateway, newId, newJob, startQueueServer } from "./servers.js";
 
 /** The PocketBase backend on one real server: what it refuses, and records it cannot run. */
 const servers = usePocketBaseServers();
@@ -86,4 +87,27 @@ it("refuses the routes to accounts other than gateways", async () => {
     (e: { status: number }) => e.status,
   );
   expect(answer).toBe(403);
+});
+
+it("gives a claim sent again (its answer lost) the jobs its first sending took", async () => {
+  const queue = `again-${newId()}`;
+  const backend = backendOf([server.url]);
+  const jobs = [job(queue), job(queue), job(queue)];
+  await backend.enqueue(jobs);
+  const pb = createSdkClient(server.url);
+  await pb.collection("nxs_nodes").authWithPassword(gateway.email, gateway.password);
+  const claim = (max: number) =>
+    pb.send("/nxs/queue/claim", {
+      method: "POST",
+      body: { queue, worker: "w", leaseMs: 30_000, max, claimId: "claim-1" },
+    }) as Promise<{ jobs: { job: { id: string }; token: string }[] }>;
+  const first = await claim(2);
+  const again = await claim(2);
+  expect(again.jobs.map((c) => [c.job.id, c.token])).toEqual(first.jobs.map((c) => [c.job.id, c.token]));
+  // Asking for more tops the answer up with new jobs.
+  const more = await claim(3);
+  expect(more.jobs).toHaveLength(3);
+  expect(more.jobs.slice(0, 2).map((c) => c.token)).toEqual(first.jobs.map((c) => c.token));
+  expect(await backend.counts(queue)).toMatchObject({ active: 3, waiting: 0 });
+  closeSdkClient(pb);
 });
