@@ -1,0 +1,126 @@
+/**
+ * The nxs-sync subject of `npm run bench -- queue`: `createQueue` + `createWorker` over the
+ * PocketBase backend (`@nxs-sync/queue/pocketbase`), on one real PocketBase process with the queue's
+ * collections and hook piece, logged in as a gateway account. Unbatched: one job per claim request
+ * and one settlement per request; batched: claims of up to `concurrency` jobs (prefetch) and
+ * settlements sent together.
+ */
+import { silentLogger } from "@nxs-sync/core";
+import { createNxsCollectionRegistry, ensureNode, ensureSchema, NodeRole } from "@nxs-sync/pocketbase";
+import { createQueue, createWorker, type Queue } from "@nxs-sync/queue";
+import {
+  createPocketBaseQueueBackend,
+  type PocketBaseQueueBackend,
+  queueCollections,
+  queueHookPiece,
+} from "@nxs-sync/queue/pocketbase";
+import { type ProcessPocketBase, startPocketBase } from "@nxs-sync/testing";
+import { z } from "zod";
+import { recordId } from "./pocketbase-env.js";
+import { counter, LATENCY_CONCURRENCY, nowMs, paced, type QueueDriver } from "./queue-drivers.js";
+
+const schema = z.object({ i: z.number().int().optional(), t: z.number().optional() });
+
+/** The nxs-sync driver, the server it runs on and the gateway account it uses. */
+export interface NxsQueueBench {
+  readonly driver: QueueDriver;
+  readonly server: ProcessPocketBase;
+  readonly auth: { readonly email: string; readonly password: string };
+}
+
+/**
+ * Starts a PocketBase server for the queue and returns the driver.
+ * @returns The driver (its `close` stops the server too).
+ */
+export async function createNxsQueueDriver(): Promise<NxsQueueBench> {
+  const server = await startPocketBase({ name: "bench-queue", hookFiles: [queueHookPiece()] });
+  const id = recordId();
+  const gateway = { id, email: `${id}@queue.bench`, password: `pw-${id}-secret`, role: NodeRole.Gateway };
+  // The fleet's /nxs/ rate limit is meant for a gateway's normal load, not a bench's flood: off here.
+  await ensureSchema(server.client(), {
+    collections: createNxsCollectionRegistry().register(...queueCollections()),
+    rateLimits: false,
+  });
+  await ensureNode(server.client(), gateway);
+  const auth = { email: gateway.email, password: gateway.password };
+  const driver = nxsDriverOn(server.url, auth);
+  return {
+    driver: { ...driver, close: async () => (await driver.close(), await server.destroy()) },
+    server,
+    auth,
+  };
+}
+
+/**
+ * The nxs-sync driver on a running server prepared by {@link createNxsQueueDriver}.
+ * @returns The driver (its `close` closes its backends, not the server).
+ */
+export function nxsDriverOn(
+  url: string,
+  auth: { readonly email: string; readonly password: string },
+): QueueDriver {
+  const backends: PocketBaseQueueBackend[] = [];
+  const open = (): Queue<typeof schema> => {
+    const backend = createPocketBaseQueueBackend({
+      endpoints: [url],
+      auth,
+      logger: silentLogger,
+    });
+    backends.push(backend);
+    return createQueue({ name: `q${recordId()}`, schema, backend });
+  };
+  const payloads = (n: number) => Array.from({ length: n }, (_, i) => ({ payload: { i } }));
+  const driver: QueueDriver = {
+    async enqueueBulk(n) {
+      const q = open();
+      const t0 = nowMs();
+      for (let i = 0; i < n; i += 500) await q.addBulk(payloads(Math.min(500, n - i)));
+      return (n / (nowMs() - t0)) * 1000;
+    },
+    async enqueueOne(n) {
+      const q = open();
+      const t0 = nowMs();
+      for (let i = 0; i < n; i++) await q.add({ i });
+      return (n / (nowMs() - t0)) * 1000;
+    },
+    async drain(n, concurrency, batched) {
+      const q = open();
+      for (let i = 0; i < n; i += 500) await q.addBulk(payloads(Math.min(500, n - i)));
+      const c = counter(n);
+      const t0 = nowMs();
+      const w = createWorker(q, async () => c.tick(), {
+        concurrency,
+        batchSize: batched ? concurrency : 1,
+        ...(batched ? {} : { settleBatch: 1, settleDelayMs: 0 }),
+        logger: silentLogger,
+      });
+      await c.done;
+      const rate = (n / (nowMs() - t0)) * 1000;
+      await w.close({ timeoutMs: 5_000 });
+      return rate;
+    },
+    async latency(n, perSecond) {
+      const q = open();
+      const delays: number[] = [];
+      const c = counter(n);
+      const w = createWorker(
+        q,
+        async ({ payload }) => {
+          delays.push(nowMs() - (payload.t ?? 0));
+          c.tick();
+        },
+        { concurrency: LATENCY_CONCURRENCY, logger: silentLogger },
+      );
+      // Let the worker's realtime subscription open before the first job.
+      await new Promise((r) => setTimeout(r, 500));
+      await paced(n, perSecond, () => q.add({ t: nowMs() }));
+      await c.done;
+      await w.close({ timeoutMs: 5_000 });
+      return delays;
+    },
+    async close() {
+      await Promise.all(backends.map((b) => b.close()));
+    },
+  };
+  return driver;
+}
