@@ -147,6 +147,7 @@ it("runs no job twice when a full backup stalls writes mid-drain", async () => {
   const t0 = performance.now();
   await server.client().backups.create(`mid-drain-${newId()}.zip`);
   const backupMs = performance.now() - t0;
+  const settledDuring = seen.filter((m) => m.type === "settled").length;
   await Promise.all(workers.map((w) => w.exited));
   const started = starts(seen);
   expect(started.map((s) => `${s.id}#${s.attempt}`).sort(), `backup took ${Math.round(backupMs)} ms`).toEqual(
@@ -157,4 +158,7 @@ it("runs no job twice when a full backup stalls writes mid-drain", async () => {
   expect(
     (await server.client().collection(BLOBS_COLLECTION).getList(1, 1)).totalItems,
   ).toBeGreaterThanOrEqual(3);
+  console.info(
+    `[backup] POST /api/backups took ${Math.round(backupMs)} ms mid-drain (${settledDuring} of 300 settled when it returned); 300 jobs, 300 runs, no duplicate`,
+  );
 });
