@@ -1,12 +1,10 @@
 import {
   type Cancel,
   type Change,
-  computeBackoff,
   ErrorCode,
   isNxsError,
   type NxsError,
   type PushAck,
-  type Random,
   type RetryPolicy,
   TransportError,
 } from "@nxs-sync/core";
@@ -86,8 +84,6 @@ export interface ChangeWriterOptions
   readonly pushTimeoutMs: number;
   /** The backoff between those attempts. Default {@link DEFAULT_PUSH_RETRY}. */
   readonly retry?: RetryPolicy;
-  /** The jitter of the backoff. */
-  readonly random: Random;
   readonly gate: RecordGate;
   /** Called for each push request. */
   readonly onRequest?: (event: PushRequestEvent) => void;
@@ -119,8 +115,7 @@ export interface ChangeWriter {
  * @returns A writer.
  */
 export function createChangeWriter(options: ChangeWriterOptions): ChangeWriter {
-  const { pool, docId, gate, logger, scheduler, random, minAcks, packLimits, batchSize, batchMaxBytes } =
-    options;
+  const { pool, docId, gate, logger, scheduler, minAcks, packLimits, batchSize, batchMaxBytes } = options;
   const ownOrigin = options.origin;
   const pushTimeoutMs = Math.max(0, options.pushTimeoutMs);
   const retryPolicy = options.retry ?? DEFAULT_PUSH_RETRY;
@@ -128,25 +123,9 @@ export function createChangeWriter(options: ChangeWriterOptions): ChangeWriter {
   /** The last `rePushWindow` acknowledged changes, oldest first. */
   let recent: Change[] = [];
   let closed = false;
-  /** Waits of retries under way, cancelled by close. */
-  const waits = new Set<() => void>();
   const closedError = () => new TransportError(ErrorCode.Closed, "PocketBase transport is closed");
-
-  /** Resolves after `ms` on the scheduler; rejects `closed` when the writer closes first. */
-  function wait(ms: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const stop = (): void => {
-        cancel();
-        waits.delete(stop);
-        reject(closedError());
-      };
-      const cancel = scheduler.schedule(ms, () => {
-        waits.delete(stop);
-        resolve();
-      });
-      waits.add(stop);
-    });
-  }
+  /** Aborted by close: a push's backoff under way ends at once (see `EndpointPool.call`). */
+  const closing = new AbortController();
 
   /**
    * Per origin, the highest seq this transport has sent. A realtime event of a pack within it is
@@ -484,23 +463,19 @@ export function createChangeWriter(options: ChangeWriterOptions): ChangeWriter {
 
   /**
    * Pushes to the active endpoint, and on a retryable failure again (on whichever endpoint is
-   * active then, after a backoff of `retry`) until `timeoutMs` has passed since the first attempt:
-   * the one retry layer of a push (its requests make one attempt each).
+   * active then, after a backoff of `retry`) until `pushTimeoutMs` has passed since the first
+   * attempt: the one retry layer of a push is the pool's (`EndpointPool.call`), and its requests
+   * make one attempt each.
    */
-  async function pushWithFailover(
-    changes: readonly Change[],
-  ): Promise<{ acked: number; rejected?: NxsError }> {
-    const deadline = scheduler.now() + pushTimeoutMs;
-    for (let attempt = 0; ; attempt++) {
-      if (closed) throw closedError();
-      try {
-        return await pushReporting(pool.active(), changes);
-      } catch (error) {
-        const left = deadline - scheduler.now();
-        if (closed || !isNxsError(error) || !error.retryable || left <= 0) throw error;
-        await wait(Math.min(left, computeBackoff(attempt, retryPolicy, random)));
-      }
-    }
+  function pushWithFailover(changes: readonly Change[]): Promise<{ acked: number; rejected?: NxsError }> {
+    return pool.call(
+      "push",
+      (ep) =>
+        pushTo(ep, changes).catch((e: unknown) => {
+          throw toTransportError(e, `push to ${ep.url}`);
+        }),
+      { timeoutMs: pushTimeoutMs, retry: retryPolicy, retryIf: (e) => e.retryable, signal: closing.signal },
+    );
   }
 
   async function pushMinAcks(changes: readonly Change[]): Promise<{ acked: number; rejected?: NxsError }> {
@@ -554,7 +529,7 @@ export function createChangeWriter(options: ChangeWriterOptions): ChangeWriter {
         }),
       ]);
       cancel?.();
-      for (const stop of [...waits]) stop();
+      closing.abort(closedError());
       for (const c of downControllers.values()) c.abort(closedError());
       downControllers.clear();
       offHealth();

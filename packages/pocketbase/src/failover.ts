@@ -83,6 +83,16 @@ export interface PoolCallOptions {
   readonly timeoutMs: number;
   /** The backoff between attempts. Default {@link DEFAULT_CALL_RETRY}. */
   readonly retry?: RetryPolicy;
+  /**
+   * Which failures are tried again (after a backoff, on the endpoint active then). Default:
+   * `transport/unavailable` only. An unavailable server is reported to the pool either way.
+   */
+  readonly retryIf?: (error: NxsError) => boolean;
+  /**
+   * Cancels the call: a backoff under way ends at once, no attempt starts after, and the call
+   * rejects with the signal's reason (an attempt in flight is the caller's to abort).
+   */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -223,35 +233,49 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
   const stoppedError = () => new NxsError(ErrorCode.Closed, "endpoint pool is stopped");
   /** Backoffs of calls under way: `stop` cancels them and rejects their calls with `closed`. */
   const waits = new Set<{ readonly cancel: Cancel; readonly reject: (error: Error) => void }>();
-  const wait = (ms: number) =>
+  /** Resolves after `ms` on the scheduler; rejects when the pool stops or `signal` aborts first. */
+  const wait = (ms: number, signal: AbortSignal | undefined) =>
     new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        w.cancel();
+        waits.delete(w);
+        reject(signal?.reason);
+      };
       // The scheduler never runs a task synchronously: `w` exists when this one runs.
       const w = {
         reject,
         cancel: scheduler.schedule(ms, () => {
           waits.delete(w);
+          signal?.removeEventListener("abort", onAbort);
           resolve();
         }),
       };
       waits.add(w);
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
 
   async function call<T>(what: string, fn: (ep: Endpoint) => Promise<T>, opts: PoolCallOptions): Promise<T> {
     const deadline = now() + Math.max(0, opts.timeoutMs);
     for (let attempt = 0; ; attempt++) {
       if (stopped) throw stoppedError();
+      if (opts.signal?.aborted) throw opts.signal.reason;
       const ep = endpoints[activeIndex]!;
       try {
         const result = await fn(ep);
         success(ep.index);
         return result;
       } catch (error) {
-        if (!isNxsError(error) || error.code !== ErrorCode.TransportUnavailable) throw error;
-        failure(ep.index, error.message);
+        if (!isNxsError(error)) throw error;
+        const unavailable = error.code === ErrorCode.TransportUnavailable;
+        if (unavailable) failure(ep.index, error.message);
+        if (!(opts.retryIf?.(error) ?? unavailable)) throw error;
         const left = deadline - now();
-        if (stopped || left <= 0) throw error;
+        if (stopped || left <= 0 || opts.signal?.aborted) throw error;
         logger.debug(`[nxs-pocketbase] ${what} failed at ${ep.url}, retrying: ${error.message}`);
-        await wait(Math.min(left, computeBackoff(attempt, opts.retry ?? DEFAULT_CALL_RETRY, random)));
+        await wait(
+          Math.min(left, computeBackoff(attempt, opts.retry ?? DEFAULT_CALL_RETRY, random)),
+          opts.signal,
+        );
       }
     }
   }

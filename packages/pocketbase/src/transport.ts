@@ -221,6 +221,8 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     failover: options.failover,
     logger,
     scheduler,
+    // The jitter of every backoff on the pool, pushes' included (their one retry layer).
+    random,
   });
 
   let state: TransportState = TransportState.Disconnected;
@@ -327,7 +329,6 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     pushTimeoutMs: options.pushTimeoutMs ?? 10_000,
     ...(options.pushRetry === undefined ? {} : { retry: options.pushRetry }),
     scheduler,
-    random,
     gate,
     logger,
     highWater: (origin) => reader.highWater(origin),

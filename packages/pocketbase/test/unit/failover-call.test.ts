@@ -116,4 +116,42 @@ describe("EndpointPool.call", () => {
     await expect(call).rejects.toMatchObject({ code: "closed" });
     expect(scheduler.pending()).toBe(0);
   });
+
+  it("retries what `retryIf` accepts (a retryable conflict), and counts only unavailable servers as failures", async () => {
+    const { attempts, failing, pool } = setup();
+    const conflict = () => new ConflictError("lease held by another process", { retryable: true });
+    const out = await failing(conflict, {
+      timeoutMs: 500,
+      retry: { minMs: 200, maxMs: 200, factor: 1 },
+      retryIf: (e) => e.retryable,
+    });
+    expect(attempts.map((a) => a.at)).toEqual([0, 200, 400, 500]);
+    expect(out).toMatchObject({ ok: false, error: { code: "conflict" } });
+    expect(pool.health()[0]!.failures).toBe(0);
+  });
+
+  it("ends a backoff at once when its `signal` aborts, rejecting with the signal's reason", async () => {
+    const { scheduler, pool, unavailable } = setup();
+    const cancel = new AbortController();
+    let attempts = 0;
+    const call = pool.call(
+      "op",
+      async () => {
+        attempts++;
+        throw unavailable();
+      },
+      { timeoutMs: 10_000, signal: cancel.signal },
+    );
+    await new Promise((r) => setImmediate(r));
+    expect(scheduler.pending()).toBe(1);
+    const reason = new TransportError(ErrorCode.Closed, "writer closed");
+    cancel.abort(reason);
+    await expect(call).rejects.toBe(reason);
+    expect(scheduler.pending()).toBe(0);
+    expect(attempts).toBe(1);
+    // An aborted signal: no attempt at all.
+    await expect(pool.call("op", async () => 1, { timeoutMs: 0, signal: cancel.signal })).rejects.toBe(
+      reason,
+    );
+  });
 });
