@@ -37,6 +37,12 @@ export interface RealtimeTopic {
   readonly collection: string;
   /** The server-side filter of the events, built with `pb.filter`. */
   readonly filter: (pb: PocketBase) => string;
+  /**
+   * More collections on the same connection (`<name>/*`, without a filter): one session for every
+   * collection a replicator copies from one server. An event's record names its collection
+   * (`collectionName`). Default: none.
+   */
+  readonly also?: readonly string[];
 }
 
 /**
@@ -75,6 +81,9 @@ export const pocketBaseRealtimeLink: RealtimeLink = {
             client
               .collection(topic.collection)
               .subscribe("*", (e) => handlers.onEvent(e), { filter: topic.filter(client) }),
+            ...(topic.also ?? []).map((name) =>
+              client.collection(name).subscribe("*", (e) => handlers.onEvent(e)),
+            ),
             client.realtime.subscribe("PB_CONNECT", () => handlers.onConnect()),
           ]);
         },
@@ -95,6 +104,12 @@ export const DEFAULT_REALTIME_RETRY: RetryPolicy = Object.freeze({ minMs: 100, m
 export interface RealtimeSessionOptions extends RealtimeTopic {
   /** The servers: the session follows the pool's active endpoint (failover and failback). */
   readonly pool: EndpointPool;
+  /**
+   * Pins the session to this endpoint of the pool instead of following the active one (a
+   * replicator's session per server): it connects only there, retrying while it is down, and
+   * restarts there when the pool sees it healthy again after a pause (a suspected gap).
+   */
+  readonly endpoint?: Endpoint;
   /** A record event from `ep` (only while this session is running and `ep` is its endpoint). */
   readonly onEvent: (event: RealtimeEvent, ep: Endpoint) => void;
   /**
@@ -175,7 +190,13 @@ export function createRealtimeSession(options: RealtimeSessionOptions): Realtime
   const { pool, scheduler, random, logger } = options;
   const link = options.link ?? pocketBaseRealtimeLink;
   const retry = options.retry ?? DEFAULT_REALTIME_RETRY;
-  const topic: RealtimeTopic = { collection: options.collection, filter: options.filter };
+  const topic: RealtimeTopic = {
+    collection: options.collection,
+    filter: options.filter,
+    ...(options.also === undefined ? {} : { also: options.also }),
+  };
+  /** Where the session connects: its pinned endpoint, else the pool's active one. */
+  const target = (): Endpoint => options.endpoint ?? pool.active();
   let stopped = false;
   let open: Open | undefined;
   let connecting: Promise<void> | undefined;
@@ -237,7 +258,7 @@ export function createRealtimeSession(options: RealtimeSessionOptions): Realtime
   }
 
   async function connectOnce(): Promise<void> {
-    const ep = pool.active();
+    const ep = target();
     try {
       const o = await openOn(ep);
       if (stopped) {
@@ -298,7 +319,7 @@ export function createRealtimeSession(options: RealtimeSessionOptions): Realtime
       .finally(() => {
         connecting = undefined;
         // The pool may have switched endpoint while this connect was under way.
-        if (!stopped && open !== undefined && open.ep !== pool.active()) {
+        if (!stopped && open !== undefined && open.ep !== target()) {
           queueMicrotask(() => follow("endpoint changed while connecting"));
         }
       });
@@ -308,8 +329,8 @@ export function createRealtimeSession(options: RealtimeSessionOptions): Realtime
   /** Moves the subscription to the active endpoint (when it is elsewhere or closed). */
   function follow(reason: string): void {
     if (stopped || connecting !== undefined) return;
-    if (open !== undefined && open.ep === pool.active()) return;
-    logger.info(`[nxs-pocketbase] moving realtime to ${pool.active().url} (${reason})`);
+    if (open !== undefined && open.ep === target()) return;
+    logger.info(`[nxs-pocketbase] moving realtime to ${target().url} (${reason})`);
     restart(reason);
   }
 
@@ -344,7 +365,7 @@ export function createRealtimeSession(options: RealtimeSessionOptions): Realtime
     connect,
     resync(reason) {
       if (stopped || connecting !== undefined) return;
-      logger.info(`[nxs-pocketbase] restarting realtime on ${pool.active().url} (${reason})`);
+      logger.info(`[nxs-pocketbase] restarting realtime on ${target().url} (${reason})`);
       restart(reason);
     },
     stop() {

@@ -228,3 +228,56 @@ describe("realtime session", () => {
     expect(r.opens).toHaveLength(0);
   });
 });
+
+describe("realtime session pinned to one endpoint (a replicator's session per server)", () => {
+  it("connects only there, stays on failover and failback, restarts there after a gap, and subscribes `also`", async () => {
+    const scheduler = createManualScheduler({ now: 1_000 });
+    const pool = createEndpointPool({
+      endpoints: ["http://primary.invalid", "http://secondary.invalid"],
+      failover: { failureThreshold: 2, downAfterMs: 1000, failbackAfterMs: 5000 },
+      scheduler,
+    });
+    const [primary, secondary] = pool.endpoints as [Endpoint, Endpoint];
+    const opens: { ep: Endpoint; also: readonly string[] | undefined; handlers: RealtimeHandlers }[] = [];
+    const link: RealtimeLink = {
+      async open(ep, topic, handlers) {
+        opens.push({ ep, also: topic.also, handlers });
+        return () => {};
+      },
+    };
+    const catchUps: string[] = [];
+    const session = createRealtimeSession({
+      pool,
+      endpoint: secondary,
+      collection: "nxs_changes",
+      also: ["nxs_snapshots", "nxs_acks"],
+      filter: () => "",
+      onEvent: () => {},
+      onCatchUp: (ep) => catchUps.push(ep.url),
+      scheduler,
+      random: createSeededRandom(3),
+      logger: silentLogger,
+      link,
+    });
+    await session.connect();
+    expect(opens.map((o) => [o.ep.url, o.also])).toEqual([[secondary.url, ["nxs_snapshots", "nxs_acks"]]]);
+    opens[0]!.handlers.onConnect();
+    expect(catchUps).toEqual([secondary.url]);
+    // The pool fails over away from the primary and back: a pinned session does not move.
+    pool.reportFailure(primary, "down");
+    pool.reportFailure(primary, "down");
+    pool.reportSuccess(primary);
+    scheduler.advance(6_000);
+    pool.reportSuccess(primary);
+    await flush();
+    expect(opens).toHaveLength(1);
+    // Its own endpoint down and back without a reconnect (a frozen server): restarted there.
+    pool.reportFailure(secondary, "health");
+    pool.reportFailure(secondary, "health");
+    pool.reportSuccess(secondary);
+    await flush();
+    expect(opens.map((o) => o.ep.url)).toEqual([secondary.url, secondary.url]);
+    expect(session.endpoint()).toBe(secondary);
+    session.stop();
+  });
+});
