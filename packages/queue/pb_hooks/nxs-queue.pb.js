@@ -216,12 +216,14 @@ routerAdd(
         .one(m);
       return Number(m.m) || 0;
     };
-    // Makes this server the claim authority: its epoch goes above every other epoch it has seen.
-    const takeover = (tx, now) => {
+    // Makes this server the claim authority: its epoch goes above every other epoch it has seen,
+    // and to at least `floor`: 1 for a server's first claim (the home server), 2 for a takeover
+    // asked for by a client that moved here (above a home that claimed before any copy arrived).
+    const takeover = (tx, now, floor) => {
       let rec = localEpoch(tx);
       const previous = rec === null ? 0 : rec.getFloat("epoch");
       const seen = seenEpoch(tx, previous);
-      const epoch = Math.max(previous, seen + 1, 1);
+      const epoch = Math.max(previous, seen + 1, floor);
       if (rec === null) {
         rec = new Record(tx.findCollectionByNameOrId(EPOCHS));
         rec.set("id", EPOCH_ID);
@@ -236,7 +238,7 @@ routerAdd(
     // The epoch claims carry: this server's (a server's first claim takes over implicitly).
     const claimEpoch = (tx, now) => {
       const rec = localEpoch(tx);
-      return rec !== null ? rec.getFloat("epoch") : takeover(tx, now).epoch;
+      return rec !== null ? rec.getFloat("epoch") : takeover(tx, now, 1).epoch;
     };
 
     const ops = {
@@ -534,7 +536,7 @@ routerAdd(
         return { deleted: recs.length };
       },
 
-      takeover: (tx, now) => takeover(tx, now),
+      takeover: (tx, now) => takeover(tx, now, 2),
 
       counts: (tx, now) => {
         const queue = String(body.queue || "");

@@ -155,9 +155,10 @@ it("records a job run on both sides of a cut as a duplicate, on both servers", a
   await backendOf([a.url]).enqueue([job!]);
   await converged(queue, (j) => j.size === 1, "the job on both servers");
   await stopReplicator();
-  // Each side's gateways claim where they are; B takes over (its first claim) above A's epoch.
+  // Each side's gateways claim where they are: one reaches home (A); one is cut off from home (an
+  // address that refuses) and fails over to B, which takes over above every epoch it has seen.
   const onA = backendOf([a.url]);
-  const onB = backendOf([b.url]);
+  const onB = backendOf(["http://127.0.0.1:9", b.url]);
   const [ca] = await onA.claim({ queue, worker: "wa", leaseMs: 30_000, max: 1 });
   const [cb] = await onB.claim({ queue, worker: "wb", leaseMs: 30_000, max: 1 });
   expect(cb!.job.epoch).toBeGreaterThan(ca!.job.epoch);
@@ -278,6 +279,7 @@ it("fails back home under an epoch above the other server's, and a lease taken t
   expect(home.job.epoch).toBeGreaterThan(epochB);
   // B's epoch may be above everything it saw already (an earlier takeover): then it stays.
   expect(takeovers.map((t) => t.url)).toEqual([b.url, a.url]);
+  expect(takeovers[0]?.epoch).toBeGreaterThanOrEqual(2); // above the home's first epoch
   expect(takeovers[1]?.epoch).toBeGreaterThan(takeovers[0]?.epoch ?? Number.POSITIVE_INFINITY);
   // B's token still settles its job (the claim and token were copied home).
   expect(await backend.settle([{ id: onB.job.id, token: onB.token, kind: "complete" }])).toEqual([
