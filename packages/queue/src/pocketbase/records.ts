@@ -146,6 +146,11 @@ export function seenOf(s: StoredJob): SeenJob {
   };
 }
 
+const TERMINAL = new Set<JobState>([JobState.Completed, JobState.Failed, JobState.Cancelled]);
+
+/** The failure code a server notes on a job that also ran under another epoch (the hook piece). */
+export const DUPLICATE = "queue/duplicate";
+
 /** What a job created while watching was before its first change: nothing but enqueued. */
 const ENQUEUED: SeenJob = { version: "", state: JobState.Waiting, attempt: 0, failures: 0, progress: "null" };
 
@@ -175,7 +180,8 @@ export function eventsOf(prev: SeenJob | undefined, s: StoredJob, created: boole
   // Each failure that was not final sent the job back to waiting (a stall: straight to a new claim).
   let waited = false;
   for (const f of fresh) {
-    if (s.state === JobState.Failed && f === last) continue;
+    // A duplicate noted where two servers' copies met is history, not a transition.
+    if (f.code === DUPLICATE || (s.state === JobState.Failed && f === last)) continue;
     if (f.code === "queue/stalled") {
       events.push({ type: "stalled", id, attempt: f.attempt });
       continue;
@@ -185,6 +191,14 @@ export function eventsOf(prev: SeenJob | undefined, s: StoredJob, created: boole
     events.push({ type: "waiting", id, runAt: now ? s.runAt : f.at });
     waited = now;
   }
+  // A later write of a job already seen in this terminal state (a note) is no new transition.
+  if (
+    before !== undefined &&
+    before.state === s.state &&
+    before.attempt === s.attempt &&
+    TERMINAL.has(s.state)
+  )
+    return events;
   switch (s.state) {
     case JobState.Waiting:
       if (!waited && !(before === ENQUEUED && s.attempt === 0))

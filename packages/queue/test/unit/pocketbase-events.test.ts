@@ -75,6 +75,24 @@ describe("eventsOf", () => {
     expect(types(seenOf(active), stalledActive)).toEqual(["stalled", "active"]);
   });
 
+  it("tells nothing of a duplicate noted on a settled job", () => {
+    const done = at({
+      state: JobState.Completed,
+      attempt: 1,
+      attemptsMade: 1,
+      epoch: 2,
+      rev: 4,
+      finishedAt: 3000,
+    });
+    const noted = at({
+      ...done,
+      rev: 5,
+      failures: [{ attempt: 1, code: "queue/duplicate", message: "also ran under epoch 1", at: 4000 }],
+    });
+    expect(types(seenOf(done), noted)).toEqual([]);
+    expect(types(seenOf(active), noted)).toEqual(["completed"]);
+  });
+
   it("tells nothing for a copy seen already or older, nor for a tombstone", () => {
     expect(types(seenOf(progressed), active)).toEqual([]);
     expect(types(seenOf(active), active)).toEqual([]);
