@@ -1,11 +1,11 @@
 import { isNxsError } from "@nxs-sync/core";
-import { closeSdkClient, createSdkClient } from "@nxs-sync/pocketbase";
+import { closeSdkClient, createSdkClient, ensureNode, ensureSchema } from "@nxs-sync/pocketbase";
 import type { JobId } from "@nxs-sync/queue";
 import { JOBS_COLLECTION } from "@nxs-sync/queue/pocketbase";
 import type { ProcessPocketBase } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { backendOf, closeBackends, gateway, newId, newJob, startQueueServer } from "./servers.js";
+import { backendOf, closeBackends, gateway, newId, newJob, registry, startQueueServer } from "./servers.js";
 
 /** The PocketBase backend on one real server: what it refuses, and records it cannot run. */
 const servers = usePocketBaseServers();
@@ -110,4 +110,14 @@ it("gives a claim sent again (its answer lost) the jobs its first sending took",
   expect(more.jobs.slice(0, 2).map((c) => c.token)).toEqual(first.jobs.map((c) => c.token));
   expect(await backend.counts(queue)).toMatchObject({ active: 3, waiting: 0 });
   closeSdkClient(pb);
+});
+
+it("refuses a server without the queue's hook piece, naming the fix", async () => {
+  const bare = await servers.start({ name: "queue-no-piece" });
+  await ensureSchema(bare.client(), { collections: registry(), rateLimits: false });
+  await ensureNode(bare.client(), gateway);
+  const error = await failure(backendOf([bare.url], { timeoutMs: 0 }).counts("q"));
+  expect(error).toMatchObject({ code: "server/incompatible" });
+  expect(error?.message).toContain("no hook piece queue");
+  expect(error?.message).toContain("nxs-queue.pb.js");
 });
