@@ -3,13 +3,13 @@ import {
   callGuarded,
   checkNumberOption,
   createSeededRandom,
+  defaultLogger,
   ErrorCode,
   isNxsError,
   type Logger,
   NxsError,
   type Random,
   type Scheduler,
-  silentLogger,
   TransportError,
 } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
@@ -111,6 +111,7 @@ export interface PocketBaseQueueBackendOptions
   readonly onDeadLetter?: (event: DeadLetterEvent) => void;
   readonly scheduler?: Scheduler;
   readonly random?: Random;
+  /** Warnings (takeovers, dead-lettered jobs, watch errors). Default core's `defaultLogger` (stderr). */
   readonly logger?: Logger;
 }
 
@@ -155,7 +156,7 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
     checkNumberOption("maxBlobBytes", options.maxBlobBytes, { min: 1, integer: true }) ??
     DEFAULT_MAX_BLOB_BYTES;
   const scheduler = options.scheduler ?? createTimerScheduler();
-  const logger = options.logger ?? silentLogger;
+  const logger = options.logger ?? defaultLogger;
   const random = options.random ?? createSeededRandom(Math.floor(Math.random() * 2 ** 31));
   if (options.pool === undefined && (options.endpoints === undefined || options.endpoints.length === 0)) {
     throw new NxsError(

@@ -1,6 +1,7 @@
 // A queue worker as a child process (`node --import tsx worker-process.ts '<config JSON>'`), for
 // the tests that SIGKILL or SIGSTOP a worker or race several processes. It drives the backend
 // directly (claim, heartbeat, settle) and reports each step to its parent over IPC.
+import { silentLogger } from "@nxs-sync/core";
 import { createPocketBaseQueueBackend } from "@nxs-sync/queue/pocketbase";
 
 /** What the parent passes. */
@@ -37,6 +38,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const backend = createPocketBaseQueueBackend({
   endpoints: cfg.endpoints,
   auth: cfg.auth,
+  logger: silentLogger,
   ...(cfg.failover === undefined ? {} : { failover: cfg.failover }),
 });
 let stopping = false;
