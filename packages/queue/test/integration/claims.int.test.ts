@@ -61,7 +61,9 @@ it("gives every attempt to exactly one of four worker processes racing on 200 jo
   const all = jobs(queue, 200);
   await backend.enqueue(all);
   const seen: WorkerMessage[] = [];
-  const workers = ["a", "b", "c", "d"].map((w) => spawnWorker(config(queue, w), seen));
+  const workers = ["a", "b", "c", "d"].map((w) => spawnWorker(config(queue, w, { waitForGo: true }), seen));
+  await Promise.all(workers.map((w) => w.until((m) => m.type === "ready", "a racer ready")));
+  for (const w of workers) w.proc.send("go");
   await Promise.all(workers.map((w) => w.exited));
   const started = starts(seen);
   const perWorker = Object.fromEntries(

@@ -21,6 +21,8 @@ export interface WorkerConfig {
   readonly idleRounds: number;
   readonly pollMs: number;
   readonly failover?: Record<string, number>;
+  /** Waits for the parent's "go" before the first claim (so racers start together). */
+  readonly waitForGo?: boolean;
 }
 
 /** What the worker reports. */
@@ -42,8 +44,13 @@ const backend = createPocketBaseQueueBackend({
   ...(cfg.failover === undefined ? {} : { failover: cfg.failover }),
 });
 let stopping = false;
+let go: () => void = () => {};
+const started = new Promise<void>((resolve) => {
+  go = resolve;
+});
 process.on("message", (m) => {
   if (m === "stop") stopping = true;
+  if (m === "go") go();
 });
 
 async function run(c: Awaited<ReturnType<typeof backend.claim>>[number]): Promise<void> {
@@ -73,6 +80,7 @@ async function run(c: Awaited<ReturnType<typeof backend.claim>>[number]): Promis
 
 async function main(): Promise<void> {
   send({ type: "ready" });
+  if (cfg.waitForGo === true) await started;
   let idle = 0;
   while (!stopping) {
     let claimed: Awaited<ReturnType<typeof backend.claim>> = [];
