@@ -59,6 +59,9 @@ export interface RealtimeLink {
   open(ep: Endpoint, topic: RealtimeTopic, handlers: RealtimeHandlers): Promise<() => void>;
 }
 
+/** A subscription's options: its filter, none when empty (every record). */
+const filterOption = (filter: string) => (filter === "" ? undefined : { filter });
+
 /** The SDK's realtime (`pb.realtime`) of the endpoint's client, behind {@link RealtimeLink}. */
 export const pocketBaseRealtimeLink: RealtimeLink = {
   async open(ep, topic, handlers) {
@@ -80,7 +83,7 @@ export const pocketBaseRealtimeLink: RealtimeLink = {
           await Promise.all([
             client
               .collection(topic.collection)
-              .subscribe("*", (e) => handlers.onEvent(e), { filter: topic.filter(client) }),
+              .subscribe("*", (e) => handlers.onEvent(e), filterOption(topic.filter(client))),
             ...(topic.also ?? []).map((name) =>
               client.collection(name).subscribe("*", (e) => handlers.onEvent(e)),
             ),

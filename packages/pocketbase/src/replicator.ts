@@ -2,7 +2,6 @@ import {
   type Cancel,
   callGuarded,
   checkNumberOption,
-  computeBackoff,
   createEmitter,
   createReportThrottle,
   createSeededRandom,
@@ -20,7 +19,6 @@ import {
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import { ClientResponseError } from "pocketbase";
 import {
-  createPocketBaseClient,
   type NodeAuth,
   type PocketBaseClient,
   REPLICATORS_COLLECTION,
@@ -30,6 +28,7 @@ import {
 } from "./client.js";
 import type { RecordCheck, ReplicatedCollection } from "./collection-definition.js";
 import { defaultReplicatedCollections } from "./collections/nxs.js";
+import { createEndpointPool, type EndpointPool } from "./failover.js";
 import {
   isBelowPurgeFrontier,
   keyOf,
@@ -40,6 +39,7 @@ import {
   planPurges,
   versionFields,
 } from "./merge-plan.js";
+import { createRealtimeSession, type RealtimeEvent, type RealtimeSession } from "./realtime-session.js";
 import { contentDigest, setBounded } from "./replicator-digest.js";
 import type { ReportUntrusted } from "./replicator-snapshots.js";
 
@@ -228,12 +228,15 @@ export interface Replicator {
 
 interface Server {
   readonly url: string;
+  /** A pool of this server alone (never started): its client, and the owner of its session. */
+  readonly pool: EndpointPool;
   readonly client: PocketBaseClient;
+  /** The realtime session of every replicated collection on this server (set once, below). */
+  session: RealtimeSession | undefined;
   /** The auth collection it logs in to. */
   readonly collection: string;
   healthy: boolean;
-  subscribed: boolean;
-  /** A subscription attempt is running (in the background, with retries). */
+  /** A subscription attempt is running (the session's, with retries on the scheduler). */
   subscribing: boolean;
   /** Why the last login failed when the server answered and refused it; undefined after a login. */
   refused: NxsError | undefined;
@@ -454,18 +457,22 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   let fullRequested = false;
   const servers: Server[] = options.servers.map((s) => {
     const auth = replicatorAuth(s.auth);
+    const pool = createEndpointPool({
+      endpoints: [s.url],
+      auth,
+      requestTimeoutMs: options.requestTimeoutMs,
+      retry: { retries: 1, minTimeoutMs: 50, maxTimeoutMs: 200 },
+      logger,
+      scheduler,
+      random,
+    });
     return {
       url: s.url,
+      pool,
+      client: pool.endpoints[0]!.client,
+      session: undefined,
       collection: auth.collection ?? REPLICATORS_COLLECTION,
-      client: createPocketBaseClient({
-        url: s.url,
-        auth,
-        requestTimeoutMs: options.requestTimeoutMs,
-        retry: { retries: 1, minTimeoutMs: 50, maxTimeoutMs: 200 },
-        logger,
-      }),
       healthy: true,
-      subscribed: false,
       subscribing: false,
       refused: undefined,
       lastError: undefined,
@@ -800,88 +807,74 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     );
   }
 
-  async function subscribe(server: Server): Promise<void> {
-    const pb = server.client.pb;
-    await login(server);
-    await server.client.call(
-      `subscribe ${server.url}`,
-      async () => {
-        await Promise.all([
-          ...collections.map((coll) =>
-            pb.collection(coll.name).subscribe("*", (e) => {
-              onRealtime(coll, server, e).catch((err: unknown) =>
-                // Anti-entropy copies it later; a user callback that threw is reported, not left unhandled.
-                reportError(
-                  err instanceof Error ? err : new Error(String(err)),
-                  `realtime ${coll.name}`,
-                  server.url,
-                ),
-              );
-            }),
+  /**
+   * The realtime session of `server`: every replicated collection on one connection, pinned to that
+   * server (its pool holds it alone); after every (re)connect, `connected` and a catch-up round.
+   */
+  function sessionOf(server: Server): RealtimeSession {
+    if (server.session !== undefined) return server.session;
+    const byName = new Map(collections.map((c) => [c.name, c]));
+    const [first, ...rest] = collections;
+    server.session = createRealtimeSession({
+      pool: server.pool,
+      endpoint: server.pool.endpoints[0]!,
+      collection: first?.name ?? "",
+      also: rest.map((c) => c.name),
+      filter: () => "",
+      onEvent: (e: RealtimeEvent) => {
+        const name = (e.record as { collectionName?: unknown } | undefined)?.collectionName;
+        const coll = typeof name === "string" ? byName.get(name) : first;
+        if (coll === undefined) return;
+        onRealtime(coll, server, e as { action?: string; record?: unknown }).catch((err: unknown) =>
+          // Anti-entropy copies it later; a user callback that threw is reported, not left unhandled.
+          reportError(
+            err instanceof Error ? err : new Error(String(err)),
+            `realtime ${coll.name}`,
+            server.url,
           ),
-          pb.realtime.subscribe("PB_CONNECT", () => {
-            if (stopped) return;
-            emit("connected", { url: server.url });
-            // Events were lost while disconnected: catch up.
-            scheduleSync();
-          }),
-        ]);
+        );
       },
-      { retry: false },
-    );
-    server.subscribed = true;
-  }
-
-  /** Pending waits of the subscribe retries: cancelled (resolved false) by `stop()`. */
-  const waits = new Set<{ readonly cancel: Cancel; readonly resolve: (go: boolean) => void }>();
-
-  /** Waits `ms` on the scheduler. @returns False when the replicator stopped first. */
-  function sleep(ms: number): Promise<boolean> {
-    return new Promise<boolean>((resolve) => {
-      if (stopped) {
-        resolve(false);
-        return;
-      }
-      const entry = {
-        cancel: scheduler.schedule(ms, () => {
-          waits.delete(entry);
-          resolve(!stopped);
-        }),
-        resolve,
-      };
-      waits.add(entry);
+      onCatchUp: () => {
+        if (stopped) return;
+        emit("connected", { url: server.url });
+        // Events were lost while disconnected: catch up.
+        scheduleSync();
+      },
+      // A failed attempt, retried on the scheduler: an unreachable server is marked so.
+      onError: (e) => {
+        if (isNxsError(e) && e.code === ErrorCode.TransportUnavailable) markUnreachable(server, e);
+      },
+      scheduler,
+      random,
+      retry: SUBSCRIBE_RETRY,
+      logger,
     });
+    return server.session;
   }
 
-  /** Subscribes to `server`, retrying on the scheduler until it works, is refused, or the replicator stops. */
+  /** Subscribes to `server` (the session retries until it works, is refused, or the replicator stops). */
   function subscribeInBackground(server: Server): void {
     if (server.subscribing || stopped) return;
     server.subscribing = true;
-    const attempts = async (): Promise<void> => {
-      for (let attempt = 0; ; attempt++) {
-        if (stopped) return;
-        try {
-          await subscribe(server);
-          return;
-        } catch (e) {
-          server.client.pb.realtime.unsubscribe().catch(() => {});
-          const err = toTransportError(e, `subscribe to ${server.url}`);
-          // A refused login is tried again by the next anti-entropy round.
-          if (stopped || isRefusal(err)) throw err;
-          if (!(await sleep(computeBackoff(attempt, SUBSCRIBE_RETRY, random)))) return;
-        }
-      }
-    };
-    attempts()
+    sessionOf(server)
+      .connect()
       .catch((e: unknown) => {
+        if (stopped) return;
         const err = toTransportError(e, `subscribe to ${server.url}`);
-        if (server.refused === err) reportRefusal(server, err);
-        else reportError(err, "subscribe", server.url);
+        // A refused login is tried again by the next anti-entropy round.
+        if (isRefusal(err)) {
+          server.refused = err;
+          updateLost();
+          reportRefusal(server, err);
+        } else reportError(err, "subscribe", server.url);
       })
       .finally(() => {
         server.subscribing = false;
       });
   }
+
+  /** Whether `server`'s subscription is open. */
+  const subscribed = (server: Server): boolean => server.session?.endpoint() !== undefined;
 
   async function checkHealth(server: Server): Promise<void> {
     const ok = await server.client.health(Math.min(healthIntervalMs, 2000));
@@ -892,9 +885,8 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       updateLost();
       logger.info(`[nxs-replicator] ${server.url} is reachable again: resubscribing and catching up`);
       // No SSE heartbeat: after a pause the stream may look alive yet have missed events.
-      server.client.pb.realtime.unsubscribe().catch(() => {});
-      server.subscribed = false;
-      subscribeInBackground(server);
+      if (subscribed(server)) server.session?.resync("reachable again");
+      else subscribeInBackground(server);
       scheduleSync();
     } else if (!ok && server.healthy) {
       logger.warn(`[nxs-replicator] ${server.url} is unreachable (no answer to GET /api/health)`);
@@ -1311,7 +1303,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
           }
         }
         if (s.refused !== undefined) round.refused.add(s.url);
-        else if (!s.subscribed && s.healthy && s.client.nodeId !== undefined) subscribeInBackground(s);
+        else if (!subscribed(s) && s.healthy && s.client.nodeId !== undefined) subscribeInBackground(s);
       }),
     );
   }
@@ -1392,16 +1384,15 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     // What repeats held back is told now rather than lost.
     for (const key of [...held.keys()]) flush(key);
     stopped = true;
-    for (const w of waits) {
-      w.cancel();
-      w.resolve(false);
-    }
-    waits.clear();
+    for (const s of servers) s.session?.stop();
     for (const cancel of loops) cancel();
     loops = [];
     cancelLost?.();
     cancelLost = undefined;
-    for (const s of servers) s.client.close();
+    for (const s of servers) {
+      s.pool.stop();
+      s.client.close();
+    }
     await running?.catch(() => undefined);
   }
 
