@@ -33,6 +33,12 @@ export interface FailoverOptions {
   readonly healthTimeoutMs?: number;
   /** Go back to the preferred (first) endpoint once it has been healthy this long. Default 5000 ms; `Infinity` disables failback. */
   readonly failbackAfterMs?: number;
+  /**
+   * False: the pool only tracks health (polls, reported outcomes, `health` events) and never
+   * switches: the first endpoint stays active. For an owner that uses every endpoint at once (the
+   * replicator). Default true.
+   */
+  readonly switchEndpoints?: boolean;
 }
 
 /** Health of one endpoint, as reported by {@link EndpointPool.health}. */
@@ -68,7 +74,12 @@ export interface EndpointPoolEvents {
   /** The preferred endpoint was healthy long enough; it is in use again. */
   failback: SwitchEvent;
   /** An endpoint changed health. */
-  health: { readonly url: string; readonly healthy: boolean };
+  health: {
+    readonly url: string;
+    readonly healthy: boolean;
+    /** Why it went down (the failure that crossed the threshold); absent when it came back. */
+    readonly reason?: string;
+  };
 }
 
 /** The backoff of {@link EndpointPool.call} between attempts, unless the caller passes one. */
@@ -152,8 +163,12 @@ export interface EndpointPool {
 
 /** Options of {@link createEndpointPool}. */
 export interface EndpointPoolOptions {
-  /** Server base URLs, preferred first. */
-  readonly endpoints: readonly string[];
+  /**
+   * Server base URLs, preferred first; an entry `{ url, auth }` logs in to that server with its own
+   * credentials (a replicator's servers may each have their own account).
+   */
+  readonly endpoints: readonly (string | { readonly url: string; readonly auth?: NodeAuth })[];
+  /** The credentials of every endpoint that does not carry its own. */
   readonly auth?: NodeAuth;
   readonly requestTimeoutMs?: number;
   readonly retry?: RetryOptions;
@@ -191,7 +206,8 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
       'endpoints is empty: list at least one server base URL, e.g. ["http://127.0.0.1:8090"]',
     );
   }
-  for (const [i, url] of options.endpoints.entries()) assertEndpointUrl(url, `endpoints[${i}]`);
+  const configs = options.endpoints.map((e) => (typeof e === "string" ? { url: e, auth: options.auth } : e));
+  for (const [i, { url }] of configs.entries()) assertEndpointUrl(url, `endpoints[${i}]`);
   const logger = options.logger ?? silentLogger;
   const scheduler = options.scheduler ?? createTimerScheduler();
   const now = options.now ?? scheduler.now;
@@ -201,13 +217,14 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
   const intervalMs = f.healthIntervalMs ?? 500;
   const healthTimeoutMs = f.healthTimeoutMs ?? 750;
   const failbackAfterMs = f.failbackAfterMs ?? 5000;
+  const switching = f.switchEndpoints ?? true;
 
-  const endpoints: Endpoint[] = options.endpoints.map((url, index) => ({
+  const endpoints: Endpoint[] = configs.map(({ url, auth }, index) => ({
     index,
     url,
     client: createPocketBaseClient({
       url,
-      auth: options.auth,
+      auth,
       requestTimeoutMs: options.requestTimeoutMs,
       retry: options.retry ?? { retries: 1, minTimeoutMs: 50, maxTimeoutMs: 200 },
       logger,
@@ -280,13 +297,16 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
     }
   }
 
-  function setHealthy(i: number, healthy: boolean): void {
+  function setHealthy(i: number, healthy: boolean, reason?: string): void {
     const s = states[i]!;
     if (s.healthy === healthy) return;
     s.healthy = healthy;
     s.healthySince = healthy ? now() : undefined;
     logger.info(`[nxs-pocketbase] endpoint ${endpoints[i]!.url} is ${healthy ? "healthy" : "down"}`);
-    emit("health", { url: endpoints[i]!.url, healthy });
+    emit(
+      "health",
+      healthy ? { url: endpoints[i]!.url, healthy } : { url: endpoints[i]!.url, healthy, reason },
+    );
   }
 
   function switchTo(i: number, kind: "failover" | "failback", reason: string): void {
@@ -298,7 +318,7 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
   }
 
   function maybeFailover(reason: string): void {
-    if (states[activeIndex]!.healthy) return;
+    if (!switching || states[activeIndex]!.healthy) return;
     for (let k = 1; k < endpoints.length; k++) {
       const i = (activeIndex + k) % endpoints.length;
       if (states[i]!.healthy) {
@@ -309,7 +329,7 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
   }
 
   function maybeFailback(): void {
-    if (activeIndex === 0) return;
+    if (!switching || activeIndex === 0) return;
     const s = states[0]!;
     if (s.healthy && s.healthySince !== undefined && now() - s.healthySince >= failbackAfterMs) {
       switchTo(0, "failback", `preferred endpoint healthy for ${now() - s.healthySince} ms`);
@@ -328,7 +348,7 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
     const s = states[i]!;
     s.failures++;
     s.failingSince ??= now();
-    if (s.failures >= threshold || now() - s.failingSince >= downAfterMs) setHealthy(i, false);
+    if (s.failures >= threshold || now() - s.failingSince >= downAfterMs) setHealthy(i, false, reason);
     if (i === activeIndex) maybeFailover(reason);
   }
 
@@ -339,7 +359,7 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
       const ok = await endpoints[i]!.client.health(healthTimeoutMs);
       if (timer === undefined) return;
       if (ok) success(i);
-      else failure(i, "health check failed");
+      else failure(i, "no answer to GET /api/health");
     } finally {
       polling.delete(i);
     }

@@ -28,7 +28,7 @@ import {
 } from "./client.js";
 import type { RecordCheck, ReplicatedCollection } from "./collection-definition.js";
 import { defaultReplicatedCollections } from "./collections/nxs.js";
-import { createEndpointPool, type EndpointPool } from "./failover.js";
+import { createEndpointPool, type Endpoint } from "./failover.js";
 import {
   isBelowPurgeFrontier,
   keyOf,
@@ -96,7 +96,7 @@ export interface ReplicatorOptions {
    */
   readonly reportWindowMs?: number;
   /**
-   * Time and timers of the replicator's own loops (anti-entropy and health intervals, the
+   * Time and timers of the replicator's loops (the anti-entropy interval, its pool's health polls, the
    * backoff of subscribe retries, the `lostAllAfterMs` bound, report windows). Default `createTimerScheduler()` of
    * `@nxs-sync/core/node`; tests pass `createManualScheduler()`.
    */
@@ -228,13 +228,14 @@ export interface Replicator {
 
 interface Server {
   readonly url: string;
-  /** A pool of this server alone (never started): its client, and the owner of its session. */
-  readonly pool: EndpointPool;
+  /** Its endpoint in the replicator's pool: its client, and where its session is pinned. */
+  readonly endpoint: Endpoint;
   readonly client: PocketBaseClient;
   /** The realtime session of every replicated collection on this server (set once, below). */
   session: RealtimeSession | undefined;
   /** The auth collection it logs in to. */
   readonly collection: string;
+  /** Its health in the pool (set by the pool's `health` events only). */
   healthy: boolean;
   /** A subscription attempt is running (the session's, with retries on the scheduler). */
   subscribing: boolean;
@@ -455,23 +456,35 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   const contentReadsPerSweep = Math.max(2, options.contentReadsPerSweep ?? 5000);
   let rounds = 0;
   let fullRequested = false;
-  const servers: Server[] = options.servers.map((s) => {
-    const auth = replicatorAuth(s.auth);
-    const pool = createEndpointPool({
-      endpoints: [s.url],
-      auth,
-      requestTimeoutMs: options.requestTimeoutMs,
-      retry: { retries: 1, minTimeoutMs: 50, maxTimeoutMs: 200 },
-      logger,
-      scheduler,
-      random,
-    });
+  const auths = options.servers.map((s) => replicatorAuth(s.auth));
+  /**
+   * The health of every server, one endpoint each with its own login: it polls `/api/health` every
+   * `healthIntervalMs` and takes the outcomes the replicator and its sessions report; one failure
+   * marks a server down (a replicator copies to each server directly: there is nothing to fail over
+   * to, so it never switches endpoint).
+   */
+  const pool = createEndpointPool({
+    endpoints: options.servers.map((s, i) => ({ url: s.url, auth: auths[i] })),
+    requestTimeoutMs: options.requestTimeoutMs,
+    retry: { retries: 1, minTimeoutMs: 50, maxTimeoutMs: 200 },
+    failover: {
+      failureThreshold: 1,
+      healthIntervalMs,
+      healthTimeoutMs: Math.min(healthIntervalMs, 2000),
+      switchEndpoints: false,
+    },
+    logger,
+    scheduler,
+    random,
+  });
+  const servers: Server[] = options.servers.map((s, i) => {
+    const endpoint = pool.endpoints[i]!;
     return {
       url: s.url,
-      pool,
-      client: pool.endpoints[0]!.client,
+      endpoint,
+      client: endpoint.client,
       session: undefined,
-      collection: auth.collection ?? REPLICATORS_COLLECTION,
+      collection: auths[i]!.collection ?? REPLICATORS_COLLECTION,
       healthy: true,
       subscribing: false,
       refused: undefined,
@@ -573,11 +586,39 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
 
   const usable = (s: Server): boolean => s.healthy && s.refused === undefined;
 
+  /** A request to `s` found it unreachable: the pool marks it down (one failure is enough). */
   function markUnreachable(s: Server, error: NxsError): void {
-    s.healthy = false;
     s.lastError = error;
+    pool.reportFailure(s.endpoint, error.message);
     updateLost();
   }
+
+  /**
+   * A server's health changed in the pool (a poll, a failed request or session attempt, a dropped
+   * stream, or a success). Back up: resubscribe if needed (an open session restarts itself when it
+   * may have missed events) and catch up.
+   */
+  pool.on("health", ({ url, healthy, reason }) => {
+    const server = servers.find((s) => s.url === url);
+    if (server === undefined || server.healthy === healthy) return;
+    server.healthy = healthy;
+    if (!healthy) {
+      // A failed request set its own error just before; a poll or a dropped stream did not.
+      server.lastError ??= new TransportError(
+        ErrorCode.TransportUnavailable,
+        `${url}: ${reason ?? "unreachable"}`,
+      );
+      if (!stopped) logger.warn(`[nxs-replicator] ${url} is unreachable (${reason ?? "unreachable"})`);
+      updateLost();
+      return;
+    }
+    server.lastError = undefined;
+    if (stopped) return;
+    updateLost();
+    logger.info(`[nxs-replicator] ${url} is reachable again: resubscribing and catching up`);
+    if (!subscribed(server)) subscribeInBackground(server);
+    scheduleSync();
+  });
 
   /** Starts or ends a "no server usable" episode; at `lostAllAfterMs` into one, reports it. */
   function updateLost(): void {
@@ -809,15 +850,15 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
 
   /**
    * The realtime session of `server`: every replicated collection on one connection, pinned to that
-   * server (its pool holds it alone); after every (re)connect, `connected` and a catch-up round.
+   * server's endpoint of the pool; after every (re)connect, `connected` and a catch-up round.
    */
   function sessionOf(server: Server): RealtimeSession {
     if (server.session !== undefined) return server.session;
     const byName = new Map(collections.map((c) => [c.name, c]));
     const [first, ...rest] = collections;
     server.session = createRealtimeSession({
-      pool: server.pool,
-      endpoint: server.pool.endpoints[0]!,
+      pool,
+      endpoint: server.endpoint,
       collection: first?.name ?? "",
       also: rest.map((c) => c.name),
       filter: () => "",
@@ -875,27 +916,6 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
 
   /** Whether `server`'s subscription is open. */
   const subscribed = (server: Server): boolean => server.session?.endpoint() !== undefined;
-
-  async function checkHealth(server: Server): Promise<void> {
-    const ok = await server.client.health(Math.min(healthIntervalMs, 2000));
-    if (stopped) return;
-    if (ok && !server.healthy) {
-      server.healthy = true;
-      server.lastError = undefined;
-      updateLost();
-      logger.info(`[nxs-replicator] ${server.url} is reachable again: resubscribing and catching up`);
-      // No SSE heartbeat: after a pause the stream may look alive yet have missed events.
-      if (subscribed(server)) server.session?.resync("reachable again");
-      else subscribeInBackground(server);
-      scheduleSync();
-    } else if (!ok && server.healthy) {
-      logger.warn(`[nxs-replicator] ${server.url} is unreachable (no answer to GET /api/health)`);
-      markUnreachable(
-        server,
-        new TransportError(ErrorCode.TransportUnavailable, `${server.url}: no answer to GET /api/health`),
-      );
-    }
-  }
 
   // ---- anti-entropy ---------------------------------------------------------------------------
 
@@ -1389,10 +1409,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     loops = [];
     cancelLost?.();
     cancelLost = undefined;
-    for (const s of servers) {
-      s.pool.stop();
-      s.client.close();
-    }
+    pool.stop();
     await running?.catch(() => undefined);
   }
 
@@ -1426,12 +1443,9 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         if (e !== undefined && isRefusal(e)) reportRefusal(s, e);
         else subscribeInBackground(s);
       });
-      loops = [
-        every(intervalMs, scheduleSync),
-        every(healthIntervalMs, () => {
-          for (const s of servers) void checkHealth(s);
-        }),
-      ];
+      loops = [every(intervalMs, scheduleSync)];
+      // The pool's health polling: one task on the scheduler, every healthIntervalMs.
+      pool.start();
       updateLost();
       await sync();
     },

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createEndpointPool, type SwitchEvent } from "../../src/failover.js";
+import { createEndpointPool, type EndpointPoolEvents, type SwitchEvent } from "../../src/failover.js";
+import { useFakeServers } from "./fake-servers.js";
 
 // Switching logic only: request outcomes are reported by hand and time is a fake clock, so no
 // server is involved (the pool is never started, hence never polls).
@@ -91,6 +92,44 @@ describe("endpoint pool", () => {
     p.reportSuccess(b!);
     expect(p.active()).toBe(b);
     expect(p.healthy()).toEqual([b, a, c]);
+  });
+});
+
+describe("endpoint pool: health only (the replicator's)", () => {
+  it("with switchEndpoints false it tracks health and tells each change, with the failure's reason, but never switches", () => {
+    const { p, events, advance } = pool({ failureThreshold: 1, switchEndpoints: false });
+    const [a, b] = p.endpoints;
+    const health: EndpointPoolEvents["health"][] = [];
+    p.on("health", (h) => health.push(h));
+    p.reportFailure(a!, "no answer to GET /api/health");
+    expect(p.health().map((h) => h.healthy)).toEqual([false, true, true]);
+    expect(p.active()).toBe(a);
+    p.reportFailure(b!, "realtime connection dropped");
+    p.reportSuccess(a!);
+    advance(1e9);
+    p.reportSuccess(b!);
+    expect(p.active()).toBe(a);
+    expect(events).toEqual([]);
+    expect(health).toEqual([
+      { url: a!.url, healthy: false, reason: "no answer to GET /api/health" },
+      { url: b!.url, healthy: false, reason: "realtime connection dropped" },
+      { url: a!.url, healthy: true },
+      { url: b!.url, healthy: true },
+    ]);
+  });
+
+  const { refusing } = useFakeServers();
+
+  it("an endpoint given as { url, auth } logs in with its own credentials, the others with the pool's", async () => {
+    const [s1, s2] = [await refusing(), await refusing()];
+    const p = createEndpointPool({
+      endpoints: [{ url: s1.url, auth: { email: "one@nodes.test", password: "x" } }, s2.url],
+      auth: { email: "pool@nodes.test", password: "x" },
+    });
+    for (const ep of p.endpoints) await ep.client.authenticate().catch(() => undefined);
+    p.stop();
+    expect(s1.identities).toEqual(["one@nodes.test"]);
+    expect(s2.identities).toEqual(["pool@nodes.test"]);
   });
 });
 
