@@ -104,6 +104,16 @@ export interface QueueWatcher {
   onResync(): void;
 }
 
+/** Options of {@link QueueBackend.watch}. */
+export interface WatchOptions {
+  /**
+   * Only the events that make a job ready to claim (`added`, `waiting`): what a worker's wake-up
+   * needs. A backend may then skip the rest at the source (the PocketBase backend subscribes to
+   * waiting jobs only, which keeps every other write of the queue off the worker's stream).
+   */
+  readonly readyOnly?: boolean;
+}
+
 /**
  * The core port every backend implements: enqueue, claim, heartbeat, settle, read, count, watch.
  * Every write is atomic per item; results come back in request order.
@@ -131,9 +141,10 @@ export interface QueueBackend {
   counts(queue: string): Promise<JobCounts>;
   /**
    * Watches one queue's job events.
+   * @param options - `readyOnly`: only `added` and `waiting` events.
    * @returns The function that stops watching.
    */
-  watch(queue: string, watcher: QueueWatcher): () => void;
+  watch(queue: string, watcher: QueueWatcher, options?: WatchOptions): () => void;
 }
 
 /** Filters of {@link QueueAdmin.list}. */

@@ -19,6 +19,7 @@ export type {
   QueueWatcher,
   Settlement,
   SettleResult,
+  WatchOptions,
 } from "./backend.js";
 export { blobRefSchema } from "./blob-ref.js";
 export { QueueErrorCode, RetryLaterError, UnrecoverableJobError } from "./errors.js";

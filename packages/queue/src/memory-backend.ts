@@ -517,10 +517,19 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
       return stored === undefined ? undefined : copyJob(stored.record);
     }),
     counts: whenOpen(countsSync),
-    watch(queue, watcher) {
+    watch(queue, given, watchOptions = {}) {
       checkOpen();
       const set = watchers.get(queue) ?? new Set<QueueWatcher>();
       watchers.set(queue, set);
+      const watcher: QueueWatcher =
+        watchOptions.readyOnly === true
+          ? {
+              onEvent: (e) => {
+                if (e.type === "added" || e.type === "waiting") given.onEvent(e);
+              },
+              onResync: () => given.onResync(),
+            }
+          : given;
       set.add(watcher);
       // "Connected": a watcher re-reads what it missed before it started watching.
       queueMicrotask(() => {

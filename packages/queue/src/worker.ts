@@ -458,14 +458,19 @@ export function createWorker<S extends z.ZodType>(
     });
   }
 
-  const unwatch = backend.watch(queue.name, {
-    onEvent(event) {
-      if (event.type === "added" || event.type === "waiting") wakeAt(event.runAt);
+  // Wake-up hints only: the backend keeps the queue's other writes off this stream.
+  const unwatch = backend.watch(
+    queue.name,
+    {
+      onEvent(event) {
+        if (event.type === "added" || event.type === "waiting") wakeAt(event.runAt);
+      },
+      onResync() {
+        void claim();
+      },
     },
-    onResync() {
-      void claim();
-    },
-  });
+    { readyOnly: true },
+  );
   armPoll();
   void claim();
 

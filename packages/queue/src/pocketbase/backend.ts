@@ -34,11 +34,13 @@ import type {
   Heartbeat,
   HeartbeatResult,
   JobCounts,
+  JobEvent,
   QueueAdmin,
   QueueBackendCapabilities,
   QueueWatcher,
   Settlement,
   SettleResult,
+  WatchOptions,
 } from "../backend.js";
 import { QueueErrorCode } from "../errors.js";
 import type { ClaimedJob, JobId, JobRecord, NewJob } from "../job.js";
@@ -60,6 +62,7 @@ import {
   eventsOf,
   heartbeatAnswer,
   movedAnswer,
+  readyJobSchema,
   refusalSchema,
   type SeenJob,
   type StoredJob,
@@ -294,6 +297,18 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
     readonly seen: Map<string, SeenJob>;
   }
   const watches = new Map<string, Watch>();
+  const tell = (watchers: Set<QueueWatcher>, e: JobEvent): void => {
+    for (const w of watchers) callGuarded("watch", w.onEvent, [e], (f) => logger.error(f.message, f.cause));
+  };
+  const resync = (watchers: Set<QueueWatcher>): void => {
+    for (const w of watchers) callGuarded("watch", w.onResync, [], (f) => logger.error(f.message, f.cause));
+  };
+  const watchSessionBase = (queue: string) => ({
+    onError: (e: Error) => logger.warn(`[queue] watch ${queue}: ${e.message}`),
+    scheduler,
+    random,
+    logger,
+  });
   function openWatch(queue: string): Watch {
     const watchPool = poolOf();
     const watchers = new Set<QueueWatcher>();
@@ -312,10 +327,7 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
         if (seen.size > MAX_SEEN) seen.delete(seen.keys().next().value as string);
       }
       latest = Math.max(latest, s.updatedAt);
-      for (const e of events) {
-        for (const w of watchers)
-          callGuarded("watch", w.onEvent, [e], (f) => logger.error(f.message, f.cause));
-      }
+      for (const e of events) tell(watchers, e);
     };
     const session = createRealtimeSession({
       pool: watchPool,
@@ -341,19 +353,40 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
             },
             (e: unknown) => logger.warn(`[queue] watch ${queue} catch-up failed: ${(e as Error).message}`),
           )
-          .finally(() => {
-            for (const w of watchers) {
-              callGuarded("watch", w.onResync, [], (f) => logger.error(f.message, f.cause));
-            }
-          });
+          .finally(() => resync(watchers));
       },
-      onError: (e) => logger.warn(`[queue] watch ${queue}: ${e.message}`),
-      scheduler,
-      random,
-      logger,
+      ...watchSessionBase(queue),
     });
     watchPool.start();
     return { session, pool: watchPool, watchers, seen };
+  }
+
+  // A worker's wake-up: waiting jobs only, filtered by the server, so the queue's other writes
+  // (claims, heartbeats, settlements) never reach the worker's stream. No replay at catch-up: the
+  // watchers are told to resync (a worker then claims, which is the truth).
+  function openReadyWatch(queue: string): Watch {
+    const watchPool = poolOf();
+    const watchers = new Set<QueueWatcher>();
+    const session = createRealtimeSession({
+      pool: watchPool,
+      collection: JOBS_COLLECTION,
+      filter: (pb) => pb.filter("queue = {:q} && state = 'waiting'", { q: queue }),
+      onEvent: (ev) => {
+        const r = readyJobSchema.safeParse(ev.record);
+        if (!r.success || r.data.deleted === true) return;
+        const id = r.data.id as JobId;
+        tell(
+          watchers,
+          r.data.attempt === 0
+            ? { type: "added", id, runAt: r.data.runAt }
+            : { type: "waiting", id, runAt: r.data.runAt },
+        );
+      },
+      onCatchUp: () => resync(watchers),
+      ...watchSessionBase(queue),
+    });
+    watchPool.start();
+    return { session, pool: watchPool, watchers, seen: new Map() };
   }
 
   const admin: QueueAdmin = {
@@ -562,11 +595,13 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
       ).then((r) => (r === undefined ? undefined : parseJob(r))),
     counts: (queue: string): Promise<JobCounts> =>
       call("counts", (ep) => post(ep, "counts", { queue }, countsAnswer)),
-    watch(queue: string, watcher: QueueWatcher): () => void {
-      let w = watches.get(queue);
+    watch(queue: string, watcher: QueueWatcher, watchOptions: WatchOptions = {}): () => void {
+      const readyOnly = watchOptions.readyOnly === true;
+      const key = readyOnly ? `ready\u0000${queue}` : `all\u0000${queue}`;
+      let w = watches.get(key);
       if (w === undefined) {
-        w = openWatch(queue);
-        watches.set(queue, w);
+        w = readyOnly ? openReadyWatch(queue) : openWatch(queue);
+        watches.set(key, w);
         const session = w.session;
         session.connect().catch((e: unknown) => {
           logger.error(`[queue] watch ${queue} cannot connect: ${(e as Error).message}`, e);

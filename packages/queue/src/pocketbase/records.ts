@@ -11,6 +11,14 @@ const count = z.number().finite().min(0);
 const STATES = Object.values(JobState) as [JobState, ...JobState[]];
 
 /** A job record as stored in `nxs_jobs` (route answers and the records API carry the same fields). */
+/** What a worker's wake-up reads of a waiting job's realtime event. */
+export const readyJobSchema = z.object({
+  id: z.string().regex(JOB_ID_PATTERN),
+  attempt: z.number(),
+  runAt: z.number(),
+  deleted: z.boolean().optional(),
+});
+
 export const storedJobSchema = z.object({
   id: z.string().regex(JOB_ID_PATTERN),
   queue: z.string().min(1),

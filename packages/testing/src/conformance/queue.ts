@@ -564,6 +564,39 @@ export function runQueueBackendConformance(
       expect(events.some((e) => e.id === late.id || e.id === other.id)).toBe(false);
     });
 
+    it("tells a readyOnly watcher only what makes a job ready (added, waiting), and resyncs it", async () => {
+      const { backend, queue, lease } = await start();
+      const ready: JobEvent[] = [];
+      let resyncs = 0;
+      backend.watch(
+        queue,
+        {
+          onEvent: (e) => ready.push(e),
+          onResync: () => {
+            resyncs++;
+          },
+        },
+        { readyOnly: true },
+      );
+      await eventually("the first onResync", () => resyncs > 0);
+      const a = job(queue, { maxAttempts: 2 });
+      await backend.enqueue([a]);
+      let c = await claimOne(queue, lease);
+      await backend.heartbeat([{ id: a.id, token: c.token, leaseMs: lease, progress: { step: 1 } }]);
+      await backend.settle([
+        { id: a.id, token: c.token, kind: "fail", code: "e", message: "m", retryDelayMs: 0 },
+      ]);
+      c = await claimOne(queue, lease);
+      await backend.settle([{ id: a.id, token: c.token, kind: "complete" }]);
+      const sentinel = job(queue);
+      await backend.enqueue([sentinel]);
+      await eventually("the sentinel's added event", () => ready.some((e) => e.id === sentinel.id));
+      const mine = ready.filter((e) => e.id === a.id).map((e) => e.type);
+      expect(mine[0]).toBe("added");
+      expect(mine).toContain("waiting");
+      expect(ready.every((e) => e.type === "added" || e.type === "waiting")).toBe(true);
+    });
+
     it("tells watchers of retries (failed, not final, then waiting) and of dead-lettering", async () => {
       const { backend, queue, lease } = await start();
       const events: JobEvent[] = [];
