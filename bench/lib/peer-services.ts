@@ -112,7 +112,14 @@ export async function startPostgres(): Promise<PeerServer> {
     url: `postgres://postgres@127.0.0.1:${port}/bench`,
     port,
     async stop() {
-      await stopChild(child, "SIGINT");
+      // pg_ctl stops the server itself (a signal to `runuser` would not reach it), then the child exits.
+      const exited = stopChild(child, "SIGINT");
+      try {
+        run(join(bin, "pg_ctl"), ["-D", data, "stop", "-m", "fast", "-w"]);
+      } catch {
+        // Already stopping or gone.
+      }
+      await exited;
       rmSync(dir, { recursive: true, force: true });
     },
   };
