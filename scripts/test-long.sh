@@ -4,7 +4,9 @@
 #   npm run test:long              # everything, budget NXS_LONG_BUDGET_S (default 3600 s)
 #   npm run test:long -- --short   # a minute or two of each kind, no fresh-clone check (the
 #                                  # fresh-clone check runs this to test the script itself)
-# Knobs: NXS_LONG_CHAOS_SEEDS (default "7 42 1001"), NXS_LONG_CHAOS_SECONDS (default 300).
+# Knobs: NXS_LONG_CHAOS_SEEDS (default "7 42 1001"), NXS_LONG_CHAOS_SECONDS (default 300), for the
+# queue's seeded crash runs the same seeds and NXS_QUEUE_CRASH_SECONDS (default 120), and
+# NXS_QUEUE_BACKUP_MB (default 200: the database the mid-drain backup test zips).
 # Every step runs even when an earlier one failed; the exit code is 1 when any failed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,6 +34,16 @@ for seed in $seeds; do
   step "chaos seed $seed, ${seconds} s" npx tsx scripts/chaos.ts --seed "$seed" --seconds "$seconds" --quiet || failed=1
 done
 
+# The queue: crashes at seeded random points (workers and the server) checked against the model,
+# and a full backup of a larger database mid-drain (packages/queue/test/integration).
+if [ "$short" -eq 1 ]; then qseeds="5"; qseconds=10; qmb=24; else
+  qseeds="${NXS_LONG_CHAOS_SEEDS:-7 42 1001}"; qseconds="${NXS_QUEUE_CRASH_SECONDS:-120}"; qmb="${NXS_QUEUE_BACKUP_MB:-200}"
+fi
+step "queue crash seeds ($qseeds, ${qseconds} s each) and a ${qmb} MB backup mid-drain" \
+  env NXS_QUEUE_CRASH_SEEDS="$qseeds" NXS_QUEUE_CRASH_SECONDS="$qseconds" NXS_QUEUE_BACKUP_MB="$qmb" \
+  npx vitest run --config vitest.workspace.ts --project integration \
+  packages/queue/test/integration/crashes.int.test.ts packages/queue/test/integration/claims.int.test.ts || failed=1
+
 if [ "$short" -eq 0 ]; then
   step "fresh clone: every npm script with the system Node first on PATH" \
     bash scripts/check-fresh-clone.sh --with-test || failed=1
@@ -48,6 +60,7 @@ else
   step "bench core" bench core --runs 3 \
     --only 'local-set-change-of-100$,full-state,remote-apply,catch-up,heap' --out "$out/core.json" || failed=1
   step "bench pocketbase" bench pocketbase --runs 3 --out "$out/pocketbase.json" || failed=1
+  step "bench queue (vs pg-boss and BullMQ)" bench queue --runs 3 --out "$out/queue.json" || failed=1
 fi
 
 step_summary "${NXS_LONG_BUDGET_S:-3600}" || failed=1
