@@ -321,14 +321,30 @@ routerAdd(
         }
         // Bounded: a batch of malformed or spent stalled jobs is handled, then the next call goes on.
         for (let round = 0; round < 4 && jobs.length < max; round++) {
-          const recs = tx.findRecordsByFilter(
+          // Two queries, each an ordered range of one index ((queue, state, leaseUntil), then
+          // (queue, state, runAt)), reading only the rows it returns: one query with an OR of the
+          // two read every due job of the queue to sort them, a cost that grew with the backlog.
+          const want = max - jobs.length;
+          const stalledRecs = tx.findRecordsByFilter(
             JOBS,
-            "queue = {:q} && deleted = false && ((state = 'waiting' && runAt <= {:now}) || (state = 'active' && leaseUntil <= {:now}))",
-            "runAt,@rowid",
-            max - jobs.length,
+            "queue = {:q} && state = 'active' && leaseUntil <= {:now}",
+            "leaseUntil,@rowid",
+            want,
             0,
             { q: queue, now: now },
           );
+          const waitingRecs =
+            stalledRecs.length >= want
+              ? []
+              : tx.findRecordsByFilter(
+                  JOBS,
+                  "queue = {:q} && state = 'waiting' && runAt <= {:now}",
+                  "runAt,@rowid",
+                  want - stalledRecs.length,
+                  0,
+                  { q: queue, now: now },
+                );
+          const recs = stalledRecs.concat(waitingRecs).filter((r) => !r.getBool("deleted"));
           if (recs.length === 0) break;
           for (const rec of recs) {
             const bad = malformed(rec);
