@@ -143,9 +143,10 @@ export interface RealtimeSessionOptions extends RealtimeTopic {
  * failover or failback, and connect retries on the scheduler. The piece the transport's change
  * feed, the queue's wake-up and the config store's watch build on.
  *
- * A session owns the realtime connection of its pool's clients ({@link pocketBaseRealtimeLink}
- * closes with `pb.realtime.unsubscribe()` and takes the SDK's single `onDisconnect` slot): give
- * each session a pool (clients) of its own.
+ * A session owns the realtime connection of the clients it subscribes with
+ * ({@link pocketBaseRealtimeLink} closes with `pb.realtime.unsubscribe()` and takes the SDK's
+ * single `onDisconnect` slot): no two sessions may share a client. Give each session a pool of its
+ * own, or pin each session to its own endpoint of one pool (`endpoint`, as the replicator does).
  */
 export interface RealtimeSession {
   /**
