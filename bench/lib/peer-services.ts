@@ -6,9 +6,9 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { findFreePort, waitFor } from "@nxs-sync/testing";
 
 /** A started peer server. */
 export interface PeerServer {
@@ -16,18 +16,6 @@ export interface PeerServer {
   readonly url: string;
   readonly port: number;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const a = srv.address();
-      const port = typeof a === "object" && a !== null ? a.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function aptInstall(pkg: string): void {
@@ -54,14 +42,6 @@ function postgresBin(): string {
   return again;
 }
 
-async function waitUntil(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`${what}: not ready after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -85,7 +65,7 @@ export async function startPostgres(): Promise<PeerServer> {
   };
   if (asRoot) execFileSync("chown", ["postgres", dir]);
   run(join(bin, "initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
-  const port = await freePort();
+  const port = await findFreePort();
   const args = [
     "-D",
     data,
@@ -106,7 +86,10 @@ export async function startPostgres(): Promise<PeerServer> {
   child.stderr?.on("data", (d: Buffer) => {
     log += d.toString();
   });
-  await waitUntil("postgres", () => log.includes("ready to accept connections"), 30_000);
+  await waitFor(() => log.includes("ready to accept connections"), {
+    timeoutMs: 30_000,
+    description: "postgres ready",
+  });
   run(join(bin, "createdb"), ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "bench"]);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/bench`,
@@ -139,7 +122,7 @@ export async function startRedis(): Promise<PeerServer> {
     }
   };
   if (!has()) aptInstall("redis-server");
-  const port = await freePort();
+  const port = await findFreePort();
   const child = spawn(
     "redis-server",
     [
@@ -160,7 +143,10 @@ export async function startRedis(): Promise<PeerServer> {
   child.stdout?.on("data", (d: Buffer) => {
     log += d.toString();
   });
-  await waitUntil("redis", () => log.includes("Ready to accept connections"), 30_000);
+  await waitFor(() => log.includes("Ready to accept connections"), {
+    timeoutMs: 30_000,
+    description: "redis ready",
+  });
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
