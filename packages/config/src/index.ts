@@ -1,0 +1,20 @@
+/**
+ * The public API of @nxs-sync/config: named re-exports only.
+ * @packageDocumentation
+ */
+export type { CompactOptions, ConfigBackend, ConfigWatcher, NewVersion, VersionQuery } from "./backend.js";
+export { ConfigConflictError, ConfigErrorCode, type FieldIssue, InvalidConfigError } from "./errors.js";
+export {
+  compareVersions,
+  ENV_PATTERN,
+  KEY_PATTERN,
+  ROLLOUT_RANK,
+  type RolloutRecord,
+  type RolloutState,
+  type RolloutTarget,
+  rolloutRecordSchema,
+  type StoredVersion,
+  storedVersionSchema,
+  VERSION_ID_PATTERN,
+  type VersionMeta,
+} from "./version.js";
