@@ -5,6 +5,15 @@
 export type { CompactOptions, ConfigBackend, ConfigWatcher, NewVersion, VersionQuery } from "./backend.js";
 export { ConfigConflictError, ConfigErrorCode, type FieldIssue, InvalidConfigError } from "./errors.js";
 export {
+  type ConfigRecords,
+  createMemoryConfigBackend,
+  type ImportRecordsResult,
+  type MemoryConfigBackend,
+  type MemoryConfigBackendOptions,
+  type MemoryLinkState,
+  replicateConfigRecords,
+} from "./memory-backend.js";
+export {
   compareVersions,
   ENV_PATTERN,
   KEY_PATTERN,
@@ -18,3 +27,4 @@ export {
   VERSION_ID_PATTERN,
   type VersionMeta,
 } from "./version.js";
+export { toVersionMeta } from "./version-meta.js";
