@@ -14,6 +14,23 @@ export {
   replicateConfigRecords,
 } from "./memory-backend.js";
 export {
+  createKeyring,
+  isSealed,
+  isSecretSchema,
+  type Keyring,
+  type KeyringOptions,
+  keyringFromEnv,
+  openValue,
+  redactValue,
+  resealValue,
+  type SealedSecret,
+  type SecretPath,
+  sealedPaths,
+  sealValue,
+  secret,
+  secretPaths,
+} from "./secrets.js";
+export {
   compareVersions,
   ENV_PATTERN,
   KEY_PATTERN,
