@@ -30,6 +30,7 @@ export {
   secret,
   secretPaths,
 } from "./secrets.js";
+export { type CheckResult, checkValue, validateValue } from "./validate.js";
 export {
   compareVersions,
   ENV_PATTERN,
