@@ -3,6 +3,7 @@
  * @packageDocumentation
  */
 export type { CompactOptions, ConfigBackend, ConfigWatcher, NewVersion, VersionQuery } from "./backend.js";
+export { applyDiff, diffValues, type JsonPatchOperation } from "./diff.js";
 export { ConfigConflictError, ConfigErrorCode, type FieldIssue, InvalidConfigError } from "./errors.js";
 export {
   type ConfigRecords,
