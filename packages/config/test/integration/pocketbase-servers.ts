@@ -1,0 +1,68 @@
+// Shared set-up of the config store's PocketBase integration tests: real servers with the config
+// collections and hook piece, gateway and replicator accounts, and backends.
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import type { NewVersion } from "@nxs-sync/config";
+import { configCollections, configHookPiece } from "@nxs-sync/config/pocketbase";
+import { createNxsCollectionRegistry, ensureNode, ensureSchema, NodeRole } from "@nxs-sync/pocketbase";
+import type { ProcessPocketBase } from "@nxs-sync/testing";
+import type { ServerTracker } from "@nxs-sync/testing/vitest";
+
+export const registry = () => createNxsCollectionRegistry().register(...configCollections());
+
+const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+/** A random record id (15 chars of [a-z0-9]). */
+export const newId = (): string => [...randomBytes(15)].map((x) => ALPHABET[x % 36]).join("");
+
+export interface Account {
+  readonly id: string;
+  readonly email: string;
+  readonly password: string;
+  readonly role: NodeRole;
+}
+export const account = (role: NodeRole = NodeRole.Gateway): Account => {
+  const n = newId();
+  return { id: n, email: `${n}@config.test`, password: `pw-${n}-secret`, role };
+};
+export const authOf = (a: Account) => ({ email: a.email, password: a.password });
+
+export const gateway = account(NodeRole.Gateway);
+export const replicatorAccount = account(NodeRole.Replicator);
+
+/** Starts a server with the config collections, hook piece and the shared accounts. */
+export async function startConfigServer(servers: ServerTracker, name: string): Promise<ProcessPocketBase> {
+  const s = await servers.start({ name, hookFiles: [configHookPiece()] });
+  await ensureSchema(s.client(), { collections: registry(), rateLimits: false });
+  for (const a of [gateway, replicatorAccount]) await ensureNode(s.client(), a);
+  return s;
+}
+
+let hlcCounter = 0;
+/** A sortable HLC-like stamp (the server only orders it as a string). */
+export const nextHlc = (): string =>
+  `${String(Date.now()).padStart(15, "0")}-${String(++hlcCounter).padStart(6, "0")}-test`;
+
+/** A new version of `key` in `env` on top of `expectedVersion`. */
+export const newVersion = (
+  env: string,
+  key: string,
+  expectedVersion: number,
+  extra: Partial<NewVersion> = {},
+): NewVersion => ({
+  id: newId(),
+  env,
+  key,
+  expectedVersion,
+  hlc: nextHlc(),
+  node: "gw-1",
+  author: "alice",
+  message: `v${expectedVersion + 1}`,
+  value: { n: expectedVersion + 1 },
+  ...extra,
+});
+
+/** A fresh environment name per test. */
+export const newEnv = (prefix = "env"): string => `${prefix}-${newId()}`;
+
+/** The path of a file beside this one. */
+export const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
