@@ -6,6 +6,16 @@ export type { CompactOptions, ConfigBackend, ConfigWatcher, NewVersion, VersionQ
 export { applyDiff, diffValues, type JsonPatchOperation } from "./diff.js";
 export { ConfigConflictError, ConfigErrorCode, type FieldIssue, InvalidConfigError } from "./errors.js";
 export {
+  ConfigFileError,
+  EXPORT_FORMAT,
+  type ExportEntry,
+  type ExportFile,
+  exportFileOf,
+  exportFileSchema,
+  parseExport,
+  renderExport,
+} from "./files.js";
+export {
   type ConfigRecords,
   createMemoryConfigBackend,
   type ImportRecordsResult,
