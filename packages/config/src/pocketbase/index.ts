@@ -4,6 +4,11 @@
  * @packageDocumentation
  */
 export {
+  createPocketBaseConfigBackend,
+  type PocketBaseConfigBackend,
+  type PocketBaseConfigBackendOptions,
+} from "./backend.js";
+export {
   CONFIG_HOOKS,
   configCollections,
   configHookPiece,

@@ -3,7 +3,14 @@
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import type { NewVersion } from "@nxs-sync/config";
-import { configCollections, configHookPiece } from "@nxs-sync/config/pocketbase";
+import {
+  configCollections,
+  configHookPiece,
+  createPocketBaseConfigBackend,
+  type PocketBaseConfigBackend,
+  type PocketBaseConfigBackendOptions,
+} from "@nxs-sync/config/pocketbase";
+import { silentLogger } from "@nxs-sync/core";
 import { createNxsCollectionRegistry, ensureNode, ensureSchema, NodeRole } from "@nxs-sync/pocketbase";
 import type { ProcessPocketBase } from "@nxs-sync/testing";
 import type { ServerTracker } from "@nxs-sync/testing/vitest";
@@ -35,6 +42,34 @@ export async function startConfigServer(servers: ServerTracker, name: string): P
   await ensureSchema(s.client(), { collections: registry(), rateLimits: false });
   for (const a of [gateway, replicatorAccount]) await ensureNode(s.client(), a);
   return s;
+}
+
+/** Fast failover for tests. */
+export const FAST_FAILOVER = {
+  failureThreshold: 1,
+  downAfterMs: 300,
+  healthIntervalMs: 200,
+  healthTimeoutMs: 300,
+};
+
+const backends: PocketBaseConfigBackend[] = [];
+/** A backend as the gateway account (closed by {@link closeBackends}). */
+export function backendOf(
+  endpoints: readonly string[],
+  options: Partial<PocketBaseConfigBackendOptions> = {},
+): PocketBaseConfigBackend {
+  const b = createPocketBaseConfigBackend({
+    endpoints,
+    auth: authOf(gateway),
+    failover: FAST_FAILOVER,
+    logger: silentLogger,
+    ...options,
+  });
+  backends.push(b);
+  return b;
+}
+export async function closeBackends(): Promise<void> {
+  await Promise.all(backends.splice(0).map((b) => b.close()));
 }
 
 let hlcCounter = 0;
