@@ -24,6 +24,7 @@ export {
   type MemoryLinkState,
   replicateConfigRecords,
 } from "./memory-backend.js";
+export { effectiveVersion, isHiddenFrom, isTargeted, rolloutBucket } from "./rollout-target.js";
 export {
   createKeyring,
   isSealed,
