@@ -3,6 +3,14 @@
  * @packageDocumentation
  */
 export type { CompactOptions, ConfigBackend, ConfigWatcher, NewVersion, VersionQuery } from "./backend.js";
+export {
+  CACHE_FILE_FORMAT,
+  type CacheFileContent,
+  type CacheFileRead,
+  cacheFileSchema,
+  readCacheFile,
+  writeCacheFile,
+} from "./cache-file.js";
 export { applyDiff, diffValues, type JsonPatchOperation } from "./diff.js";
 export { ConfigConflictError, ConfigErrorCode, type FieldIssue, InvalidConfigError } from "./errors.js";
 export {
