@@ -92,7 +92,7 @@ export function exportFileOf(env: string, heads: readonly StoredVersion[], now: 
   const keys: Record<string, ExportEntry> = {};
   for (const name of [...best.keys()].sort()) {
     const v = best.get(name) as StoredVersion;
-    if (v.compacted || v.value === null) continue;
+    if (v.compacted) continue;
     keys[name] = { version: v.version, value: v.value };
   }
   return { format: EXPORT_FORMAT, env, exportedAt: new Date(now).toISOString(), keys };

@@ -323,6 +323,7 @@ export function keyringFromEnv(
   const keys: Record<string, Buffer> = {};
   list.split(",").forEach((raw, i) => {
     const entry = raw.trim();
+    if (entry === "") return; // a trailing or doubled comma
     const where = `NXS_CONFIG_KEYS entry ${i + 1}`;
     const colon = entry.indexOf(":");
     if (colon <= 0) {

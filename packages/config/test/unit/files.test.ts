@@ -60,6 +60,7 @@ describe("exportFileOf", () => {
         version("routes", 2, { a: 1 }),
         version("flags", 3, null),
         version("limits", 1, { rps: 5 }),
+        version("nothing", 1, null, { compacted: false }),
         version("routes", 1, { a: 0 }),
       ],
       NOW,
@@ -68,9 +69,13 @@ describe("exportFileOf", () => {
       format: "nxs-config/1",
       env: "production",
       exportedAt: "2026-12-07T08:00:00.000Z",
-      keys: { limits: { version: 1, value: { rps: 5 } }, routes: { version: 2, value: { a: 1 } } },
+      keys: {
+        limits: { version: 1, value: { rps: 5 } },
+        nothing: { version: 1, value: null },
+        routes: { version: 2, value: { a: 1 } },
+      },
     });
-    expect(Object.keys(file.keys)).toEqual(["limits", "routes"]);
+    expect(Object.keys(file.keys)).toEqual(["limits", "nothing", "routes"]);
   });
 
   it("refuses a version of another environment", () => {

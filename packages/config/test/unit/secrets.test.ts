@@ -186,6 +186,7 @@ describe("keyringFromEnv", () => {
       NXS_CONFIG_ACTIVE_KEY: "new",
     });
     expect(active?.activeKid).toBe("new");
+    expect(keyringFromEnv({ NXS_CONFIG_KEYS: `k1:${b64(K1)},` })?.activeKid).toBe("k1");
     // what one keyring seals the other opens (same key id and bytes)
     const sealed = active?.seal("x", "k:") as SealedSecret;
     expect(createKeyring({ keys: { new: K2 } }).open(sealed, "k:")).toBe("x");
@@ -227,6 +228,16 @@ describe("sealValue, openValue, resealValue", () => {
     expect(openValue("providers", stored, providers, ring)).toEqual(plain);
     // the input is not changed
     expect(plain.apiKey).toBe("sk-live-1");
+  });
+
+  it("seals a whole value that is itself secret (path: the value)", () => {
+    const s = secret(z.string());
+    expect(secretPaths(s)).toEqual([[]]);
+    const stored = sealValue("token", "abc", s, ring);
+    expect(isSealed(stored)).toBe(true);
+    expect(sealedPaths(stored)).toEqual([[]]);
+    expect(openValue("token", stored, s, ring)).toBe("abc");
+    expect(codeOf(() => openValue("other", stored, s, ring))).toBe("config/secret-corrupt");
   });
 
   it("passes an already sealed value through unchanged", () => {
