@@ -3,4 +3,6 @@
  * embedding), named re-exports only.
  * @packageDocumentation
  */
-export {};
+export type { CliContext, CliOutput } from "./context.js";
+export { CliExitCode, exitCodeOf } from "./exit-codes.js";
+export { runCli } from "./run-cli.js";

@@ -1,0 +1,33 @@
+/** Where a command writes: a stream's `write` (and whether it is a terminal, for the progress bar). */
+export interface CliOutput {
+  write(text: string): unknown;
+  readonly isTTY?: boolean;
+}
+
+import type { Logger } from "@nxs-sync/core";
+
+/** What {@link runCli} needs from its process (injectable for tests and for embedding). */
+export interface CliContext {
+  /** Environment (credentials: `NXS_SUPERUSER_EMAIL`, `NXS_SUPERUSER_PASSWORD`, `NXS_REPLICATOR_*`). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Results (tables, JSON). */
+  readonly stdout: CliOutput;
+  /** Messages, warnings, errors and the progress bar. */
+  readonly stderr: CliOutput;
+  /** Aborts long commands (`status --watch`, `replicator`): SIGINT/SIGTERM in the binary. */
+  readonly signal: AbortSignal;
+  /** Where `nxs-sync replicator` logs (default: one line per message to the process's stderr). */
+  readonly logger?: Logger;
+}
+
+/** What every subcommand gets: the context and the global options. */
+export interface CommandEnv extends CliContext {
+  /** `--json`: one JSON document on stdout instead of tables. */
+  readonly json: boolean;
+  /** Per-request timeout in ms (`--timeout`, default 10 000). */
+  readonly timeoutMs: number;
+  /** `--progress`: a progress bar even when stderr is not a terminal. */
+  readonly progress: boolean;
+  /** Writes a line to stderr (not in `--json` documents). */
+  note(line: string): void;
+}

@@ -1,0 +1,73 @@
+import {
+  type CollectionDefinition,
+  type CollectionRegistry,
+  createNxsCollectionRegistry,
+  type HookPiece,
+} from "@nxs-sync/pocketbase";
+
+/** What the CLI knows of the project: its collections and hook pieces, and which packages it found. */
+export interface ProjectRegistry {
+  readonly registry: CollectionRegistry;
+  /** `pocketbase`, and `queue` / `config` when those packages are installed and load. */
+  readonly packages: readonly string[];
+  /** Optional packages that are installed but failed to load, with why. */
+  readonly skipped: readonly string[];
+}
+
+/** The shape read from an optional package's `/pocketbase` entry (checked at run time). */
+interface OptionalPackage {
+  readonly collections?: () => CollectionDefinition[];
+  readonly hooks?: () => HookPiece;
+}
+
+async function loadQueue(): Promise<OptionalPackage> {
+  const m = (await import("@nxs-sync/queue/pocketbase")) as unknown as Record<string, unknown>;
+  return {
+    collections: m.queueCollections as OptionalPackage["collections"],
+    hooks: m.queueHookPiece as OptionalPackage["hooks"],
+  };
+}
+
+async function loadConfig(): Promise<OptionalPackage> {
+  const m = (await import("@nxs-sync/config/pocketbase")) as unknown as Record<string, unknown>;
+  return {
+    collections: m.configCollections as OptionalPackage["collections"],
+    hooks: m.configHookPiece as OptionalPackage["hooks"],
+  };
+}
+
+const OPTIONAL: readonly (readonly [string, () => Promise<OptionalPackage>])[] = [
+  ["queue", loadQueue],
+  ["config", loadConfig],
+];
+
+/**
+ * The project's registry: the nxs-sync collections and bundle, plus the queue's and the config
+ * store's collections and hook pieces when `@nxs-sync/queue` / `@nxs-sync/config` are installed
+ * (loaded with a dynamic import, so the CLI works without them).
+ * @returns The registry and the packages it covers.
+ */
+export async function loadProjectRegistry(): Promise<ProjectRegistry> {
+  const registry = createNxsCollectionRegistry();
+  const packages = ["pocketbase"];
+  const skipped: string[] = [];
+  for (const [name, load] of OPTIONAL) {
+    let pkg: OptionalPackage;
+    try {
+      pkg = await load();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== "ERR_MODULE_NOT_FOUND" && code !== "MODULE_NOT_FOUND") {
+        skipped.push(`${name}: ${(e as Error).message}`);
+      }
+      continue;
+    }
+    if (typeof pkg.collections !== "function" || typeof pkg.hooks !== "function") {
+      skipped.push(`${name}: its /pocketbase entry exports no collections or hook piece`);
+      continue;
+    }
+    registry.register(...pkg.collections()).registerHooks(pkg.hooks());
+    packages.push(name);
+  }
+  return { registry, packages, skipped };
+}

@@ -1,0 +1,163 @@
+import { isNxsError } from "@nxs-sync/core";
+import { runReplicatorCli } from "@nxs-sync/pocketbase";
+import { Command, CommanderError, Option } from "commander";
+import { runHooksWrite, runSetup } from "./commands/setup.js";
+import type { CliContext, CommandEnv } from "./context.js";
+import { CliExitCode, exitCodeOf } from "./exit-codes.js";
+import { renderJson } from "./output.js";
+
+const EXIT_CODES_HELP = `
+Exit codes:
+  0  done                         4  a server did not answer (unreachable)
+  1  unexpected failure           5  a backup failed its verification
+  2  bad usage or configuration   6  a server is not ready (hooks bundle or schema missing)
+  3  a server refused the login   7  status: the servers disagree (diverged or behind)
+
+Credentials (superuser, for every command but replicator) come from --superuser-email and
+--superuser-password, else NXS_SUPERUSER_EMAIL and NXS_SUPERUSER_PASSWORD, else --credentials FILE
+({"email": "...", "password": "..."} or per server {"servers": {"<url>": {...}}}). They are never
+printed. \`nxs-sync replicator\` takes the replicator's own (NXS_REPLICATOR_EMAIL, NXS_REPLICATOR_PASSWORD).
+See docs/operations.md.`;
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** Global options, as commander parsed them. */
+interface GlobalOptions {
+  json?: boolean;
+  timeout?: string;
+  progress?: boolean;
+  superuserEmail?: string;
+  superuserPassword?: string;
+  credentials?: string;
+}
+
+/**
+ * The `nxs-sync` command line as a function: parses `argv` (the arguments after the command name),
+ * runs the subcommand against the servers, writes to `ctx.stdout` / `ctx.stderr`, and returns the
+ * exit code (never calls `process.exit`). `nxs-sync replicator …` runs the replicator
+ * (`runReplicatorCli`, same flags and exit codes as `nxs-replicator`).
+ * @param argv - Arguments, e.g. `["status", "--server", url, "--json"]`.
+ * @param ctx - Environment, output streams, stop signal.
+ * @returns The exit code, one of {@link CliExitCode}.
+ * @example
+ * ```ts
+ * const code = await runCli(["setup", "--server", a, "--server", b, "--identities", "ids.json"], {
+ *   env: process.env, stdout: process.stdout, stderr: process.stderr, signal: AbortSignal.timeout(60_000),
+ * });
+ * ```
+ */
+export async function runCli(argv: readonly string[], ctx: CliContext): Promise<CliExitCode> {
+  if (argv[0] === "replicator") {
+    return runReplicatorCli(argv.slice(1), {
+      env: ctx.env,
+      signal: ctx.signal,
+      ...(ctx.logger === undefined ? {} : { logger: ctx.logger }),
+    });
+  }
+  let exit: CliExitCode = CliExitCode.Ok;
+  let json = argv.includes("--json");
+  const program = new Command("nxs-sync")
+    .description("Set up, watch, back up and restore a fleet of nxs-sync PocketBase servers.")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => ctx.stdout.write(s),
+      writeErr: (s) => ctx.stderr.write(s),
+    })
+    .showSuggestionAfterError()
+    .option("--json", "one JSON document on stdout (for scripts)")
+    .option("--timeout <ms>", "per-request timeout", "10000")
+    .option("--progress", "show the progress bar even when stderr is not a terminal")
+    .option("--superuser-email <email>", "superuser email (else NXS_SUPERUSER_EMAIL)")
+    .addOption(
+      new Option(
+        "--superuser-password <password>",
+        "superuser password (else NXS_SUPERUSER_PASSWORD; prefer the environment or a file)",
+      ),
+    )
+    .option("--credentials <file>", "JSON file with the superuser credentials")
+    .addHelpText("after", EXIT_CODES_HELP);
+
+  const envOf = (cmd: Command): CommandEnv & GlobalOptions => {
+    const g = cmd.optsWithGlobals() as GlobalOptions;
+    json = g.json === true;
+    const timeoutMs = Number(g.timeout ?? "10000");
+    return {
+      ...ctx,
+      ...g,
+      json,
+      timeoutMs: Number.isFinite(timeoutMs) && timeoutMs > 0 ? timeoutMs : 10_000,
+      progress: g.progress === true,
+      note: (line) => {
+        ctx.stderr.write(`${line}\n`);
+      },
+    };
+  };
+
+  program
+    .command("setup")
+    .description(
+      "make servers ready in one idempotent command: schema, batch and rate limits, node and replicator identities (same ids everywhere), hooks check",
+    )
+    .requiredOption("--server <url>", "a server (repeat for each)", collect)
+    .option(
+      "--identities <file>",
+      "identities file: read when it exists, else generated and written (0600)",
+      "nxs-identities.json",
+    )
+    .option(
+      "--node <name>",
+      "gateway to generate when the identities file does not exist (repeat; default node-1)",
+      collect,
+    )
+    .option("--dry-run", "print what would change, change nothing")
+    .action(async (opts, cmd: Command) => {
+      const env = envOf(cmd);
+      exit = await runSetup(env, { ...env, ...opts });
+    });
+
+  const hooks = program.command("hooks").description("the pb_hooks bundle of this release");
+  hooks
+    .command("write <dir>")
+    .description("write the hooks bundle and the pieces of the installed packages into a server's --hooksDir")
+    .action(async (dir: string, _opts, cmd: Command) => {
+      exit = await runHooksWrite(envOf(cmd), dir);
+    });
+
+  program
+    .command("replicator")
+    .description(
+      "run the replicator (the flags and exit codes of nxs-replicator; `nxs-sync replicator --help`)",
+    )
+    .helpOption(false)
+    .allowUnknownOption();
+
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return exit;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (
+        e.code === "commander.helpDisplayed" ||
+        e.code === "commander.help" ||
+        e.code === "commander.version"
+      ) {
+        return CliExitCode.Ok;
+      }
+      // commander printed the message already
+      return CliExitCode.Usage;
+    }
+    const code = exitCodeOf(e);
+    const message = (e as Error).message ?? String(e);
+    if (json) {
+      ctx.stdout.write(
+        renderJson({
+          ok: false,
+          exitCode: code,
+          error: { code: isNxsError(e) ? e.code : "unexpected", message },
+        }),
+      );
+    }
+    ctx.stderr.write(`nxs-sync: error: ${message}\n`);
+    return code;
+  }
+}

@@ -1,0 +1,81 @@
+// Shared set-up of the CLI's integration tests: real PocketBase servers with one superuser, the
+// project's hook pieces, and `nxs-sync` run in-process with captured output.
+import { randomBytes } from "node:crypto";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ProcessPocketBase, ProcessPocketBaseOptions } from "@nxs-sync/testing";
+import type { ServerTracker } from "@nxs-sync/testing/vitest";
+import { runCli } from "../../src/index.js";
+import { loadProjectRegistry } from "../../src/registry.js";
+
+/** One superuser on every server of a test (a random password, checked never to be printed). */
+export const SUPERUSER = {
+  email: "ops@nxs-sync.test",
+  password: `su-${randomBytes(12).toString("hex")}`,
+};
+
+/** Environment holding the superuser credentials. */
+export const SUPERUSER_ENV = {
+  NXS_SUPERUSER_EMAIL: SUPERUSER.email,
+  NXS_SUPERUSER_PASSWORD: SUPERUSER.password,
+};
+
+/** What one run of the CLI printed and returned. */
+export interface CliRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** `stdout` parsed (for `--json` runs). */
+  json<T = Record<string, unknown>>(): T;
+}
+
+/**
+ * Runs `nxs-sync` in-process.
+ * @param argv - Arguments.
+ * @param env - Environment (default: the superuser's).
+ * @param signal - Stop signal (default: never).
+ */
+export async function cli(
+  argv: readonly string[],
+  env: Record<string, string | undefined> = SUPERUSER_ENV,
+  signal: AbortSignal = new AbortController().signal,
+): Promise<CliRun> {
+  let stdout = "";
+  let stderr = "";
+  const code = await runCli(argv, {
+    env,
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+    signal,
+  });
+  return { code, stdout, stderr, json: () => JSON.parse(stdout) };
+}
+
+/** `--server a --server b …`. */
+export const serverArgs = (servers: readonly { url: string }[]): string[] =>
+  servers.flatMap((s) => ["--server", s.url]);
+
+/** Starts a bare server (no nxs schema) with the superuser and every hook piece of the project. */
+export async function startFleetServer(
+  servers: ServerTracker,
+  name: string,
+  options: ProcessPocketBaseOptions = {},
+): Promise<ProcessPocketBase> {
+  const { registry } = await loadProjectRegistry();
+  return servers.start({
+    name,
+    superuser: SUPERUSER,
+    batch: false,
+    hookFiles: registry.hooks().filter((p) => p.name !== "nxs"),
+    ...options,
+  });
+}
+
+/** A new temp dir for a test's files (identities, backups). */
+export const tempDir = (): Promise<string> => mkdtemp(join(tmpdir(), "nxs-cli-"));
+
+/** Asserts the superuser password appears in none of a run's outputs. */
+export function leaksPassword(run: CliRun, password = SUPERUSER.password): boolean {
+  return run.stdout.includes(password) || run.stderr.includes(password);
+}
