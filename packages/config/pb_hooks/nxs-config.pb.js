@@ -250,9 +250,10 @@ routerAdd(
       },
 
       // Marks old versions compacted (value removed, compactedAt set: a tombstone the replicator
-      // copies). A key's head and the versions whose rollout is `staged` are always kept; a version
-      // is kept when it is among the `keepLast` newest of its key or created at or after
-      // `keepSince` (without either, only the head and staged versions are kept).
+      // copies). A key's head, its staged versions and its effective version (the greatest one no
+      // rollout holds back: not staged, not rolled back) are always kept; another is kept when it
+      // is among the `keepLast` newest of its key or created at or after `keepSince` (without
+      // either, only those always kept stay).
       compact: (tx, now) => {
         const env = str(body.env, "env", 63, ENV);
         const keys =
@@ -263,11 +264,9 @@ routerAdd(
           body.keepSince === undefined || body.keepSince === null
             ? Infinity
             : int(body.keepSince, "keepSince", 0);
-        const staged = {};
-        for (const r of tx.findRecordsByFilter(ROLLOUTS, "env = {:env} && state = 'staged'", "", 0, 0, {
-          env: env,
-        }))
-          staged[r.id] = true;
+        const states = {};
+        for (const r of tx.findRecordsByFilter(ROLLOUTS, "env = {:env}", "", 0, 0, { env: env }))
+          states[r.id] = r.getString("state");
         let compacted = 0;
         for (const key of keys) {
           const recs = tx
@@ -276,8 +275,11 @@ routerAdd(
               key: key,
             })
             .filter(wellFormed);
+          // The greatest version no rollout holds back: what untargeted nodes run when the head is staged.
+          const effective = recs.find((r) => states[r.id] !== "staged" && states[r.id] !== "rolled-back");
           recs.forEach((rec, i) => {
-            if (i === 0 || i < keepLast || rec.getBool("compacted") || staged[rec.id] === true) return;
+            if (i === 0 || i < keepLast || rec.getBool("compacted")) return;
+            if (states[rec.id] === "staged" || rec === effective) return;
             if (rec.getFloat("createdAt") >= keepSince) return;
             rec.set("compacted", true);
             rec.set("value", null);

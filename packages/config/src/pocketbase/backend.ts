@@ -81,6 +81,8 @@ export interface PocketBaseConfigBackend extends ConfigBackend {
 
 /** Page size of the records API (PocketBase's maximum). */
 const MAX_PAGE = 1000;
+/** Clock skew allowed between this process and a server met for the first time by a watch (ms). */
+const CATCH_UP_MARGIN_MS = 2000;
 /** Record writes a backend remembers having reported invalid (the oldest are forgotten first). */
 const MAX_REPORTED = 10_000;
 
@@ -134,13 +136,24 @@ export function createPocketBaseConfigBackend(
   let closed = false;
   const home = pool.endpoints[0]?.url ?? endpoints[0] ?? "";
 
-  // Each server is checked once for the hook piece of this release (server/incompatible otherwise).
+  // Each server is checked once for the hook piece of this release (server/incompatible otherwise),
+  // and asked its origin id (the origin of the versions it accepts).
   const piece = configHookPiece();
   const checked = new Map<string, Promise<void>>();
+  const origins = new Map<string, string>();
   const checkPiece = (ep: Endpoint): Promise<void> => {
     let p = checked.get(ep.url);
     if (p === undefined) {
-      p = checkHookPieces(ep.client, [piece]);
+      p = checkHookPieces(ep.client, [piece]).then(async () => {
+        const a = originAnswer.safeParse(
+          await ep.client.call(
+            "config origin",
+            (pb) => pb.send("/nxs/config/origin", { method: "POST", body: {} }),
+            { retry: false },
+          ),
+        );
+        if (a.success) origins.set(ep.url, a.data.origin);
+      });
       checked.set(ep.url, p);
       p.catch(() => checked.delete(ep.url));
     }
@@ -277,8 +290,12 @@ export function createPocketBaseConfigBackend(
     const watchPool = poolOf();
     const watchers = new Set<ConfigWatcher>();
     // Per server, the greatest `updated` seen there (each server's own clock): a catch-up lists
-    // what changed since. A server met for the first time only sets it (the store lists itself).
+    // what changed since. On a server met for the first time (the first connect, a failover), it
+    // lists what changed since the watch last heard anything (this process's clock, less a margin
+    // for the skew between clocks): a write made while the subscription was being opened is told.
     const cursors = new Map<string, { versions: string; rollouts: string }>();
+    let heardAt = scheduler.now();
+    const pbDate = (ms: number) => new Date(ms).toISOString().replace("T", " ");
     const tell = <T>(what: string, fn: (w: ConfigWatcher) => T) => {
       for (const w of watchers) guard(`watch ${what}`, () => fn(w));
     };
@@ -288,6 +305,7 @@ export function createPocketBaseConfigBackend(
       if (c !== undefined && typeof at === "string" && at > c[which]) c[which] = at;
     };
     const deliver = (raw: unknown, url: string) => {
+      heardAt = scheduler.now();
       const r = raw as { collectionName?: unknown; env?: unknown } | null;
       if (r?.collectionName === ROLLOUTS_COLLECTION) {
         // Rollouts come unfiltered on the session's connection: only this environment's count.
@@ -303,14 +321,6 @@ export function createPocketBaseConfigBackend(
       if (d.ok) tell("onVersion", (w) => w.onVersion(d.value));
       else quarantine(env, raw, d.reason);
     };
-    const newest = async (pb: PocketBase, collection: string): Promise<string> => {
-      const page = await pb.collection(collection).getList(1, 1, {
-        filter: pb.filter("env = {:env}", { env }),
-        sort: "-updated",
-        skipTotal: true,
-      });
-      return String(page.items[0]?.updated ?? "");
-    };
     const since = (pb: PocketBase, collection: string, at: string) =>
       pb.collection(collection).getFullList({
         batch: MAX_PAGE,
@@ -319,19 +329,19 @@ export function createPocketBaseConfigBackend(
         sort: "updated",
       });
     async function catchUp(ep: Endpoint): Promise<void> {
-      const c = cursors.get(ep.url);
+      const from = pbDate(Math.min(heardAt, scheduler.now()) - CATCH_UP_MARGIN_MS);
+      let c = cursors.get(ep.url);
       if (c === undefined) {
-        const [versions, rollouts] = await ep.client.call("config watch cursor", (pb) =>
-          Promise.all([newest(pb, VERSIONS_COLLECTION), newest(pb, ROLLOUTS_COLLECTION)]),
-        );
-        cursors.set(ep.url, { versions, rollouts });
-        return;
+        c = { versions: from, rollouts: from };
+        cursors.set(ep.url, c);
       }
+      const started = scheduler.now();
       const [versions, rollouts] = await ep.client.call("config watch catch-up", (pb) =>
         Promise.all([since(pb, VERSIONS_COLLECTION, c.versions), since(pb, ROLLOUTS_COLLECTION, c.rollouts)]),
       );
       for (const raw of versions) deliver(raw, ep.url);
       for (const raw of rollouts) deliver(raw, ep.url);
+      heardAt = Math.max(heardAt, started);
     }
     const session: RealtimeSession = createRealtimeSession({
       pool: watchPool,
@@ -367,7 +377,10 @@ export function createPocketBaseConfigBackend(
   }
 
   return {
-    name: `pocketbase:${home}`,
+    /** The home server's origin id once a call has reached it (its URL before). */
+    get name() {
+      return origins.get(home) ?? home;
+    },
 
     origin: () => postCall("origin", {}, originAnswer).then((a) => a.origin),
 

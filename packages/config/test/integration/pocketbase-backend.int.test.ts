@@ -192,8 +192,8 @@ it("watches an environment: versions, compactions and rollouts, not another envi
   const v1 = await writer.put(newVersion(env, "k", 0));
   await writer.put(newVersion(newEnv(), "k", 0));
   const v2 = await writer.put(newVersion(env, "k", 1));
-  await writer.setRollout(v2, "staged", "canary");
-  await writer.compact({ env });
+  await writer.setRollout(v2, "promoted", "all");
+  expect(await writer.compact({ env })).toBe(1);
   await waitFor(() => seen.versions.some((v) => v.compacted) && seen.rollouts.length > 0, {
     description: "the compaction and the rollout seen",
   });
@@ -202,7 +202,7 @@ it("watches an environment: versions, compactions and rollouts, not another envi
     [v2.id, false],
     [v1.id, true],
   ]);
-  expect(seen.rollouts.map((r) => [r.id, r.state])).toEqual([[v2.id, "staged"]]);
+  expect(seen.rollouts.map((r) => [r.id, r.state])).toEqual([[v2.id, "promoted"]]);
   expect(seen.invalid).toEqual([]);
   stop();
 });
