@@ -50,6 +50,22 @@ export {
   secret,
   secretPaths,
 } from "./secrets.js";
+export {
+  type ConfigKey,
+  type ConfigSchemas,
+  type ConfigStore,
+  type ConfigStoreEvent,
+  type ConfigStoreOptions,
+  type ConfigValue,
+  type ConfigWatchEvent,
+  createConfigStore,
+  type HistoryEntry,
+  type ImportResult,
+  type KeyChange,
+  type PutOptions,
+  type RolloutOptions,
+  type VersionRef,
+} from "./store.js";
 export { type CheckResult, checkValue, validateValue } from "./validate.js";
 export {
   compareVersions,
@@ -66,3 +82,10 @@ export {
   type VersionMeta,
 } from "./version.js";
 export { toVersionMeta } from "./version-meta.js";
+export {
+  type CursorDecision,
+  createWatchCursor,
+  RESYNC_WINDOW,
+  type VersionPosition,
+  type WatchCursor,
+} from "./watch-cursor.js";

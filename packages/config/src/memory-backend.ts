@@ -230,11 +230,10 @@ export function createMemoryConfigBackend(options: MemoryConfigBackendOptions = 
     return [...heads.values()].sort((a, b) => (a.key < b.key ? -1 : 1)).map((v) => structuredClone(v));
   };
 
-  /** Staged or rolled back: hidden from nodes a rollout does not target (or from all). */
+  /** Hidden from some nodes: a version with a rollout target that is not promoted (as `isHiddenFrom`). */
   const isHeld = (v: StoredVersion): boolean => {
-    const r = rollouts.get(v.id);
-    if (r !== undefined) return r.state !== "promoted";
-    return v.rollout !== undefined;
+    if (v.rollout === undefined) return false;
+    return rollouts.get(v.id)?.state !== "promoted";
   };
 
   const compactSync = (o: CompactOptions): number => {

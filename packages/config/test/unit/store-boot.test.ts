@@ -1,0 +1,109 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isNxsError } from "@nxs-sync/core";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { replicateConfigRecords } from "../../src/memory-backend.js";
+import { flush, harness } from "./store-helpers.js";
+
+const who = { author: "ann", message: "change" };
+
+describe("config store boot from the last-known-good file", () => {
+  let dir = "";
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "nxs-config-boot-"));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("boots from the cache file when the server hangs, says so, and recovers when it answers", async () => {
+    const h = harness();
+    const backend = h.backend();
+    const cacheFile = join(dir, "prod.json");
+    const first = h.store(backend, { cacheFile });
+    await first.store.start();
+    await first.store.put("limits", { rps: 5, burst: 1 }, { expectedVersion: 0, ...who });
+    await first.store.put(
+      "providers",
+      { name: "p", apiKey: "plain-secret-value" },
+      { expectedVersion: 0, ...who },
+    );
+    await h.advance(100);
+    await first.store.close();
+    const text = await readFile(cacheFile, "utf8");
+    expect(text).toContain('"rps":5');
+    expect(text).not.toContain("plain-secret-value");
+
+    backend.setLink("hang");
+    const second = h.store(backend, { cacheFile, bootTimeoutMs: 1000, node: "gw-2" });
+    let booted: { source: string } | undefined;
+    void second.store.start().then((r) => {
+      booted = r;
+    });
+    await h.advance(999);
+    expect(booted).toBeUndefined();
+    h.scheduler.advance(1);
+    await vi.waitFor(() => expect(booted).toEqual({ source: "cache" }));
+    expect(second.events.map((e) => e.type)).toContain("degraded");
+    expect(second.store.get("limits")).toEqual({ rps: 5, burst: 1 });
+    expect(second.store.get("providers").apiKey).toBe("plain-secret-value");
+
+    // Meanwhile a newer version reached the server (replicated); once it answers, the store catches up.
+    const other = h.backend("b");
+    replicateConfigRecords(backend, other);
+    const writer = h.store(other, { node: "gw-w" }).store;
+    await writer.start();
+    await writer.put("limits", { rps: 7, burst: 1 }, { expectedVersion: 1, ...who });
+    replicateConfigRecords(other, backend);
+    backend.setLink("up");
+    await flush(10);
+    expect(second.events.map((e) => e.type)).toContain("recovered");
+    expect(second.store.get("limits").rps).toBe(7);
+    await Promise.all([second.store.close(), writer.close()]);
+  });
+
+  it("without a usable cache file, start fails with config/not-ready once the boot time is over", async () => {
+    const h = harness();
+    const backend = h.backend();
+    backend.setLink("down");
+    const none = h.store(backend, { bootTimeoutMs: 500, retryMs: 100 });
+    const noFile = none.store.start().catch((e: unknown) => e);
+    await h.advance(500);
+    const err = await noFile;
+    expect(isNxsError(err) && err.code).toBe("config/not-ready");
+    await none.store.close();
+
+    const corrupt = join(dir, "corrupt.json");
+    await writeFile(corrupt, "{ not json", "utf8");
+    const bad = h.store(backend, { bootTimeoutMs: 500, cacheFile: corrupt });
+    const badFile = bad.store.start().catch((e: unknown) => e);
+    await h.advance(500);
+    let settled: unknown;
+    void badFile.then((e) => {
+      settled = e;
+    });
+    await vi.waitFor(() => expect(settled).toBeDefined());
+    expect(isNxsError(settled) && settled.code).toBe("config/not-ready");
+    expect(String((settled as Error).message)).toContain(corrupt);
+    await bad.store.close();
+  });
+
+  it("retries a server that refuses at boot and boots from it when it comes back before the boot time is over", async () => {
+    const h = harness();
+    const backend = h.backend();
+    backend.setLink("down");
+    const s = h.store(backend, { bootTimeoutMs: 5000, retryMs: 100 });
+    let booted: { source: string } | undefined;
+    void s.store.start().then((r) => {
+      booted = r;
+    });
+    await h.advance(300);
+    expect(booted).toBeUndefined();
+    backend.setLink("up");
+    await h.advance(100);
+    expect(booted).toEqual({ source: "server" });
+    expect(s.events.map((e) => e.type)).not.toContain("degraded");
+    await s.store.close();
+  });
+});

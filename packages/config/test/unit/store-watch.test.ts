@@ -1,0 +1,149 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { replicateConfigRecords } from "../../src/memory-backend.js";
+import { compareVersions, type VersionMeta } from "../../src/version.js";
+import { flush, harness, seededIds, watchLog } from "./store-helpers.js";
+
+const who = { author: "ann", message: "change" };
+
+/** No id twice, strictly increasing in (version, hlc, id) order, every number from `from + 1` to `head`. */
+function expectOrderedNoRepeatNoSkip(seen: readonly VersionMeta[], from: number, head: number): void {
+  expect(new Set(seen.map((v) => v.id)).size).toBe(seen.length);
+  for (let i = 1; i < seen.length; i++) expect(compareVersions(seen[i - 1]!, seen[i]!)).toBeLessThan(0);
+  const numbers = [...new Set(seen.map((v) => v.version))];
+  expect(numbers).toEqual(Array.from({ length: head - from }, (_, i) => from + 1 + i));
+}
+
+describe("config store watch", () => {
+  it("delivers the versions after fromVersion, then live ones, in order", async () => {
+    const h = harness();
+    const backend = h.backend();
+    const { store } = h.store(backend);
+    await store.start();
+    for (let i = 0; i < 3; i++)
+      await store.put("limits", { rps: i + 1, burst: 0 }, { expectedVersion: i, ...who });
+    const log = watchLog<{ rps: number; burst: number }>();
+    const stop = store.watch("limits", log.listener, { fromVersion: 1 });
+    await flush();
+    expect(log.versions().map((v) => v.version)).toEqual([2, 3]);
+    await store.put("limits", { rps: 4, burst: 0 }, { expectedVersion: 3, ...who });
+    await flush();
+    expect(log.events.flatMap((e) => (e.type === "version" ? [e.value.rps] : []))).toEqual([2, 3, 4]);
+    // Without fromVersion a watch starts at the newest version known.
+    const later = watchLog();
+    store.watch("limits", later.listener);
+    await store.put("limits", { rps: 5, burst: 0 }, { expectedVersion: 4, ...who });
+    await flush();
+    expect(later.versions().map((v) => v.version)).toEqual([5]);
+    stop();
+    await store.put("limits", { rps: 6, burst: 0 }, { expectedVersion: 5, ...who });
+    await flush();
+    expect(log.versions().map((v) => v.version)).toEqual([2, 3, 4, 5]);
+    await store.close();
+  });
+
+  it("fills a hole by a query before delivering past it, and resumes after a reconnect with no gap and no repeat", async () => {
+    const h = harness();
+    const a = h.backend("a");
+    const other = h.backend("b");
+    const { store } = h.store(a);
+    await store.start();
+    const writer = h.store(a, { node: "gw-w" }).store;
+    await writer.start();
+    await writer.put("flags", { v1: true }, { expectedVersion: 0, ...who });
+    const log = watchLog();
+    store.watch("flags", log.listener, { fromVersion: 0 });
+    await flush();
+    // v2's event is lost (a dropped SSE message); v3's arrives: a hole, filled before v3 is delivered.
+    a.setLink("silent");
+    await writer.put("flags", { v2: true }, { expectedVersion: 1, ...who });
+    a.setLink("up");
+    await writer.put("flags", { v3: true }, { expectedVersion: 2, ...who });
+    await flush();
+    expect(log.versions().map((v) => v.version)).toEqual([1, 2, 3]);
+    // While the link is down, v4 and v5 arrive on the server (replicated from another): after the
+    // reconnect the resync's query delivers them.
+    a.setLink("down");
+    replicateConfigRecords(a, other);
+    const onOther = h.store(other, { node: "gw-o" }).store;
+    await onOther.start();
+    await onOther.put("flags", { v4: true }, { expectedVersion: 3, ...who });
+    await onOther.put("flags", { v5: true }, { expectedVersion: 4, ...who });
+    replicateConfigRecords(other, a);
+    await flush();
+    expect(log.versions().map((v) => v.version)).toEqual([1, 2, 3]);
+    a.setLink("up");
+    await flush();
+    a.resync();
+    await flush();
+    expectOrderedNoRepeatNoSkip(log.versions(), 0, 5);
+    expect(log.conflicts()).toEqual([]);
+    expect(store.get("flags")).toEqual({ v5: true });
+    await Promise.all([store.close(), writer.close(), onOther.close()]);
+  });
+
+  it("two stores on two cut-off servers both write n+1: once records meet in any order, both converge to one head and history; each watcher sees no repeat, no skip and one conflict", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 3 }),
+        fc.array(fc.constantFrom("ab", "ba", "resync-a", "resync-b"), { minLength: 0, maxLength: 6 }),
+        fc.boolean(),
+        fc.integer({ min: 1, max: 1_000_000 }),
+        async (base, steps, extra, seed) => {
+          const h = harness();
+          const a = h.backend("a");
+          const b = h.backend("b");
+          const sa = h.store(a, { node: "gw-a", newId: seededIds(seed) });
+          const sb = h.store(b, { node: "gw-b", newId: seededIds(seed + 1) });
+          await Promise.all([sa.store.start(), sb.store.start()]);
+          for (let i = 0; i < base; i++) {
+            await sa.store.put("limits", { rps: i + 1, burst: 0 }, { expectedVersion: i, ...who });
+            replicateConfigRecords(a, b);
+          }
+          await flush();
+          const wa = watchLog();
+          const wb = watchLog();
+          sa.store.watch("limits", wa.listener, { fromVersion: 0 });
+          sb.store.watch("limits", wb.listener, { fromVersion: 0 });
+          await flush();
+          // The cut: both write n+1 (and A perhaps n+2 on top of its own).
+          await sa.store.put("limits", { rps: 100, burst: 0 }, { expectedVersion: base, ...who });
+          await sb.store.put("limits", { rps: 200, burst: 0 }, { expectedVersion: base, ...who });
+          if (extra)
+            await sa.store.put("limits", { rps: 101, burst: 0 }, { expectedVersion: base + 1, ...who });
+          await flush();
+          for (const step of steps) {
+            if (step === "ab") replicateConfigRecords(a, b);
+            else if (step === "ba") replicateConfigRecords(b, a);
+            else (step === "resync-a" ? a : b).resync();
+            await flush();
+          }
+          replicateConfigRecords(a, b);
+          replicateConfigRecords(b, a);
+          await flush(10);
+
+          const head = sa.store.version("limits")!;
+          expect(sb.store.version("limits")?.id).toBe(head.id);
+          expect(sb.store.get("limits")).toEqual(sa.store.get("limits"));
+          expect(head.version).toBe(base + (extra ? 2 : 1));
+          const ha = (await sa.store.history("limits", { limit: 100 })).map((v) => v.id);
+          const hb = (await sb.store.history("limits", { limit: 100 })).map((v) => v.id);
+          expect(ha).toEqual(hb);
+          expect(ha).toHaveLength(base + (extra ? 3 : 2));
+          for (const w of [wa, wb]) {
+            expectOrderedNoRepeatNoSkip(w.versions(), 0, head.version);
+            expect(w.conflicts()).toHaveLength(1);
+            expect(w.events.filter((e) => e.type === "invalid")).toEqual([]);
+          }
+          for (const s of [sa, sb]) {
+            const conflicts = s.events.filter((e) => e.type === "conflict");
+            expect(conflicts).toHaveLength(1);
+            expect(conflicts[0]).toMatchObject({ key: "limits", winner: { version: base + 1 } });
+          }
+          await Promise.all([sa.store.close(), sb.store.close()]);
+        },
+      ),
+      { seed: 0x5eed17, numRuns: 60 },
+    );
+  });
+});
