@@ -10,6 +10,8 @@ export interface Identity {
   readonly email: string;
   readonly password: string;
   readonly role: NodeRole;
+  /** Set by `node disable`: `setup` leaves the account as it is (locked) until `node enable`. */
+  readonly disabled?: boolean;
 }
 
 /**
@@ -71,6 +73,7 @@ function checkIdentity(v: unknown, role: NodeRole, where: string): Identity {
     password: o.password as string,
     name: typeof o.name === "string" ? o.name : (o.email as string),
     role,
+    ...(o.disabled === true ? { disabled: true } : {}),
   };
 }
 
@@ -119,4 +122,34 @@ export async function writeIdentities(path: string, file: IdentitiesFile): Promi
 /** Every identity of a file, the replicator first. */
 export function allIdentities(file: IdentitiesFile): Identity[] {
   return [file.replicator, ...file.nodes];
+}
+
+/**
+ * A gateway of the file by name or id.
+ * @throws NxsError `config/invalid` when none has it.
+ */
+export function findNode(file: IdentitiesFile, nameOrId: string, path: string): Identity {
+  const node = file.nodes.find((n) => n.name === nameOrId || n.id === nameOrId);
+  if (node === undefined) {
+    throw new NxsError(
+      ErrorCode.ConfigInvalid,
+      `no node ${JSON.stringify(nameOrId)} in ${path} (nodes: ${file.nodes.map((n) => n.name).join(", ") || "none"})`,
+    );
+  }
+  return node;
+}
+
+/**
+ * Reads an identities file that must exist.
+ * @throws NxsError `config/invalid` when it does not.
+ */
+export async function requireIdentities(path: string): Promise<IdentitiesFile> {
+  const file = await readIdentities(path);
+  if (file === undefined) {
+    throw new NxsError(
+      ErrorCode.ConfigInvalid,
+      `--identities ${path}: no such file (run nxs-sync setup first)`,
+    );
+  }
+  return file;
 }

@@ -1,6 +1,7 @@
 import { isNxsError } from "@nxs-sync/core";
 import { runReplicatorCli } from "@nxs-sync/pocketbase";
 import { Command, CommanderError, Option } from "commander";
+import { type NodeAction, runNode } from "./commands/node.js";
 import { runHooksWrite, runSetup } from "./commands/setup.js";
 import type { CliContext, CommandEnv } from "./context.js";
 import { CliExitCode, exitCodeOf } from "./exit-codes.js";
@@ -114,6 +115,44 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
       const env = envOf(cmd);
       exit = await runSetup(env, { ...env, ...opts });
     });
+
+  const node = program
+    .command("node")
+    .description(
+      "membership: add, remove, disable, enable or rotate a gateway on every server (the identities file kept in step)",
+    );
+  const nodeActions: readonly [NodeAction, string][] = [
+    [
+      "add",
+      "create the gateway on every server (a new id and password in the identities file, or the ones it has)",
+    ],
+    [
+      "remove",
+      "delete the gateway's account on every server (refused when records it wrote refer to it: disable it)",
+    ],
+    [
+      "disable",
+      "lock the gateway out everywhere: an unknown password and a new token key (its sessions are refused)",
+    ],
+    ["enable", "give a disabled gateway its password from the identities file again"],
+    [
+      "rotate",
+      "a new token key on every server: every session of the gateway is refused (a stolen token is dead)",
+    ],
+  ];
+  for (const [action, description] of nodeActions) {
+    const sub = node
+      .command(`${action} <name>`)
+      .description(description)
+      .requiredOption("--server <url>", "a server (repeat for every server of the fleet)", collect)
+      .option("--identities <file>", "identities file", "nxs-identities.json");
+    if (action === "rotate")
+      sub.option("--password", "also set a new password (written to the identities file)");
+    sub.action(async (name: string, opts, cmd: Command) => {
+      const env = envOf(cmd);
+      exit = await runNode(env, action, name, { ...env, ...opts });
+    });
+  }
 
   const hooks = program.command("hooks").description("the pb_hooks bundle of this release");
   hooks

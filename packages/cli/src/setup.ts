@@ -40,7 +40,7 @@ export const HOOKS_INSTALL =
  * Whether an identity exists with its id and password (a login as it; read-only).
  * @returns `create`, `update` (exists with another password or name) or `unchanged`.
  */
-async function identityAction(
+export async function identityAction(
   pb: PocketBase,
   identity: Identity,
   timeoutMs: number,
@@ -62,16 +62,25 @@ async function identityAction(
   if (found === undefined) return "create";
   // A wrong id is refused by ensureNode (config/invalid), which names the fix.
   if (found.id !== identity.id || found.name !== identity.name) return "update";
-  const probe = createSdkClient(pb.baseURL, timeoutMs);
+  return (await canLogIn(pb.baseURL, identity, timeoutMs)) ? "unchanged" : "update";
+}
+
+/**
+ * Whether an identity's email and password log in on a server (its own auth collection).
+ * @returns False when the login is refused.
+ * @throws TransportError when the server does not answer.
+ */
+export async function canLogIn(url: string, identity: Identity, timeoutMs: number): Promise<boolean> {
+  const probe = createSdkClient(url, timeoutMs);
   try {
     await probe
-      .collection(collection)
+      .collection(collectionOfRole(identity.role))
       .authWithPassword(identity.email, identity.password, { requestKey: null });
-    return "unchanged";
+    return true;
   } catch (e) {
     const status = (e as { status?: number }).status;
-    if (status === 400 || status === 401 || status === 403) return "update";
-    throw toTransportError(e, `check the password of ${identity.name} at ${pb.baseURL}`);
+    if (status === 400 || status === 401 || status === 403) return false;
+    throw toTransportError(e, `check the password of ${identity.name} at ${url}`);
   } finally {
     closeSdkClient(probe);
   }
@@ -109,6 +118,10 @@ export async function setupServer(
   }
   const identities: ServerSetup["identities"][number][] = [];
   for (const identity of options.identities) {
+    if (identity.disabled === true) {
+      identities.push({ id: identity.id, name: identity.name, role: identity.role, action: "unchanged" });
+      continue;
+    }
     const action = await identityAction(pb, identity, options.timeoutMs);
     if (action !== "unchanged") {
       if (options.dryRun) {

@@ -1,0 +1,116 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { ProcessPocketBase } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
+import PocketBase from "pocketbase";
+import { beforeAll, describe, expect, it } from "vitest";
+import { CliExitCode } from "../../src/index.js";
+import { cli, leaksPassword, serverArgs, startFleetServer, tempDir } from "./fleet.js";
+
+const servers = usePocketBaseServers();
+
+interface File {
+  nodes: { id: string; name: string; email: string; password: string; disabled?: boolean }[];
+}
+const readFile_ = async (p: string) => JSON.parse(await readFile(p, "utf8")) as File;
+
+/** A node's session on a server: its token after a password login. */
+async function login(url: string, email: string, password: string): Promise<string> {
+  const pb = new PocketBase(url);
+  pb.autoCancellation(false);
+  await pb.collection("nxs_nodes").authWithPassword(email, password);
+  return pb.authStore.token;
+}
+
+/** Whether a token is still accepted (an auth-refresh with it). */
+async function accepted(url: string, token: string): Promise<boolean> {
+  const pb = new PocketBase(url);
+  pb.autoCancellation(false);
+  pb.authStore.save(token, null);
+  try {
+    await pb.collection("nxs_nodes").authRefresh();
+    return true;
+  } catch (e) {
+    if ((e as { status?: number }).status === 401 || (e as { status?: number }).status === 403) return false;
+    throw e;
+  }
+}
+
+describe("nxs-sync node", () => {
+  let a: ProcessPocketBase;
+  let b: ProcessPocketBase;
+  let ids: string;
+  beforeAll(async () => {
+    a = await startFleetServer(servers, "node-a");
+    b = await startFleetServer(servers, "node-b");
+    ids = join(await tempDir(), "ids.json");
+    const setup = await cli(["setup", ...serverArgs([a, b]), "--identities", ids]);
+    expect(setup.code, setup.stderr).toBe(0);
+  });
+
+  it("adds a gateway with the same id on both servers, idempotently", async () => {
+    const first = await cli(["node", "add", "gw-2", ...serverArgs([a, b]), "--identities", ids, "--json"]);
+    expect(first.code, first.stderr).toBe(CliExitCode.Ok);
+    expect(first.json()).toMatchObject({ changed: true });
+    const gw = (await readFile_(ids)).nodes.find((n) => n.name === "gw-2")!;
+    for (const s of [a, b])
+      expect((await s.client().collection("nxs_nodes").getOne(gw.id)).email).toBe(gw.email);
+    const again = await cli(["node", "add", "gw-2", ...serverArgs([a, b]), "--identities", ids, "--json"]);
+    expect(again.json()).toMatchObject({ changed: false, node: { id: gw.id } });
+    expect((await readFile_(ids)).nodes.filter((n) => n.name === "gw-2")).toHaveLength(1);
+    expect(leaksPassword(again)).toBe(false);
+  });
+
+  it("rotate: a new token key on every server refuses the node's old tokens on both; the password still logs in", async () => {
+    const gw = (await readFile_(ids)).nodes.find((n) => n.name === "gw-2")!;
+    const ta = await login(a.url, gw.email, gw.password);
+    const tb = await login(b.url, gw.email, gw.password);
+    expect(await accepted(a.url, ta)).toBe(true);
+    expect(await accepted(b.url, tb)).toBe(true);
+    const run = await cli(["node", "rotate", "gw-2", ...serverArgs([a, b]), "--identities", ids]);
+    expect(run.code, run.stderr).toBe(CliExitCode.Ok);
+    expect(run.stdout).toMatch(/sessions are revoked/);
+    expect(await accepted(a.url, ta)).toBe(false);
+    expect(await accepted(b.url, tb)).toBe(false);
+    expect(await accepted(a.url, await login(a.url, gw.email, gw.password))).toBe(true);
+    // --password: a new password, in the file; the old one is refused.
+    await cli(["node", "rotate", "gw-2", ...serverArgs([a, b]), "--identities", ids, "--password"]);
+    const after = (await readFile_(ids)).nodes.find((n) => n.name === "gw-2")!;
+    expect(after.password).not.toBe(gw.password);
+    await expect(login(b.url, gw.email, gw.password)).rejects.toMatchObject({ status: 400 });
+    await login(b.url, after.email, after.password);
+  });
+
+  it("disable locks the node out everywhere (idempotent, setup leaves it locked); enable lets it back", async () => {
+    const gw = (await readFile_(ids)).nodes.find((n) => n.name === "gw-2")!;
+    const token = await login(a.url, gw.email, gw.password);
+    const run = await cli(["node", "disable", "gw-2", ...serverArgs([a, b]), "--identities", ids, "--json"]);
+    expect(run.json()).toMatchObject({ changed: true });
+    expect(await accepted(a.url, token)).toBe(false);
+    for (const s of [a, b])
+      await expect(login(s.url, gw.email, gw.password)).rejects.toMatchObject({ status: 400 });
+    expect(
+      (await cli(["node", "disable", "gw-2", ...serverArgs([a, b]), "--identities", ids, "--json"])).json(),
+    ).toMatchObject({ changed: false });
+    expect((await readFile_(ids)).nodes.find((n) => n.name === "gw-2")?.disabled).toBe(true);
+    expect((await cli(["setup", ...serverArgs([a, b]), "--identities", ids, "--json"])).json()).toMatchObject(
+      { changes: 0 },
+    );
+    await expect(login(a.url, gw.email, gw.password)).rejects.toMatchObject({ status: 400 });
+    const enable = await cli(["node", "enable", "gw-2", ...serverArgs([a, b]), "--identities", ids]);
+    expect(enable.code, enable.stderr).toBe(0);
+    for (const s of [a, b]) await login(s.url, gw.email, gw.password);
+  });
+
+  it("remove deletes the account everywhere, idempotently; an unknown node is a usage error", async () => {
+    const gw = (await readFile_(ids)).nodes.find((n) => n.name === "gw-2")!;
+    const run = await cli(["node", "remove", "gw-2", ...serverArgs([a, b]), "--identities", ids, "--json"]);
+    expect(run.code, run.stderr).toBe(0);
+    for (const s of [a, b])
+      await expect(s.client().collection("nxs_nodes").getOne(gw.id)).rejects.toMatchObject({ status: 404 });
+    expect((await readFile_(ids)).nodes.some((n) => n.id === gw.id)).toBe(false);
+    const again = await cli(["node", "remove", "gw-2", ...serverArgs([a, b]), "--identities", ids]);
+    expect(again.code).toBe(CliExitCode.Usage);
+    expect(again.stderr).toMatch(/no node "gw-2"/);
+  });
+});
