@@ -84,7 +84,8 @@ async function syncDirectory(dir: string): Promise<void> {
  *   removed; the previous file is untouched).
  * @example
  * ```ts
- * await writeCacheFile("/var/lib/gw/config.json", { format: CACHE_FILE_FORMAT, env, savedAt: Date.now(), versions, rollouts });
+ * const path = "/var/lib/gw/config.json";
+ * await writeCacheFile(path, { format: CACHE_FILE_FORMAT, env: "production", savedAt: Date.now(), versions: [], rollouts: [] });
  * ```
  */
 export async function writeCacheFile(path: string, content: CacheFileContent): Promise<void> {
@@ -120,8 +121,8 @@ export async function writeCacheFile(path: string, content: CacheFileContent): P
  * @returns The content, or why there is none.
  * @example
  * ```ts
- * const read = await readCacheFile(path);
- * if (read.ok) boot(read.content);
+ * const read = await readCacheFile("/var/lib/gw/config.json");
+ * if (read.ok) console.log(`${read.content.versions.length} versions of ${read.content.env}`);
  * else logger.warn(`cache ${read.reason}: ${read.detail}`);
  * ```
  */

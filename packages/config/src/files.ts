@@ -41,12 +41,20 @@ export const exportFileSchema = z
   })
   .strict();
 
-/** `config/invalid-file`: an export file that cannot be read; says where when it can. */
+/**
+ * `config/invalid-file`: an export file that cannot be read (syntax, format version, shape); the
+ * message names the field, and `line`/`column` say where when the parser could tell.
+ */
 export class ConfigFileError extends NxsError {
   /** 1-based line of the problem, when known. */
   readonly line: number | undefined;
   /** 1-based column of the problem, when known. */
   readonly column: number | undefined;
+  /**
+   * @param message - What is wrong (the position is appended when known).
+   * @param where - 1-based line and column, when known.
+   * @param options - `cause` (the parser's error or the ZodError).
+   */
   constructor(
     message: string,
     where: { readonly line?: number; readonly column?: number } = {},
@@ -74,6 +82,7 @@ export class ConfigFileError extends NxsError {
  * @throws NxsError `config/invalid` when a version belongs to another environment.
  * @example
  * ```ts
+ * const backend = createMemoryConfigBackend();
  * const text = renderExport(exportFileOf("production", await backend.heads("production"), Date.now()), "yaml");
  * ```
  */
@@ -196,6 +205,7 @@ function parseYaml(text: string): unknown {
  *   wrong shape; it names the field and gives the line and column when it can.
  * @example
  * ```ts
+ * import { readFile } from "node:fs/promises";
  * const file = parseExport(await readFile("production.yaml", "utf8"));
  * for (const [key, { value }] of Object.entries(file.keys)) console.log(key, redactValue(value));
  * ```

@@ -28,8 +28,8 @@ export function rolloutBucket(node: string, versionId: string): number {
  * @returns True when the node sees the version before it is promoted.
  * @example
  * ```ts
- * isTargeted("gw-1", v.id, { nodes: ["gw-1"] }); // true
- * isTargeted("gw-2", v.id, { percent: 10 }); // true for about one node in ten
+ * isTargeted("gw-1", "k3x9v0c2m8q1w7z", { nodes: ["gw-1"] }); // true
+ * isTargeted("gw-2", "k3x9v0c2m8q1w7z", { percent: 10 }); // true for about one node in ten
  * ```
  */
 export function isTargeted(node: string, versionId: string, target: RolloutTarget | undefined): boolean {
@@ -47,6 +47,7 @@ export function isTargeted(node: string, versionId: string, target: RolloutTarge
  * @param version - The version.
  * @param rollout - Its rollout record (keyed by the version's id), if any.
  * @param node - The node id.
+ * @returns True when the node must not use the version.
  */
 export function isHiddenFrom(
   version: Pick<StoredVersion, "id" | "rollout">,
@@ -68,7 +69,10 @@ export function isHiddenFrom(
  * @returns The effective version, or undefined when none is visible.
  * @example
  * ```ts
- * const v = effectiveVersion(await backend.list({ env, key }), new Map(records.map((r) => [r.id, r])), "gw-1");
+ * const backend = createMemoryConfigBackend();
+ * const versions = await backend.list({ env: "production", key: "routes" });
+ * const rollouts = new Map((await backend.rollouts("production")).map((r) => [r.id, r]));
+ * const used = effectiveVersion(versions, rollouts, "gw-1");
  * ```
  */
 export function effectiveVersion(

@@ -78,6 +78,7 @@ const holdsString = z.refine((v: unknown) => v === undefined || v === null || ty
  * @returns The same kind of schema, marked.
  * @example
  * ```ts
+ * import { z } from "zod";
  * const providers = z.object({ name: z.string(), apiKey: secret(z.string().min(1)) });
  * secretPaths(providers); // [["apiKey"]]
  * ```
@@ -88,7 +89,11 @@ export function secret<T extends z.ZodType>(schema: T): T {
   return marked;
 }
 
-/** Whether `schema` itself carries the {@link secret} mark (not looking inside it). */
+/**
+ * Whether `schema` itself carries the {@link secret} mark (not looking inside it).
+ * @param schema - Any zod schema.
+ * @returns True for a schema returned by {@link secret}, or a clone of one (`.describe()`, `.min()`).
+ */
 export function isSecretSchema(schema: z.ZodType): boolean {
   return secretRegistry.get(schema)?.secret === true;
 }
@@ -125,6 +130,7 @@ const pathCache = new WeakMap<z.ZodType, readonly SecretPath[]>();
  * @returns The secret paths, each once, in schema order.
  * @example
  * ```ts
+ * import { z } from "zod";
  * secretPaths(z.object({ providers: z.array(z.object({ key: secret(z.string()) })) }));
  * // [["providers", "*", "key"]]
  * ```
@@ -183,6 +189,7 @@ function walkSchema(schema: z.ZodType, at: SecretPath, out: Map<string, SecretPa
 /**
  * Whether a value is a sealed secret envelope: exactly the fields of {@link SealedSecret}.
  * @param v - Anything.
+ * @returns True for an envelope (its fields' base64 is checked only when it is opened).
  */
 export function isSealed(v: unknown): v is SealedSecret {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
@@ -233,6 +240,7 @@ function decode(b64: string, bytes?: number): Buffer | undefined {
  *   not base64), or an `active` id that is not among the keys.
  * @example
  * ```ts
+ * import { randomBytes } from "node:crypto";
  * const keyring = createKeyring({ keys: { k1: randomBytes(32) } });
  * keyring.open(keyring.seal("hunter2", "providers:apiKey"), "providers:apiKey"); // "hunter2"
  * ```
@@ -458,7 +466,11 @@ function missingKeyring(key: string, path: readonly string[]): NxsError {
  *   `config/secret-corrupt` when an envelope already there does not open at its place.
  * @example
  * ```ts
- * const stored = sealValue("providers", { apiKey: "hunter2" }, schema, keyring);
+ * import { randomBytes } from "node:crypto";
+ * import { z } from "zod";
+ * const keyring = createKeyring({ keys: { k1: randomBytes(32) } });
+ * const providers = z.object({ apiKey: secret(z.string()) });
+ * const stored = sealValue("providers", { apiKey: "hunter2" }, providers, keyring);
  * // { apiKey: { $secret: 1, kid: "k1", iv: "…", ct: "…", tag: "…" } }
  * ```
  */
@@ -491,7 +503,12 @@ export function sealValue(key: string, value: Json, schema: z.ZodType, keyring: 
  *   `config/secret-corrupt` (the envelope is altered, or moved from another field or key).
  * @example
  * ```ts
- * openValue("providers", stored, schema, keyring); // { apiKey: "hunter2" }
+ * import { randomBytes } from "node:crypto";
+ * import { z } from "zod";
+ * const keyring = createKeyring({ keys: { k1: randomBytes(32) } });
+ * const providers = z.object({ apiKey: secret(z.string()) });
+ * const stored = sealValue("providers", { apiKey: "hunter2" }, providers, keyring);
+ * openValue("providers", stored, providers, keyring); // { apiKey: "hunter2" }
  * ```
  */
 export function openValue(key: string, stored: Json, _schema: z.ZodType, keyring: Keyring | undefined): Json {
@@ -544,7 +561,9 @@ export function resealValue(
  * @returns The redacted copy.
  * @example
  * ```ts
- * redactValue({ apiKey: sealed }); // { apiKey: "[secret k1 3f9a0c12]" }
+ * import { randomBytes } from "node:crypto";
+ * const keyring = createKeyring({ keys: { k1: randomBytes(32) } });
+ * redactValue({ apiKey: keyring.seal("hunter2", "providers:apiKey") }); // { apiKey: "[secret k1 3f9a0c12]" }
  * ```
  */
 export function redactValue(stored: Json): Json {

@@ -52,6 +52,7 @@ function fieldIssues(issues: readonly ZodIssueLike[], base: readonly PropertyKey
  *   with an {@link InvalidConfigError} (`config/invalid`) naming each failing field.
  * @example
  * ```ts
+ * import { z } from "zod";
  * const r = checkValue("limits", z.object({ rps: z.number().int() }), { rps: 1.5 });
  * if (!r.ok) r.error.issues; // [{ path: "rps", message: "Invalid input: expected int, received number" }]
  * ```
@@ -73,6 +74,7 @@ export function checkValue<T>(key: string, schema: z.ZodType<T>, value: unknown)
  *   path (the ZodError is its `cause`).
  * @example
  * ```ts
+ * import { z } from "zod";
  * validateValue("limits", z.object({ rps: z.number() }), { rps: "fast" });
  * // throws: config "limits" is invalid: rps: Invalid input: expected number, received string
  * ```
