@@ -54,14 +54,14 @@ export interface Keyring {
 export interface KeyringOptions {
   /** The key id to seal under (default: the first of `keys`). */
   readonly active?: string;
-  /** Key id to 32-byte key (bytes, or base64 text). Key ids: 1-64 of `[A-Za-z0-9_.-]`. */
+  /** Key id to 32-byte key (bytes, or base64 text). Key ids: 1-64 of `[A-Za-z0-9_.-]`, the first a letter or digit. */
   readonly keys: Readonly<Record<string, Uint8Array | string>>;
 }
 
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-const KID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const KID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const MAKE_KEY = "make one with `openssl rand -base64 32`";
 
@@ -210,7 +210,9 @@ function keyError(message: string): NxsError {
 
 function keyBytes(kid: string, key: Uint8Array | string, where: string): Buffer {
   if (!KID_PATTERN.test(kid)) {
-    throw keyError(`${where}: key id ${JSON.stringify(kid)} must be 1-64 of [A-Za-z0-9_.-]`);
+    throw keyError(
+      `${where}: key id ${JSON.stringify(kid)} must be 1-64 of [A-Za-z0-9_.-], starting with a letter or digit`,
+    );
   }
   let bytes: Buffer;
   if (typeof key === "string") {
@@ -328,7 +330,7 @@ export function keyringFromEnv(
     }
     return undefined;
   }
-  const keys: Record<string, Buffer> = {};
+  const keys = new Map<string, Buffer>();
   list.split(",").forEach((raw, i) => {
     const entry = raw.trim();
     if (entry === "") return; // a trailing or doubled comma
@@ -338,15 +340,16 @@ export function keyringFromEnv(
       throw keyError(`${where} is not "kid:base64" (expected NXS_CONFIG_KEYS="kid1:base64,kid2:base64")`);
     }
     const kid = entry.slice(0, colon);
-    if (Object.hasOwn(keys, kid)) throw keyError(`${where}: key id "${kid}" is listed twice`);
-    keys[kid] = keyBytes(kid, entry.slice(colon + 1), where);
+    if (keys.has(kid)) throw keyError(`${where}: key id "${kid}" is listed twice`);
+    keys.set(kid, keyBytes(kid, entry.slice(colon + 1), where));
   });
-  if (active !== undefined && !Object.hasOwn(keys, active)) {
+  if (keys.size === 0) throw keyError(`NXS_CONFIG_KEYS lists no key (expected "kid1:base64,kid2:base64")`);
+  if (active !== undefined && !keys.has(active)) {
     throw keyError(
-      `NXS_CONFIG_ACTIVE_KEY "${active}" is not among NXS_CONFIG_KEYS (${Object.keys(keys).join(", ")})`,
+      `NXS_CONFIG_ACTIVE_KEY "${active}" is not among NXS_CONFIG_KEYS (${[...keys.keys()].join(", ")})`,
     );
   }
-  return createKeyring({ keys, ...(active === undefined ? {} : { active }) });
+  return createKeyring({ keys: Object.fromEntries(keys), ...(active === undefined ? {} : { active }) });
 }
 
 // ---------------------------------------------------------------------------------------------

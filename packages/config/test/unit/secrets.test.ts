@@ -201,6 +201,8 @@ describe("keyringFromEnv", () => {
       { NXS_CONFIG_KEYS: `k1:${b64(K1)},:${secretish}` },
       { NXS_CONFIG_KEYS: `k1:${b64(K1)}`, NXS_CONFIG_ACTIVE_KEY: "k2" },
       { NXS_CONFIG_ACTIVE_KEY: "k1" },
+      { NXS_CONFIG_KEYS: ",," },
+      { NXS_CONFIG_KEYS: `__proto__:${b64(K1)}` },
     ];
     for (const env of cases) {
       expect(codeOf(() => keyringFromEnv(env))).toBe("config/invalid");
