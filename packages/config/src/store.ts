@@ -11,11 +11,13 @@ import {
   callGuarded,
   createHlcClock,
   defaultLogger,
+  ID_PATTERN,
   isNxsError,
   type Json,
   type Logger,
   NxsError,
   type Scheduler,
+  ValidationError,
   type WallClock,
 } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
@@ -30,6 +32,8 @@ import { type Keyring, openValue, redactValue, sealedPaths, sealValue } from "./
 import { checkValue, validateValue } from "./validate.js";
 import {
   compareVersions,
+  ENV_PATTERN,
+  KEY_PATTERN,
   ROLLOUT_RANK,
   type RolloutRecord,
   type RolloutTarget,
@@ -262,6 +266,8 @@ const randomVersionId = (): string => {
   return s;
 };
 const LIST_PAGE = 1000;
+/** How many version numbers below the one in use the cache keeps (for conflicts and watches). */
+const KEEP_BELOW = 32;
 const rank = (state: RolloutRecord["state"]): number => ROLLOUT_RANK.indexOf(state);
 
 const deepFreeze = <T>(value: T): T => {
@@ -281,6 +287,8 @@ interface KeyState {
   readonly checked: Map<string, Checked>;
   current?: { readonly stored: StoredVersion; readonly value: unknown };
   readonly conflicts: Set<string>;
+  /** The last history read brought nothing new (reset by the next new version). */
+  exhausted: boolean;
 }
 
 interface KeyWatch {
@@ -320,11 +328,26 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
   const retryMs = options.retryMs ?? 1000;
   const cacheWriteDelayMs = options.cacheWriteDelayMs ?? 100;
   const newId = options.newId ?? randomVersionId;
+  const issues = [
+    ...(ENV_PATTERN.test(env)
+      ? []
+      : [{ path: ["env"], message: `${JSON.stringify(env)} is not an environment name` }]),
+    ...(ID_PATTERN.test(node)
+      ? []
+      : [{ path: ["node"], message: `${JSON.stringify(node)} is not a node id` }]),
+    ...Object.keys(schemas)
+      .filter((k) => !KEY_PATTERN.test(k))
+      .map((k) => ({ path: ["schemas", k], message: `${JSON.stringify(k)} is not a key name` })),
+  ];
+  if (issues.length > 0) {
+    throw new ValidationError(`createConfigStore: ${issues.map((i) => i.message).join("; ")}`, { issues });
+  }
   const hlc = createHlcClock({ replicaId: node, now: clock });
 
   const keys = new Map<string, KeyState>();
   const rollouts = new Map<string, RolloutRecord>();
   const rolledBackTold = new Set<string>();
+  const loading = new Set<string>();
   const watches = new Set<KeyWatch>();
   const timers = new Set<() => void>();
   let started = false;
@@ -348,7 +371,7 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
   const stateOf = (key: string): KeyState => {
     let st = keys.get(key);
     if (st === undefined) {
-      st = { versions: new Map(), checked: new Map(), conflicts: new Set() };
+      st = { versions: new Map(), checked: new Map(), conflicts: new Set(), exhausted: false };
       keys.set(key, st);
     }
     return st;
@@ -431,9 +454,10 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
     timers.add(stop);
   };
 
-  const recompute = (key: string): boolean => {
+  /** Picks a key's effective version again (after a version, a rollout move, a boot). */
+  const recompute = (key: string): void => {
     const st = keys.get(key);
-    if (st === undefined) return true;
+    if (st === undefined) return;
     let candidates = [...st.versions.values()].filter((v) => !v.compacted);
     let picked: { stored: StoredVersion; value: unknown } | undefined;
     for (;;) {
@@ -446,9 +470,20 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
       }
       candidates = candidates.filter((v) => v.id !== eff.id);
     }
-    if (picked === undefined) return st.current !== undefined || st.versions.size === 0;
+    if (picked === undefined) {
+      // Nothing known is usable here (hidden, invalid): older versions may be; read them once.
+      if (!st.exhausted && !loading.has(key) && synced) void loadMore(key);
+      return;
+    }
+    // Versions far below the one in use matter to nobody here: the cache stays small.
+    for (const [id, v] of st.versions) {
+      if (v.version < picked.stored.version - KEEP_BELOW) {
+        st.versions.delete(id);
+        st.checked.delete(id);
+      }
+    }
     const previous = st.current?.stored;
-    if (previous?.id === picked.stored.id) return true;
+    if (previous?.id === picked.stored.id) return;
     st.current = picked;
     emit({
       type: "change",
@@ -457,7 +492,6 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
       ...(previous === undefined ? {} : { previous: toVersionMeta(previous) }),
     });
     scheduleCacheWrite();
-    return true;
   };
 
   /** Takes a version into the cache. @returns Whether it was new (or newly a tombstone). */
@@ -472,6 +506,7 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
     const known = st.versions.get(v.id);
     if (known !== undefined && (known.compacted || !v.compacted)) return false;
     st.versions.set(v.id, v);
+    st.exhausted = false;
     if (!v.compacted) {
       for (const other of st.versions.values()) {
         if (other.id === v.id || other.version !== v.version || other.compacted) continue;
@@ -507,8 +542,20 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
 
   /** Reads a key's recent history when what the cache holds gives no good version. */
   const loadMore = async (key: string): Promise<void> => {
-    for (const v of await backend.list({ env, key, order: "desc", limit: 50 })) ingestVersion(v);
-    recompute(key);
+    if (loading.has(key)) return;
+    loading.add(key);
+    try {
+      let fresh = 0;
+      for (const v of await backend.list({ env, key, order: "desc", limit: 50 }))
+        if (ingestVersion(v)) fresh++;
+      // Nothing new: asking again would read the same; a version that arrives later asks again.
+      stateOf(key).exhausted = fresh === 0;
+    } catch (error) {
+      logger.warn(`[nxs-sync config] cannot read the history of ${env}/${key}: ${asNxs(error).message}`);
+    } finally {
+      loading.delete(key);
+    }
+    if (!closed) recompute(key);
   };
 
   /** Reads heads and rollouts (the truth after a (re)connect) into the cache. */
@@ -531,6 +578,7 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
   let syncAgain = false;
   let synced = false;
   let onSynced: (() => void) | undefined;
+  let retrying = false;
   const sync = (): Promise<boolean> => {
     if (syncing !== undefined) {
       syncAgain = true;
@@ -562,9 +610,14 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
         }
         onSynced?.();
         for (const w of watches) enqueue(w, () => fill(w));
-      } else {
+      } else if (!retrying) {
+        // One retry chain at most, whoever asked for the failed read.
+        retrying = true;
         sleep(retryMs).then(
-          () => void sync(),
+          () => {
+            retrying = false;
+            void sync();
+          },
           () => {},
         );
       }

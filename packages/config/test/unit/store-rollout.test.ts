@@ -52,7 +52,7 @@ describe("config store staged rollout", () => {
   });
 
   it("a failing check rolls the version back at once: hidden everywhere, a rolled-back event on every node", async () => {
-    const { h, canary, rest } = await setup();
+    const { h, backend, canary, rest } = await setup();
     let calls = 0;
     const done = canary.store.rollout(
       "limits",
@@ -84,6 +84,12 @@ describe("config store staged rollout", () => {
         reason: "the health check failed",
       });
     }
+    // A node booting now finds the rolled-back head hidden, reads history, and serves version 1.
+    const late = h.store(backend, { node: "gw-3" });
+    await late.store.start();
+    await flush();
+    expect(late.store.version("limits")?.version).toBe(1);
+    await late.store.close();
     // The next put is based on the head (the rolled-back version) and is seen by everyone.
     await rest.store.put("limits", { rps: 6, burst: 0 }, { expectedVersion: 2, ...who });
     await flush();

@@ -226,4 +226,86 @@ describe("config store", () => {
     await source.close();
     await target.close();
   });
+
+  it("refuses a malformed env, node or key name at creation with schema/invalid naming each", () => {
+    const h = harness();
+    const backend = h.backend();
+    let err: unknown;
+    try {
+      h.store(backend, { env: "Prod!", node: "gw 1" });
+    } catch (e) {
+      err = e;
+    }
+    expect(isNxsError(err) && err.code).toBe("schema/invalid");
+    expect((err as { issues: { path: string[] }[] }).issues.map((i) => i.path[0])).toEqual(["env", "node"]);
+  });
+
+  it("an import whose value fails its schema writes nothing and names the field", async () => {
+    const h = harness();
+    const backend = h.backend();
+    const { store } = h.store(backend);
+    await store.start();
+    await store.put("limits", { rps: 1, burst: 0 }, { expectedVersion: 0, ...who });
+    const text = JSON.stringify({
+      format: "nxs-config/1",
+      env: "prod",
+      exportedAt: "2026-12-07T00:00:00.000Z",
+      keys: {
+        flags: { version: 1, value: { a: true } },
+        limits: { version: 1, value: { rps: -1, burst: 0 } },
+      },
+    });
+    const err = await store.importEnv(text, who).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidConfigError);
+    expect((err as InvalidConfigError).issues.map((i) => i.path)).toEqual(["rps"]);
+    expect(backend.exportRecords().versions.map((v) => v.key)).toEqual(["limits"]);
+    await store.close();
+  });
+
+  it("a malformed record quarantined by the backend is an invalid event (config/invalid-record) and changes nothing", async () => {
+    const h = harness();
+    const backend = h.backend();
+    const { store, events } = h.store(backend);
+    await store.start();
+    await store.put("limits", { rps: 1, burst: 0 }, { expectedVersion: 0, ...who });
+    backend.importRecords({
+      versions: [{ id: "x", env: "prod", key: "limits", version: 9, value: { rps: 999 } }],
+    });
+    await flush();
+    expect(
+      events.filter((e) => e.type === "invalid").map((e) => e.type === "invalid" && e.error.code),
+    ).toEqual(["config/invalid-record"]);
+    expect(store.get("limits").rps).toBe(1);
+    await store.close();
+  });
+
+  it("a watch tells an invalid version in its place, without a value, and goes on", async () => {
+    const h = harness();
+    const backend = h.backend();
+    const { store } = h.store(backend);
+    await store.start();
+    await store.put("limits", { rps: 1, burst: 0 }, { expectedVersion: 0, ...who });
+    const log: string[] = [];
+    store.watch(
+      "limits",
+      (e) => log.push(e.type === "conflict" ? "conflict" : `${e.type}:${e.version.version}`),
+      { fromVersion: 0 },
+    );
+    await backend.put({
+      id: "hostile00000000",
+      env: "prod",
+      key: "limits",
+      expectedVersion: 1,
+      hlc: "0000000000ff000000x",
+      node: "x",
+      author: "x",
+      message: "bad",
+      value: { rps: "fast" },
+    });
+    await store.put("limits", { rps: 3, burst: 0 }, { expectedVersion: 2, ...who });
+    await flush();
+    expect(log).toEqual(["version:1", "invalid:2", "version:3"]);
+    expect(store.get("limits").rps).toBe(3);
+    await store.close();
+  });
 });
