@@ -102,3 +102,20 @@ export function watchLog<V>() {
     conflicts: () => events.filter((e) => e.type === "conflict"),
   };
 }
+
+/**
+ * Writes straight to the backend, past the store's validation, a version of `limits` that fails its
+ * schema (an older schema's value, a hostile writer), with id `hostile00000000`.
+ */
+export const putHostile = (backend: MemoryConfigBackend, expectedVersion: number) =>
+  backend.put({
+    id: "hostile00000000",
+    env: "prod",
+    key: "limits",
+    expectedVersion,
+    hlc: "0000000000ff000000x",
+    node: "x",
+    author: "x",
+    message: "bad",
+    value: { rps: "fast" },
+  });

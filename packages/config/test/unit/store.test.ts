@@ -1,7 +1,7 @@
 import { isNxsError } from "@nxs-sync/core";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { ConfigConflictError, InvalidConfigError } from "../../src/errors.js";
-import { flush, harness, keyringOf } from "./store-helpers.js";
+import { flush, harness, keyringOf, putHostile } from "./store-helpers.js";
 
 const who = { author: "ann", message: "change" };
 const codeOf = async (p: Promise<unknown>): Promise<string | undefined> =>
@@ -143,17 +143,7 @@ describe("config store", () => {
     await store.start();
     const good = await store.put("limits", { rps: 5, burst: 1 }, { expectedVersion: 0, ...who });
     // Written straight to the backend, past the store's validation (an older schema, a hostile writer).
-    await backend.put({
-      id: "hostile00000000",
-      env: "prod",
-      key: "limits",
-      expectedVersion: 1,
-      hlc: "0000000000ff000000x",
-      node: "x",
-      author: "x",
-      message: "bad",
-      value: { rps: "fast" },
-    });
+    await putHostile(backend, 1);
     await flush();
     const invalid = events.filter((e) => e.type === "invalid");
     expect(invalid).toHaveLength(1);
@@ -291,17 +281,7 @@ describe("config store", () => {
       (e) => log.push(e.type === "conflict" ? "conflict" : `${e.type}:${e.version.version}`),
       { fromVersion: 0 },
     );
-    await backend.put({
-      id: "hostile00000000",
-      env: "prod",
-      key: "limits",
-      expectedVersion: 1,
-      hlc: "0000000000ff000000x",
-      node: "x",
-      author: "x",
-      message: "bad",
-      value: { rps: "fast" },
-    });
+    await putHostile(backend, 1);
     await store.put("limits", { rps: 3, burst: 0 }, { expectedVersion: 2, ...who });
     await flush();
     expect(log).toEqual(["version:1", "invalid:2", "version:3"]);
