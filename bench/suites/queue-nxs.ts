@@ -59,15 +59,21 @@ export function nxsDriverOn(
   url: string,
   auth: { readonly email: string; readonly password: string },
 ): QueueDriver {
-  const backends: PocketBaseQueueBackend[] = [];
-  const open = (): Queue<typeof schema> => {
+  const backends = new Set<PocketBaseQueueBackend>();
+  // A backend per measurement, closed after it: no realtime session of an earlier measurement is
+  // left on the server (each one costs every later write a filter check).
+  const open = (): Queue<typeof schema> & { close(): Promise<void> } => {
     const backend = createPocketBaseQueueBackend({
       endpoints: [url],
       auth,
       logger: silentLogger,
     });
-    backends.push(backend);
-    return createQueue({ name: `q${recordId()}`, schema, backend });
+    backends.add(backend);
+    const close = async () => {
+      backends.delete(backend);
+      await backend.close();
+    };
+    return Object.assign(createQueue({ name: `q${recordId()}`, schema, backend }), { close });
   };
   const payloads = (n: number) => Array.from({ length: n }, (_, i) => ({ payload: { i } }));
   const driver: QueueDriver = {
@@ -75,13 +81,17 @@ export function nxsDriverOn(
       const q = open();
       const t0 = nowMs();
       for (let i = 0; i < n; i += 500) await q.addBulk(payloads(Math.min(500, n - i)));
-      return (n / (nowMs() - t0)) * 1000;
+      const rate = (n / (nowMs() - t0)) * 1000;
+      await q.close();
+      return rate;
     },
     async enqueueOne(n) {
       const q = open();
       const t0 = nowMs();
       for (let i = 0; i < n; i++) await q.add({ i });
-      return (n / (nowMs() - t0)) * 1000;
+      const rate = (n / (nowMs() - t0)) * 1000;
+      await q.close();
+      return rate;
     },
     async drain(n, concurrency, batched) {
       const q = open();
@@ -97,6 +107,7 @@ export function nxsDriverOn(
       await c.done;
       const rate = (n / (nowMs() - t0)) * 1000;
       await w.close({ timeoutMs: 5_000 });
+      await q.close();
       return rate;
     },
     async latency(n, perSecond) {
@@ -116,10 +127,11 @@ export function nxsDriverOn(
       await paced(n, perSecond, () => q.add({ t: nowMs() }));
       await c.done;
       await w.close({ timeoutMs: 5_000 });
+      await q.close();
       return delays;
     },
     async close() {
-      await Promise.all(backends.map((b) => b.close()));
+      await Promise.all([...backends].map((b) => b.close()));
     },
   };
   return driver;
