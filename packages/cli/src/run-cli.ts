@@ -3,6 +3,7 @@ import { runReplicatorCli } from "@nxs-sync/pocketbase";
 import { Command, CommanderError, Option } from "commander";
 import { type NodeAction, runNode } from "./commands/node.js";
 import { runHooksWrite, runSetup } from "./commands/setup.js";
+import { runStatus } from "./commands/status.js";
 import type { CliContext, CommandEnv } from "./context.js";
 import { CliExitCode, exitCodeOf } from "./exit-codes.js";
 import { renderJson } from "./output.js";
@@ -114,6 +115,19 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
     .action(async (opts, cmd: Command) => {
       const env = envOf(cmd);
       exit = await runSetup(env, { ...env, ...opts });
+    });
+
+  program
+    .command("status")
+    .description(
+      "one table for the fleet (reads only): each server (reachable, login, hooks and schema versions, jobs per state), each doc (version vector, changes behind, digest, snapshot age, frontier), each replica (last ack, lag), config heads per environment",
+    )
+    .requiredOption("--server <url>", "a server (repeat for each)", collect)
+    .option("--watch", "refresh until interrupted")
+    .option("--interval <ms>", "refresh interval of --watch", "2000")
+    .action(async (opts, cmd: Command) => {
+      const env = envOf(cmd);
+      exit = await runStatus(env, { ...env, ...opts });
     });
 
   const node = program

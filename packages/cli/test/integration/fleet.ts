@@ -1,11 +1,14 @@
 // Shared set-up of the CLI's integration tests: real PocketBase servers with one superuser, the
 // project's hook pieces, and `nxs-sync` run in-process with captured output.
 import { randomBytes } from "node:crypto";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type Change, encodeHlc } from "@nxs-sync/core";
+import { encodeChangeRecord } from "@nxs-sync/pocketbase";
 import type { ProcessPocketBase, ProcessPocketBaseOptions } from "@nxs-sync/testing";
 import type { ServerTracker } from "@nxs-sync/testing/vitest";
+import PocketBase from "pocketbase";
 import { runCli } from "../../src/index.js";
 import { loadProjectRegistry } from "../../src/registry.js";
 
@@ -78,4 +81,64 @@ export const tempDir = (): Promise<string> => mkdtemp(join(tmpdir(), "nxs-cli-")
 /** Asserts the superuser password appears in none of a run's outputs. */
 export function leaksPassword(run: CliRun, password = SUPERUSER.password): boolean {
   return run.stdout.includes(password) || run.stderr.includes(password);
+}
+
+/** A gateway of an identities file. */
+export interface FileNode {
+  readonly id: string;
+  readonly email: string;
+  readonly password: string;
+}
+
+/**
+ * Writes changes `from..from+count-1` of origin `<node>.t` to a doc on one server, as the gateway
+ * (its own login, as a gateway's transport would push them).
+ */
+export async function writeChanges(
+  url: string,
+  node: FileNode,
+  doc: string,
+  from: number,
+  count: number,
+): Promise<void> {
+  const pb = new PocketBase(url);
+  pb.autoCancellation(false);
+  await pb.collection("nxs_nodes").authWithPassword(node.email, node.password);
+  const origin = `${node.id}.t`;
+  for (let seq = from; seq < from + count; seq++) {
+    const change = {
+      doc,
+      origin,
+      seq,
+      hlc: encodeHlc({ ms: 1_700_000_000_000 + seq, counter: 0, node: origin }),
+      ops: [{ kind: "set", path: ["k", String(seq)], value: seq }],
+    } as unknown as Change;
+    await pb.collection("nxs_changes").create(encodeChangeRecord([change], node.id));
+  }
+}
+
+/** Reads an identities file. */
+export async function readIds(
+  path: string,
+): Promise<{ replicator: FileNode; nodes: (FileNode & { name: string })[] }> {
+  return JSON.parse(await readFile(path, "utf8"));
+}
+
+/**
+ * Runs `nxs-sync replicator` between servers until `stop` aborts.
+ * @returns The run's exit code when it stops.
+ */
+export function runReplicator(
+  urls: readonly string[],
+  replicator: FileNode,
+  stop: AbortSignal,
+): Promise<number> {
+  const quiet = () => {};
+  return runCli(["replicator", ...urls.flatMap((u) => ["--server", u]), "--interval", "200"], {
+    env: { NXS_REPLICATOR_EMAIL: replicator.email, NXS_REPLICATOR_PASSWORD: replicator.password },
+    stdout: { write: () => true },
+    stderr: { write: () => true },
+    signal: stop,
+    logger: { debug: quiet, info: quiet, warn: quiet, error: quiet },
+  });
 }

@@ -1,0 +1,167 @@
+import { ErrorCode, NxsError } from "@nxs-sync/core";
+import type { CommandEnv } from "../context.js";
+import { type CredentialOptions, resolveSuperuser } from "../credentials.js";
+import { CliExitCode } from "../exit-codes.js";
+import { renderJson, renderTable } from "../output.js";
+import { createSessions, type FleetStatus, readFleetStatus } from "../status.js";
+
+/** Options of `nxs-sync status`. */
+export interface StatusOptions extends CredentialOptions {
+  readonly server: readonly string[];
+  readonly watch?: boolean;
+  /** `--interval MS` between refreshes of `--watch`. */
+  readonly interval?: string;
+}
+
+/** How long ago an ISO/PocketBase time was, as `12s`, `5m`, `3h`, `2d`. */
+export function age(at: string | undefined, now: number): string {
+  if (at === undefined) return "-";
+  const t = Date.parse(at.replace(" ", "T"));
+  if (Number.isNaN(t)) return "?";
+  const s = Math.max(0, Math.round((now - t) / 1000));
+  return s < 120
+    ? `${s}s`
+    : s < 7200
+      ? `${Math.round(s / 60)}m`
+      : s < 172_800
+        ? `${Math.round(s / 3600)}h`
+        : `${Math.round(s / 86_400)}d`;
+}
+
+const vectorText = (v: Record<string, number>): string =>
+  Object.entries(v)
+    .map(([o, s]) => `${o}:${s}`)
+    .join(" ") || "-";
+
+/**
+ * The fleet as tables, like `patronictl list`: servers, docs per server, replicas, config heads.
+ * @param status - What {@link readFleetStatus} read.
+ * @returns The text.
+ */
+export function renderStatus(status: FleetStatus): string {
+  const now = Date.parse(status.at);
+  const out: string[] = [];
+  out.push(
+    renderTable(
+      ["server", "reachable", "login", "hooks", "schema", "jobs w/a/c/f/x"],
+      status.servers.map((s) => [
+        s.url,
+        s.reachable ? "yes" : "NO",
+        s.error === undefined ? "ok" : s.error.code === "transport/unavailable" ? "-" : "REFUSED",
+        s.hooksProblem !== undefined ? "PROBLEM" : s.hooks === undefined ? "-" : `v${s.hooks}`,
+        s.schema === undefined ? "-" : `v${s.schema}`,
+        s.queue === undefined
+          ? "-"
+          : ["waiting", "active", "completed", "failed", "cancelled"].map((k) => s.queue?.[k] ?? 0).join("/"),
+      ]),
+    ),
+  );
+  if (status.docs.length > 0) {
+    out.push(
+      renderTable(
+        ["doc", "server", "version vector", "behind", "records", "digest", "snapshot age", "frontier"],
+        status.docs.flatMap((d) =>
+          Object.entries(d.servers).map(([url, s]) => [
+            d.doc,
+            url,
+            vectorText(s.vector),
+            String(s.behind),
+            String(s.records),
+            d.diverged ? `${s.digest} !` : s.digest,
+            age(s.snapshotCreated, now),
+            s.snapshotCovers === undefined ? "-" : `${s.snapshotCovers} changes`,
+          ]),
+        ),
+      ),
+    );
+  } else out.push("no docs yet\n");
+  if (status.replicas.length > 0) {
+    out.push(
+      renderTable(
+        ["doc", "replica", "server", "last ack", "lag"],
+        status.replicas.map((r) => [r.doc, r.replica, r.server, age(r.acked, now), String(r.lag)]),
+      ),
+    );
+  }
+  const config = status.servers.flatMap((s) =>
+    Object.entries(s.config ?? {}).map(([env, c]) => [env, s.url, String(c.keys), c.digest]),
+  );
+  if (config.length > 0) out.push(renderTable(["config env", "server", "keys", "heads digest"], config));
+  out.push(`replicator: ${status.replicator}\n`);
+  for (const s of status.servers) {
+    if (s.error !== undefined) out.push(`${s.url}: ${s.error.message}\n`);
+    else if (s.hooksProblem !== undefined) out.push(`${s.url}: ${s.hooksProblem}\n`);
+  }
+  const diverged = status.docs.filter((d) => d.diverged).map((d) => d.doc);
+  out.push(
+    status.converged
+      ? `converged: ${status.docs.length} doc(s) equal on ${status.servers.length} server(s)\n`
+      : `NOT converged${diverged.length > 0 ? `: ${diverged.join(", ")} differ or lag` : ""}\n`,
+  );
+  return out.join("\n");
+}
+
+/** The exit code of one reading: a refused login or an unreachable server first, then readiness, then divergence. */
+function exitOf(status: FleetStatus): CliExitCode {
+  if (status.servers.some((s) => s.error?.code === "transport/unauthorized")) return CliExitCode.AuthRefused;
+  if (status.servers.some((s) => s.error !== undefined && !s.reachable)) return CliExitCode.Unreachable;
+  if (status.servers.some((s) => s.error !== undefined)) return CliExitCode.Failed;
+  if (status.servers.some((s) => s.hooksProblem !== undefined)) return CliExitCode.NotReady;
+  return status.converged ? CliExitCode.Ok : CliExitCode.Diverged;
+}
+
+/**
+ * `nxs-sync status [--watch]`: reads only. Exit 0 when converged, 7 when the servers disagree, 3/4
+ * when a server refused the login or did not answer, 6 when one lacks the hooks.
+ */
+export async function runStatus(env: CommandEnv, options: StatusOptions): Promise<CliExitCode> {
+  if (options.server.length === 0)
+    throw new NxsError(ErrorCode.ConfigInvalid, "status: give every --server URL");
+  const superuser = await resolveSuperuser(options, env.env);
+  for (const url of options.server) superuser(url); // every server has credentials, before reading any
+  const interval = Number(options.interval ?? "2000");
+  if (!(interval > 0))
+    throw new NxsError(
+      ErrorCode.ConfigInvalid,
+      `--interval ${options.interval}: not a positive number of ms`,
+    );
+  const sessions = createSessions();
+  try {
+    return await loop(env, options, interval, (urls) =>
+      readFleetStatus(urls, superuser, env.timeoutMs, sessions),
+    );
+  } finally {
+    sessions.close();
+  }
+}
+
+async function loop(
+  env: CommandEnv,
+  options: StatusOptions,
+  interval: number,
+  read: (urls: readonly string[]) => Promise<FleetStatus>,
+): Promise<CliExitCode> {
+  for (;;) {
+    const status = await read(options.server);
+    if (env.json)
+      env.stdout.write(options.watch === true ? `${JSON.stringify(status)}\n` : renderJson(status));
+    else {
+      if (options.watch === true && env.stdout.isTTY === true) env.stdout.write("\x1b[2J\x1b[H");
+      env.stdout.write(`${renderStatus(status)}${options.watch === true ? "\n" : ""}`);
+    }
+    const code = exitOf(status);
+    if (options.watch !== true || env.signal.aborted) return code;
+    const stopped = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), interval);
+      env.signal.addEventListener(
+        "abort",
+        () => {
+          clearTimeout(t);
+          resolve(true);
+        },
+        { once: true },
+      );
+    });
+    if (stopped) return code;
+  }
+}

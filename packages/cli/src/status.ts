@@ -1,0 +1,319 @@
+import { createHash } from "node:crypto";
+import { Collections, checkHooksVersion, closeSdkClient, toTransportError } from "@nxs-sync/pocketbase";
+import type PocketBase from "pocketbase";
+import { connectSuperuser } from "./connect.js";
+import type { Credentials } from "./credentials.js";
+
+/** Per origin, the highest seq held (a version vector as the servers store it). */
+export type Vector = Record<string, number>;
+
+/** One server as `status` saw it. */
+export interface ServerState {
+  readonly url: string;
+  readonly reachable: boolean;
+  /** Why it could not be read (unreachable, login refused): the error's code and message. */
+  readonly error?: { readonly code: string; readonly message: string };
+  /** The hooks bundle's and schema's versions (`GET /nxs/version`), or why it is not usable. */
+  readonly hooks?: number;
+  readonly schema?: number;
+  readonly hooksProblem?: string;
+  /** Jobs per state (when `nxs_jobs` exists). */
+  readonly queue?: Record<string, number>;
+  /** Per config environment: keys and a digest of their heads (when `nxs_config_versions` exists). */
+  readonly config?: Record<string, { readonly keys: number; readonly digest: string }>;
+}
+
+/** One doc on one server. */
+export interface DocOnServer {
+  readonly vector: Vector;
+  /** Change records held. */
+  readonly records: number;
+  /** Digest of the doc's heads (origin, highest seq, record count): equal on servers that agree. */
+  readonly digest: string;
+  /** Changes this server lacks against the highest seq any server holds, summed over origins. */
+  readonly behind: number;
+  /** Newest snapshot: when it was made, and how many changes it covers (the compaction frontier). */
+  readonly snapshotCreated?: string;
+  readonly snapshotCovers?: number;
+}
+
+/** One doc across the fleet. */
+export interface DocState {
+  readonly doc: string;
+  readonly servers: Readonly<Record<string, DocOnServer>>;
+  /** Whether the servers' digests differ. */
+  readonly diverged: boolean;
+}
+
+/** A replica's last ack on one server. */
+export interface ReplicaState {
+  readonly doc: string;
+  readonly replica: string;
+  readonly server: string;
+  /** When the server stored it. */
+  readonly acked: string;
+  /** Changes it has not acked, against the highest seq any server holds. */
+  readonly lag: number;
+}
+
+/** The fleet, read once. */
+export interface FleetStatus {
+  readonly at: string;
+  readonly servers: readonly ServerState[];
+  readonly docs: readonly DocState[];
+  readonly replicas: readonly ReplicaState[];
+  /** The replicator keeps no record on the servers: its health is its process's (exit codes, logs). */
+  readonly replicator: string;
+  /** Whether every server answered, runs the hooks, and every doc agrees everywhere. */
+  readonly converged: boolean;
+}
+
+const JOB_STATES = ["waiting", "active", "completed", "failed", "cancelled"] as const;
+
+const sha = (text: string): string => createHash("sha256").update(text).digest("hex").slice(0, 12);
+
+async function collectionExists(pb: PocketBase, name: string): Promise<boolean> {
+  try {
+    await pb.collections.getOne(name, { requestKey: null, fields: "id" });
+    return true;
+  } catch (e) {
+    if ((e as { status?: number }).status === 404) return false;
+    throw e;
+  }
+}
+
+interface ServerRead {
+  readonly state: ServerState;
+  readonly heads: { doc: string; origin: string; head: number; n: number }[];
+  readonly snapshots: { doc: string; version: unknown; created: string }[];
+  readonly acks: { doc: string; replica: string; version: unknown; updated: string }[];
+}
+
+/**
+ * Superuser sessions kept between readings (`status --watch` logs in once per server, not at every
+ * refresh: PocketBase limits logins per IP).
+ */
+export interface Sessions {
+  get(url: string, credentials: Credentials, timeoutMs: number): Promise<PocketBase>;
+  /** Forgets a server's session (after an error: the next reading logs in again). */
+  drop(url: string): void;
+  close(): void;
+}
+
+/** @returns An empty session cache. */
+export function createSessions(): Sessions {
+  const clients = new Map<string, PocketBase>();
+  return {
+    async get(url, credentials, timeoutMs) {
+      const have = clients.get(url);
+      if (have !== undefined) return have;
+      const pb = await connectSuperuser(url, credentials, timeoutMs);
+      clients.set(url, pb);
+      return pb;
+    },
+    drop(url) {
+      const pb = clients.get(url);
+      if (pb !== undefined) closeSdkClient(pb);
+      clients.delete(url);
+    },
+    close() {
+      for (const url of [...clients.keys()]) this.drop(url);
+    },
+  };
+}
+
+/** Reads one server (read-only): version, heads, snapshots, acks, queue and config. */
+async function readServer(
+  url: string,
+  credentials: Credentials,
+  timeoutMs: number,
+  sessions: Sessions,
+): Promise<ServerRead> {
+  let pb: PocketBase;
+  try {
+    pb = await sessions.get(url, credentials, timeoutMs);
+  } catch (e) {
+    const err = e as { code?: string; message: string };
+    return {
+      state: {
+        url,
+        reachable: err.code !== "transport/unavailable",
+        error: { code: err.code ?? "unexpected", message: err.message },
+      },
+      heads: [],
+      snapshots: [],
+      acks: [],
+    };
+  }
+  try {
+    let hooks: Partial<ServerState> = {};
+    try {
+      const body = await pb.send("/nxs/version", { method: "GET", requestKey: null });
+      const v = checkHooksVersion(url, 200, body);
+      hooks = { hooks: v.hooks, schema: v.schema };
+    } catch (e) {
+      const status = (e as { status?: number }).status;
+      const got = (e as { response?: unknown }).response as { hooks?: number; schema?: number } | undefined;
+      try {
+        if (status === 404) checkHooksVersion(url, 404, undefined);
+        hooks = { hooks: got?.hooks, schema: got?.schema, hooksProblem: (e as Error).message };
+      } catch (problem) {
+        hooks = { hooksProblem: (problem as Error).message };
+      }
+    }
+    const hasSchema = await collectionExists(pb, Collections.Changes);
+    const list = <T>(collection: string, fields: string) =>
+      pb.collection(collection).getFullList({ fields, batch: 1000, requestKey: null }) as Promise<T[]>;
+    const heads = hasSchema
+      ? await list<ServerRead["heads"][number]>(Collections.Heads, "doc,origin,head,n")
+      : [];
+    const snapshots = hasSchema
+      ? await list<ServerRead["snapshots"][number]>(Collections.SnapshotVersions, "doc,version,created")
+      : [];
+    const acks = hasSchema
+      ? await list<ServerRead["acks"][number]>(Collections.Acks, "doc,replica,version,updated")
+      : [];
+    let queue: Record<string, number> | undefined;
+    if (await collectionExists(pb, "nxs_jobs")) {
+      queue = {};
+      for (const s of JOB_STATES) {
+        const page = await pb.collection("nxs_jobs").getList(1, 1, {
+          filter: pb.filter("state = {:s}", { s }),
+          fields: "id",
+          requestKey: null,
+        });
+        queue[s] = page.totalItems;
+      }
+    }
+    let config: ServerState["config"];
+    if (await collectionExists(pb, "nxs_config_versions")) {
+      const rows = await list<{ env: string; key: string; version: number; compacted?: boolean }>(
+        "nxs_config_versions",
+        "env,key,version,compacted",
+      );
+      const heads = new Map<string, Map<string, number>>();
+      for (const r of rows) {
+        if (r.compacted === true) continue;
+        const env = heads.get(r.env) ?? new Map<string, number>();
+        heads.set(r.env, env);
+        env.set(r.key, Math.max(env.get(r.key) ?? 0, r.version));
+      }
+      config = Object.fromEntries(
+        [...heads].map(([env, keys]) => [
+          env,
+          {
+            keys: keys.size,
+            digest: sha(
+              [...keys]
+                .sort(([a], [b]) => (a < b ? -1 : 1))
+                .map(([k, v]) => `${k}@${v}`)
+                .join("\n"),
+            ),
+          },
+        ]),
+      );
+    }
+    return {
+      state: { url, reachable: true, ...hooks, ...(queue ? { queue } : {}), ...(config ? { config } : {}) },
+      heads,
+      snapshots,
+      acks,
+    };
+  } catch (e) {
+    const err = toTransportError(e, `read ${url}`);
+    return {
+      state: {
+        url,
+        reachable: err.code !== "transport/unavailable",
+        error: { code: err.code, message: err.message },
+      },
+      heads: [],
+      snapshots: [],
+      acks: [],
+    };
+  } finally {
+    closeSdkClient(pb);
+  }
+}
+
+const vectorOf = (v: unknown): Vector =>
+  v !== null && typeof v === "object" && !Array.isArray(v)
+    ? (Object.fromEntries(Object.entries(v).filter(([, n]) => typeof n === "number")) as Vector)
+    : {};
+const missing = (max: Vector, have: Vector): number =>
+  Object.entries(max).reduce((n, [o, s]) => n + Math.max(0, s - (have[o] ?? 0)), 0);
+
+/**
+ * Reads the fleet once (read-only: lists and a version route, as a superuser).
+ * @param urls - The servers.
+ * @param credentialsOf - Each server's superuser credentials.
+ * @param timeoutMs - Per-request timeout.
+ * @param sessions - Logins to reuse (the caller closes them).
+ * @returns Every server, doc and replica.
+ */
+export async function readFleetStatus(
+  urls: readonly string[],
+  credentialsOf: (url: string) => Credentials,
+  timeoutMs: number,
+  sessions: Sessions = createSessions(),
+): Promise<FleetStatus> {
+  const reads = await Promise.all(urls.map((u) => readServer(u, credentialsOf(u), timeoutMs, sessions)));
+  const docNames = new Set(reads.flatMap((r) => r.heads.map((h) => h.doc)));
+  const max = new Map<string, Vector>();
+  for (const r of reads) {
+    for (const h of r.heads) {
+      const v = max.get(h.doc) ?? {};
+      v[h.origin] = Math.max(v[h.origin] ?? 0, h.head);
+      max.set(h.doc, v);
+    }
+  }
+  const docs: DocState[] = [...docNames].sort().map((doc) => {
+    const servers: Record<string, DocOnServer> = {};
+    for (const r of reads) {
+      if (r.state.error !== undefined) continue;
+      const heads = r.heads.filter((h) => h.doc === doc).sort((a, b) => (a.origin < b.origin ? -1 : 1));
+      const vector: Vector = Object.fromEntries(heads.map((h) => [h.origin, h.head]));
+      const snap = r.snapshots
+        .filter((s) => s.doc === doc)
+        .sort((a, b) => (a.created < b.created ? 1 : -1))[0];
+      servers[r.state.url] = {
+        vector,
+        records: heads.reduce((n, h) => n + h.n, 0),
+        digest: sha(heads.map((h) => `${h.origin}:${h.head}:${h.n}`).join("\n")),
+        behind: missing(max.get(doc) ?? {}, vector),
+        ...(snap === undefined
+          ? {}
+          : {
+              snapshotCreated: snap.created,
+              snapshotCovers: Object.values(vectorOf(snap.version)).reduce((n, s) => n + s, 0),
+            }),
+      };
+    }
+    const digests = new Set(Object.values(servers).map((s) => s.digest));
+    return { doc, servers, diverged: digests.size > 1 || Object.values(servers).some((s) => s.behind > 0) };
+  });
+  const replicas: ReplicaState[] = reads.flatMap((r) =>
+    r.acks.map((a) => ({
+      doc: a.doc,
+      replica: a.replica,
+      server: r.state.url,
+      acked: a.updated,
+      lag: missing(max.get(a.doc) ?? {}, vectorOf(a.version)),
+    })),
+  );
+  const servers = reads.map((r) => r.state);
+  const configDiverged = servers.some(
+    (s) => JSON.stringify(s.config ?? {}) !== JSON.stringify(servers[0]?.config ?? {}),
+  );
+  return {
+    at: new Date().toISOString(),
+    servers,
+    docs,
+    replicas,
+    replicator: "not recorded on the servers (watch its process: exit codes 3/4, its log)",
+    converged:
+      servers.every((s) => s.error === undefined && s.hooksProblem === undefined) &&
+      docs.every((d) => !d.diverged) &&
+      !configDiverged,
+  };
+}

@@ -1,0 +1,112 @@
+import { join } from "node:path";
+import type { ProcessPocketBase } from "@nxs-sync/testing";
+import { waitFor } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { CliExitCode } from "../../src/index.js";
+import type { FleetStatus } from "../../src/status.js";
+import {
+  cli,
+  leaksPassword,
+  readIds,
+  runReplicator,
+  SUPERUSER,
+  serverArgs,
+  startFleetServer,
+  tempDir,
+  writeChanges,
+} from "./fleet.js";
+
+const servers = usePocketBaseServers();
+
+describe("nxs-sync status", () => {
+  let a: ProcessPocketBase;
+  let b: ProcessPocketBase;
+  let ids: string;
+  beforeAll(async () => {
+    a = await startFleetServer(servers, "status-a");
+    b = await startFleetServer(servers, "status-b");
+    ids = join(await tempDir(), "ids.json");
+    expect((await cli(["setup", ...serverArgs([a, b]), "--identities", ids])).code).toBe(0);
+  });
+
+  it("shows a server behind (exit 7), then convergence once the replicator ran (exit 0); reads only", async () => {
+    const { nodes, replicator } = await readIds(ids);
+    const gw = nodes[0]!;
+    await writeChanges(a.url, gw, "doc-1", 1, 5);
+    const behind = await cli(["status", ...serverArgs([a, b]), "--json"]);
+    expect(behind.code, behind.stderr).toBe(CliExitCode.Diverged);
+    const s = behind.json<FleetStatus>();
+    const origin = `${gw.id}.t`;
+    expect(s.docs).toHaveLength(1);
+    expect(s.docs[0]?.servers[a.url]).toMatchObject({ vector: { [origin]: 5 }, behind: 0, records: 5 });
+    expect(s.docs[0]?.servers[b.url]).toMatchObject({ vector: {}, behind: 5, records: 0 });
+    expect(s.docs[0]?.diverged).toBe(true);
+    expect(s.servers.map((x) => [x.reachable, x.hooks, x.schema])).toEqual([
+      [true, 3, 3],
+      [true, 3, 3],
+    ]);
+    // Reading wrote nothing: a second reading is the same.
+    const again = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
+    expect(again.docs).toEqual(s.docs);
+    const table = await cli(["status", ...serverArgs([a, b])]);
+    expect(table.stdout).toMatch(/doc-1 .*\| 5 +\|/);
+    expect(table.stdout).toMatch(/NOT converged: doc-1/);
+    expect(leaksPassword(table)).toBe(false);
+
+    const stop = new AbortController();
+    const running = runReplicator([a.url, b.url], replicator, stop.signal);
+    try {
+      await waitFor(async () => (await cli(["status", ...serverArgs([a, b])])).code === 0 || undefined, {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+      });
+    } finally {
+      stop.abort();
+      expect(await running).toBe(0);
+    }
+    const done = await cli(["status", ...serverArgs([a, b])]);
+    expect(done.code).toBe(CliExitCode.Ok);
+    expect(done.stdout).toMatch(/converged: 1 doc\(s\) equal on 2 server\(s\)/);
+    const json = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
+    expect(json.docs[0]?.servers[b.url]).toMatchObject({ vector: { [origin]: 5 }, behind: 0 });
+    expect(json.docs[0]?.servers[a.url]?.digest).toBe(json.docs[0]?.servers[b.url]?.digest);
+  });
+
+  it("shows the queue's jobs per state when nxs_jobs exists", async () => {
+    const s = (await cli(["status", ...serverArgs([a]), "--json"])).json<FleetStatus>();
+    expect(s.servers[0]?.queue).toEqual({ waiting: 0, active: 0, completed: 0, failed: 0, cancelled: 0 });
+  });
+
+  it("an unreachable server is NO (exit 4), a refused login exit 3, never echoing the password", async () => {
+    const down = await cli(["status", ...serverArgs([a]), "--server", "http://127.0.0.1:9"]);
+    expect(down.code).toBe(CliExitCode.Unreachable);
+    expect(down.stdout).toMatch(/127\.0\.0\.1:9 +\| NO/);
+    expect(down.stdout).toMatch(/server unavailable/);
+    const wrong = await cli(["status", ...serverArgs([a]), "--json"], {
+      NXS_SUPERUSER_EMAIL: SUPERUSER.email,
+      NXS_SUPERUSER_PASSWORD: "not-the-password",
+    });
+    expect(wrong.code).toBe(CliExitCode.AuthRefused);
+    expect(wrong.json<FleetStatus>().servers[0]?.error?.code).toBe("transport/unauthorized");
+    expect(leaksPassword(wrong, "not-the-password")).toBe(false);
+  });
+
+  it("--watch refreshes until interrupted (one JSON line per reading)", async () => {
+    const stop = new AbortController();
+    let out = "";
+    const { runCli } = await import("../../src/index.js");
+    const running = runCli(["status", ...serverArgs([a, b]), "--watch", "--interval", "50", "--json"], {
+      env: { NXS_SUPERUSER_EMAIL: SUPERUSER.email, NXS_SUPERUSER_PASSWORD: SUPERUSER.password },
+      stdout: { write: (t: string) => (out += t) },
+      stderr: { write: () => true },
+      signal: stop.signal,
+    });
+    await waitFor(() => out.split("\n").filter((l) => l !== "").length >= 3 || undefined, {
+      timeoutMs: 30_000,
+    });
+    stop.abort();
+    expect(await running).toBe(CliExitCode.Ok);
+    for (const line of out.trim().split("\n")) expect(JSON.parse(line)).toMatchObject({ converged: true });
+  });
+});
