@@ -235,7 +235,10 @@ export interface ConfigStore<S extends ConfigSchemas> {
   }): Promise<readonly KeyChange[]>;
   /** Compacts this environment's old versions (head, staged and effective versions are kept). */
   compact(options: { keepLast?: number; keepSince?: number; key?: ConfigKey<S> }): Promise<number>;
-  /** The environment's heads as an export file (stored forms: secrets as ciphertext with their key id). */
+  /**
+   * The environment as an export file: per key the greatest version every node runs (the head, or
+   * below a staged or rolled-back head), in stored form (secrets as ciphertext with their key id).
+   */
   exportEnv(format: "yaml" | "json"): Promise<string>;
   /**
    * Imports an export file into this environment: validates, diffs against the heads, and (unless a
@@ -957,8 +960,23 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
     },
     async exportEnv(format) {
       ready();
-      const heads = (await backend.heads(env)).filter((h) => !h.compacted && Object.hasOwn(schemas, h.key));
-      return renderExport(exportFileOf(env, heads, clock()), format);
+      const [heads, records] = await Promise.all([backend.heads(env), backend.rollouts(env)]);
+      const byId = new Map(records.map((r) => [r.id, r]));
+      // What every node runs: a staged or rolled-back head is not exported (an import would make it
+      // everyone's); the greatest version with no rollout, or a promoted one, is.
+      const released = (v: StoredVersion): boolean =>
+        v.rollout === undefined || byId.get(v.id)?.state === "promoted";
+      const chosen: StoredVersion[] = [];
+      for (const head of heads) {
+        if (!Object.hasOwn(schemas, head.key)) continue;
+        const v = released(head)
+          ? head
+          : (
+              await backend.list({ env, key: head.key, order: "desc", limit: 50, includeCompacted: true })
+            ).find(released);
+        if (v !== undefined && !v.compacted) chosen.push(v);
+      }
+      return renderExport(exportFileOf(env, chosen, clock()), format);
     },
     async importEnv(text, o) {
       ready();

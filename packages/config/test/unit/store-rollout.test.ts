@@ -84,6 +84,10 @@ describe("config store staged rollout", () => {
         reason: "the health check failed",
       });
     }
+    // An export carries what every node runs, not the rolled-back head.
+    const exported = await canary.store.exportEnv("json");
+    expect(exported).toContain('"rps": 5');
+    expect(exported).not.toContain('"rps": 9');
     // A node booting now finds the rolled-back head hidden, reads history, and serves version 1.
     const late = h.store(backend, { node: "gw-3" });
     await late.store.start();
