@@ -81,7 +81,9 @@ export type ConfigStoreEvent =
   | {
       readonly type: "rolled-back";
       readonly key: string;
-      readonly version: VersionMeta;
+      /** The rolled-back version's id and number. */
+      readonly id: string;
+      readonly version: number;
       readonly reason: string;
     };
 
@@ -357,6 +359,8 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
   let closed = false;
   let stopWatch: (() => void) | undefined;
   let degraded = false;
+  /** A read of the server succeeded once (the boot is over; what arrives now is news). */
+  let synced = false;
 
   const emit = (event: ConfigStoreEvent): void => {
     callGuarded("onEvent", options.onEvent, [event], (err) =>
@@ -527,18 +531,10 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
     const known = rollouts.get(r.id);
     if (known !== undefined && rank(r.state) <= rank(known.state)) return;
     rollouts.set(r.id, r);
-    if (r.state === "rolled-back" && !rolledBackTold.has(r.id)) {
+    // Told once per version, and only as news: a boot reads past rollbacks without telling them.
+    if (r.state === "rolled-back" && (synced || degraded) && !rolledBackTold.has(r.id)) {
       rolledBackTold.add(r.id);
-      const v = keys.get(r.key)?.versions.get(r.id);
-      emit({
-        type: "rolled-back",
-        key: r.key,
-        version:
-          v === undefined
-            ? { ...r, hlc: "", origin: "", node: "", author: "", message: "", createdAt: 0 }
-            : toVersionMeta(v),
-        reason: r.reason,
-      });
+      emit({ type: "rolled-back", key: r.key, id: r.id, version: r.version, reason: r.reason });
     }
     if (keys.has(r.key)) recompute(r.key);
   };
@@ -579,7 +575,6 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
 
   let syncing: Promise<boolean> | undefined;
   let syncAgain = false;
-  let synced = false;
   let onSynced: (() => void) | undefined;
   let retrying = false;
   const sync = (): Promise<boolean> => {
