@@ -5,8 +5,8 @@
 // VM (PocketBase JSVM): it can read nothing declared outside itself, so the one route handler
 // below carries its helpers inside.
 //
-// POST /nxs/queue/{op}, op one of enqueue | claim | heartbeat | settle | cancel | redrive | clean |
-// takeover | counts. Gateway accounts (nxs_nodes) only. Each op runs inside ONE
+// POST /nxs/queue/{op}, op one of enqueue | claim | heartbeat | settle | settle-and-claim | cancel |
+// redrive | clean | takeover | counts. Gateway accounts (nxs_nodes) only. Each op runs inside ONE
 // $app.runInTransaction and uses only the transaction's app (SQLite has one writer: the read and
 // the write of a claim cannot interleave with another claim; tested atomic, see
 // docs/adr/0006-queue-claims.md). Time is the server's clock (runAt, leases, retry delays); a
@@ -16,7 +16,7 @@
 // { message, data: { code, field, index } } with code `queue/invalid-payload` or `queue/too-large`;
 // nothing of a refused batch is stored.
 
-routerAdd("GET", "/nxs/hooks/queue", (e) => e.json(200, { name: "queue", version: 1 }));
+routerAdd("GET", "/nxs/hooks/queue", (e) => e.json(200, { name: "queue", version: 2 }));
 
 routerAdd(
   "POST",
@@ -306,8 +306,9 @@ routerAdd(
         const dead = [];
         // A claim sent again (its answer was lost) gets the jobs its first sending claimed, still
         // held under their tokens, before new ones: no job sits claimed by nobody until its lease lapses.
+        // A first sending (`firstSend`, a fresh claimId) has none: the look-up is skipped.
         const claimId = String(body.claimId || "").slice(0, 64);
-        if (claimId !== "") {
+        if (claimId !== "" && body.firstSend !== true) {
           const again = tx.findRecordsByFilter(
             JOBS,
             "queue = {:q} && state = 'active' && claimId = {:c} && worker = {:w} && leaseUntil > {:now}",
@@ -468,6 +469,13 @@ routerAdd(
             return { ok: true, state: rec.getString("state") };
           }),
         };
+      },
+
+      // A worker's round trip between jobs: its settlements, then its claim, in one transaction.
+      "settle-and-claim": (tx, now) => {
+        const settled = ops.settle(tx, now).results;
+        const claimed = ops.claim(tx, now);
+        return { settled: settled, jobs: claimed.jobs, dead: claimed.dead, epoch: claimed.epoch };
       },
 
       cancel: (tx, now) => {

@@ -76,6 +76,14 @@ export type SettleResult =
   | { readonly ok: true; readonly state: JobState }
   | { readonly ok: false; readonly code: "queue/lease-lost" };
 
+/** The answer to {@link QueueBackendCapabilities.settleAndClaim}. */
+export interface SettleAndClaimResult {
+  /** One answer per settlement, in request order. */
+  readonly settled: readonly SettleResult[];
+  /** The jobs claimed after the settlements (as {@link QueueBackend.claim} answers). */
+  readonly claimed: readonly ClaimedJob[];
+}
+
 /** Counts of one queue per state; `delayed` counts `waiting` jobs whose `runAt` is still ahead. */
 export type JobCounts = Readonly<Record<JobState | "delayed", number>>;
 
@@ -212,6 +220,17 @@ export interface BlobRef {
 export interface QueueBackendCapabilities extends QueueBackend {
   readonly admin?: QueueAdmin;
   readonly blobs?: BlobStore;
+  /**
+   * Settles a batch, then claims, in one round trip and one transaction (as bullmq's
+   * `moveToCompleted` hands out the next job): what a busy worker does between two jobs. The
+   * settlements are applied first, in order, exactly as {@link QueueBackend.settle} would (a job one
+   * of them releases may be claimed again by the same call), then the claim as
+   * {@link QueueBackend.claim}. All or nothing: on an error neither part happened, or (for a request
+   * sent again after its answer was lost) both did, and the claim answers the jobs its first sending
+   * took (a settlement the first sending applied then answers `lease-lost`, as a re-sent `settle`).
+   * @throws NxsError `queue/too-large` for a result over the inline limit (nothing is stored).
+   */
+  settleAndClaim?(settlements: readonly Settlement[], request: ClaimRequest): Promise<SettleAndClaimResult>;
   /** Releases what the backend holds (connections, timers). */
   close?(): Promise<void>;
 }

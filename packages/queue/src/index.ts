@@ -17,6 +17,7 @@ export type {
   QueueBackend,
   QueueBackendCapabilities,
   QueueWatcher,
+  SettleAndClaimResult,
   Settlement,
   SettleResult,
   WatchOptions,

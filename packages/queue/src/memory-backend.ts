@@ -512,6 +512,12 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
     claim: whenOpen(claimSync),
     heartbeat: whenOpen(heartbeatSync),
     settle: whenOpen(settleSync),
+    async settleAndClaim(settlements, request) {
+      checkOpen();
+      // Checked before anything changes: all or nothing.
+      checkDuration("leaseMs", request.leaseMs, 1);
+      return { settled: settleSync(settlements), claimed: claimSync(request) };
+    },
     getJob: whenOpen((id: JobId) => {
       const stored = jobs.get(id);
       return stored === undefined ? undefined : copyJob(stored.record);

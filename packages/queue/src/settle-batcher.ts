@@ -17,6 +17,12 @@ export interface SettleBatcherOptions {
   readonly maxBatch: number;
   /** How many times a failed call is tried again before its settlements are dropped. */
   readonly retries: number;
+  /**
+   * While this answers true, settlements past their `delayMs` keep waiting (another `delayMs` at a
+   * time) instead of going alone: a call that will {@link SettleBatcher.carry} them is coming (a
+   * worker's claim in flight). `maxBatch` still sends at once. Default: never.
+   */
+  readonly hold?: () => boolean;
   /** Each answer (`ok`, or `lease-lost`: the job's lease was gone). */
   onResult(settlement: Settlement, result: SettleResult): void;
   /** A call that failed (its settlements are tried again, or dropped when `dropped`). */
@@ -27,10 +33,31 @@ export interface SettleBatcherOptions {
 export interface SettleBatcher {
   /** Queues one settlement. */
   add(settlement: Settlement): void;
+  /**
+   * Hands what is pending to another call that settles it (a claim that carries settlements:
+   * `settleAndClaim`), instead of a `settle` of its own. The settlements count as in flight until
+   * that call answers; each answer is reported then. When the call fails they are pending again
+   * (tried again as any failed batch), and its error is rethrown.
+   * @param send - Makes the call with the settlements; answers one result per settlement, in order,
+   *   and its own value.
+   * @returns What `send` answered besides the settlements.
+   */
+  carry<T>(
+    send: (
+      settlements: readonly Settlement[],
+    ) => Promise<{ readonly settled: readonly SettleResult[]; readonly value: T }>,
+  ): Promise<T>;
+  /** How many settlements are pending (not yet sent). */
+  pending(): number;
   /** Sends what is pending now and waits until nothing is pending or in flight. */
   drain(): Promise<void>;
   /** How many settlements are pending or in flight. */
   size(): number;
+}
+
+interface Pending {
+  readonly settlement: Settlement;
+  readonly tries: number;
 }
 
 /**
@@ -40,38 +67,57 @@ export interface SettleBatcher {
  */
 export function createSettleBatcher(options: SettleBatcherOptions): SettleBatcher {
   const { backend, scheduler } = options;
-  let pending: { settlement: Settlement; tries: number }[] = [];
+  let pending: Pending[] = [];
   let inFlight = 0;
   let timer: Cancel | undefined;
   let sending: Promise<void> = Promise.resolve();
+  /** Calls of {@link SettleBatcher.carry} in flight. */
+  const carried = new Set<Promise<unknown>>();
 
-  const send = (): Promise<void> => {
+  /** Takes the pending settlements out (in flight from now on). */
+  const take = (): Pending[] => {
     timer?.();
     timer = undefined;
-    if (pending.length === 0) return sending;
     const batch = pending;
     pending = [];
     inFlight += batch.length;
+    return batch;
+  };
+  const answered = (batch: readonly Pending[], results: readonly SettleResult[]): void => {
+    batch.forEach((b, i) => {
+      const result = results[i];
+      if (result !== undefined) options.onResult(b.settlement, result);
+    });
+  };
+  /** A failed call: its settlements are pending again, up to `retries` tries each. */
+  const failed = (error: unknown, batch: readonly Pending[], quiet: boolean): void => {
+    const retry = batch.filter((b) => b.tries < options.retries).map((b) => ({ ...b, tries: b.tries + 1 }));
+    const dropped = retry.length < batch.length;
+    if (!quiet || dropped) {
+      options.onError(
+        error,
+        batch.map((b) => b.settlement),
+        dropped,
+      );
+    }
+    if (retry.length > 0) {
+      pending.push(...retry);
+      arm();
+    }
+  };
+
+  const send = (): Promise<void> => {
+    if (pending.length === 0) {
+      timer?.();
+      timer = undefined;
+      return sending;
+    }
+    const batch = take();
     const run = async (): Promise<void> => {
       try {
-        const results = await backend.settle(batch.map((b) => b.settlement));
-        batch.forEach((b, i) => {
-          const result = results[i];
-          if (result !== undefined) options.onResult(b.settlement, result);
-        });
+        answered(batch, await backend.settle(batch.map((b) => b.settlement)));
       } catch (error) {
-        const retry = batch
-          .filter((b) => b.tries < options.retries)
-          .map((b) => ({ ...b, tries: b.tries + 1 }));
-        options.onError(
-          error,
-          batch.map((b) => b.settlement),
-          retry.length < batch.length,
-        );
-        if (retry.length > 0) {
-          pending.push(...retry);
-          arm();
-        }
+        failed(error, batch, false);
       } finally {
         inFlight -= batch.length;
       }
@@ -84,7 +130,8 @@ export function createSettleBatcher(options: SettleBatcherOptions): SettleBatche
     if (timer !== undefined) return;
     timer = scheduler.schedule(options.delayMs, () => {
       timer = undefined;
-      void send();
+      if (options.hold?.() === true) arm();
+      else void send();
     });
   };
 
@@ -94,10 +141,34 @@ export function createSettleBatcher(options: SettleBatcherOptions): SettleBatche
       if (pending.length >= options.maxBatch) void send();
       else arm();
     },
+    carry(call) {
+      const batch = take();
+      const run = (async () => {
+        try {
+          const answer = await call(batch.map((b) => b.settlement));
+          answered(batch, answer.settled);
+          return answer.value;
+        } catch (error) {
+          // The caller reports the call's error; only settlements given up on are reported here.
+          failed(error, batch, true);
+          throw error;
+        } finally {
+          inFlight -= batch.length;
+        }
+      })();
+      const tracked = run.then(
+        () => undefined,
+        () => undefined,
+      );
+      carried.add(tracked);
+      void tracked.then(() => carried.delete(tracked));
+      return run;
+    },
+    pending: () => pending.length,
     async drain() {
       while (pending.length > 0 || inFlight > 0) {
         if (pending.length > 0) await send();
-        else await sending;
+        else await Promise.all([sending, ...carried]);
       }
     },
     size: () => pending.length + inFlight,

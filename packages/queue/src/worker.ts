@@ -214,6 +214,8 @@ export function createWorker<S extends z.ZodType>(
     delayMs: checkNumberOption("settleDelayMs", options.settleDelayMs, { min: 0 }) ?? 5,
     maxBatch: checkNumberOption("settleBatch", options.settleBatch, { min: 1, integer: true }) ?? 50,
     retries: 3,
+    // A claim in flight carries them when it is done, if the backend settles and claims at once.
+    hold: () => claiming !== undefined && backend.settleAndClaim !== undefined,
     onResult(settlement, result) {
       if (!result.ok) {
         logger.warn(
@@ -336,9 +338,18 @@ export function createWorker<S extends z.ZodType>(
       const free = concurrency - running.size;
       if (closing || free <= 0) return;
       const max = Math.min(batchSize, free);
+      const request = { queue: queue.name, worker: name, leaseMs, max };
       let claimed: readonly ClaimedJob[];
       try {
-        claimed = await backend.claim({ queue: queue.name, worker: name, leaseMs, max });
+        // Settlements waiting to be sent ride with the claim when the backend can (one round trip).
+        const settleAndClaim = backend.settleAndClaim?.bind(backend);
+        claimed =
+          settleAndClaim !== undefined && outbox.pending() > 0
+            ? await outbox.carry(async (settlements) => {
+                const answer = await settleAndClaim(settlements, request);
+                return { settled: answer.settled, value: answer.claimed };
+              })
+            : await backend.claim(request);
       } catch (error) {
         report(asNxs(error, "claim"));
         return;
@@ -358,6 +369,8 @@ export function createWorker<S extends z.ZodType>(
     }
     claiming = claimLoop().finally(() => {
       claiming = undefined;
+      // A wake that came after the loop's last look (a slot freed as it ended) is not lost.
+      if (claimAgain && !closing) void claim();
     });
     return claiming;
   };

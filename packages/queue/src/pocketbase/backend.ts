@@ -67,6 +67,7 @@ import {
   type SeenJob,
   type StoredJob,
   seenOf,
+  settleAndClaimAnswer,
   settleAnswer,
   storedJobSchema,
   takeoverAnswer,
@@ -508,6 +509,60 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
     },
   };
 
+  /** Results over the inline limit are refused before anything is sent. */
+  const checkResults = (op: string, settlements: readonly Settlement[]): void => {
+    for (const [i, s] of settlements.entries()) {
+      if (s.kind !== "complete" || s.result === undefined) continue;
+      const size = JSON.stringify(s.result).length;
+      if (size > MAX_INLINE_JSON) {
+        throw new NxsError(
+          QueueErrorCode.TooLarge,
+          `queue ${op} (item ${i}): result is ${size} characters of JSON, over ${MAX_INLINE_JSON}: store it as a blob`,
+        );
+      }
+    }
+  };
+  const settleParts = async (parts: readonly (readonly Settlement[])[]): Promise<SettleResult[]> => {
+    const out: SettleResult[] = [];
+    for (const part of parts) {
+      const a = await call("settle", (ep) => post(ep, "settle", { settlements: part }, settleAnswer));
+      out.push(...a.results);
+    }
+    return out;
+  };
+  // One id per claim, kept across the pool's retries: a claim whose answer was lost and that is sent
+  // again to the same server gets the jobs it took back.
+  const claimBody = (request: ClaimRequest) => ({
+    ...request,
+    max: Math.min(Math.max(1, Math.floor(request.max)), MAX_ROUTE_BATCH),
+    claimId: randomUUID(),
+  });
+  /** A claiming call: on the claim authority (taken over first when the pool moved). */
+  const claimCall = <S extends z.ZodType>(
+    op: "claim" | "settle-and-claim",
+    body: Record<string, unknown>,
+    schema: S,
+  ): Promise<z.infer<S>> => {
+    let sendings = 0;
+    return call(op, async (ep) => {
+      await ensureAuthority(ep);
+      // The server looks for the jobs of an earlier sending only when this one may be a re-send.
+      return post(ep, op, { ...body, firstSend: sendings++ === 0 }, schema);
+    });
+  };
+  const claimedOf = (a: z.infer<typeof claimAnswer>): ClaimedJob[] => {
+    if (a.epoch > authority.epoch && authority.url === pool.active().url)
+      authority = { ...authority, epoch: a.epoch };
+    for (const d of a.dead) {
+      logger.warn(`[queue] job ${d.id} dead-lettered by the server: ${d.reason}`);
+      if (options.onDeadLetter !== undefined) {
+        const ev = { id: d.id as JobId, reason: d.reason };
+        report("onDeadLetter", () => options.onDeadLetter?.(ev));
+      }
+    }
+    return a.jobs.map((c) => ({ job: toJobRecord(c.job), token: asToken(c.token) }));
+  };
+
   return {
     admin,
     blobs,
@@ -529,30 +584,8 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
       }
       return out;
     },
-    async claim(request: ClaimRequest): Promise<readonly ClaimedJob[]> {
-      // One id per claim, kept across the pool's retries: a claim whose answer was lost and that is
-      // sent again to the same server gets the jobs it took back.
-      const claimId = randomUUID();
-      const body = {
-        ...request,
-        max: Math.min(Math.max(1, Math.floor(request.max)), MAX_ROUTE_BATCH),
-        claimId,
-      };
-      const a = await call("claim", async (ep) => {
-        await ensureAuthority(ep);
-        return post(ep, "claim", body, claimAnswer);
-      });
-      if (a.epoch > authority.epoch && authority.url === pool.active().url)
-        authority = { ...authority, epoch: a.epoch };
-      for (const d of a.dead) {
-        logger.warn(`[queue] job ${d.id} dead-lettered by the server: ${d.reason}`);
-        if (options.onDeadLetter !== undefined) {
-          const ev = { id: d.id as JobId, reason: d.reason };
-          report("onDeadLetter", () => options.onDeadLetter?.(ev));
-        }
-      }
-      return a.jobs.map((c) => ({ job: toJobRecord(c.job), token: asToken(c.token) }));
-    },
+    claim: async (request: ClaimRequest): Promise<readonly ClaimedJob[]> =>
+      claimedOf(await claimCall("claim", claimBody(request), claimAnswer)),
     async heartbeat(beats: readonly Heartbeat[]): Promise<readonly HeartbeatResult[]> {
       const out: HeartbeatResult[] = [];
       for (const part of chunks(beats)) {
@@ -562,22 +595,18 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
       return out;
     },
     async settle(settlements: readonly Settlement[]): Promise<readonly SettleResult[]> {
-      for (const [i, s] of settlements.entries()) {
-        if (s.kind !== "complete" || s.result === undefined) continue;
-        const size = JSON.stringify(s.result).length;
-        if (size > MAX_INLINE_JSON) {
-          throw new NxsError(
-            QueueErrorCode.TooLarge,
-            `queue settle (item ${i}): result is ${size} characters of JSON, over ${MAX_INLINE_JSON}: store it as a blob`,
-          );
-        }
-      }
-      const out: SettleResult[] = [];
-      for (const part of chunks(settlements)) {
-        const a = await call("settle", (ep) => post(ep, "settle", { settlements: part }, settleAnswer));
-        out.push(...a.results);
-      }
-      return out;
+      checkResults("settle", settlements);
+      return settleParts(chunks(settlements));
+    },
+    async settleAndClaim(settlements: readonly Settlement[], request: ClaimRequest) {
+      checkResults("settle", settlements);
+      // The last part rides with the claim; earlier ones (past the route's bound) go first.
+      const parts = chunks(settlements);
+      const last = parts.pop() ?? [];
+      const settled = await settleParts(parts);
+      const body = { ...claimBody(request), settlements: last };
+      const a = await claimCall("settle-and-claim", body, settleAndClaimAnswer);
+      return { settled: [...settled, ...a.settled], claimed: claimedOf(a) };
     },
     getJob: (id: JobId) =>
       call("get job", (ep) =>

@@ -114,6 +114,7 @@ export const heartbeatAnswer = z.object({
 export const settleAnswer = z.object({
   results: z.array(z.union([z.object({ ok: z.literal(true), state: z.enum(STATES) }), leaseLost])),
 });
+export const settleAndClaimAnswer = claimAnswer.extend({ settled: settleAnswer.shape.results });
 export const cancelAnswer = z.object({ state: z.enum(STATES).nullable() });
 export const movedAnswer = z.object({ moved: count });
 export const deletedAnswer = z.object({ deleted: count });

@@ -31,6 +31,11 @@ interface Spy {
   heartbeatMode?: "lease-lost" | "throw";
   /** When false, watch gives no hints (only the polling backstop wakes the worker). */
   hints: boolean;
+  /** Calls of `settleAndClaim` (offered only when `combined`): the settlements each carried. */
+  carried: Settlement[][];
+  combined: boolean;
+  /** When set, `settleAndClaim` throws this many times before it answers. */
+  combinedFailures?: number;
 }
 
 function spyBackend(inner: QueueBackendCapabilities, spy: Spy): QueueBackendCapabilities {
@@ -51,6 +56,17 @@ function spyBackend(inner: QueueBackendCapabilities, spy: Spy): QueueBackendCapa
       spy.settles.push([...settlements]);
       return inner.settle(settlements);
     },
+    settleAndClaim: spy.combined
+      ? async (settlements, request) => {
+          spy.carried.push([...settlements]);
+          spy.claims++;
+          if ((spy.combinedFailures ?? 0) > 0) {
+            spy.combinedFailures = (spy.combinedFailures ?? 0) - 1;
+            throw new Error("backend unreachable");
+          }
+          return inner.settleAndClaim!(settlements, request);
+        }
+      : undefined,
     watch(queue, watcher) {
       if (!spy.hints) return () => {};
       return inner.watch(queue, watcher);
@@ -73,10 +89,17 @@ afterEach(async () => {
   workers = [];
 });
 
-function harness(options: { hints?: boolean } = {}): Harness {
+function harness(options: { hints?: boolean; combined?: boolean } = {}): Harness {
   const scheduler = createManualScheduler({ now: 1_000_000 });
   const raw = createMemoryQueueBackend({ scheduler });
-  const spy: Spy = { heartbeats: [], settles: [], claims: 0, hints: options.hints ?? true };
+  const spy: Spy = {
+    heartbeats: [],
+    settles: [],
+    claims: 0,
+    hints: options.hints ?? true,
+    carried: [],
+    combined: options.combined ?? false,
+  };
   const backend = spyBackend(raw, spy);
   const queue = createQueue({ name: "jobs", schema, backend, random: createSeededRandom(5) });
   const errors: NxsError[] = [];
@@ -547,6 +570,35 @@ describe("createWorker", () => {
     expect(closed).toBe(true);
     expect(await h.queue.getJob(id)).toMatchObject({ state: JobState.Waiting, attemptsMade: 0 });
     expect(h.spy.settles.flat().map((s) => s.kind)).toEqual(["release"]);
+  });
+
+  it("carries pending settlements with its next claim when the backend settles and claims in one call", async () => {
+    const h = harness({ combined: true });
+    const ids = await h.queue.addBulk([1, 2, 3].map((n) => ({ payload: { n } })));
+    const w = h.start(async ({ payload }) => payload.n * 10);
+    await h.step(100);
+    expect((await h.queue.counts()).completed).toBe(3);
+    const carried = h.spy.carried.flat();
+    // Each settlement went exactly once, most with the claim that followed its job.
+    expect([...carried, ...h.spy.settles.flat()].map((s) => s.id).sort()).toEqual([...ids].sort());
+    expect(carried.map((s) => s.id)).toEqual(expect.arrayContaining(ids.slice(0, 2)));
+    expect(carried.every((s) => s.kind === "complete")).toBe(true);
+    expect(await h.queue.getJob(ids[2]!)).toMatchObject({ state: JobState.Completed, result: 30 });
+    await w.close();
+    expect(h.errors).toEqual([]);
+  });
+
+  it("gives carried settlements back to the outbox when the combined call fails, and settles them after", async () => {
+    const h = harness({ combined: true });
+    const [a] = await h.queue.addBulk([{ payload: { n: 1 } }]);
+    h.spy.combinedFailures = 1;
+    const w = h.start(async () => "done");
+    await h.step(100);
+    expect(h.spy.carried.map((c) => c.map((s) => s.id))).toEqual([[a]]);
+    expect(h.errors.map((e) => e.message)).toEqual([expect.stringContaining("claim")]);
+    expect(h.spy.settles.flat().map((s) => s.id)).toEqual([a]);
+    expect(await h.queue.getJob(a!)).toMatchObject({ state: JobState.Completed, result: "done" });
+    await w.close();
   });
 
   it("sets no timer of its own: every wait is on the injected scheduler", async () => {

@@ -387,6 +387,72 @@ export function runQueueBackendConformance(
       expect((await mustGet(a.id)).failures).toEqual([]);
     });
 
+    it("settles and claims in one call (a capability): the settlements first, then the claim", async (test) => {
+      const { backend, queue, lease } = await start();
+      if (backend.settleAndClaim === undefined) return test.skip("no settleAndClaim capability");
+      const [a, b, c] = [job(queue), job(queue), job(queue)];
+      await backend.enqueue([a]);
+      const ca = await claimOne(queue, lease);
+      await backend.enqueue([b]);
+      const first = await backend.settleAndClaim(
+        [
+          { id: a.id, token: ca.token, kind: "complete", result: { ok: 1 } },
+          { id: a.id, token: ca.token, kind: "complete" },
+        ],
+        { queue, worker: "w2", leaseMs: lease, max: 5 },
+      );
+      // The second settlement meets the token the first one spent.
+      expect(first.settled).toEqual([
+        { ok: true, state: JobState.Completed },
+        { ok: false, code: "queue/lease-lost" },
+      ]);
+      expect(first.claimed.map((x) => x.job.id)).toEqual([b.id]);
+      expect(first.claimed[0]!.job).toMatchObject({ state: JobState.Active, attempt: 1, worker: "w2" });
+      expect(await mustGet(a.id)).toMatchObject({ state: JobState.Completed, result: { ok: 1 } });
+      // A job released by the call is ready at once: the same call may claim it again.
+      const cb = first.claimed[0]!;
+      await backend.enqueue([c]);
+      const second = await backend.settleAndClaim([{ id: b.id, token: cb.token, kind: "release" }], {
+        queue,
+        worker: "w2",
+        leaseMs: lease,
+        max: 5,
+      });
+      expect(second.settled).toEqual([{ ok: true, state: JobState.Waiting }]);
+      expect(second.claimed.map((x) => x.job.id).sort()).toEqual([b.id, c.id].sort());
+      const again = second.claimed.find((x) => x.job.id === b.id)!;
+      expect(again.job).toMatchObject({ attempt: 2, attemptsMade: 1 });
+      // Nothing to settle: a plain claim.
+      const none = await backend.settleAndClaim([], { queue, worker: "w2", leaseMs: lease, max: 5 });
+      expect(none).toEqual({ settled: [], claimed: [] });
+      expect(await backend.counts(queue)).toMatchObject({ active: 2, completed: 1, waiting: 0 });
+    });
+
+    it("settles and claims all or nothing: a refused claim leaves the settlements undone", async (test) => {
+      const { backend, queue, lease } = await start();
+      if (backend.settleAndClaim === undefined) return test.skip("no settleAndClaim capability");
+      const a = job(queue);
+      await backend.enqueue([a, job(queue)]);
+      const ca = await claimOne(queue, lease);
+      const refused = await backend
+        .settleAndClaim([{ id: a.id, token: ca.token, kind: "complete" }], {
+          queue,
+          worker: "w1",
+          leaseMs: 0,
+          max: 1,
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(isNxsError(refused), `refused with an NxsError: ${String(refused)}`).toBe(true);
+      expect(await mustGet(a.id)).toMatchObject({ state: JobState.Active, attempt: 1 });
+      expect(await backend.counts(queue)).toMatchObject({ active: 1, waiting: 1, completed: 0 });
+      expect(await backend.settle([{ id: a.id, token: ca.token, kind: "complete" }])).toEqual([
+        { ok: true, state: JobState.Completed },
+      ]);
+    });
+
     it("cancels a waiting job at once and flags an active one (seen at its heartbeat)", async (test) => {
       const { backend, queue, lease } = await start();
       const admin = backend.admin;
