@@ -843,7 +843,12 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
               ),
             );
           },
-          () => {},
+          (closedMeanwhile: unknown) => {
+            // close() before the boot ended: the boot fails with config/not-ready.
+            if (done) return;
+            done = true;
+            rejectBoot(closedMeanwhile);
+          },
         );
       });
       stopWatch = backend.watch(env, envWatcher);

@@ -106,4 +106,52 @@ describe("config store boot from the last-known-good file", () => {
     expect(s.events.map((e) => e.type)).not.toContain("degraded");
     await s.store.close();
   });
+
+  it("close() during a boot that waits for a server fails the boot with config/not-ready", async () => {
+    const h = harness();
+    const backend = h.backend();
+    backend.setLink("hang");
+    const s = h.store(backend, { bootTimeoutMs: 5000 });
+    const boot = s.store.start().catch((e: unknown) => e);
+    await h.advance(100);
+    await s.store.close();
+    const err = await boot;
+    expect(isNxsError(err) && err.code).toBe("config/not-ready");
+    expect(h.scheduler.pending()).toBe(0);
+  });
+
+  it("logs say what failed, never a secret's plain text", async () => {
+    const h = harness();
+    const backend = h.backend();
+    const lines: string[] = [];
+    const capture =
+      (level: string) =>
+      (message: string, ...args: unknown[]) =>
+        lines.push(`${level} ${message} ${JSON.stringify(args)}`);
+    const logger = {
+      debug: capture("debug"),
+      info: capture("info"),
+      warn: capture("warn"),
+      error: capture("error"),
+    };
+    const writer = h.store(backend, { logger });
+    await writer.store.start();
+    await writer.store.put(
+      "providers",
+      { name: "p", apiKey: "do-not-log-me" },
+      { expectedVersion: 0, ...who },
+    );
+    // A reader with another key cannot open it (logged), a failing put is refused (not logged as a value).
+    const reader = h.store(backend, { logger, keyring: undefined, node: "gw-2" });
+    await reader.store.start();
+    await writer.store
+      .put("providers", { name: 5, apiKey: "do-not-log-me-either" } as never, { expectedVersion: 1, ...who })
+      .catch(() => undefined);
+    backend.setLink("down");
+    backend.setLink("up");
+    await flush();
+    expect(lines.some((l) => l.includes("not usable"))).toBe(true);
+    expect(lines.join("\n")).not.toContain("do-not-log-me");
+    await Promise.all([writer.store.close(), reader.store.close()]);
+  });
 });
