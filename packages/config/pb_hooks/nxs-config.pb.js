@@ -94,7 +94,7 @@ routerAdd(
       rollout: jsonOf(rec, "rollout"),
       value: jsonOf(rec, "value"),
       compacted: rec.getBool("compacted"),
-      compactedAt: rec.getFloat("compactedAt"),
+      compactedAt: rec.getString("compactedAt"),
     });
     const rawRollout = (rec) => ({
       id: rec.id,
@@ -234,7 +234,6 @@ routerAdd(
         // JSON ("true", "12", "[1]"), so a string value would not come back as the string it was.
         rec.set("value", JSON.stringify(body.value));
         rec.set("compacted", false);
-        rec.set("compactedAt", 0);
         tx.save(rec);
         return { version: rawVersion(rec) };
       },
@@ -283,7 +282,7 @@ routerAdd(
             if (rec.getFloat("createdAt") >= keepSince) return;
             rec.set("compacted", true);
             rec.set("value", null);
-            rec.set("compactedAt", now);
+            rec.set("compactedAt", new Date(now).toISOString().replace("T", " "));
             tx.save(rec);
             compacted++;
           });

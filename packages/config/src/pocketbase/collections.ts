@@ -58,7 +58,10 @@ export function versionsCollection(): CollectionDef {
       { name: "rollout", type: "json", maxSize: 65_536 },
       { name: "value", type: "json", maxSize: MAX_VALUE_JSON + 1024 },
       { name: "compacted", type: "bool" },
-      num("compactedAt"),
+      // A date, empty on a live version: the tombstone policy's purge time (`at`) must be absent on
+      // live records (a number field would hold 0, which reads as the epoch: every live version
+      // would be under the purge frontier and never copied to a server that lacks it).
+      { name: "compactedAt", type: "date" },
       created,
       updated,
     ],

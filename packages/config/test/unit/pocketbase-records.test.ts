@@ -7,7 +7,13 @@ import {
   ROLLOUTS_COLLECTION,
   VERSIONS_COLLECTION,
 } from "@nxs-sync/config/pocketbase";
-import { checkHookPiece, compareVersions, mergeRecords, Order } from "@nxs-sync/pocketbase";
+import {
+  checkHookPiece,
+  compareVersions,
+  isBelowPurgeFrontier,
+  mergeRecords,
+  Order,
+} from "@nxs-sync/pocketbase";
 import { describe, expect, it } from "vitest";
 
 /** A version record as PocketBase answers it (storage fields included, empty optionals as zeros). */
@@ -28,7 +34,7 @@ const record = (over: Record<string, unknown> = {}): Record<string, unknown> => 
   rollout: null,
   value: { rps: 10 },
   compacted: false,
-  compactedAt: 0,
+  compactedAt: "",
   created: "2026-12-07 07:00:00.000Z",
   updated: "2026-12-07 07:00:00.000Z",
   ...over,
@@ -129,11 +135,20 @@ describe("configCollections", () => {
 
   it("lets a compacted copy win over a live one, never the reverse", () => {
     const live = record();
-    const tomb = record({ compacted: true, value: null, compactedAt: 9 });
+    const tomb = record({ compacted: true, value: null, compactedAt: "2026-12-07 07:00:00.000Z" });
     expect(compareVersions(spec(versions), tomb, live)).toBe(Order.Greater);
     expect(mergeRecords(spec(versions), live, tomb)).toMatchObject({ compacted: true, value: null });
     expect(mergeRecords(spec(versions), tomb, live)).toBeUndefined();
     expect(mergeRecords(spec(versions), live, record())).toBeUndefined();
+  });
+
+  it("never puts a live version under the purge frontier (it is copied to a server that lacks it)", () => {
+    const now = Date.parse("2027-06-01T00:00:00Z");
+    expect(isBelowPurgeFrontier(spec(versions), record(), now)).toBe(false);
+    const old = record({ compacted: true, value: null, compactedAt: "2026-01-01 00:00:00.000Z" });
+    expect(isBelowPurgeFrontier(spec(versions), old, now)).toBe(true);
+    const fresh = record({ compacted: true, value: null, compactedAt: "2027-05-31 00:00:00.000Z" });
+    expect(isBelowPurgeFrontier(spec(versions), fresh, now)).toBe(false);
   });
 
   it("merges rollouts monotonically: the higher state wins with its reason", () => {
