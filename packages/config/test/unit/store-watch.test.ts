@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { replicateConfigRecords } from "../../src/memory-backend.js";
+import type { ConfigBackend } from "../../src/backend.js";
+import { type MemoryConfigBackend, replicateConfigRecords } from "../../src/memory-backend.js";
 import { compareVersions, type VersionMeta } from "../../src/version.js";
 import { flush, harness, seededIds, watchLog } from "./store-helpers.js";
 
@@ -12,6 +13,45 @@ function expectOrderedNoRepeatNoSkip(seen: readonly VersionMeta[], from: number,
   for (let i = 1; i < seen.length; i++) expect(compareVersions(seen[i - 1]!, seen[i]!)).toBeLessThan(0);
   const numbers = [...new Set(seen.map((v) => v.version))];
   expect(numbers).toEqual(Array.from({ length: head - from }, (_, i) => from + 1 + i));
+}
+
+/**
+ * A backend that fails over between servers as the PocketBase backend's pool does: calls go to the
+ * current server, and a failover re-subscribes every watch there (whose subscribe tells onResync).
+ */
+function failoverBackend(servers: readonly MemoryConfigBackend[]) {
+  let current = servers[0]!;
+  const subs = new Set<{ env: string; watcher: Parameters<ConfigBackend["watch"]>[1]; stop: () => void }>();
+  const backend: ConfigBackend = {
+    get name() {
+      return current.name;
+    },
+    put: (v) => current.put(v),
+    list: (q) => current.list(q),
+    heads: (env) => current.heads(env),
+    get: (id) => current.get(id),
+    compact: (o) => current.compact(o),
+    rollouts: (env) => current.rollouts(env),
+    setRollout: (v, state, reason) => current.setRollout(v, state, reason),
+    watch(env, watcher) {
+      const sub = { env, watcher, stop: current.watch(env, watcher) };
+      subs.add(sub);
+      return () => {
+        sub.stop();
+        subs.delete(sub);
+      };
+    },
+  };
+  return {
+    backend,
+    failover(to: MemoryConfigBackend) {
+      current = to;
+      for (const sub of subs) {
+        sub.stop();
+        sub.stop = to.watch(sub.env, sub.watcher);
+      }
+    },
+  };
 }
 
 describe("config store watch", () => {
@@ -145,5 +185,43 @@ describe("config store watch", () => {
       ),
       { seed: 0x5eed17, numRuns: 60 },
     );
+  });
+
+  it("resumes after a failover to a server that lags: no gap, no repeat, the lost n+1 reported as one conflict", async () => {
+    const h = harness();
+    const a = h.backend("a");
+    const b = h.backend("b");
+    const pool = failoverBackend([a, b]);
+    const gateway = h.store(a, { node: "gw-1" });
+    const { store, events } = h.store(a, { node: "gw-2", backend: pool.backend });
+    await Promise.all([gateway.store.start(), store.start()]);
+    for (let i = 0; i < 3; i++)
+      await gateway.store.put("limits", { rps: i + 1, burst: 0 }, { expectedVersion: i, ...who });
+    replicateConfigRecords(a, b);
+    const log = watchLog();
+    store.watch("limits", log.listener, { fromVersion: 0 });
+    await flush();
+    // v4 reaches A and this watcher, not B: then A is lost and the pool fails over to B.
+    await gateway.store.put("limits", { rps: 4, burst: 0 }, { expectedVersion: 3, ...who });
+    await flush();
+    pool.failover(b);
+    await flush();
+    expect(log.versions().map((v) => v.version)).toEqual([1, 2, 3, 4]);
+    // On B the head is v3: a gateway there writes its own v4 and a v5.
+    const onB = h.store(b, { node: "gw-3" }).store;
+    await onB.start();
+    await onB.put("limits", { rps: 40, burst: 0 }, { expectedVersion: 3, ...who });
+    await onB.put("limits", { rps: 50, burst: 0 }, { expectedVersion: 4, ...who });
+    await flush();
+    // A comes back and the servers exchange records.
+    replicateConfigRecords(a, b);
+    replicateConfigRecords(b, a);
+    await flush();
+    expectOrderedNoRepeatNoSkip(log.versions(), 0, 5);
+    expect(log.conflicts()).toHaveLength(1);
+    expect(events.filter((e) => e.type === "conflict")).toHaveLength(1);
+    expect(store.get("limits").rps).toBe(50);
+    expect(gateway.store.version("limits")?.id).toBe(store.version("limits")?.id);
+    await Promise.all([gateway.store.close(), store.close(), onB.close()]);
   });
 });
