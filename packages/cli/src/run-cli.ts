@@ -1,6 +1,7 @@
 import { isNxsError } from "@nxs-sync/core";
 import { runReplicatorCli } from "@nxs-sync/pocketbase";
 import { Command, CommanderError, Option } from "commander";
+import { runBackup, runReseed, runRestore, runVerify } from "./commands/backup.js";
 import { type NodeAction, runNode } from "./commands/node.js";
 import { runHooksWrite, runSetup } from "./commands/setup.js";
 import { runStatus } from "./commands/status.js";
@@ -128,6 +129,56 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
     .action(async (opts, cmd: Command) => {
       const env = envOf(cmd);
       exit = await runStatus(env, { ...env, ...opts });
+    });
+
+  program
+    .command("backup")
+    .description(
+      "a verified backup of one server into a directory: full (PocketBase's backups API; writes to that server wait while it zips) or --logical (the project's collections through the record API; no write waits); verified after it is written (zip, SQLite integrity, records counted and digested) with a manifest beside it",
+    )
+    .requiredOption("--server <url>", "the server")
+    .requiredOption("--dir <dir>", "where backups go")
+    .option("--keep <n>", "keep the newest n backups of this server and kind in --dir")
+    .option("--logical", "export the records through the record API instead of a full backup")
+    .option("--keep-on-server", "full: leave the server's copy in its pb_data/backups")
+    .action(async (opts, cmd: Command) => {
+      const env = envOf(cmd);
+      exit = await runBackup(env, { ...env, ...opts });
+    });
+
+  program
+    .command("verify <file...>")
+    .description("verify backups again: they open, pass SQLite's integrity check and match their manifest")
+    .action(async (files: string[], _opts, cmd: Command) => {
+      exit = await runVerify(envOf(cmd), files);
+    });
+
+  program
+    .command("restore")
+    .description(
+      "put a server back from a verified backup: a .zip is uploaded and restored through the backups API (the server restarts on it; its superusers become the backup's), a .jsonl is re-imported (only records the server lacks)",
+    )
+    .requiredOption("--server <url>", "the server to restore")
+    .requiredOption("--file <file>", "a backup written by nxs-sync backup")
+    .action(async (opts, cmd: Command) => {
+      const env = envOf(cmd);
+      exit = await runRestore(env, { ...env, ...opts });
+    });
+
+  program
+    .command("reseed")
+    .description(
+      "rebuild a lost or empty server from its peer (a verified full backup of the peer restored onto it, or --logical)",
+    )
+    .requiredOption("--from <url>", "the healthy peer")
+    .requiredOption("--to <url>", "the server to rebuild")
+    .option(
+      "--logical",
+      "schema + the peer's records through the record API (run setup with the identities file first)",
+    )
+    .action(async (opts, cmd: Command) => {
+      const env = envOf(cmd);
+      exit = await runReseed(env, { ...env, ...opts });
     });
 
   const node = program

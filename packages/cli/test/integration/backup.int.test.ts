@@ -1,0 +1,185 @@
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { ProcessPocketBase } from "@nxs-sync/testing";
+import { waitFor } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { CliExitCode } from "../../src/index.js";
+import type { FleetStatus } from "../../src/status.js";
+import type { Manifest } from "../../src/verify.js";
+import {
+  cli,
+  leaksPassword,
+  readIds,
+  runReplicator,
+  SUPERUSER,
+  serverArgs,
+  startFleetServer,
+  tempDir,
+  writeChanges,
+} from "./fleet.js";
+
+const servers = usePocketBaseServers();
+
+/** The version vector of a doc on a server, as `status` reads it. */
+async function vectorOn(urls: readonly string[], url: string, doc: string): Promise<Record<string, number>> {
+  const s = (await cli(["status", ...urls.flatMap((u) => ["--server", u]), "--json"])).json<FleetStatus>();
+  return s.docs.find((d) => d.doc === doc)?.servers[url]?.vector ?? {};
+}
+
+/** Runs the replicator until `status` says converged. */
+async function replicateUntilConverged(
+  urls: readonly string[],
+  replicator: { email: string; password: string; id: string },
+): Promise<void> {
+  const stop = new AbortController();
+  const running = runReplicator(urls, replicator, stop.signal);
+  try {
+    await waitFor(
+      async () => (await cli(["status", ...urls.flatMap((u) => ["--server", u])])).code === 0 || undefined,
+      {
+        timeoutMs: 60_000,
+        intervalMs: 250,
+      },
+    );
+  } finally {
+    stop.abort();
+    expect(await running).toBe(0);
+  }
+}
+
+describe("nxs-sync backup, verify, restore, reseed", () => {
+  let a: ProcessPocketBase;
+  let b: ProcessPocketBase;
+  let ids: string;
+  let dir: string;
+  beforeAll(async () => {
+    a = await startFleetServer(servers, "backup-a");
+    b = await startFleetServer(servers, "backup-b");
+    dir = await tempDir();
+    ids = join(dir, "ids.json");
+    expect((await cli(["setup", ...serverArgs([a, b]), "--identities", ids])).code).toBe(0);
+  });
+
+  it("restore drill: back up, write more, restore one server, replicate: status converges and no doc goes backwards", async () => {
+    const { nodes, replicator } = await readIds(ids);
+    const gw = nodes[0]!;
+    const urls = [a.url, b.url];
+    await writeChanges(a.url, gw, "drill", 1, 5);
+    await replicateUntilConverged(urls, replicator);
+    const backups = join(dir, "full");
+    const backup = await cli(["backup", "--server", a.url, "--dir", backups, "--json", "--progress"]);
+    expect(backup.code, backup.stderr).toBe(CliExitCode.Ok);
+    expect(leaksPassword(backup)).toBe(false);
+    const m = backup.json<{ path: string; manifest: Manifest }>().manifest;
+    expect(m.kind).toBe("full");
+    expect(m.verified.integrity).toBe("ok");
+    expect(m.verified.tables.nxs_changes?.count).toBe(5);
+    expect(m.verified.tables.nxs_nodes?.count).toBe(1);
+    expect(backup.stderr).toMatch(/100%/); // the progress bar
+    const path = backup.json<{ path: string }>().path;
+    expect((await cli(["verify", path])).code).toBe(CliExitCode.Ok);
+
+    await writeChanges(a.url, gw, "drill", 6, 5);
+    await replicateUntilConverged(urls, replicator);
+    const before = await vectorOn(urls, a.url, "drill");
+    expect(Object.values(before)).toEqual([10]);
+
+    const restore = await cli(["restore", "--server", a.url, "--file", path]);
+    expect(restore.code, restore.stderr).toBe(CliExitCode.Ok);
+    expect(restore.stdout).toMatch(/answers again/);
+    // A is back at the backup (5 of 10): status says so.
+    const after = await cli(["status", ...serverArgs([a, b]), "--json"]);
+    expect(after.code).toBe(CliExitCode.Diverged);
+    expect(after.json<FleetStatus>().docs[0]?.servers[a.url]).toMatchObject({ behind: 5 });
+
+    await replicateUntilConverged(urls, replicator);
+    for (const url of urls) {
+      const v = await vectorOn(urls, url, "drill");
+      for (const [origin, seq] of Object.entries(before)) expect(v[origin]).toBeGreaterThanOrEqual(seq);
+    }
+  });
+
+  it("keeps the newest N backups (--keep)", async () => {
+    const d = join(dir, "keep");
+    for (let i = 0; i < 3; i++) {
+      const run = await cli(["backup", "--server", b.url, "--dir", d, "--keep", "2", "--logical"]);
+      expect(run.code, run.stderr).toBe(CliExitCode.Ok);
+    }
+    const files = (await readdir(d)).filter((f) => f.endsWith(".jsonl"));
+    expect(files).toHaveLength(2);
+    expect((await cli(["backup", "--server", b.url, "--dir", d, "--keep", "0"])).code).toBe(
+      CliExitCode.Usage,
+    );
+  });
+
+  it("a corrupt backup fails verification (exit 5) and restore refuses it before touching the server", async () => {
+    const d = join(dir, "corrupt");
+    const run = await cli(["backup", "--server", b.url, "--dir", d, "--json"]);
+    const path = run.json<{ path: string }>().path;
+    const bytes = await readFile(path);
+    // Flip bytes in the middle of the archive (inside data.db's compressed data).
+    for (let i = 0; i < 64; i++) bytes[Math.floor(bytes.length / 3) + i]! ^= 0xff;
+    await writeFile(path, bytes);
+    const verify = await cli(["verify", path, "--json"]);
+    expect(verify.code).toBe(CliExitCode.VerificationFailed);
+    expect(verify.stderr).toMatch(/CRC|inflate|sha256|integrity/);
+    const restore = await cli(["restore", "--server", b.url, "--file", path]);
+    expect(restore.code).toBe(CliExitCode.VerificationFailed);
+    // Not a zip at all.
+    const junk = join(d, "junk.zip");
+    await writeFile(junk, "not a zip");
+    const j = await cli(["verify", junk]);
+    expect(j.code).toBe(CliExitCode.VerificationFailed);
+    expect(j.stderr).toMatch(/not a readable zip/);
+    expect((await cli(["status", ...serverArgs([a, b])])).code).toBe(CliExitCode.Ok);
+  });
+
+  it("a logical backup does not need a full one's stall, and restores only what a server lacks", async () => {
+    const { nodes } = await readIds(ids);
+    const d = join(dir, "logical");
+    const run = await cli(["backup", "--server", b.url, "--dir", d, "--logical", "--json"]);
+    expect(run.code, run.stderr).toBe(CliExitCode.Ok);
+    const { path, manifest } = run.json<{ path: string; manifest: Manifest }>();
+    expect(manifest.verified.tables.nxs_changes?.count).toBeGreaterThan(0);
+    expect((await cli(["verify", path])).code).toBe(CliExitCode.Ok);
+    // A fresh server, set up with the same identities, gets every record back.
+    const c = await startFleetServer(servers, "backup-c");
+    expect((await cli(["setup", "--server", c.url, "--identities", ids])).code).toBe(0);
+    const restore = await cli(["restore", "--server", c.url, "--file", path, "--json"]);
+    expect(restore.code, restore.stderr).toBe(CliExitCode.Ok);
+    expect(restore.json<{ created: Record<string, number> }>().created.nxs_changes).toBe(
+      manifest.verified.tables.nxs_changes?.count,
+    );
+    expect((await cli(["status", ...serverArgs([b, c])])).code).toBe(CliExitCode.Ok);
+    // Again: everything is there already, nothing is created.
+    const again = await cli(["restore", "--server", c.url, "--file", path, "--json"]);
+    expect(again.json<{ created: Record<string, number> }>().created.nxs_changes).toBe(0);
+    expect(nodes.length).toBeGreaterThan(0);
+  });
+
+  it("reseeds an empty server from its peer; status converges over three servers", async () => {
+    const empty = await startFleetServer(servers, "backup-empty");
+    const run = await cli(["reseed", "--from", b.url, "--to", empty.url]);
+    expect(run.code, run.stderr).toBe(CliExitCode.Ok);
+    expect((await cli(["status", ...serverArgs([a, b, empty])])).code).toBe(CliExitCode.Ok);
+    const logical = await startFleetServer(servers, "backup-empty2");
+    expect((await cli(["setup", "--server", logical.url, "--identities", ids])).code).toBe(0);
+    const run2 = await cli(["reseed", "--from", b.url, "--to", logical.url, "--logical"]);
+    expect(run2.code, run2.stderr).toBe(CliExitCode.Ok);
+    expect((await cli(["status", ...serverArgs([a, b, logical])])).code).toBe(CliExitCode.Ok);
+  });
+
+  it("an unreachable server or a refused login fails the backup with its exit code", async () => {
+    const d = join(dir, "fail");
+    expect((await cli(["backup", "--server", "http://127.0.0.1:9", "--dir", d])).code).toBe(
+      CliExitCode.Unreachable,
+    );
+    const wrong = await cli(["backup", "--server", a.url, "--dir", d], {
+      NXS_SUPERUSER_EMAIL: SUPERUSER.email,
+      NXS_SUPERUSER_PASSWORD: "nope-nope-nope",
+    });
+    expect(wrong.code).toBe(CliExitCode.AuthRefused);
+    expect(leaksPassword(wrong, "nope-nope-nope")).toBe(false);
+  });
+});
