@@ -353,6 +353,7 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
   const rollouts = new Map<string, RolloutRecord>();
   const rolledBackTold = new Set<string>();
   const loading = new Set<string>();
+  const invalidTold = new Set<string>();
   const watches = new Set<KeyWatch>();
   const timers = new Set<() => void>();
   let started = false;
@@ -415,7 +416,9 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
       result = { ok: false, error: asNxs(error) };
     }
     st.checked.set(v.id, result);
-    if (!result.ok) {
+    // Told once per version, even when a watch reads it again after the cache let it go.
+    if (!result.ok && !invalidTold.has(v.id)) {
+      invalidTold.add(v.id);
       logger.warn(
         `[nxs-sync config] ${env}/${v.key} v${v.version} (${v.id}) is not usable: ${result.error.message}`,
       );

@@ -288,4 +288,24 @@ describe("config store", () => {
     expect(store.get("limits").rps).toBe(3);
     await store.close();
   });
+
+  it("an invalid version is reported once, even when a watch reads it again after the cache let it go", async () => {
+    const h = harness();
+    const backend = h.backend();
+    const { store, events } = h.store(backend);
+    await store.start();
+    await store.put("limits", { rps: 1, burst: 0 }, { expectedVersion: 0, ...who });
+    await putHostile(backend, 1);
+    for (let i = 2; i < 42; i++)
+      await store.put("limits", { rps: i, burst: 0 }, { expectedVersion: i, ...who });
+    await flush();
+    const log: string[] = [];
+    store.watch("limits", (e) => log.push(e.type), { fromVersion: 0 });
+    await flush();
+    expect(log).toHaveLength(42);
+    expect(log[1]).toBe("invalid");
+    expect(events.filter((e) => e.type === "invalid")).toHaveLength(1);
+    expect(store.get("limits").rps).toBe(41);
+    await store.close();
+  });
 });
