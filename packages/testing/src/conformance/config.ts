@@ -159,6 +159,27 @@ export function runConfigBackendConformance(
       expect(ids(await backend.list({ env, key: "flags" }))).toEqual([v1!.id, v2!.id]);
     });
 
+    it("a malformed new version (id, env, key, expectedVersion) is refused with a typed error and stores nothing", async () => {
+      const { backend, env } = await start();
+      const bad: Partial<NewVersion>[] = [
+        { id: "UPPER-CASE-ID!!" },
+        { id: "short" },
+        { env: "Not An Env!" },
+        { key: "bad key!" },
+        { expectedVersion: -1 },
+        { expectedVersion: 1.5 },
+      ];
+      for (const over of bad) {
+        const err = await backend.put(version(env, 0, over)).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(isNxsError(err), `refused: ${JSON.stringify(over)}`).toBe(true);
+      }
+      expect(await backend.list({ env, includeCompacted: true })).toEqual([]);
+      expect(await backend.heads(env)).toEqual([]);
+    });
+
     it("N concurrent puts on one expectedVersion: exactly one wins, every other conflicts carrying the winner", async () => {
       const { backend, env } = await start();
       await chain(backend, env, 1);
