@@ -199,6 +199,17 @@ export function createMemoryConfigBackend(options: MemoryConfigBackendOptions = 
       value: structuredClone(v.value),
       compacted: false,
     };
+    // The same shape a server's collection enforces (lengths, the rollout target, a JSON value).
+    const shape = storedVersionSchema.safeParse(stored);
+    if (!shape.success) {
+      throw new ValidationError(
+        `new version: ${shape.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+        {
+          issues: shape.error.issues.map((i) => ({ path: i.path, message: i.message })),
+          cause: shape.error,
+        },
+      );
+    }
     versions.set(stored.id, stored);
     tellVersion(stored);
     return structuredClone(stored);

@@ -128,6 +128,11 @@ describe("memory config backend", () => {
     expect(isNxsError(err) && err.code).toBe("schema/invalid");
     const neg = await b.put(nv("a", -1)).catch((e: unknown) => e);
     expect(isNxsError(neg) && neg.code).toBe("schema/invalid");
+    const long = await b.put(nv("a", 0, { message: "m".repeat(2001) })).catch((e: unknown) => e);
+    expect(isNxsError(long) && long.code).toBe("schema/invalid");
+    expect((long as { issues: { path: string[] }[] }).issues[0]?.path).toEqual(["message"]);
+    const target = await b.put(nv("a", 0, { rollout: { percent: 101 } })).catch((e: unknown) => e);
+    expect(isNxsError(target) && target.code).toBe("schema/invalid");
     expect(b.exportRecords().versions).toEqual([]);
   });
 });
