@@ -63,6 +63,28 @@ describe("config store boot from the last-known-good file", () => {
     await Promise.all([second.store.close(), writer.close()]);
   });
 
+  it("writes the cache file a delay after a burst of changes (debounced), and on close when one is pending", async () => {
+    const h = harness();
+    const backend = h.backend();
+    const cacheFile = join(dir, "debounced.json");
+    const { store } = h.store(backend, { cacheFile, cacheWriteDelayMs: 100 });
+    await store.start();
+    for (let i = 0; i < 5; i++)
+      await store.put("limits", { rps: i + 1, burst: 0 }, { expectedVersion: i, ...who });
+    await h.advance(90);
+    await expect(readFile(cacheFile, "utf8")).rejects.toThrow(/ENOENT/);
+    h.scheduler.advance(10);
+    await vi.waitFor(async () =>
+      expect(JSON.parse(await readFile(cacheFile, "utf8")).versions[0].version).toBe(5),
+    );
+    await store.put("limits", { rps: 6, burst: 0 }, { expectedVersion: 5, ...who });
+    await store.close();
+    const saved = JSON.parse(await readFile(cacheFile, "utf8"));
+    expect(saved.versions.map((v: { key: string; version: number }) => [v.key, v.version])).toEqual([
+      ["limits", 6],
+    ]);
+  });
+
   it("without a usable cache file, start fails with config/not-ready once the boot time is over", async () => {
     const h = harness();
     const backend = h.backend();
