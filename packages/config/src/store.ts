@@ -227,7 +227,11 @@ export interface ConfigStore<S extends ConfigSchemas> {
     listener: (event: ConfigWatchEvent<ConfigValue<S, K>>) => void,
     options?: { fromVersion?: number },
   ): () => void;
-  /** Copies heads of another environment into this one, diff first (a dry run writes nothing). */
+  /**
+   * Copies another environment's versions into this one (per key the greatest version every node
+   * there runs, never a staged or rolled-back head), diff against this environment's heads first (a
+   * dry run writes nothing).
+   */
   promote(options: {
     from: string;
     keys?: readonly ConfigKey<S>[];
@@ -760,8 +764,37 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
     }
     return found;
   };
-  const headOf = async (key: string, inEnv = env): Promise<StoredVersion | undefined> =>
-    (await backend.list({ env: inEnv, key, order: "desc", limit: 1, includeCompacted: true }))[0];
+  const headOf = async (key: string): Promise<StoredVersion | undefined> =>
+    (await backend.list({ env, key, order: "desc", limit: 1, includeCompacted: true }))[0];
+
+  /**
+   * Per key of an environment, the greatest version every node runs: the head, or below a staged or
+   * rolled-back head the greatest version with no rollout or a promoted one (compacted: none). What
+   * export and promote carry: a canary or a rolled-back value never becomes everyone's that way.
+   */
+  const releasedOf = async (inEnv: string): Promise<Map<string, StoredVersion>> => {
+    const [heads, records] = await Promise.all([backend.heads(inEnv), backend.rollouts(inEnv)]);
+    const byId = new Map(records.map((r) => [r.id, r]));
+    const released = (v: StoredVersion): boolean =>
+      v.rollout === undefined || byId.get(v.id)?.state === "promoted";
+    const out = new Map<string, StoredVersion>();
+    for (const head of heads) {
+      if (!Object.hasOwn(schemas, head.key)) continue;
+      const v = released(head)
+        ? head
+        : (
+            await backend.list({
+              env: inEnv,
+              key: head.key,
+              order: "desc",
+              limit: 50,
+              includeCompacted: true,
+            })
+          ).find(released);
+      if (v !== undefined && !v.compacted) out.set(head.key, v);
+    }
+    return out;
+  };
 
   const ready = (): void => {
     if (closed) throw fail(ConfigErrorCode.NotReady, "the config store is closed");
@@ -926,11 +959,12 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
     async promote(o) {
       ready();
       const wanted = o.keys ?? (Object.keys(schemas) as ConfigKey<S>[]);
+      for (const key of wanted) schemaOf(key);
+      const sources = await releasedOf(o.from);
       const changes: KeyChange[] = [];
       for (const key of wanted) {
-        schemaOf(key);
-        const src = await headOf(key, o.from);
-        if (src === undefined || src.compacted) continue;
+        const src = sources.get(key);
+        if (src === undefined) continue;
         checkStored(key, src.value as Json);
         const dst = await headOf(key);
         const patch = diffValues((dst?.value ?? undefined) as Json | undefined, src.value as Json);
@@ -963,23 +997,7 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
     },
     async exportEnv(format) {
       ready();
-      const [heads, records] = await Promise.all([backend.heads(env), backend.rollouts(env)]);
-      const byId = new Map(records.map((r) => [r.id, r]));
-      // What every node runs: a staged or rolled-back head is not exported (an import would make it
-      // everyone's); the greatest version with no rollout, or a promoted one, is.
-      const released = (v: StoredVersion): boolean =>
-        v.rollout === undefined || byId.get(v.id)?.state === "promoted";
-      const chosen: StoredVersion[] = [];
-      for (const head of heads) {
-        if (!Object.hasOwn(schemas, head.key)) continue;
-        const v = released(head)
-          ? head
-          : (
-              await backend.list({ env, key: head.key, order: "desc", limit: 50, includeCompacted: true })
-            ).find(released);
-        if (v !== undefined && !v.compacted) chosen.push(v);
-      }
-      return renderExport(exportFileOf(env, chosen, clock()), format);
+      return renderExport(exportFileOf(env, [...(await releasedOf(env)).values()], clock()), format);
     },
     async importEnv(text, o) {
       ready();

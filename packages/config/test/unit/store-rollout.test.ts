@@ -128,4 +128,24 @@ describe("config store staged rollout", () => {
     });
     await canary.store.close();
   });
+
+  it("promote carries what every node of the source runs, never its staged canary", async () => {
+    const { h, backend, canary } = await setup();
+    const prod = h.store(backend, { env: "live", node: "gw-1" }).store;
+    await prod.start();
+    const done = canary.store.rollout(
+      "limits",
+      { rps: 9, burst: 0 },
+      { nodes: ["gw-1"], bakeMs: 1000, check: async () => true, ...who },
+    );
+    await flush();
+    const changes = await prod.promote({ from: "prod", ...who });
+    expect(changes.find((c) => c.key === "limits")?.written?.version).toBe(1);
+    expect(prod.get("limits").rps).toBe(5);
+    await h.advance(1000);
+    expect((await done).state).toBe("promoted");
+    await prod.promote({ from: "prod", ...who });
+    expect(prod.get("limits").rps).toBe(9);
+    await Promise.all([canary.store.close(), prod.close()]);
+  });
 });
