@@ -7,6 +7,8 @@ import { replicateConfigRecords } from "../../src/memory-backend.js";
 import { flush, harness } from "./store-helpers.js";
 
 const who = { author: "ann", message: "change" };
+/** Real file I/O (fsync) on a loaded machine: a generous bound to poll within, never a timing check. */
+const IO = { timeout: 20_000, interval: 5 };
 
 describe("config store boot from the last-known-good file", () => {
   let dir = "";
@@ -44,7 +46,7 @@ describe("config store boot from the last-known-good file", () => {
     await h.advance(999);
     expect(booted).toBeUndefined();
     h.scheduler.advance(1);
-    await vi.waitFor(() => expect(booted).toEqual({ source: "cache" }));
+    await vi.waitFor(() => expect(booted).toEqual({ source: "cache" }), IO);
     expect(second.events.map((e) => e.type)).toContain("degraded");
     expect(second.store.get("limits")).toEqual({ rps: 5, burst: 1 });
     expect(second.store.get("providers").apiKey).toBe("plain-secret-value");
@@ -74,8 +76,9 @@ describe("config store boot from the last-known-good file", () => {
     await h.advance(90);
     await expect(readFile(cacheFile, "utf8")).rejects.toThrow(/ENOENT/);
     h.scheduler.advance(10);
-    await vi.waitFor(async () =>
-      expect(JSON.parse(await readFile(cacheFile, "utf8")).versions[0].version).toBe(5),
+    await vi.waitFor(
+      async () => expect(JSON.parse(await readFile(cacheFile, "utf8")).versions[0].version).toBe(5),
+      IO,
     );
     await store.put("limits", { rps: 6, burst: 0 }, { expectedVersion: 5, ...who });
     await store.close();
@@ -105,7 +108,7 @@ describe("config store boot from the last-known-good file", () => {
     void badFile.then((e) => {
       settled = e;
     });
-    await vi.waitFor(() => expect(settled).toBeDefined());
+    await vi.waitFor(() => expect(settled).toBeDefined(), IO);
     expect(isNxsError(settled) && settled.code).toBe("config/not-ready");
     expect(String((settled as Error).message)).toContain(corrupt);
     await bad.store.close();
