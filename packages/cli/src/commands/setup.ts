@@ -15,6 +15,10 @@ import { renderJson, renderTable } from "../output.js";
 import { loadProjectRegistry } from "../registry.js";
 import { type ServerSetup, setupServer } from "../setup.js";
 
+/** `create nxs_changes` for a few, `create 15 collections` for many (the JSON lists them all). */
+const listed = (verb: string, names: readonly string[]): string[] =>
+  names.length <= 3 ? names.map((n) => `${verb} ${n}`) : [`${verb} ${names.length} collections`];
+
 /** Options of `nxs-sync setup`. */
 export interface SetupOptions extends CredentialOptions {
   readonly server: readonly string[];
@@ -77,8 +81,8 @@ export async function runSetup(env: CommandEnv, options: SetupOptions): Promise<
     const rows = results.map((r) => [
       r.url,
       [
-        ...r.created.map((c) => `${verb}create ${c}`),
-        ...r.updated.map((c) => `${verb}update ${c}`),
+        ...listed(`${verb}create`, r.created),
+        ...listed(`${verb}update`, r.updated),
         ...r.settings.map((s) => `${verb}set ${s}`),
       ].join(", ") || "unchanged",
       r.identities

@@ -39,7 +39,7 @@ describe("nxs-sync setup", () => {
     await expect(a.client().collections.getOne("nxs_changes")).rejects.toMatchObject({ status: 404 });
     await expect(stat(ids)).rejects.toMatchObject({ code: "ENOENT" });
     const table = await cli(["setup", ...serverArgs([a]), "--identities", ids, "--dry-run"]);
-    expect(table.stdout).toMatch(/would create nxs_changes/);
+    expect(table.stdout).toMatch(/would create \d+ collections/);
     expect(table.stdout).toMatch(/nothing was written/);
   });
 
