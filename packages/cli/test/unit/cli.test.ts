@@ -103,7 +103,7 @@ describe("zip reader", () => {
     expect(entry?.name).toBe("data.db");
     expect(entry?.read().equals(data)).toBe(true);
     const broken = Buffer.from(zip);
-    broken[40] ^= 0xff; // inside the compressed data (after the 30-byte header and the 7-byte name)
+    broken[40] = (broken[40] ?? 0) ^ 0xff; // inside the compressed data (after the 30-byte header and the 7-byte name)
     expect(() => readZip(broken, "t.zip")[0]?.read()).toThrow(/t\.zip: not a readable zip/);
     expect(() => readZip(Buffer.from("not a zip at all, just text"), "j.zip")).toThrow(
       /no end of central directory/,
