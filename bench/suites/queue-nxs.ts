@@ -2,8 +2,8 @@
  * The nxs-sync subject of `npm run bench -- queue`: `createQueue` + `createWorker` over the
  * PocketBase backend (`@nxs-sync/queue/pocketbase`), on one real PocketBase process with the queue's
  * collections and hook piece, logged in as a gateway account. Unbatched: one job per claim request
- * and one settlement per request; batched: claims of up to `concurrency` jobs (prefetch) and
- * settlements sent together.
+ * and one settlement per request; batched: {@link BATCHED_PREFETCH} jobs prefetched beyond
+ * `concurrency`, and claims that carry the pending settlements (`settleAndClaim`).
  */
 import { silentLogger } from "@nxs-sync/core";
 import { createNxsCollectionRegistry, ensureNode, ensureSchema, NodeRole } from "@nxs-sync/pocketbase";
@@ -18,6 +18,9 @@ import { type ProcessPocketBase, startPocketBase } from "@nxs-sync/testing";
 import { z } from "zod";
 import { recordId } from "./pocketbase-env.js";
 import { counter, LATENCY_CONCURRENCY, nowMs, paced, type QueueDriver } from "./queue-drivers.js";
+
+/** Jobs a batched worker claims ahead, beyond its concurrency (`prefetch`). */
+export const BATCHED_PREFETCH = 40;
 
 const schema = z.object({ i: z.number().int().optional(), t: z.number().optional() });
 
@@ -100,8 +103,7 @@ export function nxsDriverOn(
       const t0 = nowMs();
       const w = createWorker(q, async () => c.tick(), {
         concurrency,
-        batchSize: batched ? concurrency : 1,
-        ...(batched ? {} : { settleBatch: 1, settleDelayMs: 0 }),
+        ...(batched ? { prefetch: BATCHED_PREFETCH } : { batchSize: 1, settleBatch: 1, settleDelayMs: 0 }),
         logger: silentLogger,
       });
       await c.done;

@@ -9,7 +9,7 @@ import { startPostgres, startRedis } from "../lib/peer-services.js";
 import { quantile } from "../lib/stats.js";
 import type { BenchCase, BenchSuite } from "../lib/types.js";
 import { createBullMqDriver, createPgBossDriver, type QueueDriver } from "./queue-drivers.js";
-import { createNxsQueueDriver } from "./queue-nxs.js";
+import { BATCHED_PREFETCH, createNxsQueueDriver } from "./queue-nxs.js";
 import { workerRss } from "./queue-rss.js";
 
 export const suite: BenchSuite = {
@@ -88,7 +88,7 @@ export const suite: BenchSuite = {
         unit: "jobs/s",
         better: "higher",
         subjects: each((d) => d.drain(n, 1, true)),
-        note: "batched: nxs claims up to `concurrency` jobs per request and batches settlements; pg-boss work() with batchSize 100; BullMQ has no batch fetch (same as unbatched)",
+        note: `batched: nxs prefetches ${BATCHED_PREFETCH} jobs beyond \`concurrency\` and its claims carry the pending settlements (settleAndClaim); pg-boss work() with batchSize 100; BullMQ has no batch fetch (same as unbatched)`,
       },
       {
         metric: "drain-c10-batched",

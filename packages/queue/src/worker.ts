@@ -63,7 +63,15 @@ export interface WorkerOptions {
   readonly heartbeatMs?: number;
   /** Polling backstop, in ms: a claim at least this often while slots are free (default 5 000). */
   readonly pollMs?: number;
-  /** At most this many jobs per claim request (default `concurrency`). */
+  /**
+   * Jobs claimed ahead, beyond `concurrency`, waiting in the worker for a free slot (default 0).
+   * They cut the round trips of a busy worker: a claim fills up to `concurrency + prefetch` while
+   * the handlers run. A prefetched job is held under its lease (renewed by the heartbeat like a
+   * running one; released on close), so no other worker runs it meanwhile: keep it small for long
+   * jobs or many workers.
+   */
+  readonly prefetch?: number;
+  /** At most this many jobs per claim request (default `concurrency + prefetch`). */
   readonly batchSize?: number;
   /**
    * Progress goes out with a heartbeat of the leases whose progress changed at most this many ms
@@ -175,8 +183,9 @@ export function createWorker<S extends z.ZodType>(
     checkNumberOption("heartbeatMs", options.heartbeatMs, { min: 1, max: leaseMs }) ??
     Math.max(1, leaseMs / 3);
   const pollMs = checkNumberOption("pollMs", options.pollMs, { min: 1 }) ?? 5_000;
+  const prefetch = checkNumberOption("prefetch", options.prefetch, { min: 0, integer: true }) ?? 0;
   const batchSize =
-    checkNumberOption("batchSize", options.batchSize, { min: 1, integer: true }) ?? concurrency;
+    checkNumberOption("batchSize", options.batchSize, { min: 1, integer: true }) ?? concurrency + prefetch;
   const progressMs = checkNumberOption("progressMs", options.progressMs, { min: 0 }) ?? 1_000;
   const scheduler = options.scheduler ?? createTimerScheduler({ unref: false });
   const random = options.random ?? createCryptoRandom();
@@ -187,6 +196,8 @@ export function createWorker<S extends z.ZodType>(
 
   const held = new Map<JobId, Held>();
   const running = new Set<Promise<void>>();
+  /** Prefetched jobs (held, not started), oldest first. */
+  const ready: Held[] = [];
   let closing = false;
   let claiming: Promise<void> | undefined;
   let claimAgain = false;
@@ -316,6 +327,20 @@ export function createWorker<S extends z.ZodType>(
       decide(entry, { id, token: claimed.token, kind: "release" });
       return;
     }
+    ready.push(entry);
+    launchReady();
+  };
+
+  /** Starts the next prefetched job that is still held, when a slot is free. */
+  const launchReady = (): void => {
+    while (!closing && running.size < concurrency && ready.length > 0) {
+      const entry = ready.shift() as Held;
+      if (!entry.decided) launch(entry);
+    }
+  };
+
+  const launch = (entry: Held): void => {
+    const { id, claimed } = entry;
     const parsed = queue.schema.safeParse(claimed.job.payload);
     if (!parsed.success) {
       const message = `job ${id}: ${describeIssues("payload", parsed.error.issues)}`;
@@ -327,7 +352,9 @@ export function createWorker<S extends z.ZodType>(
     }
     const task = run(entry, parsed.data as P).finally(() => {
       running.delete(task);
-      if (!closing) void claim();
+      if (closing) return;
+      launchReady();
+      void claim();
     });
     running.add(task);
   };
@@ -335,8 +362,12 @@ export function createWorker<S extends z.ZodType>(
   const claimLoop = async (): Promise<void> => {
     for (;;) {
       claimAgain = false;
-      const free = concurrency - running.size;
+      // Decided prefetched jobs (lease lost, cancelled) no longer take room.
+      while (ready.length > 0 && (ready[0] as Held).decided) ready.shift();
+      const free = concurrency + prefetch - running.size - ready.length;
       if (closing || free <= 0) return;
+      // With jobs prefetched, wait until half the prefetch is free: fewer, fuller claims.
+      if (ready.length > 0 && free < Math.ceil(prefetch / 2)) return;
       const max = Math.min(batchSize, free);
       const request = { queue: queue.name, worker: name, leaseMs, max };
       let claimed: readonly ClaimedJob[];
@@ -507,6 +538,8 @@ export function createWorker<S extends z.ZodType>(
           await Promise.race([Promise.allSettled([...running]), timedOut]);
           cancelWait?.();
         }
+        // Running handlers past the timeout and prefetched jobs never started give their leases back.
+        ready.length = 0;
         for (const entry of [...held.values()]) {
           abort(entry, abortError(QueueErrorCode.Closed, `worker ${name} is shutting down`), {
             id: entry.id,

@@ -141,6 +141,17 @@ function gate(): { promise: Promise<void>; open(): void } {
   return { promise, open };
 }
 
+/** A handler that holds each job until the test opens its gate (by job id, in start order). */
+function gatePerJob(): { gates: Map<JobId, ReturnType<typeof gate>>; handler: JobHandler<Payload> } {
+  const gates = new Map<JobId, ReturnType<typeof gate>>();
+  const handler: JobHandler<Payload> = async ({ id }) => {
+    const g = gate();
+    gates.set(id, g);
+    await g.promise;
+  };
+  return { gates, handler };
+}
+
 const aborted = (signal: AbortSignal): Promise<NxsError> =>
   new Promise((resolve) => signal.addEventListener("abort", () => resolve(signal.reason as NxsError)));
 
@@ -206,15 +217,8 @@ describe("createWorker", () => {
   it("runs at most `concurrency` handlers, claiming in batches, and takes the next job when one ends", async () => {
     const h = harness();
     const ids = await h.queue.addBulk([1, 2, 3, 4, 5].map((n) => ({ payload: { n } })));
-    const gates = new Map<JobId, ReturnType<typeof gate>>();
-    const w = h.start(
-      async ({ id }) => {
-        const g = gate();
-        gates.set(id, g);
-        await g.promise;
-      },
-      { concurrency: 2 },
-    );
+    const { gates, handler } = gatePerJob();
+    const w = h.start(handler, { concurrency: 2 });
     await h.step(20);
     expect(w.running()).toBe(2);
     expect([...gates.keys()]).toEqual(ids.slice(0, 2));
@@ -635,5 +639,47 @@ describe("createWorker", () => {
     })();
     expect(isNxsError(error) && error.code).toBe("config/invalid");
     expect(() => h.start(async () => {}, { leaseMs: 1000, heartbeatMs: 2000 })).toThrow(/heartbeatMs/);
+    expect(() => h.start(async () => {}, { prefetch: -1 })).toThrow(/prefetch/);
+  });
+
+  it("prefetches up to `prefetch` jobs beyond concurrency, keeps their leases, and starts them in claim order", async () => {
+    const h = harness();
+    const ids = await h.queue.addBulk([1, 2, 3, 4, 5].map((n) => ({ payload: { n } })));
+    const { gates, handler } = gatePerJob();
+    const w = h.start(handler, { concurrency: 1, prefetch: 2 });
+    await h.step(20);
+    expect(w.running()).toBe(1);
+    expect(await h.queue.counts()).toMatchObject({ active: 3, waiting: 2 });
+    await h.step(5000, 50); // past the 3 s lease: the prefetched ones are renewed too
+    for (const beat of h.spy.heartbeats) expect(beat).toHaveLength(3);
+    expect(await h.raw.claim({ queue: "jobs", worker: "w2", leaseMs: 3000, max: 5 })).toHaveLength(2);
+    expect((await h.queue.counts()).active).toBe(5);
+    for (let i = 0; i < 3; i++) {
+      gates.get(ids[i]!)!.open();
+      await h.step(20);
+    }
+    expect([...gates.keys()]).toEqual(ids.slice(0, 3));
+    gates.get(ids[2]!)!.open();
+    await h.step(20);
+    expect((await h.queue.counts()).completed).toBe(3);
+    await w.close();
+  });
+
+  it("gives prefetched jobs back on close, their attempt not spent", async () => {
+    const h = harness();
+    const ids = await h.queue.addBulk([1, 2, 3].map((n) => ({ payload: { n } })));
+    const g = gate();
+    const w = h.start(() => g.promise.then(() => "done"), { concurrency: 1, prefetch: 5 });
+    await h.step(20);
+    expect((await h.queue.counts()).active).toBe(3);
+    const closed = w.close({ timeoutMs: 10_000 });
+    await h.step(20);
+    g.open();
+    await h.step(20);
+    await closed;
+    expect(await h.queue.getJob(ids[0]!)).toMatchObject({ state: JobState.Completed, result: "done" });
+    for (const id of ids.slice(1)) {
+      expect(await h.queue.getJob(id)).toMatchObject({ state: JobState.Waiting, attemptsMade: 0 });
+    }
   });
 });
