@@ -51,6 +51,7 @@ export {
   secretPaths,
 } from "./secrets.js";
 export {
+  type ConfigInput,
   type ConfigKey,
   type ConfigSchemas,
   type ConfigStore,

@@ -47,8 +47,10 @@ import { createWatchCursor, type WatchCursor } from "./watch-cursor.js";
 export type ConfigSchemas = Readonly<Record<string, z.ZodType>>;
 /** The keys of a schemas map. */
 export type ConfigKey<S extends ConfigSchemas> = keyof S & string;
-/** The value type of a key (its schema's output). */
+/** The value type of a key as read (its schema's output: defaults applied). */
 export type ConfigValue<S extends ConfigSchemas, K extends ConfigKey<S>> = z.output<S[K]>;
+/** The value type of a key as written (its schema's input: fields with a default may be left out). */
+export type ConfigInput<S extends ConfigSchemas, K extends ConfigKey<S>> = z.input<S[K]>;
 
 /** What a store tells its `onEvent` listener. */
 export type ConfigStoreEvent =
@@ -200,7 +202,7 @@ export interface ConfigStore<S extends ConfigSchemas> {
    * @throws InvalidConfigError `config/invalid` naming each failing field; ConfigConflictError
    *   `config/conflict` carrying the head; `config/unknown-key`.
    */
-  put<K extends ConfigKey<S>>(key: K, value: ConfigValue<S, K>, options: PutOptions): Promise<VersionMeta>;
+  put<K extends ConfigKey<S>>(key: K, value: ConfigInput<S, K>, options: PutOptions): Promise<VersionMeta>;
   /** The newest versions (before `before`), newest first, values redacted. */
   history(key: ConfigKey<S>, options?: { limit?: number; before?: number }): Promise<readonly HistoryEntry[]>;
   /**
@@ -261,7 +263,7 @@ export interface ConfigStore<S extends ConfigSchemas> {
    */
   rollout<K extends ConfigKey<S>>(
     key: K,
-    value: ConfigValue<S, K>,
+    value: ConfigInput<S, K>,
     options: RolloutOptions,
   ): Promise<{ readonly version: VersionMeta; readonly state: RolloutRecord["state"] }>;
   /** Stops watching and timers; writes a pending cache file. */

@@ -10,9 +10,10 @@ describe("config store types", () => {
     expectTypeOf(store.get("limits")).toEqualTypeOf<{ rps: number; burst: number }>();
     expectTypeOf(store.get("providers")).toEqualTypeOf<{ name: string; apiKey: string }>();
     expectTypeOf(store.get("flags")).toEqualTypeOf<Record<string, boolean>>();
+    // Written as the schema's input (a field with a default may be left out), read as its output.
     expectTypeOf(store.put<"limits">)
       .parameter(1)
-      .toEqualTypeOf<{ rps: number; burst: number }>();
+      .toEqualTypeOf<{ rps: number; burst?: number | undefined }>();
     expectTypeOf(
       store.put("limits", { rps: 1, burst: 1 }, { expectedVersion: 0, author: "a", message: "m" }),
     ).resolves.toEqualTypeOf<VersionMeta>();

@@ -39,7 +39,7 @@ describe("config store", () => {
     expect((err as ConfigConflictError).current?.id).toBe(v1.id);
     expect(store.get("limits").rps).toBe(5);
     // Defaults of the schema are applied before the value is stored.
-    await store.put("limits", { rps: 7 } as never, { expectedVersion: 1, ...who });
+    await store.put("limits", { rps: 7 }, { expectedVersion: 1, ...who });
     expect(store.get("limits")).toEqual({ rps: 7, burst: 10 });
     expect(
       await codeOf(store.put("nope" as "limits", { rps: 1, burst: 1 }, { expectedVersion: 0, ...who })),
