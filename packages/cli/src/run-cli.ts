@@ -8,6 +8,7 @@ import { runStatus } from "./commands/status.js";
 import type { CliContext, CommandEnv } from "./context.js";
 import { CliExitCode, exitCodeOf } from "./exit-codes.js";
 import { renderJson } from "./output.js";
+import { loadProjectRegistry } from "./registry.js";
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -51,9 +52,12 @@ interface GlobalOptions {
  */
 export async function runCli(argv: readonly string[], ctx: CliContext): Promise<CliExitCode> {
   if (argv[0] === "replicator") {
+    const project = await loadProjectRegistry();
     return runReplicatorCli(argv.slice(1), {
       env: ctx.env,
       signal: ctx.signal,
+      // The queue's and config store's collections too, when those packages are installed.
+      collections: project.registry,
       ...(ctx.logger === undefined ? {} : { logger: ctx.logger }),
     });
   }

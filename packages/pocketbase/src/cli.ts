@@ -10,7 +10,7 @@ import {
   type Scheduler,
 } from "@nxs-sync/core";
 import { type Compactor, createCompactor } from "./compaction.js";
-import { createReplicator, type Replicator } from "./replicator.js";
+import { createReplicator, type Replicator, type ReplicatorOptions } from "./replicator.js";
 
 /**
  * Exit codes of `nxs-replicator` (a Compose `restart: on-failure` restarts it on every one but 0).
@@ -56,6 +56,12 @@ export interface ReplicatorCliContext {
   readonly signal: AbortSignal;
   /** Time of the replicator's loops and bounds. Default: real timers (tests pass a manual scheduler). */
   readonly scheduler?: Scheduler;
+  /**
+   * The collections to replicate (`ReplicatorOptions.collections`): `nxs-sync replicator` passes the
+   * project's registry (the queue's and config store's collections when installed). Default: the
+   * nxs-sync collections.
+   */
+  readonly collections?: ReplicatorOptions["collections"];
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error", "silent"];
@@ -176,6 +182,7 @@ export async function runReplicatorCli(
   try {
     replicator = createReplicator({
       servers,
+      ...(ctx.collections === undefined ? {} : { collections: ctx.collections }),
       intervalMs,
       lostAllAfterMs,
       logger: log,

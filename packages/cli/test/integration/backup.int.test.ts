@@ -1,5 +1,8 @@
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { silentLogger } from "@nxs-sync/core";
+import { createCryptoRandom, newJobId } from "@nxs-sync/queue";
+import { createPocketBaseQueueBackend } from "@nxs-sync/queue/pocketbase";
 import type { ProcessPocketBase } from "@nxs-sync/testing";
 import { waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
@@ -97,6 +100,55 @@ describe("nxs-sync backup, verify, restore, reseed", () => {
     for (const url of urls) {
       const v = await vectorOn(urls, url, "drill");
       for (const [origin, seq] of Object.entries(before)) expect(v[origin]).toBeGreaterThanOrEqual(seq);
+    }
+  });
+
+  it("restore drill, queue: a job completed after the backup is not run again once the restored server caught up", async () => {
+    const { nodes, replicator } = await readIds(ids);
+    const gw = nodes[0]!;
+    const urls = [a.url, b.url];
+    const backend = createPocketBaseQueueBackend({
+      endpoints: [a.url],
+      auth: { email: gw.email, password: gw.password },
+      logger: silentLogger,
+    });
+    try {
+      const id = newJobId(createCryptoRandom());
+      await backend.enqueue([
+        { id, queue: "drill", payload: { n: 1 }, maxAttempts: 3, backoff: {}, timeoutMs: 0 },
+      ]);
+      const backup = await cli(["backup", "--server", a.url, "--dir", join(dir, "queue"), "--json"]);
+      expect(backup.code, backup.stderr).toBe(0);
+      expect(backup.json<{ manifest: Manifest }>().manifest.verified.tables.nxs_jobs?.count).toBe(1);
+      const [claimed] = await backend.claim({ queue: "drill", worker: "w1", leaseMs: 30_000, max: 1 });
+      expect(claimed?.job.id).toBe(id);
+      await backend.settle([{ id, token: claimed!.token, kind: "complete" }]);
+      await replicateUntilConverged(urls, replicator);
+      await waitFor(
+        async () => (await b.client().collection("nxs_jobs").getOne(id)).state === "completed" || undefined,
+        { timeoutMs: 30_000 },
+      );
+
+      expect(
+        (await cli(["restore", "--server", a.url, "--file", backup.json<{ path: string }>().path])).code,
+      ).toBe(0);
+      expect((await a.client().collection("nxs_jobs").getOne(id)).state).toBe("waiting"); // the backup's state
+      const stop = new AbortController();
+      const running = runReplicator(urls, replicator, stop.signal);
+      try {
+        await waitFor(
+          async () => (await a.client().collection("nxs_jobs").getOne(id)).state === "completed" || undefined,
+          { timeoutMs: 60_000, intervalMs: 200 },
+        );
+      } finally {
+        stop.abort();
+        expect(await running).toBe(0);
+      }
+      const status = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
+      expect(status.servers.map((s) => s.queue?.completed)).toEqual([1, 1]);
+      expect(await backend.claim({ queue: "drill", worker: "w2", leaseMs: 30_000, max: 1 })).toEqual([]);
+    } finally {
+      await backend.close();
     }
   });
 
