@@ -9,6 +9,8 @@
 import { randomInt } from "node:crypto";
 import {
   callGuarded,
+  checkNumberOption,
+  checkOption,
   createHlcClock,
   defaultLogger,
   ID_PATTERN,
@@ -17,7 +19,6 @@ import {
   type Logger,
   NxsError,
   type Scheduler,
-  ValidationError,
   type WallClock,
 } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
@@ -339,20 +340,19 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
   const retryMs = options.retryMs ?? 1000;
   const cacheWriteDelayMs = options.cacheWriteDelayMs ?? 100;
   const newId = options.newId ?? randomVersionId;
-  const issues = [
+  const problems = [
     ...(ENV_PATTERN.test(env)
       ? []
-      : [{ path: ["env"], message: `${JSON.stringify(env)} is not an environment name` }]),
-    ...(ID_PATTERN.test(node)
-      ? []
-      : [{ path: ["node"], message: `${JSON.stringify(node)} is not a node id` }]),
+      : [`env ${JSON.stringify(env)} is not an environment name (${ENV_PATTERN})`]),
+    ...(ID_PATTERN.test(node) ? [] : [`node ${JSON.stringify(node)} is not a node id (${ID_PATTERN})`]),
     ...Object.keys(schemas)
       .filter((k) => !KEY_PATTERN.test(k))
-      .map((k) => ({ path: ["schemas", k], message: `${JSON.stringify(k)} is not a key name` })),
+      .map((k) => `schemas key ${JSON.stringify(k)} is not a key name (${KEY_PATTERN})`),
   ];
-  if (issues.length > 0) {
-    throw new ValidationError(`createConfigStore: ${issues.map((i) => i.message).join("; ")}`, { issues });
-  }
+  checkOption(problems.length === 0, () => `createConfigStore: ${problems.join("; ")}`);
+  checkNumberOption("bootTimeoutMs", options.bootTimeoutMs, { min: 0 });
+  checkNumberOption("retryMs", options.retryMs, { min: 1 });
+  checkNumberOption("cacheWriteDelayMs", options.cacheWriteDelayMs, { min: 0 });
   const hlc = createHlcClock({ replicaId: node, now: clock });
 
   const keys = new Map<string, KeyState>();
@@ -1048,6 +1048,9 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
     },
     async rollout(key, value, o) {
       ready();
+      checkNumberOption("bakeMs", o.bakeMs, { min: 0 });
+      checkNumberOption("checkEveryMs", o.checkEveryMs, { min: 1 });
+      checkNumberOption("percent", o.percent, { min: 0, max: 100 });
       const head = await headOf(key);
       const target: RolloutTarget = {
         ...(o.nodes === undefined ? {} : { nodes: o.nodes }),

@@ -217,17 +217,37 @@ describe("config store", () => {
     await target.close();
   });
 
-  it("refuses a malformed env, node or key name at creation with schema/invalid naming each", () => {
+  it("refuses a malformed env, node, key name or timing option at creation with config/invalid naming each", () => {
     const h = harness();
     const backend = h.backend();
-    let err: unknown;
-    try {
-      h.store(backend, { env: "Prod!", node: "gw 1" });
-    } catch (e) {
-      err = e;
-    }
-    expect(isNxsError(err) && err.code).toBe("schema/invalid");
-    expect((err as { issues: { path: string[] }[] }).issues.map((i) => i.path[0])).toEqual(["env", "node"]);
+    const refusal = (over: Parameters<typeof h.store>[1]): string => {
+      try {
+        h.store(backend, over);
+      } catch (e) {
+        return isNxsError(e) ? `${e.code} ${e.message}` : String(e);
+      }
+      return "created";
+    };
+    const both = refusal({ env: "Prod!", node: "gw 1" });
+    expect(both).toMatch(/^config\/invalid /);
+    expect(both).toContain('env "Prod!"');
+    expect(both).toContain('node "gw 1"');
+    expect(refusal({ bootTimeoutMs: -1 })).toMatch(/^config\/invalid bootTimeoutMs -1/);
+    expect(refusal({ retryMs: Number.NaN })).toMatch(/^config\/invalid retryMs NaN/);
+  });
+
+  it("refuses a rollout with a bad bake time or share before writing anything", async () => {
+    const h = harness();
+    const backend = h.backend();
+    const { store } = h.store(backend);
+    await store.start();
+    const base = { bakeMs: 100, check: async () => true, ...who };
+    expect(await codeOf(store.rollout("limits", { rps: 1 }, { ...base, bakeMs: -5 }))).toBe("config/invalid");
+    expect(await codeOf(store.rollout("limits", { rps: 1 }, { ...base, percent: 150 }))).toBe(
+      "config/invalid",
+    );
+    expect(backend.exportRecords().versions).toEqual([]);
+    await store.close();
   });
 
   it("an import whose value fails its schema writes nothing and names the field", async () => {
