@@ -146,7 +146,7 @@ export interface ConfigStoreOptions<S extends ConfigSchemas> {
   readonly retryMs?: number;
   /** How long after a change the cache file is written (debounce, default 100 ms). */
   readonly cacheWriteDelayMs?: number;
-  /** The wall clock of the HLC (default `Date.now`). */
+  /** The wall clock of the HLC and the cache file's `savedAt` (default: the scheduler's `now`). */
   readonly clock?: WallClock;
   /** Timers (default: real timers). Tests pass a manual scheduler. */
   readonly scheduler?: Scheduler;
@@ -322,6 +322,7 @@ const asNxs = (error: unknown): NxsError =>
  * Creates a config store over a backend, for one environment and node.
  * @param options - Backend, env, node, schemas, keyring, cache file and the injected clock/scheduler.
  * @returns The store; call `start()` first.
+ * @throws NxsError `config/invalid` naming each malformed option (env, node, key names, timings).
  * @example
  * ```ts
  * const store = createConfigStore({ backend, env: "production", node: "gw-1",
