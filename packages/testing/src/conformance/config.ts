@@ -332,6 +332,24 @@ export function runConfigBackendConformance(
       expect(await backend.rollouts(`${env}-other`)).toEqual([]);
     });
 
+    it("concurrent rollout moves: rolled-back wins a race with promoted, whatever the order", async () => {
+      const { backend, env } = await start();
+      const staged = await chain(backend, env, 4, { rollout: { nodes: ["gw-1"] } });
+      for (const [i, v] of staged.entries()) {
+        await backend.setRollout(v, "staged", "canary");
+        const moves = [
+          () => backend.setRollout(v, "promoted", "healthy"),
+          () => backend.setRollout(v, "rolled-back", "unhealthy"),
+          () => backend.setRollout(v, "staged", "late"),
+        ];
+        if (i % 2 === 1) moves.reverse();
+        await Promise.all(moves.map((m) => m()));
+      }
+      const records = await backend.rollouts(env);
+      expect(records).toHaveLength(4);
+      for (const r of records) expect(r).toMatchObject({ state: "rolled-back", reason: "unhealthy" });
+    });
+
     it("watch: a resync on subscribe, then the environment's versions, tombstones and rollouts; nothing after unsubscribe", async () => {
       const { backend, env } = await start();
       const seen = { versions: [] as StoredVersion[], rollouts: [] as RolloutRecord[], resyncs: 0 };
