@@ -267,7 +267,7 @@ export interface ConfigStore<S extends ConfigSchemas> {
     value: ConfigInput<S, K>,
     options: RolloutOptions,
   ): Promise<{ readonly version: VersionMeta; readonly state: RolloutRecord["state"] }>;
-  /** Stops watching and timers; writes a pending cache file. */
+  /** Stops watching and timers; writes a pending cache file. The backend stays open (its owner closes it). */
   close(): Promise<void>;
 }
 
