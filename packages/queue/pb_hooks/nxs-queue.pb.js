@@ -345,6 +345,7 @@ routerAdd(
                   0,
                   { q: queue, now: now },
                 );
+          const found = stalledRecs.length + waitingRecs.length;
           const recs = stalledRecs.concat(waitingRecs).filter((r) => !r.getBool("deleted"));
           if (recs.length === 0) break;
           for (const rec of recs) {
@@ -398,6 +399,8 @@ routerAdd(
             write(tx, rec, now);
             jobs.push({ job: raw(rec), token: token, stalled: stalled });
           }
+          // Fewer than asked for: every ready job was seen, another round would find none.
+          if (found < want) break;
         }
         return { jobs: jobs, dead: dead, epoch: epoch };
       },
