@@ -145,6 +145,10 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
     .option("--keep <n>", "keep the newest n backups of this server and kind in --dir")
     .option("--logical", "export the records through the record API instead of a full backup")
     .option("--keep-on-server", "full: leave the server's copy in its pb_data/backups")
+    .option(
+      "--every <ms>",
+      "scheduled: back up again every <ms> until interrupted (with --keep; --json: one line per backup)",
+    )
     .action(async (opts, cmd: Command) => {
       const env = envOf(cmd);
       exit = await runBackup(env, { ...env, ...opts });

@@ -56,10 +56,21 @@ export interface ReplicaState {
   readonly lag: number;
 }
 
+/** An account (gateway or replicator) and the servers that have it. */
+export interface MemberState {
+  readonly id: string;
+  readonly name: string;
+  readonly role: "gateway" | "replicator";
+  /** The URLs of the servers holding this account (with this id). */
+  readonly on: readonly string[];
+}
+
 /** The fleet, read once. */
 export interface FleetStatus {
   readonly at: string;
   readonly servers: readonly ServerState[];
+  /** Every gateway and replicator account, and where it exists (`node add/remove` show here). */
+  readonly members: readonly MemberState[];
   readonly docs: readonly DocState[];
   readonly replicas: readonly ReplicaState[];
   /** The replicator keeps no record on the servers: its health is its process's (exit codes, logs). */
@@ -87,6 +98,7 @@ interface ServerRead {
   readonly heads: { doc: string; origin: string; head: number; n: number }[];
   readonly snapshots: { doc: string; version: unknown; created: string }[];
   readonly acks: { doc: string; replica: string; version: unknown; updated: string }[];
+  readonly members: { id: string; name: string; role: MemberState["role"] }[];
 }
 
 /**
@@ -143,6 +155,7 @@ async function readServer(
       heads: [],
       snapshots: [],
       acks: [],
+      members: [],
     };
   }
   try {
@@ -173,6 +186,17 @@ async function readServer(
     const acks = hasSchema
       ? await list<ServerRead["acks"][number]>(Collections.Acks, "doc,replica,version,updated")
       : [];
+    const members: ServerRead["members"] = [];
+    if (hasSchema) {
+      for (const [collection, role] of [
+        [Collections.Nodes, "gateway"],
+        [Collections.Replicators, "replicator"],
+      ] as const) {
+        for (const m of await list<{ id: string; name: string }>(collection, "id,name")) {
+          members.push({ id: m.id, name: m.name, role });
+        }
+      }
+    }
     let queue: Record<string, number> | undefined;
     if (await collectionExists(pb, "nxs_jobs")) {
       queue = {};
@@ -218,6 +242,7 @@ async function readServer(
       heads,
       snapshots,
       acks,
+      members,
     };
   } catch (e) {
     const err = toTransportError(e, `read ${url}`);
@@ -230,6 +255,7 @@ async function readServer(
       heads: [],
       snapshots: [],
       acks: [],
+      members: [],
     };
   } finally {
     closeSdkClient(pb);
@@ -302,18 +328,31 @@ export async function readFleetStatus(
     })),
   );
   const servers = reads.map((r) => r.state);
+  const byId = new Map<string, MemberState>();
+  for (const r of reads) {
+    for (const m of r.members) {
+      const have = byId.get(m.id) ?? { ...m, on: [] };
+      byId.set(m.id, { ...have, on: [...have.on, r.state.url] });
+    }
+  }
+  const members = [...byId.values()].sort((x, y) =>
+    x.role === y.role ? (x.name < y.name ? -1 : 1) : x.role === "replicator" ? -1 : 1,
+  );
+  const readable = reads.filter((r) => r.state.error === undefined).length;
   const configDiverged = servers.some(
     (s) => JSON.stringify(s.config ?? {}) !== JSON.stringify(servers[0]?.config ?? {}),
   );
   return {
     at: new Date().toISOString(),
     servers,
+    members,
     docs,
     replicas,
     replicator: "not recorded on the servers (watch its process: exit codes 3/4, its log)",
     converged:
       servers.every((s) => s.error === undefined && s.hooksProblem === undefined) &&
       docs.every((d) => !d.diverged) &&
+      members.every((m) => m.on.length === readable) &&
       !configDiverged,
   };
 }

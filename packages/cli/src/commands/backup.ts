@@ -20,6 +20,8 @@ export interface BackupOptions extends CredentialOptions {
   readonly keep?: string;
   readonly logical?: boolean;
   readonly keepOnServer?: boolean;
+  /** `--every MS`: back up again every MS until interrupted (scheduled backups with `--keep`). */
+  readonly every?: string;
 }
 
 const keepOf = (v: string | undefined): number | undefined => {
@@ -35,6 +37,34 @@ const tablesText = (tables: Record<string, { count: number; digest: string }>) =
 
 /** `nxs-sync backup`: a verified full backup (backups API) or logical export (record API) of one server. */
 export async function runBackup(env: CommandEnv, options: BackupOptions): Promise<CliExitCode> {
+  if (options.every === undefined) return backupOnce(env, options);
+  const every = Number(options.every);
+  if (!(every > 0))
+    throw new NxsError(ErrorCode.ConfigInvalid, `--every ${options.every}: not a positive number of ms`);
+  for (;;) {
+    // One failed round (a server restarting) is reported and the schedule goes on.
+    try {
+      await backupOnce({ ...env, json: false }, options, env.json);
+    } catch (e) {
+      env.note(`nxs-sync: backup failed: ${(e as Error).message}`);
+    }
+    const stopped = await new Promise<boolean>((resolve) => {
+      if (env.signal.aborted) return resolve(true);
+      const t = setTimeout(() => resolve(false), every);
+      env.signal.addEventListener(
+        "abort",
+        () => {
+          clearTimeout(t);
+          resolve(true);
+        },
+        { once: true },
+      );
+    });
+    if (stopped) return CliExitCode.Ok;
+  }
+}
+
+async function backupOnce(env: CommandEnv, options: BackupOptions, jsonLines = false): Promise<CliExitCode> {
   const keep = keepOf(options.keep);
   const superuser = await resolveSuperuser(options, env.env);
   const pb = await connectSuperuser(options.server, superuser(options.server), env.timeoutMs);
@@ -50,7 +80,11 @@ export async function runBackup(env: CommandEnv, options: BackupOptions): Promis
           })
         : await fullBackup(pb, { dir: options.dir, keep, keepOnServer: options.keepOnServer, progress });
     const m = result.manifest;
-    if (env.json)
+    if (jsonLines)
+      env.stdout.write(
+        `${JSON.stringify({ ok: true, path: result.path, removed: result.removed, manifest: m })}\n`,
+      );
+    else if (env.json)
       env.stdout.write(renderJson({ ok: true, path: result.path, removed: result.removed, manifest: m }));
     else {
       env.stdout.write(

@@ -56,6 +56,20 @@ export function renderStatus(status: FleetStatus): string {
       ]),
     ),
   );
+  if (status.members.length > 0) {
+    const readable = status.servers.filter((s) => s.error === undefined).map((s) => s.url);
+    out.push(
+      renderTable(
+        ["account", "role", "id", ...readable],
+        status.members.map((m) => [
+          m.name,
+          m.role,
+          m.id,
+          ...readable.map((u) => (m.on.includes(u) ? "yes" : "MISSING")),
+        ]),
+      ),
+    );
+  }
   if (status.docs.length > 0) {
     out.push(
       renderTable(
@@ -96,7 +110,7 @@ export function renderStatus(status: FleetStatus): string {
   out.push(
     status.converged
       ? `converged: ${status.docs.length} doc(s) equal on ${status.servers.length} server(s)\n`
-      : `NOT converged${diverged.length > 0 ? `: ${diverged.join(", ")} differ or lag` : ""}\n`,
+      : `NOT converged${diverged.length > 0 ? `: ${diverged.join(", ")} differ or lag` : ""}${status.members.some((m) => m.on.length !== status.servers.filter((s) => s.error === undefined).length) ? " (an account is missing on a server: run setup or node add with every server)" : ""}\n`,
   );
   return out.join("\n");
 }

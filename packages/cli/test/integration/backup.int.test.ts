@@ -7,7 +7,7 @@ import type { ProcessPocketBase } from "@nxs-sync/testing";
 import { waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { beforeAll, describe, expect, it } from "vitest";
-import { CliExitCode } from "../../src/index.js";
+import { CliExitCode, runCli } from "../../src/index.js";
 import type { FleetStatus } from "../../src/status.js";
 import type { Manifest } from "../../src/verify.js";
 import {
@@ -16,6 +16,7 @@ import {
   readIds,
   runReplicator,
   SUPERUSER,
+  SUPERUSER_ENV,
   serverArgs,
   startFleetServer,
   tempDir,
@@ -163,6 +164,33 @@ describe("nxs-sync backup, verify, restore, reseed", () => {
     expect((await cli(["backup", "--server", b.url, "--dir", d, "--keep", "0"])).code).toBe(
       CliExitCode.Usage,
     );
+  });
+
+  it("scheduled backups (--every) keep the newest N until interrupted", async () => {
+    const d = join(dir, "scheduled");
+    const stop = new AbortController();
+    let out = "";
+    const running = runCli(
+      ["backup", "--server", b.url, "--dir", d, "--logical", "--keep", "2", "--every", "50", "--json"],
+      {
+        env: SUPERUSER_ENV,
+        stdout: { write: (t: string) => (out += t) },
+        stderr: { write: () => true },
+        signal: stop.signal,
+      },
+    );
+    await waitFor(() => out.split("\n").filter((l) => l !== "").length >= 4 || undefined, {
+      timeoutMs: 60_000,
+    });
+    stop.abort();
+    expect(await running).toBe(CliExitCode.Ok);
+    const lines = out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { ok: boolean; removed: string[] });
+    expect(lines.every((l) => l.ok)).toBe(true);
+    expect(lines.flatMap((l) => l.removed).length).toBe(lines.length - 2);
+    expect((await readdir(d)).filter((f) => f.endsWith(".jsonl"))).toHaveLength(2);
   });
 
   it("a corrupt backup fails verification (exit 5) and restore refuses it before touching the server", async () => {

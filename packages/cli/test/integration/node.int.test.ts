@@ -5,6 +5,7 @@ import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import PocketBase from "pocketbase";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CliExitCode } from "../../src/index.js";
+import type { FleetStatus } from "../../src/status.js";
 import { cli, leaksPassword, serverArgs, startFleetServer, tempDir } from "./fleet.js";
 
 const servers = usePocketBaseServers();
@@ -55,6 +56,14 @@ describe("nxs-sync node", () => {
     const gw = (await readFile_(ids)).nodes.find((n) => n.name === "gw-2")!;
     for (const s of [a, b])
       expect((await s.client().collection("nxs_nodes").getOne(gw.id)).email).toBe(gw.email);
+    // status shows the new member on both servers.
+    const status = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
+    expect(status.members.find((m) => m.id === gw.id)).toMatchObject({
+      name: "gw-2",
+      role: "gateway",
+      on: [a.url, b.url],
+    });
+    expect(status.converged).toBe(true);
     const again = await cli(["node", "add", "gw-2", ...serverArgs([a, b]), "--identities", ids, "--json"]);
     expect(again.json()).toMatchObject({ changed: false, node: { id: gw.id } });
     expect((await readFile_(ids)).nodes.filter((n) => n.name === "gw-2")).toHaveLength(1);
@@ -109,6 +118,8 @@ describe("nxs-sync node", () => {
     for (const s of [a, b])
       await expect(s.client().collection("nxs_nodes").getOne(gw.id)).rejects.toMatchObject({ status: 404 });
     expect((await readFile_(ids)).nodes.some((n) => n.id === gw.id)).toBe(false);
+    const status = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
+    expect(status.members.some((m) => m.id === gw.id)).toBe(false);
     const again = await cli(["node", "remove", "gw-2", ...serverArgs([a, b]), "--identities", ids]);
     expect(again.code).toBe(CliExitCode.Usage);
     expect(again.stderr).toMatch(/no node "gw-2"/);
