@@ -31,3 +31,22 @@ export interface CommandEnv extends CliContext {
   /** Writes a line to stderr (not in `--json` documents). */
   note(line: string): void;
 }
+
+/**
+ * Waits `ms`, or less when `signal` aborts first (the pause of `--watch` and `--every`).
+ * @returns True when the signal aborted (the command should stop).
+ */
+export function pauseOrStop(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(true);
+    const t = setTimeout(() => resolve(false), ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        resolve(true);
+      },
+      { once: true },
+    );
+  });
+}

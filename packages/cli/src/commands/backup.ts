@@ -5,7 +5,7 @@ import { ErrorCode, NxsError } from "@nxs-sync/core";
 import { closeSdkClient, ensureSchema } from "@nxs-sync/pocketbase";
 import { fullBackup, fullRestore, logicalBackup, logicalRestore } from "../backup.js";
 import { connectSuperuser } from "../connect.js";
-import type { CommandEnv } from "../context.js";
+import { type CommandEnv, pauseOrStop } from "../context.js";
 import { type CredentialOptions, resolveSuperuser } from "../credentials.js";
 import { CliExitCode } from "../exit-codes.js";
 import { renderJson, renderTable } from "../output.js";
@@ -48,18 +48,7 @@ export async function runBackup(env: CommandEnv, options: BackupOptions): Promis
     } catch (e) {
       env.note(`nxs-sync: backup failed: ${(e as Error).message}`);
     }
-    const stopped = await new Promise<boolean>((resolve) => {
-      if (env.signal.aborted) return resolve(true);
-      const t = setTimeout(() => resolve(false), every);
-      env.signal.addEventListener(
-        "abort",
-        () => {
-          clearTimeout(t);
-          resolve(true);
-        },
-        { once: true },
-      );
-    });
+    const stopped = await pauseOrStop(every, env.signal);
     if (stopped) return CliExitCode.Ok;
   }
 }

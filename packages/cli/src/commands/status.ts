@@ -1,5 +1,5 @@
 import { ErrorCode, NxsError } from "@nxs-sync/core";
-import type { CommandEnv } from "../context.js";
+import { type CommandEnv, pauseOrStop } from "../context.js";
 import { type CredentialOptions, resolveSuperuser } from "../credentials.js";
 import { CliExitCode } from "../exit-codes.js";
 import { renderJson, renderTable } from "../output.js";
@@ -165,17 +165,7 @@ async function loop(
     }
     const code = exitOf(status);
     if (options.watch !== true || env.signal.aborted) return code;
-    const stopped = await new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => resolve(false), interval);
-      env.signal.addEventListener(
-        "abort",
-        () => {
-          clearTimeout(t);
-          resolve(true);
-        },
-        { once: true },
-      );
-    });
+    const stopped = await pauseOrStop(interval, env.signal);
     if (stopped) return code;
   }
 }
