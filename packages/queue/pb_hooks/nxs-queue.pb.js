@@ -199,6 +199,19 @@ routerAdd(
         return null;
       }
     };
+    // The jobs of a batch, read by one query: a look-up by id (null when unknown or deleted). A
+    // batch naming one job twice gets the same record twice, so the second item sees the first's change.
+    const idOf = (item) => item.id;
+    const findAll = (tx, ids) => {
+      const wanted = ids.filter((id, i) => typeof id === "string" && ID.test(id) && ids.indexOf(id) === i);
+      const byId = {};
+      if (wanted.length > 0) {
+        for (const rec of tx.findRecordsByIds(JOBS, wanted)) {
+          if (!rec.getBool("deleted")) byId[rec.id] = rec;
+        }
+      }
+      return (id) => (typeof id === "string" && byId[id] !== undefined ? byId[id] : null);
+    };
     const localEpoch = (tx) => {
       try {
         return tx.findRecordById(EPOCHS, EPOCH_ID);
@@ -407,9 +420,10 @@ routerAdd(
 
       heartbeat: (tx, now) => {
         const beats = items("beats");
+        const job = findAll(tx, beats.map(idOf));
         return {
           results: beats.map((b, i) => {
-            const rec = find(tx, b.id);
+            const rec = job(b.id);
             const leaseMs = int(b.leaseMs, "leaseMs", 1, i);
             if (!holds(rec, b.token, now)) return { ok: false, code: "queue/lease-lost" };
             rec.set("leaseUntil", now + leaseMs);
@@ -422,9 +436,10 @@ routerAdd(
 
       settle: (tx, now) => {
         const list = items("settlements");
+        const job = findAll(tx, list.map(idOf));
         return {
           results: list.map((s, i) => {
-            const rec = find(tx, s.id);
+            const rec = job(s.id);
             if (!holds(rec, s.token, now)) return { ok: false, code: "queue/lease-lost" };
             switch (s.kind) {
               case "complete":
