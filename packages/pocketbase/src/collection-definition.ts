@@ -2,7 +2,7 @@ import type { ValidationError } from "@nxs-sync/core";
 import type { PocketBaseClient } from "./client.js";
 import type { DeletePolicy, MergeRule } from "./merge-plan.js";
 import type { ReportUntrusted } from "./replicator-snapshots.js";
-import type { CollectionDef } from "./schema.js";
+import type { CollectionDef, FieldDef } from "./schema.js";
 
 /** A check of one record: the reason to refuse it, or undefined to accept it. */
 export type RecordCheck = (record: Readonly<Record<string, unknown>>) => ValidationError | undefined;
@@ -62,6 +62,14 @@ export interface ReplicatedCollection {
    * every server has passed are never copied back: its `skipAt` acts as {@link skipAt}).
    */
   readonly deletes?: DeletePolicy<PocketBaseClient, ReportUntrusted>;
+  /**
+   * Its fields of type `json`. PocketBase reads a plain string sent to a json field as JSON when it
+   * looks like JSON (`"12"` becomes the number 12, `"true"` true, `"[1]"` an array), so the
+   * replicator sends a string held there as JSON text (`"\"12\""`), which the server stores
+   * verbatim: the copy holds the same string. Filled from the schema by the collection registry
+   * ({@link replicatedCollectionOf}); give it for a collection listed by hand. Default: none.
+   */
+  readonly jsonFields?: readonly string[];
 }
 
 /**
@@ -74,5 +82,18 @@ export interface CollectionDefinition {
   /** The collection as sent to the collections API (fixed `id`: the same on every server). */
   readonly schema: CollectionDef;
   /** How the replicator keeps it equal on every server; absent: not replicated (e.g. a view). */
-  readonly replication?: Omit<ReplicatedCollection, "name">;
+  readonly replication?: Omit<ReplicatedCollection, "name" | "jsonFields">;
+}
+
+/**
+ * The replicated collection of a definition: its replication, named, with the `json` fields its
+ * schema declares (see {@link ReplicatedCollection.jsonFields}).
+ * @param definition - A collection's definition.
+ * @returns The collection the replicator keeps, or undefined when it is not replicated.
+ */
+export function replicatedCollectionOf(definition: CollectionDefinition): ReplicatedCollection | undefined {
+  const { schema, replication } = definition;
+  if (replication === undefined) return undefined;
+  const isJson = (f: FieldDef) => f.type === "json";
+  return { ...replication, name: schema.name, jsonFields: schema.fields.filter(isJson).map((f) => f.name) };
 }

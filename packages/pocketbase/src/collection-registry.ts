@@ -1,5 +1,9 @@
 import { ErrorCode, NxsError } from "@nxs-sync/core";
-import type { CollectionDefinition, ReplicatedCollection } from "./collection-definition.js";
+import {
+  type CollectionDefinition,
+  type ReplicatedCollection,
+  replicatedCollectionOf,
+} from "./collection-definition.js";
 import { nxsCollectionDefinitions } from "./collections/nxs.js";
 import { addHookPieces, type HookPiece, type HookRegistry, nxsHookPiece } from "./hook-pieces.js";
 import type { CollectionDef } from "./schema.js";
@@ -97,8 +101,7 @@ export function createCollectionRegistry(
     hooks: () => [...pieces],
     definitions: () => [...all],
     collections: () => all.map((d) => d.schema),
-    replicated: () =>
-      all.flatMap((d) => (d.replication === undefined ? [] : [{ ...d.replication, name: d.schema.name }])),
+    replicated: () => all.flatMap((d) => replicatedCollectionOf(d) ?? []),
   };
   return registry.register(...definitions).registerHooks(...hooks);
 }

@@ -350,17 +350,27 @@ const DIVERGENT_LIMIT = 10_000;
 const DIGEST_CHUNK = 20;
 
 /**
- * The body of a copy of `record`: its fields without the server-made ones, and without the source's
+ * The body of a copy of `record`: its fields without the server-made ones, without the source's
  * record id unless the id is the collection's key (ids are chosen by authors: copying them would
- * let one author's two records collide in the target's id space).
+ * let one author's two records collide in the target's id space), and with a string held in a
+ * json field (`jsonFields`) as JSON text: PocketBase would read a plain `"12"` or `"true"` as the
+ * JSON it looks like, and stores JSON text verbatim. Other values of json fields go as they are
+ * (the server stores an object, array, number, boolean or null as sent).
+ * @param coll - The collection (its key and json fields).
+ * @param record - The record as a server answered it.
+ * @returns The body to send to the records API (create or update).
  */
-function bodyOf(
-  coll: ReplicatedCollection,
+export function bodyOf(
+  coll: Pick<ReplicatedCollection, "key" | "jsonFields">,
   record: Readonly<Record<string, unknown>>,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(record)) if (!SYSTEM_FIELDS.has(k)) out[k] = v;
   if (!coll.key.includes("id")) delete out.id;
+  for (const f of coll.jsonFields ?? []) {
+    const v = out[f];
+    if (typeof v === "string") out[f] = JSON.stringify(v);
+  }
   return out;
 }
 

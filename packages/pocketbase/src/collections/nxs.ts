@@ -1,6 +1,10 @@
 import { ValidationError } from "@nxs-sync/core";
 import { NODES_COLLECTION, REPLICATORS_COLLECTION } from "../client.js";
-import type { CollectionDefinition, ReplicatedCollection } from "../collection-definition.js";
+import {
+  type CollectionDefinition,
+  type ReplicatedCollection,
+  replicatedCollectionOf,
+} from "../collection-definition.js";
 import { ackRecordSchema } from "../compaction.js";
 import { DeletePolicies, MergeRules } from "../merge-plan.js";
 import { decodeChangeRecord, decodeSnapshotRecord, isOriginOfNode, sliceChangeRecord } from "../records.js";
@@ -335,10 +339,8 @@ export function schemaDefinitions(): readonly CollectionDef[] {
 /**
  * The replicated nxs-sync collections: changes (a log, purged under backed snapshots), snapshots
  * (immutable, checked at the source) and acks (last writer wins by `at`). Each compares content.
- * @returns Their replication, named.
+ * @returns Their replication, named, with their json fields.
  */
 export function defaultReplicatedCollections(): readonly ReplicatedCollection[] {
-  return nxsCollectionDefinitions().flatMap((d) =>
-    d.replication === undefined ? [] : [{ ...d.replication, name: d.schema.name }],
-  );
+  return nxsCollectionDefinitions().flatMap((d) => replicatedCollectionOf(d) ?? []);
 }

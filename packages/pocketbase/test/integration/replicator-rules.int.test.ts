@@ -25,6 +25,8 @@ import { makeNode, provision } from "./helpers.js";
  * with `purgeAfterMs`, a deleted record stays deleted through anti-entropy, is purged on every
  * server once its tombstone is older than the retention everywhere, and does not come back from a
  * server that still holds an older copy; with `revive`, a later write sets a deleted key again.
+ * json fields are copied as they are: a string that looks
+ * like JSON ("12", "true", "[1]") stays a string in the copy (PocketBase would read it as JSON).
  * Time is the replicator's scheduler, moved forward by the test (no sleeps).
  */
 
@@ -83,6 +85,20 @@ const purgeable: CollectionDef = {
   // Replicators purge tombstones only: a key set again meanwhile is not deleted.
   deleteRule: `${REPLICATOR} && deleted = true`,
 };
+/** json fields (and a text field) to copy values of every type through, strings that look like JSON among them. */
+const jsonDocs: CollectionDef = {
+  ...items,
+  id: "pbc_test_json_docs",
+  name: "test_json_docs",
+  fields: [
+    { name: "key", type: "text", required: true, max: 64 },
+    { name: "value", type: "json" },
+    { name: "meta", type: "json" },
+    { name: "label", type: "text" },
+    { name: "rev", type: "number", required: true, onlyInt: true, min: 1 },
+  ],
+  indexes: ["CREATE UNIQUE INDEX idx_test_json_docs_key ON test_json_docs (key)"],
+};
 const registry = createCollectionRegistry([
   {
     schema: items,
@@ -107,6 +123,7 @@ const registry = createCollectionRegistry([
       deletes: DeletePolicies.tombstone("deleted", { revive: true, purgeAfterMs: RETAIN_MS, at: "at" }),
     },
   },
+  { schema: jsonDocs, replication: { key: ["key"], merge: MergeRules.lww("rev") } },
 ]);
 
 const servers = usePocketBaseServers();
@@ -126,6 +143,7 @@ beforeAll(async () => {
       "test_jobs",
       "test_samples",
       "test_purgeable",
+      "test_json_docs",
     ]);
     await provision(s, [repl]);
   }
@@ -342,5 +360,94 @@ describe("replicator: tombstones purged after a retention", () => {
     await again.sync({ full: true });
     for (const s of [a, b])
       expect(await pItem(s, "r1"), s.url).toMatchObject({ deleted: false, value: 3, rev: 3 });
+  });
+});
+
+/** Values of a json field (`test_json_docs`), strings that look like JSON first. */
+const VALUES: readonly unknown[] = [
+  "12",
+  "true",
+  "false",
+  "null",
+  "[1]",
+  '{"a":1}',
+  "-3.5",
+  '"quoted"',
+  "",
+  "plain text",
+  " 12",
+  "a<b & c>d",
+  12,
+  true,
+  null,
+  [1, "2", "true"],
+  { s: "12", t: "true", n: "null", arr: ["[1]"], o: { deep: '{"a":1}' } },
+];
+
+const jItem = (s: ProcessPocketBase, key: string) => item(s, key, jsonDocs.name);
+/**
+ * Writes `value` (and `meta`) at `key` as they are: a string as JSON text (stored verbatim), any
+ * other value as is.
+ */
+const jWrite = async (s: ProcessPocketBase, key: string, value: unknown, rev: number) => {
+  const asText = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : v);
+  const body = {
+    value: asText(value),
+    meta: asText(value),
+    label: typeof value === "string" ? value : "",
+    rev,
+  };
+  await write(s, key, body, jsonDocs.name);
+};
+
+/** What a copy must equal: the source's fields, without the server-made ones. */
+const fieldsOf = (r: Record<string, unknown> | undefined) =>
+  r === undefined ? undefined : { key: r.key, value: r.value, meta: r.meta, label: r.label, rev: r.rev };
+
+describe("json fields keep their values in a copy", () => {
+  it("the server reads a plain JSON-looking string as JSON, and JSON text verbatim", async () => {
+    const pb = a.client();
+    const plain = await pb
+      .collection(jsonDocs.name)
+      .create({ key: "probe-plain", value: "12", meta: "true", rev: 1 });
+    expect([plain.value, plain.meta]).toEqual([12, true]);
+    const text = await pb
+      .collection(jsonDocs.name)
+      .create({ key: "probe-text", value: JSON.stringify("12"), meta: JSON.stringify({ s: "12" }), rev: 1 });
+    expect([text.value, text.meta]).toEqual(["12", { s: "12" }]);
+  });
+
+  it("anti-entropy copies every value with its type (strings that look like JSON stay strings)", async () => {
+    for (const [i, v] of VALUES.entries()) await jWrite(a, `ae-${i}`, v, 1);
+    for (const [i, v] of VALUES.entries())
+      expect((await jItem(a, `ae-${i}`))?.value, `source ${i}`).toEqual(v);
+    const r = replicator();
+    await r.start();
+    await r.sync({ full: true });
+    for (const [i, v] of VALUES.entries()) {
+      const copy = await jItem(b, `ae-${i}`);
+      expect(copy?.value, `copy of ${JSON.stringify(v)}`).toEqual(v);
+      expect(fieldsOf(copy)).toEqual(fieldsOf(await jItem(a, `ae-${i}`)));
+    }
+    // Settled: another round copies nothing.
+    expect((await r.sync({ full: true })).copied).toBe(0);
+  });
+
+  it("realtime copies, and updates of a copy (a newer revision), keep every value too", async () => {
+    const r = replicator();
+    await r.start();
+    for (const [i, v] of VALUES.entries()) await jWrite(a, `rt-${i}`, v, 1);
+    for (const [i, v] of VALUES.entries()) {
+      await waitFor(async () => (await jItem(b, `rt-${i}`)) !== undefined);
+      expect((await jItem(b, `rt-${i}`))?.value, `copy of ${JSON.stringify(v)}`).toEqual(v);
+    }
+    // Each key gets the next value at a newer revision on B: the copy back to A is an update.
+    const next = (i: number) => VALUES[(i + 1) % VALUES.length];
+    for (const i of VALUES.keys()) await jWrite(b, `rt-${i}`, next(i), 2);
+    for (const i of VALUES.keys()) {
+      await waitFor(async () => (await jItem(a, `rt-${i}`))?.rev === 2);
+      expect((await jItem(a, `rt-${i}`))?.value, `update to ${JSON.stringify(next(i))}`).toEqual(next(i));
+      expect(fieldsOf(await jItem(a, `rt-${i}`))).toEqual(fieldsOf(await jItem(b, `rt-${i}`)));
+    }
   });
 });
