@@ -1,12 +1,14 @@
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { silentLogger } from "@nxs-sync/core";
+import { createPocketBaseConfigBackend } from "@nxs-sync/config/pocketbase";
+import { encodeHlc, silentLogger } from "@nxs-sync/core";
 import { createCryptoRandom, newJobId } from "@nxs-sync/queue";
 import { createPocketBaseQueueBackend } from "@nxs-sync/queue/pocketbase";
 import type { ProcessPocketBase } from "@nxs-sync/testing";
 import { waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { beforeAll, describe, expect, it } from "vitest";
+import { newRecordId } from "../../src/identities.js";
 import { CliExitCode, runCli } from "../../src/index.js";
 import type { FleetStatus } from "../../src/status.js";
 import type { Manifest } from "../../src/verify.js";
@@ -150,6 +152,57 @@ describe("nxs-sync backup, verify, restore, reseed", () => {
       expect(await backend.claim({ queue: "drill", worker: "w2", leaseMs: 30_000, max: 1 })).toEqual([]);
     } finally {
       await backend.close();
+    }
+  });
+
+  it("restore drill, config: a head moved after the backup comes back to the restored server, never further back", async () => {
+    const { nodes, replicator } = await readIds(ids);
+    const gw = nodes[0]!;
+    const urls = [a.url, b.url];
+    const config = createPocketBaseConfigBackend({
+      endpoints: [a.url],
+      auth: { email: gw.email, password: gw.password },
+      logger: silentLogger,
+    });
+    const put = (expectedVersion: number, value: number) =>
+      config.put({
+        id: newRecordId(),
+        env: "prod",
+        key: "limits",
+        expectedVersion,
+        hlc: encodeHlc({ ms: Date.now(), counter: 0, node: gw.id }),
+        node: gw.id,
+        author: "ops",
+        message: `v${expectedVersion + 1}`,
+        value: { max: value },
+      });
+    try {
+      await put(0, 1);
+      const backup = await cli(["backup", "--server", a.url, "--dir", join(dir, "config"), "--json"]);
+      expect(backup.code, backup.stderr).toBe(0);
+      await put(1, 2);
+      await replicateUntilConverged(urls, replicator);
+      const before = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
+      expect(before.servers[0]?.config?.prod).toMatchObject({ keys: 1 });
+      expect(before.servers[0]?.config).toEqual(before.servers[1]?.config);
+
+      expect(
+        (await cli(["restore", "--server", a.url, "--file", backup.json<{ path: string }>().path])).code,
+      ).toBe(0);
+      const restored = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
+      expect(restored.servers[0]?.config?.prod?.digest).not.toBe(before.servers[0]?.config?.prod?.digest); // v1 again
+      expect(restored.converged).toBe(false);
+      await replicateUntilConverged(urls, replicator);
+      const after = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
+      expect(after.servers[0]?.config).toEqual(before.servers[0]?.config);
+      expect(after.servers[1]?.config).toEqual(before.servers[1]?.config);
+      const heads = await a
+        .client()
+        .collection("nxs_config_versions")
+        .getFullList({ filter: 'env = "prod" && key = "limits"' });
+      expect(Math.max(...heads.map((h) => h.version as number))).toBe(2);
+    } finally {
+      await config.close();
     }
   });
 
