@@ -61,6 +61,7 @@ else
     --only 'local-set-change-of-100$,full-state,remote-apply,catch-up,heap' --out "$out/core.json" || failed=1
   step "bench pocketbase" bench pocketbase --runs 3 --out "$out/pocketbase.json" || failed=1
   step "bench queue (vs pg-boss and BullMQ)" bench queue --runs 3 --out "$out/queue.json" || failed=1
+  step "bench config (vs raw PocketBase create, read and SSE)" bench config --runs 3 --out "$out/config.json" || failed=1
 fi
 
 step_summary "${NXS_LONG_BUDGET_S:-3600}" || failed=1
