@@ -21,7 +21,7 @@ import {
   SUPERUSER_ENV,
   serverArgs,
   startFleetServer,
-  tempDir,
+  startSetUpFleet,
   writeChanges,
 } from "./fleet.js";
 
@@ -60,11 +60,7 @@ describe("nxs-sync backup, verify, restore, reseed", () => {
   let ids: string;
   let dir: string;
   beforeAll(async () => {
-    a = await startFleetServer(servers, "backup-a");
-    b = await startFleetServer(servers, "backup-b");
-    dir = await tempDir();
-    ids = join(dir, "ids.json");
-    expect((await cli(["setup", ...serverArgs([a, b]), "--identities", ids])).code).toBe(0);
+    ({ a, b, dir, ids } = await startSetUpFleet(servers, "backup"));
   });
 
   it("restore drill: back up, write more, restore one server, replicate: status converges and no doc goes backwards", async () => {

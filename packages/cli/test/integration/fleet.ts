@@ -142,3 +142,25 @@ export function runReplicator(
     logger: { debug: quiet, info: quiet, warn: quiet, error: quiet },
   });
 }
+
+/** Two servers set up by `nxs-sync setup`, a temp dir and the identities file in it. */
+export interface SetUpFleet {
+  readonly a: ProcessPocketBase;
+  readonly b: ProcessPocketBase;
+  readonly dir: string;
+  readonly ids: string;
+}
+
+/**
+ * Starts two servers (`<prefix>-a`, `<prefix>-b`) and runs `nxs-sync setup` on both.
+ * @throws When setup does not exit 0.
+ */
+export async function startSetUpFleet(servers: ServerTracker, prefix: string): Promise<SetUpFleet> {
+  const a = await startFleetServer(servers, `${prefix}-a`);
+  const b = await startFleetServer(servers, `${prefix}-b`);
+  const dir = await tempDir();
+  const ids = join(dir, "ids.json");
+  const setup = await cli(["setup", "--server", a.url, "--server", b.url, "--identities", ids]);
+  if (setup.code !== 0) throw new Error(`setup exited ${setup.code}: ${setup.stderr}`);
+  return { a, b, dir, ids };
+}

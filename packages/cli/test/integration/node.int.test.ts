@@ -1,12 +1,11 @@
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { ProcessPocketBase } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import PocketBase from "pocketbase";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CliExitCode } from "../../src/index.js";
 import type { FleetStatus } from "../../src/status.js";
-import { cli, leaksPassword, serverArgs, startFleetServer, tempDir } from "./fleet.js";
+import { cli, leaksPassword, serverArgs, startSetUpFleet } from "./fleet.js";
 
 const servers = usePocketBaseServers();
 
@@ -42,11 +41,7 @@ describe("nxs-sync node", () => {
   let b: ProcessPocketBase;
   let ids: string;
   beforeAll(async () => {
-    a = await startFleetServer(servers, "node-a");
-    b = await startFleetServer(servers, "node-b");
-    ids = join(await tempDir(), "ids.json");
-    const setup = await cli(["setup", ...serverArgs([a, b]), "--identities", ids]);
-    expect(setup.code, setup.stderr).toBe(0);
+    ({ a, b, ids } = await startSetUpFleet(servers, "node"));
   });
 
   it("adds a gateway with the same id on both servers, idempotently", async () => {

@@ -9,7 +9,7 @@ import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { FleetStatus } from "../../src/status.js";
-import { cli, readIds, runReplicator, serverArgs, startFleetServer, tempDir } from "./fleet.js";
+import { cli, readIds, runReplicator, serverArgs, startSetUpFleet } from "./fleet.js";
 
 const servers = usePocketBaseServers();
 
@@ -19,11 +19,7 @@ describe("a gateway rides through a full backup and a restore of its server", ()
   let dir: string;
   let ids: string;
   beforeAll(async () => {
-    a = await startFleetServer(servers, "ride-a");
-    b = await startFleetServer(servers, "ride-b");
-    dir = await tempDir();
-    ids = join(dir, "ids.json");
-    expect((await cli(["setup", ...serverArgs([a, b]), "--identities", ids])).code).toBe(0);
+    ({ a, b, dir, ids } = await startSetUpFleet(servers, "ride"));
   });
 
   it("no acknowledged write is lost: every change the gateway made is on both servers afterwards", async () => {

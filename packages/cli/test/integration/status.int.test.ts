@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import type { ProcessPocketBase } from "@nxs-sync/testing";
 import { waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
@@ -12,8 +11,7 @@ import {
   runReplicator,
   SUPERUSER,
   serverArgs,
-  startFleetServer,
-  tempDir,
+  startSetUpFleet,
   writeChanges,
 } from "./fleet.js";
 
@@ -24,10 +22,7 @@ describe("nxs-sync status", () => {
   let b: ProcessPocketBase;
   let ids: string;
   beforeAll(async () => {
-    a = await startFleetServer(servers, "status-a");
-    b = await startFleetServer(servers, "status-b");
-    ids = join(await tempDir(), "ids.json");
-    expect((await cli(["setup", ...serverArgs([a, b]), "--identities", ids])).code).toBe(0);
+    ({ a, b, ids } = await startSetUpFleet(servers, "status"));
   });
 
   it("shows a server behind (exit 7), then convergence once the replicator ran (exit 0); reads only", async () => {
