@@ -132,9 +132,10 @@ routerAdd(
       }
     };
     // The head of a key: the greatest well-formed version by (version, hlc, id), or null.
+    // The first read takes one record (the common case: the newest is well-formed); pages of 100
+    // follow only past malformed ones.
     const head = (app, env, key) => {
-      const page = 100;
-      for (let offset = 0; ; offset += page) {
+      for (let offset = 0, page = 1; ; offset += page, page = 100) {
         const recs = app.findRecordsByFilter(
           VERSIONS,
           "env = {:env} && key = {:key}",
@@ -156,15 +157,23 @@ routerAdd(
         .all(rows);
       return rows.map((r) => r.key).filter((k) => KEY.test(k));
     };
-    // This server's origin id (made at random on first use, inside the transaction).
+    // This server's origin id (made at random on first use, inside the transaction). Once read from
+    // its committed record it is kept in the app's store (one local record that never changes: no
+    // read per put); an id made in this transaction is not kept until a later call reads it back.
+    const ORIGIN_STORE_KEY = "nxsConfigOrigin";
     const originOf = (tx) => {
+      const kept = $app.store().get(ORIGIN_STORE_KEY);
+      if (typeof kept === "string" && kept !== "") return kept;
       let rec = findById(tx, ORIGIN, ORIGIN_ID);
-      if (rec === null) {
-        rec = new Record(tx.findCollectionByNameOrId(ORIGIN));
-        rec.set("id", ORIGIN_ID);
-        rec.set("origin", $security.randomStringWithAlphabet(12, "abcdefghijklmnopqrstuvwxyz0123456789"));
-        tx.save(rec);
+      if (rec !== null) {
+        const origin = rec.getString("origin");
+        $app.store().set(ORIGIN_STORE_KEY, origin);
+        return origin;
       }
+      rec = new Record(tx.findCachedCollectionByNameOrId(ORIGIN));
+      rec.set("id", ORIGIN_ID);
+      rec.set("origin", $security.randomStringWithAlphabet(12, "abcdefghijklmnopqrstuvwxyz0123456789"));
+      tx.save(rec);
       return rec.getString("origin");
     };
 
@@ -185,22 +194,30 @@ routerAdd(
           if (bad !== "") refuse("rollout", `rollout ${bad}`);
         }
         if (body.value === undefined) refuse("value", "value is missing");
-        const size = JSON.stringify(body.value).length;
-        if (size > MAX_VALUE_JSON)
-          refuse("value", `value is ${size} characters of JSON, over the limit of ${MAX_VALUE_JSON}`);
-        // Idempotent by id: a put sent again (its answer lost) gets the stored version back.
-        const existing = findById(tx, VERSIONS, id);
-        if (existing !== null) {
+        const valueJson = JSON.stringify(body.value);
+        if (valueJson.length > MAX_VALUE_JSON)
+          refuse(
+            "value",
+            `value is ${valueJson.length} characters of JSON, over the limit of ${MAX_VALUE_JSON}`,
+          );
+        // Idempotent by id: a put sent again (its answer lost) gets the stored version back. The id is
+        // looked up only when the put cannot go on as asked (the head moved, or the insert refuses an
+        // id that exists): a put sent again always meets one of the two, a new put neither.
+        const again = () => {
+          const existing = findById(tx, VERSIONS, id);
+          if (existing === null) return null;
           if (existing.getString("env") !== env || existing.getString("key") !== key)
             refuse(
               "id",
               `id ${id} is the id of another version (${existing.getString("env")}/${existing.getString("key")})`,
             );
           return { version: rawVersion(existing) };
-        }
+        };
         const current = head(tx, env, key);
         const at = current === null ? 0 : current.getFloat("version");
         if (at !== expected) {
+          const known = again();
+          if (known !== null) return known;
           refusal = {
             status: 409,
             data: {
@@ -211,7 +228,7 @@ routerAdd(
           };
           throw new Error(refusal.data.message);
         }
-        const rec = new Record(tx.findCollectionByNameOrId(VERSIONS));
+        const rec = new Record(tx.findCachedCollectionByNameOrId(VERSIONS));
         rec.set("id", id);
         rec.set("env", env);
         rec.set("key", key);
@@ -232,9 +249,16 @@ routerAdd(
         );
         // As JSON text: PocketBase reads a plain string set on a json field as JSON when it looks like
         // JSON ("true", "12", "[1]"), so a string value would not come back as the string it was.
-        rec.set("value", JSON.stringify(body.value));
+        rec.set("value", valueJson);
         rec.set("compacted", false);
-        tx.save(rec);
+        try {
+          tx.save(rec);
+        } catch (err) {
+          // The id exists (the record validator refuses it; nothing was written): a put sent again.
+          const known = again();
+          if (known !== null) return known;
+          throw err;
+        }
         return { version: rawVersion(rec) };
       },
 
