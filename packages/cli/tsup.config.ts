@@ -9,4 +9,7 @@ export default defineConfig({
   target: "node22",
   platform: "node",
   shims: true,
+  // The workspace packages stay imports: @nxs-sync/queue and @nxs-sync/config are optional (loaded
+  // with a dynamic import when installed) and their hook pieces read pb_hooks/ beside their own dist.
+  external: [/^@nxs-sync\//],
 });

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { ErrorCode, NxsError } from "@nxs-sync/core";
 import { readZip } from "./zip.js";
 
@@ -17,6 +17,19 @@ export interface Verified {
   /** `ok` (SQLite `PRAGMA integrity_check`) for a full backup; `n/a` for a logical one. */
   readonly integrity: string;
   readonly tables: TableSums;
+}
+
+/**
+ * `node:sqlite` at run time (Node 22.13+ without a flag, 24): loaded through
+ * `process.getBuiltinModule`, which bundlers leave alone (esbuild rewrites `node:sqlite` to a
+ * package named `sqlite`).
+ */
+function openSqlite(path: string, readOnly: boolean): DatabaseSync {
+  const sqlite = process.getBuiltinModule("node:sqlite") as typeof import("node:sqlite") | undefined;
+  if (sqlite === undefined) {
+    throw new NxsError(ErrorCode.ConfigInvalid, "verifying a backup needs node:sqlite (Node 22.13 or newer)");
+  }
+  return new sqlite.DatabaseSync(path, { readOnly });
 }
 
 const bad = (message: string) => new NxsError(ErrorCode.StorageCorrupt, message);
@@ -54,7 +67,7 @@ export async function verifyFullBackup(path: string): Promise<Verified> {
     for (const e of entries) if (e.name !== "data.db" && e.name !== "data.db-wal") e.read(); // CRC of every file
     let sqlite: DatabaseSync;
     try {
-      sqlite = new DatabaseSync(join(dir, "data.db"), { readOnly: wal === undefined || wal.size === 0 });
+      sqlite = openSqlite(join(dir, "data.db"), wal === undefined || wal.size === 0);
     } catch (e) {
       throw bad(`${path}: data.db does not open as SQLite (${(e as Error).message})`);
     }

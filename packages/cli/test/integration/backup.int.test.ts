@@ -266,6 +266,8 @@ describe("nxs-sync backup, verify, restore, reseed", () => {
 
   it("a logical backup does not need a full one's stall, and restores only what a server lacks", async () => {
     const { nodes } = await readIds(ids);
+    // This test's own data, on both servers (as the replicator would leave it).
+    for (const s of [a, b]) await writeChanges(s.url, nodes[0]!, "logical", 1, 3);
     const d = join(dir, "logical");
     const run = await cli(["backup", "--server", b.url, "--dir", d, "--logical", "--json"]);
     expect(run.code, run.stderr).toBe(CliExitCode.Ok);
