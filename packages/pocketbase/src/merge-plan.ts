@@ -125,6 +125,12 @@ export interface TombstoneOptions {
    * The record's time for `purgeAfterMs` (ms since the epoch, or a PocketBase date): a field its
    * writers set (the same on every server), or `updated` (each server's own, set when the record
    * reached it). Default `updated`.
+   *
+   * Unset is "no time": `0` (what PocketBase stores in a number field nobody set), `""` (an empty
+   * date field), null or missing. A live record with no time is never below the frontier (it is
+   * copied to every server, like a new one; writers may set `at` on deletes only). A tombstone with
+   * no time goes by its `updated` instead (the listing carries it), so a delete that did not set
+   * `at` is still purged; without an `updated` field either, it has no time and is kept.
    */
   readonly at?: string;
 }
@@ -213,25 +219,36 @@ function purgeOf(spec: MergeSpec): { readonly at: string; readonly afterMs: numb
     : undefined;
 }
 
+/** A purge time: unset (0, "", null, missing) or unreadable is undefined (see {@link TombstoneOptions.at}). */
+function purgeTimeOf(value: unknown): number | undefined {
+  const at = timeOf(value);
+  return at === 0 ? undefined : at;
+}
+
 /**
  * Whether a record is below a tombstone policy's purge frontier (`now - purgeAfterMs`, by its `at`
  * field): never copied to a server lacking its key, and purged where it is a tombstone. A record
- * without a readable time is not.
+ * with no time (`at` unset: 0, empty or missing; see {@link TombstoneOptions.at}) is not, unless it
+ * is a tombstone: that one goes by its `updated`.
  * @param spec - The collection.
- * @param record - A record (or its listed fields).
+ * @param record - A record (or its listed fields, {@link versionFields} among them).
  * @param now - The time (ms since the epoch).
  * @returns False too when the policy does not purge.
  */
 export function isBelowPurgeFrontier(spec: MergeSpec, record: RecordFields, now: number): boolean {
   const purge = purgeOf(spec);
   if (purge === undefined) return false;
-  const at = timeOf(record[purge.at]);
+  const t = tombstoneField(spec);
+  const at =
+    purgeTimeOf(record[purge.at]) ??
+    (t !== undefined && record[t] && purge.at !== "updated" ? purgeTimeOf(record.updated) : undefined);
   return at !== undefined && at < now - purge.afterMs;
 }
 
 /**
  * The fields a listing must carry for the planner to compare versions (besides `id` and the key):
- * the `lww` field, a `log`'s end, the `monotonic` fields, the tombstone field.
+ * the `lww` field, a `log`'s end, the `monotonic` fields, the tombstone field, and a purging
+ * tombstone policy's `at` (with `updated`, the time of a tombstone whose `at` is unset).
  * @param spec - The collection.
  * @returns Field names, possibly none (immutable, no tombstones).
  */
@@ -247,7 +264,8 @@ export function versionFields(spec: MergeSpec): readonly string[] {
           : [];
   const t = tombstoneField(spec);
   const purge = purgeOf(spec);
-  return [...(t === undefined ? [] : [t]), ...out, ...(purge === undefined ? [] : [purge.at])];
+  const times = purge === undefined ? [] : purge.at === "updated" ? ["updated"] : [purge.at, "updated"];
+  return [...(t === undefined ? [] : [t]), ...out, ...times];
 }
 
 /** The key of a record, as JSON of its key fields' values. */

@@ -25,7 +25,8 @@ import { makeNode, provision } from "./helpers.js";
  * with `purgeAfterMs`, a deleted record stays deleted through anti-entropy, is purged on every
  * server once its tombstone is older than the retention everywhere, and does not come back from a
  * server that still holds an older copy; with `revive`, a later write sets a deleted key again.
- * json fields are copied as they are: a string that looks
+ * A tombstone policy's purge time left unset (a number field at 0) is no time: live records are
+ * copied, a tombstone goes by `updated`. json fields are copied as they are: a string that looks
  * like JSON ("12", "true", "[1]") stays a string in the copy (PocketBase would read it as JSON).
  * Time is the replicator's scheduler, moved forward by the test (no sleeps).
  */
@@ -85,6 +86,23 @@ const purgeable: CollectionDef = {
   // Replicators purge tombstones only: a key set again meanwhile is not deleted.
   deleteRule: `${REPLICATOR} && deleted = true`,
 };
+/**
+ * `test_purgeable` whose writers set `at` on deletes only: a live record holds 0 there (PocketBase's
+ * value of a number field nobody set), which is "no time", and a tombstone without one goes by
+ * `updated`.
+ */
+const unsetAt: CollectionDef = {
+  ...purgeable,
+  id: "pbc_test_unset_at",
+  name: "test_unset_at",
+  fields: [
+    ...items.fields,
+    { name: "at", type: "number", onlyInt: true, min: 0 },
+    { name: "created", type: "autodate", onCreate: true, onUpdate: false },
+    { name: "updated", type: "autodate", onCreate: true, onUpdate: true },
+  ],
+  indexes: ["CREATE UNIQUE INDEX idx_test_unset_at_key ON test_unset_at (key)"],
+};
 /** json fields (and a text field) to copy values of every type through, strings that look like JSON among them. */
 const jsonDocs: CollectionDef = {
   ...items,
@@ -123,6 +141,14 @@ const registry = createCollectionRegistry([
       deletes: DeletePolicies.tombstone("deleted", { revive: true, purgeAfterMs: RETAIN_MS, at: "at" }),
     },
   },
+  {
+    schema: unsetAt,
+    replication: {
+      key: ["key"],
+      merge: MergeRules.lww("rev"),
+      deletes: DeletePolicies.tombstone("deleted", { purgeAfterMs: RETAIN_MS, at: "at" }),
+    },
+  },
   { schema: jsonDocs, replication: { key: ["key"], merge: MergeRules.lww("rev") } },
 ]);
 
@@ -143,6 +169,7 @@ beforeAll(async () => {
       "test_jobs",
       "test_samples",
       "test_purgeable",
+      "test_unset_at",
       "test_json_docs",
     ]);
     await provision(s, [repl]);
@@ -360,6 +387,55 @@ describe("replicator: tombstones purged after a retention", () => {
     await again.sync({ full: true });
     for (const s of [a, b])
       expect(await pItem(s, "r1"), s.url).toMatchObject({ deleted: false, value: 3, rev: 3 });
+  });
+});
+
+const uItem = (s: ProcessPocketBase, key: string) => item(s, key, unsetAt.name);
+const uWrite = (s: ProcessPocketBase, key: string, patch: Record<string, unknown>) =>
+  write(s, key, patch, unsetAt.name);
+
+describe("replicator: a purge time left unset (a number field at 0)", () => {
+  it("live records with no time are copied (by anti-entropy and realtime, however far the clock is); a tombstone with none is purged by its updated", async () => {
+    // Cut off (no replicator): A and B each take a live record whose `at` nobody set (0).
+    await uWrite(a, "u1", { value: 1, rev: 1 });
+    await uWrite(b, "u2", { value: 2, rev: 1 });
+    expect(await uItem(a, "u1")).toMatchObject({ at: 0, deleted: false });
+    const skew = { ms: 0 };
+    const r = replicator(registry, skew);
+    let purgedInRounds = 0;
+    r.on("sync", (st) => {
+      purgedInRounds += st.purged;
+    });
+    await r.start();
+    await r.sync({ full: true });
+    for (const s of [a, b]) {
+      expect(await uItem(s, "u1"), s.url).toMatchObject({ value: 1, rev: 1, at: 0 });
+      expect(await uItem(s, "u2"), s.url).toMatchObject({ value: 2, rev: 1, at: 0 });
+    }
+    // Realtime copies one too, with the clock far past any retention.
+    skew.ms = 10 * RETAIN_MS;
+    await uWrite(a, "u3", { value: 3, rev: 1 });
+    await waitFor(async () => (await uItem(b, "u3"))?.rev === 1);
+
+    // Deleted on A without a time: the tombstone reaches B and stays while young (by each server's
+    // updated), round after round; the live records are never purged.
+    skew.ms = 0;
+    await uWrite(a, "u1", { deleted: true, rev: 2 });
+    for (let i = 0; i < 2; i++) {
+      await r.sync({ full: true });
+      expect(purgedInRounds).toBe(0);
+      for (const s of [a, b])
+        expect(await uItem(s, "u1"), s.url).toMatchObject({ deleted: true, rev: 2, at: 0 });
+    }
+    // Past the retention (by updated on both servers): purged on both; the live ones stay.
+    skew.ms = RETAIN_MS + 1_000;
+    await r.sync({ full: true });
+    expect(purgedInRounds).toBe(2);
+    for (const s of [a, b]) {
+      expect(await uItem(s, "u1"), s.url).toBeUndefined();
+      for (const k of ["u2", "u3"])
+        expect(await uItem(s, k), `${k} at ${s.url}`).toMatchObject({ deleted: false });
+    }
   });
 });
 

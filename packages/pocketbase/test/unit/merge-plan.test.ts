@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   compareVersions,
   DeletePolicies,
+  isBelowPurgeFrontier,
   MergeRules,
   type MergeSpec,
   mergeRecords,
@@ -11,6 +12,7 @@ import {
   planPurges,
   type RecordFields,
 } from "../../src/index.js";
+import { versionFields } from "../../src/merge-plan.js";
 
 /**
  * Property tests of the replicator's planning (merge-plan.ts), seeded. Every spec in `SPECS` gets
@@ -504,5 +506,107 @@ describe("merge planning: tombstones purged after a retention (deletes that fini
       purgeAfterMs: 5,
       at: "updated",
     });
+  });
+});
+
+describe("merge planning: a purge time left unset (0, empty, missing)", () => {
+  // PocketBase stores 0 in a number field nobody set, "" in a date field: a live record whose `at`
+  // writers never set read as the epoch, below every frontier, and was never copied anywhere.
+  const NOW = 1_000_000;
+  const RETAIN = 10_000;
+  const FRONTIER = NOW - RETAIN;
+  const spec: MergeSpec = {
+    key: ["k"],
+    merge: MergeRules.lww("rev"),
+    deletes: DeletePolicies.tombstone("deleted", { purgeAfterMs: RETAIN, at: "at" }),
+  };
+  /** A PocketBase date `ms` since the epoch (as `updated` is answered). */
+  const date = (ms: number) => new Date(ms).toISOString().replace("T", " ");
+  const unset = fc.constantFrom<unknown>(0, "", null, undefined);
+  /** `at` and `updated` of a record, unset or below the frontier or above it. */
+  const time = (old: boolean, rev: number) => (old ? FRONTIER - 1_000 - rev : NOW - rev);
+  const withAt = (r: Row, at: unknown): Row => {
+    const { at: _at, ...rest } = r;
+    return at === undefined ? rest : { ...rest, at };
+  };
+  const record = (deleted: fc.Arbitrary<boolean>) =>
+    fc
+      .record({
+        k: key,
+        rev: fc.integer({ min: 1, max: 6 }),
+        deleted,
+        at: unset,
+        updatedOld: fc.boolean(),
+      })
+      .map(({ updatedOld, at, ...r }) =>
+        withAt(
+          {
+            id: `id-${r.k}-${r.rev}`,
+            ...r,
+            updated: date(time(updatedOld, r.rev)),
+            body: `${r.k}@${r.rev}${r.deleted ? "†" : ""}`,
+          },
+          at,
+        ),
+      );
+
+  it("a live record with no time is never below the frontier: it reaches every server and is never purged", () => {
+    fc.assert(
+      fc.property(servers({ name: "live", spec, record: record(fc.constant(false)) }), (fleet) => {
+        const keys = new Set(fleet.flatMap((m) => [...m.keys()]));
+        for (const m of fleet)
+          for (const r of m.values()) expect(isBelowPurgeFrontier(spec, r, NOW)).toBe(false);
+        expect(planPurges(spec, fleet, NOW)).toEqual([]);
+        round(spec, fleet, undefined, NOW);
+        for (const m of fleet) expect(new Set(m.keys())).toEqual(keys);
+        expect(round(spec, fleet, undefined, NOW)).toBe(0);
+      }),
+      params,
+    );
+  });
+
+  it("a tombstone with no time goes by its updated: purged where every holder's is below the frontier, else copied and kept", () => {
+    fc.assert(
+      fc.property(servers({ name: "tombstones", spec, record: record(fc.constant(true)) }), (fleet) => {
+        const listings = fleet.map((m) => new Map(m));
+        const old = (r: Row) => Date.parse(String(r.updated).replace(" ", "T")) < FRONTIER;
+        const purges = planPurges(spec, listings, NOW);
+        for (const k of new Set(fleet.flatMap((m) => [...m.keys()]))) {
+          const held = listings.flatMap((m) => (m.has(k) ? [m.get(k)!] : []));
+          expect(purges.filter((p) => p.key === k).length).toBe(held.every(old) ? held.length : 0);
+          // Copied to a server lacking it only when the winner's updated is above the frontier.
+          for (const c of planCopies(spec, listings, { now: NOW }))
+            if (c.key === k && !listings[c.to]!.has(k)) expect(old(listings[c.from]!.get(k)!)).toBe(false);
+        }
+      }),
+      params,
+    );
+  });
+
+  it("examples: unset times, set times, a tombstone without updated", () => {
+    const at = (value: unknown, deleted = false, updated?: string) =>
+      isBelowPurgeFrontier(
+        spec,
+        withAt({ id: "x", k: "a", rev: 1, deleted, ...(updated ? { updated } : {}) }, value),
+        NOW,
+      );
+    const oldDate = date(FRONTIER - 1);
+    const newDate = date(FRONTIER + 1);
+    for (const v of [0, "", null, undefined]) {
+      expect(at(v, false, oldDate), `live, at ${String(v)}`).toBe(false);
+      expect(at(v, true, oldDate), `tombstone, at ${String(v)}, old updated`).toBe(true);
+      expect(at(v, true, newDate), `tombstone, at ${String(v)}, new updated`).toBe(false);
+      expect(at(v, true), `tombstone, at ${String(v)}, no updated`).toBe(false);
+    }
+    // A time that is set counts as before, live or tombstone, whatever updated says.
+    for (const deleted of [false, true]) {
+      expect(at(FRONTIER - 1, deleted, newDate)).toBe(true);
+      expect(at(FRONTIER + 1, deleted, oldDate)).toBe(false);
+      expect(at(oldDate, deleted, newDate)).toBe(true);
+    }
+    // The listing carries updated for the fallback; with `at: "updated"` it is the time itself.
+    expect(versionFields(spec)).toEqual(["deleted", "rev", "at", "updated"]);
+    const byUpdated = { ...spec, deletes: DeletePolicies.tombstone("deleted", { purgeAfterMs: RETAIN }) };
+    expect(versionFields(byUpdated)).toEqual(["deleted", "rev", "updated"]);
   });
 });
