@@ -8,6 +8,8 @@ import { ErrorCode, NxsError, TransportError } from "@nxs-sync/core";
 import {
   type CollectionRegistry,
   Collections,
+  closeSdkClient,
+  createSdkClient,
   isUniqueViolation,
   toTransportError,
 } from "@nxs-sync/pocketbase";
@@ -73,7 +75,15 @@ export interface BackupResult {
  */
 export async function fullBackup(
   pb: PocketBase,
-  options: { dir: string; keep?: number; keepOnServer?: boolean; progress: Progress; now?: () => Date },
+  options: {
+    dir: string;
+    keep?: number;
+    keepOnServer?: boolean;
+    progress: Progress;
+    now?: () => Date;
+    /** Bound of the server's backup call (default 30 min). */
+    createTimeoutMs?: number;
+  },
 ): Promise<BackupResult> {
   const now = options.now ?? (() => new Date());
   const createdAt = now();
@@ -81,10 +91,16 @@ export async function fullBackup(
   await mkdir(options.dir, { recursive: true });
   const path = join(options.dir, key);
   const started = performance.now();
+  // The server answers only once the zip is written: a large database takes longer than a
+  // request's usual timeout, so this one call gets its own client with a long one.
+  const slow = createSdkClient(pb.baseURL, options.createTimeoutMs ?? 30 * 60_000);
+  slow.authStore.save(pb.authStore.token, pb.authStore.record);
   try {
-    await pb.backups.create(key, { requestKey: null });
+    await slow.backups.create(key, { requestKey: null });
   } catch (e) {
     throw toTransportError(e, `create backup ${key} at ${pb.baseURL}`);
+  } finally {
+    closeSdkClient(slow);
   }
   const serverMs = Math.round(performance.now() - started);
   try {
@@ -281,10 +297,20 @@ export async function fullRestore(
     throw toTransportError(e, `restore ${key} at ${url}`);
   }
   const timeoutMs = options.timeoutMs ?? 60_000;
-  const timer = setTimeout(() => stream.abort(), timeoutMs);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stream.abort();
+  }, timeoutMs);
   await closed;
   clearTimeout(timer);
   stream.abort();
+  if (timedOut) {
+    throw new TransportError(
+      ErrorCode.TransportRejected,
+      `restore ${key} at ${url}: the server accepted the restore but did not restart within ${timeoutMs} ms: it may have failed (see the server's log); nothing is known to have changed`,
+    );
+  }
   await waitHealthy(url, timeoutMs);
   return { key };
 }
