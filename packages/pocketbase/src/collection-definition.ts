@@ -67,7 +67,8 @@ export interface ReplicatedCollection {
    * looks like JSON (`"12"` becomes the number 12, `"true"` true, `"[1]"` an array), so the
    * replicator sends a string held there as JSON text (`"\"12\""`), which the server stores
    * verbatim: the copy holds the same string. Filled from the schema by the collection registry
-   * ({@link replicatedCollectionOf}); give it for a collection listed by hand. Default: none.
+   * ({@link replicatedCollectionOf}); a collection listed by hand takes it from there, or sets it.
+   * Default: none.
    */
   readonly jsonFields?: readonly string[];
 }
@@ -90,6 +91,12 @@ export interface CollectionDefinition {
  * schema declares (see {@link ReplicatedCollection.jsonFields}).
  * @param definition - A collection's definition.
  * @returns The collection the replicator keeps, or undefined when it is not replicated.
+ * @example
+ * ```ts
+ * // A list of collections written by hand (a registry's `replicated()` does the same for all).
+ * const collections = [...defaultReplicatedCollections(), replicatedCollectionOf(kvItems)!];
+ * createReplicator({ servers, collections });
+ * ```
  */
 export function replicatedCollectionOf(definition: CollectionDefinition): ReplicatedCollection | undefined {
   const { schema, replication } = definition;

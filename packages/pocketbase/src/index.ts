@@ -23,7 +23,12 @@ export {
   toTransportError,
   uniqueViolationFields,
 } from "./client.js";
-export type { CollectionDefinition, RecordCheck, ReplicatedCollection } from "./collection-definition.js";
+export {
+  type CollectionDefinition,
+  type RecordCheck,
+  type ReplicatedCollection,
+  replicatedCollectionOf,
+} from "./collection-definition.js";
 export {
   type CollectionRegistry,
   createCollectionRegistry,

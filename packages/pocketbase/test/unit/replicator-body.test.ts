@@ -6,6 +6,7 @@ import {
   createNxsCollectionRegistry,
   defaultReplicatedCollections,
   MergeRules,
+  replicatedCollectionOf,
 } from "../../src/index.js";
 import { bodyOf } from "../../src/replicator.js";
 
@@ -107,5 +108,8 @@ describe("replicated collections carry their json fields (from the schema)", () 
       nxs_acks: ["version"],
     });
     expect(createNxsCollectionRegistry().replicated()).toEqual(defaultReplicatedCollections());
+    // A list written by hand takes the same from a definition; a collection not replicated gives none.
+    expect(replicatedCollectionOf(registry.definitions()[0]!)).toEqual(registry.replicated()[0]);
+    expect(replicatedCollectionOf({ schema: kv })).toBeUndefined();
   });
 });
