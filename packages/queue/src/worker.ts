@@ -121,6 +121,8 @@ export interface Worker {
 
 /** How many delayed jobs' times a worker keeps to wake at. */
 const MAX_WAKE_TIMES = 10_000;
+/** Full claims in a row after which a worker pauses its wake-up watch (see the claim loop). */
+const PAUSE_HINTS_AFTER = 8;
 
 interface Held {
   readonly id: JobId;
@@ -206,6 +208,10 @@ export function createWorker<S extends z.ZodType>(
   let progressTimer: Cancel | undefined;
   let wakeTimer: Cancel | undefined;
   const wakeTimes: number[] = [];
+  /** Stops the wake-up watch; undefined while it is paused (a backlog) or closed. */
+  let unwatch: (() => void) | undefined;
+  /** Claims in a row that came back full. */
+  let fullClaims = 0;
 
   const report = (error: NxsError): void => {
     if (options.onError === undefined) {
@@ -386,6 +392,16 @@ export function createWorker<S extends z.ZodType>(
         return;
       }
       for (const c of claimed) start(c);
+      // A backlog (full claims in a row): slots are refilled by claims as jobs end, so wake-up
+      // hints are not needed, and while none is watched the server skips their filter check on
+      // every write of the queue. The first claim short of its batch watches again (its resync
+      // claims once more, so a job added meanwhile is not missed).
+      if (claimed.length < max) {
+        fullClaims = 0;
+        watchHints();
+      } else if (++fullClaims >= PAUSE_HINTS_AFTER) {
+        pauseHints();
+      }
       // A full batch: the queue is busy, take more while slots are free (prefetch).
       if (claimed.length < max && !claimAgain) return;
     }
@@ -502,19 +518,27 @@ export function createWorker<S extends z.ZodType>(
     });
   }
 
-  // Wake-up hints only: the backend keeps the queue's other writes off this stream.
-  const unwatch = backend.watch(
-    queue.name,
-    {
-      onEvent(event) {
-        if (event.type === "added" || event.type === "waiting") wakeAt(event.runAt);
+  function watchHints(): void {
+    if (unwatch !== undefined || closing) return;
+    // Wake-up hints only: the backend keeps the queue's other writes off this stream.
+    unwatch = backend.watch(
+      queue.name,
+      {
+        onEvent(event) {
+          if (event.type === "added" || event.type === "waiting") wakeAt(event.runAt);
+        },
+        onResync() {
+          void claim();
+        },
       },
-      onResync() {
-        void claim();
-      },
-    },
-    { readyOnly: true },
-  );
+      { readyOnly: true },
+    );
+  }
+  function pauseHints(): void {
+    unwatch?.();
+    unwatch = undefined;
+  }
+  watchHints();
   armPoll();
   void claim();
 
@@ -528,7 +552,7 @@ export function createWorker<S extends z.ZodType>(
       closing = true;
       pollTimer?.();
       wakeTimer?.();
-      unwatch();
+      pauseHints();
       closed = (async () => {
         if (running.size > 0) {
           let cancelWait: Cancel | undefined;

@@ -296,8 +296,14 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
     readonly pool: EndpointPool;
     readonly watchers: Set<QueueWatcher>;
     readonly seen: Map<string, SeenJob>;
+    /** Settles once the session has connected (or given up). */
+    connected?: Promise<void>;
   }
   const watches = new Map<string, Watch>();
+  /** The pool of each queue's ready watches (kept while the backend lives: no login per reopening). */
+  const readyPools = new Map<string, EndpointPool>();
+  /** The last step (connect or stop) of each queue's ready sessions, which take turns on its pool. */
+  const readyTurns = new Map<string, Promise<void>>();
   const tell = (watchers: Set<QueueWatcher>, e: JobEvent): void => {
     for (const w of watchers) callGuarded("watch", w.onEvent, [e], (f) => logger.error(f.message, f.cause));
   };
@@ -365,8 +371,7 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
   // A worker's wake-up: waiting jobs only, filtered by the server, so the queue's other writes
   // (claims, heartbeats, settlements) never reach the worker's stream. No replay at catch-up: the
   // watchers are told to resync (a worker then claims, which is the truth).
-  function openReadyWatch(queue: string): Watch {
-    const watchPool = poolOf();
+  function openReadyWatch(queue: string, watchPool: EndpointPool): Watch {
     const watchers = new Set<QueueWatcher>();
     const session = createRealtimeSession({
       pool: watchPool,
@@ -386,7 +391,6 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
       onCatchUp: () => resync(watchers),
       ...watchSessionBase(queue),
     });
-    watchPool.start();
     return { session, pool: watchPool, watchers, seen: new Map() };
   }
 
@@ -629,18 +633,38 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
       const key = readyOnly ? `ready\u0000${queue}` : `all\u0000${queue}`;
       let w = watches.get(key);
       if (w === undefined) {
-        w = readyOnly ? openReadyWatch(queue) : openWatch(queue);
+        let readyPool = readyPools.get(key);
+        if (readyOnly && readyPool === undefined) {
+          readyPool = poolOf();
+          readyPool.start();
+          readyPools.set(key, readyPool);
+        }
+        w = readyPool !== undefined ? openReadyWatch(queue, readyPool) : openWatch(queue);
         watches.set(key, w);
         const session = w.session;
-        session.connect().catch((e: unknown) => {
-          logger.error(`[queue] watch ${queue} cannot connect: ${(e as Error).message}`, e);
-        });
+        // A ready watch's sessions share its pool one at a time: this one connects once the one
+        // before it has stopped.
+        w.connected = (readyTurns.get(key) ?? Promise.resolve())
+          .then(() => (closed ? undefined : session.connect()))
+          .catch((e: unknown) => {
+            logger.error(`[queue] watch ${queue} cannot connect: ${(e as Error).message}`, e);
+          });
+        if (readyOnly) readyTurns.set(key, w.connected);
       }
       const watch = w;
       watch.watchers.add(watcher);
-      // The session stays open until close(): a watcher added later sees events at once.
+      // A full watch stays open until close(): a watcher added later sees events at once. A ready
+      // watch closes its subscription when its last watcher leaves (a worker pauses its wake-ups
+      // during a backlog: every write of the queue then skips that subscription's filter check on
+      // the server), once it has connected; its pool, logged in, serves the next one.
       return () => {
-        watch.watchers.delete(watcher);
+        if (!watch.watchers.delete(watcher)) return;
+        if (!readyOnly || watch.watchers.size > 0 || watches.get(key) !== watch || closed) return;
+        watches.delete(key);
+        readyTurns.set(
+          key,
+          (watch.connected ?? Promise.resolve()).then(() => watch.session.stop()),
+        );
       };
     },
     async close() {
@@ -651,6 +675,8 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
         w.pool.stop();
       }
       watches.clear();
+      for (const p of readyPools.values()) p.stop();
+      readyPools.clear();
       if (ownPool) pool.stop();
     },
   };

@@ -121,3 +121,28 @@ it("refuses a server without the queue's hook piece, naming the fix", async () =
   expect(error?.message).toContain("no hook piece queue");
   expect(error?.message).toContain("nxs-queue.pb.js");
 });
+
+it("closes a ready watch's subscription when its last watcher leaves, and opens it again for the next", async () => {
+  const backend = backendOf([server.url]);
+  const queue = `ready-${newId()}`;
+  const heard: string[] = [];
+  let resyncs = 0;
+  const watcher = {
+    onEvent: (e: { type: string; id: string }) => heard.push(`${e.type}:${e.id}`),
+    onResync: () => {
+      resyncs++;
+    },
+  };
+  const until = async (what: string, ok: () => boolean) => {
+    for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(ok(), what).toBe(true);
+  };
+  // Closed while it connects, then opened again at once (a worker pausing and resuming fast).
+  backend.watch(queue, watcher, { readyOnly: true })();
+  const stop = backend.watch(queue, watcher, { readyOnly: true });
+  await until("a resync of the reopened watch", () => resyncs >= 1);
+  const a = job(queue);
+  await backend.enqueue([a]);
+  await until("the added hint", () => heard.includes(`added:${a.id}`));
+  stop();
+});

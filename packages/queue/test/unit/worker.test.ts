@@ -34,6 +34,8 @@ interface Spy {
   /** Calls of `settleAndClaim` (offered only when `combined`): the settlements each carried. */
   carried: Settlement[][];
   combined: boolean;
+  /** How many watches are open, after each change (starts at 0). */
+  watching: number[];
   /** When set, `settleAndClaim` throws this many times before it answers. */
   combinedFailures?: number;
 }
@@ -67,9 +69,14 @@ function spyBackend(inner: QueueBackendCapabilities, spy: Spy): QueueBackendCapa
           return inner.settleAndClaim!(settlements, request);
         }
       : undefined,
-    watch(queue, watcher) {
+    watch(queue, watcher, options) {
       if (!spy.hints) return () => {};
-      return inner.watch(queue, watcher);
+      const stop = inner.watch(queue, watcher, options);
+      spy.watching.push(spy.watching.at(-1)! + 1);
+      return () => {
+        spy.watching.push(spy.watching.at(-1)! - 1);
+        stop();
+      };
     },
   };
 }
@@ -99,6 +106,7 @@ function harness(options: { hints?: boolean; combined?: boolean } = {}): Harness
     hints: options.hints ?? true,
     carried: [],
     combined: options.combined ?? false,
+    watching: [0],
   };
   const backend = spyBackend(raw, spy);
   const queue = createQueue({ name: "jobs", schema, backend, random: createSeededRandom(5) });
@@ -663,6 +671,22 @@ describe("createWorker", () => {
     await h.step(20);
     expect((await h.queue.counts()).completed).toBe(3);
     await w.close();
+  });
+
+  it("pauses its wake-up watch during a backlog (full claims in a row), and watches again once a claim comes back short", async () => {
+    const h = harness();
+    await h.queue.addBulk(Array.from({ length: 10 }, (_, n) => ({ payload: { n } })));
+    const w = h.start(async () => {}, { concurrency: 1, batchSize: 1 });
+    await h.step(200);
+    expect((await h.queue.counts()).completed).toBe(10);
+    // Watched at start, paused after eight full claims, watched again when the queue ran dry.
+    expect(h.spy.watching).toEqual([0, 1, 0, 1]);
+    // The hint wakes it again (no polling in this harness).
+    await h.queue.add({ n: 99 });
+    await h.step(50);
+    expect((await h.queue.counts()).completed).toBe(11);
+    await w.close();
+    expect(h.spy.watching.at(-1)).toBe(0);
   });
 
   it("gives prefetched jobs back on close, their attempt not spent", async () => {
