@@ -11,6 +11,7 @@ import {
   runReplicator,
   SUPERUSER,
   serverArgs,
+  startFleetServer,
   startSetUpFleet,
   writeChanges,
 } from "./fleet.js";
@@ -85,6 +86,15 @@ describe("nxs-sync status", () => {
     expect(wrong.code).toBe(CliExitCode.AuthRefused);
     expect(wrong.json<FleetStatus>().servers[0]?.error?.code).toBe("transport/unauthorized");
     expect(leaksPassword(wrong, "not-the-password")).toBe(false);
+  });
+
+  it("a server without the hooks bundle is a PROBLEM with its fix (exit 6)", async () => {
+    const bare = await startFleetServer(servers, "status-nohooks", { nxsHooks: false, hookFiles: [] });
+    expect((await cli(["setup", "--server", bare.url, "--identities", ids])).code).toBe(CliExitCode.NotReady);
+    const run = await cli(["status", "--server", bare.url]);
+    expect(run.code).toBe(CliExitCode.NotReady);
+    expect(run.stdout).toMatch(/PROBLEM/);
+    expect(run.stdout).toMatch(/no nxs-sync hooks bundle/);
   });
 
   it("--watch refreshes until interrupted (one JSON line per reading)", async () => {
