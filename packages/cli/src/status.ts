@@ -222,19 +222,22 @@ async function readServer(
         heads.set(r.env, env);
         env.set(r.key, Math.max(env.get(r.key) ?? 0, r.version));
       }
+      // Sorted by environment: servers list records in their own order, and the maps are compared.
       config = Object.fromEntries(
-        [...heads].map(([env, keys]) => [
-          env,
-          {
-            keys: keys.size,
-            digest: sha(
-              [...keys]
-                .sort(([a], [b]) => (a < b ? -1 : 1))
-                .map(([k, v]) => `${k}@${v}`)
-                .join("\n"),
-            ),
-          },
-        ]),
+        [...heads]
+          .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
+          .map(([env, keys]) => [
+            env,
+            {
+              keys: keys.size,
+              digest: sha(
+                [...keys]
+                  .sort(([a], [b]) => (a < b ? -1 : 1))
+                  .map(([k, v]) => `${k}@${v}`)
+                  .join("\n"),
+              ),
+            },
+          ]),
       );
     }
     return {

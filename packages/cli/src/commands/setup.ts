@@ -40,6 +40,11 @@ export async function runSetup(env: CommandEnv, options: SetupOptions): Promise<
   for (const s of project.skipped) env.note(`warning: ${s} (its collections are left out)`);
   let file = await readIdentities(options.identities);
   const generated = file === undefined;
+  if (!generated && options.node !== undefined && options.node.length > 0) {
+    env.note(
+      `note: --node is ignored: ${options.identities} exists (add a gateway with nxs-sync node add NAME)`,
+    );
+  }
   if (file === undefined) {
     const names = options.node !== undefined && options.node.length > 0 ? options.node : ["node-1"];
     file = {
