@@ -69,8 +69,8 @@ routerAdd(
         return "percent must be a number from 0 to 100";
       return "";
     };
-    const jsonOf = (rec, field) => {
-      const s = rec.getString(field);
+    // A json column's text as a value: null when empty, undefined when it is not JSON.
+    const parseJson = (s) => {
       if (s === "" || s === "null") return null;
       try {
         return JSON.parse(s);
@@ -91,8 +91,8 @@ routerAdd(
       message: rec.getString("message"),
       createdAt: rec.getFloat("createdAt"),
       rollbackOf: rec.getFloat("rollbackOf"),
-      rollout: jsonOf(rec, "rollout"),
-      value: jsonOf(rec, "value"),
+      rollout: parseJson(rec.getString("rollout")),
+      value: parseJson(rec.getString("value")),
       compacted: rec.getBool("compacted"),
       compactedAt: rec.getString("compactedAt"),
     });
@@ -108,21 +108,17 @@ routerAdd(
     });
     // Whether a stored record has a version's shape (storedVersionSchema, as far as the server can
     // tell): a record written straight into the collection without it is never a head.
-    const wellFormed = (rec) => {
-      const v = rawVersion(rec);
-      return (
-        ID.test(v.id) &&
-        ENV.test(v.env) &&
-        KEY.test(v.key) &&
-        isInt(v.version, 1) &&
-        v.hlc.length >= 1 &&
-        isInt(v.createdAt, 0) &&
-        (v.rollbackOf === 0 || isInt(v.rollbackOf, 1)) &&
-        (v.rollout === null || badTarget(v.rollout) === "") &&
-        v.value !== undefined &&
-        (!v.compacted || v.value === null)
-      );
-    };
+    const wellFormed = (v) =>
+      ID.test(v.id) &&
+      ENV.test(v.env) &&
+      KEY.test(v.key) &&
+      isInt(v.version, 1) &&
+      v.hlc.length >= 1 &&
+      isInt(v.createdAt, 0) &&
+      (v.rollbackOf === 0 || isInt(v.rollbackOf, 1)) &&
+      (v.rollout === null || badTarget(v.rollout) === "") &&
+      v.value !== undefined &&
+      (!v.compacted || v.value === null);
     const findById = (app, collection, id) => {
       if (typeof id !== "string" || !ID.test(id)) return null;
       try {
@@ -131,21 +127,59 @@ routerAdd(
         return null;
       }
     };
-    // The head of a key: the greatest well-formed version by (version, hlc, id), or null.
-    // The first read takes one record (the common case: the newest is well-formed); pages of 100
-    // follow only past malformed ones.
+    // The head of a key: the greatest well-formed version by (version, hlc, id), as rawVersion gives
+    // it, or null. One SQL query (a record query through the filter parser took about 3x as long):
+    // the first read takes one row (the common case: the newest is well-formed); pages of 100 follow
+    // only past malformed ones. Numbers are read as float64 (-0: a hostile 7.5 must not fail the scan).
+    const HEAD_SQL =
+      "SELECT [[id]], [[env]], [[key]], [[version]], [[hlc]], [[origin]], [[node]], [[author]], [[message]], " +
+      "[[createdAt]], [[rollbackOf]], COALESCE([[rollout]], '') AS [[rollout]], COALESCE([[value]], '') AS [[value]], " +
+      "[[compacted]], COALESCE([[compactedAt]], '') AS [[compactedAt]] FROM {{nxs_config_versions}} " +
+      "WHERE [[env]] = {:env} AND [[key]] = {:key} ORDER BY [[version]] DESC, [[hlc]] DESC, [[id]] DESC " +
+      "LIMIT {:limit} OFFSET {:offset}";
     const head = (app, env, key) => {
       for (let offset = 0, page = 1; ; offset += page, page = 100) {
-        const recs = app.findRecordsByFilter(
-          VERSIONS,
-          "env = {:env} && key = {:key}",
-          "-version,-hlc,-id",
-          page,
-          offset,
-          { env: env, key: key },
+        const rows = arrayOf(
+          new DynamicModel({
+            id: "",
+            env: "",
+            key: "",
+            version: -0,
+            hlc: "",
+            origin: "",
+            node: "",
+            author: "",
+            message: "",
+            createdAt: -0,
+            rollbackOf: -0,
+            rollout: "",
+            value: "",
+            compacted: false,
+            compactedAt: "",
+          }),
         );
-        for (const rec of recs) if (wellFormed(rec)) return rec;
-        if (recs.length < page) return null;
+        app.db().newQuery(HEAD_SQL).bind({ env: env, key: key, limit: page, offset: offset }).all(rows);
+        for (const r of rows) {
+          const v = {
+            id: r.id,
+            env: r.env,
+            key: r.key,
+            version: r.version,
+            hlc: r.hlc,
+            origin: r.origin,
+            node: r.node,
+            author: r.author,
+            message: r.message,
+            createdAt: r.createdAt,
+            rollbackOf: r.rollbackOf,
+            rollout: parseJson(r.rollout),
+            value: parseJson(r.value),
+            compacted: r.compacted,
+            compactedAt: r.compactedAt,
+          };
+          if (wellFormed(v)) return v;
+        }
+        if (rows.length < page) return null;
       }
     };
     const keysOf = (app, env) => {
@@ -214,7 +248,7 @@ routerAdd(
           return { version: rawVersion(existing) };
         };
         const current = head(tx, env, key);
-        const at = current === null ? 0 : current.getFloat("version");
+        const at = current === null ? 0 : current.version;
         if (at !== expected) {
           const known = again();
           if (known !== null) return known;
@@ -223,30 +257,45 @@ routerAdd(
             data: {
               code: "config/conflict",
               message: `${env}/${key}: the head is version ${at}, not ${expected}`,
-              current: current === null ? null : rawVersion(current),
+              current: current,
             },
           };
           throw new Error(refusal.data.message);
         }
+        // The version as rawVersion would read it back from the saved record (the answer is built
+        // from it: no read of the record after the save).
+        const rollbackOf = body.rollbackOf === undefined || body.rollbackOf === null ? 0 : body.rollbackOf;
+        const rollout = body.rollout === undefined || body.rollout === null ? null : body.rollout;
+        const version = {
+          id: id,
+          env: env,
+          key: key,
+          version: expected + 1,
+          hlc: hlc,
+          origin: originOf(tx),
+          node: node,
+          author: author,
+          message: message,
+          createdAt: now,
+          rollbackOf: rollbackOf,
+          rollout: rollout,
+          value: body.value,
+          compacted: false,
+          compactedAt: "",
+        };
         const rec = new Record(tx.findCachedCollectionByNameOrId(VERSIONS));
         rec.set("id", id);
         rec.set("env", env);
         rec.set("key", key);
-        rec.set("version", expected + 1);
+        rec.set("version", version.version);
         rec.set("hlc", hlc);
-        rec.set("origin", originOf(tx));
+        rec.set("origin", version.origin);
         rec.set("node", node);
         rec.set("author", author);
         rec.set("message", message);
         rec.set("createdAt", now);
-        rec.set(
-          "rollbackOf",
-          body.rollbackOf === undefined || body.rollbackOf === null ? 0 : body.rollbackOf,
-        );
-        rec.set(
-          "rollout",
-          body.rollout === undefined || body.rollout === null ? null : JSON.stringify(body.rollout),
-        );
+        rec.set("rollbackOf", rollbackOf);
+        rec.set("rollout", rollout === null ? null : JSON.stringify(rollout));
         // As JSON text: PocketBase reads a plain string set on a json field as JSON when it looks like
         // JSON ("true", "12", "[1]"), so a string value would not come back as the string it was.
         rec.set("value", valueJson);
@@ -259,15 +308,16 @@ routerAdd(
           if (known !== null) return known;
           throw err;
         }
-        return { version: rawVersion(rec) };
+        version.compactedAt = rec.getString("compactedAt");
+        return { version: version };
       },
 
       heads: (app) => {
         const env = str(body.env, "env", 63, ENV);
         const versions = [];
         for (const key of keysOf(app, env)) {
-          const rec = head(app, env, key);
-          if (rec !== null) versions.push(rawVersion(rec));
+          const v = head(app, env, key);
+          if (v !== null) versions.push(v);
         }
         return { versions: versions };
       },
@@ -297,7 +347,7 @@ routerAdd(
               env: env,
               key: key,
             })
-            .filter(wellFormed);
+            .filter((rec) => wellFormed(rawVersion(rec)));
           // The greatest version no rollout holds back: what untargeted nodes run when the head is staged.
           const effective = recs.find((r) => states[r.id] !== "staged" && states[r.id] !== "rolled-back");
           recs.forEach((rec, i) => {
