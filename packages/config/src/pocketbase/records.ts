@@ -4,6 +4,7 @@
  * answers. A record that does not decode is quarantined by the caller (never delivered as a
  * version).
  */
+import type { Json } from "@nxs-sync/core";
 import { z } from "zod";
 import {
   type RolloutRecord,
@@ -27,10 +28,23 @@ const isObject = (raw: unknown): raw is Record<string, unknown> =>
   typeof raw === "object" && raw !== null && !Array.isArray(raw);
 
 /**
+ * `storedVersionSchema` for a record parsed from the server's JSON: its `value` is JSON by
+ * construction (it came out of `JSON.parse`), so it is required present but not walked again (a
+ * walk of a 1 KB value was most of a decode's time, and a put decodes its answer and its own
+ * realtime event).
+ */
+const wireVersionSchema = storedVersionSchema.extend({
+  value: z.custom<Json>((v) => v !== undefined, {
+    message: "Invalid input: expected JSON, received undefined",
+  }),
+});
+
+/**
  * Decodes a version record: PocketBase's empty values of the optional fields (`rollbackOf` 0,
  * `rollout` null) become absent, the storage fields (`compactedAt`, `created`, `updated`,
- * `collectionId`...) are dropped, and the rest must match `storedVersionSchema`.
- * @param raw - A record as the server answered it.
+ * `collectionId`...) are dropped, and the rest must match `storedVersionSchema` (the value is taken
+ * as the JSON it was parsed from: not walked again).
+ * @param raw - A record as the server answered it (parsed from JSON).
  * @returns The version, or the reason it is malformed (the failing fields).
  */
 export function decodeVersionRecord(raw: unknown): Decoded<StoredVersion> {
@@ -39,7 +53,7 @@ export function decodeVersionRecord(raw: unknown): Decoded<StoredVersion> {
   const candidate: Record<string, unknown> = { ...rest };
   if (rollbackOf !== 0 && rollbackOf !== null && rollbackOf !== undefined) candidate.rollbackOf = rollbackOf;
   if (rollout !== null && rollout !== undefined) candidate.rollout = rollout;
-  const r = storedVersionSchema.safeParse(candidate);
+  const r = wireVersionSchema.safeParse(candidate);
   if (!r.success) return { ok: false, reason: `malformed version record: ${issuesOf(r.error)}` };
   if (r.data.compacted && r.data.value !== null) {
     return { ok: false, reason: "malformed version record: value: a compacted version holds no value" };
