@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { ErrorCode, NxsError } from "@nxs-sync/core";
-import { collectionOfRole, ensureNode, NodeRole, toTransportError } from "@nxs-sync/pocketbase";
+import { Collections, collectionOfRole, ensureNode, NodeRole, toTransportError } from "@nxs-sync/pocketbase";
 import type PocketBase from "pocketbase";
 import { withSuperusers } from "../connect.js";
 import type { CommandEnv } from "../context.js";
@@ -91,6 +91,32 @@ export async function runNode(
   } else {
     file = await requireIdentities(options.identities);
     node = findNode(file, name, options.identities);
+  }
+  if (action === "remove") {
+    // Checked on every server before anything is deleted: a refusal leaves every server as it was.
+    await withSuperusers(options.server, superuser, env.timeoutMs, async (pb, url) => {
+      for (const collection of [Collections.Changes, Collections.Snapshots, Collections.Acks]) {
+        let total = 0;
+        try {
+          total = (
+            await pb.collection(collection).getList(1, 1, {
+              filter: pb.filter("node = {:id}", { id: node.id }),
+              fields: "id",
+              requestKey: null,
+            })
+          ).totalItems;
+        } catch (e) {
+          if ((e as { status?: number }).status !== 404)
+            throw toTransportError(e, `check records of ${node.name} at ${url}`);
+        }
+        if (total > 0) {
+          throw new NxsError(
+            ErrorCode.ConfigInvalid,
+            `node remove ${node.name}: ${total} record(s) of ${collection} at ${url} refer to it, and the server would refuse to delete it: use nxs-sync node disable ${node.name} instead, which locks it out and keeps its records (nothing was changed)`,
+          );
+        }
+      }
+    });
   }
   const tokenKey = newTokenKey();
   const password = randomBytes(24).toString("base64url");

@@ -5,7 +5,7 @@ import PocketBase from "pocketbase";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CliExitCode } from "../../src/index.js";
 import type { FleetStatus } from "../../src/status.js";
-import { cli, leaksPassword, serverArgs, startSetUpFleet } from "./fleet.js";
+import { cli, leaksPassword, serverArgs, startSetUpFleet, writeChanges } from "./fleet.js";
 
 const servers = usePocketBaseServers();
 
@@ -104,6 +104,18 @@ describe("nxs-sync node", () => {
     const enable = await cli(["node", "enable", "gw-2", ...serverArgs([a, b]), "--identities", ids]);
     expect(enable.code, enable.stderr).toBe(0);
     for (const s of [a, b]) await login(s.url, gw.email, gw.password);
+  });
+
+  it("remove refuses a node whose change records refer to it (exit 2, names disable), and changes nothing", async () => {
+    const node1 = (await readFile_(ids)).nodes[0]!;
+    await writeChanges(b.url, node1, "kept", 1, 1); // on the second server only: checked before any delete
+    const run = await cli(["node", "remove", node1.name, ...serverArgs([a, b]), "--identities", ids]);
+    expect(run.code).toBe(CliExitCode.Usage);
+    expect(run.stderr).toMatch(/node disable/);
+    expect(run.stderr).toMatch(/nothing was changed/);
+    for (const s of [a, b])
+      expect((await s.client().collection("nxs_nodes").getOne(node1.id)).id).toBe(node1.id);
+    expect((await readFile_(ids)).nodes.some((n) => n.id === node1.id)).toBe(true);
   });
 
   it("remove deletes the account everywhere, idempotently; an unknown node is a usage error", async () => {
