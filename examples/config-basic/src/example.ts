@@ -148,7 +148,7 @@ export async function runExample(o: ExampleOptions): Promise<ExampleSummary> {
         { expectedVersion: 1, author: "ann", message: "typo" },
       );
     } catch (e) {
-      if (!isNxsError(e) || e.code !== "config/invalid") throw e;
+      if (!isNxsError(e) || e.code !== "config/invalid-value") throw e;
       invalidFields = (e as unknown as { issues: { path: string }[] }).issues.map((i) => i.path);
       log(`refused: ${e.message}`);
     }

@@ -10,14 +10,14 @@
 // the transaction's app (SQLite has one writer: the head read and the insert of a put cannot
 // interleave with another put: the compare-and-swap is exact on one server). Time is the server's
 // clock (createdAt, compactedAt, updatedAt). Answers: 200 with the result; 400
-// { message, data: { code: "config/invalid", field, message } } for a malformed request (nothing
+// { message, data: { code: "config/invalid-value", field, message } } for a malformed request (nothing
 // stored); 409 { message, data: { code: "config/conflict", current } } when the head moved.
 //
 // Records written straight into nxs_config_versions (by a superuser, a script) that do not have a
 // version's shape are skipped by the routes (never a head, never compacted); the clients quarantine
 // them on read.
 
-routerAdd("GET", "/nxs/hooks/config", (e) => e.json(200, { name: "config", version: 1 }));
+routerAdd("GET", "/nxs/hooks/config", (e) => e.json(200, { name: "config", version: 2 }));
 
 routerAdd(
   "POST",
@@ -38,7 +38,7 @@ routerAdd(
     // A refusal is kept here and thrown as a plain error (it crosses runInTransaction, a Go call).
     let refusal = null;
     const refuse = (field, message) => {
-      refusal = { status: 400, data: { code: "config/invalid", field: field, message: message } };
+      refusal = { status: 400, data: { code: "config/invalid-value", field: field, message: message } };
       throw new Error(message);
     };
     const isInt = (v, min) => typeof v === "number" && Number.isFinite(v) && Math.trunc(v) === v && v >= min;

@@ -3,9 +3,8 @@
  * `fast-json-patch`), always over redacted stored forms: a secret shows as changed or unchanged,
  * never as its text or its ciphertext.
  */
-import { type Json, NxsError } from "@nxs-sync/core";
+import { ErrorCode, type Json, NxsError } from "@nxs-sync/core";
 import jsonPatch, { type Operation } from "fast-json-patch";
-import { ConfigErrorCode } from "./errors.js";
 import { redactValue } from "./secrets.js";
 
 // fast-json-patch is CommonJS: Node's ESM loader gives its functions on the default export only.
@@ -80,7 +79,7 @@ export function applyDiff(a: Json | undefined, ops: readonly JsonPatchOperation[
     }
     if (doc === undefined) {
       throw new NxsError(
-        ConfigErrorCode.Invalid,
+        ErrorCode.ConfigInvalid,
         `patch operation ${i} (${op.op} ${op.path}): there is no value`,
       );
     }
@@ -88,7 +87,7 @@ export function applyDiff(a: Json | undefined, ops: readonly JsonPatchOperation[
       doc = applyPatch(doc, [op as Operation], true, false).newDocument as Json;
     } catch (cause) {
       throw new NxsError(
-        ConfigErrorCode.Invalid,
+        ErrorCode.ConfigInvalid,
         `patch operation ${i} (${op.op} ${op.path}) does not apply: ${(cause as Error).message.split("\n")[0]}`,
         { cause },
       );

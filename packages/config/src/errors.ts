@@ -9,8 +9,12 @@ import type { VersionMeta } from "./version.js";
 export const ConfigErrorCode = defineErrorCodes("config", {
   /** `expectedVersion` is not the key's head: someone wrote first. Re-read, merge, put again. */
   Conflict: { name: "conflict", retryable: false },
-  /** A value does not match its key's schema (each failing field is named). */
-  Invalid: { name: "invalid", retryable: false },
+  /**
+   * A value does not match its key's schema (each failing field is named), or a write the server's
+   * route refused as malformed (the field named). An unusable option or argument is core's
+   * `config/invalid` instead.
+   */
+  InvalidValue: { name: "invalid-value", retryable: false },
   /** A stored version record is malformed or fails its schema: quarantined, the last good stays. */
   InvalidRecord: { name: "invalid-record", retryable: false },
   /** The version asked for was compacted away. */
@@ -53,13 +57,13 @@ export class ConfigConflictError extends NxsError {
   }
 }
 
-/** `config/invalid`: the value fails its schema; `issues` names each failing field. */
+/** `config/invalid-value`: the value fails its schema; `issues` names each failing field. */
 export class InvalidConfigError extends NxsError {
   readonly key: string;
   readonly issues: readonly FieldIssue[];
   constructor(key: string, issues: readonly FieldIssue[], options: NxsErrorOptions = {}) {
     super(
-      ConfigErrorCode.Invalid,
+      ConfigErrorCode.InvalidValue,
       `config "${key}" is invalid: ${issues.map((i) => `${i.path || "(value)"}: ${i.message}`).join("; ")}`,
       options,
     );

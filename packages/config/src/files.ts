@@ -3,7 +3,7 @@
  * in git as well. Values are in stored form: secrets stay sealed envelopes with their key id, never
  * plain text and never a placeholder.
  */
-import { type Json, NxsError, type NxsErrorOptions } from "@nxs-sync/core";
+import { ErrorCode, type Json, NxsError, type NxsErrorOptions } from "@nxs-sync/core";
 import { LineCounter, parseDocument, stringify } from "yaml";
 import { z } from "zod";
 import { ConfigErrorCode } from "./errors.js";
@@ -91,7 +91,7 @@ export function exportFileOf(env: string, heads: readonly StoredVersion[], now: 
   for (const v of heads) {
     if (v.env !== env) {
       throw new NxsError(
-        ConfigErrorCode.Invalid,
+        ErrorCode.ConfigInvalid,
         `export of "${env}": version ${v.id} belongs to "${v.env}"`,
       );
     }

@@ -102,8 +102,10 @@ const rank = (state: RolloutState): number => ROLLOUT_RANK.indexOf(state);
  * @returns The backend; `close()` stops event delivery.
  * @example
  * ```ts
+ * import { z } from "zod";
  * const backend = createMemoryConfigBackend({ name: "a" });
- * const store = createConfigStore({ backend, env: "production", node: "gw-1", schemas });
+ * const store = createConfigStore({ backend, env: "production", node: "gw-1",
+ *   schemas: { limits: z.object({ rps: z.number().int() }) } });
  * ```
  */
 export function createMemoryConfigBackend(options: MemoryConfigBackendOptions = {}): MemoryConfigBackend {

@@ -6,7 +6,7 @@
  * that a secret changed, never what it is.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { type Json, NxsError } from "@nxs-sync/core";
+import { ErrorCode, type Json, NxsError } from "@nxs-sync/core";
 import { z } from "zod";
 import { ConfigErrorCode } from "./errors.js";
 
@@ -205,7 +205,7 @@ export function isSealed(v: unknown): v is SealedSecret {
 }
 
 function keyError(message: string): NxsError {
-  return new NxsError(ConfigErrorCode.Invalid, message);
+  return new NxsError(ErrorCode.ConfigInvalid, message);
 }
 
 function keyBytes(kid: string, key: Uint8Array | string, where: string): Buffer {

@@ -200,7 +200,7 @@ export interface ConfigStore<S extends ConfigSchemas> {
   version(key: ConfigKey<S>): VersionMeta | undefined;
   /**
    * Validates, seals secrets and creates version `expectedVersion + 1`.
-   * @throws InvalidConfigError `config/invalid` naming each failing field; ConfigConflictError
+   * @throws InvalidConfigError `config/invalid-value` naming each failing field; ConfigConflictError
    *   `config/conflict` carrying the head; `config/unknown-key`.
    */
   put<K extends ConfigKey<S>>(key: K, value: ConfigInput<S, K>, options: PutOptions): Promise<VersionMeta>;
@@ -213,7 +213,7 @@ export interface ConfigStore<S extends ConfigSchemas> {
   diff(key: ConfigKey<S>, a: VersionRef, b: VersionRef): Promise<readonly JsonPatchOperation[]>;
   /**
    * Writes a new version equal to an old one (`rollbackOf` set), based on the current head.
-   * @throws NxsError `config/compacted`, `config/not-found`, `config/invalid` (the old value fails today's schema).
+   * @throws NxsError `config/compacted`, `config/not-found`, `config/invalid-value` (the old value fails today's schema).
    */
   rollback(
     key: ConfigKey<S>,
@@ -252,7 +252,7 @@ export interface ConfigStore<S extends ConfigSchemas> {
   /**
    * Imports an export file into this environment: validates, diffs against the heads, and (unless a
    * dry run) puts each changed key. A secret this process cannot open is left as stored.
-   * @throws NxsError `config/invalid-file`; InvalidConfigError `config/invalid` (nothing written).
+   * @throws NxsError `config/invalid-file`; InvalidConfigError `config/invalid-value` (nothing written).
    */
   importEnv(
     text: string,
@@ -325,6 +325,8 @@ const asNxs = (error: unknown): NxsError =>
  * @throws NxsError `config/invalid` naming each malformed option (env, node, key names, timings).
  * @example
  * ```ts
+ * import { z } from "zod";
+ * const backend = createMemoryConfigBackend();
  * const store = createConfigStore({ backend, env: "production", node: "gw-1",
  *   schemas: { limits: z.object({ rps: z.number().int() }) } });
  * await store.start();

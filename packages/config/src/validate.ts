@@ -49,7 +49,7 @@ function fieldIssues(issues: readonly ZodIssueLike[], base: readonly PropertyKey
  * @param schema - The key's schema.
  * @param value - Anything.
  * @returns `{ ok: true, value }` with the parsed value (defaults applied), or `{ ok: false, error }`
- *   with an {@link InvalidConfigError} (`config/invalid`) naming each failing field.
+ *   with an {@link InvalidConfigError} (`config/invalid-value`) naming each failing field.
  * @example
  * ```ts
  * import { z } from "zod";
@@ -70,7 +70,7 @@ export function checkValue<T>(key: string, schema: z.ZodType<T>, value: unknown)
  * @param schema - The key's schema.
  * @param value - Anything.
  * @returns The parsed value (defaults applied).
- * @throws InvalidConfigError `config/invalid`, whose `issues` name each failing field with a dotted
+ * @throws InvalidConfigError `config/invalid-value`, whose `issues` name each failing field with a dotted
  *   path (the ZodError is its `cause`).
  * @example
  * ```ts

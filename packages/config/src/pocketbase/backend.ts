@@ -209,7 +209,7 @@ export function createPocketBaseConfigBackend(
     return meta;
   };
 
-  /** Maps a route's refusal: 409 `config/conflict` (with the head), 400 `config/invalid`. */
+  /** Maps a route's refusal: 409 `config/conflict` (with the head), 400 `config/invalid-value`. */
   function mapError(e: unknown, op: string, body: Record<string, unknown>): unknown {
     if (!(isNxsError(e) && e instanceof TransportError)) return e;
     const r = refusalSchema.safeParse((e.cause as ClientResponseError | undefined)?.response?.data);
@@ -221,7 +221,7 @@ export function createPocketBaseConfigBackend(
         cause: e,
       });
     }
-    if (e.status === 400 && r.data.code === ConfigErrorCode.Invalid) {
+    if (e.status === 400 && r.data.code === ConfigErrorCode.InvalidValue) {
       return new InvalidConfigError(
         String(body.key ?? ""),
         [{ path: r.data.field ?? "", message: r.data.message }],

@@ -82,7 +82,7 @@ export const compactAnswer = z.object({ compacted: z.number().int().min(0) });
 export const rolloutAnswer = z.object({ rollout: rawRecord });
 export const originAnswer = z.object({ origin: z.string().min(1) });
 
-/** The body of a refused route call: 400 `config/invalid` (naming the field), 409 `config/conflict`. */
+/** The body of a refused route call: 400 `config/invalid-value` (naming the field), 409 `config/conflict`. */
 export const refusalSchema = z.object({
   code: z.string(),
   message: z.string(),

@@ -82,12 +82,12 @@ it("puts by compare-and-swap, and a stale put is a ConfigConflictError carrying 
   expect(await backend.put(again)).toEqual(first);
 });
 
-it("refuses a malformed version with config/invalid naming the field", async () => {
+it("refuses a malformed version with config/invalid-value naming the field", async () => {
   const backend = backendOf([server.url]);
   const env = newEnv();
   const e = await failure(backend.put(newVersion(env, "k", 0, { hlc: "" })));
   expect(e).toBeInstanceOf(InvalidConfigError);
-  expect(e?.code).toBe("config/invalid");
+  expect(e?.code).toBe("config/invalid-value");
   expect((e as InvalidConfigError).issues).toEqual([{ path: "hlc", message: "hlc must not be empty" }]);
   const big = await failure(backend.put(newVersion(env, "k", 0, { value: "x".repeat(1_100_000) })));
   expect((big as InvalidConfigError).issues[0]?.path).toBe("value");

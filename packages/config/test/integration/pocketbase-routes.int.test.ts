@@ -99,7 +99,7 @@ it("is idempotent by id: a put sent again gets the stored version back", async (
   expect(stored(await put(v))).toEqual(stored(first));
   const otherKey = await put({ ...v, key: "elsewhere" });
   expect(otherKey.status).toBe(400);
-  expect(otherKey.body.data).toMatchObject({ code: "config/invalid", field: "id" });
+  expect(otherKey.body.data).toMatchObject({ code: "config/invalid-value", field: "id" });
   expect(await count(env)).toBe(2);
 });
 
@@ -155,7 +155,7 @@ it("refuses a malformed put naming the field, and stores nothing", async () => {
   for (const [patch, field] of cases) {
     const a = await put({ ...good, ...patch });
     expect(a.status, JSON.stringify(patch).slice(0, 80)).toBe(400);
-    expect(a.body.data).toMatchObject({ code: "config/invalid", field });
+    expect(a.body.data).toMatchObject({ code: "config/invalid-value", field });
   }
   expect((await route(gw, "put", "not an object")).status).toBe(400);
   expect(await count(env)).toBe(0);

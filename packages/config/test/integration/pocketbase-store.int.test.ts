@@ -77,7 +77,9 @@ it("keeps the last good version in use when hostile records are written straight
   const invalid = events.filter(
     (e): e is Extract<ConfigStoreEvent, { type: "invalid" }> => e.type === "invalid",
   );
-  expect(invalid.map((e) => e.error.code).sort()).toEqual(["config/invalid", "config/invalid-record"].sort());
+  expect(invalid.map((e) => e.error.code).sort()).toEqual(
+    ["config/invalid-value", "config/invalid-record"].sort(),
+  );
   expect(invalid.find((e) => e.version?.id === badValue.id)).toBeDefined();
   expect(invalid.some((e) => e.version?.id === malformed.id)).toBe(false);
   // A new version on top of the head (the hostile well-formed one is the server's head: version 3).

@@ -76,7 +76,7 @@ describe("config store", () => {
       .put("limits", { rps: 0, burst: "x" } as never, { expectedVersion: 0, ...who })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidConfigError);
-    expect((err as InvalidConfigError).code).toBe("config/invalid");
+    expect((err as InvalidConfigError).code).toBe("config/invalid-value");
     expect((err as InvalidConfigError).issues.map((i) => i.path).sort()).toEqual(["burst", "rps"]);
     expect(backend.exportRecords().versions).toEqual([]);
     await store.close();

@@ -17,7 +17,7 @@ describe("validateValue", () => {
     expect(value).toEqual({ rps: 5, providers: [], mode: "a", limits: {} });
   });
 
-  it("throws config/invalid naming every failing field with a dotted path", () => {
+  it("throws config/invalid-value naming every failing field with a dotted path", () => {
     let caught: unknown;
     try {
       validateValue("gw", schema, {
@@ -34,7 +34,7 @@ describe("validateValue", () => {
     expect(caught).toBeInstanceOf(InvalidConfigError);
     const error = caught as InvalidConfigError;
     expect(isNxsError(error)).toBe(true);
-    expect(error.code).toBe("config/invalid");
+    expect(error.code).toBe("config/invalid-value");
     expect(error.key).toBe("gw");
     expect(error.issues.map((i) => i.path)).toEqual([
       "rps",
