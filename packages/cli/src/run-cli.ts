@@ -1,4 +1,4 @@
-import { isNxsError } from "@nxs-sync/core";
+import { ErrorCode, isNxsError, NxsError } from "@nxs-sync/core";
 import { runReplicatorCli } from "@nxs-sync/pocketbase";
 import { Command, CommanderError, Option } from "commander";
 import { runBackup, runReseed, runRestore, runVerify } from "./commands/backup.js";
@@ -241,7 +241,15 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
       "run the replicator (the flags and exit codes of nxs-replicator; `nxs-sync replicator --help`)",
     )
     .helpOption(false)
-    .allowUnknownOption();
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(() => {
+      // Reached only when global options come first (`nxs-sync --json replicator …`).
+      throw new NxsError(
+        ErrorCode.ConfigInvalid,
+        "replicator: give it first, with its own flags only (nxs-sync replicator --server URL --server URL …); see nxs-sync replicator --help",
+      );
+    });
 
   try {
     await program.parseAsync([...argv], { from: "user" });

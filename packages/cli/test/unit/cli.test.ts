@@ -149,6 +149,9 @@ describe("runCli without servers", () => {
     }
     expect((await run(["nope"])).code).toBe(CliExitCode.Usage);
     expect((await run(["status"])).code).toBe(CliExitCode.Usage); // --server is required
+    const late = await run(["--json", "replicator", "--server", "http://a:1"]);
+    expect(late.code).toBe(CliExitCode.Usage);
+    expect(late.err).toMatch(/give it first/);
   });
 
   it("a missing backup file is a usage error; --json reports the error as a document", async () => {
