@@ -164,7 +164,10 @@ describe("nxs-sync setup", () => {
   });
 
   it("runs the replicator as `nxs-sync replicator` (the flags of nxs-replicator), with the identities setup wrote", async () => {
-    const file = JSON.parse(await readFile(join(dir, "ids.json"), "utf8")) as {
+    // Its own identities file (setup is idempotent on these servers), so the test runs alone too.
+    const ids = join(dir, "replicator-ids.json");
+    expect((await cli(["setup", ...serverArgs([a, b]), "--identities", ids])).code).toBe(0);
+    const file = JSON.parse(await readFile(ids, "utf8")) as {
       replicator: { email: string; password: string };
     };
     const lines: string[] = [];
