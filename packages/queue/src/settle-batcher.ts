@@ -23,6 +23,8 @@ export interface SettleBatcherOptions {
    * worker's claim in flight). `maxBatch` still sends at once. Default: never.
    */
   readonly hold?: () => boolean;
+  /** Longest a settlement is held by `hold`, in ms (default: as long as `hold` says). */
+  readonly holdMs?: number;
   /** Each answer (`ok`, or `lease-lost`: the job's lease was gone). */
   onResult(settlement: Settlement, result: SettleResult): void;
   /** A call that failed (its settlements are tried again, or dropped when `dropped`). */
@@ -58,6 +60,8 @@ export interface SettleBatcher {
 interface Pending {
   readonly settlement: Settlement;
   readonly tries: number;
+  /** When it was added (its first try), on the scheduler's clock. */
+  readonly at: number;
 }
 
 /**
@@ -130,14 +134,16 @@ export function createSettleBatcher(options: SettleBatcherOptions): SettleBatche
     if (timer !== undefined) return;
     timer = scheduler.schedule(options.delayMs, () => {
       timer = undefined;
-      if (options.hold?.() === true) arm();
+      const oldest = pending[0]?.at ?? scheduler.now();
+      const held = scheduler.now() - oldest < (options.holdMs ?? Number.POSITIVE_INFINITY);
+      if (held && options.hold?.() === true) arm();
       else void send();
     });
   };
 
   return {
     add(settlement) {
-      pending.push({ settlement, tries: 0 });
+      pending.push({ settlement, tries: 0, at: scheduler.now() });
       if (pending.length >= options.maxBatch) void send();
       else arm();
     },

@@ -122,7 +122,7 @@ export interface Worker {
 /** How many delayed jobs' times a worker keeps to wake at. */
 const MAX_WAKE_TIMES = 10_000;
 /** Full claims in a row after which a worker pauses its wake-up watch (see the claim loop). */
-const PAUSE_HINTS_AFTER = 8;
+const PAUSE_HINTS_AFTER = 16;
 
 interface Held {
   readonly id: JobId;
@@ -233,6 +233,8 @@ export function createWorker<S extends z.ZodType>(
     retries: 3,
     // A claim in flight carries them when it is done, if the backend settles and claims at once.
     hold: () => claiming !== undefined && backend.settleAndClaim !== undefined,
+    // Never so long that the lease of a finished job could lapse meanwhile (it is not renewed).
+    holdMs: leaseMs / 4,
     onResult(settlement, result) {
       if (!result.ok) {
         logger.warn(

@@ -38,6 +38,8 @@ interface Spy {
   watching: number[];
   /** When set, `settleAndClaim` throws this many times before it answers. */
   combinedFailures?: number;
+  /** When set, `settleAndClaim` never answers. */
+  combinedHangs?: boolean;
 }
 
 function spyBackend(inner: QueueBackendCapabilities, spy: Spy): QueueBackendCapabilities {
@@ -66,6 +68,7 @@ function spyBackend(inner: QueueBackendCapabilities, spy: Spy): QueueBackendCapa
             spy.combinedFailures = (spy.combinedFailures ?? 0) - 1;
             throw new Error("backend unreachable");
           }
+          if (spy.combinedHangs === true) return new Promise(() => {});
           return inner.settleAndClaim!(settlements, request);
         }
       : undefined,
@@ -613,6 +616,24 @@ describe("createWorker", () => {
     await w.close();
   });
 
+  it("holds a settlement for a claim in flight at most a quarter of the lease, then sends it alone", async () => {
+    const h = harness({ combined: true });
+    const [a, b] = await h.queue.addBulk([{ payload: { n: 1 } }, { payload: { n: 2 } }]);
+    const { gates, handler } = gatePerJob();
+    h.start(handler, { concurrency: 2, leaseMs: 3000 });
+    await h.step(20);
+    h.spy.combinedHangs = true;
+    gates.get(a!)!.open();
+    await h.step(20);
+    expect(h.spy.carried.map((c) => c.map((s) => s.id))).toEqual([[a]]);
+    gates.get(b!)!.open();
+    await h.step(500);
+    expect(h.spy.settles).toEqual([]);
+    await h.step(500);
+    expect(h.spy.settles.map((c) => c.map((s) => s.id))).toEqual([[b]]);
+    expect(await h.queue.getJob(b!)).toMatchObject({ state: JobState.Completed });
+  });
+
   it("sets no timer of its own: every wait is on the injected scheduler", async () => {
     const timeout = vi.spyOn(globalThis, "setTimeout");
     const interval = vi.spyOn(globalThis, "setInterval");
@@ -675,16 +696,16 @@ describe("createWorker", () => {
 
   it("pauses its wake-up watch during a backlog (full claims in a row), and watches again once a claim comes back short", async () => {
     const h = harness();
-    await h.queue.addBulk(Array.from({ length: 10 }, (_, n) => ({ payload: { n } })));
+    await h.queue.addBulk(Array.from({ length: 20 }, (_, n) => ({ payload: { n } })));
     const w = h.start(async () => {}, { concurrency: 1, batchSize: 1 });
     await h.step(200);
-    expect((await h.queue.counts()).completed).toBe(10);
-    // Watched at start, paused after eight full claims, watched again when the queue ran dry.
+    expect((await h.queue.counts()).completed).toBe(20);
+    // Watched at start, paused after 16 full claims, watched again when the queue ran dry.
     expect(h.spy.watching).toEqual([0, 1, 0, 1]);
     // The hint wakes it again (no polling in this harness).
     await h.queue.add({ n: 99 });
     await h.step(50);
-    expect((await h.queue.counts()).completed).toBe(11);
+    expect((await h.queue.counts()).completed).toBe(21);
     await w.close();
     expect(h.spy.watching.at(-1)).toBe(0);
   });
