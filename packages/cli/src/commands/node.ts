@@ -118,6 +118,17 @@ export async function runNode(
       }
     });
   }
+  if (action === "rotate") {
+    // Every server must have the account before any gets a new key: a refusal changes nothing.
+    await withSuperusers(options.server, superuser, env.timeoutMs, async (pb, url) => {
+      if ((await findRecord(pb, node)) === undefined) {
+        throw new NxsError(
+          ErrorCode.ConfigInvalid,
+          `node rotate ${node.name}: no such account at ${url} (run nxs-sync node add ${node.name} with every server first; nothing was changed)`,
+        );
+      }
+    });
+  }
   const tokenKey = newTokenKey();
   const password = randomBytes(24).toString("base64url");
   const results = await withSuperusers(options.server, superuser, env.timeoutMs, async (pb, url) => {
@@ -152,12 +163,6 @@ export async function runNode(
         return { url, changed: true };
       }
       case "rotate": {
-        if ((await findRecord(pb, node)) === undefined) {
-          throw new NxsError(
-            ErrorCode.ConfigInvalid,
-            `node rotate ${node.name}: no such account at ${url} (node add it first)`,
-          );
-        }
         // The same key on every server: a token the node gets later works wherever its secret does.
         const body: Record<string, unknown> = { tokenKey };
         if (options.password === true) Object.assign(body, { password, passwordConfirm: password });

@@ -85,6 +85,23 @@ describe("nxs-sync node", () => {
     await login(b.url, after.email, after.password);
   });
 
+  it("rotate refuses (exit 2, nothing changed) when a server lacks the account", async () => {
+    const added = await cli(["node", "add", "gw-3", "--server", a.url, "--identities", ids, "--json"]);
+    expect(added.code, added.stderr).toBe(0);
+    const gw3 = (await readFile_(ids)).nodes.find((n) => n.name === "gw-3")!;
+    const token = await login(a.url, gw3.email, gw3.password);
+    const run = await cli(["node", "rotate", "gw-3", ...serverArgs([a, b]), "--identities", ids]);
+    expect(run.code).toBe(CliExitCode.Usage);
+    expect(run.stderr).toMatch(/no such account at .*nothing was changed/);
+    expect(await accepted(a.url, token)).toBe(true);
+    // status shows the account missing on b, and the fleet not converged until it is added there.
+    const status = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
+    expect(status.members.find((m) => m.id === gw3.id)?.on).toEqual([a.url]);
+    expect(status.converged).toBe(false);
+    expect((await cli(["node", "add", "gw-3", ...serverArgs([a, b]), "--identities", ids])).code).toBe(0);
+    expect((await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>().converged).toBe(true);
+  });
+
   it("disable locks the node out everywhere (idempotent, setup leaves it locked); enable lets it back", async () => {
     const gw = (await readFile_(ids)).nodes.find((n) => n.name === "gw-2")!;
     const token = await login(a.url, gw.email, gw.password);
