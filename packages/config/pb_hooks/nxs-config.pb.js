@@ -17,7 +17,7 @@
 // version's shape are skipped by the routes (never a head, never compacted); the clients quarantine
 // them on read.
 
-routerAdd("GET", "/nxs/hooks/config", (e) => e.json(200, { name: "config", version: 2 }));
+routerAdd("GET", "/nxs/hooks/config", (e) => e.json(200, { name: "config", version: 3 }));
 
 routerAdd(
   "POST",
@@ -425,24 +425,8 @@ routerAdd(
   $apis.requireAuth("nxs_nodes"),
 );
 
-// Replicators' copies.
-// - A copied version keeps a string value a string: the records API reads a plain string sent to a
-// json field as JSON when it looks like JSON ("true" would become true, "12" the number 12), so it
-// is set again here, as JSON text, from the request's body.
-onRecordCreateRequest((e) => {
-  const author = e.auth ? e.auth.collection().name : "";
-  if (author !== "nxs_replicators") return e.next();
-  // The request's own body (rereadable): requestInfo() holds the value already read as JSON.
-  let body = {};
-  try {
-    body = JSON.parse(toString(e.requestEvent.request.body)) || {};
-  } catch (_) {
-    body = {};
-  }
-  if (typeof body.value === "string") e.record.set("value", JSON.stringify(body.value));
-  return e.next();
-}, "nxs_config_versions");
-
+// Replicators' copies (the replicator sends a string held in a json field as JSON text, which the
+// records API stores verbatim, so a copied value keeps its type without help from this piece).
 // - Updates are checked against the row as it is now, right before it is stored (the replicator
 //   reads, merges, then writes; a route's write committed meanwhile must not be undone by an older
 //   copy). Not written, no error: the stored row is what the replicator gets back, and its next
