@@ -58,7 +58,12 @@ export interface ConfigWatcher {
   onResync(): void;
 }
 
-/** Which versions compaction removes. A key's head and staged versions are always kept. */
+/**
+ * Which versions compaction removes. A key's head, its staged versions and its effective version
+ * (the greatest one no rollout holds back: not staged, not rolled back; what nodes outside a staged
+ * rollout run) are always kept; another is kept when it is among the `keepLast` newest of its key or
+ * created at or after `keepSince` (without either, only those always kept stay).
+ */
 export interface CompactOptions {
   readonly env: string;
   /** One key, or every key of the environment. */
