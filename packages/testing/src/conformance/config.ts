@@ -10,6 +10,7 @@ import {
 } from "@nxs-sync/config";
 import { isNxsError, type Json } from "@nxs-sync/core";
 import { afterEach, describe, expect, it } from "vitest";
+import { createSettleWaits } from "./settle.js";
 
 /** What {@link runConfigBackendConformance} needs for one test. */
 export interface ConfigConformanceContext {
@@ -29,8 +30,6 @@ export interface ConfigConformanceContext {
 
 /** A fresh version id (15 chars of [a-z0-9]), unique across runs on a persistent server. */
 const newId = (): string => randomUUID().replace(/-/g, "").slice(0, 15);
-
-const realSettle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 10));
 
 /**
  * The conformance suite of the `ConfigBackend` port: the memory backend runs it in the config
@@ -65,15 +64,7 @@ export function runConfigBackendConformance(
       const env = `c${runTag}-${++envCounter}`;
       return { backend: ctx.backend, env };
     };
-    const settle = async (): Promise<void> => (ctx?.settle ?? realSettle)();
-    const eventually = async (what: string, condition: () => boolean): Promise<void> => {
-      const rounds = ctx?.maxSettleRounds ?? 300;
-      for (let i = 0; i < rounds; i++) {
-        if (condition()) return;
-        await settle();
-      }
-      expect(condition(), `timed out waiting for: ${what}`).toBe(true);
-    };
+    const { eventually } = createSettleWaits(() => ctx);
     /** A new version; hlc grows with each call so the order by (version, hlc) is predictable. */
     const version = (env: string, expectedVersion: number, over: Partial<NewVersion> = {}): NewVersion => ({
       id: newId(),

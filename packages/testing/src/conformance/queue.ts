@@ -11,6 +11,7 @@ import {
   type QueueBackendCapabilities,
 } from "@nxs-sync/queue";
 import { afterEach, describe, expect, it } from "vitest";
+import { createSettleWaits } from "./settle.js";
 
 /** What {@link runQueueBackendConformance} needs for one test. */
 export interface QueueConformanceContext {
@@ -37,8 +38,6 @@ export interface QueueConformanceContext {
 
 /** A fresh job id (15 chars of [a-z0-9]), unique across runs on a persistent server. */
 const newId = (): JobId => randomUUID().replace(/-/g, "").slice(0, 15) as JobId;
-
-const realSettle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 10));
 
 /** Whether `sub` appears in `all` in order (other items may sit between). */
 function isSubsequence(sub: readonly string[], all: readonly string[]): boolean {
@@ -80,15 +79,7 @@ export function runQueueBackendConformance(
       const queue = `conf-${runTag}-${++queueCounter}`;
       return { ctx, backend: ctx.backend, lease, queue };
     };
-    const settle = async (): Promise<void> => (ctx?.settle ?? realSettle)();
-    const eventually = async (what: string, condition: () => boolean): Promise<void> => {
-      const rounds = ctx?.maxSettleRounds ?? 300;
-      for (let i = 0; i < rounds; i++) {
-        if (condition()) return;
-        await settle();
-      }
-      expect(condition(), `timed out waiting for: ${what}`).toBe(true);
-    };
+    const { eventually } = createSettleWaits(() => ctx);
     const job = (queue: string, over: Partial<NewJob> = {}): NewJob => ({
       id: newId(),
       queue,
