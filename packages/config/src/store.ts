@@ -120,11 +120,10 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
     onEvent: options.onEvent,
   });
   const { life, schemaOf } = ctx;
-  // The parts; the cache file is written after a key's effective version changed.
-  let lastKnownGood: ReturnType<typeof createLastKnownGood> | undefined;
-  const cache = createKeyCache(ctx, () => lastKnownGood?.schedule());
-  lastKnownGood = createLastKnownGood(ctx, cache, cacheWriteDelayMs);
-  const lkg = lastKnownGood;
+  // The parts; the cache file is written after a key's effective version changed (never during
+  // createKeyCache: lkg is set by then).
+  const cache = createKeyCache(ctx, () => lkg.schedule());
+  const lkg = createLastKnownGood(ctx, cache, cacheWriteDelayMs);
   const watches = createWatchDelivery(ctx, cache);
   const sync = createServerSync(ctx, cache, watches, retryMs);
   const reads = createVersionReads(ctx);
