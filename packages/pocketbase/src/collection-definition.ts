@@ -94,7 +94,15 @@ export interface CollectionDefinition {
  * @example
  * ```ts
  * // A list of collections written by hand (a registry's `replicated()` does the same for all).
+ * const kvItems: CollectionDefinition = {
+ *   schema: {
+ *     ...{ id: "pbc_kv_items", name: "kv_items", type: "base", fields: [{ name: "value", type: "json" }], indexes: [] },
+ *     ...{ listRule: null, viewRule: null, createRule: null, updateRule: null, deleteRule: null },
+ *   },
+ *   replication: { key: ["id"], merge: MergeRules.lww("updated") },
+ * };
  * const collections = [...defaultReplicatedCollections(), replicatedCollectionOf(kvItems)!];
+ * const servers = [{ url: "http://10.0.0.1:8090", auth }, { url: "http://10.0.0.2:8090", auth }];
  * createReplicator({ servers, collections });
  * ```
  */
