@@ -56,6 +56,13 @@ export interface ConfigWatcher {
   onInvalid(raw: unknown, reason: string): void;
   /** Events may have been missed (after every (re)connect): re-read with `list`. */
   onResync(): void;
+  /**
+   * Every server has definitely failed (refused the connection, its name did not resolve, or each
+   * endpoint is marked down): no read can succeed now. A hint that may repeat; a store that is
+   * still booting uses its cache file at once instead of waiting `bootTimeoutMs`. A hanging server
+   * is not reported (the store's bound covers it). Optional for a backend that cannot tell.
+   */
+  onUnreachable?(reason: string): void;
 }
 
 /**

@@ -46,7 +46,8 @@ export interface MemoryConfigBackendOptions {
 
 /**
  * The state of the simulated link between stores and this backend:
- * `up` (normal), `down` (every call rejects with `transport/unavailable`, no events),
+ * `up` (normal), `down` (every call rejects with `transport/unavailable`, no events but
+ * `onUnreachable`, told to every watcher when the link goes down and to one that starts meanwhile),
  * `hang` (every call waits until the link changes, no events), `silent` (calls work, realtime events
  * are lost; going back `up` from it sends no resync, like a lost SSE message).
  * Going `up` from `down` or `hang` tells every watcher `onResync` (a reconnect).
@@ -118,6 +119,7 @@ export function createMemoryConfigBackend(options: MemoryConfigBackendOptions = 
   let state: MemoryLinkState = "up";
   let closed = false;
   const hanging: (() => void)[] = [];
+  const unreachable = `config backend ${name} is unreachable (link down)`;
 
   const tell = (env: string, what: string, call: (w: ConfigWatcher) => void, force = false): void => {
     if (!force && state !== "up") return;
@@ -306,6 +308,10 @@ export function createMemoryConfigBackend(options: MemoryConfigBackendOptions = 
     state = next;
     if (next !== "hang") for (const wake of hanging.splice(0)) wake();
     if (next === "up" && (before === "down" || before === "hang")) resync();
+    if (next === "down" && before !== "down") {
+      for (const env of watchers.keys())
+        tell(env, "onUnreachable", (w) => w.onUnreachable?.(unreachable), true);
+    }
   };
 
   const resync = (): void => {
@@ -375,20 +381,23 @@ export function createMemoryConfigBackend(options: MemoryConfigBackendOptions = 
       const set = watchers.get(env) ?? new Set<ConfigWatcher>();
       watchers.set(env, set);
       // Each watcher is its own entry, even when the same object watches twice.
-      const entry: ConfigWatcher = {
+      const entry = {
         onVersion: (v) => watcher.onVersion(v),
         onRollout: (r) => watcher.onRollout(r),
         onInvalid: (raw, reason) => watcher.onInvalid(raw, reason),
         onResync: () => watcher.onResync(),
-      };
+        onUnreachable: (reason: string) => watcher.onUnreachable?.(reason),
+      } satisfies ConfigWatcher;
       set.add(entry);
-      // "Connected": a watcher re-reads what it missed before it started watching.
-      if (state === "up" || state === "silent") {
+      // "Connected": a watcher re-reads what it missed before it started watching. A link down:
+      // every call would be refused, the watcher is told so at once.
+      if (state !== "hang") {
+        const down = state === "down";
         queueMicrotask(() => {
           if (closed || !set.has(entry)) return;
           callGuarded(
-            `a config watcher of "${env}" (onResync)`,
-            () => entry.onResync(),
+            `a config watcher of "${env}" (${down ? "onUnreachable" : "onResync"})`,
+            () => (down ? entry.onUnreachable(unreachable) : entry.onResync()),
             [],
             (err) => logger.warn(`[nxs-sync config memory] ${err.message}`),
           );

@@ -21,6 +21,8 @@ export interface ServerSync {
   readonly watcher: ConfigWatcher;
   /** Called after each successful read (the boot waits for the first). */
   onSynced: (() => void) | undefined;
+  /** Called when the backend says every server definitely failed (the boot may use its cache file). */
+  onUnreachable: ((reason: string) => void) | undefined;
 }
 
 /**
@@ -58,6 +60,7 @@ export function createServerSync(
   let retrying = false;
   const self: ServerSync = {
     onSynced: undefined,
+    onUnreachable: undefined,
     sync(): Promise<boolean> {
       if (syncing !== undefined) {
         syncAgain = true;
@@ -126,6 +129,9 @@ export function createServerSync(
       },
       onResync() {
         if (!life.closed) void self.sync();
+      },
+      onUnreachable(reason) {
+        if (!life.closed && !life.synced) self.onUnreachable?.(reason);
       },
     },
   };

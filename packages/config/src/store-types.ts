@@ -106,7 +106,11 @@ export interface ConfigStoreOptions<S extends ConfigSchemas> {
   readonly keyring?: Keyring;
   /** The last-known-good file (stored forms); written after changes, read when no server answers. */
   readonly cacheFile?: string;
-  /** How long `start` waits for a server before it boots from `cacheFile` (default 5000 ms). */
+  /**
+   * The longest `start` waits for a server before it boots from `cacheFile` (default 5000 ms); it
+   * boots from the file sooner when the backend says every server definitely failed (refused,
+   * unresolved, every endpoint down).
+   */
   readonly bootTimeoutMs?: number;
   /** How long to wait between tries to reach a server after a failure (default 1000 ms). */
   readonly retryMs?: number;
@@ -152,8 +156,9 @@ export type VersionRef = number | string;
 /** The config store (see {@link createConfigStore}). */
 export interface ConfigStore<S extends ConfigSchemas> {
   /**
-   * Loads heads and rollouts from the server and starts watching; when no server answers within
-   * `bootTimeoutMs` and a cache file is readable, boots from it (a `degraded` event) and keeps trying.
+   * Loads heads and rollouts from the server and starts watching; when every server definitely
+   * failed (the backend's `onUnreachable`), or none answered within `bootTimeoutMs`, and a cache file
+   * is readable, boots from it (a `degraded` event) and keeps trying.
    * @throws NxsError `config/not-ready` when no server answered in time and there is no usable cache file.
    */
   start(): Promise<{ readonly source: "server" | "cache" }>;

@@ -161,31 +161,46 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
       life.started = true;
       const booted = new Promise<{ source: "server" | "cache" }>((resolveBoot, rejectBoot) => {
         let done = false;
+        /** The read of the cache file under way (one at a time). */
+        let reading: Promise<boolean> | undefined;
+        const readCache = (path: string): Promise<boolean> => {
+          reading ??= lkg.boot(path).finally(() => {
+            reading = undefined;
+          });
+          return reading;
+        };
         sync.onSynced = () => {
           if (done) return;
           done = true;
           resolveBoot({ source: "server" });
         };
-        ctx.sleep(bootTimeoutMs).then(
-          async () => {
-            if (done || life.synced) return;
-            const path = options.cacheFile;
-            if (path !== undefined && (await lkg.boot(path)) && !done) {
-              done = true;
-              life.degraded = true;
-              ctx.emit({ type: "degraded", reason: `no server answered within ${bootTimeoutMs} ms` });
-              resolveBoot({ source: "cache" });
-              return;
-            }
-            if (done) return;
+        /** Boots from the cache file if it is usable; `final` (the bound) fails the boot otherwise. */
+        const fallBack = async (why: string, final: boolean): Promise<void> => {
+          if (done || life.synced) return;
+          const path = options.cacheFile;
+          if (path !== undefined && (await readCache(path)) && !done) {
             done = true;
-            rejectBoot(
-              fail(
-                ConfigErrorCode.NotReady,
-                `no server answered within ${bootTimeoutMs} ms and no usable cache file${path === undefined ? " (none configured)" : ` at ${path}`}`,
-              ),
-            );
-          },
+            life.degraded = true;
+            ctx.emit({ type: "degraded", reason: why });
+            resolveBoot({ source: "cache" });
+            return;
+          }
+          if (done || !final) return;
+          done = true;
+          rejectBoot(
+            fail(
+              ConfigErrorCode.NotReady,
+              `${why} and no usable cache file${path === undefined ? " (none configured)" : ` at ${path}`}`,
+            ),
+          );
+        };
+        // Every server definitely failed (refused, unresolved, all down): the cache file at once;
+        // without a usable one, the boot waits for a server until the bound.
+        sync.onUnreachable = (reason) => {
+          if (!done) void fallBack(`no server can answer: ${reason}`, false);
+        };
+        ctx.sleep(bootTimeoutMs).then(
+          () => fallBack(`no server answered within ${bootTimeoutMs} ms`, true),
           (closedMeanwhile: unknown) => {
             // close() before the boot ended: the boot fails with config/not-ready.
             if (done) return;

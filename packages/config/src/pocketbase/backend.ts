@@ -204,6 +204,17 @@ export function createPocketBaseConfigBackend(
     return out;
   }
 
+  // Every endpoint of the pool down (connections refused, names unresolved, health checks failing):
+  // the watchers are told `onUnreachable` (a store still booting uses its cache file at once).
+  const allDown = (): boolean => pool.health().every((h) => !h.healthy);
+  const unreachableReason = (why: string) => `every server of the pool is down (${why})`;
+  const stopHealth = pool.on("health", (e) => {
+    if (e.healthy || !allDown()) return;
+    const reason = unreachableReason(`${e.url}: ${e.reason ?? "down"}`);
+    for (const w of watches.values())
+      for (const watcher of w.watchers) guard("watch onUnreachable", () => watcher.onUnreachable?.(reason));
+  });
+
   const metaOf = (v: StoredVersion): VersionMeta => {
     const { value: _value, compacted: _compacted, ...meta } = v;
     return meta;
@@ -486,6 +497,10 @@ export function createPocketBaseConfigBackend(
       watch.watchers.add(watcher);
       // A watcher that joins a watch already caught up reads once too, as after a connect.
       if (watch.ready) queueMicrotask(() => guard("watch onResync", () => watcher.onResync()));
+      else if (allDown()) {
+        const reason = unreachableReason("already");
+        queueMicrotask(() => guard("watch onUnreachable", () => watcher.onUnreachable?.(reason)));
+      }
       return () => {
         watch.watchers.delete(watcher);
         if (watch.watchers.size === 0 && watches.get(env) === watch) {
@@ -499,6 +514,7 @@ export function createPocketBaseConfigBackend(
     async close() {
       if (closed) return;
       closed = true;
+      stopHealth();
       for (const w of watches.values()) {
         w.session.stop();
         w.pool.stop();

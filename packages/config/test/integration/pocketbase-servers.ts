@@ -1,6 +1,7 @@
 // Shared set-up of the config store's PocketBase integration tests: real servers with the config
 // collections and hook piece, gateway and replicator accounts, and backends.
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { NewVersion } from "@nxs-sync/config";
 import {
@@ -101,3 +102,16 @@ export const newEnv = (prefix = "env"): string => `${prefix}-${newId()}`;
 
 /** The path of a file beside this one. */
 export const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
+
+/**
+ * A port nothing listens on (bound, then released): connections to it are refused.
+ * @returns The port.
+ */
+export async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+  const address = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  if (address === null || typeof address === "string") throw new Error("no port");
+  return address.port;
+}

@@ -3,12 +3,34 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isNxsError } from "@nxs-sync/core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { replicateConfigRecords } from "../../src/memory-backend.js";
-import { flush, harness } from "./store-helpers.js";
+import { type MemoryConfigBackend, replicateConfigRecords } from "../../src/memory-backend.js";
+import { flush, type Harness, harness } from "./store-helpers.js";
 
 const who = { author: "ann", message: "change" };
 /** Real file I/O (fsync) on a loaded machine: a generous bound to poll within, never a timing check. */
 const IO = { timeout: 20_000, interval: 5 };
+
+/** A second gateway's store on `backend`, booting with `cacheFile` that a first store wrote (limits rps). */
+async function restartFromCache(
+  h: Harness,
+  backend: MemoryConfigBackend,
+  cacheFile: string,
+  rps: number,
+  link: "down" | "hang",
+  over: { bootTimeoutMs?: number } = {},
+) {
+  const first = h.store(backend, { cacheFile });
+  await first.store.start();
+  await first.store.put("limits", { rps, burst: 1 }, { expectedVersion: 0, ...who });
+  await first.store.close();
+  backend.setLink(link);
+  const second = h.store(backend, { cacheFile, node: "gw-2", ...over });
+  const boot: { result?: { source: string } } = {};
+  void second.store.start().then((r) => {
+    boot.result = r;
+  });
+  return { ...second, boot };
+}
 
 describe("config store boot from the last-known-good file", () => {
   let dir = "";
@@ -65,6 +87,39 @@ describe("config store boot from the last-known-good file", () => {
     await Promise.all([second.store.close(), writer.close()]);
   });
 
+  it("boots from the cache file at once when every server refuses, before the bound's timer fires, and recovers", async () => {
+    const h = harness();
+    const backend = h.backend();
+    const start = h.scheduler.now();
+    const second = await restartFromCache(h, backend, join(dir, "refused.json"), 5, "down");
+    // The clock never moves: the boot bound (5000 ms by default) cannot have fired.
+    await vi.waitFor(() => expect(second.boot.result).toEqual({ source: "cache" }), IO);
+    expect(h.scheduler.now()).toBe(start);
+    expect(second.events.find((e) => e.type === "degraded")).toMatchObject({
+      reason: expect.stringContaining("unreachable"),
+    });
+    expect(second.store.get("limits").rps).toBe(5);
+
+    backend.setLink("up");
+    await flush(10);
+    expect(second.events.map((e) => e.type).filter((t) => t !== "change")).toEqual(["degraded", "recovered"]);
+    await second.store.close();
+  });
+
+  it("boots from the cache file when the link goes down during a boot that waits for a hanging server", async () => {
+    const h = harness();
+    const backend = h.backend();
+    const second = await restartFromCache(h, backend, join(dir, "hang-then-down.json"), 6, "hang", {
+      bootTimeoutMs: 1000,
+    });
+    await h.advance(500);
+    expect(second.boot.result).toBeUndefined();
+    backend.setLink("down");
+    await vi.waitFor(() => expect(second.boot.result).toEqual({ source: "cache" }), IO);
+    expect(h.scheduler.now()).toBeLessThan(1_700_000_000_000 + 1000);
+    await second.store.close();
+  });
+
   it("writes the cache file a delay after a burst of changes (debounced), and on close when one is pending", async () => {
     const h = harness();
     const backend = h.backend();
@@ -114,7 +169,7 @@ describe("config store boot from the last-known-good file", () => {
     await bad.store.close();
   });
 
-  it("retries a server that refuses at boot and boots from it when it comes back before the boot time is over", async () => {
+  it("without a cache file, retries a server that refuses at boot and boots from it when it comes back before the boot time is over", async () => {
     const h = harness();
     const backend = h.backend();
     backend.setLink("down");
