@@ -18,6 +18,8 @@ export interface CliContext {
   readonly signal: AbortSignal;
   /** Where `nxs-sync replicator` logs (default: one line per message to the process's stderr). */
   readonly logger?: Logger;
+  /** The clock `status` judges ages by (ms since the epoch). Default `Date.now`; tests inject it. */
+  readonly now?: () => number;
 }
 
 /** What every subcommand gets: the context and the global options. */

@@ -21,6 +21,8 @@ export const CliExitCode = {
   NotReady: 6,
   /** `status`: the servers disagree (a doc's digest differs, or a server is behind). */
   Diverged: 7,
+  /** `status`: a replicator's last round is older than `--stale-after` (its process is gone, stuck or cut off). */
+  ReplicatorStale: 8,
 } as const;
 /** One of {@link CliExitCode}. */
 export type CliExitCode = (typeof CliExitCode)[keyof typeof CliExitCode];

@@ -16,6 +16,7 @@ Exit codes:
   1  unexpected failure           5  a backup failed its verification
   2  bad usage or configuration   6  a server is not ready (hooks bundle or schema missing)
   3  a server refused the login   7  status: the servers disagree (diverged or behind)
+                                  8  status: a replicator's last round is older than --stale-after
 
 Credentials (superuser, for every command but replicator) come from --superuser-email and
 --superuser-password, else NXS_SUPERUSER_EMAIL and NXS_SUPERUSER_PASSWORD, else --credentials FILE
@@ -45,6 +46,7 @@ interface GlobalOptions {
  * @returns The exit code, one of {@link CliExitCode}.
  * @example
  * ```ts
+ * const [a, b] = ["http://10.0.0.1:8090", "http://10.0.0.2:8090"];
  * const code = await runCli(["setup", "--server", a, "--server", b, "--identities", "ids.json"], {
  *   env: process.env, stdout: process.stdout, stderr: process.stderr, signal: AbortSignal.timeout(60_000),
  * });
@@ -125,11 +127,16 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
   program
     .command("status")
     .description(
-      "one table for the fleet (reads only): each server (reachable, login, hooks and schema versions, jobs per state), each doc (version vector, changes behind, digest, snapshot age, frontier), each replica (last ack, lag), config heads per environment",
+      "one table for the fleet (reads only): each server (reachable, login, hooks and schema versions, jobs per state), each doc (version vector, changes behind, digest, snapshot age, frontier), each replica (last ack, lag), each replicator (last round, stale), config heads per environment",
     )
     .requiredOption("--server <url>", "a server (repeat for each)", collect)
     .option("--watch", "refresh until interrupted")
     .option("--interval <ms>", "refresh interval of --watch", "2000")
+    .option(
+      "--stale-after <s>",
+      "a replicator whose last round is older than this many seconds is stale (exit 8)",
+      "120",
+    )
     .action(async (opts, cmd: Command) => {
       const env = envOf(cmd);
       exit = await runStatus(env, { ...env, ...opts });

@@ -65,6 +65,38 @@ export interface MemberState {
   readonly on: readonly string[];
 }
 
+/** A replicator's heartbeat row on one server (`nxs_replicator_status`, schema 4). */
+interface BeatRow {
+  readonly id: string;
+  readonly rounds: number;
+  readonly intervalMs: number;
+  readonly lastError: string;
+  readonly servers: unknown;
+  readonly updated: string;
+}
+
+/** A replicator as its heartbeat rows show it (the newest row across the servers). */
+export interface ReplicatorState {
+  /** Its account's id (the row's id). */
+  readonly id: string;
+  /** Its account's name, when a server lists the account. */
+  readonly name?: string;
+  /** When it last wrote its row (the server's time, after an anti-entropy round); absent: never. */
+  readonly lastRound?: string;
+  /** Ms since then, by this reading's clock. */
+  readonly ageMs?: number;
+  readonly rounds?: number;
+  readonly intervalMs?: number;
+  /** What its last round could not do (servers unreachable or refusing, records failing); "" when nothing. */
+  readonly lastError?: string;
+  /** The servers it replicates between and its view of each (ok, unreachable, refused). */
+  readonly sees?: readonly { readonly url: string; readonly state: string }[];
+  /** The servers (of this reading) holding its row. */
+  readonly on: readonly string[];
+  /** Whether its last round is older than the threshold: the process is gone, stuck or cut off. */
+  readonly stale: boolean;
+}
+
 /** The fleet, read once. */
 export interface FleetStatus {
   readonly at: string;
@@ -73,8 +105,14 @@ export interface FleetStatus {
   readonly members: readonly MemberState[];
   readonly docs: readonly DocState[];
   readonly replicas: readonly ReplicaState[];
-  /** The replicator keeps no record on the servers: its health is its process's (exit codes, logs). */
-  readonly replicator: string;
+  /**
+   * Every replicator account and its last round (its `nxs_replicator_status` rows): an account
+   * with no row has never run a round against these servers (or is a compactor's), and is not
+   * counted stale.
+   */
+  readonly replicators: readonly ReplicatorState[];
+  /** Past this many ms since its last round, a replicator is stale. */
+  readonly staleAfterMs: number;
   /** Whether every server answered, runs the hooks, and every doc agrees everywhere. */
   readonly converged: boolean;
 }
@@ -99,6 +137,7 @@ interface ServerRead {
   readonly snapshots: { doc: string; version: unknown; created: string }[];
   readonly acks: { doc: string; replica: string; version: unknown; updated: string }[];
   readonly members: { id: string; name: string; role: MemberState["role"] }[];
+  readonly beats: BeatRow[];
 }
 
 /**
@@ -156,6 +195,7 @@ async function readServer(
       snapshots: [],
       acks: [],
       members: [],
+      beats: [],
     };
   }
   try {
@@ -197,6 +237,9 @@ async function readServer(
         }
       }
     }
+    const beats = (await collectionExists(pb, Collections.ReplicatorStatus))
+      ? await list<BeatRow>(Collections.ReplicatorStatus, "id,rounds,intervalMs,lastError,servers,updated")
+      : [];
     let queue: Record<string, number> | undefined;
     if (await collectionExists(pb, "nxs_jobs")) {
       queue = {};
@@ -246,6 +289,7 @@ async function readServer(
       snapshots,
       acks,
       members,
+      beats,
     };
   } catch (e) {
     const err = toTransportError(e, `read ${url}`);
@@ -259,6 +303,7 @@ async function readServer(
       snapshots: [],
       acks: [],
       members: [],
+      beats: [],
     };
   } finally {
     closeSdkClient(pb);
@@ -272,20 +317,86 @@ const vectorOf = (v: unknown): Vector =>
 const missing = (max: Vector, have: Vector): number =>
   Object.entries(max).reduce((n, [o, s]) => n + Math.max(0, s - (have[o] ?? 0)), 0);
 
+/** Default of {@link ReadStatusOptions.staleAfterMs}: two minutes (four rounds at the default interval). */
+export const DEFAULT_STALE_AFTER_MS = 120_000;
+
+/** How {@link readFleetStatus} judges what it reads. */
+export interface ReadStatusOptions {
+  /** The reading's clock (ms since the epoch). Default `Date.now`; tests inject it. */
+  readonly now?: () => number;
+  /**
+   * A replicator whose last round is older than this (ms) is stale; a replicator with a longer
+   * interval gets twice its interval. Default {@link DEFAULT_STALE_AFTER_MS}.
+   */
+  readonly staleAfterMs?: number;
+}
+
+const timeOf = (at: string): number => Date.parse(at.replace(" ", "T"));
+
+/** Every replicator account, and its newest heartbeat row across the servers. */
+function replicatorsOf(
+  reads: readonly ServerRead[],
+  members: readonly MemberState[],
+  now: number,
+  staleAfterMs: number,
+): ReplicatorState[] {
+  const newest = new Map<string, { row: BeatRow; on: string[] }>();
+  for (const r of reads) {
+    for (const row of r.beats) {
+      const have = newest.get(row.id);
+      if (have === undefined) newest.set(row.id, { row, on: [r.state.url] });
+      else {
+        have.on.push(r.state.url);
+        if (timeOf(row.updated) > timeOf(have.row.updated)) have.row = row;
+      }
+    }
+  }
+  const ids = new Set([...members.filter((m) => m.role === "replicator").map((m) => m.id), ...newest.keys()]);
+  return [...ids].sort().map((id) => {
+    const name = members.find((m) => m.id === id)?.name;
+    const beat = newest.get(id);
+    if (beat === undefined) return { id, ...(name === undefined ? {} : { name }), on: [], stale: false };
+    const { row } = beat;
+    const ageMs = Math.max(0, now - timeOf(row.updated));
+    const limit = Math.max(staleAfterMs, 2 * (row.intervalMs || 0));
+    const sees = Array.isArray(row.servers)
+      ? (row.servers as { url?: unknown; state?: unknown }[]).map((x) => ({
+          url: String(x.url),
+          state: String(x.state),
+        }))
+      : [];
+    return {
+      id,
+      ...(name === undefined ? {} : { name }),
+      lastRound: row.updated,
+      ageMs,
+      rounds: row.rounds,
+      intervalMs: row.intervalMs,
+      lastError: row.lastError,
+      sees,
+      on: beat.on,
+      stale: !(ageMs <= limit),
+    };
+  });
+}
+
 /**
  * Reads the fleet once (read-only: lists and a version route, as a superuser).
  * @param urls - The servers.
  * @param credentialsOf - Each server's superuser credentials.
  * @param timeoutMs - Per-request timeout.
  * @param sessions - Logins to reuse (the caller closes them).
- * @returns Every server, doc and replica.
+ * @param options - The clock and the replicators' stale threshold.
+ * @returns Every server, doc, replica and replicator.
  */
 export async function readFleetStatus(
   urls: readonly string[],
   credentialsOf: (url: string) => Credentials,
   timeoutMs: number,
   sessions: Sessions = createSessions(),
+  options: ReadStatusOptions = {},
 ): Promise<FleetStatus> {
+  const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   const reads = await Promise.all(urls.map((u) => readServer(u, credentialsOf(u), timeoutMs, sessions)));
   const docNames = new Set(reads.flatMap((r) => r.heads.map((h) => h.doc)));
   const max = new Map<string, Vector>();
@@ -345,13 +456,16 @@ export async function readFleetStatus(
   const configDiverged = servers.some(
     (s) => JSON.stringify(s.config ?? {}) !== JSON.stringify(servers[0]?.config ?? {}),
   );
+
+  const now = (options.now ?? Date.now)();
   return {
-    at: new Date().toISOString(),
+    at: new Date(now).toISOString(),
     servers,
     members,
     docs,
     replicas,
-    replicator: "not recorded on the servers (watch its process: exit codes 3/4, its log)",
+    replicators: replicatorsOf(reads, members, now, staleAfterMs),
+    staleAfterMs,
     converged:
       servers.every((s) => s.error === undefined && s.hooksProblem === undefined) &&
       docs.every((d) => !d.diverged) &&

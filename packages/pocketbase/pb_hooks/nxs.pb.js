@@ -11,14 +11,20 @@
 // client (packages/pocketbase/src/hooks.ts, kept equal by a unit test).
 routerAdd("GET", "/nxs/version", (e) => {
   let schemaInstalled = true;
-  for (const name of ["nxs_changes", "nxs_leases", "nxs_change_sizes", "nxs_snapshot_versions"]) {
+  for (const name of [
+    "nxs_changes",
+    "nxs_leases",
+    "nxs_change_sizes",
+    "nxs_snapshot_versions",
+    "nxs_replicator_status",
+  ]) {
     try {
       $app.findCollectionByNameOrId(name);
     } catch (_) {
       schemaInstalled = false;
     }
   }
-  return e.json(200, { name: "nxs-sync", hooks: 3, schema: 3, schemaInstalled: schemaInstalled });
+  return e.json(200, { name: "nxs-sync", hooks: 3, schema: 4, schemaInstalled: schemaInstalled });
 });
 
 // Snapshot claims, checked at write time. A snapshot's `version` says which changes its state

@@ -9,9 +9,10 @@ export const NXS_HOOKS_VERSION = 3;
 /**
  * Version of the nxs-sync schema (collections and rules of `ensureSchema()` and of
  * `migrations/`). The bundle reports the schema version it was written for. 3: the
- * `nxs_change_sizes` view (pulls within a byte budget).
+ * `nxs_change_sizes` view (pulls within a byte budget). 4: the `nxs_replicator_status` heartbeat
+ * (each replicator's last round, shown by `nxs-sync status`).
  */
-export const NXS_SCHEMA_VERSION = 3;
+export const NXS_SCHEMA_VERSION = 4;
 /** Path of the route the bundle serves. */
 export const NXS_VERSION_PATH = "/nxs/version";
 

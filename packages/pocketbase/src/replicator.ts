@@ -42,6 +42,7 @@ import {
 import { createRealtimeSession, type RealtimeEvent, type RealtimeSession } from "./realtime-session.js";
 import { contentDigest, setBounded } from "./replicator-digest.js";
 import type { ReportUntrusted } from "./replicator-snapshots.js";
+import { Collections } from "./schema.js";
 
 /** The predicate factory of records not to copy to a target: `skipAt`, else a `purge` policy's. */
 function skipAtOf(coll: ReplicatedCollection): ReplicatedCollection["skipAt"] {
@@ -80,6 +81,13 @@ export interface ReplicatorOptions {
   readonly healthIntervalMs?: number;
   /** Per-request timeout. Default 5000 ms. */
   readonly requestTimeoutMs?: number;
+  /**
+   * After an anti-entropy round, the replicator upserts its row of `nxs_replicator_status` on
+   * every server it reached (rounds run, last error, the servers it sees; the server stamps the
+   * time), at most once per this many ms: `nxs-sync status` shows it alive or stale. Default
+   * 15 000 ms (every round at the default interval). A write that fails is reported, never fatal.
+   */
+  readonly heartbeatMs?: number;
   /** Most concurrent writes per target server. Default 16. */
   readonly concurrency?: number;
   /**
@@ -441,6 +449,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     ["intervalMs", 1],
     ["healthIntervalMs", 1],
     ["requestTimeoutMs", 1],
+    ["heartbeatMs", 0],
     ["lostAllAfterMs", 0],
     ["reportWindowMs", 0],
     ["fullSweepEvery", 1],
@@ -466,6 +475,9 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   const contentReadsPerSweep = Math.max(2, options.contentReadsPerSweep ?? 5000);
   let rounds = 0;
   let fullRequested = false;
+  const heartbeatMs = options.heartbeatMs ?? 15_000;
+  /** When (scheduler ms) the last heartbeat was written. */
+  let beatAt = Number.NEGATIVE_INFINITY;
   const auths = options.servers.map((s) => replicatorAuth(s.auth));
   /**
    * The health of every server, one endpoint each with its own login: it polls `/api/health` every
@@ -1364,8 +1376,64 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
         `[nxs-replicator] anti-entropy: ${copied} copied, unreachable: ${stats.unreachable.join(", ") || "none"}, refused: ${stats.refused.join(", ") || "none"}`,
       );
     }
+    await heartbeat(stats);
     emit("sync", stats);
     return stats;
+  }
+
+  /**
+   * Upserts this replicator's `nxs_replicator_status` row (its id: the replicator account's) on
+   * every server it reached this round, at most once per `heartbeatMs`. Never throws: a failed
+   * write is reported (rate-limited like every error), and the round's outcome stands.
+   */
+  async function heartbeat(stats: SyncStats): Promise<void> {
+    if (stopped || scheduler.now() - beatAt < heartbeatMs) return;
+    beatAt = scheduler.now();
+    const problems = [
+      ...stats.unreachable.map((u) => `${u} unreachable`),
+      ...stats.refused.map((u) => `${u} refused the login`),
+      ...(stats.failed > 0 ? [`${stats.failed} record(s) failed to copy`] : []),
+      ...(stats.quarantined > 0 ? [`${stats.quarantined} record(s) quarantined`] : []),
+    ];
+    const body = {
+      rounds,
+      intervalMs,
+      lastError: (lostError?.message ?? problems.join("; ")).slice(0, 2000),
+      servers: servers.map((s) => ({
+        url: s.url,
+        state: s.refused !== undefined ? "refused" : s.healthy ? "ok" : "unreachable",
+      })),
+    };
+    const reached = servers.filter(
+      (s) =>
+        s.refused === undefined &&
+        s.client.nodeId !== undefined &&
+        !stats.unreachable.includes(s.url) &&
+        !stats.refused.includes(s.url),
+    );
+    await Promise.all(
+      reached.map(async (s) => {
+        const id = s.client.nodeId as string;
+        try {
+          await s.client.call(`write the heartbeat at ${s.url}`, async (pb) => {
+            const rows = pb.collection(Collections.ReplicatorStatus);
+            try {
+              return await rows.update(id, body, { requestKey: null });
+            } catch (e) {
+              // No row yet (404 on the record, not on the collection): make it, with our id.
+              const missingRow =
+                e instanceof ClientResponseError &&
+                e.status === 404 &&
+                !/collection context/i.test(String(e.response?.message ?? ""));
+              if (!missingRow) throw e;
+              return await rows.create({ id, ...body }, { requestKey: null });
+            }
+          });
+        } catch (e) {
+          reportError(e instanceof Error ? e : new Error(String(e)), "heartbeat", s.url);
+        }
+      }),
+    );
   }
 
   /** Runs a round that starts after this call: joins the queued round when one is already waiting. */

@@ -26,6 +26,12 @@ export const Collections = {
    * newest snapshots' claims and fetch only the state of the one they adopt.
    */
   SnapshotVersions: "nxs_snapshot_versions",
+  /**
+   * Schema 4. One row per replicator (its record id is the replicator account's): its last
+   * anti-entropy round (`updated`, the server's time), rounds run, last error and the servers it
+   * sees. Local to each server (not replicated): `nxs-sync status` reads it.
+   */
+  ReplicatorStatus: "nxs_replicator_status",
 } as const;
 /** The union of nxs-sync collection names. */
 export type CollectionName = (typeof Collections)[keyof typeof Collections];

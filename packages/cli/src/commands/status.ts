@@ -3,7 +3,7 @@ import { type CommandEnv, pauseOrStop } from "../context.js";
 import { type CredentialOptions, resolveSuperuser } from "../credentials.js";
 import { CliExitCode } from "../exit-codes.js";
 import { renderJson, renderTable } from "../output.js";
-import { createSessions, type FleetStatus, readFleetStatus } from "../status.js";
+import { createSessions, DEFAULT_STALE_AFTER_MS, type FleetStatus, readFleetStatus } from "../status.js";
 
 /** Options of `nxs-sync status`. */
 export interface StatusOptions extends CredentialOptions {
@@ -11,6 +11,8 @@ export interface StatusOptions extends CredentialOptions {
   readonly watch?: boolean;
   /** `--interval MS` between refreshes of `--watch`. */
   readonly interval?: string;
+  /** `--stale-after S`: a replicator whose last round is older is stale (default 120). */
+  readonly staleAfter?: string;
 }
 
 /** How long ago an ISO/PocketBase time was, as `12s`, `5m`, `3h`, `2d`. */
@@ -101,7 +103,25 @@ export function renderStatus(status: FleetStatus): string {
     Object.entries(s.config ?? {}).map(([env, c]) => [env, s.url, String(c.keys), c.digest]),
   );
   if (config.length > 0) out.push(renderTable(["config env", "server", "keys", "heads digest"], config));
-  out.push(`replicator: ${status.replicator}\n`);
+  if (status.replicators.length > 0) {
+    out.push(
+      renderTable(
+        ["replicator", "id", "last round", "rounds", "sees", "last error"],
+        status.replicators.map((r) => [
+          r.name ?? "-",
+          r.id,
+          r.lastRound === undefined
+            ? "never (no round recorded)"
+            : `${age(r.lastRound, now)} ago${r.stale ? ` STALE (> ${Math.round(status.staleAfterMs / 1000)}s)` : ""}`,
+          r.rounds === undefined ? "-" : String(r.rounds),
+          r.sees === undefined
+            ? "-"
+            : r.sees.map((x) => (x.state === "ok" ? x.url : `${x.url} ${x.state}`)).join(" "),
+          r.lastError === undefined || r.lastError === "" ? "-" : r.lastError,
+        ]),
+      ),
+    );
+  }
   for (const s of status.servers) {
     if (s.error !== undefined) out.push(`${s.url}: ${s.error.message}\n`);
     else if (s.hooksProblem !== undefined) out.push(`${s.url}: ${s.hooksProblem}\n`);
@@ -121,12 +141,15 @@ function exitOf(status: FleetStatus): CliExitCode {
   if (status.servers.some((s) => s.error !== undefined && !s.reachable)) return CliExitCode.Unreachable;
   if (status.servers.some((s) => s.error !== undefined)) return CliExitCode.Failed;
   if (status.servers.some((s) => s.hooksProblem !== undefined)) return CliExitCode.NotReady;
+  // A stale replicator before divergence: it is what keeps the servers apart.
+  if (status.replicators.some((r) => r.stale)) return CliExitCode.ReplicatorStale;
   return status.converged ? CliExitCode.Ok : CliExitCode.Diverged;
 }
 
 /**
- * `nxs-sync status [--watch]`: reads only. Exit 0 when converged, 7 when the servers disagree, 3/4
- * when a server refused the login or did not answer, 6 when one lacks the hooks.
+ * `nxs-sync status [--watch]`: reads only. Exit 0 when converged, 7 when the servers disagree, 8
+ * when a replicator's last round is older than `--stale-after`, 3/4 when a server refused the
+ * login or did not answer, 6 when one lacks the hooks.
  */
 export async function runStatus(env: CommandEnv, options: StatusOptions): Promise<CliExitCode> {
   if (options.server.length === 0)
@@ -139,10 +162,19 @@ export async function runStatus(env: CommandEnv, options: StatusOptions): Promis
       ErrorCode.ConfigInvalid,
       `--interval ${options.interval}: not a positive number of ms`,
     );
+  const staleAfterS = Number(options.staleAfter ?? DEFAULT_STALE_AFTER_MS / 1000);
+  if (!(staleAfterS > 0))
+    throw new NxsError(
+      ErrorCode.ConfigInvalid,
+      `--stale-after ${options.staleAfter}: not a positive number of seconds`,
+    );
   const sessions = createSessions();
   try {
     return await loop(env, options, interval, (urls) =>
-      readFleetStatus(urls, superuser, env.timeoutMs, sessions),
+      readFleetStatus(urls, superuser, env.timeoutMs, sessions, {
+        staleAfterMs: staleAfterS * 1000,
+        ...(env.now === undefined ? {} : { now: env.now }),
+      }),
     );
   } finally {
     sessions.close();

@@ -34,23 +34,29 @@ export interface CliRun {
 }
 
 /**
- * Runs `nxs-sync` in-process.
+ * Runs `nxs-sync` in-process. A `status` without `--stale-after` gets a day: a test that is not
+ * about a stale replicator must not depend on how long ago (by the wall clock) its replicator stopped.
  * @param argv - Arguments.
  * @param env - Environment (default: the superuser's).
  * @param signal - Stop signal (default: never).
+ * @param now - The clock `status` judges ages by (default: the real one).
  */
 export async function cli(
   argv: readonly string[],
   env: Record<string, string | undefined> = SUPERUSER_ENV,
   signal: AbortSignal = new AbortController().signal,
+  now?: () => number,
 ): Promise<CliRun> {
   let stdout = "";
   let stderr = "";
-  const code = await runCli(argv, {
+  const args =
+    argv[0] === "status" && !argv.includes("--stale-after") ? [...argv, "--stale-after", "86400"] : argv;
+  const code = await runCli(args, {
     env,
     stdout: { write: (s: string) => (stdout += s) },
     stderr: { write: (s: string) => (stderr += s) },
     signal,
+    ...(now === undefined ? {} : { now }),
   });
   return { code, stdout, stderr, json: () => JSON.parse(stdout) };
 }

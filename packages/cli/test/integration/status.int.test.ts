@@ -39,8 +39,8 @@ describe("nxs-sync status", () => {
     expect(s.docs[0]?.servers[b.url]).toMatchObject({ vector: {}, behind: 5, records: 0 });
     expect(s.docs[0]?.diverged).toBe(true);
     expect(s.servers.map((x) => [x.reachable, x.hooks, x.schema])).toEqual([
-      [true, 3, 3],
-      [true, 3, 3],
+      [true, 3, 4],
+      [true, 3, 4],
     ]);
     // Reading wrote nothing: a second reading is the same.
     const again = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
@@ -101,17 +101,99 @@ describe("nxs-sync status", () => {
     const stop = new AbortController();
     let out = "";
     const { runCli } = await import("../../src/index.js");
-    const running = runCli(["status", ...serverArgs([a, b]), "--watch", "--interval", "50", "--json"], {
-      env: { NXS_SUPERUSER_EMAIL: SUPERUSER.email, NXS_SUPERUSER_PASSWORD: SUPERUSER.password },
-      stdout: { write: (t: string) => (out += t) },
-      stderr: { write: () => true },
-      signal: stop.signal,
-    });
+    const running = runCli(
+      ["status", ...serverArgs([a, b]), "--watch", "--interval", "50", "--json", "--stale-after", "86400"],
+      {
+        env: { NXS_SUPERUSER_EMAIL: SUPERUSER.email, NXS_SUPERUSER_PASSWORD: SUPERUSER.password },
+        stdout: { write: (t: string) => (out += t) },
+        stderr: { write: () => true },
+        signal: stop.signal,
+      },
+    );
     await waitFor(() => out.split("\n").filter((l) => l !== "").length >= 3 || undefined, {
       timeoutMs: 30_000,
     });
     stop.abort();
     expect(await running).toBe(CliExitCode.Ok);
     for (const line of out.trim().split("\n")) expect(JSON.parse(line)).toMatchObject({ converged: true });
+  });
+
+  it("shows a running replicator's last round, and a stopped one stale once past --stale-after (exit 8)", async () => {
+    const { replicator } = await readIds(ids);
+    const rowOf = (s: FleetStatus) => s.replicators.find((x) => x.id === replicator.id);
+    const read = async (now?: () => number) => {
+      const run = await cli(
+        ["status", ...serverArgs([a, b]), "--json", "--stale-after", "120"],
+        undefined,
+        undefined,
+        now,
+      );
+      return { code: run.code, status: run.json<FleetStatus>() };
+    };
+    // The first test's replicator left its rows: this run's first round rewrites them (rounds from 1 again).
+    const before = rowOf((await read()).status)?.lastRound;
+    const stop = new AbortController();
+    const running = runReplicator([a.url, b.url], replicator, stop.signal);
+    let alive: FleetStatus | undefined;
+    try {
+      // Its first round writes its row on both servers (then at most every 15 s).
+      alive = await waitFor(
+        async () => {
+          const { code, status } = await read();
+          const r = rowOf(status);
+          return code === CliExitCode.Ok && r?.on.length === 2 && r.lastRound !== before ? status : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 200 },
+      );
+    } finally {
+      stop.abort();
+      expect(await running).toBe(0);
+    }
+    expect(rowOf(alive)).toMatchObject({
+      name: "replicator",
+      stale: false,
+      lastError: "",
+      intervalMs: 200,
+      sees: [
+        { url: a.url, state: "ok" },
+        { url: b.url, state: "ok" },
+      ],
+    });
+    expect(rowOf(alive)?.rounds).toBeGreaterThanOrEqual(1);
+    // Its last row, once stopped (it may have written one more since the reading above).
+    const r = rowOf((await read()).status);
+    const lastRound = Date.parse(String(r?.lastRound).replace(" ", "T"));
+
+    // Stopped: it writes no more. Judged by a clock 2 min + 1 s after its last round, it is stale;
+    // 1 s after, it is not (the threshold, not the wall clock, decides).
+    const fresh = await cli(
+      ["status", ...serverArgs([a, b]), "--stale-after", "120"],
+      undefined,
+      undefined,
+      () => lastRound + 1000,
+    );
+    expect(fresh.code, fresh.stdout).toBe(CliExitCode.Ok);
+    expect(fresh.stdout).toMatch(/replicator +\| [a-z0-9]+ +\| 1s ago +\|/);
+    const later = () => lastRound + 121_000;
+    const stale = await cli(
+      ["status", ...serverArgs([a, b]), "--stale-after", "120"],
+      undefined,
+      undefined,
+      later,
+    );
+    expect(stale.code, stale.stdout).toBe(CliExitCode.ReplicatorStale);
+    expect(stale.stdout).toMatch(/2m ago STALE \(> 120s\)/);
+    const json = await cli(
+      ["status", ...serverArgs([a, b]), "--json", "--stale-after", "120"],
+      undefined,
+      undefined,
+      later,
+    );
+    expect(json.code).toBe(CliExitCode.ReplicatorStale);
+    const s = json.json<FleetStatus>();
+    expect(s.replicators.find((x) => x.id === replicator.id)).toMatchObject({ stale: true, ageMs: 121_000 });
+    // The data still agree: staleness is about the process, not the docs.
+    expect(s.converged).toBe(true);
+    expect((await cli(["status", ...serverArgs([a, b]), "--stale-after", "0"])).code).toBe(CliExitCode.Usage);
   });
 });

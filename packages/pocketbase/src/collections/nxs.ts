@@ -310,6 +310,36 @@ export const snapshotVersionsCollection: CollectionDefinition = {
 };
 
 /**
+ * The `nxs_replicator_status` heartbeat (schema 4): one row per replicator, its id the replicator
+ * account's, upserted by that replicator after an anti-entropy round (at most every
+ * `heartbeatMs`). Local to each server (no replication): each server shows what the replicator did
+ * while it could reach it. Replicators read and write it; superusers read it (`nxs-sync status`).
+ */
+export const replicatorStatusCollection: CollectionDefinition = {
+  schema: {
+    id: "pbc_nxs_replicator_status",
+    name: Collections.ReplicatorStatus,
+    type: "base",
+    fields: [
+      { name: "rounds", type: "number", required: false, onlyInt: true, min: 0 },
+      { name: "intervalMs", type: "number", required: false, onlyInt: true, min: 0 },
+      { name: "lastError", type: "text", max: 2000 },
+      { name: "servers", type: "json", maxSize: 16_384 },
+      created,
+      // The server's own time of the last round written: the replicator's liveness.
+      { name: "updated", type: "autodate", onCreate: true, onUpdate: true },
+    ],
+    indexes: [],
+    listRule: IS_REPLICATOR,
+    viewRule: IS_REPLICATOR,
+    createRule: IS_REPLICATOR,
+    updateRule: IS_REPLICATOR,
+    // A departed replicator's row is maintenance, like every delete.
+    deleteRule: MAINTENANCE,
+  },
+};
+
+/**
  * The nxs-sync collections with their replication, in creation order (nodes first: the others
  * relate to it).
  * @returns The definitions (shared objects: copy before changing one).
@@ -325,6 +355,7 @@ export function nxsCollectionDefinitions(): readonly CollectionDefinition[] {
     headsCollection,
     changeSizesCollection,
     snapshotVersionsCollection,
+    replicatorStatusCollection,
   ];
 }
 
