@@ -113,7 +113,10 @@ export interface FleetStatus {
   readonly replicators: readonly ReplicatorState[];
   /** Past this many ms since its last round, a replicator is stale. */
   readonly staleAfterMs: number;
-  /** Whether every server answered, runs the hooks, and every doc agrees everywhere. */
+  /**
+   * Whether every server answered and runs the hooks, and every doc, account, config head and
+   * count of jobs per state agrees everywhere.
+   */
   readonly converged: boolean;
 }
 
@@ -456,7 +459,11 @@ export async function readFleetStatus(
   const configDiverged = servers.some(
     (s) => JSON.stringify(s.config ?? {}) !== JSON.stringify(servers[0]?.config ?? {}),
   );
-
+  // Jobs per state equal everywhere: a restored server that still holds the backup's job states
+  // (a job completed since is waiting there) is not converged until the replicator copied them.
+  const queueDiverged = servers.some(
+    (s) => JSON.stringify(s.queue ?? {}) !== JSON.stringify(servers[0]?.queue ?? {}),
+  );
   const now = (options.now ?? Date.now)();
   return {
     at: new Date(now).toISOString(),
@@ -470,6 +477,7 @@ export async function readFleetStatus(
       servers.every((s) => s.error === undefined && s.hooksProblem === undefined) &&
       docs.every((d) => !d.diverged) &&
       members.every((m) => m.on.length === readable) &&
-      !configDiverged,
+      !configDiverged &&
+      !queueDiverged,
   };
 }

@@ -127,10 +127,18 @@ export function renderStatus(status: FleetStatus): string {
     else if (s.hooksProblem !== undefined) out.push(`${s.url}: ${s.hooksProblem}\n`);
   }
   const diverged = status.docs.filter((d) => d.diverged).map((d) => d.doc);
+  const same = (pick: (s: FleetStatus["servers"][number]) => unknown) =>
+    status.servers.every(
+      (s) => JSON.stringify(pick(s) ?? {}) === JSON.stringify(pick(status.servers[0]!) ?? {}),
+    );
+  const why = [
+    ...(same((s) => s.queue) ? [] : ["jobs per state differ"]),
+    ...(same((s) => s.config) ? [] : ["config heads differ"]),
+  ];
   out.push(
     status.converged
       ? `converged: ${status.docs.length} doc(s) equal on ${status.servers.length} server(s)\n`
-      : `NOT converged${diverged.length > 0 ? `: ${diverged.join(", ")} differ or lag` : ""}${status.members.some((m) => m.on.length !== status.servers.filter((s) => s.error === undefined).length) ? " (an account is missing on a server: run setup or node add with every server)" : ""}\n`,
+      : `NOT converged${diverged.length > 0 ? `: ${diverged.join(", ")} differ or lag` : ""}${why.length > 0 ? ` (${why.join(", ")})` : ""}${status.members.some((m) => m.on.length !== status.servers.filter((s) => s.error === undefined).length) ? " (an account is missing on a server: run setup or node add with every server)" : ""}\n`,
   );
   return out.join("\n");
 }
