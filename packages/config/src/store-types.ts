@@ -158,7 +158,8 @@ export interface ConfigStore<S extends ConfigSchemas> {
   /**
    * Loads heads and rollouts from the server and starts watching; when every server definitely
    * failed (the backend's `onUnreachable`), or none answered within `bootTimeoutMs`, and a cache file
-   * is readable, boots from it (a `degraded` event) and keeps trying.
+   * is readable, boots from it (a `degraded` event) and keeps trying. While pending it keeps the
+   * process alive (a started store's own timers do not).
    * @throws NxsError `config/not-ready` when no server answered in time and there is no usable cache file.
    */
   start(): Promise<{ readonly source: "server" | "cache" }>;
@@ -231,7 +232,8 @@ export interface ConfigStore<S extends ConfigSchemas> {
   ): Promise<ImportResult>;
   /**
    * Stages a version for some nodes, bakes it while calling `check`, then promotes it, or rolls it back
-   * (it stays hidden, a `rolled-back` event) on the first failing check.
+   * (it stays hidden, a `rolled-back` event) on the first failing check. While it bakes it keeps the
+   * process alive.
    */
   rollout<K extends ConfigKey<S>>(
     key: K,

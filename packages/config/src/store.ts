@@ -24,6 +24,7 @@ import { createTimerScheduler } from "@nxs-sync/core/node";
 import { diffValues } from "./diff.js";
 import { checkStored, createEnvTransfer, type WriteVersion } from "./env-transfer.js";
 import { ConfigErrorCode } from "./errors.js";
+import { holdProcess } from "./keep-alive.js";
 import { createKeyCache } from "./key-cache.js";
 import { createLastKnownGood } from "./last-known-good.js";
 import { bakeRollout } from "./rollout-bake.js";
@@ -209,6 +210,9 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
           },
         );
       });
+      // A caller awaiting the boot keeps its process alive until it settles (keep-alive.ts).
+      const release = holdProcess();
+      booted.then(release, release);
       stopWatch = backend.watch(env, sync.watcher);
       void sync.sync();
       return booted;
@@ -307,7 +311,13 @@ export function createConfigStore<S extends ConfigSchemas>(options: ConfigStoreO
         message: o.message,
         rollout: target,
       });
-      return bakeRollout(ctx, meta, o, cache.ingestRollout);
+      // The caller awaits the bake: it keeps the process alive meanwhile (keep-alive.ts).
+      const release = holdProcess();
+      try {
+        return await bakeRollout(ctx, meta, o, cache.ingestRollout);
+      } finally {
+        release();
+      }
     },
     async close() {
       if (life.closed) return;
