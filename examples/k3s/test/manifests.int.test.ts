@@ -8,7 +8,7 @@
  * A missing `kubernetes-validate` fails the file with the install command: it never skips.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -300,7 +300,7 @@ describe("examples/k3s: the files the kustomization generates from", () => {
 
   it("make-secrets.mjs writes every secret file but superuser.env (0600), an identities file setup reads, and keeps existing ones", async () => {
     const out = join(scratch, "secrets");
-    await import("node:fs/promises").then((fs) => fs.mkdir(out));
+    await mkdir(out);
     const run = () =>
       spawnSync(process.execPath, [join(dir, "make-secrets.mjs"), out], { encoding: "utf8", cwd: dir });
     const first = run();
