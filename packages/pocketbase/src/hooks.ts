@@ -27,10 +27,10 @@ export interface HooksVersion {
 
 /** The fix every "bundle missing" message names. */
 export const HOOKS_FIX =
-  "mount node_modules/@nxs-sync/pocketbase/pb_hooks (packages/pocketbase/pb_hooks in the repository) into the server's --hooksDir (or use the nxs-sync PocketBase image) and restart it; see docs/pocketbase.md#set-up";
+  "run `nxs-sync hooks write <the server's --hooksDir>` on its host (or mount node_modules/@nxs-sync/pocketbase/pb_hooks there, or use the nxs-sync PocketBase image) and restart it; see docs/operations.md";
 /** The fix every "schema missing" message names. */
 export const SCHEMA_FIX =
-  "install the schema: run ensureSchema(superuserClient) once, or copy node_modules/@nxs-sync/pocketbase/migrations/*.js into the server's pb_migrations and restart it; see docs/pocketbase.md#set-up";
+  "install the schema: run `nxs-sync setup --server <url> …` (or, embedded, ensureSchema(superuserClient) once, or copy node_modules/@nxs-sync/pocketbase/migrations/*.js into the server's pb_migrations and restart it); see docs/operations.md";
 
 /**
  * Checks the answer of `GET /nxs/version` (or its absence) against this client.
