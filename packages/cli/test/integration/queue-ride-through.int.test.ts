@@ -15,9 +15,10 @@ const servers = usePocketBaseServers();
 /**
  * A queue worker draining jobs through what docs/operations.md prescribes: a full backup of its
  * home server (the claim authority: its writes stall), a restore of the other server (it restarts
- * on the backup's job states) while the worker drains, and a restore of its home server with the
- * worker stopped until `status` converges (jobs per state equal on both servers). A producer
- * enqueues throughout, failing over to the other server during the home server's restart.
+ * on the backup's job states) while the worker drains and a producer enqueues, and a restore of
+ * its home server with the producer paused and the worker stopped from before it (status
+ * converged: every acknowledged job on both servers) until status converges again (jobs per state
+ * equal on both servers).
  */
 describe("a queue worker rides through a full backup and a restore", () => {
   let a: ProcessPocketBase;
@@ -62,9 +63,13 @@ describe("a queue worker rides through a full backup and a restore", () => {
     const acked: JobId[] = [];
     let refused = 0;
     let enqueuing = true;
+    /** While set, the producer holds its next enqueue (the home server's restore, below). */
+    let paused: Promise<void> | undefined;
+    let resume = () => {};
     const enqueuer = (async () => {
       let n = 0;
       while (enqueuing) {
+        await paused;
         try {
           acked.push(await producer.add({ n: ++n }));
         } catch {
@@ -101,25 +106,66 @@ describe("a queue worker rides through a full backup and a restore", () => {
       await moreRun(20, "jobs run between b's backup and its restore");
       await restore(b, other.path);
       await moreRun(20, "jobs run after b's restore");
-      // 3. The home server goes back to its backup with the worker stopped (its jobs completed
-      // since are waiting there again until the replicator brings their completion back), and
-      // the worker starts again once status converges. The producer fails over meanwhile.
+      // 3. The home server goes back to its backup with its writers stopped (the runbook): a
+      // restore discards what the server acknowledged since its last copy reached the peer (an
+      // enqueue acknowledged milliseconds before the restart was lost in one run of three without
+      // this pause), and the jobs completed since are waiting there again until the replicator
+      // brings their completion back. Producer and worker stop, status converges (every
+      // acknowledged job on both servers), the restore runs, and they start again once status
+      // converges again.
       await worker.close();
+      paused = new Promise<void>((r) => {
+        resume = r;
+      });
+      await waitFor(converged, {
+        timeoutMs: 60_000,
+        intervalMs: 300,
+        description: "converged before a's restore",
+      });
       await restore(a, home.path);
       await waitFor(converged, {
         timeoutMs: 60_000,
         intervalMs: 300,
         description: "converged after a's restore",
       });
+      paused = undefined;
+      resume();
       worker = startWorker("w2");
       await moreRun(20, "jobs run after a's restore");
       enqueuing = false;
       await enqueuer;
-      await waitFor(() => acked.every((id) => runs.has(id)) || undefined, {
-        timeoutMs: 60_000,
-        intervalMs: 200,
-        description: `all ${acked.length} acknowledged jobs run`,
-      });
+      try {
+        await waitFor(() => acked.every((id) => runs.has(id)) || undefined, {
+          timeoutMs: 60_000,
+          intervalMs: 200,
+          description: `all ${acked.length} acknowledged jobs run`,
+        });
+      } catch (e) {
+        // Say which jobs never ran and what each server holds of them.
+        const missing = acked.filter((id) => !runs.has(id)).slice(0, 10);
+        const held = await Promise.all(
+          missing.map(async (id) => {
+            const at = await Promise.all(
+              [a, b].map((srv) =>
+                srv
+                  .client()
+                  .collection("nxs_jobs")
+                  .getOne(id, { requestKey: null })
+                  .then(
+                    (r) =>
+                      `${r.state} attempt ${r.attempt} epoch ${r.epoch} worker ${r.worker} runAt ${r.runAt}`,
+                    () => "absent",
+                  ),
+              ),
+            );
+            return `${id}: a ${at[0]}; b ${at[1]}`;
+          }),
+        );
+        throw new Error(
+          `${acked.length - runs.size} of ${acked.length} acknowledged jobs never ran: ${held.join(" | ")}`,
+          { cause: e },
+        );
+      }
       await waitFor(converged, { timeoutMs: 60_000, intervalMs: 300, description: "converged at the end" });
       expect([...runs].filter(([, n]) => n > 1)).toEqual([]);
       expect([...runs.keys()].sort()).toEqual([...acked].sort());
@@ -130,6 +176,8 @@ describe("a queue worker rides through a full backup and a restore", () => {
       );
     } finally {
       enqueuing = false;
+      paused = undefined;
+      resume();
       await enqueuer;
       await worker.close();
       await workerQueue.close();
