@@ -183,7 +183,7 @@ describe("a server without the bundle", () => {
     expect(isNxsError(err) && err.code).toBe("server/incompatible");
     expect(isNxsError(err) && err.retryable).toBe(false);
     expect((err as Error).message).toContain(bare.url);
-    expect((err as Error).message).toMatch(/pb_hooks.*--hooksDir/);
+    expect((err as Error).message).toMatch(/nxs-sync hooks write.*--hooksDir.*pb_hooks/);
   });
 });
 
