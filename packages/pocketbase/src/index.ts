@@ -147,6 +147,7 @@ export {
 } from "./replicator.js";
 export { contentFields } from "./replicator-digest.js";
 export type { ReportUntrusted } from "./replicator-snapshots.js";
+export { openRoutePool, type RoutePool, type RoutePoolOptions } from "./route-pool.js";
 export {
   type CollectionDef,
   type CollectionName,

@@ -1,26 +1,20 @@
 import {
   callGuarded,
   checkNumberOption,
-  createSeededRandom,
-  defaultLogger,
   ErrorCode,
   isNxsError,
   type Logger,
   NxsError,
-  type Random,
-  type Scheduler,
   TransportError,
 } from "@nxs-sync/core";
-import { createTimerScheduler } from "@nxs-sync/core/node";
 import {
   checkHookPieces,
-  createEndpointPool,
   createRealtimeSession,
   type Endpoint,
   type EndpointPool,
-  type EndpointPoolOptions,
-  type NodeAuth,
+  openRoutePool,
   type RealtimeSession,
+  type RoutePoolOptions,
 } from "@nxs-sync/pocketbase";
 import type PocketBase from "pocketbase";
 import type { ClientResponseError } from "pocketbase";
@@ -42,18 +36,13 @@ import {
 } from "./records.js";
 
 /** Options of {@link createPocketBaseConfigBackend}. */
-export interface PocketBaseConfigBackendOptions
-  extends Pick<EndpointPoolOptions, "failover" | "requestTimeoutMs" | "retry"> {
+export interface PocketBaseConfigBackendOptions extends RoutePoolOptions {
   /**
    * Server base URLs, the home server first: it is the authority of the compare-and-swap (every
    * gateway writes there while it is up); the others take the writes only while the pool has
    * failed over to them. Or pass `pool`.
    */
   readonly endpoints?: readonly string[];
-  /** A started pool to use instead of `endpoints` (the caller stops it); its first endpoint is home. */
-  readonly pool?: EndpointPool;
-  /** A gateway account (`nxs_nodes`): the hook routes refuse every other. */
-  readonly auth: NodeAuth;
   /** Bound of one operation, failovers included (ms). Default 15 000: outlasts a backup's write stall. */
   readonly timeoutMs?: number;
   /**
@@ -62,8 +51,6 @@ export interface PocketBaseConfigBackendOptions
    * environment (`onInvalid`), once per record write.
    */
   readonly onInvalid?: (raw: unknown, reason: string) => void;
-  readonly scheduler?: Scheduler;
-  readonly random?: Random;
   /** Warnings (quarantined records, watch errors). Default core's `defaultLogger` (stderr). */
   readonly logger?: Logger;
 }
@@ -109,32 +96,16 @@ export function createPocketBaseConfigBackend(
   options: PocketBaseConfigBackendOptions,
 ): PocketBaseConfigBackend {
   const timeoutMs = checkNumberOption("timeoutMs", options.timeoutMs, { min: 0 }) ?? 15_000;
-  const scheduler = options.scheduler ?? createTimerScheduler();
-  const logger = options.logger ?? defaultLogger;
-  const random = options.random ?? createSeededRandom(Math.floor(Math.random() * 2 ** 31));
-  if (options.pool === undefined && (options.endpoints === undefined || options.endpoints.length === 0)) {
-    throw new NxsError(
-      ErrorCode.ConfigInvalid,
-      "config backend: give `endpoints` (home server first) or `pool`",
-    );
-  }
-  const endpoints = options.pool?.endpoints.map((e) => e.url) ?? options.endpoints ?? [];
-  const poolOf = () =>
-    createEndpointPool({
-      endpoints,
-      auth: options.auth,
-      ...(options.failover === undefined ? {} : { failover: options.failover }),
-      ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
-      ...(options.retry === undefined ? {} : { retry: options.retry }),
-      scheduler,
-      logger,
-      random,
-    });
-  const ownPool = options.pool === undefined;
-  const pool = options.pool ?? poolOf();
-  if (ownPool) pool.start();
+  const {
+    pool,
+    ownPool,
+    home,
+    newPool: poolOf,
+    scheduler,
+    logger,
+    random,
+  } = openRoutePool("config backend", options);
   let closed = false;
-  const home = pool.endpoints[0]?.url ?? endpoints[0] ?? "";
 
   // Each server is checked once for the hook piece of this release (server/incompatible otherwise),
   // and asked its origin id (the origin of the versions it accepts).

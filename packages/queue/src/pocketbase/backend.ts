@@ -2,26 +2,20 @@ import { randomUUID } from "node:crypto";
 import {
   callGuarded,
   checkNumberOption,
-  createSeededRandom,
-  defaultLogger,
   ErrorCode,
   isNxsError,
   type Logger,
   NxsError,
-  type Random,
-  type Scheduler,
   TransportError,
 } from "@nxs-sync/core";
-import { createTimerScheduler } from "@nxs-sync/core/node";
 import {
   checkHookPieces,
-  createEndpointPool,
   createRealtimeSession,
   type Endpoint,
   type EndpointPool,
-  type EndpointPoolOptions,
-  type NodeAuth,
+  openRoutePool,
   type RealtimeSession,
+  type RoutePoolOptions,
 } from "@nxs-sync/pocketbase";
 import type PocketBase from "pocketbase";
 import type { ClientResponseError } from "pocketbase";
@@ -92,17 +86,12 @@ export interface DeadLetterEvent {
 }
 
 /** Options of {@link createPocketBaseQueueBackend}. */
-export interface PocketBaseQueueBackendOptions
-  extends Pick<EndpointPoolOptions, "failover" | "requestTimeoutMs" | "retry"> {
+export interface PocketBaseQueueBackendOptions extends RoutePoolOptions {
   /**
    * Server base URLs, the queue's home server first: it is the claim authority; the others take
    * over (with a higher epoch) only while the pool has failed over to them. Or pass `pool`.
    */
   readonly endpoints?: readonly string[];
-  /** A started pool to use instead of `endpoints` (the caller stops it); its first endpoint is home. */
-  readonly pool?: EndpointPool;
-  /** A gateway account (`nxs_nodes`): the hook routes refuse every other. */
-  readonly auth: NodeAuth;
   /** Bound of one operation, failovers included (ms). Default 15 000: outlasts a backup's write stall. */
   readonly timeoutMs?: number;
   /** Items per request (at most 500, the route's bound). Default 200. */
@@ -113,8 +102,6 @@ export interface PocketBaseQueueBackendOptions
   readonly onTakeover?: (event: TakeoverEvent) => void;
   /** The server dead-lettered a job while claiming. */
   readonly onDeadLetter?: (event: DeadLetterEvent) => void;
-  readonly scheduler?: Scheduler;
-  readonly random?: Random;
   /** Warnings (takeovers, dead-lettered jobs, watch errors). Default core's `defaultLogger` (stderr). */
   readonly logger?: Logger;
 }
@@ -159,32 +146,16 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
   const maxBlobBytes =
     checkNumberOption("maxBlobBytes", options.maxBlobBytes, { min: 1, integer: true }) ??
     DEFAULT_MAX_BLOB_BYTES;
-  const scheduler = options.scheduler ?? createTimerScheduler();
-  const logger = options.logger ?? defaultLogger;
-  const random = options.random ?? createSeededRandom(Math.floor(Math.random() * 2 ** 31));
-  if (options.pool === undefined && (options.endpoints === undefined || options.endpoints.length === 0)) {
-    throw new NxsError(
-      ErrorCode.ConfigInvalid,
-      "queue backend: give `endpoints` (home server first) or `pool`",
-    );
-  }
-  const endpoints = options.pool?.endpoints.map((e) => e.url) ?? options.endpoints ?? [];
-  const poolOf = () =>
-    createEndpointPool({
-      endpoints,
-      auth: options.auth,
-      ...(options.failover === undefined ? {} : { failover: options.failover }),
-      ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
-      ...(options.retry === undefined ? {} : { retry: options.retry }),
-      scheduler,
-      logger,
-      random,
-    });
-  const ownPool = options.pool === undefined;
-  const pool = options.pool ?? poolOf();
-  if (ownPool) pool.start();
+  const {
+    pool,
+    ownPool,
+    home,
+    newPool: poolOf,
+    scheduler,
+    logger,
+    random,
+  } = openRoutePool("queue backend", options);
   let closed = false;
-  const home = pool.endpoints[0]?.url ?? endpoints[0] ?? "";
   let authority = { url: home, epoch: 0 };
   let takingOver: Promise<void> | undefined;
 
