@@ -85,8 +85,12 @@ describe("a replica told loudly what is wrong", () => {
     const first = g.errors[0]?.error as NxsError;
     expect(first.code).toBe("transport/unavailable");
     expect(first.message).toContain("ECONNREFUSED");
-    const unreachable = g.replica.status().lastError;
+    // The report itself; status().lastError holds whichever failure came last, and the retries go on
+    // after the report, so it may already be a later ECONNREFUSED.
+    const unreachable = g.errors.find((e) => e.error.message.includes("no server has answered"))?.error;
+    expect(unreachable?.code).toBe("transport/unavailable");
     expect(unreachable?.message).toMatch(/no server has answered for \d+ ms \(last error: .*ECONNREFUSED/);
+    expect(g.replica.status().lastError?.code).toBe("transport/unavailable");
     // The default logger format: one line per report, greppable.
     expect(lines.some((l) => l.startsWith("nxs-sync ERROR") && l.includes("no server has answered"))).toBe(
       true,
