@@ -17,13 +17,14 @@ const alias = [
   { find: /^@nxs-sync\/testing\/vitest$/, replacement: here("./packages/testing/src/vitest-hooks.ts") },
   { find: /^@nxs-sync\/queue\/pocketbase$/, replacement: here("./packages/queue/src/pocketbase/index.ts") },
   { find: /^@nxs-sync\/config\/pocketbase$/, replacement: here("./packages/config/src/pocketbase/index.ts") },
+  { find: /^@nxs-sync\/metrics\/pocketbase$/, replacement: here("./packages/metrics/src/pocketbase/index.ts") },
   {
-    find: /^@nxs-sync\/(core|pocketbase|queue|config|cli|testing)$/,
+    find: /^@nxs-sync\/(core|pocketbase|queue|config|metrics|cli|testing)$/,
     replacement: here("./packages/$1/src/index.ts"),
   },
 ];
 
-const packages = ["core", "pocketbase", "queue", "config", "cli", "testing"] as const;
+const packages = ["core", "pocketbase", "queue", "config", "metrics", "cli", "testing"] as const;
 
 export default defineConfig({
   resolve: { alias },
