@@ -1,1 +1,84 @@
-export {};
+/**
+ * @nxs-sync/metrics: health metrics of an nxs-sync fleet. Counters, gauges and histograms recorded
+ * in memory, one compact record per node and flush interval, rollup tiers with retention kept in
+ * PocketBase and replicated to every server, queries per node or across the fleet, a node
+ * collector (cgroup-aware) and a Prometheus exposition.
+ * @packageDocumentation
+ */
+export type { MetricsClient, PointList, PointRange, RefusedPoint } from "./client.js";
+export { MetricsError, MetricsErrorCode } from "./errors.js";
+export { createFlusher, type Flusher, type FlusherOptions } from "./flusher.js";
+export { deterministicId, hash53 } from "./hash.js";
+export {
+  createMaintainer,
+  type Maintainer,
+  type MaintainerOptions,
+  type MaintenanceReport,
+} from "./maintainer.js";
+export { createMemoryMetricsClient, type MemoryMetricsClient } from "./memory-client.js";
+export { createMetrics, type Metrics, type MetricsOptions } from "./metrics.js";
+export {
+  checkName,
+  decodeSeriesKey,
+  encodeSeriesKey,
+  type Labels,
+  NAME_PATTERN,
+  type SeriesKey,
+} from "./names.js";
+export {
+  type CounterValue,
+  type Decoded,
+  decodePoint,
+  type GaugeValue,
+  type HistogramValue,
+  type MetricsPoint,
+  makePoint,
+  mergeSeriesValue,
+  type PointData,
+  pointDataSchema,
+  pointId,
+  pointSchema,
+  revisionOf,
+  rollupPoints,
+  type SeriesValue,
+  sortData,
+} from "./point.js";
+export {
+  Agg,
+  aggregatePoints,
+  type MetricsQuery,
+  pickTier,
+  type QueryPoint,
+  type QueryResult,
+  type QuerySeries,
+  reduceValue,
+  runQuery,
+} from "./query.js";
+export {
+  type Counter,
+  type CounterChild,
+  createRecorder,
+  DEFAULT_BUCKETS,
+  DEFAULT_MAX_LABEL_VALUES,
+  DEFAULT_MAX_SERIES,
+  type Gauge,
+  type GaugeChild,
+  type Histogram,
+  type HistogramChild,
+  type HistogramOptions,
+  MetricKind,
+  type MetricOptions,
+  type MetricSnapshot,
+  type Recorder,
+  type RecorderOptions,
+  type SeriesSnapshot,
+} from "./recorder.js";
+export {
+  checkTiers,
+  DEFAULT_FLUSH_INTERVAL_MS,
+  DEFAULT_RAW_RETENTION_MS,
+  DEFAULT_TIERS,
+  RAW_TIER,
+  type Tier,
+  windowStart,
+} from "./tiers.js";
