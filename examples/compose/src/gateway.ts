@@ -1,0 +1,195 @@
+/**
+ * The example gateway: what one node of a deployment runs next to its PocketBase server. It uses
+ * the three parts of nxs-sync against the servers in `NXS_ENDPOINTS` (own node's first, then the
+ * other node's, for failover):
+ * - a replicated document `notes` (a map of strings) with the PocketBase transport, its outbox and
+ *   replica state in files under `NXS_STATE_DIR` (a named volume: a restart resends what was not
+ *   acknowledged yet);
+ * - a queue `echo`: the gateway enqueues jobs and also works them (a worker per gateway, so a job
+ *   enqueued on one node may run on either);
+ * - the config store, environment `NXS_CONFIG_ENV`, key `greeting`, with its last-known-good cache
+ *   file under `NXS_STATE_DIR` (a restart without any server boots from it).
+ */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { type ConfigStore, createConfigStore, keyringFromEnv } from "@nxs-sync/config";
+import { createPocketBaseConfigBackend, type PocketBaseConfigBackend } from "@nxs-sync/config/pocketbase";
+import { createDoc, type Doc, type Logger, openReplica, type Replica } from "@nxs-sync/core";
+import { createFileStorage, createTimerScheduler } from "@nxs-sync/core/node";
+import { collectionOfRole, createPocketBaseTransport, type PocketBaseTransport } from "@nxs-sync/pocketbase";
+import { createQueue, createWorker, type JobId, type Queue, type Worker } from "@nxs-sync/queue";
+import { createPocketBaseQueueBackend, type PocketBaseQueueBackend } from "@nxs-sync/queue/pocketbase";
+import PocketBase from "pocketbase";
+import { z } from "zod";
+import type { GatewaySettings } from "./settings.js";
+
+/** The replicated document's schema: notes by key. */
+export const notesSchema = z.object({ entries: z.record(z.string(), z.string()) });
+/** The queue's payload. */
+export const echoSchema = z.object({ text: z.string().max(1000) });
+/** The config store's keys. */
+export const configSchemas = { greeting: z.object({ text: z.string().max(200) }) };
+
+/** The doc id of the notes. */
+export const NOTES_DOC = "notes";
+/** The queue's name. */
+export const ECHO_QUEUE = "echo";
+
+type NotesDoc = Doc<z.output<typeof notesSchema>>;
+
+/** A started gateway. */
+export interface Gateway {
+  readonly settings: GatewaySettings;
+  readonly replica: Replica<NotesDoc>;
+  readonly transport: PocketBaseTransport;
+  readonly queue: Queue<typeof echoSchema>;
+  readonly worker: Worker;
+  readonly config: ConfigStore<typeof configSchemas>;
+  /** Where the config store booted from. */
+  readonly configSource: "server" | "cache";
+  /** Sets a note and waits until a server acknowledged it. */
+  setNote(key: string, value: string): Promise<void>;
+  /** Enqueues an echo job. */
+  enqueue(text: string): Promise<JobId>;
+  /** Stops the worker (letting a running job finish), the queue, the replica and the store. */
+  close(): Promise<void>;
+}
+
+/**
+ * Waits until one of the servers accepts the gateway account: before `nxs-sync setup` ran, the
+ * account does not exist yet and every part would be refused.
+ * @param settings - Endpoints and account.
+ * @param signal - Stops the wait.
+ * @param onWait - Told why each round failed.
+ * @throws the signal's reason when aborted.
+ */
+export async function waitForAccount(
+  settings: GatewaySettings,
+  signal: AbortSignal,
+  onWait: (reason: string) => void,
+): Promise<void> {
+  for (;;) {
+    signal.throwIfAborted();
+    const reasons: string[] = [];
+    for (const url of settings.endpoints) {
+      const pb = new PocketBase(url);
+      pb.autoCancellation(false);
+      try {
+        await pb
+          .collection(collectionOfRole())
+          .authWithPassword(settings.email, settings.password, { signal: AbortSignal.timeout(3000) });
+        return;
+      } catch (e) {
+        const status = (e as { status?: number }).status;
+        reasons.push(`${url}: ${status ? `HTTP ${status}` : (e as Error).message}`);
+      }
+    }
+    onWait(`no server accepts the gateway account yet (${reasons.join("; ")}); has \`nxs-sync setup\` run?`);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 2000);
+      signal.addEventListener(
+        "abort",
+        () => {
+          clearTimeout(t);
+          resolve();
+        },
+        { once: true },
+      );
+    });
+  }
+}
+
+/**
+ * Starts the gateway's parts.
+ * @param settings - From {@link readSettings}.
+ * @param logger - Where the parts report.
+ * @returns The started gateway.
+ * @throws NxsError from the parts (`storage/io` for an unusable state dir, `config/not-ready` when
+ *   no server answers and there is no config cache yet).
+ */
+export async function startGateway(settings: GatewaySettings, logger: Logger): Promise<Gateway> {
+  const scheduler = createTimerScheduler();
+  const auth = { email: settings.email, password: settings.password };
+  const replicaId = `${settings.nodeId}.main`;
+  await mkdir(settings.stateDir, { recursive: true });
+
+  const transport = createPocketBaseTransport({
+    endpoints: settings.endpoints,
+    auth,
+    docId: NOTES_DOC,
+    origin: replicaId,
+    logger,
+  });
+  transport.on("failover", (e) => logger.warn(`notes: failover ${e.from} -> ${e.to}`));
+  transport.on("failback", (e) => logger.info(`notes: failback ${e.from} -> ${e.to}`));
+  const replica = await openReplica({
+    storage: createFileStorage({ dir: join(settings.stateDir, "replica-notes") }),
+    transport,
+    scheduler,
+    logger,
+    refusedRetryMs: 5000,
+    pollMs: 10_000,
+    createDoc: ({ snapshot, last }) =>
+      createDoc({
+        schema: notesSchema,
+        docId: NOTES_DOC,
+        replicaId,
+        clock: Date.now,
+        initial: { entries: {} },
+        ...(snapshot === undefined ? {} : { snapshot }),
+        ...(last === undefined ? {} : { last }),
+      }),
+  });
+
+  const queueBackend: PocketBaseQueueBackend = createPocketBaseQueueBackend({
+    endpoints: settings.endpoints,
+    auth,
+    logger,
+  });
+  const queue = createQueue({ name: ECHO_QUEUE, schema: echoSchema, backend: queueBackend, logger });
+  const worker = createWorker(
+    queue,
+    async ({ payload }) => ({ echo: payload.text.toUpperCase(), worker: settings.name }),
+    { scheduler, concurrency: 2, leaseMs: 15_000, logger },
+  );
+
+  const configBackend: PocketBaseConfigBackend = createPocketBaseConfigBackend({
+    endpoints: settings.endpoints,
+    auth,
+    logger,
+  });
+  const keyring = keyringFromEnv();
+  const config = createConfigStore({
+    backend: configBackend,
+    env: settings.configEnv,
+    node: settings.nodeId,
+    schemas: configSchemas,
+    cacheFile: join(settings.stateDir, "config-cache.json"),
+    logger,
+    ...(keyring === undefined ? {} : { keyring }),
+  });
+  const { source } = await config.start();
+
+  return {
+    settings,
+    replica,
+    transport,
+    queue,
+    worker,
+    config,
+    configSource: source,
+    async setNote(key, value) {
+      replica.doc.set(["entries", key], value);
+      await replica.flush();
+    },
+    enqueue: (text) => queue.add({ text }),
+    async close() {
+      await worker.close({ timeoutMs: 5000 }).catch(() => undefined);
+      await queue.close().catch(() => undefined);
+      await queueBackend.close().catch(() => undefined);
+      await replica.stop().catch(() => undefined);
+      await config.close().catch(() => undefined);
+      await configBackend.close().catch(() => undefined);
+    },
+  };
+}
