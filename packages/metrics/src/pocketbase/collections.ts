@@ -1,0 +1,124 @@
+import { ValidationError } from "@nxs-sync/core";
+import {
+  AuthRules,
+  type CollectionDef,
+  type CollectionDefinition,
+  DeletePolicies,
+  type FieldDef,
+  MergeRules,
+  type RecordCheck,
+} from "@nxs-sync/pocketbase";
+import { decodePoint } from "../point.js";
+
+/** Every node's windows (flushes and rollups): replicated, merged by `rev`, retention as tombstones. */
+export const POINTS_COLLECTION = "nxs_metrics_points";
+/** The maintenance leases of one server (never replicated). */
+export const LEASES_COLLECTION = "nxs_metrics_leases";
+/** The largest `data` of one record (JSON bytes). */
+export const MAX_POINT_DATA = 2_000_000;
+/** How long an expired window's tombstone is kept before the replicator purges it everywhere (1 hour). */
+export const DEFAULT_EXPIRED_PURGE_MS = 3_600_000;
+
+const READ = `${AuthRules.gateway} || ${AuthRules.replicator}`;
+const num = (name: string): FieldDef => ({ name, type: "number" });
+const text = (name: string, max: number): FieldDef => ({ name, type: "text", max });
+const created: FieldDef = { name: "created", type: "autodate", onCreate: true, onUpdate: false };
+const updated: FieldDef = { name: "updated", type: "autodate", onCreate: true, onUpdate: true };
+
+/** `nxs_metrics_points`: one record per node, tier and window (`id` derived from the three). */
+export function pointsCollection(): CollectionDef {
+  return {
+    id: "pbc_nxs_metrics_points",
+    name: POINTS_COLLECTION,
+    type: "base",
+    fields: [
+      text("node", 200),
+      text("tier", 16),
+      num("start"),
+      num("span"),
+      num("n"),
+      num("rev"),
+      { name: "data", type: "json", maxSize: MAX_POINT_DATA },
+      { name: "expired", type: "bool" },
+      // A date, empty on a live window: the tombstone's purge time.
+      { name: "expiredAt", type: "date" },
+      created,
+      updated,
+    ],
+    indexes: [
+      "CREATE INDEX idx_nxs_metrics_points_tier ON nxs_metrics_points (tier, start)",
+      "CREATE INDEX idx_nxs_metrics_points_node ON nxs_metrics_points (node, tier, start)",
+    ],
+    // Gateways write their flushes and the rollups of their maintenance, and expire old windows;
+    // replicators copy everything and purge old tombstones.
+    listRule: READ,
+    viewRule: READ,
+    createRule: READ,
+    updateRule: READ,
+    deleteRule: `${AuthRules.replicator} && expired = true`,
+  };
+}
+
+/** `nxs_metrics_leases`: one record per maintenance slot taken (`id` derived from the slot). */
+export function leasesCollection(): CollectionDef {
+  return {
+    id: "pbc_nxs_metrics_leases",
+    name: LEASES_COLLECTION,
+    type: "base",
+    fields: [text("holder", 200), num("until"), created],
+    indexes: [],
+    listRule: AuthRules.gateway,
+    viewRule: AuthRules.gateway,
+    createRule: AuthRules.gateway,
+    updateRule: null,
+    deleteRule: AuthRules.gateway,
+  };
+}
+
+/** A tombstone keeps its id, node, tier and window; its data is emptied. */
+const checkPoint: RecordCheck = (record) => {
+  const d = decodePoint(record);
+  return d.ok
+    ? undefined
+    : new ValidationError(`${POINTS_COLLECTION} record ${String(record.id)}: ${d.reason}`);
+};
+
+/**
+ * The metrics collections, to register after the nxs-sync ones:
+ * `createNxsCollectionRegistry().register(...metricsCollections())`. `nxs_metrics_points` is
+ * replicated with key `id` (derived from node, tier and window, so two servers that rolled up one
+ * window hold one record) and `MergeRules.lww("rev")` (the version covering more flushes wins;
+ * equal coverage by digest); retention expires windows as tombstones
+ * (`DeletePolicies.tombstone("expired")`: an expired copy wins over a live one, so a delete does not
+ * come back from another server), purged everywhere after `expiredPurgeMs`. Every copy is
+ * validated: a malformed record is quarantined by the replicator. `nxs_metrics_leases` stays on
+ * each server.
+ * @param options - `expiredPurgeMs` (default {@link DEFAULT_EXPIRED_PURGE_MS}).
+ * @returns The definitions, in creation order.
+ * @throws NxsError `config/invalid` for a purge delay that is not a positive number.
+ * @example
+ * ```ts
+ * import { createNxsCollectionRegistry, ensureSchema } from "@nxs-sync/pocketbase";
+ * const registry = createNxsCollectionRegistry().register(...metricsCollections());
+ * await ensureSchema(pb, { collections: registry }); // pb: a superuser client
+ * ```
+ */
+export function metricsCollections(
+  options: { readonly expiredPurgeMs?: number } = {},
+): CollectionDefinition[] {
+  return [
+    {
+      schema: pointsCollection(),
+      replication: {
+        key: ["id"],
+        merge: MergeRules.lww("rev"),
+        validate: checkPoint,
+        deletes: DeletePolicies.tombstone("expired", {
+          purgeAfterMs: options.expiredPurgeMs ?? DEFAULT_EXPIRED_PURGE_MS,
+          at: "expiredAt",
+        }),
+      },
+    },
+    { schema: leasesCollection() },
+  ];
+}
