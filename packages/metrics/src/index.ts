@@ -5,7 +5,35 @@
  * collector (cgroup-aware) and a Prometheus exposition.
  * @packageDocumentation
  */
+
 export type { MetricsClient, PointList, PointRange, RefusedPoint } from "./client.js";
+export {
+  type CgroupFigures,
+  parseCgroupV1,
+  parseCgroupV2,
+  parseProcCgroup,
+  type ReadText,
+  readCgroup,
+  statValue,
+} from "./collector/cgroup.js";
+export {
+  type Collector,
+  type CollectorOptions,
+  createCollector,
+  type NodeFigures,
+  type Probe,
+} from "./collector/collector.js";
+export { type HostCpu, parseMeminfo, parseProcStat } from "./collector/host.js";
+export {
+  configHeadAgeProbe,
+  type JobContextLike,
+  type ReplicaLike,
+  type ReplicatorLike,
+  replicaProbe,
+  replicatorProbe,
+  timeJobs,
+} from "./collector/probes.js";
+export { nodeSystemReader, type SystemReader } from "./collector/system.js";
 export { MetricsError, MetricsErrorCode } from "./errors.js";
 export { createFlusher, type Flusher, type FlusherOptions } from "./flusher.js";
 export { deterministicId, hash53 } from "./hash.js";
