@@ -72,6 +72,11 @@ export {
   sortData,
 } from "./point.js";
 export {
+  createPrometheusExposition,
+  type PrometheusExposition,
+  type PrometheusOptions,
+} from "./prometheus.js";
+export {
   Agg,
   aggregatePoints,
   type MetricsQuery,
