@@ -23,6 +23,12 @@ export const CliExitCode = {
   Diverged: 7,
   /** `status`: a replicator's last round is older than `--stale-after` (its process is gone, stuck or cut off). */
   ReplicatorStale: 8,
+  /**
+   * `restore`, `reseed`: the replicator did not complete a round in time. Before the restore:
+   * nothing was restored and the fence is lifted. After it: the server is restored and stays
+   * fenced until its fence lapses or `nxs-sync fence --lift`.
+   */
+  ReplicationWait: 9,
 } as const;
 /** One of {@link CliExitCode}. */
 export type CliExitCode = (typeof CliExitCode)[keyof typeof CliExitCode];

@@ -2,6 +2,7 @@ import { ErrorCode, isNxsError, NxsError } from "@nxs-sync/core";
 import { runReplicatorCli } from "@nxs-sync/pocketbase";
 import { Command, CommanderError, Option } from "commander";
 import { runBackup, runReseed, runRestore, runVerify } from "./commands/backup.js";
+import { runFence } from "./commands/fence.js";
 import { type NodeAction, runNode } from "./commands/node.js";
 import { runHooksWrite, runSetup } from "./commands/setup.js";
 import { runStatus } from "./commands/status.js";
@@ -17,12 +18,35 @@ Exit codes:
   2  bad usage or configuration   6  a server is not ready (hooks bundle or schema missing)
   3  a server refused the login   7  status: the servers disagree (diverged or behind)
                                   8  status: a replicator's last round is older than --stale-after
+                                  9  restore, reseed: the replicator did not complete a round in time
 
 Credentials (superuser, for every command but replicator) come from --superuser-email and
 --superuser-password, else NXS_SUPERUSER_EMAIL and NXS_SUPERUSER_PASSWORD, else --credentials FILE
 ({"email": "...", "password": "..."} or per server {"servers": {"<url>": {...}}}). They are never
 printed. \`nxs-sync replicator\` takes the replicator's own (NXS_REPLICATOR_EMAIL, NXS_REPLICATOR_PASSWORD).
 See docs/operations.md.`;
+
+/** The write fence's options, shared by the full `restore` and `reseed`. */
+const withFenceOptions = (cmd: Command): Command =>
+  cmd
+    .option(
+      "--no-fence",
+      "do not fence the server: what it acknowledged since the backup and no peer holds is lost",
+    )
+    .option(
+      "--no-wait",
+      "fence only while restoring; wait for the replicator neither before (what only this server holds is lost) nor after",
+    )
+    .option(
+      "--drain-timeout <s>",
+      "longest wait (s) for a replicator round that copies the server's records to its peers, before the restore",
+      "120",
+    )
+    .option(
+      "--catch-up-timeout <s>",
+      "longest wait (s) for a replicator round that brings the restored server up to date",
+      "120",
+    );
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -168,8 +192,7 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
       exit = await runVerify(envOf(cmd), files);
     });
 
-  program
-    .command("restore")
+  withFenceOptions(program.command("restore"))
     .description(
       "put a server back from a verified backup: a .zip is uploaded and restored through the backups API (the server restarts on it; its superusers become the backup's), a .jsonl is re-imported (only records the server lacks)",
     )
@@ -180,8 +203,7 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
       exit = await runRestore(env, { ...env, ...opts });
     });
 
-  program
-    .command("reseed")
+  withFenceOptions(program.command("reseed"))
     .description(
       "rebuild a lost or empty server from its peer (a verified full backup of the peer restored onto it, or --logical)",
     )
@@ -194,6 +216,21 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
     .action(async (opts, cmd: Command) => {
       const env = envOf(cmd);
       exit = await runReseed(env, { ...env, ...opts });
+    });
+
+  program
+    .command("fence")
+    .description(
+      "show, set or lift a server's write fence (maintenance): while fenced it refuses every write of gateways and other accounts with 503, so their clients use the other server; superusers and replicators still write. restore and reseed fence the server they rebuild on their own",
+    )
+    .requiredOption("--server <url>", "the server")
+    .option("--set", "fence the server")
+    .option("--lift", "lift the fence")
+    .option("--reason <text>", "why (shown to refused clients)", "maintenance")
+    .option("--ttl <s>", "the fence lapses by itself after this many seconds (at most a day)", "600")
+    .action(async (opts, cmd: Command) => {
+      const env = envOf(cmd);
+      exit = await runFence(env, { ...env, ...opts });
     });
 
   const node = program

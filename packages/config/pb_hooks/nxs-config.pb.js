@@ -17,7 +17,7 @@
 // version's shape are skipped by the routes (never a head, never compacted); the clients quarantine
 // them on read.
 
-routerAdd("GET", "/nxs/hooks/config", (e) => e.json(200, { name: "config", version: 3 }));
+routerAdd("GET", "/nxs/hooks/config", (e) => e.json(200, { name: "config", version: 4 }));
 
 routerAdd(
   "POST",
@@ -34,6 +34,24 @@ routerAdd(
     const STATES = ["staged", "promoted", "rolled-back"];
     const op = e.request.pathValue("op");
     const body = e.requestInfo().body || {};
+    // The write fence (pb_hooks/nxs-fence.pb.js of @nxs-sync/pocketbase): a server being restored
+    // takes no writes (503: clients go to the other server). One store read when not fenced.
+    const fenceText = $app.store().get("nxs.fence");
+    if (fenceText && op !== "heads") {
+      let fence = null;
+      try {
+        fence = JSON.parse(String(fenceText));
+      } catch (_) {
+        fence = null;
+      }
+      if (fence && fence.until > Date.now()) {
+        return e.json(503, {
+          status: 503,
+          message: `this server is fenced (${fence.reason}): it takes no writes until ${new Date(fence.until).toISOString()}; use another server`,
+          data: { fence: { code: "nxs_fenced", message: `${fence.reason}; until ${fence.until}` } },
+        });
+      }
+    }
 
     // A refusal is kept here and thrown as a plain error (it crosses runInTransaction, a Go call).
     let refusal = null;

@@ -24,7 +24,7 @@ routerAdd("GET", "/nxs/version", (e) => {
       schemaInstalled = false;
     }
   }
-  return e.json(200, { name: "nxs-sync", hooks: 3, schema: 4, schemaInstalled: schemaInstalled });
+  return e.json(200, { name: "nxs-sync", hooks: 4, schema: 4, schemaInstalled: schemaInstalled });
 });
 
 // Snapshot claims, checked at write time. A snapshot's `version` says which changes its state
@@ -83,6 +83,24 @@ routerAdd(
   "POST",
   "/nxs/lease",
   (e) => {
+    // The write fence (pb_hooks/nxs-fence.pb.js of @nxs-sync/pocketbase): a server being restored
+    // takes no writes (503: clients go to the other server). One store read when not fenced.
+    const fenceText = $app.store().get("nxs.fence");
+    if (fenceText) {
+      let fence = null;
+      try {
+        fence = JSON.parse(String(fenceText));
+      } catch (_) {
+        fence = null;
+      }
+      if (fence && fence.until > Date.now()) {
+        return e.json(503, {
+          status: 503,
+          message: `this server is fenced (${fence.reason}): it takes no writes until ${new Date(fence.until).toISOString()}; use another server`,
+          data: { fence: { code: "nxs_fenced", message: `${fence.reason}; until ${fence.until}` } },
+        });
+      }
+    }
     const body = e.requestInfo().body || {};
     const doc = String(body.doc || "");
     const replica = String(body.replica || "");

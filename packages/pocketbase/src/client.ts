@@ -321,8 +321,10 @@ export function toTransportError(error: unknown, what: string): NxsError {
         { cause: net?.cause ?? error, retryable: true },
       );
     }
-    if (status >= 500 || status === 408 || status === 429) {
-      return new TransportError(ErrorCode.TransportUnavailable, `${what}: server unavailable (${detail})`, {
+    // A 503 inside a batch (a fenced server refuses each write with one) is the server's answer too.
+    if (status >= 500 || answer.status >= 500 || status === 408 || status === 429) {
+      const why = answer.status >= 500 && status < 500 ? answer.message : detail;
+      return new TransportError(ErrorCode.TransportUnavailable, `${what}: server unavailable (${why})`, {
         cause: error,
         status: status || undefined,
         retryable: true,

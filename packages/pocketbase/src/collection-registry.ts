@@ -5,6 +5,7 @@ import {
   replicatedCollectionOf,
 } from "./collection-definition.js";
 import { nxsCollectionDefinitions } from "./collections/nxs.js";
+import { fenceHookPiece } from "./fence.js";
 import { addHookPieces, type HookPiece, type HookRegistry, nxsHookPiece } from "./hook-pieces.js";
 import type { CollectionDef } from "./schema.js";
 
@@ -107,10 +108,10 @@ export function createCollectionRegistry(
 }
 
 /**
- * A registry holding the nxs-sync collections and the core hooks bundle (`pb_hooks/nxs.pb.js`, the
- * piece `nxs`): register a package's own collections and hook pieces after them.
+ * A registry holding the nxs-sync collections, the core hooks bundle (`pb_hooks/nxs.pb.js`, the
+ * piece `nxs`) and the write fence (`pb_hooks/nxs-fence.pb.js`, the piece `fence`): register a package's own collections and hook pieces after them.
  * @returns A new registry (each call its own).
  */
 export function createNxsCollectionRegistry(): CollectionRegistry {
-  return createCollectionRegistry(nxsCollectionDefinitions(), [nxsHookPiece()]);
+  return createCollectionRegistry(nxsCollectionDefinitions(), [nxsHookPiece(), fenceHookPiece()]);
 }

@@ -3,9 +3,10 @@ import { ErrorCode, TransportError } from "@nxs-sync/core";
 /**
  * Version of the `pb_hooks` bundle (`pb_hooks/nxs.pb.js`) this client needs. The bundle reports its
  * own on `GET /nxs/version`; a unit test keeps the two equal. Bump both when the bundle changes in
- * a way clients depend on.
+ * a way clients depend on. 4: `/nxs/lease` honours the write fence of the `fence` piece
+ * (`pb_hooks/nxs-fence.pb.js`), so a server being restored grants no lease a restore would lose.
  */
-export const NXS_HOOKS_VERSION = 3;
+export const NXS_HOOKS_VERSION = 4;
 /**
  * Version of the nxs-sync schema (collections and rules of `ensureSchema()` and of
  * `migrations/`). The bundle reports the schema version it was written for. 3: the

@@ -71,6 +71,15 @@ export {
   type SwitchEvent,
 } from "./failover.js";
 export {
+  FENCE_HOOKS,
+  FENCE_PATH,
+  type FenceState,
+  fenceHookPiece,
+  liftFence,
+  readFence,
+  setFence,
+} from "./fence.js";
+export {
   checkHookPiece,
   checkHookPieces,
   type HookPiece,

@@ -84,8 +84,10 @@ export interface ReplicatorOptions {
   /**
    * After an anti-entropy round, the replicator upserts its row of `nxs_replicator_status` on
    * every server it reached (rounds run, last error, the servers it sees; the server stamps the
-   * time), at most once per this many ms: `nxs-sync status` shows it alive or stale. Default
-   * 15 000 ms (every round at the default interval). A write that fails is reported, never fatal.
+   * time), at most once per this many ms: `nxs-sync status` shows it alive or stale, and
+   * `nxs-sync restore` waits for it (a round after its fence). Default: the round interval, kept
+   * within 1 000 .. 15 000 ms (15 000 at the default interval). A write that fails is reported,
+   * never fatal.
    */
   readonly heartbeatMs?: number;
   /** Most concurrent writes per target server. Default 16. */
@@ -475,7 +477,7 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
   const contentReadsPerSweep = Math.max(2, options.contentReadsPerSweep ?? 5000);
   let rounds = 0;
   let fullRequested = false;
-  const heartbeatMs = options.heartbeatMs ?? 15_000;
+  const heartbeatMs = options.heartbeatMs ?? Math.min(15_000, Math.max(1_000, intervalMs));
   /** When (scheduler ms) the last heartbeat was written. */
   let beatAt = Number.NEGATIVE_INFINITY;
   const auths = options.servers.map((s) => replicatorAuth(s.auth));

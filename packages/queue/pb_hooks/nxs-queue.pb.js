@@ -16,7 +16,7 @@
 // { message, data: { code, field, index } } with code `queue/invalid-payload` or `queue/too-large`;
 // nothing of a refused batch is stored.
 
-routerAdd("GET", "/nxs/hooks/queue", (e) => e.json(200, { name: "queue", version: 2 }));
+routerAdd("GET", "/nxs/hooks/queue", (e) => e.json(200, { name: "queue", version: 3 }));
 
 routerAdd(
   "POST",
@@ -33,6 +33,24 @@ routerAdd(
     const TERMINAL = ["completed", "failed", "cancelled"];
     const op = e.request.pathValue("op");
     const body = e.requestInfo().body || {};
+    // The write fence (pb_hooks/nxs-fence.pb.js of @nxs-sync/pocketbase): a server being restored
+    // takes no writes (503: clients go to the other server). One store read when not fenced.
+    const fenceText = $app.store().get("nxs.fence");
+    if (fenceText && op !== "counts") {
+      let fence = null;
+      try {
+        fence = JSON.parse(String(fenceText));
+      } catch (_) {
+        fence = null;
+      }
+      if (fence && fence.until > Date.now()) {
+        return e.json(503, {
+          status: 503,
+          message: `this server is fenced (${fence.reason}): it takes no writes until ${new Date(fence.until).toISOString()}; use another server`,
+          data: { fence: { code: "nxs_fenced", message: `${fence.reason}; until ${fence.until}` } },
+        });
+      }
+    }
 
     // version: the fixed-width, sortable version of a job (job-version.ts encodeJobVersion).
     const encodeVersion = (generation, attempt, epoch, phase, rev) => {

@@ -3,11 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrorCode, NxsError } from "@nxs-sync/core";
 import { closeSdkClient, ensureSchema } from "@nxs-sync/pocketbase";
+import type PocketBase from "pocketbase";
 import { fullBackup, fullRestore, logicalBackup, logicalRestore } from "../backup.js";
 import { connectSuperuser } from "../connect.js";
 import { type CommandEnv, pauseOrStop } from "../context.js";
 import { type CredentialOptions, resolveSuperuser } from "../credentials.js";
 import { CliExitCode } from "../exit-codes.js";
+import { restoreFenced } from "../fence.js";
 import { renderJson, renderTable } from "../output.js";
 import { createProgress } from "../progress.js";
 import { loadProjectRegistry } from "../registry.js";
@@ -119,10 +121,71 @@ export async function runVerify(env: CommandEnv, files: readonly string[]): Prom
   return CliExitCode.Ok;
 }
 
+/** The write fence's options of a full `restore` or `reseed`. */
+export interface FenceOptions {
+  /** `--no-fence`: restore without fencing the server (its writes since the backup are lost). */
+  readonly fence?: boolean;
+  /** `--no-wait`: fence only while restoring; do not wait for the replicator before or after. */
+  readonly wait?: boolean;
+  /** `--drain-timeout S`: longest wait for the replicator before the restore. Default 120. */
+  readonly drainTimeout?: string;
+  /** `--catch-up-timeout S`: longest wait for the replicator after it. Default 120. */
+  readonly catchUpTimeout?: string;
+}
+
 /** Options of `nxs-sync restore`. */
-export interface RestoreOptions extends CredentialOptions {
+export interface RestoreOptions extends CredentialOptions, FenceOptions {
   readonly server: string;
   readonly file: string;
+}
+
+const secondsOf = (flag: string, v: string | undefined, fallback: number): number => {
+  if (v === undefined) return fallback * 1000;
+  const n = Number(v);
+  if (!(n > 0)) throw new NxsError(ErrorCode.ConfigInvalid, `${flag} ${v}: not a number of seconds above 0`);
+  return n * 1000;
+};
+
+/**
+ * A full restore of `pb`'s server, fenced unless `--no-fence` (see restoreFenced).
+ * @returns The exit code: Ok, or ReplicationWait when the replicator did not keep up.
+ */
+async function fullRestoreCommand(
+  env: CommandEnv,
+  pb: PocketBase,
+  options: FenceOptions,
+  restore: () => Promise<void>,
+  reconnect: () => Promise<PocketBase>,
+): Promise<{ code: CliExitCode; fence: Record<string, unknown> }> {
+  if (options.fence === false) {
+    env.note("--no-fence: what this server acknowledged since the backup and no peer holds is lost");
+    await restore();
+    return { code: CliExitCode.Ok, fence: { fenced: false } };
+  }
+  const drainTimeoutMs = secondsOf("--drain-timeout", options.drainTimeout, 120);
+  const catchUpTimeoutMs = secondsOf("--catch-up-timeout", options.catchUpTimeout, 120);
+  const outcome = await restoreFenced(pb, restore, reconnect, {
+    reason: `nxs-sync restore of ${pb.baseURL}`,
+    drainTimeoutMs,
+    catchUpTimeoutMs,
+    noWait: options.wait === false,
+    note: env.note,
+    signal: env.signal,
+  });
+  switch (outcome.kind) {
+    case "restored":
+      return { code: CliExitCode.Ok, fence: { fenced: true, ...outcome } };
+    case "not-drained":
+      env.note(
+        `nothing restored: no replicator round copied this server's records to its peers within ${drainTimeoutMs / 1000} s (${outcome.last}); the fence is lifted. Check the replicator (nxs-sync status), or pass --no-wait to restore anyway and lose what only this server holds`,
+      );
+      return { code: CliExitCode.ReplicationWait, fence: { fenced: false, ...outcome } };
+    case "not-caught-up":
+      env.note(
+        `restored, but no replicator round brought the server up to date within ${catchUpTimeoutMs / 1000} s (${outcome.last}): it stays fenced until ${new Date(outcome.until).toISOString()} (its clients use the other server). Check the replicator, then nxs-sync fence --server ${pb.baseURL} --lift`,
+      );
+      return { code: CliExitCode.ReplicationWait, fence: { fenced: true, ...outcome } };
+  }
 }
 
 /**
@@ -136,15 +199,36 @@ export async function runRestore(env: CommandEnv, options: RestoreOptions): Prom
   const progress = createProgress(env);
   try {
     if (kind === "full") {
-      await fullRestore(pb, { path: options.file, progress });
+      const { code, fence } = await fullRestoreCommand(
+        env,
+        pb,
+        options,
+        async () => {
+          await fullRestore(pb, { path: options.file, progress });
+        },
+        // The backup's superusers may differ from this server's: log in again with the same credentials.
+        () => connectSuperuser(options.server, superuser(options.server), env.timeoutMs),
+      );
+      if (code !== CliExitCode.Ok && fence.kind === "not-drained") return code;
       if (env.json)
-        env.stdout.write(renderJson({ ok: true, kind, server: options.server, restored: verified.tables }));
+        env.stdout.write(
+          renderJson({
+            ok: code === CliExitCode.Ok,
+            kind,
+            server: options.server,
+            restored: verified.tables,
+            fence,
+          }),
+        );
       else {
         env.stdout.write(`restored ${options.file} onto ${options.server}; it restarted and answers again\n`);
         env.stdout.write(
-          "run the replicator (or keep it running): it brings the server up to date from its peers; check with nxs-sync status\n",
+          fence.caughtUp === true
+            ? "a replicator round brought it up to date from its peers and its fence is lifted; check with nxs-sync status\n"
+            : "run the replicator (or keep it running): it brings the server up to date from its peers; check with nxs-sync status\n",
         );
       }
+      return code;
     } else {
       const result = await logicalRestore(pb, { path: options.file, progress });
       if (env.json) env.stdout.write(renderJson({ ok: true, kind, server: options.server, ...result }));
@@ -164,7 +248,7 @@ export async function runRestore(env: CommandEnv, options: RestoreOptions): Prom
 }
 
 /** Options of `nxs-sync reseed`. */
-export interface ReseedOptions extends CredentialOptions {
+export interface ReseedOptions extends CredentialOptions, FenceOptions {
   readonly from: string;
   readonly to: string;
   readonly logical?: boolean;
@@ -199,34 +283,49 @@ export async function runReseed(env: CommandEnv, options: ReseedOptions): Promis
             `reseeded ${options.to} from ${options.from} (logical): ${Object.values(result.created).reduce((a, b) => a + b, 0)} records created\n`,
           );
       } else {
-        const backup = await fullBackup(peer, { dir, progress });
-        await fullRestore(target, { path: backup.path, progress });
-        // The config store's per-server origin must not be the peer's: its routes make a new one on first use.
-        const again = await connectSuperuser(options.to, superuser(options.from), env.timeoutMs);
-        try {
-          const origins = await again
-            .collection("nxs_config_origin")
-            .getFullList({ fields: "id", requestKey: null })
-            .catch(() => []);
-          for (const o of origins)
-            await again.collection("nxs_config_origin").delete(o.id, { requestKey: null });
-        } finally {
-          closeSdkClient(again);
-        }
+        let backup: Awaited<ReturnType<typeof fullBackup>> | undefined;
+        // The peer's superusers and token keys come with its backup.
+        const reconnect = () => connectSuperuser(options.to, superuser(options.from), env.timeoutMs);
+        const { code, fence } = await fullRestoreCommand(
+          env,
+          target,
+          options,
+          async () => {
+            // After the drain: the peer's backup holds what only this server had.
+            backup = await fullBackup(peer, { dir, progress });
+            await fullRestore(target, { path: backup.path, progress });
+            // The config store's per-server origin must not be the peer's: its routes make a new one on first use.
+            const again = await reconnect();
+            try {
+              const origins = await again
+                .collection("nxs_config_origin")
+                .getFullList({ fields: "id", requestKey: null })
+                .catch(() => []);
+              for (const o of origins)
+                await again.collection("nxs_config_origin").delete(o.id, { requestKey: null });
+            } finally {
+              closeSdkClient(again);
+            }
+          },
+          reconnect,
+        );
+        if (backup === undefined) return code;
         if (env.json)
           env.stdout.write(
             renderJson({
-              ok: true,
+              ok: code === CliExitCode.Ok,
               kind: "full",
               from: options.from,
               to: options.to,
               tables: backup.manifest.verified.tables,
+              fence,
             }),
           );
         else
           env.stdout.write(
             `reseeded ${options.to} from a verified backup of ${options.from}; its superusers and accounts are now the peer's\n`,
           );
+        return code;
       }
     } finally {
       closeSdkClient(target);

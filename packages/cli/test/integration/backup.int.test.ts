@@ -7,7 +7,8 @@ import { createPocketBaseQueueBackend } from "@nxs-sync/queue/pocketbase";
 import type { ProcessPocketBase } from "@nxs-sync/testing";
 import { waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
-import { beforeAll, describe, expect, it } from "vitest";
+import PocketBase from "pocketbase";
+import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { newRecordId } from "../../src/identities.js";
 import { CliExitCode, runCli } from "../../src/index.js";
 import type { FleetStatus } from "../../src/status.js";
@@ -87,7 +88,8 @@ describe("nxs-sync backup, verify, restore, reseed", () => {
     const before = await vectorOn(urls, a.url, "drill");
     expect(Object.values(before)).toEqual([10]);
 
-    const restore = await cli(["restore", "--server", a.url, "--file", path]);
+    // No replicator runs during this drill: --no-wait (the fence covers the restore only).
+    const restore = await cli(["restore", "--server", a.url, "--file", path, "--no-wait"]);
     expect(restore.code, restore.stderr).toBe(CliExitCode.Ok);
     expect(restore.stdout).toMatch(/answers again/);
     // A is back at the backup (5 of 10): status says so.
@@ -129,7 +131,16 @@ describe("nxs-sync backup, verify, restore, reseed", () => {
       );
 
       expect(
-        (await cli(["restore", "--server", a.url, "--file", backup.json<{ path: string }>().path])).code,
+        (
+          await cli([
+            "restore",
+            "--server",
+            a.url,
+            "--file",
+            backup.json<{ path: string }>().path,
+            "--no-wait",
+          ])
+        ).code,
       ).toBe(0);
       expect((await a.client().collection("nxs_jobs").getOne(id)).state).toBe("waiting"); // the backup's state
       const stop = new AbortController();
@@ -183,7 +194,16 @@ describe("nxs-sync backup, verify, restore, reseed", () => {
       expect(before.servers[0]?.config).toEqual(before.servers[1]?.config);
 
       expect(
-        (await cli(["restore", "--server", a.url, "--file", backup.json<{ path: string }>().path])).code,
+        (
+          await cli([
+            "restore",
+            "--server",
+            a.url,
+            "--file",
+            backup.json<{ path: string }>().path,
+            "--no-wait",
+          ])
+        ).code,
       ).toBe(0);
       const restored = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
       expect(restored.servers[0]?.config?.prod?.digest).not.toBe(before.servers[0]?.config?.prod?.digest); // v1 again
@@ -200,6 +220,75 @@ describe("nxs-sync backup, verify, restore, reseed", () => {
     } finally {
       await config.close();
     }
+  });
+
+  it("fence: a fenced server refuses a gateway's writes (503) until lifted", async () => {
+    const { nodes } = await readIds(ids);
+    const gw = nodes[0]!;
+    const set = await cli([
+      "fence",
+      "--server",
+      b.url,
+      "--set",
+      "--reason",
+      "drill",
+      "--ttl",
+      "60",
+      "--json",
+    ]);
+    expect(set.code, set.stderr).toBe(CliExitCode.Ok);
+    expect(set.json()).toMatchObject({ fenced: true, reason: "drill" });
+    const lifted = () => cli(["fence", "--server", b.url, "--lift"]);
+    onTestFinished(async () => {
+      await lifted();
+    });
+    await expect(writeChanges(b.url, gw, "fenced", 1, 1)).rejects.toMatchObject({
+      status: 503,
+      response: {
+        data: { fence: { code: "nxs_fenced", message: expect.stringMatching(/^drill; until \d+\.?$/i) } },
+      },
+    });
+    // The queue's and config store's write routes check the fence too; their reads do not.
+    const pb = new PocketBase(b.url);
+    await pb.collection("nxs_nodes").authWithPassword(gw.email, gw.password);
+    for (const route of ["/nxs/queue/enqueue", "/nxs/config/put", "/nxs/lease"])
+      await expect(pb.send(route, { method: "POST", body: {}, requestKey: null })).rejects.toMatchObject({
+        status: 503,
+      });
+    await expect(
+      pb.send("/nxs/queue/counts", { method: "POST", body: { queue: "q" }, requestKey: null }),
+    ).resolves.toBeDefined();
+    const shown = await cli(["fence", "--server", b.url]);
+    expect(shown.stdout).toMatch(/is fenced \(drill\)/);
+    const lift = await cli(["fence", "--server", b.url, "--lift", "--json"]);
+    expect(lift.json()).toMatchObject({ fenced: false });
+    await writeChanges(b.url, gw, "fenced", 1, 1);
+    expect((await cli(["fence", "--server", b.url, "--set", "--lift"])).code).toBe(CliExitCode.Usage);
+    await replicateUntilConverged([a.url, b.url], (await readIds(ids)).replicator);
+  });
+
+  it("restore waits for the replicator: with none running (but one known), exit 9, nothing restored, the fence lifted", async () => {
+    const { nodes } = await readIds(ids);
+    const gw = nodes[0]!;
+    // A replicator has reported on a (the drills above ran one); none runs now.
+    const backup = await cli(["backup", "--server", a.url, "--dir", join(dir, "wait"), "--json"]);
+    await writeChanges(a.url, gw, "wait", 1, 3);
+    const run = await cli([
+      "restore",
+      "--server",
+      a.url,
+      "--file",
+      backup.json<{ path: string }>().path,
+      "--drain-timeout",
+      "2",
+    ]);
+    expect(run.code, run.stderr).toBe(CliExitCode.ReplicationWait);
+    expect(run.stderr).toMatch(/nothing restored: no replicator round copied/);
+    // Nothing restored: the changes written after the backup are still there, and a takes writes.
+    await writeChanges(a.url, gw, "wait", 4, 1);
+    const s = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
+    expect(s.docs.find((d) => d.doc === "wait")?.servers[a.url]?.vector).toEqual({ [`${gw.id}.t`]: 4 });
+    await replicateUntilConverged([a.url, b.url], (await readIds(ids)).replicator);
   });
 
   it("keeps the newest N backups (--keep)", async () => {

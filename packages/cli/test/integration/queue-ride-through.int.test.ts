@@ -16,9 +16,9 @@ const servers = usePocketBaseServers();
  * A queue worker draining jobs through what docs/operations.md prescribes: a full backup of its
  * home server (the claim authority: its writes stall), a restore of the other server (it restarts
  * on the backup's job states) while the worker drains and a producer enqueues, and a restore of
- * its home server with the producer paused and the worker stopped from before it (status
- * converged: every acknowledged job on both servers) until status converges again (jobs per state
- * equal on both servers).
+ * its home server while the producer keeps enqueuing (the restore fences the server and waits for
+ * the replicator before and after) and the worker is stopped, until status converges again (jobs
+ * per state equal on both servers).
  */
 describe("a queue worker rides through a full backup and a restore", () => {
   let a: ProcessPocketBase;
@@ -63,13 +63,9 @@ describe("a queue worker rides through a full backup and a restore", () => {
     const acked: JobId[] = [];
     let refused = 0;
     let enqueuing = true;
-    /** While set, the producer holds its next enqueue (the home server's restore, below). */
-    let paused: Promise<void> | undefined;
-    let resume = () => {};
     const enqueuer = (async () => {
       let n = 0;
       while (enqueuing) {
-        await paused;
         try {
           acked.push(await producer.add({ n: ++n }));
         } catch {
@@ -93,8 +89,17 @@ describe("a queue worker rides through a full backup and a restore", () => {
       return run.json<{ path: string; manifest: { serverMs: number } }>();
     };
     const restore = async (server: ProcessPocketBase, path: string) => {
-      const run = await cli(["restore", "--server", server.url, "--file", path]);
+      const run = await cli(["restore", "--server", server.url, "--file", path, "--json"]);
       expect(run.code, run.stderr).toBe(0);
+      // A replicator runs: the restore waited for it before and after, then lifted the fence.
+      expect(run.json<{ fence: unknown }>().fence).toMatchObject({
+        kind: "restored",
+        drained: true,
+        caughtUp: true,
+      });
+      expect((await cli(["fence", "--server", server.url, "--json"])).json()).toMatchObject({
+        fenced: false,
+      });
     };
     try {
       await moreRun(20, "the drain under way");
@@ -106,30 +111,24 @@ describe("a queue worker rides through a full backup and a restore", () => {
       await moreRun(20, "jobs run between b's backup and its restore");
       await restore(b, other.path);
       await moreRun(20, "jobs run after b's restore");
-      // 3. The home server goes back to its backup with its writers stopped (the runbook): a
-      // restore discards what the server acknowledged since its last copy reached the peer (an
-      // enqueue acknowledged milliseconds before the restart was lost in one run of three without
-      // this pause), and the jobs completed since are waiting there again until the replicator
-      // brings their completion back. Producer and worker stop, status converges (every
-      // acknowledged job on both servers), the restore runs, and they start again once status
-      // converges again.
+      // 3. The home server goes back to its backup while the producer keeps enqueuing. `restore`
+      // fences it (its writes answer 503: the producer's enqueues go to b), waits for a replicator
+      // round that copies what it acknowledged to b, restores, waits for a round that brings it up
+      // to date, and lifts the fence. Without the fence an enqueue acknowledged milliseconds
+      // before the restart was lost (one run in three). The worker stops for the restore, as the
+      // runbook says: claims move between servers only as a failover moves them
+      // (docs/queue-servers.md), and its jobs completed since the backup are waiting on the
+      // restored server until the catch-up round.
       await worker.close();
-      paused = new Promise<void>((r) => {
-        resume = r;
-      });
-      await waitFor(converged, {
-        timeoutMs: 60_000,
-        intervalMs: 300,
-        description: "converged before a's restore",
-      });
+      const enqueuedBefore = acked.length;
       await restore(a, home.path);
+      // Enqueues went on during the restore, and a holds every job again.
+      expect(acked.length).toBeGreaterThan(enqueuedBefore);
       await waitFor(converged, {
         timeoutMs: 60_000,
         intervalMs: 300,
         description: "converged after a's restore",
       });
-      paused = undefined;
-      resume();
       worker = startWorker("w2");
       await moreRun(20, "jobs run after a's restore");
       enqueuing = false;
@@ -176,8 +175,6 @@ describe("a queue worker rides through a full backup and a restore", () => {
       );
     } finally {
       enqueuing = false;
-      paused = undefined;
-      resume();
       await enqueuer;
       await worker.close();
       await workerQueue.close();

@@ -23,7 +23,7 @@ export const ORIGIN_COLLECTION = "nxs_config_origin";
 /** The largest stored value (JSON characters); the `put` route refuses a larger one. */
 export const MAX_VALUE_JSON = 1_048_576;
 /** Name and version of the hook piece (`pb_hooks/nxs-config.pb.js`, `GET /nxs/hooks/config`). */
-export const CONFIG_HOOKS = { name: "config", version: 3, file: "nxs-config.pb.js" } as const;
+export const CONFIG_HOOKS = { name: "config", version: 4, file: "nxs-config.pb.js" } as const;
 /** How long a compacted version's tombstone is kept before the replicator purges it everywhere (30 days). */
 export const DEFAULT_COMPACTED_RETENTION_MS = 30 * 24 * 3600 * 1000;
 

@@ -6,6 +6,7 @@ import type PocketBase from "pocketbase";
 import { afterEach, describe, expect, it } from "vitest";
 import type { PocketBaseClient } from "../../src/client.js";
 import { createCollectionRegistry, createNxsCollectionRegistry } from "../../src/collection-registry.js";
+import { FENCE_HOOKS, fenceHookPiece } from "../../src/fence.js";
 import {
   checkHookPiece,
   checkHookPieces,
@@ -29,9 +30,14 @@ const incompatible = (message: RegExp) =>
   expect.objectContaining({ code: ErrorCode.ServerIncompatible, message: expect.stringMatching(message) });
 
 describe("hook pieces in the registry", () => {
-  it("the nxs registry holds the core bundle, its file read from pb_hooks/nxs.pb.js", async () => {
-    const [core, ...rest] = createNxsCollectionRegistry().hooks();
+  it("the nxs registry holds the core bundle and the write fence, their files read from pb_hooks/", async () => {
+    const [core, fence, ...rest] = createNxsCollectionRegistry().hooks();
     expect(rest).toEqual([]);
+    expect(fence).toMatchObject(FENCE_HOOKS);
+    expect(fence?.source).toBe(
+      await readFile(new URL("../../pb_hooks/nxs-fence.pb.js", import.meta.url), "utf8"),
+    );
+    expect(() => checkHookPiece(fenceHookPiece(), { source: true })).not.toThrow();
     expect(core).toMatchObject({ name: NXS_HOOK_PIECE_NAME, version: NXS_HOOKS_VERSION, file: "nxs.pb.js" });
     const text = await readFile(new URL("../../pb_hooks/nxs.pb.js", import.meta.url), "utf8");
     expect(core?.source).toBe(text);
@@ -41,10 +47,10 @@ describe("hook pieces in the registry", () => {
 
   it("registers pieces after the core one, in order; a plain registry starts empty", () => {
     const registry = createNxsCollectionRegistry().registerHooks(piece("queue", 1), piece("config", 2));
-    expect(registry.hooks().map((p) => p.name)).toEqual(["nxs", "queue", "config"]);
+    expect(registry.hooks().map((p) => p.name)).toEqual(["nxs", "fence", "queue", "config"]);
     expect(createCollectionRegistry().hooks()).toEqual([]);
     // Each registry is its own.
-    expect(createNxsCollectionRegistry().hooks()).toHaveLength(1);
+    expect(createNxsCollectionRegistry().hooks()).toHaveLength(2);
   });
 
   it.each([
@@ -70,7 +76,11 @@ describe("writeHooksBundle", () => {
     const target = join(dir, "pb_hooks");
     const queue = piece("queue", 3);
     const written = await writeHooksBundle(target, createNxsCollectionRegistry().registerHooks(queue));
-    expect(written).toEqual([join(target, "nxs.pb.js"), join(target, "nxs-queue.pb.js")]);
+    expect(written).toEqual([
+      join(target, "nxs.pb.js"),
+      join(target, "nxs-fence.pb.js"),
+      join(target, "nxs-queue.pb.js"),
+    ]);
     expect(await readFile(join(target, "nxs-queue.pb.js"), "utf8")).toBe(queue.source);
     expect(await readFile(join(target, "nxs.pb.js"), "utf8")).toBe(nxsHookPiece().source);
   });
@@ -106,9 +116,16 @@ describe("checkHookPieces", () => {
     schemaInstalled: true,
   };
   const pieces = createNxsCollectionRegistry().registerHooks(piece("queue", 2)).hooks();
+  const fence = {
+    [`/nxs/hooks/${FENCE_HOOKS.name}`]: { name: FENCE_HOOKS.name, version: FENCE_HOOKS.version },
+  };
 
   it("passes when every piece answers its name and version (the core bundle on /nxs/version)", async () => {
-    const c = client({ [NXS_VERSION_PATH]: core, "/nxs/hooks/queue": { name: "queue", version: 2 } });
+    const c = client({
+      [NXS_VERSION_PATH]: core,
+      ...fence,
+      "/nxs/hooks/queue": { name: "queue", version: 2 },
+    });
     await expect(checkHookPieces(c, pieces)).resolves.toBeUndefined();
   });
 
@@ -129,6 +146,7 @@ describe("checkHookPieces", () => {
   ])("refuses %s with server/incompatible", async (_, change, message) => {
     const routes: Record<string, unknown> = {
       [NXS_VERSION_PATH]: core,
+      ...fence,
       "/nxs/hooks/queue": { name: "queue", version: 2 },
     };
     for (const [path, body] of Object.entries(change)) {
