@@ -259,10 +259,10 @@ function hooks(dir) {
 
 function build(tag, context, platform, extra = []) {
   const started = Date.now();
-  // The legacy builder's layer cache ignores the platform (it would reuse an amd64 layer for an
-  // arm64 build and then refuse it): build other arches without it. The images are small.
-  const noCache = platform === `linux/${hostArch}` ? [] : ["--no-cache"];
-  run("docker", ["build", "-q", ...noCache, "--platform", platform, "-t", tag, ...extra, context]);
+  // No layer cache: the legacy builder's cache ignores the platform (it reuses an arm64 layer for
+  // an amd64 build, or the reverse, and then refuses it). The images are COPY steps only; the
+  // cache that matters is the content-hash tag checked before calling this.
+  run("docker", ["build", "-q", "--no-cache", "--platform", platform, "-t", tag, ...extra, context]);
   log(`built ${tag} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 

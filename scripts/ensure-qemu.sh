@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ensure the arm64 emulation of the smoke test (docker/test/arm64-smoke.int.test.ts): Debian's
+# Ensure the arm64 emulation of the smoke test (examples/compose/test/arm64-smoke.int.test.ts): Debian's
 # `qemu-user` (qemu-aarch64, user-mode: runs one linux/arm64 program, no VM, no binfmt needed) and
 # the arm64 cross libraries the Node binary links against (`libc6-arm64-cross`,
 # `libstdc++6-arm64-cross`, `libgcc-s1-arm64-cross`: together the sysroot of
