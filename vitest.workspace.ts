@@ -18,13 +18,14 @@ const alias = [
   { find: /^@nxs-sync\/queue\/pocketbase$/, replacement: here("./packages/queue/src/pocketbase/index.ts") },
   { find: /^@nxs-sync\/config\/pocketbase$/, replacement: here("./packages/config/src/pocketbase/index.ts") },
   { find: /^@nxs-sync\/metrics\/pocketbase$/, replacement: here("./packages/metrics/src/pocketbase/index.ts") },
+  { find: /^@nxs-sync\/client\/node$/, replacement: here("./packages/client/src/node.ts") },
   {
-    find: /^@nxs-sync\/(core|pocketbase|queue|config|metrics|cli|testing)$/,
+    find: /^@nxs-sync\/(core|pocketbase|queue|config|metrics|client|cli|testing)$/,
     replacement: here("./packages/$1/src/index.ts"),
   },
 ];
 
-const packages = ["core", "pocketbase", "queue", "config", "metrics", "cli", "testing"] as const;
+const packages = ["core", "pocketbase", "queue", "config", "metrics", "client", "cli", "testing"] as const;
 
 export default defineConfig({
   resolve: { alias },
