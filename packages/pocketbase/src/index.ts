@@ -41,6 +41,16 @@ export {
   schemaDefinitions,
 } from "./collections/nxs.js";
 export {
+  checkRecordCollections,
+  DEFAULT_RECORD_COLLECTIONS,
+  RECORDS_HOOKS,
+  RECORDS_TOPIC,
+  recordsCollections,
+  recordsHookPiece,
+  TOMBSTONES_COLLECTION,
+  tombstonesCollection,
+} from "./collections/records.js";
+export {
   type Ack,
   type Checkpointer,
   type CheckpointerOptions,
@@ -128,6 +138,22 @@ export {
   type RealtimeSessionOptions,
   type RealtimeTopic,
 } from "./realtime-session.js";
+export { type AuthSecrets, readSecrets, readSecretsDigest, writeSecrets } from "./record-secrets.js";
+export {
+  createRecordSync,
+  type ExportedRecord,
+  exportRecords,
+  importRecords,
+  type RecordConflict,
+  type RecordDigest,
+  type RecordExport,
+  type RecordImportResult,
+  type RecordSync,
+  type RecordSyncOptions,
+  type RecordSyncStats,
+  type RecordTombstone,
+  readRecordDigest,
+} from "./record-sync.js";
 export {
   createRecordWatch,
   type RecordWatch,

@@ -43,6 +43,12 @@ export interface RealtimeTopic {
    * (`collectionName`). Default: none.
    */
   readonly also?: readonly string[];
+  /**
+   * Custom topics on the same connection (messages a server's hooks send, e.g. `nxs/records` of the
+   * `records` piece): each message arrives as an event whose `action` is the topic and whose
+   * `record` is the message's data. Default: none.
+   */
+  readonly topics?: readonly string[];
 }
 
 /**
@@ -86,6 +92,9 @@ export const pocketBaseRealtimeLink: RealtimeLink = {
               .subscribe("*", (e) => handlers.onEvent(e), filterOption(topic.filter(client))),
             ...(topic.also ?? []).map((name) =>
               client.collection(name).subscribe("*", (e) => handlers.onEvent(e)),
+            ),
+            ...(topic.topics ?? []).map((name) =>
+              client.realtime.subscribe(name, (data) => handlers.onEvent({ action: name, record: data })),
             ),
             client.realtime.subscribe("PB_CONNECT", () => handlers.onConnect()),
           ]);
@@ -198,6 +207,7 @@ export function createRealtimeSession(options: RealtimeSessionOptions): Realtime
     collection: options.collection,
     filter: options.filter,
     ...(options.also === undefined ? {} : { also: options.also }),
+    ...(options.topics === undefined ? {} : { topics: options.topics }),
   };
   /** Where the session connects: its pinned endpoint, else the pool's active one. */
   const target = (): Endpoint => options.endpoint ?? pool.active();

@@ -28,6 +28,7 @@ import {
 } from "./client.js";
 import type { RecordCheck, ReplicatedCollection } from "./collection-definition.js";
 import { defaultReplicatedCollections } from "./collections/nxs.js";
+import { checkRecordCollections, RECORDS_TOPIC } from "./collections/records.js";
 import { createEndpointPool, type Endpoint } from "./failover.js";
 import {
   isBelowPurgeFrontier,
@@ -40,6 +41,7 @@ import {
   versionFields,
 } from "./merge-plan.js";
 import { createRealtimeSession, type RealtimeEvent, type RealtimeSession } from "./realtime-session.js";
+import { createRecordSync, type RecordConflict, type RecordSync } from "./record-sync.js";
 import { contentDigest, setBounded } from "./replicator-digest.js";
 import type { ReportUntrusted } from "./replicator-snapshots.js";
 import { Collections } from "./schema.js";
@@ -65,6 +67,14 @@ export interface ReplicatorOptions {
    * Default {@link defaultReplicatedCollections} (the nxs-sync ones).
    */
   readonly collections?: readonly ReplicatedCollection[] | { replicated(): readonly ReplicatedCollection[] };
+  /**
+   * Collections nxs-sync does not own (an app's `users`, its own data), replicated through the
+   * `records` hook piece (`recordsHookPiece({ collections })` on every server, and
+   * `recordsCollections()` in the schema): accounts with their password hashes, token keys and
+   * OAuth2 links, deletes as tombstones, conflicts resolved by the servers and reported
+   * (`conflict` event). See docs/accounts.md. Default: none.
+   */
+  readonly records?: readonly string[];
   /** Anti-entropy interval. Default 30 000 ms. */
   readonly intervalMs?: number;
   /**
@@ -197,6 +207,12 @@ export interface ReplicatorEvents {
     /** Each server holding the key at that version, with its record id and content digest. */
     readonly servers: readonly { readonly url: string; readonly recordId: string; readonly digest: string }[];
   };
+  /**
+   * A conflict a server resolved while importing a record of a `records` collection: two writes of
+   * one record while the servers were apart (the later one won), or two accounts with one email
+   * (the one created first kept it). Also logged as a warning.
+   */
+  conflict: RecordConflict;
   /** An anti-entropy round finished. */
   sync: SyncStats;
   /** A server's realtime (re)connected. */
@@ -824,6 +840,42 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
     }
   }
 
+  // ---- records of other collections (the `records` piece) -------------------------------------
+
+  /** Copies the `records` collections (undefined when none is named). */
+  const recordSync: RecordSync | undefined =
+    options.records === undefined || options.records.length === 0
+      ? undefined
+      : createRecordSync({
+          collections: checkRecordCollections(options.records),
+          servers: () =>
+            servers
+              .filter((s) => s.refused === undefined && s.client.nodeId !== undefined && s.healthy)
+              .map((s) => ({ url: s.url, client: s.client })),
+          onConflict: (c) => {
+            logger.warn(
+              `[nxs-replicator] conflict in ${c.collection} ${c.id} (${c.from} → ${c.to}), resolved: ${JSON.stringify(c.conflict)}`,
+            );
+            emit("conflict", c);
+          },
+          onInvalid: (r) =>
+            reportError(
+              new TransportError(
+                ErrorCode.TransportRejected,
+                `${r.to} refused ${r.collection} ${r.id}: ${r.message}`,
+              ),
+              `import ${r.collection}`,
+              `${r.from} → ${r.to}`,
+            ),
+          onError: (e, op, url) => {
+            const err = toTransportError(e, `${op} at ${url}`);
+            const server = servers.find((x) => x.url === url);
+            if (err.code === ErrorCode.TransportUnavailable && server !== undefined)
+              markUnreachable(server, err);
+            reportError(err, op, url);
+          },
+        });
+
   // ---- realtime -------------------------------------------------------------------------------
 
   async function onRealtime(
@@ -885,8 +937,22 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       endpoint: server.endpoint,
       collection: first?.name ?? "",
       also: rest.map((c) => c.name),
+      ...(recordSync === undefined ? {} : { topics: [RECORDS_TOPIC] }),
       filter: () => "",
       onEvent: (e: RealtimeEvent) => {
+        if (e.action === RECORDS_TOPIC) {
+          recordSync
+            ?.onEvent(server.url, (e.record ?? {}) as { collectionName?: unknown; id?: unknown })
+            .catch((err: unknown) =>
+              // Anti-entropy copies it later.
+              reportError(
+                toTransportError(err, `copy a record from ${server.url}`),
+                "realtime records",
+                server.url,
+              ),
+            );
+          return;
+        }
         const name = (e.record as { collectionName?: unknown } | undefined)?.collectionName;
         const coll = typeof name === "string" ? byName.get(name) : first;
         if (coll === undefined) return;
@@ -1370,6 +1436,11 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       if (stopped) break;
       const r = await syncCollection(coll, round, full);
       for (const k of Object.keys(sum) as (keyof CollectionStats)[]) sum[k] += r[k];
+    }
+    if (recordSync !== undefined && !stopped) {
+      const r = await recordSync.round();
+      sum.copied += r.copied;
+      sum.failed += r.invalid;
     }
     const { copied } = sum;
     const stats: SyncStats = { ...sum, unreachable: [...round.unreachable], refused: [...round.refused] };
