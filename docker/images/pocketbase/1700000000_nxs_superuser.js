@@ -7,7 +7,9 @@ migrate(
     const email = $os.getenv("NXS_SUPERUSER_EMAIL");
     const password = $os.getenv("NXS_SUPERUSER_PASSWORD");
     if (!email || !password) {
-      throw new Error("nxs_superuser: set NXS_SUPERUSER_EMAIL and NXS_SUPERUSER_PASSWORD for the first start");
+      throw new Error(
+        "nxs_superuser: set NXS_SUPERUSER_EMAIL and NXS_SUPERUSER_PASSWORD for the first start",
+      );
     }
     const superusers = app.findCollectionByNameOrId("_superusers");
     let record;
