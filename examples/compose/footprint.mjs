@@ -137,6 +137,8 @@ try {
 
   log(`load: ${JSON.stringify(rate)} per second per gateway for ${loadS} s`);
   const counts = { writes: 0, jobs: 0, reads: 0, errors: 0 };
+  /** Each distinct failure (`<what> <status> <body>`) and how often. */
+  const failures = {};
   const stopAt = Date.now() + loadS * 1000;
   const pace = async (perS, fn) => {
     if (perS <= 0) return;
@@ -144,8 +146,10 @@ try {
     let next = Date.now();
     const inflight = new Set();
     while (Date.now() < stopAt) {
-      const p = fn().catch(() => {
+      const p = fn().catch((e) => {
         counts.errors++;
+        const why = String(e?.message ?? e).slice(0, 160);
+        failures[why] = (failures[why] ?? 0) + 1;
       });
       inflight.add(p);
       p.finally(() => inflight.delete(p));
@@ -159,17 +163,17 @@ try {
   const loops = gateways.flatMap((g) => [
     pace(rate.writes, async () => {
       const r = await fetch(`${g}/notes/k${k++ % 200}`, { method: "PUT", body: JSON.stringify({ value }) });
-      if (!r.ok) throw new Error(String(r.status));
+      if (!r.ok) throw new Error(`write ${r.status} ${await r.text()}`);
       counts.writes++;
     }),
     pace(rate.jobs, async () => {
       const r = await fetch(`${g}/jobs`, { method: "POST", body: JSON.stringify({ text: "load" }) });
-      if (!r.ok) throw new Error(String(r.status));
+      if (!r.ok) throw new Error(`enqueue ${r.status} ${await r.text()}`);
       counts.jobs++;
     }),
     pace(rate.reads, async () => {
       const r = await fetch(`${g}/state`);
-      if (!r.ok) throw new Error(String(r.status));
+      if (!r.ok) throw new Error(`read ${r.status} ${await r.text()}`);
       await r.arrayBuffer();
       counts.reads++;
     }),
@@ -177,7 +181,7 @@ try {
   await sleep(Math.min(20_000, (loadS * 1000) / 4));
   const loadSamples = await sample(samples, Math.max(1000, (loadS * 1000) / 2 / samples));
   await Promise.all(loops);
-  loadResult = { idle, load: loadSamples, counts };
+  loadResult = { idle, load: loadSamples, counts, failures };
 } finally {
   try {
     compose("down", "-v");
@@ -218,5 +222,8 @@ console.log(
     "| container | limit (memory / CPUs) | idle MiB median (max) | idle CPU % median (max) | load MiB median (max) | load CPU % median (max) |",
     "|---|---|---|---|---|---|",
     ...rows,
+    ...(c.errors
+      ? ["", "failures:", ...Object.entries(loadResult.failures).map(([w, n]) => `- ${n} x ${w}`)]
+      : []),
   ].join("\n"),
 );
