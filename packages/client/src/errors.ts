@@ -93,6 +93,8 @@ export class FleetError extends ClientResponseError {
  * @returns True for a fleet client's error (of that code).
  * @example
  * ```ts
+ * import { createFleetClient, FleetErrorCode, isFleetError } from "@nxs-sync/client";
+ * const fleet = createFleetClient({ endpoints: ["https://a.example.com", "https://b.example.com"] });
  * try {
  *   await fleet.pb.collection("notes").create({ text: "hi" });
  * } catch (error) {

@@ -281,8 +281,9 @@ export function buildFleetClient(
     configurable: true,
     enumerable: true,
     get: () => onDisconnect,
+    // Code that saves and restores the handler gets ours back: keep no loop to itself.
     set: (fn: ((subscriptions: string[]) => void) | undefined) => {
-      userOnDisconnect = fn;
+      userOnDisconnect = fn === onDisconnect ? undefined : fn;
     },
   });
 

@@ -80,4 +80,17 @@ describe("createFleetClient options", () => {
     ]);
     fleet.close();
   });
+
+  it("keeps a realtime onDisconnect handler of the caller, and one saved and restored does not loop", () => {
+    const fleet = createFleetClient({ endpoints: ["http://a.test:8090", "http://b.test:8090"] });
+    const seen: string[][] = [];
+    fleet.pb.realtime.onDisconnect = (subs) => seen.push(subs);
+    const ours = fleet.pb.realtime.onDisconnect;
+    ours?.([]);
+    expect(seen).toEqual([[]]);
+    fleet.pb.realtime.onDisconnect = ours; // save-and-restore as some code does
+    fleet.pb.realtime.onDisconnect?.([]);
+    expect(seen).toEqual([[]]);
+    fleet.close();
+  });
 });
