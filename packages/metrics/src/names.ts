@@ -48,11 +48,16 @@ export function encodeSeriesKey(
   let out = `${name}{`;
   for (let i = 0; i < labelNames.length; i++) {
     const n = labelNames[i] as string;
-    const v = String(labels?.[n] ?? "").slice(0, MAX_LABEL_VALUE);
-    out += `${i === 0 ? "" : ","}${n}="${escapeValue(v)}"`;
+    const raw = labels?.[n];
+    let v = typeof raw === "string" ? raw : String(raw ?? "");
+    if (v.length > MAX_LABEL_VALUE) v = v.slice(0, MAX_LABEL_VALUE);
+    if (NEEDS_ESCAPE.test(v)) v = escapeValue(v);
+    out += i === 0 ? `${n}="${v}"` : `,${n}="${v}"`;
   }
   return `${out}}`;
 }
+
+const NEEDS_ESCAPE = /[\\"\n]/;
 
 /** A decoded series key. */
 export interface SeriesKey {

@@ -46,32 +46,48 @@ export interface MetricsPoint {
 }
 
 const fin = z.number().finite();
-const nonNeg = fin.nonnegative();
-const seriesValueSchema = z.union([
-  z.tuple([z.literal("c"), fin, fin]),
-  z.tuple([z.literal("g"), fin, fin, fin, nonNeg, fin]),
-  z.tuple([z.literal("h"), nonNeg, fin]).rest(nonNeg),
-]);
 const KEY_RE = /^[a-z_][a-z0-9_]*(\{.*\})?$/s;
+const isFin = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x);
+const isCount = (x: unknown): x is number => isFin(x) && x >= 0;
 
-/** The zod schema of {@link PointData}. */
+/**
+ * Why a series value is malformed, or undefined when it is well formed (a hand check rather than a
+ * zod union: a day of 1 m windows holds tens of thousands of values, and this is the hot path of a
+ * query).
+ */
+function checkSeriesValue(v: readonly unknown[], bounds: readonly number[] | undefined): string | undefined {
+  switch (v[0]) {
+    case "c":
+      return v.length === 3 && isFin(v[1]) && isFin(v[2]) ? undefined : 'a counter is ["c", increase, total]';
+    case "g":
+      return v.length === 6 && isFin(v[1]) && isFin(v[2]) && isFin(v[3]) && isCount(v[4]) && isFin(v[5])
+        ? undefined
+        : 'a gauge is ["g", min, max, sum, count, last]';
+    case "h": {
+      if (bounds === undefined || v.length !== bounds.length + 4)
+        return "histogram buckets do not match its bounds";
+      if (!isCount(v[1]) || !isFin(v[2])) return 'a histogram is ["h", count, sum, ...buckets]';
+      for (let i = 3; i < v.length; i++) if (!isCount(v[i])) return "a histogram bucket is a count";
+      return undefined;
+    }
+    default:
+      return 'a series value starts with "c", "g" or "h"';
+  }
+}
+
+/** The zod schema of {@link PointData} (series values checked by hand, see `checkSeriesValue`). */
 export const pointDataSchema = z
   .object({
     v: z.literal(1),
     b: z.record(z.string().regex(/^[a-z_][a-z0-9_]*$/), z.array(fin).max(64)),
-    s: z.record(z.string().max(2000).regex(KEY_RE), seriesValueSchema),
+    s: z.record(z.string().max(2000), z.array(z.unknown()).max(70)),
   })
   .superRefine((d, ctx) => {
     for (const [key, value] of Object.entries(d.s)) {
-      if (value[0] !== "h") continue;
-      const bounds = d.b[key.replace(/\{.*$/s, "")];
-      if (bounds === undefined || value.length !== bounds.length + 4) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["s", key],
-          message: "histogram buckets do not match its bounds",
-        });
-      }
+      const why = KEY_RE.test(key)
+        ? checkSeriesValue(value, d.b[key.replace(/\{.*$/s, "")])
+        : "malformed series key";
+      if (why !== undefined) ctx.addIssue({ code: "custom", path: ["s", key], message: why });
     }
   });
 
@@ -98,13 +114,64 @@ export type Decoded<T> =
  * @returns The point, or why it is refused.
  */
 export function decodePoint(raw: unknown): Decoded<MetricsPoint> {
-  const r = pointSchema.safeParse(raw);
-  if (!r.success) {
-    return { ok: false, reason: r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") };
+  // By hand, not with `pointSchema.safeParse`: the same checks at about a tenth of the cost (zod
+  // took ~0.1 ms a record, and a day's query decodes 1,440 of them). A unit test holds the two equal.
+  const fail = (reason: string): Decoded<MetricsPoint> => ({ ok: false, reason });
+  if (typeof raw !== "object" || raw === null) return fail("not an object");
+  const r = raw as Record<string, unknown>;
+  const { id, node, tier, start, span, n, rev, data } = r;
+  if (typeof id !== "string" || !/^[a-z0-9]{15}$/.test(id)) return fail("id: not 15 characters of [a-z0-9]");
+  if (typeof node !== "string" || node.length < 1 || node.length > 200)
+    return fail("node: 1 to 200 characters");
+  if (typeof tier !== "string" || !/^[a-z0-9]{1,16}$/.test(tier)) return fail("tier: [a-z0-9]{1,16}");
+  if (!(Number.isSafeInteger(start) && (start as number) >= 0)) return fail("start: a non-negative integer");
+  if (!(Number.isSafeInteger(span) && (span as number) > 0)) return fail("span: a positive integer");
+  if (!(Number.isSafeInteger(n) && (n as number) > 0)) return fail("n: a positive integer");
+  if (!(Number.isSafeInteger(rev) && (rev as number) >= 0)) return fail("rev: a non-negative integer");
+  const why = checkData(data);
+  if (why !== undefined) return fail(`data: ${why}`);
+  if (id !== pointId(node, tier, start as number)) return fail("id is not the point's id");
+  return {
+    ok: true,
+    value: {
+      id,
+      node,
+      tier,
+      start: start as number,
+      span: span as number,
+      n: n as number,
+      rev: rev as number,
+      data: data as PointData,
+    },
+  };
+}
+
+/** Why a record's `data` is not a {@link PointData}, or undefined. */
+function checkData(data: unknown): string | undefined {
+  if (typeof data !== "object" || data === null || Array.isArray(data)) return "not an object";
+  const d = data as Record<string, unknown>;
+  if (d.v !== 1) return "v: not 1";
+  const b = d.b;
+  const s = d.s;
+  if (typeof b !== "object" || b === null || Array.isArray(b)) return "b: not an object";
+  if (typeof s !== "object" || s === null || Array.isArray(s)) return "s: not an object";
+  for (const [name, bounds] of Object.entries(b)) {
+    if (!/^[a-z_][a-z0-9_]*$/.test(name)) return `b.${name}: malformed metric name`;
+    if (!Array.isArray(bounds) || bounds.length > 64 || !bounds.every(isFin))
+      return `b.${name}: up to 64 finite bounds`;
   }
-  const p = r.data as MetricsPoint;
-  if (p.id !== pointId(p.node, p.tier, p.start)) return { ok: false, reason: "id is not the point's id" };
-  return { ok: true, value: p };
+  for (const [key, value] of Object.entries(s)) {
+    if (key.length > 2000 || !KEY_RE.test(key))
+      return `s: malformed series key ${JSON.stringify(key.slice(0, 80))}`;
+    if (!Array.isArray(value) || value.length > 70) return `s.${key}: not a series value`;
+    const brace = key.indexOf("{");
+    const why = checkSeriesValue(
+      value,
+      (b as Record<string, readonly number[]>)[brace < 0 ? key : key.slice(0, brace)],
+    );
+    if (why !== undefined) return `s.${key}: ${why}`;
+  }
+  return undefined;
 }
 
 /**

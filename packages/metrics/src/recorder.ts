@@ -6,7 +6,7 @@
  */
 import { ErrorCode, NxsError } from "@nxs-sync/core";
 import { MetricsError, MetricsErrorCode } from "./errors.js";
-import { checkName, encodeSeriesKey, type Labels } from "./names.js";
+import { checkName, encodeSeriesKey, type Labels, MAX_LABEL_VALUE } from "./names.js";
 import type { PointData, SeriesValue } from "./point.js";
 
 /** Kinds of metric (const object + union). */
@@ -155,9 +155,10 @@ interface Metric {
   readonly help: string;
   readonly labelNames: readonly string[];
   readonly bounds: readonly number[];
+  /** By the label values joined with U+0001 (cheap to build per call); each holds its series key. */
   readonly series: Map<
     string,
-    { labels: Readonly<Record<string, string>>; state: CounterState | GaugeState | HistState }
+    { key: string; labels: Readonly<Record<string, string>>; state: CounterState | GaugeState | HistState }
   >;
   readonly values: Map<string, Set<string>>;
   handle: unknown;
@@ -236,13 +237,26 @@ export function createRecorder(options: RecorderOptions = {}): Recorder {
     m: Metric,
     labels: Labels | undefined,
   ): CounterState | GaugeState | HistState | undefined => {
-    const key = encodeSeriesKey(m.name, m.labelNames, labels);
-    const s = m.series.get(key);
+    const names = m.labelNames;
+    let id = "";
+    for (let i = 0; i < names.length; i++) {
+      const raw = labels?.[names[i] as string];
+      let v = typeof raw === "string" ? raw : String(raw ?? "");
+      if (v.length > MAX_LABEL_VALUE) v = v.slice(0, MAX_LABEL_VALUE);
+      if (v.includes("\u0001")) {
+        // The separator inside a value: the unambiguous series key instead (it holds U+0001, so it
+        // cannot equal a joined id, whose values hold none).
+        id = `\u0001${encodeSeriesKey(m.name, names, labels)}`;
+        break;
+      }
+      id = i === 0 ? v : `${id}\u0001${v}`;
+    }
+    const s = m.series.get(id);
     if (s !== undefined) return s.state;
     const values: Record<string, string> = {};
     let over = seriesCount >= maxSeries;
     for (const l of m.labelNames) {
-      const v = String(labels?.[l] ?? "").slice(0, 128);
+      const v = String(labels?.[l] ?? "").slice(0, MAX_LABEL_VALUE);
       values[l] = v;
       const seen = m.values.get(l) as Set<string>;
       if (!seen.has(v) && seen.size >= maxLabelValues) over = true;
@@ -262,7 +276,7 @@ export function createRecorder(options: RecorderOptions = {}): Recorder {
     }
     for (const l of m.labelNames) (m.values.get(l) as Set<string>).add(values[l] as string);
     const state = newState(m);
-    m.series.set(key, { labels: values, state });
+    m.series.set(id, { key: encodeSeriesKey(m.name, names, values), labels: values, state });
     seriesCount++;
     return state;
   };
@@ -292,17 +306,15 @@ export function createRecorder(options: RecorderOptions = {}): Recorder {
     let i = 0;
     while (i < b.length && v > (b[i] as number)) i++;
     const nb = b.length + 1;
-    for (const arr of [st.window, st.totals]) {
-      arr[i] = (arr[i] as number) + 1;
-      arr[nb] = (arr[nb] as number) + 1;
-      arr[nb + 1] = (arr[nb + 1] as number) + v;
-    }
+    const w = st.window;
+    const t = st.totals;
+    w[i] = (w[i] as number) + 1;
+    w[nb] = (w[nb] as number) + 1;
+    w[nb + 1] = (w[nb + 1] as number) + v;
+    t[i] = (t[i] as number) + 1;
+    t[nb] = (t[nb] as number) + 1;
+    t[nb + 1] = (t[nb + 1] as number) + v;
   };
-
-  const splitLast = (args: unknown[], hasLabels: boolean): [Labels | undefined, number | undefined] =>
-    hasLabels
-      ? [args[0] as Labels, args[1] as number | undefined]
-      : [undefined, args[0] as number | undefined];
 
   const recorder: Recorder = {
     counter<L extends string = never>(name: string, opts: MetricOptions<L> = {}): Counter<L> {
@@ -311,8 +323,9 @@ export function createRecorder(options: RecorderOptions = {}): Recorder {
       const hasLabels = m.labelNames.length > 0;
       const handle = {
         name,
-        inc: (...args: unknown[]) => {
-          const [labels, by] = splitLast(args, hasLabels);
+        inc: (a?: unknown, b?: unknown) => {
+          const labels = hasLabels ? (a as Labels) : undefined;
+          const by = (hasLabels ? b : a) as number | undefined;
           const st = stateOf(m, labels) as CounterState | undefined;
           if (st !== undefined) addCounter(st, by ?? 1);
         },
@@ -330,8 +343,9 @@ export function createRecorder(options: RecorderOptions = {}): Recorder {
       const hasLabels = m.labelNames.length > 0;
       const handle = {
         name,
-        set: (...args: unknown[]) => {
-          const [labels, v] = splitLast(args, hasLabels);
+        set: (a?: unknown, b?: unknown) => {
+          const labels = hasLabels ? (a as Labels) : undefined;
+          const v = (hasLabels ? b : a) as number | undefined;
           const st = stateOf(m, labels) as GaugeState | undefined;
           if (st !== undefined) setGauge(st, v ?? Number.NaN);
         },
@@ -350,8 +364,9 @@ export function createRecorder(options: RecorderOptions = {}): Recorder {
       const handle = {
         name,
         buckets: m.bounds,
-        observe: (...args: unknown[]) => {
-          const [labels, v] = splitLast(args, hasLabels);
+        observe: (a?: unknown, b?: unknown) => {
+          const labels = hasLabels ? (a as Labels) : undefined;
+          const v = (hasLabels ? b : a) as number | undefined;
           const st = stateOf(m, labels) as HistState | undefined;
           if (st !== undefined) observe(m, st, v ?? Number.NaN);
         },
@@ -367,7 +382,8 @@ export function createRecorder(options: RecorderOptions = {}): Recorder {
       const out: MetricSnapshot[] = [];
       for (const m of metrics.values()) {
         const series: SeriesSnapshot[] = [];
-        for (const [key, s] of m.series) {
+        for (const s of m.series.values()) {
+          const key = s.key;
           if (m.kind === MetricKind.Counter) {
             series.push({ key, labels: s.labels, value: (s.state as CounterState).total });
           } else if (m.kind === MetricKind.Gauge) {
@@ -400,7 +416,8 @@ export function createRecorder(options: RecorderOptions = {}): Recorder {
       const s: Record<string, SeriesValue> = {};
       const b: Record<string, readonly number[]> = {};
       for (const m of metrics.values()) {
-        for (const [key, ser] of m.series) {
+        for (const ser of m.series.values()) {
+          const key = ser.key;
           if (m.kind === MetricKind.Counter) {
             const c = ser.state as CounterState;
             s[key] = ["c", c.inc, c.total];

@@ -25,6 +25,24 @@ export interface PocketBaseMetricsClient extends MetricsClient {
 const PAGE = 500;
 const EMPTY = { v: 1, b: {}, s: {} };
 
+/**
+ * The fields of a point's record in `nxs_metrics_points` (what is created or updated).
+ * @param p - The point.
+ * @returns The record's body.
+ */
+export function pointRecord(p: MetricsPoint): Record<string, unknown> & { id: string } {
+  return {
+    id: p.id,
+    node: p.node,
+    tier: p.tier,
+    start: p.start,
+    span: p.span,
+    n: p.n,
+    rev: p.rev,
+    data: p.data,
+  };
+}
+
 /** A PocketBase date of a time (`2026-01-01 00:00:00.000Z`). */
 const pbDate = (ms: number): string => new Date(ms).toISOString().replace("T", " ");
 
@@ -67,16 +85,7 @@ export function createPocketBaseMetricsClient(
       timeoutMs,
     });
 
-  const body = (p: MetricsPoint) => ({
-    id: p.id,
-    node: p.node,
-    tier: p.tier,
-    start: p.start,
-    span: p.span,
-    n: p.n,
-    rev: p.rev,
-    data: p.data,
-  });
+  const body = pointRecord;
 
   return {
     pool,

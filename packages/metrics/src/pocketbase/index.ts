@@ -7,6 +7,7 @@ export {
   createPocketBaseMetricsClient,
   type PocketBaseMetricsClient,
   type PocketBaseMetricsClientOptions,
+  pointRecord,
 } from "./client.js";
 export {
   DEFAULT_EXPIRED_PURGE_MS,

@@ -76,6 +76,20 @@ describe("recorder", () => {
     expect(r.stats().series).toBe(50);
   });
 
+  it("keeps label sets apart whatever their values hold", () => {
+    const r = createRecorder();
+    const c = r.counter("x_total", { labels: ["a", "b"] });
+    c.inc({ a: "p\u0001", b: "q" });
+    c.inc({ a: "p", b: "\u0001q" });
+    c.inc({ a: "p", b: "q" });
+    expect(Object.values(r.takeWindow().s)).toEqual([
+      ["c", 1, 1],
+      ["c", 1, 1],
+      ["c", 1, 1],
+    ]);
+    expect(r.stats().series).toBe(3);
+  });
+
   it("series keys round-trip, escapes included", () => {
     const key = encodeSeriesKey("m", ["a", "b"], { a: 'x"y\\z', b: "line\nbreak" });
     expect(decodeSeriesKey(key)).toEqual({ name: "m", labels: { a: 'x"y\\z', b: "line\nbreak" } });

@@ -4,6 +4,7 @@ import {
   makePoint,
   type PointData,
   pointId,
+  pointSchema,
   rollupPoints,
   type SeriesValue,
 } from "@nxs-sync/metrics";
@@ -125,7 +126,65 @@ describe("rollups", () => {
       { ...good, n: 0 },
       null,
     ];
-    for (const c of cases) expect(decodePoint(c).ok).toBe(false);
+    for (const c of cases) {
+      expect(decodePoint(c).ok).toBe(false);
+      // The hand decoder and the zod schema agree (the id check is the decoder's own).
+      if (c !== null && (c as { id?: string }).id === good.id)
+        expect(pointSchema.safeParse(c).success).toBe(false);
+    }
     expect(decodePoint(good).ok).toBe(true);
+    expect(pointSchema.safeParse(good).success).toBe(true);
+  });
+
+  it("the hand decoder accepts exactly what the zod schema accepts (seeded mutations)", () => {
+    const good = toPoints("n1", [{ inc: 1, gauges: [1, 2], obs: [1, 50, 500] }])[0]!;
+    const junk = fc.oneof(
+      fc.constant(undefined),
+      fc.constant(null),
+      fc.integer({ min: -5, max: 5 }),
+      fc.double(),
+      fc.string({ maxLength: 4 }),
+      fc.constant(["g", 1, 1, 1, 1, 1]),
+      fc.constant(["h", 1, 1, 0, 1, 0, 0]),
+      fc.constant(["c", 1]),
+      fc.constant({}),
+    );
+    const paths = [
+      "n",
+      "span",
+      "rev",
+      "node",
+      "tier",
+      "data",
+      "data.v",
+      "data.b",
+      "data.b.h",
+      "data.s",
+      "data.s.g",
+      "data.s.h",
+      "data.s.c_total",
+      "data.s.Bad{",
+      "data.b.h.0",
+    ];
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom(...paths), junk), { minLength: 1, maxLength: 3 }),
+        (edits) => {
+          const rec = JSON.parse(JSON.stringify(good)) as Record<string, unknown>;
+          for (const [path, value] of edits) {
+            const keys = path.split(".");
+            let at: Record<string, unknown> | undefined = rec;
+            for (const k of keys.slice(0, -1))
+              at =
+                typeof at?.[k] === "object" && at[k] !== null
+                  ? (at[k] as Record<string, unknown>)
+                  : undefined;
+            if (at !== undefined) at[keys.at(-1)!] = value;
+          }
+          expect(decodePoint(rec).ok).toBe(pointSchema.safeParse(rec).success);
+        },
+      ),
+      { seed: SEED, numRuns: 500 },
+    );
   });
 });
