@@ -100,3 +100,27 @@ export async function withSuperusers<T>(
     for (const pb of clients) closeSdkClient(pb);
   }
 }
+
+/**
+ * Logs in to every server as a superuser, runs `fn` with all the clients at once, then closes them.
+ * @param urls - The servers.
+ * @param credentialsOf - Each server's superuser credentials.
+ * @param timeoutMs - Per-request timeout.
+ * @param fn - The work.
+ * @returns What `fn` returns.
+ */
+export async function withAllSuperusers<T>(
+  urls: readonly string[],
+  credentialsOf: (url: string) => Credentials,
+  timeoutMs: number,
+  fn: (servers: readonly { readonly url: string; readonly pb: PocketBase }[]) => Promise<T>,
+): Promise<T> {
+  const clients: { url: string; pb: PocketBase }[] = [];
+  try {
+    for (const url of urls)
+      clients.push({ url, pb: await connectSuperuser(url, credentialsOf(url), timeoutMs) });
+    return await fn(clients);
+  } finally {
+    for (const c of clients) closeSdkClient(c.pb);
+  }
+}

@@ -32,6 +32,8 @@ export interface CommandEnv extends CliContext {
   readonly progress: boolean;
   /** Writes a line to stderr (not in `--json` documents). */
   note(line: string): void;
+  /** Collections replicated through the records piece (`--records`, `NXS_RECORDS`; default `users`). */
+  readonly records: readonly string[];
 }
 
 /**

@@ -1,8 +1,12 @@
 import {
   type CollectionDefinition,
   type CollectionRegistry,
+  checkRecordCollections,
   createNxsCollectionRegistry,
+  DEFAULT_RECORD_COLLECTIONS,
   type HookPiece,
+  recordsCollections,
+  recordsHookPiece,
 } from "@nxs-sync/pocketbase";
 
 /** What the CLI knows of the project: its collections and hook pieces, and which packages it found. */
@@ -44,11 +48,20 @@ const OPTIONAL: readonly (readonly [string, () => Promise<OptionalPackage>])[] =
 /**
  * The project's registry: the nxs-sync collections and bundle, plus the queue's and the config
  * store's collections and hook pieces when `@nxs-sync/queue` / `@nxs-sync/config` are installed
- * (loaded with a dynamic import, so the CLI works without them).
+ * (loaded with a dynamic import, so the CLI works without them), and the `records` piece with
+ * `nxs_tombstones` for the collections replicated through it (`records`, default `users`; none
+ * when empty).
+ * @param options - `records`: the collections replicated through the records piece.
  * @returns The registry and the packages it covers.
  */
-export async function loadProjectRegistry(): Promise<ProjectRegistry> {
+export async function loadProjectRegistry(
+  options: { readonly records?: readonly string[] } = {},
+): Promise<ProjectRegistry> {
   const registry = createNxsCollectionRegistry();
+  const records = options.records ?? DEFAULT_RECORD_COLLECTIONS;
+  // Collections nxs-sync does not own (accounts, app data): the records piece and its tombstones.
+  if (records.length > 0)
+    registry.register(...recordsCollections()).registerHooks(recordsHookPiece({ collections: records }));
   const packages = ["pocketbase"];
   const skipped: string[] = [];
   for (const [name, load] of OPTIONAL) {
@@ -70,4 +83,27 @@ export async function loadProjectRegistry(): Promise<ProjectRegistry> {
     packages.push(name);
   }
   return { registry, packages, skipped };
+}
+
+/**
+ * The collections replicated through the records piece: `--records a,b` (or `none`), else
+ * `NXS_RECORDS`, else `users`.
+ * @param option - The `--records` value.
+ * @param env - The environment.
+ * @returns The names (empty: none).
+ * @throws NxsError `config/invalid` for a malformed name or an nxs-sync collection.
+ */
+export function recordsOption(
+  option: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): readonly string[] {
+  const text = option ?? env.NXS_RECORDS;
+  if (text === undefined) return DEFAULT_RECORD_COLLECTIONS;
+  if (text.trim() === "none") return [];
+  return checkRecordCollections(
+    text
+      .split(",")
+      .map((n) => n.trim())
+      .filter((n) => n !== ""),
+  );
 }

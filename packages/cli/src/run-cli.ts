@@ -9,7 +9,7 @@ import { runStatus } from "./commands/status.js";
 import type { CliContext, CommandEnv } from "./context.js";
 import { CliExitCode, exitCodeOf } from "./exit-codes.js";
 import { renderJson } from "./output.js";
-import { loadProjectRegistry } from "./registry.js";
+import { loadProjectRegistry, recordsOption } from "./registry.js";
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -58,6 +58,7 @@ interface GlobalOptions {
   superuserEmail?: string;
   superuserPassword?: string;
   credentials?: string;
+  records?: string;
 }
 
 /**
@@ -78,12 +79,16 @@ interface GlobalOptions {
  */
 export async function runCli(argv: readonly string[], ctx: CliContext): Promise<CliExitCode> {
   if (argv[0] === "replicator") {
-    const project = await loadProjectRegistry();
+    // `--records` of the replicator's own arguments wins over NXS_RECORDS (default users).
+    const at = argv.indexOf("--records");
+    const records = recordsOption(at > 0 ? argv[at + 1] : undefined, ctx.env);
+    const project = await loadProjectRegistry({ records });
     return runReplicatorCli(argv.slice(1), {
       env: ctx.env,
       signal: ctx.signal,
       // The queue's and config store's collections too, when those packages are installed.
       collections: project.registry,
+      records,
       ...(ctx.logger === undefined ? {} : { logger: ctx.logger }),
     });
   }
@@ -108,10 +113,14 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
       ),
     )
     .option("--credentials <file>", "JSON file with the superuser credentials")
+    .option(
+      "--records <list>",
+      "collections replicated through the records piece, comma-separated (accounts and app data; else NXS_RECORDS; default users; none: off)",
+    )
     .addHelpText("after", EXIT_CODES_HELP);
 
-  const envOf = (cmd: Command): CommandEnv & GlobalOptions => {
-    const g = cmd.optsWithGlobals() as GlobalOptions;
+  const envOf = (cmd: Command): CommandEnv & Omit<GlobalOptions, "records"> => {
+    const { records, ...g } = cmd.optsWithGlobals() as GlobalOptions;
     json = g.json === true;
     const timeoutMs = Number(g.timeout ?? "10000");
     return {
@@ -120,6 +129,7 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
       json,
       timeoutMs: Number.isFinite(timeoutMs) && timeoutMs > 0 ? timeoutMs : 10_000,
       progress: g.progress === true,
+      records: recordsOption(records, ctx.env),
       note: (line) => {
         ctx.stderr.write(`${line}\n`);
       },

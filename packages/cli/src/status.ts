@@ -1,5 +1,11 @@
 import { createHash } from "node:crypto";
-import { Collections, checkHooksVersion, closeSdkClient, toTransportError } from "@nxs-sync/pocketbase";
+import {
+  Collections,
+  checkHooksVersion,
+  closeSdkClient,
+  readSecretsDigest,
+  toTransportError,
+} from "@nxs-sync/pocketbase";
 import type PocketBase from "pocketbase";
 import { connectSuperuser } from "./connect.js";
 import type { Credentials } from "./credentials.js";
@@ -21,6 +27,21 @@ export interface ServerState {
   readonly queue?: Record<string, number>;
   /** Per config environment: keys and a digest of their heads (when `nxs_config_versions` exists). */
   readonly config?: Record<string, { readonly keys: number; readonly digest: string }>;
+  /**
+   * Per collection replicated through the records piece: its records, a digest of their ids and
+   * `updated` and of its tombstones, and for an auth collection a digest of its token secrets
+   * (equal on every server unless one drifted, e.g. an `authRule` edit regenerated a secret:
+   * `nxs-sync setup` copies them again); `problem` when the piece could not read it.
+   */
+  readonly records?: Record<
+    string,
+    {
+      readonly count?: number;
+      readonly digest?: string;
+      readonly secrets?: string;
+      readonly problem?: string;
+    }
+  >;
 }
 
 /** One doc on one server. */
@@ -177,11 +198,39 @@ export function createSessions(): Sessions {
 }
 
 /** Reads one server (read-only): version, heads, snapshots, acks, queue and config. */
+/** A server's digests of the collections replicated through the records piece. */
+async function readRecords(pb: PocketBase, names: readonly string[]): Promise<ServerState["records"]> {
+  const out: NonNullable<ServerState["records"]> = {};
+  for (const name of names) {
+    try {
+      const d = await pb.send<{ count: number; digest: string; tombstoneDigest: string }>(
+        `/nxs/records/${encodeURIComponent(name)}/digest`,
+        { method: "GET", requestKey: null },
+      );
+      let secrets: string | undefined;
+      try {
+        secrets = await readSecretsDigest(pb, name);
+      } catch {
+        secrets = undefined; // not an auth collection
+      }
+      out[name] = {
+        count: d.count,
+        digest: sha(`${d.digest}|${d.tombstoneDigest}`),
+        ...(secrets === undefined ? {} : { secrets }),
+      };
+    } catch (e) {
+      out[name] = { problem: (e as Error).message };
+    }
+  }
+  return out;
+}
+
 async function readServer(
   url: string,
   credentials: Credentials,
   timeoutMs: number,
   sessions: Sessions,
+  recordNames: readonly string[] = [],
 ): Promise<ServerRead> {
   let pb: PocketBase;
   try {
@@ -286,8 +335,16 @@ async function readServer(
           ]),
       );
     }
+    const records = recordNames.length > 0 && hasSchema ? await readRecords(pb, recordNames) : undefined;
     return {
-      state: { url, reachable: true, ...hooks, ...(queue ? { queue } : {}), ...(config ? { config } : {}) },
+      state: {
+        url,
+        reachable: true,
+        ...hooks,
+        ...(queue ? { queue } : {}),
+        ...(config ? { config } : {}),
+        ...(records ? { records } : {}),
+      },
       heads,
       snapshots,
       acks,
@@ -332,6 +389,8 @@ export interface ReadStatusOptions {
    * interval gets twice its interval. Default {@link DEFAULT_STALE_AFTER_MS}.
    */
   readonly staleAfterMs?: number;
+  /** Collections replicated through the records piece, compared across servers. Default none. */
+  readonly records?: readonly string[];
 }
 
 const timeOf = (at: string): number => Date.parse(at.replace(" ", "T"));
@@ -400,7 +459,9 @@ export async function readFleetStatus(
   options: ReadStatusOptions = {},
 ): Promise<FleetStatus> {
   const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
-  const reads = await Promise.all(urls.map((u) => readServer(u, credentialsOf(u), timeoutMs, sessions)));
+  const reads = await Promise.all(
+    urls.map((u) => readServer(u, credentialsOf(u), timeoutMs, sessions, options.records ?? [])),
+  );
   const docNames = new Set(reads.flatMap((r) => r.heads.map((h) => h.doc)));
   const max = new Map<string, Vector>();
   for (const r of reads) {
@@ -464,6 +525,10 @@ export async function readFleetStatus(
   const queueDiverged = servers.some(
     (s) => JSON.stringify(s.queue ?? {}) !== JSON.stringify(servers[0]?.queue ?? {}),
   );
+  // Records of the records piece: equal digests (and token secrets) everywhere.
+  const recordsDiverged = servers.some(
+    (s) => JSON.stringify(s.records ?? {}) !== JSON.stringify(servers[0]?.records ?? {}),
+  );
   const now = (options.now ?? Date.now)();
   return {
     at: new Date(now).toISOString(),
@@ -478,6 +543,7 @@ export async function readFleetStatus(
       docs.every((d) => !d.diverged) &&
       members.every((m) => m.on.length === readable) &&
       !configDiverged &&
-      !queueDiverged,
+      !queueDiverged &&
+      !recordsDiverged,
   };
 }

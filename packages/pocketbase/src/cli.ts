@@ -32,9 +32,12 @@ export type ReplicatorExitCode = (typeof ReplicatorExitCode)[keyof typeof Replic
 
 const USAGE = `usage: nxs-replicator --server URL --server URL [--interval MS] [--lost-all-after MS]
                       [--compact-interval MS] [--expiry MS] [--log-level LEVEL]
+                      [--records COLLECTION,...]
 
 Keeps the nxs-sync collections identical on every server (realtime + anti-entropy) and, with
---compact-interval, compacts them. Credentials of a replicator account (a record of
+--compact-interval, compacts them. --records users,posts also copies those collections through the
+records hook piece (accounts with their password hashes, app data, deletes; nxs-sync replicator
+defaults to users, or NXS_RECORDS; none turns it off). Credentials of a replicator account (a record of
 nxs_replicators, made by ensureNode with role "replicator") come from the environment:
 NXS_REPLICATOR_EMAIL and NXS_REPLICATOR_PASSWORD (NXS_NODE_EMAIL and NXS_NODE_PASSWORD are
 deprecated aliases). Logs one line per message to stderr (--log-level: debug, info, warn (default),
@@ -62,6 +65,11 @@ export interface ReplicatorCliContext {
    * nxs-sync collections.
    */
   readonly collections?: ReplicatorOptions["collections"];
+  /**
+   * Collections replicated through the records piece (`ReplicatorOptions.records`) when
+   * `--records` is not given. Default none.
+   */
+  readonly records?: readonly string[];
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error", "silent"];
@@ -130,6 +138,7 @@ export async function runReplicatorCli(
     "compact-interval"?: string;
     expiry?: string;
     "log-level"?: string;
+    records?: string;
     help?: boolean;
   };
   try {
@@ -142,6 +151,7 @@ export async function runReplicatorCli(
         "compact-interval": { type: "string" },
         expiry: { type: "string" },
         "log-level": { type: "string" },
+        records: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -177,6 +187,15 @@ export async function runReplicatorCli(
   }
   const auth = { email, password };
   const servers = urls.map((url) => ({ url, auth }));
+  const records =
+    values.records === undefined
+      ? (ctx.records ?? [])
+      : values.records.trim() === "none"
+        ? []
+        : values.records
+            .split(",")
+            .map((n) => n.trim())
+            .filter((n) => n !== "");
   let replicator: Replicator;
   let compactor: Compactor | undefined;
   try {
@@ -185,6 +204,7 @@ export async function runReplicatorCli(
       ...(ctx.collections === undefined ? {} : { collections: ctx.collections }),
       intervalMs,
       lostAllAfterMs,
+      ...(records.length === 0 ? {} : { records }),
       logger: log,
       scheduler: ctx.scheduler,
     });

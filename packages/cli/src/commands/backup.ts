@@ -66,7 +66,7 @@ async function backupOnce(env: CommandEnv, options: BackupOptions, jsonLines = f
         ? await logicalBackup(pb, {
             dir: options.dir,
             keep,
-            registry: (await loadProjectRegistry()).registry,
+            registry: (await loadProjectRegistry({ records: env.records })).registry,
             progress,
           })
         : await fullBackup(pb, { dir: options.dir, keep, keepOnServer: options.keepOnServer, progress });
@@ -269,7 +269,7 @@ export async function runReseed(env: CommandEnv, options: ReseedOptions): Promis
   try {
     const target = await connectSuperuser(options.to, superuser(options.to), env.timeoutMs);
     try {
-      const project = await loadProjectRegistry();
+      const project = await loadProjectRegistry({ records: env.records });
       if (options.logical === true) {
         await ensureSchema(target, { collections: project.registry });
         const backup = await logicalBackup(peer, { dir, registry: project.registry, progress });

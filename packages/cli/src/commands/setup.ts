@@ -1,6 +1,6 @@
 import { ErrorCode, NxsError } from "@nxs-sync/core";
 import { NodeRole, writeHooksBundle } from "@nxs-sync/pocketbase";
-import { withSuperusers } from "../connect.js";
+import { withAllSuperusers, withSuperusers } from "../connect.js";
 import type { CommandEnv } from "../context.js";
 import { type CredentialOptions, resolveSuperuser } from "../credentials.js";
 import { CliExitCode } from "../exit-codes.js";
@@ -13,6 +13,7 @@ import {
 } from "../identities.js";
 import { renderJson, renderTable } from "../output.js";
 import { loadProjectRegistry } from "../registry.js";
+import { syncAuthSecrets } from "../secrets.js";
 import { type ServerSetup, setupServer } from "../setup.js";
 
 /** `create nxs_changes` for a few, `create 15 collections` for many (the JSON lists them all). */
@@ -36,7 +37,7 @@ export async function runSetup(env: CommandEnv, options: SetupOptions): Promise<
     throw new NxsError(ErrorCode.ConfigInvalid, "setup: give at least one --server URL");
   }
   const superuser = await resolveSuperuser(options, env.env);
-  const project = await loadProjectRegistry();
+  const project = await loadProjectRegistry({ records: env.records });
   for (const s of project.skipped) env.note(`warning: ${s} (its collections are left out)`);
   let file = await readIdentities(options.identities);
   const generated = file === undefined;
@@ -66,8 +67,16 @@ export async function runSetup(env: CommandEnv, options: SetupOptions): Promise<
       timeoutMs: env.timeoutMs,
     }),
   );
-  const changes = results.reduce((n, r) => n + r.writes, 0);
-  const ready = results.every((r) => r.hooks.ok);
+  // The token secrets of the replicated auth collections: the first server's everywhere.
+  const secrets =
+    env.records.length === 0 || !results.every((r) => r.hooks.ok)
+      ? []
+      : await withAllSuperusers(options.server, superuser, env.timeoutMs, (servers) =>
+          syncAuthSecrets(servers, env.records, dryRun),
+        );
+  const changes =
+    results.reduce((n, r) => n + r.writes, 0) + secrets.reduce((n, s) => n + s.copiedTo.length, 0);
+  const ready = results.every((r) => r.hooks.ok) && secrets.every((s) => s.problems.length === 0);
   if (env.json) {
     env.stdout.write(
       renderJson({
@@ -79,6 +88,8 @@ export async function runSetup(env: CommandEnv, options: SetupOptions): Promise<
         identitiesGenerated: generated,
         identities: identities.map(({ id, name, email, role }) => ({ id, name, email, role })),
         servers: results,
+        records: env.records,
+        secrets,
       }),
     );
   } else {
@@ -111,6 +122,13 @@ export async function runSetup(env: CommandEnv, options: SetupOptions): Promise<
     );
     for (const r of results) for (const w of r.warnings) env.note(`warning: ${w}`);
     for (const r of results) if (!r.hooks.ok) env.note(`not ready: ${r.hooks.problem}`);
+    for (const x of secrets) {
+      if (x.copiedTo.length > 0)
+        env.stdout.write(
+          `${dryRun ? "would copy" : "copied"} the token secrets of ${x.collection} to ${x.copiedTo.join(", ")}\n`,
+        );
+      for (const p of x.problems) env.note(`not ready: the token secrets of ${x.collection}: ${p}`);
+    }
   }
   return ready ? CliExitCode.Ok : CliExitCode.NotReady;
 }
@@ -120,7 +138,7 @@ export async function runSetup(env: CommandEnv, options: SetupOptions): Promise<
  * @returns 0.
  */
 export async function runHooksWrite(env: CommandEnv, dir: string): Promise<CliExitCode> {
-  const project = await loadProjectRegistry();
+  const project = await loadProjectRegistry({ records: env.records });
   const written = await writeHooksBundle(dir, project.registry);
   if (env.json) env.stdout.write(renderJson({ ok: true, written }));
   else {

@@ -103,6 +103,17 @@ export function renderStatus(status: FleetStatus): string {
     Object.entries(s.config ?? {}).map(([env, c]) => [env, s.url, String(c.keys), c.digest]),
   );
   if (config.length > 0) out.push(renderTable(["config env", "server", "keys", "heads digest"], config));
+  const records = status.servers.flatMap((s) =>
+    Object.entries(s.records ?? {}).map(([name, r]) => [
+      name,
+      s.url,
+      r.problem === undefined ? String(r.count) : "-",
+      r.problem ?? r.digest ?? "-",
+      r.secrets === undefined ? "-" : r.secrets.slice(0, 12),
+    ]),
+  );
+  if (records.length > 0)
+    out.push(renderTable(["records", "server", "count", "digest", "token secrets"], records));
   if (status.replicators.length > 0) {
     out.push(
       renderTable(
@@ -134,6 +145,14 @@ export function renderStatus(status: FleetStatus): string {
   const why = [
     ...(same((s) => s.queue) ? [] : ["jobs per state differ"]),
     ...(same((s) => s.config) ? [] : ["config heads differ"]),
+    ...(same((s) => Object.fromEntries(Object.entries(s.records ?? {}).map(([n, r]) => [n, r.secrets])))
+      ? []
+      : ["token secrets differ: run nxs-sync setup with every server to copy them again"]),
+    ...(same((s) =>
+      Object.fromEntries(Object.entries(s.records ?? {}).map(([n, r]) => [n, r.digest ?? r.problem])),
+    )
+      ? []
+      : ["replicated records differ (the replicator catches up, or is not running with --records)"]),
   ];
   out.push(
     status.converged
@@ -181,6 +200,7 @@ export async function runStatus(env: CommandEnv, options: StatusOptions): Promis
     return await loop(env, options, interval, (urls) =>
       readFleetStatus(urls, superuser, env.timeoutMs, sessions, {
         staleAfterMs: staleAfterS * 1000,
+        records: env.records,
         ...(env.now === undefined ? {} : { now: env.now }),
       }),
     );

@@ -365,7 +365,8 @@ describe("nxs-sync backup, verify, restore, reseed", () => {
     expect((await cli(["verify", path])).code).toBe(CliExitCode.Ok);
     // A fresh server, set up with the same identities, gets every record back.
     const c = await startFleetServer(servers, "backup-c");
-    expect((await cli(["setup", "--server", c.url, "--identities", ids])).code).toBe(0);
+    // Set up beside b (the first --server gives the others its token secrets).
+    expect((await cli(["setup", "--server", b.url, "--server", c.url, "--identities", ids])).code).toBe(0);
     const restore = await cli(["restore", "--server", c.url, "--file", path, "--json"]);
     expect(restore.code, restore.stderr).toBe(CliExitCode.Ok);
     expect(restore.json<{ created: Record<string, number> }>().created.nxs_changes).toBe(
@@ -384,7 +385,9 @@ describe("nxs-sync backup, verify, restore, reseed", () => {
     expect(run.code, run.stderr).toBe(CliExitCode.Ok);
     expect((await cli(["status", ...serverArgs([a, b, empty])])).code).toBe(CliExitCode.Ok);
     const logical = await startFleetServer(servers, "backup-empty2");
-    expect((await cli(["setup", "--server", logical.url, "--identities", ids])).code).toBe(0);
+    expect((await cli(["setup", "--server", b.url, "--server", logical.url, "--identities", ids])).code).toBe(
+      0,
+    );
     const run2 = await cli(["reseed", "--from", b.url, "--to", logical.url, "--logical"]);
     expect(run2.code, run2.stderr).toBe(CliExitCode.Ok);
     expect((await cli(["status", ...serverArgs([a, b, logical])])).code).toBe(CliExitCode.Ok);

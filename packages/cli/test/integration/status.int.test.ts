@@ -39,8 +39,8 @@ describe("nxs-sync status", () => {
     expect(s.docs[0]?.servers[b.url]).toMatchObject({ vector: {}, behind: 5, records: 0 });
     expect(s.docs[0]?.diverged).toBe(true);
     expect(s.servers.map((x) => [x.reachable, x.hooks, x.schema])).toEqual([
-      [true, 3, 4],
-      [true, 3, 4],
+      [true, 4, 4],
+      [true, 4, 4],
     ]);
     // Reading wrote nothing: a second reading is the same.
     const again = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
@@ -95,6 +95,26 @@ describe("nxs-sync status", () => {
     expect(run.code).toBe(CliExitCode.NotReady);
     expect(run.stdout).toMatch(/PROBLEM/);
     expect(run.stdout).toMatch(/no nxs-sync hooks bundle/);
+  });
+
+  it("token secrets: equal after setup; an authRule edit on one server shows as drift (exit 7) until setup repairs it", async () => {
+    const secretsOf = (st: FleetStatus) => st.servers.map((x) => x.records?.users?.secrets);
+    const before = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
+    const [sa, sb] = secretsOf(before);
+    expect(sa).toMatch(/^[0-9a-f]{64}$/);
+    expect(sb).toBe(sa);
+    // An operator edits the users collection's authRule in the Admin UI: PocketBase makes a new
+    // token secret there, and a session made on a is no longer accepted by b.
+    await b.client().collections.update("users", { authRule: "verified = true || verified = false" });
+    const drift = await cli(["status", ...serverArgs([a, b])]);
+    expect(drift.code).toBe(CliExitCode.Diverged);
+    expect(drift.stdout).toMatch(/token secrets differ: run nxs-sync setup/);
+    const setup = await cli(["setup", ...serverArgs([a, b]), "--identities", ids]);
+    expect(setup.code, setup.stderr).toBe(CliExitCode.Ok);
+    expect(setup.stdout).toMatch(new RegExp(`copied the token secrets of users to ${b.url}`));
+    const after = await cli(["status", ...serverArgs([a, b]), "--json"]);
+    expect(after.code).toBe(CliExitCode.Ok);
+    expect(secretsOf(after.json<FleetStatus>())).toEqual([sa, sa]);
   });
 
   it("--watch refreshes until interrupted (one JSON line per reading)", async () => {
