@@ -17,7 +17,10 @@ const alias = [
   { find: /^@nxs-sync\/testing\/vitest$/, replacement: here("./packages/testing/src/vitest-hooks.ts") },
   { find: /^@nxs-sync\/queue\/pocketbase$/, replacement: here("./packages/queue/src/pocketbase/index.ts") },
   { find: /^@nxs-sync\/config\/pocketbase$/, replacement: here("./packages/config/src/pocketbase/index.ts") },
-  { find: /^@nxs-sync\/metrics\/pocketbase$/, replacement: here("./packages/metrics/src/pocketbase/index.ts") },
+  {
+    find: /^@nxs-sync\/metrics\/pocketbase$/,
+    replacement: here("./packages/metrics/src/pocketbase/index.ts"),
+  },
   { find: /^@nxs-sync\/client\/node$/, replacement: here("./packages/client/src/node.ts") },
   {
     find: /^@nxs-sync\/(core|pocketbase|queue|config|metrics|client|cli|testing)$/,
