@@ -51,16 +51,18 @@ export interface Gateway {
   setNote(key: string, value: string): Promise<void>;
   /** Enqueues an echo job. */
   enqueue(text: string): Promise<JobId>;
-  /** Stops the worker (letting a running job finish), the queue, the replica and the store. */
+  /** Stops the worker (letting a running job finish), the queue, the replica and the config store. */
   close(): Promise<void>;
 }
 
 /**
- * Waits until one of the servers accepts the gateway account: before `nxs-sync setup` ran, the
- * account does not exist yet and every part would be refused.
+ * Waits until the servers accept the gateway account: before `nxs-sync setup` ran, the account
+ * does not exist yet and every part would be refused. Starts once at least one server accepts the
+ * login and none that answers refuses it (a server that answers with a refusal is not set up yet;
+ * one that does not answer at all may be down, and the parts fail over around it).
  * @param settings - Endpoints and account.
  * @param signal - Stops the wait.
- * @param onWait - Told why each round failed.
+ * @param onWait - Told why each round was not enough.
  * @throws the signal's reason when aborted.
  */
 export async function waitForAccount(
@@ -70,7 +72,9 @@ export async function waitForAccount(
 ): Promise<void> {
   for (;;) {
     signal.throwIfAborted();
-    const reasons: string[] = [];
+    const refused: string[] = [];
+    const unreachable: string[] = [];
+    let accepted = 0;
     for (const url of settings.endpoints) {
       const pb = new PocketBase(url);
       pb.autoCancellation(false);
@@ -78,13 +82,19 @@ export async function waitForAccount(
         await pb
           .collection(collectionOfRole())
           .authWithPassword(settings.email, settings.password, { signal: AbortSignal.timeout(3000) });
-        return;
+        accepted++;
       } catch (e) {
-        const status = (e as { status?: number }).status;
-        reasons.push(`${url}: ${status ? `HTTP ${status}` : (e as Error).message}`);
+        const status = (e as { status?: number }).status ?? 0;
+        if (status >= 400 && status < 500) refused.push(`${url}: HTTP ${status}`);
+        else unreachable.push(`${url}: ${status ? `HTTP ${status}` : (e as Error).message}`);
       }
     }
-    onWait(`no server accepts the gateway account yet (${reasons.join("; ")}); has \`nxs-sync setup\` run?`);
+    if (accepted > 0 && refused.length === 0) return;
+    onWait(
+      refused.length > 0
+        ? `the gateway account is refused by ${refused.join("; ")}; has \`nxs-sync setup\` run on every server?`
+        : `no server answers (${unreachable.join("; ")})`,
+    );
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, 2000);
       signal.addEventListener(
@@ -112,84 +122,94 @@ export async function startGateway(settings: GatewaySettings, logger: Logger): P
   const auth = { email: settings.email, password: settings.password };
   const replicaId = `${settings.nodeId}.main`;
   await mkdir(settings.stateDir, { recursive: true });
-
-  const transport = createPocketBaseTransport({
-    endpoints: settings.endpoints,
-    auth,
-    docId: NOTES_DOC,
-    origin: replicaId,
-    logger,
-  });
-  transport.on("failover", (e) => logger.warn(`notes: failover ${e.from} -> ${e.to}`));
-  transport.on("failback", (e) => logger.info(`notes: failback ${e.from} -> ${e.to}`));
-  const replica = await openReplica({
-    storage: createFileStorage({ dir: join(settings.stateDir, "replica-notes") }),
-    transport,
-    scheduler,
-    logger,
-    refusedRetryMs: 5000,
-    pollMs: 10_000,
-    createDoc: ({ snapshot, last }) =>
-      createDoc({
-        schema: notesSchema,
-        docId: NOTES_DOC,
-        replicaId,
-        clock: Date.now,
-        initial: { entries: {} },
-        ...(snapshot === undefined ? {} : { snapshot }),
-        ...(last === undefined ? {} : { last }),
-      }),
-  });
-
-  const queueBackend: PocketBaseQueueBackend = createPocketBaseQueueBackend({
-    endpoints: settings.endpoints,
-    auth,
-    logger,
-  });
-  const queue = createQueue({ name: ECHO_QUEUE, schema: echoSchema, backend: queueBackend, logger });
-  const worker = createWorker(
-    queue,
-    async ({ payload }) => ({ echo: payload.text.toUpperCase(), worker: settings.name }),
-    { scheduler, concurrency: 2, leaseMs: 15_000, logger },
-  );
-
-  const configBackend: PocketBaseConfigBackend = createPocketBaseConfigBackend({
-    endpoints: settings.endpoints,
-    auth,
-    logger,
-  });
-  const keyring = keyringFromEnv();
-  const config = createConfigStore({
-    backend: configBackend,
-    env: settings.configEnv,
-    node: settings.nodeId,
-    schemas: configSchemas,
-    cacheFile: join(settings.stateDir, "config-cache.json"),
-    logger,
-    ...(keyring === undefined ? {} : { keyring }),
-  });
-  const { source } = await config.start();
-
-  return {
-    settings,
-    replica,
-    transport,
-    queue,
-    worker,
-    config,
-    configSource: source,
-    async setNote(key, value) {
-      replica.doc.set(["entries", key], value);
-      await replica.flush();
-    },
-    enqueue: (text) => queue.add({ text }),
-    async close() {
-      await worker.close({ timeoutMs: 5000 }).catch(() => undefined);
-      await queue.close().catch(() => undefined);
-      await queueBackend.close().catch(() => undefined);
-      await replica.stop().catch(() => undefined);
-      await config.close().catch(() => undefined);
-      await configBackend.close().catch(() => undefined);
-    },
+  // What was started so far, closed in reverse when a later part fails: a retry must not leave a
+  // second replica or worker of this node running.
+  const started: (() => Promise<unknown>)[] = [];
+  const closeAll = async () => {
+    for (const close of started.reverse()) await close().catch(() => undefined);
   };
+  try {
+    // The config store first: it is the part that may refuse to start (no server, no cache file).
+    const configBackend: PocketBaseConfigBackend = createPocketBaseConfigBackend({
+      endpoints: settings.endpoints,
+      auth,
+      logger,
+    });
+    started.push(() => configBackend.close());
+    const keyring = keyringFromEnv();
+    const config = createConfigStore({
+      backend: configBackend,
+      env: settings.configEnv,
+      node: settings.nodeId,
+      schemas: configSchemas,
+      cacheFile: join(settings.stateDir, "config-cache.json"),
+      logger,
+      ...(keyring === undefined ? {} : { keyring }),
+    });
+    started.push(() => config.close());
+    const { source } = await config.start();
+
+    const transport = createPocketBaseTransport({
+      endpoints: settings.endpoints,
+      auth,
+      docId: NOTES_DOC,
+      origin: replicaId,
+      logger,
+    });
+    transport.on("failover", (e) => logger.warn(`notes: failover ${e.from} -> ${e.to}`));
+    transport.on("failback", (e) => logger.info(`notes: failback ${e.from} -> ${e.to}`));
+    const replica = await openReplica({
+      storage: createFileStorage({ dir: join(settings.stateDir, "replica-notes") }),
+      transport,
+      scheduler,
+      logger,
+      refusedRetryMs: 5000,
+      pollMs: 10_000,
+      createDoc: ({ snapshot, last }) =>
+        createDoc({
+          schema: notesSchema,
+          docId: NOTES_DOC,
+          replicaId,
+          clock: Date.now,
+          initial: { entries: {} },
+          ...(snapshot === undefined ? {} : { snapshot }),
+          ...(last === undefined ? {} : { last }),
+        }),
+    });
+    started.push(() => replica.stop());
+
+    const queueBackend: PocketBaseQueueBackend = createPocketBaseQueueBackend({
+      endpoints: settings.endpoints,
+      auth,
+      logger,
+    });
+    started.push(() => queueBackend.close());
+    const queue = createQueue({ name: ECHO_QUEUE, schema: echoSchema, backend: queueBackend, logger });
+    started.push(() => queue.close());
+    const worker = createWorker(
+      queue,
+      async ({ payload }) => ({ echo: payload.text.toUpperCase(), worker: settings.name }),
+      { scheduler, concurrency: 2, leaseMs: 15_000, logger },
+    );
+    started.push(() => worker.close({ timeoutMs: 5000 }));
+
+    return {
+      settings,
+      replica,
+      transport,
+      queue,
+      worker,
+      config,
+      configSource: source,
+      async setNote(key, value) {
+        replica.doc.set(["entries", key], value);
+        await replica.flush();
+      },
+      enqueue: (text) => queue.add({ text }),
+      close: closeAll,
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
 }

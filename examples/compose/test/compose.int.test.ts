@@ -33,6 +33,7 @@ describeWithDocker(
     let superuser = { email: "", password: "" };
     const port = { pbPrimary: 0, pbSecondary: 0, gwPrimary: 0, gwSecondary: 0 };
     let failed = false;
+    let finished = false;
 
     const compose = (args: readonly string[], timeoutMs = 180_000) =>
       runOk("docker-compose", ["-p", project, "-f", join(dir, "compose.two-nodes.yml"), ...args], {
@@ -149,25 +150,25 @@ describeWithDocker(
       await compose(["up", "-d"]);
     }, 600_000);
 
+    /** The project's logs, printed to stderr while its containers still exist. */
+    async function dumpLogs(why: string): Promise<void> {
+      const logs = await run(
+        "docker-compose",
+        ["-p", project, "-f", join(dir, "compose.two-nodes.yml"), "logs", "--no-color", "--tail", "60"],
+        { cwd: dir, env },
+      ).catch(() => undefined);
+      process.stderr.write(
+        `[compose test] ${why}; logs of ${project}:\n${logs?.stdout ?? ""}${logs?.stderr ?? ""}\n`,
+      );
+    }
+
     afterAll(async () => {
       if (!dir) return;
-      if (failed) {
-        const logs = await run(
-          "docker-compose",
-          ["-p", project, "-f", join(dir, "compose.two-nodes.yml"), "logs", "--no-color", "--tail", "40"],
-          { cwd: dir, env },
-        ).catch(() => undefined);
-        process.stderr.write(
-          `[compose test] logs of ${project}:\n${logs?.stdout ?? ""}${logs?.stderr ?? ""}\n`,
-        );
-      }
+      if (!failed && !finished) await dumpLogs("the steps did not all run");
       await run(
         "docker-compose",
         ["-p", project, "-f", join(dir, "compose.two-nodes.yml"), "down", "-v", "--remove-orphans"],
-        {
-          cwd: dir,
-          env,
-        },
+        { cwd: dir, env },
       );
       await rm(dir, { recursive: true, force: true });
     }, 120_000);
@@ -179,6 +180,7 @@ describeWithDocker(
           try {
             await fn();
           } catch (e) {
+            if (!failed) await dumpLogs(`"${name}" failed`);
             failed = true;
             throw e;
           }
@@ -251,7 +253,12 @@ describeWithDocker(
       "the primary's PocketBase killed: its gateway fails over; started again, both servers converge",
       async () => {
         await runOk("docker", ["kill", container("pb-primary")]);
-        expect((await health("pb-primary")).startsWith("exited")).toBe(true);
+        // Not restarted: a container stopped by `docker kill` is left alone by `unless-stopped`.
+        await waitFor(async () => (await health("pb-primary")).startsWith("exited"), {
+          timeoutMs: 20_000,
+          intervalMs: 200,
+          description: "pb-primary exited",
+        });
         // Acknowledged by a server (the secondary's), although the gateway's own server is gone.
         for (let i = 1; i <= 5; i++) {
           await put(`${gw("primary")}/notes/while-down-${i}`, { value: `d${i}` });
@@ -342,6 +349,7 @@ describeWithDocker(
         `label=com.docker.compose.project=${project}`,
       ]);
       expect(containers.trim()).toBe("");
+      finished = true;
     });
 
     // Keep the read of the env file honest: the compose file names the secrets it reads.
