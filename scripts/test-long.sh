@@ -62,6 +62,7 @@ else
   step "bench pocketbase" bench pocketbase --runs 3 --out "$out/pocketbase.json" || failed=1
   step "bench queue (vs pg-boss and BullMQ)" bench queue --runs 3 --out "$out/queue.json" || failed=1
   step "bench config (vs raw PocketBase create, read and SSE)" bench config --runs 3 --out "$out/config.json" || failed=1
+  step "bench accounts (records piece vs the nxs changes' propagation)" bench accounts --runs 3 --out "$out/accounts.json" || failed=1
 fi
 
 step_summary "${NXS_LONG_BUDGET_S:-3600}" || failed=1

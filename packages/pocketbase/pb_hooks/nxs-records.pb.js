@@ -415,52 +415,98 @@ onRecordDelete((e) => {
   e.app.save(t);
 }, /*<collections>*/ "users" /*</collections>*/);
 
-// Realtime for the replicator: the record's collection and id on the custom topic `nxs/records`,
-// to replicator clients only (other subscribers of that name get nothing).
-onRecordAfterCreateSuccess((e) => {
+// Realtime for the replicator: each write of a replicated record goes out on the custom topic
+// `nxs/records` to replicator clients only (other subscribers of that name get nothing), with the
+// record as the export route gives it (or the delete's tombstone), so the replicator imports it
+// into the other servers without asking for it first. One handler, registered three times (PocketBase
+// compiles a handler from its source, so it carries what it needs, the export's shape included:
+// keep it equal to `exportRecord` of the route above).
+const nxsRecordsBroadcast = (e) => {
   e.next();
-  const message = new SubscriptionMessage({
-    name: "nxs/records",
-    data: JSON.stringify({ collectionName: e.record.collection().name, id: e.record.id, kind: "write" }),
-  });
   const clients = $app.subscriptionsBroker().clients();
+  const to = [];
   for (const id in clients) {
     const c = clients[id];
     if (!c.hasSubscription("nxs/records")) continue;
     const auth = c.get("auth");
-    if (auth && auth.collection().name === "nxs_replicators") c.send(message);
+    if (auth && auth.collection().name === "nxs_replicators") to.push(c);
   }
-}, /*<collections>*/ "users" /*</collections>*/);
+  if (to.length === 0) return;
+  const r = e.record;
+  const collection = r.collection();
+  const col = collection.name;
+  const message = { collectionName: col, id: r.id, kind: "write" };
+  let deleted = false;
+  try {
+    $app.findRecordById(col, r.id);
+  } catch (_) {
+    deleted = true;
+  }
+  if (deleted) {
+    message.kind = "delete";
+    try {
+      const t = $app.findFirstRecordByFilter("nxs_tombstones", "coll = {:c} && record = {:r}", {
+        c: col,
+        r: r.id,
+      });
+      message.tombstone = { record: r.id, at: t.getString("at") };
+    } catch (_) {
+      // no tombstone (no nxs schema): the replicator reads it when it asks
+    }
+  } else {
+    const isAuth = collection.type === "auth";
+    const data = {};
+    for (const f of collection.fields) {
+      const name = f.getName();
+      const type = f.type();
+      if (name === "id") continue;
+      if (isAuth && name === "password") data.password = r.getString("password:hash");
+      else if (type === "json") {
+        const text = r.getString(name);
+        data[name] = text === "" ? null : JSON.parse(text);
+      } else if (type === "bool") data[name] = r.getBool(name);
+      else if (type === "number") data[name] = r.getFloat(name);
+      else if (Array.isArray(r.get(name)) || (f.maxSelect && f.maxSelect > 1))
+        data[name] = r.getStringSlice(name);
+      else data[name] = r.getString(name);
+    }
+    if (isAuth) {
+      const links = arrayOf(new DynamicModel({ provider: "", providerId: "" }));
+      $app
+        .db()
+        .newQuery(
+          "SELECT provider, providerId FROM _externalAuths WHERE collectionRef = {:c} AND recordRef = {:r} ORDER BY provider, providerId",
+        )
+        .bind({ c: collection.id, r: r.id })
+        .all(links);
+      data.externalAuths = links.map((l) => ({ provider: l.provider, providerId: l.providerId }));
+    }
+    const canonical = (v) => {
+      if (v === null || v === undefined) return "null";
+      if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+      if (typeof v === "object") {
+        return `{${Object.keys(v)
+          .sort()
+          .map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`)
+          .join(",")}}`;
+      }
+      return JSON.stringify(v);
+    };
+    const plain = JSON.parse(JSON.stringify(data));
+    message.record = {
+      id: r.id,
+      updated: r.getString("updated"),
+      data: plain,
+      digest: $security.sha256(canonical(plain)),
+    };
+  }
+  const sent = new SubscriptionMessage({ name: "nxs/records", data: JSON.stringify(message) });
+  for (const c of to) c.send(sent);
+};
 
-onRecordAfterUpdateSuccess((e) => {
-  e.next();
-  const message = new SubscriptionMessage({
-    name: "nxs/records",
-    data: JSON.stringify({ collectionName: e.record.collection().name, id: e.record.id, kind: "write" }),
-  });
-  const clients = $app.subscriptionsBroker().clients();
-  for (const id in clients) {
-    const c = clients[id];
-    if (!c.hasSubscription("nxs/records")) continue;
-    const auth = c.get("auth");
-    if (auth && auth.collection().name === "nxs_replicators") c.send(message);
-  }
-}, /*<collections>*/ "users" /*</collections>*/);
-
-onRecordAfterDeleteSuccess((e) => {
-  e.next();
-  const message = new SubscriptionMessage({
-    name: "nxs/records",
-    data: JSON.stringify({ collectionName: e.record.collection().name, id: e.record.id, kind: "delete" }),
-  });
-  const clients = $app.subscriptionsBroker().clients();
-  for (const id in clients) {
-    const c = clients[id];
-    if (!c.hasSubscription("nxs/records")) continue;
-    const auth = c.get("auth");
-    if (auth && auth.collection().name === "nxs_replicators") c.send(message);
-  }
-}, /*<collections>*/ "users" /*</collections>*/);
+onRecordAfterCreateSuccess(nxsRecordsBroadcast, /*<collections>*/ "users" /*</collections>*/);
+onRecordAfterUpdateSuccess(nxsRecordsBroadcast, /*<collections>*/ "users" /*</collections>*/);
+onRecordAfterDeleteSuccess(nxsRecordsBroadcast, /*<collections>*/ "users" /*</collections>*/);
 
 // A linked OAuth2 identity added or removed changes its account: its `updated` moves, so the
 // replicator's last-writer-wins sees the change.

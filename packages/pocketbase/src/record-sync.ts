@@ -174,7 +174,10 @@ export interface RecordSync {
    * a call is reported (`onError`) and left out of that collection's exchange.
    */
   round(): Promise<RecordSyncStats>;
-  /** A record written or deleted on `from` (the piece's realtime topic): copied to every other server. */
+  /**
+   * A record written or deleted on `from` (the piece's realtime topic): copied to every other
+   * server, from the message when it carries the record or the tombstone, else read from `from`.
+   */
   onEvent(from: string, event: { collectionName?: unknown; id?: unknown }): Promise<RecordSyncStats>;
 }
 
@@ -285,7 +288,15 @@ export function createRecordSync(options: RecordSyncOptions): RecordSync {
       const servers = options.servers();
       const from = servers.find((s) => s.url === fromUrl);
       if (from === undefined) return stats;
-      const page = await exportRecords(from.client, col, { ids: [id] });
+      // The message carries the record (or its tombstone); ask for it only when it does not.
+      const carried = event as { record?: ExportedRecord; tombstone?: RecordTombstone };
+      const page: Pick<RecordExport, "records" | "tombstones"> =
+        carried.record !== undefined || carried.tombstone !== undefined
+          ? {
+              records: carried.record === undefined ? [] : [carried.record],
+              tombstones: carried.tombstone === undefined ? [] : [carried.tombstone],
+            }
+          : await exportRecords(from.client, col, { ids: [id] });
       if (page.records.length === 0 && page.tombstones.length === 0) return stats;
       await Promise.all(
         servers
