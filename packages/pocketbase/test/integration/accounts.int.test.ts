@@ -268,6 +268,10 @@ describe("accounts on every server", () => {
       requestKey: null,
     });
     expect(page.records[0]?.data.password).toMatch(/^\$2a\$/);
+    // Only the collections the piece was written for.
+    await expect(
+      r.send("/nxs/records/nxs_nodes/digest", { method: "GET", requestKey: null }),
+    ).rejects.toMatchObject({ status: 404 });
   });
 
   it("during a cut: one record updated on both sides, and one email signed up on both, resolve the same on both", async () => {
