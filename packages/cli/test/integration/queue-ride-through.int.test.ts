@@ -29,7 +29,9 @@ describe("a queue worker rides through a full backup and a restore", () => {
     ({ a, b, dir, ids } = await startSetUpFleet(servers, "qride"));
   });
 
-  it("no acknowledged enqueue lost, no job run twice", async () => {
+  // Two restores, each waiting for the replicator twice, and three convergence waits: on a loaded
+  // 2-core machine this took 36-40 s alone; the bound leaves room for a slow round.
+  it("no acknowledged enqueue lost, no job run twice", { timeout: 300_000 }, async () => {
     const { nodes, replicator } = await readIds(ids);
     const gw = nodes[0]!;
     const auth = { email: gw.email, password: gw.password };
@@ -89,7 +91,20 @@ describe("a queue worker rides through a full backup and a restore", () => {
       return run.json<{ path: string; manifest: { serverMs: number } }>();
     };
     const restore = async (server: ProcessPocketBase, path: string) => {
-      const run = await cli(["restore", "--server", server.url, "--file", path, "--json"]);
+      // Bounded waits: a replicator that does not keep up fails here (exit 9, with what it saw),
+      // not as the test's timeout.
+      const run = await cli([
+        "restore",
+        "--server",
+        server.url,
+        "--file",
+        path,
+        "--json",
+        "--drain-timeout",
+        "45",
+        "--catch-up-timeout",
+        "45",
+      ]);
       expect(run.code, run.stderr).toBe(0);
       // A replicator runs: the restore waited for it before and after, then lifted the fence.
       expect(run.json<{ fence: unknown }>().fence).toMatchObject({
