@@ -120,7 +120,7 @@ describeWithDocker(
       );
 
     beforeAll(async () => {
-      images = await buildImages("amd64");
+      images = await buildImages(process.arch === "arm64" ? "arm64" : "amd64");
       dir = await mkdtemp(join(tmpdir(), "nxs-compose-test-"));
       await copyFile(join(composeDir, "compose.two-nodes.yml"), join(dir, "compose.two-nodes.yml"));
       await mkdir(join(dir, "secrets"));
