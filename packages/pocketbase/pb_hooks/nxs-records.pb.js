@@ -21,7 +21,8 @@
 //   GET  /nxs/records/{col}/digest  -> { count, digest, tombstones }
 //   GET  /nxs/records/{col}/secrets -> { digest, secrets? } (?full=1 for the values)
 //   POST /nxs/records/{col}/secrets { secrets }: sets them (auth, file, verification, password
-//        reset and email change token secrets, OAuth2 providers).
+//        reset and email change token secrets, OAuth2 providers, and the app's mail settings:
+//        SMTP and sender, so reset and verification mails work from either server).
 // Realtime: after each write of a replicated record the server sends the custom topic
 // `nxs/records` ({ collectionName, id, kind }) to subscribed replicator clients only.
 // Deletes leave a tombstone in nxs_tombstones (coll, record, at), written in the delete's transaction.
@@ -321,6 +322,18 @@ routerAdd(
       const names = ["authToken", "fileToken", "verificationToken", "passwordResetToken", "emailChangeToken"];
       try {
         if (s.oauth2 && typeof s.oauth2 === "object") unmarshal({ oauth2: s.oauth2 }, c);
+        if (s.mail && typeof s.mail === "object") {
+          // The app's mail settings (SMTP and sender): reset and verification mails from either server.
+          const settings = $app.settings();
+          unmarshal(
+            {
+              smtp: s.mail.smtp,
+              meta: { senderName: s.mail.senderName, senderAddress: s.mail.senderAddress },
+            },
+            settings,
+          );
+          $app.save(settings);
+        }
         for (const n of names) if (typeof s[n] === "string" && s[n].length >= 30) c[n].secret = s[n];
         $app.save(c);
       } catch (err) {
@@ -356,6 +369,11 @@ routerAdd(
         passwordResetToken: c.passwordResetToken.secret,
         emailChangeToken: c.emailChangeToken.secret,
         oauth2: JSON.parse(JSON.stringify(c.oauth2)),
+        mail: {
+          smtp: JSON.parse(JSON.stringify($app.settings().smtp)),
+          senderName: $app.settings().meta.senderName,
+          senderAddress: $app.settings().meta.senderAddress,
+        },
       };
       const digest = $security.sha256(JSON.stringify(secrets));
       return e.json(

@@ -14,6 +14,16 @@ export interface AuthSecrets {
   readonly emailChangeToken: string;
   /** The collection's `oauth2` options (providers with their client ids and secrets). */
   readonly oauth2: unknown;
+  /**
+   * The app's mail settings (PocketBase's `smtp`, and the sender's name and address): reset and
+   * verification mails then go out the same way from either server. App-wide, so every auth
+   * collection carries the same.
+   */
+  readonly mail?: {
+    readonly smtp: unknown;
+    readonly senderName: string;
+    readonly senderAddress: string;
+  };
 }
 
 const path = (col: string) => `/nxs/records/${encodeURIComponent(col)}/secrets`;

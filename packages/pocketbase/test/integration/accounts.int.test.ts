@@ -124,6 +124,17 @@ beforeAll(async () => {
     ];
     await admin.settings.update({ rateLimits: { enabled: true, rules } });
   }
+  // A's mail settings: setup copies them with the token secrets.
+  await a.client().settings.update({
+    meta: { senderName: "NXS", senderAddress: "nxs@example.test" },
+    smtp: {
+      enabled: false,
+      host: "smtp.example.test",
+      port: 587,
+      username: "mailer",
+      password: "mail-secret",
+    },
+  });
   // The same token secrets on both (what `nxs-sync setup` does).
   const { secrets } = await readSecrets(a.client(), "users");
   await writeSecrets(b.client(), "users", secrets);
@@ -151,6 +162,12 @@ describe("accounts on every server", () => {
     const refreshed = await viaB.collection("users").authRefresh();
     expect(refreshed.record.id).toBe(id);
     expect(await readSecretsDigest(a.client(), "users")).toBe(await readSecretsDigest(b.client(), "users"));
+    // The mail settings came along: a reset mail from B goes out the way A's would.
+    const mailOnB = (await readSecrets(b.client(), "users")).secrets.mail;
+    expect(mailOnB).toMatchObject({
+      senderAddress: "nxs@example.test",
+      smtp: { host: "smtp.example.test", port: 587 },
+    });
   });
 
   it("a password change on B ends A's sessions once replicated", async () => {
