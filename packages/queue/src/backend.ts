@@ -10,13 +10,28 @@
  * server's for PocketBase), so callers send durations, never their own timestamps for leases.
  */
 import type { Json } from "@nxs-sync/core";
-import type { ClaimedJob, JobId, JobRecord, JobState, LeaseToken, NewJob } from "./job.js";
+import type {
+  BackoffOptions,
+  ClaimedJob,
+  DedupeMode,
+  JobId,
+  JobRecord,
+  JobState,
+  LeaseToken,
+  NewJob,
+} from "./job.js";
 
 /** What `enqueue` did with one job. */
 export interface EnqueueResult {
+  /** The job's id; for a deduped enqueue, the id of the job that holds the key. */
   readonly id: JobId;
-  /** False when a job of that id existed already (nothing changed). */
+  /** False when a job of that id existed already, or the key deduped it (nothing new stored). */
   readonly created: boolean;
+  /**
+   * Set when the job's key deduped it: `ignored` (simple, throttle: nothing changed), `replaced`
+   * (debounce: the waiting job took this payload and a later `runAt`).
+   */
+  readonly deduped?: "ignored" | "replaced";
 }
 
 /** A request for up to `max` ready jobs of one queue. */
@@ -216,8 +231,83 @@ export interface BlobRef {
   readonly contentType?: string;
 }
 
+/** A cron schedule as given to {@link QueueSchedules.put}. */
+export interface ScheduleSpec {
+  /** The schedule's id, unique per queue (1-100 characters of `[A-Za-z0-9_.:-]`). */
+  readonly id: string;
+  readonly queue: string;
+  /** A cron expression (croner's syntax: 5 or 6 fields, optional seconds). */
+  readonly cron: string;
+  /** IANA time zone the expression is read in (default UTC). */
+  readonly tz?: string;
+  /** The payload of every run. */
+  readonly payload: Json;
+  /** At most this many runs in all (default unlimited). */
+  readonly limit?: number;
+  /** No run at or after this time (ms since the epoch). */
+  readonly endDate?: number;
+  /** The job options of every run. */
+  readonly job: {
+    readonly maxAttempts: number;
+    readonly backoff: BackoffOptions;
+    readonly timeoutMs: number;
+    readonly priority?: number;
+  };
+}
+
+/** A stored schedule. */
+export interface ScheduleRecord extends ScheduleSpec {
+  /** Runs fired so far (counted against `limit`). */
+  readonly runs: number;
+  /** The tick time of the last run fired (ms since the epoch), 0 before the first. */
+  readonly lastTick: number;
+  /** When the schedule was first stored (no tick before it runs). */
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** What {@link QueueSchedules.fire} did. */
+export interface FireResult {
+  /** True when this call stored the tick's job. */
+  readonly fired: boolean;
+  /** Why not: `past` (a tick at or before `lastTick`), `gone` (unscheduled), `limit` (runs spent), `exists` (the tick's job was stored already, e.g. replicated from the other server). */
+  readonly reason?: "past" | "gone" | "limit" | "exists";
+}
+
+/**
+ * Cron schedules, stored beside the jobs (a capability: `schedules`). Any number of schedulers
+ * (`createCronScheduler`) may fire the same tick: `fire` is atomic and the tick's job id is
+ * deterministic, so exactly one job per tick is stored.
+ */
+export interface QueueSchedules {
+  /** Stores or replaces a schedule (keeps `runs`, `lastTick` and `createdAt` of one it replaces). */
+  put(spec: ScheduleSpec): Promise<ScheduleRecord>;
+  /**
+   * Removes a schedule (jobs it fired stay).
+   * @returns False when there was none.
+   */
+  remove(queue: string, id: string): Promise<boolean>;
+  /** The queue's schedules, by id. */
+  list(queue: string): Promise<readonly ScheduleRecord[]>;
+  /**
+   * Atomically: when the schedule exists, `tick` is after its `lastTick` and its runs are not
+   * spent, stores a job of id `jobId` (payload and options from the schedule, `runAt` = tick) unless
+   * one of that id exists, and moves `lastTick` to `tick` (counting a run when it stored the job).
+   */
+  fire(queue: string, id: string, tick: number, jobId: JobId): Promise<FireResult>;
+}
+
 /** A backend with its optional capabilities. */
 export interface QueueBackendCapabilities extends QueueBackend {
+  /**
+   * Present when the backend claims waiting jobs by priority with aging (`NewJob.priority`): the ms
+   * one unit of priority is worth (`PRIORITY_STEP_MS`). A queue refuses priorities without it.
+   */
+  readonly priorities?: { readonly stepMs: number };
+  /** The dedupe modes the backend enforces for `NewJob.key` (a queue refuses the others). */
+  readonly dedupeModes?: readonly DedupeMode[];
+  /** Cron schedules. */
+  readonly schedules?: QueueSchedules;
   readonly admin?: QueueAdmin;
   readonly blobs?: BlobStore;
   /**

@@ -7,6 +7,7 @@ export type {
   BlobStore,
   ClaimRequest,
   EnqueueResult,
+  FireResult,
   Heartbeat,
   HeartbeatResult,
   JobCounts,
@@ -16,25 +17,39 @@ export type {
   QueueAdmin,
   QueueBackend,
   QueueBackendCapabilities,
+  QueueSchedules,
   QueueWatcher,
+  ScheduleRecord,
+  ScheduleSpec,
   SettleAndClaimResult,
   Settlement,
   SettleResult,
   WatchOptions,
 } from "./backend.js";
 export { blobRefSchema } from "./blob-ref.js";
+export {
+  type CronScheduler,
+  type CronSchedulerOptions,
+  createCronScheduler,
+  dueTick,
+  type FireEvent,
+} from "./cron.js";
 export { QueueErrorCode, RetryLaterError, UnrecoverableJobError } from "./errors.js";
 export {
   type BackoffOptions,
   type ClaimedJob,
+  type DedupeMode,
   JOB_ID_PATTERN,
   type JobFailure,
   type JobId,
+  type JobKey,
   type JobRecord,
   JobState,
   type LeaseToken,
   MAX_FAILURES_KEPT,
+  MAX_PRIORITY,
   type NewJob,
+  PRIORITY_STEP_MS,
   TERMINAL_STATES,
 } from "./job.js";
 export { createCryptoRandom, newJobId, toJobId } from "./job-id.js";
@@ -63,8 +78,18 @@ export {
   type QueueDefaults,
   type QueueEvents,
   type QueueJob,
+  type ScheduleOptions,
 } from "./queue.js";
 export { DEFAULT_BACKOFF, retryDelay } from "./retry-delay.js";
+export {
+  checkJobKey,
+  checkPriority,
+  checkScheduleSpec,
+  DEDUPE_MODES,
+  parseCron,
+  SCHEDULE_ID_PATTERN,
+  tickJobId,
+} from "./scheduling.js";
 export {
   type CloseWorkerOptions,
   createWorker,

@@ -83,6 +83,16 @@ export interface JobRecord {
   readonly generation: number;
   /** The claim authority's epoch of the current or last attempt (fences a deposed authority). */
   readonly epoch: number;
+  /**
+   * Higher runs first (0 to {@link MAX_PRIORITY}, default 0), with aging: a job counts as ready
+   * `priority × PRIORITY_STEP_MS` earlier than its `runAt` (see {@link PRIORITY_STEP_MS}).
+   * Absent on a job stored without one (read as 0).
+   */
+  readonly priority?: number;
+  /** The dedupe key the job was enqueued with (see {@link JobKey}). */
+  readonly jobKey?: string;
+  /** The dedupe mode of `jobKey`. */
+  readonly keyMode?: DedupeMode;
   /** The worker holding the lease (`active` only). */
   readonly worker?: string;
   /** When the lease lapses (`active` only; ms since the epoch, the backend's clock). */
@@ -109,6 +119,37 @@ export interface JobRecord {
   readonly finishedAt?: number;
 }
 
+/**
+ * What one unit of priority is worth, in ms of waiting: a waiting job is claimed in the order of
+ * `runAt - priority × PRIORITY_STEP_MS` (its rank), so a job of priority `p` goes before a job of
+ * priority `q < p` that became ready less than `(p - q) × 1 s` before it, and never before one that
+ * became ready earlier than that. That is the bound on starvation: a job is passed only by jobs of
+ * higher priority that became ready at most `(MAX_PRIORITY_USED - its priority) × 1 s` after it.
+ */
+export const PRIORITY_STEP_MS = 1000;
+/** The highest priority (a head start of 1000 s). */
+export const MAX_PRIORITY = 1000;
+
+/**
+ * Dedupe modes of a {@link JobKey} (bullmq's deduplication modes, pg-boss's singleton policy):
+ * - `simple`: an enqueue is ignored while an unfinished (waiting or active) job has the key;
+ * - `throttle`: ignored for `ttlMs` after the enqueue that created the key's job, whatever its state;
+ * - `debounce`: the job runs `ttlMs` after the latest enqueue; an enqueue while the key's job is
+ *   still waiting (not yet claimed once) replaces its payload and pushes its `runAt` to now + ttl;
+ * - `singleton`: every enqueue is stored, but at most one job of the key is active at a time (a
+ *   claim skips the others until the active one ends or its lease lapses).
+ */
+export type DedupeMode = "simple" | "throttle" | "debounce" | "singleton";
+
+/** A job's dedupe key and mode. */
+export interface JobKey {
+  /** 1-200 characters; keys are per queue. */
+  readonly key: string;
+  readonly mode: DedupeMode;
+  /** The window of `throttle` and `debounce` (ms, at least 1); ignored by the others. */
+  readonly ttlMs?: number;
+}
+
 /** How many failures a job record keeps (older ones are dropped first). */
 export const MAX_FAILURES_KEPT = 20;
 
@@ -125,6 +166,10 @@ export interface NewJob {
   readonly maxAttempts: number;
   readonly backoff: BackoffOptions;
   readonly timeoutMs: number;
+  /** 0 to {@link MAX_PRIORITY}, higher first (default 0); needs the backend's `priorities` capability. */
+  readonly priority?: number;
+  /** Dedupe by key; needs the mode in the backend's `dedupeModes` capability. */
+  readonly key?: JobKey;
 }
 
 /** A claimed attempt: the job as it became active, and the token that fences it. */

@@ -19,6 +19,7 @@ import type {
   BlobStore,
   ClaimRequest,
   EnqueueResult,
+  FireResult,
   Heartbeat,
   HeartbeatResult,
   JobCounts,
@@ -26,7 +27,9 @@ import type {
   ListOptions,
   QueueAdmin,
   QueueBackendCapabilities,
+  QueueSchedules,
   QueueWatcher,
+  ScheduleRecord,
   Settlement,
   SettleResult,
 } from "./backend.js";
@@ -41,8 +44,10 @@ import {
   type LeaseToken,
   MAX_FAILURES_KEPT,
   type NewJob,
+  PRIORITY_STEP_MS,
   TERMINAL_STATES,
 } from "./job.js";
+import { checkJobKey, checkPriority, checkScheduleSpec, DEDUPE_MODES } from "./scheduling.js";
 
 /** Options of {@link createMemoryQueueBackend}. */
 export interface MemoryQueueBackendOptions {
@@ -71,6 +76,8 @@ interface StoredJob {
   readonly seq: number;
   /** The reason an operator gave when cancelling an active job. */
   cancelReason?: string;
+  /** Until when the job holds its key against `throttle` enqueues (ms). */
+  keyUntil?: number;
 }
 
 const LIST_DEFAULT = 100;
@@ -102,6 +109,10 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
   const jobs = new Map<JobId, StoredJob>();
   const watchers = new Map<string, Set<QueueWatcher>>();
   const blobs = new Map<string, { bytes: Uint8Array; contentType?: string }>();
+  /** The key table: queue + key -> the job that holds it (one row per key, like a unique index). */
+  const keys = new Map<string, JobId>();
+  const schedules = new Map<string, ScheduleRecord>();
+  const keyOf = (queue: string, key: string): string => JSON.stringify([queue, key]);
   let seq = 0;
   let tokens = 0;
   let closed = false;
@@ -213,12 +224,37 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
           issues: [{ path: [i, "queue"], message: "required" }],
         });
       }
+      checkPriority(job.priority, `jobs[${i}].priority`);
+      if (job.key !== undefined) checkJobKey(job.key, `jobs[${i}].key`);
     }
     const now = scheduler.now();
     const events = batchEvents();
     const results = batch.map((job): EnqueueResult => {
       if (jobs.has(job.id)) return { id: job.id, created: false };
-      const runAt = job.runAt ?? now + Math.max(0, job.delayMs ?? 0);
+      let runAt = job.runAt ?? now + Math.max(0, job.delayMs ?? 0);
+      const key = job.key;
+      if (key !== undefined) {
+        const holder = jobs.get(keys.get(keyOf(job.queue, key.key)) ?? ("" as JobId));
+        const h = holder?.record;
+        const ttl = key.ttlMs ?? 0;
+        if (key.mode === "simple" && h !== undefined && !TERMINAL_STATES.includes(h.state)) {
+          return { id: h.id, created: false, deduped: "ignored" };
+        }
+        if (key.mode === "throttle" && holder !== undefined && (holder.keyUntil ?? 0) > now) {
+          return { id: holder.record.id, created: false, deduped: "ignored" };
+        }
+        if (key.mode === "debounce") {
+          runAt = Math.max(runAt, now + ttl);
+          if (holder !== undefined && h !== undefined && h.state === JobState.Waiting && h.attempt === 0) {
+            h.payload = structuredClone(job.payload);
+            h.runAt = runAt;
+            holder.keyUntil = now + ttl;
+            touch(h, now);
+            events.push(h.queue, { type: "waiting", id: h.id, runAt });
+            return { id: h.id, created: false, deduped: "replaced" };
+          }
+        }
+      }
       const record: Mutable<JobRecord> = {
         id: job.id,
         queue: job.queue,
@@ -232,12 +268,19 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
         timeoutMs: Math.max(0, job.timeoutMs),
         generation: 0,
         epoch: 0,
+        ...(job.priority ? { priority: job.priority } : {}),
+        ...(key === undefined ? {} : { jobKey: key.key, keyMode: key.mode }),
         failures: [],
         rev: 0,
         createdAt: now,
         updatedAt: now,
       };
-      jobs.set(job.id, { record, seq: seq++ });
+      const stored: StoredJob = { record, seq: seq++ };
+      if (key !== undefined) {
+        keys.set(keyOf(job.queue, key.key), job.id);
+        stored.keyUntil = now + (key.ttlMs ?? 0);
+      }
+      jobs.set(job.id, stored);
       events.push(job.queue, { type: "added", id: job.id, runAt });
       return { id: job.id, created: true };
     });
@@ -249,8 +292,19 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
     checkDuration("leaseMs", request.leaseMs, 1);
     const now = scheduler.now();
     const events = batchEvents();
+    // Stalled jobs by lease end; waiting ones by rank: runAt minus the priority's head start.
     const dueAt = (s: StoredJob): number =>
-      s.record.state === JobState.Active ? (s.record.leaseUntil ?? 0) : s.record.runAt;
+      s.record.state === JobState.Active
+        ? (s.record.leaseUntil ?? 0)
+        : s.record.runAt - (s.record.priority ?? 0) * PRIORITY_STEP_MS;
+    // singleton: the keys with a live attempt (a lapsed lease does not hold its key).
+    const activeKeys = new Set<string>();
+    for (const s of jobs.values()) {
+      const r = s.record;
+      if (r.queue === request.queue && r.keyMode === "singleton" && r.jobKey !== undefined) {
+        if (r.state === JobState.Active && (r.leaseUntil ?? 0) > now) activeKeys.add(r.jobKey);
+      }
+    }
     const ready = [...jobs.values()]
       .filter(
         (s) =>
@@ -264,6 +318,8 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
     for (const stored of ready) {
       if (claimed.length >= max) break;
       const job = stored.record;
+      const singleton = job.keyMode === "singleton" && job.jobKey !== undefined ? job.jobKey : undefined;
+      if (singleton !== undefined && activeKeys.has(singleton)) continue;
       if (job.state === JobState.Active) {
         // A stall: the holder died or froze. Its token is refused from now on.
         events.push(job.queue, { type: "stalled", id: job.id, attempt: job.attempt });
@@ -302,6 +358,7 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
       without(job, "cancelRequested", "progress");
       touch(job, now);
       events.push(job.queue, { type: "active", id: job.id, attempt: job.attempt, worker: request.worker });
+      if (singleton !== undefined) activeKeys.add(singleton);
       claimed.push({ job: copyJob(job), token });
     }
     events.flush();
@@ -507,7 +564,68 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
     },
   };
 
+  const scheduleKey = (queue: string, id: string): string => JSON.stringify([queue, id]);
+  const scheduleStore: QueueSchedules = {
+    async put(spec) {
+      checkOpen();
+      checkScheduleSpec(spec);
+      const now = scheduler.now();
+      const old = schedules.get(scheduleKey(spec.queue, spec.id));
+      const rec: ScheduleRecord = structuredClone({
+        ...spec,
+        runs: old?.runs ?? 0,
+        lastTick: old?.lastTick ?? 0,
+        createdAt: old?.createdAt ?? now,
+        updatedAt: now,
+      });
+      schedules.set(scheduleKey(spec.queue, spec.id), rec);
+      return structuredClone(rec);
+    },
+    async remove(queue, id) {
+      checkOpen();
+      return schedules.delete(scheduleKey(queue, id));
+    },
+    async list(queue) {
+      checkOpen();
+      return [...schedules.values()]
+        .filter((r) => r.queue === queue)
+        .sort((a, b) => (a.id < b.id ? -1 : 1))
+        .map((r) => structuredClone(r));
+    },
+    async fire(queue, id, tick, jobId): Promise<FireResult> {
+      checkOpen();
+      const k = scheduleKey(queue, id);
+      const rec = schedules.get(k);
+      if (rec === undefined) return { fired: false, reason: "gone" };
+      if (tick <= rec.lastTick) return { fired: false, reason: "past" };
+      if (rec.limit !== undefined && rec.runs >= rec.limit) return { fired: false, reason: "limit" };
+      const [r] = enqueueSync([
+        {
+          id: jobId,
+          queue,
+          payload: rec.payload,
+          runAt: tick,
+          maxAttempts: rec.job.maxAttempts,
+          backoff: rec.job.backoff,
+          timeoutMs: rec.job.timeoutMs,
+          ...(rec.job.priority === undefined ? {} : { priority: rec.job.priority }),
+        },
+      ]);
+      const created = r?.created === true;
+      schedules.set(k, {
+        ...rec,
+        lastTick: tick,
+        runs: rec.runs + (created ? 1 : 0),
+        updatedAt: scheduler.now(),
+      });
+      return created ? { fired: true } : { fired: false, reason: "exists" };
+    },
+  };
+
   return {
+    priorities: { stepMs: PRIORITY_STEP_MS },
+    dedupeModes: DEDUPE_MODES,
+    schedules: scheduleStore,
     enqueue: whenOpen(enqueueSync),
     claim: whenOpen(claimSync),
     heartbeat: whenOpen(heartbeatSync),

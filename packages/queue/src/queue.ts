@@ -15,12 +15,13 @@ import {
   ValidationError,
 } from "@nxs-sync/core";
 import type { z } from "zod";
-import type { BlobRef, JobCounts, JobEvent, QueueBackendCapabilities } from "./backend.js";
+import type { BlobRef, JobCounts, JobEvent, QueueBackendCapabilities, ScheduleRecord } from "./backend.js";
 import { QueueErrorCode } from "./errors.js";
-import type { BackoffOptions, JobId, JobRecord, JobState, NewJob } from "./job.js";
+import type { BackoffOptions, JobId, JobKey, JobRecord, JobState, NewJob } from "./job.js";
 import { TERMINAL_STATES } from "./job.js";
 import { createCryptoRandom, newJobId, toJobId } from "./job-id.js";
 import { DEFAULT_BACKOFF } from "./retry-delay.js";
+import { checkJobKey, checkPriority, checkScheduleSpec } from "./scheduling.js";
 
 /** Defaults of every job of a queue (each overridable per job). */
 export interface QueueDefaults {
@@ -74,6 +75,25 @@ export interface AddOptions {
   readonly backoff?: BackoffOptions;
   /** Per-attempt time limit in ms (0: none). */
   readonly timeoutMs?: number;
+  /** 0 to 1000, higher runs first, with aging (see `PRIORITY_STEP_MS`). Default 0. */
+  readonly priority?: number;
+  /** Dedupe by key: `{ key, mode: "simple" | "throttle" | "debounce" | "singleton", ttlMs }`. */
+  readonly jobKey?: JobKey;
+}
+
+/** Options of {@link Queue.schedule}. */
+export interface ScheduleOptions {
+  /** IANA time zone of the expression (default UTC). */
+  readonly tz?: string;
+  /** At most this many runs in all. */
+  readonly limit?: number;
+  /** No run at or after this time (a Date or ms since the epoch). */
+  readonly endDate?: Date | number;
+  /** Attempts, backoff, timeout and priority of each run (default: the queue's). */
+  readonly attempts?: number;
+  readonly backoff?: BackoffOptions;
+  readonly timeoutMs?: number;
+  readonly priority?: number;
 }
 
 /** A job with its payload typed by the queue's schema. */
@@ -157,6 +177,24 @@ export interface Queue<S extends z.ZodType = z.ZodType> {
   getBlob(ref: BlobRef): Promise<Uint8Array>;
   /** Deletes a blob (no-op when gone). */
   deleteBlob(ref: BlobRef): Promise<void>;
+  /**
+   * Stores (or replaces) a cron schedule of this queue; `createCronScheduler` processes fire its
+   * ticks, exactly one job per tick across the fleet.
+   * @param id - The schedule's id (1-100 characters of `[A-Za-z0-9_.:-]`).
+   * @param cron - A cron expression (croner: 5 fields, or 6 with seconds first).
+   * @param payload - The payload of every run (checked by the schema now).
+   * @returns The stored schedule.
+   * @throws ValidationError `schema/invalid` for a bad payload, expression, time zone or option;
+   *   NxsError `config/invalid` when the backend has no `schedules` capability.
+   */
+  schedule(id: string, cron: string, payload: z.input<S>, options?: ScheduleOptions): Promise<ScheduleRecord>;
+  /**
+   * Removes a schedule (the jobs it fired stay).
+   * @returns False when there was none.
+   */
+  unschedule(id: string): Promise<boolean>;
+  /** This queue's schedules. */
+  schedules(): Promise<readonly ScheduleRecord[]>;
   /** Stops the queue's event watch; later calls throw `queue/closed`. The backend stays open. */
   close(): Promise<void>;
 }
@@ -239,6 +277,21 @@ export function createQueue<S extends z.ZodType>(options: CreateQueueOptions<S>)
     checkNumberOption(at("timeoutMs"), opts.timeoutMs, { min: 0 });
     checkNumberOption(at("backoff.delayMs"), opts.backoff?.delayMs, { min: 0 });
     checkNumberOption(at("backoff.maxMs"), opts.backoff?.maxMs, { min: 0 });
+    checkPriority(opts.priority, at("priority"));
+    if (opts.priority !== undefined && opts.priority !== 0) {
+      checkOption(
+        backend.priorities !== undefined,
+        () => `queue ${name}: the backend has no priorities capability`,
+      );
+    }
+    if (opts.jobKey !== undefined) {
+      checkJobKey(opts.jobKey, at("jobKey"));
+      const mode = opts.jobKey.mode;
+      checkOption(
+        backend.dedupeModes?.includes(mode) === true,
+        () => `queue ${name}: the backend does not dedupe in mode ${mode}`,
+      );
+    }
     return {
       id: opts.id === undefined ? newJobId(random) : toJobId(opts.id, at("id")),
       queue: name,
@@ -248,7 +301,15 @@ export function createQueue<S extends z.ZodType>(options: CreateQueueOptions<S>)
       maxAttempts: opts.attempts ?? defaults.attempts,
       backoff: { ...defaults.backoff, ...opts.backoff },
       timeoutMs: opts.timeoutMs ?? defaults.timeoutMs,
+      ...(opts.priority ? { priority: opts.priority } : {}),
+      ...(opts.jobKey === undefined ? {} : { key: { ...opts.jobKey } }),
     };
+  };
+  const scheduleStore = () => {
+    checkOpen();
+    const s = backend.schedules;
+    checkOption(s !== undefined, () => `queue ${name}: the backend has no schedules capability`);
+    return s;
   };
 
   const admin = () => {
@@ -338,6 +399,34 @@ export function createQueue<S extends z.ZodType>(options: CreateQueueOptions<S>)
     },
     async deleteBlob(ref) {
       await blobs().delete(ref);
+    },
+    async schedule(id, cron, payload, opts = {}) {
+      const store = scheduleStore();
+      const job = toNewJob(payload, { ...opts, id: "scheduletmp0000" }, "");
+      const endDate = opts.endDate instanceof Date ? opts.endDate.getTime() : opts.endDate;
+      const spec = {
+        id,
+        queue: name,
+        cron,
+        ...(opts.tz === undefined ? {} : { tz: opts.tz }),
+        payload: job.payload,
+        ...(opts.limit === undefined ? {} : { limit: opts.limit }),
+        ...(endDate === undefined ? {} : { endDate }),
+        job: {
+          maxAttempts: job.maxAttempts,
+          backoff: job.backoff,
+          timeoutMs: job.timeoutMs,
+          ...(job.priority === undefined ? {} : { priority: job.priority }),
+        },
+      };
+      checkScheduleSpec(spec);
+      return store.put(spec);
+    },
+    async unschedule(id) {
+      return scheduleStore().remove(name, id);
+    },
+    async schedules() {
+      return scheduleStore().list(name);
     },
     async close() {
       closed = true;

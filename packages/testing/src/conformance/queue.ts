@@ -11,6 +11,7 @@ import {
   type QueueBackendCapabilities,
 } from "@nxs-sync/queue";
 import { afterEach, describe, expect, it } from "vitest";
+import { schedulingConformance } from "./queue-scheduling.js";
 import { createSettleWaits } from "./settle.js";
 
 /** What {@link runQueueBackendConformance} needs for one test. */
@@ -750,5 +751,7 @@ export function runQueueBackendConformance(
       );
       expect(isNxsError(error) && error.code).toBe("queue/too-large");
     });
+
+    schedulingConformance({ start, job, mustGet, newId });
   });
 }
