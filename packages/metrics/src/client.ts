@@ -3,6 +3,7 @@
  * `@nxs-sync/metrics/pocketbase`, or memory). Semantic and small: the rollup, retention and query
  * logic lives in this package's core, not in the adapters.
  */
+import type { Alert } from "./checks/alert.js";
 import type { MetricsPoint } from "./point.js";
 
 /** A stored record that does not decode: skipped (quarantined) by every reader. */
@@ -30,7 +31,7 @@ export interface PointRange {
   readonly nodes?: readonly string[];
 }
 
-/** The port: 5 methods. */
+/** The port: 7 methods. */
 export interface MetricsClient {
   /**
    * Stores a window that was not stored (a flush).
@@ -55,4 +56,11 @@ export interface MetricsClient {
    * Takes a named lease until `until` (ms): true for the first taker of that name, false for the others.
    */
   claim(name: string, holder: string, until: number): Promise<boolean>;
+  /**
+   * Stores an alert (created, or its record replaced: a resolution).
+   * @throws NxsError `transport/unavailable` when no server is reachable.
+   */
+  putAlert(alert: Alert): Promise<void>;
+  /** The alerts firing, and those that started at or after `since` (ms). Malformed records are left out. */
+  listAlerts(since: number): Promise<readonly Alert[]>;
 }

@@ -6,6 +6,24 @@
  * @packageDocumentation
  */
 
+export { type Alert, AlertState, alertId, alertRev, decodeAlert } from "./checks/alert.js";
+export {
+  type AlertEvent,
+  type Checker,
+  type CheckerOptions,
+  type CheckReport,
+  createChecker,
+} from "./checks/checker.js";
+export {
+  type AbsenceCheck,
+  absenceCheck,
+  type Check,
+  type Evaluation,
+  evaluateChecks,
+  hardwareCapCheck,
+  lookbackOf,
+  type ThresholdCheck,
+} from "./checks/evaluate.js";
 export type { MetricsClient, PointList, PointRange, RefusedPoint } from "./client.js";
 export {
   type CgroupFigures,

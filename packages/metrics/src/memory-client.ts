@@ -2,6 +2,7 @@
  * An in-memory {@link MetricsClient} (tests, single-process use). Records may be added raw with
  * `insertRaw` to test how readers treat hostile ones.
  */
+import { type Alert, alertRev } from "./checks/alert.js";
 import type { MetricsClient, PointList, PointRange, RefusedPoint } from "./client.js";
 import { decodePoint, type MetricsPoint } from "./point.js";
 
@@ -25,6 +26,7 @@ export function createMemoryMetricsClient(): MemoryMetricsClient {
   const records = new Map<string, Readonly<Record<string, unknown>>>();
   const gone = new Set<string>();
   const leases = new Map<string, string>();
+  const alerts = new Map<string, Alert>();
   const calls: Record<string, number> = {};
   const count = (m: string) => {
     calls[m] = (calls[m] ?? 0) + 1;
@@ -76,6 +78,17 @@ export function createMemoryMetricsClient(): MemoryMetricsClient {
       if (leases.has(name)) return false;
       leases.set(name, holder);
       return true;
+    },
+    async putAlert(alert) {
+      count("putAlert");
+      const prev = alerts.get(alert.id);
+      // Only a better version replaces it (the collection's rule and merge do the same).
+      if (prev !== undefined && alertRev(alert) <= alertRev(prev)) return;
+      alerts.set(alert.id, alert);
+    },
+    async listAlerts(since) {
+      count("listAlerts");
+      return [...alerts.values()].filter((a) => a.state === "firing" || a.startedAt >= since);
     },
     records: () => records,
     expired: () => gone,

@@ -12,6 +12,8 @@ import {
   type Scheduler,
 } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
+import { type Checker, createChecker } from "./checks/checker.js";
+import type { Check } from "./checks/evaluate.js";
 import type { MetricsClient, RefusedPoint } from "./client.js";
 import { MetricsError, MetricsErrorCode } from "./errors.js";
 import { createFlusher } from "./flusher.js";
@@ -45,6 +47,17 @@ export interface MetricsOptions extends RecorderOptions {
    * only records. Default `{ intervalMs: 60_000 }`.
    */
   readonly maintain?: false | { readonly intervalMs?: number; readonly lateWindows?: number };
+  /**
+   * Checks and alerts: the checks every node evaluates in turn (one per slot, under a lease) every
+   * `intervalMs` (default the flush interval), the alerts polled by every node (subscribers hear
+   * each change), webhooks told by the node that wrote the change. Default off.
+   */
+  readonly alerts?: {
+    readonly checks?: readonly Check[];
+    readonly intervalMs?: number;
+    readonly webhooks?: readonly string[];
+    readonly fetch?: typeof fetch;
+  };
   /** Told when a stored record is refused (quarantined): it is skipped, the rest goes on. */
   readonly onQuarantine?: (refused: RefusedPoint, error: MetricsError) => void;
   readonly logger?: Logger;
@@ -72,6 +85,8 @@ export interface Metrics extends Recorder {
    *   `metrics/closed` after `close()`.
    */
   query(query: MetricsQuery): Promise<QueryResult>;
+  /** The checks and alerts (evaluate, poll, subscribe, active). */
+  readonly alerts: Checker;
   /** Windows waiting to be written (no server reachable). */
   buffered(): number;
   /** Stops the loops and writes the window under way. */
@@ -135,6 +150,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
       else logger.warn(`metrics: ${e.message}`);
     },
   });
+  const alertOpts = options.alerts;
+  const checker = createChecker({
+    client: options.client,
+    holder: node,
+    checks: alertOpts?.checks ?? [],
+    scheduler,
+    flushIntervalMs,
+    ...(alertOpts?.intervalMs === undefined ? {} : { intervalMs: alertOpts.intervalMs }),
+    ...(alertOpts?.webhooks === undefined ? {} : { webhooks: alertOpts.webhooks }),
+    ...(alertOpts?.fetch === undefined ? {} : { fetch: alertOpts.fetch }),
+    logger,
+  });
   let cancel: Cancel | undefined;
   let running = false;
   let closed = false;
@@ -162,6 +189,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       running = true;
       flusher.start();
       if (maintainOpts !== undefined) armMaintenance();
+      if (alertOpts !== undefined) checker.start();
     },
     flush: () => flusher.flush(),
     maintain: (o) => maintainer.runOnce(o),
@@ -172,11 +200,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
         now: scheduler.now(),
       });
     },
+    alerts: checker,
     buffered: () => flusher.buffered(),
     async close() {
       closed = true;
       running = false;
       flusher.stop();
+      checker.stop();
       cancel?.();
       await maintaining;
       await flusher.flush({ partial: true });

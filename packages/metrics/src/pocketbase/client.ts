@@ -1,10 +1,11 @@
 import { isNxsError, type NxsError } from "@nxs-sync/core";
 import { type Endpoint, openRoutePool, type RoutePool, type RoutePoolOptions } from "@nxs-sync/pocketbase";
 import type PocketBase from "pocketbase";
+import { type Alert, alertRev, decodeAlert } from "../checks/alert.js";
 import type { MetricsClient, PointList, RefusedPoint } from "../client.js";
 import { deterministicId } from "../hash.js";
 import { decodePoint, type MetricsPoint } from "../point.js";
-import { LEASES_COLLECTION, POINTS_COLLECTION } from "./collections.js";
+import { ALERTS_COLLECTION, LEASES_COLLECTION, POINTS_COLLECTION } from "./collections.js";
 
 /** Options of {@link createPocketBaseMetricsClient}. */
 export interface PocketBaseMetricsClientOptions extends RoutePoolOptions {
@@ -182,6 +183,42 @@ export function createPocketBaseMetricsClient(
         }
       }
       return true;
+    },
+    async putAlert(alert: Alert) {
+      const { id, ...rest } = {
+        ...alert,
+        value: Number.isFinite(alert.value) ? alert.value : 0,
+        rev: alertRev(alert),
+      };
+      await call("put alert", async (pb) => {
+        try {
+          await pb.collection(ALERTS_COLLECTION).create({ id, ...rest });
+        } catch (e) {
+          const conflict = (e as { status?: number; response?: { data?: { id?: unknown } } }).response?.data
+            ?.id;
+          if (conflict === undefined) throw e;
+          // There already: only a better version changes it (the update rule refuses the others).
+          if (alert.state === "resolved") {
+            await pb
+              .collection(ALERTS_COLLECTION)
+              .update(id, rest)
+              .catch((u: unknown) => {
+                // 404: the rule found as good a version there already.
+                if ((u as { status?: number }).status !== 404) throw u;
+              });
+          }
+        }
+      });
+    },
+    async listAlerts(since) {
+      const raws = await call("list alerts", (pb) =>
+        pb.collection(ALERTS_COLLECTION).getFullList({
+          batch: PAGE,
+          filter: pb.filter('state = "firing" || startedAt >= {:since}', { since }),
+          sort: "startedAt,id",
+        }),
+      );
+      return raws.flatMap((r) => decodeAlert(r) ?? []);
     },
     close() {
       if (route.ownPool) pool.stop();

@@ -8,12 +8,17 @@ import {
   MergeRules,
   type RecordCheck,
 } from "@nxs-sync/pocketbase";
+import { AlertState, decodeAlert } from "../checks/alert.js";
 import { decodePoint } from "../point.js";
+
+const ALERT_STATES = [AlertState.Firing, AlertState.Resolved] as const;
 
 /** Every node's windows (flushes and rollups): replicated, merged by `rev`, retention as tombstones. */
 export const POINTS_COLLECTION = "nxs_metrics_points";
 /** The maintenance leases of one server (never replicated). */
 export const LEASES_COLLECTION = "nxs_metrics_leases";
+/** Alerts raised by the checks: replicated, `resolved` wins over `firing`. */
+export const ALERTS_COLLECTION = "nxs_metrics_alerts";
 /** The largest `data` of one record (JSON bytes). */
 export const MAX_POINT_DATA = 2_000_000;
 /** How long an expired window's tombstone is kept before the replicator purges it everywhere (1 hour). */
@@ -75,6 +80,47 @@ export function leasesCollection(): CollectionDef {
   };
 }
 
+/** `nxs_metrics_alerts`: one record per check, node, series and start (`id` derived from the four). */
+export function alertsCollection(): CollectionDef {
+  return {
+    id: "pbc_nxs_metrics_alerts",
+    name: ALERTS_COLLECTION,
+    type: "base",
+    fields: [
+      text("check", 100),
+      text("node", 200),
+      text("series", 2000),
+      { name: "state", type: "select", maxSelect: 1, values: [...ALERT_STATES] },
+      text("severity", 32),
+      num("startedAt"),
+      num("endedAt"),
+      num("value"),
+      // alertRev: the greater wins (a resolution; of two, the earlier end).
+      num("rev"),
+      text("message", 2000),
+      created,
+      updated,
+    ],
+    indexes: [
+      "CREATE INDEX idx_nxs_metrics_alerts_state ON nxs_metrics_alerts (state, startedAt)",
+      "CREATE INDEX idx_nxs_metrics_alerts_node ON nxs_metrics_alerts (node, startedAt)",
+    ],
+    listRule: READ,
+    viewRule: READ,
+    createRule: READ,
+    // A better version only (a resolution; of two, the earlier end): never back to firing.
+    updateRule: `(${READ}) && @request.body.rev > rev`,
+    deleteRule: null,
+  };
+}
+
+const checkAlert: RecordCheck = (record) =>
+  decodeAlert(record) === undefined
+    ? new ValidationError(
+        `${ALERTS_COLLECTION} record ${String(record.id)}: not an alert, or its id is not its own`,
+      )
+    : undefined;
+
 /** A tombstone keeps its id, node, tier and window; its data is emptied. */
 const checkPoint: RecordCheck = (record) => {
   const d = decodePoint(record);
@@ -91,8 +137,9 @@ const checkPoint: RecordCheck = (record) => {
  * equal coverage by digest); retention expires windows as tombstones
  * (`DeletePolicies.tombstone("expired")`: an expired copy wins over a live one, so a delete does not
  * come back from another server), purged everywhere after `expiredPurgeMs`. Every copy is
- * validated: a malformed record is quarantined by the replicator. `nxs_metrics_leases` stays on
- * each server.
+ * validated: a malformed record is quarantined by the replicator. `nxs_metrics_alerts` is
+ * replicated with key `id` (derived from check, node, series and start) and `lww("rev")` (a
+ * resolution wins over the firing alert, of two resolutions the earlier end). `nxs_metrics_leases` stays on each server.
  * @param options - `expiredPurgeMs` (default {@link DEFAULT_EXPIRED_PURGE_MS}).
  * @returns The definitions, in creation order.
  * @throws NxsError `config/invalid` for a purge delay that is not a positive number.
@@ -117,6 +164,14 @@ export function metricsCollections(
           purgeAfterMs: options.expiredPurgeMs ?? DEFAULT_EXPIRED_PURGE_MS,
           at: "expiredAt",
         }),
+      },
+    },
+    {
+      schema: alertsCollection(),
+      replication: {
+        key: ["id"],
+        merge: MergeRules.lww("rev"),
+        validate: checkAlert,
       },
     },
     { schema: leasesCollection() },

@@ -10,6 +10,8 @@ export {
   pointRecord,
 } from "./client.js";
 export {
+  ALERTS_COLLECTION,
+  alertsCollection,
   DEFAULT_EXPIRED_PURGE_MS,
   LEASES_COLLECTION,
   leasesCollection,

@@ -9,7 +9,14 @@ import {
   POINTS_COLLECTION,
   type PocketBaseMetricsClient,
 } from "@nxs-sync/metrics/pocketbase";
-import { createNxsCollectionRegistry, ensureNode, ensureSchema, NodeRole } from "@nxs-sync/pocketbase";
+import {
+  createNxsCollectionRegistry,
+  createReplicator,
+  ensureNode,
+  ensureSchema,
+  NodeRole,
+  type Replicator,
+} from "@nxs-sync/pocketbase";
 import type { ProcessPocketBase } from "@nxs-sync/testing";
 import type { ServerTracker } from "@nxs-sync/testing/vitest";
 
@@ -33,6 +40,18 @@ export async function startMetricsServer(servers: ServerTracker, name: string): 
   await ensureSchema(s.client(), { collections: registry(), rateLimits: false });
   for (const a of [gateway, replicatorAccount]) await ensureNode(s.client(), a);
   return s;
+}
+
+/** A started replicator between the servers (the metrics registry, a 300 ms anti-entropy round). */
+export async function replicatorOf(servers: readonly ProcessPocketBase[]): Promise<Replicator> {
+  const replicator = createReplicator({
+    servers: servers.map((s) => ({ url: s.url, auth: authOf(replicatorAccount) })),
+    collections: registry(),
+    intervalMs: 300,
+    logger: silentLogger,
+  });
+  await replicator.start();
+  return replicator;
 }
 
 export const FAST_FAILOVER = {

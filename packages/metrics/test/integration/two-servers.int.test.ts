@@ -1,21 +1,18 @@
-import { silentLogger } from "@nxs-sync/core";
 import { type MetricsPoint, type RefusedPoint, rollupPoints, type SeriesValue } from "@nxs-sync/metrics";
 import { POINTS_COLLECTION } from "@nxs-sync/metrics/pocketbase";
-import { createReplicator, type Replicator } from "@nxs-sync/pocketbase";
+import type { Replicator } from "@nxs-sync/pocketbase";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import {
-  authOf,
   closeAll,
   contentOf,
   metricsOf,
   pastStart,
   pointsOn,
   RAW_RETENTION_MS,
-  registry,
-  replicatorAccount,
+  replicatorOf,
   runFor,
   startMetricsServer,
 } from "./servers.js";
@@ -33,16 +30,10 @@ let replicator: Replicator | undefined;
 const quarantinedByReplicator: string[] = [];
 
 const startReplicator = async (): Promise<void> => {
-  replicator = createReplicator({
-    servers: [a, b].map((s) => ({ url: s.url, auth: authOf(replicatorAccount) })),
-    collections: registry(),
-    intervalMs: 300,
-    logger: silentLogger,
-  });
+  replicator = await replicatorOf([a, b]);
   replicator.on("quarantine", (q) => {
     if (q.recordId !== undefined) quarantinedByReplicator.push(q.recordId);
   });
-  await replicator.start();
 };
 const stopReplicator = async (): Promise<void> => {
   await replicator?.stop();
