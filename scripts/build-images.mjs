@@ -8,9 +8,10 @@
 // <tag> is `<arch>-<12 hex of a hash of everything in the image>`: an image whose tag exists is not
 // built again. Each is also tagged `local-<arch>` (what the Compose files use by default).
 //
-// Usage: node scripts/build-images.mjs [--arch amd64|arm64|all] [--json] [--save DIR]
+// Usage: node scripts/build-images.mjs [--arch amd64|arm64|all] [--json] [--save DIR] [--prune]
 //   --arch  default: the host's. --json: print {arch: {pocketbase, gateway, cli}} on stdout.
 //   --save  also write each image as DIR/<name>-<arch>.tar (`docker save`, for `k3s ctr images import`).
+//   --prune remove the older hash tags of these images for the arch (an image a container uses stays).
 // Needs: a Docker engine (scripts/ensure-docker.sh), Go >= 1.25 (probe; arm64 PocketBase), npm
 // (node-linux-<arch> via `npm pack` into ~/.cache/nxs-sync/node-dist, never a project dependency),
 // and for arm64 the cross libraries of scripts/ensure-qemu.sh (/usr/aarch64-linux-gnu).
@@ -66,6 +67,7 @@ const arches = archArg === "all" ? ["amd64", "arm64"] : [archArg];
 for (const a of arches) if (!(a in ARCHES)) fail(`unknown --arch ${a} (amd64, arm64 or all)`);
 const json = args.includes("--json");
 const saveDir = opt("--save");
+const prune = args.includes("--prune");
 
 function log(line) {
   process.stderr.write(`build-images: ${line}\n`);
@@ -352,6 +354,15 @@ try {
         mkdirSync(saveDir, { recursive: true });
         run("docker", ["save", "-o", join(saveDir, `nxs-sync-${name}-${arch}.tar`), tag]);
       }
+    }
+    if (prune) {
+      const keep = new Set(Object.values(tags));
+      const all = run("docker", ["images", "--format", "{{.Repository}}:{{.Tag}}"]).split("\n");
+      const old = all.filter(
+        (t) => /^nxs-sync-(pocketbase|gateway|cli):/.test(t) && t.includes(`${arch}-`) && !keep.has(t),
+      );
+      for (const t of old) spawnSync("docker", ["rmi", t], { stdio: "ignore" });
+      if (old.length > 0) log(`pruned ${old.length} older tag(s) of ${arch}`);
     }
     const sizes = Object.fromEntries(Object.entries(tags).map(([n, t]) => [n, imageSize(t)]));
     log(

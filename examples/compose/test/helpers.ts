@@ -102,15 +102,20 @@ export interface ImageTags {
 }
 
 /**
- * Builds (or finds, by content hash) the deployment images: `node scripts/build-images.mjs`.
+ * Builds (or finds, by content hash) the deployment images, removing older hash tags of the arch:
+ * `node scripts/build-images.mjs --prune`.
  * @param arch - `amd64` or `arm64`.
  * @returns Their tags.
  * @throws Error with the build's output when it fails.
  */
 export async function buildImages(arch: "amd64" | "arm64"): Promise<ImageTags> {
-  const out = await runOk(process.execPath, ["scripts/build-images.mjs", "--arch", arch, "--json"], {
-    timeoutMs: 600_000,
-  });
+  const out = await runOk(
+    process.execPath,
+    ["scripts/build-images.mjs", "--arch", arch, "--json", "--prune"],
+    {
+      timeoutMs: 600_000,
+    },
+  );
   const tags = (JSON.parse(out) as Record<string, ImageTags>)[arch];
   if (!tags) throw new Error(`scripts/build-images.mjs printed no tags for ${arch}: ${out}`);
   return tags;
