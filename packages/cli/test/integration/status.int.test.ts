@@ -117,6 +117,38 @@ describe("nxs-sync status", () => {
     expect(secretsOf(after.json<FleetStatus>())).toEqual([sa, sa]);
   });
 
+  it("nxs-sync replicator copies accounts (--records, default users): sign up on a, log in on b", async () => {
+    const { replicator } = await readIds(ids);
+    const email = `ann-${Date.now()}@example.test`;
+    const user = await a.client().collection("users").create({
+      email,
+      password: "a-long-password-1",
+      passwordConfirm: "a-long-password-1",
+    });
+    const stop = new AbortController();
+    const running = runReplicator([a.url, b.url], replicator, stop.signal);
+    try {
+      await waitFor(
+        async () =>
+          (await b
+            .client()
+            .collection("users")
+            .getOne(user.id)
+            .catch(() => undefined)) ?? undefined,
+        { timeoutMs: 30_000, description: "the account on b" },
+      );
+    } finally {
+      stop.abort();
+      expect(await running).toBe(0);
+    }
+    const onB = b.client();
+    onB.authStore.clear();
+    const auth = await onB.collection("users").authWithPassword(email, "a-long-password-1");
+    expect(auth.record.id).toBe(user.id);
+    const st = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
+    expect(st.servers.map((x) => x.records?.users?.count)).toEqual([1, 1]);
+  });
+
   it("--watch refreshes until interrupted (one JSON line per reading)", async () => {
     const stop = new AbortController();
     let out = "";
