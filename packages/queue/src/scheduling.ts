@@ -108,7 +108,22 @@ const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
  * ```
  */
 export async function tickJobId(queue: string, scheduleId: string, tick: number): Promise<JobId> {
-  const data = new TextEncoder().encode(`nxs-cron\n${queue}\n${scheduleId}\n${tick}`);
+  return hashId(`nxs-cron\n${queue}\n${scheduleId}\n${tick}`);
+}
+
+/**
+ * The record id of a schedule on a PocketBase server: a hash of queue and schedule id, the same on
+ * every server, so the replicator merges two servers' copies into one record.
+ * @param queue - The queue's name.
+ * @param scheduleId - The schedule's id.
+ * @returns 15 characters of `[a-z0-9]`.
+ */
+export async function scheduleRecordId(queue: string, scheduleId: string): Promise<string> {
+  return hashId(`nxs-schedule\n${queue}\n${scheduleId}`);
+}
+
+async function hashId(text: string): Promise<JobId> {
+  const data = new TextEncoder().encode(text);
   const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", data));
   let id = "";
   // 2 bytes per character: the bias of `% 36` is below 0.06%.

@@ -31,13 +31,21 @@ import type {
   JobEvent,
   QueueAdmin,
   QueueBackendCapabilities,
+  QueueSchedules,
   QueueWatcher,
   Settlement,
   SettleResult,
   WatchOptions,
 } from "../backend.js";
 import { QueueErrorCode } from "../errors.js";
-import type { ClaimedJob, JobId, JobRecord, NewJob } from "../job.js";
+import { type ClaimedJob, type JobId, type JobRecord, type NewJob, PRIORITY_STEP_MS } from "../job.js";
+import {
+  checkJobKey,
+  checkPriority,
+  checkScheduleSpec,
+  DEDUPE_MODES,
+  scheduleRecordId,
+} from "../scheduling.js";
 import {
   BLOBS_COLLECTION,
   DEFAULT_MAX_BLOB_BYTES,
@@ -60,12 +68,17 @@ import {
   refusalSchema,
   type SeenJob,
   type StoredJob,
+  scheduleFireAnswer,
+  scheduleListAnswer,
+  schedulePutAnswer,
+  scheduleRemoveAnswer,
   seenOf,
   settleAndClaimAnswer,
   settleAnswer,
   storedJobSchema,
   takeoverAnswer,
   toJobRecord,
+  toScheduleRecord,
 } from "./records.js";
 
 /** The server that claims were moved to: reported by {@link PocketBaseQueueBackendOptions.onTakeover}. */
@@ -538,12 +551,41 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
     return a.jobs.map((c) => ({ job: toJobRecord(c.job), token: asToken(c.token) }));
   };
 
+  const schedules: QueueSchedules = {
+    async put(spec) {
+      checkScheduleSpec(spec);
+      const id = await scheduleRecordId(spec.queue, spec.id);
+      const a = await call("schedule put", (ep) => post(ep, "schedule-put", { id, spec }, schedulePutAnswer));
+      return toScheduleRecord(a.schedule);
+    },
+    async remove(queue, id) {
+      const a = await call("schedule remove", (ep) =>
+        post(ep, "schedule-remove", { queue, sid: id }, scheduleRemoveAnswer),
+      );
+      return a.removed;
+    },
+    async list(queue) {
+      const a = await call("schedule list", (ep) => post(ep, "schedule-list", { queue }, scheduleListAnswer));
+      return a.schedules.map(toScheduleRecord);
+    },
+    async fire(queue, id, tick, jobId) {
+      const body = { queue, sid: id, tick: Math.trunc(tick), jobId };
+      const a = await call("schedule fire", (ep) => post(ep, "schedule-fire", body, scheduleFireAnswer));
+      return a.reason === undefined ? { fired: a.fired } : { fired: a.fired, reason: a.reason };
+    },
+  };
+
   return {
     admin,
     blobs,
+    schedules,
+    priorities: { stepMs: PRIORITY_STEP_MS },
+    dedupeModes: DEDUPE_MODES,
     authority: () => authority,
     async enqueue(jobs: readonly NewJob[]): Promise<readonly EnqueueResult[]> {
       for (const [i, j] of jobs.entries()) {
+        checkPriority(j.priority, `jobs[${i}].priority`);
+        if (j.key !== undefined) checkJobKey(j.key, `jobs[${i}].key`);
         const size = JSON.stringify(j.payload ?? null).length;
         if (size > MAX_INLINE_JSON) {
           throw new NxsError(
@@ -555,7 +597,13 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
       const out: EnqueueResult[] = [];
       for (const part of chunks(jobs)) {
         const a = await call("enqueue", (ep) => post(ep, "enqueue", { jobs: part }, enqueueAnswer));
-        out.push(...a.results.map((r) => ({ id: r.id as JobId, created: r.created })));
+        out.push(
+          ...a.results.map((r) => ({
+            id: r.id as JobId,
+            created: r.created,
+            ...(r.deduped === undefined ? {} : { deduped: r.deduped }),
+          })),
+        );
       }
       return out;
     },

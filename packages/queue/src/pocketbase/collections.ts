@@ -17,12 +17,16 @@ export const JOBS_COLLECTION = "nxs_jobs";
 export const EPOCHS_COLLECTION = "nxs_queue_epochs";
 /** Blobs: payloads and results too large for a job record (a file field). Local to a server. */
 export const BLOBS_COLLECTION = "nxs_job_blobs";
+/** The dedupe key table: one row per queue and key (unique index), local to a server. */
+export const JOB_KEYS_COLLECTION = "nxs_job_keys";
+/** Cron schedules: one record per queue and schedule id, replicated (lww by `version`). */
+export const SCHEDULES_COLLECTION = "nxs_queue_schedules";
 /** The largest payload or result stored inline in a job record (JSON characters). */
 export const MAX_INLINE_JSON = 262_144;
 /** The largest blob by default (bytes). */
 export const DEFAULT_MAX_BLOB_BYTES = 16 * 1024 * 1024;
 /** Name and version of the hook piece (`pb_hooks/nxs-queue.pb.js`, `GET /nxs/hooks/queue`). */
-export const QUEUE_HOOKS = { name: "queue", version: 3, file: "nxs-queue.pb.js" } as const;
+export const QUEUE_HOOKS = { name: "queue", version: 4, file: "nxs-queue.pb.js" } as const;
 
 const IS_NODE = `@request.auth.collectionName = "${NODES_COLLECTION}"`;
 const IS_REPLICATOR = `@request.auth.collectionName = "${REPLICATORS_COLLECTION}"`;
@@ -74,11 +78,20 @@ export function jobsCollection(): CollectionDef {
       num("updatedAt"),
       num("finishedAt"),
       { name: "deleted", type: "bool" },
+      // Scheduling (issue 22): priority and the claim rank (runAt minus the priority's head start,
+      // set by every route write), the dedupe key, its mode and the end of its throttle window.
+      num("priority"),
+      num("rank"),
+      text("jobKey", 200),
+      text("keyMode", 20),
+      num("keyUntil"),
       { name: "created", type: "autodate", onCreate: true, onUpdate: false },
       { name: "updated", type: "autodate", onCreate: true, onUpdate: true },
     ],
     indexes: [
       "CREATE INDEX idx_nxs_jobs_claim ON nxs_jobs (queue, state, runAt)",
+      "CREATE INDEX idx_nxs_jobs_rank ON nxs_jobs (queue, state, rank)",
+      "CREATE INDEX idx_nxs_jobs_key ON nxs_jobs (queue, jobKey, state)",
       "CREATE INDEX idx_nxs_jobs_lease ON nxs_jobs (queue, state, leaseUntil)",
       "CREATE INDEX idx_nxs_jobs_finished ON nxs_jobs (queue, finishedAt)",
       "CREATE INDEX idx_nxs_jobs_epoch ON nxs_jobs (epoch)",
@@ -106,6 +119,72 @@ export function epochsCollection(): CollectionDef {
     viewRule: READ,
     createRule: null,
     updateRule: null,
+    deleteRule: null,
+  };
+}
+
+/**
+ * `nxs_job_keys`: the dedupe key table, one row per queue and key (a unique index), naming the job
+ * that holds the key and the end of its throttle window. Written by the enqueue route only, inside
+ * its transaction; not replicated (each server keeps its own; a server without a key's row finds
+ * the newest job of the key, since jobs replicate with their key).
+ */
+export function jobKeysCollection(): CollectionDef {
+  return {
+    id: "pbc_nxs_job_keys",
+    name: JOB_KEYS_COLLECTION,
+    type: "base",
+    fields: [
+      { name: "queue", type: "text", required: true, max: 200 },
+      { name: "key", type: "text", required: true, max: 200 },
+      text("job", 15),
+      text("mode", 20),
+      num("until"),
+    ],
+    indexes: ["CREATE UNIQUE INDEX idx_nxs_job_keys ON nxs_job_keys (queue, key)"],
+    listRule: READ,
+    viewRule: READ,
+    createRule: null,
+    updateRule: null,
+    deleteRule: null,
+  };
+}
+
+/**
+ * `nxs_queue_schedules`: one record per cron schedule (id: a hash of queue and schedule id, the
+ * same on every server), with its run count and cursor (`lastTick`); `version` orders copies
+ * (definition revision, then cursor, then rev). Written by the schedule routes; replicated.
+ */
+export function schedulesCollection(): CollectionDef {
+  return {
+    id: "pbc_nxs_queue_schedules",
+    name: SCHEDULES_COLLECTION,
+    type: "base",
+    fields: [
+      { name: "queue", type: "text", required: true, max: 200 },
+      { name: "sid", type: "text", required: true, max: 100 },
+      text("cron", 200),
+      text("tz", 100),
+      json("payload"),
+      num("limit"),
+      num("endDate"),
+      json("job", 4096),
+      num("runs"),
+      num("lastTick"),
+      num("defRev"),
+      { name: "removed", type: "bool" },
+      num("rev"),
+      text("version", 40),
+      num("createdAt"),
+      num("updatedAt"),
+      { name: "created", type: "autodate", onCreate: true, onUpdate: false },
+      { name: "updated", type: "autodate", onCreate: true, onUpdate: true },
+    ],
+    indexes: ["CREATE UNIQUE INDEX idx_nxs_queue_schedules ON nxs_queue_schedules (queue, sid)"],
+    listRule: READ,
+    viewRule: READ,
+    createRule: IS_REPLICATOR,
+    updateRule: IS_REPLICATOR,
     deleteRule: null,
   };
 }
@@ -140,7 +219,8 @@ export const DEFAULT_TOMBSTONE_RETENTION_MS = 7 * 24 * 3600 * 1000;
  * `id`, last writer by `version`, deletes as tombstones that the replicator purges on every server
  * once they are older than `tombstoneRetentionMs` by `updatedAt`); the epochs and blobs stay on
  * each server. A job unchanged for longer than the retention is not copied to a server that lacks
- * it (e.g. one added to the fleet later).
+ * it (e.g. one added to the fleet later). `nxs_queue_schedules` is replicated too (lww by `version`;
+ * a removal is a flag, not a delete); the dedupe key table `nxs_job_keys` stays on each server.
  * @param options - `maxBlobBytes`: the blob file limit (default 16 MiB); `tombstoneRetentionMs`
  *   (default {@link DEFAULT_TOMBSTONE_RETENTION_MS}).
  * @returns The definitions, in creation order.
@@ -168,6 +248,11 @@ export function queueCollections(
     },
     { schema: epochsCollection() },
     { schema: blobsCollection(options.maxBlobBytes) },
+    { schema: jobKeysCollection() },
+    {
+      schema: schedulesCollection(),
+      replication: { key: ["id"], merge: MergeRules.lww("version") },
+    },
   ];
 }
 

@@ -4,7 +4,7 @@
  */
 import type { Json } from "@nxs-sync/core";
 import { z } from "zod";
-import type { JobEvent } from "../backend.js";
+import type { JobEvent, ScheduleRecord } from "../backend.js";
 import { JOB_ID_PATTERN, type JobId, type JobRecord, JobState, type LeaseToken } from "../job.js";
 
 const count = z.number().finite().min(0);
@@ -56,6 +56,10 @@ export const storedJobSchema = z.object({
   updatedAt: count,
   finishedAt: count,
   deleted: z.boolean(),
+  // Scheduling fields (hook piece 4); absent from a record stored before them.
+  priority: count.optional(),
+  jobKey: z.string().optional(),
+  keyMode: z.enum(["simple", "throttle", "debounce", "singleton", ""]).optional().catch(""),
 });
 /** A stored job record (validated). */
 export type StoredJob = z.infer<typeof storedJobSchema>;
@@ -94,11 +98,78 @@ export function toJobRecord(s: StoredJob): JobRecord {
   if (s.result !== null && s.result !== undefined) job.result = s.result as Json;
   if (s.reason !== "" && s.state !== JobState.Waiting && s.state !== JobState.Active) job.reason = s.reason;
   if (s.finishedAt > 0) job.finishedAt = s.finishedAt;
+  if ((s.priority ?? 0) > 0) job.priority = s.priority;
+  if (s.jobKey) {
+    job.jobKey = s.jobKey;
+    if (s.keyMode) job.keyMode = s.keyMode;
+  }
   return job as JobRecord;
 }
 
 export const enqueueAnswer = z.object({
-  results: z.array(z.object({ id: z.string(), created: z.boolean() })),
+  results: z.array(
+    z.object({ id: z.string(), created: z.boolean(), deduped: z.enum(["ignored", "replaced"]).optional() }),
+  ),
+});
+/** A schedule as the schedule routes answer it (0 and "" for absent options). */
+export const storedScheduleSchema = z.object({
+  queue: z.string(),
+  id: z.string(),
+  cron: z.string(),
+  tz: z.string(),
+  payload: z.unknown(),
+  limit: count,
+  endDate: count,
+  job: z.object({
+    maxAttempts: count,
+    backoff: z
+      .object({
+        type: z.enum(["exponential", "fixed"]).optional(),
+        delayMs: count.optional(),
+        maxMs: count.optional(),
+      })
+      .nullable()
+      .catch({}),
+    timeoutMs: count,
+    priority: count.optional(),
+  }),
+  runs: count,
+  lastTick: count,
+  createdAt: count,
+  updatedAt: count,
+});
+/**
+ * The port's view of a stored schedule.
+ * @param s - A validated record.
+ * @returns The schedule.
+ */
+export function toScheduleRecord(s: z.infer<typeof storedScheduleSchema>): ScheduleRecord {
+  return {
+    id: s.id,
+    queue: s.queue,
+    cron: s.cron,
+    ...(s.tz === "" ? {} : { tz: s.tz }),
+    payload: (s.payload ?? null) as Json,
+    ...(s.limit > 0 ? { limit: s.limit } : {}),
+    ...(s.endDate > 0 ? { endDate: s.endDate } : {}),
+    job: {
+      maxAttempts: s.job.maxAttempts,
+      backoff: s.job.backoff ?? {},
+      timeoutMs: s.job.timeoutMs,
+      ...(s.job.priority ? { priority: s.job.priority } : {}),
+    },
+    runs: s.runs,
+    lastTick: s.lastTick,
+    createdAt: s.createdAt,
+    updatedAt: s.updatedAt,
+  };
+}
+export const schedulePutAnswer = z.object({ schedule: storedScheduleSchema });
+export const scheduleListAnswer = z.object({ schedules: z.array(storedScheduleSchema) });
+export const scheduleRemoveAnswer = z.object({ removed: z.boolean() });
+export const scheduleFireAnswer = z.object({
+  fired: z.boolean(),
+  reason: z.enum(["past", "gone", "limit", "exists"]).optional(),
 });
 export const claimAnswer = z.object({
   jobs: z.array(z.object({ job: storedJobSchema, token: z.string().min(1), stalled: z.boolean() })),
