@@ -35,6 +35,9 @@ const READ = `${IS_NODE} || ${IS_REPLICATOR}`;
 const num = (name: string): FieldDef => ({ name, type: "number" });
 const json = (name: string, maxSize = MAX_INLINE_JSON + 1024): FieldDef => ({ name, type: "json", maxSize });
 const text = (name: string, max = 2000): FieldDef => ({ name, type: "text", max });
+const required = (name: string, max: number): FieldDef => ({ name, type: "text", required: true, max });
+/** Read by gateways and replicators, written by the hook routes only. */
+const ROUTES_ONLY = { listRule: READ, viewRule: READ, createRule: null, updateRule: null, deleteRule: null };
 
 /** `nxs_jobs`: every field of a JobRecord, its token, its version and a tombstone. */
 export function jobsCollection(): CollectionDef {
@@ -115,11 +118,7 @@ export function epochsCollection(): CollectionDef {
     type: "base",
     fields: [num("epoch"), num("takenAt")],
     indexes: [],
-    listRule: READ,
-    viewRule: READ,
-    createRule: null,
-    updateRule: null,
-    deleteRule: null,
+    ...ROUTES_ONLY,
   };
 }
 
@@ -134,19 +133,9 @@ export function jobKeysCollection(): CollectionDef {
     id: "pbc_nxs_job_keys",
     name: JOB_KEYS_COLLECTION,
     type: "base",
-    fields: [
-      { name: "queue", type: "text", required: true, max: 200 },
-      { name: "key", type: "text", required: true, max: 200 },
-      text("job", 15),
-      text("mode", 20),
-      num("until"),
-    ],
+    fields: [required("queue", 200), required("key", 200), text("job", 15), text("mode", 20), num("until")],
     indexes: ["CREATE UNIQUE INDEX idx_nxs_job_keys ON nxs_job_keys (queue, key)"],
-    listRule: READ,
-    viewRule: READ,
-    createRule: null,
-    updateRule: null,
-    deleteRule: null,
+    ...ROUTES_ONLY,
   };
 }
 
@@ -161,8 +150,8 @@ export function schedulesCollection(): CollectionDef {
     name: SCHEDULES_COLLECTION,
     type: "base",
     fields: [
-      { name: "queue", type: "text", required: true, max: 200 },
-      { name: "sid", type: "text", required: true, max: 100 },
+      required("queue", 200),
+      required("sid", 100),
       text("cron", 200),
       text("tz", 100),
       json("payload"),

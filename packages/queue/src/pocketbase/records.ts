@@ -19,6 +19,15 @@ export const readyJobSchema = z.object({
   deleted: z.boolean().optional(),
 });
 
+const backoffSchema = z
+  .object({
+    type: z.enum(["exponential", "fixed"]).optional(),
+    delayMs: count.optional(),
+    maxMs: count.optional(),
+  })
+  .nullable()
+  .catch({});
+
 export const storedJobSchema = z.object({
   id: z.string().regex(JOB_ID_PATTERN),
   queue: z.string().min(1),
@@ -28,14 +37,7 @@ export const storedJobSchema = z.object({
   attempt: count,
   attemptsMade: count,
   maxAttempts: count,
-  backoff: z
-    .object({
-      type: z.enum(["exponential", "fixed"]).optional(),
-      delayMs: count.optional(),
-      maxMs: count.optional(),
-    })
-    .nullable()
-    .catch({}),
+  backoff: backoffSchema,
   timeoutMs: count,
   generation: count,
   epoch: count,
@@ -122,14 +124,7 @@ export const storedScheduleSchema = z.object({
   endDate: count,
   job: z.object({
     maxAttempts: count,
-    backoff: z
-      .object({
-        type: z.enum(["exponential", "fixed"]).optional(),
-        delayMs: count.optional(),
-        maxMs: count.optional(),
-      })
-      .nullable()
-      .catch({}),
+    backoff: backoffSchema,
     timeoutMs: count,
     priority: count.optional(),
   }),
