@@ -74,11 +74,12 @@ export function dueTick(rec: ScheduleRecord, now: number): { tick: number; skipp
   const tick = last.getTime();
   const from = Math.max(rec.lastTick, rec.createdAt - 1);
   if (tick <= from) return undefined;
-  // Count what is passed over (bounded: a long downtime of a per-second pattern counts to 1000).
+  // Count what is passed over, one tick at a time (bounded: at most 1000 are counted).
   let skipped = 0;
-  for (const d of cron.previousRuns(1000, last)) {
-    if (d.getTime() <= from) break;
-    skipped++;
+  for (let at = last; skipped < 1000; skipped++) {
+    const [before] = cron.previousRuns(1, at);
+    if (before === undefined || before.getTime() <= from) break;
+    at = before;
   }
   return { tick, skipped };
 }
@@ -148,7 +149,8 @@ export function createCronScheduler(options: CronSchedulerOptions): CronSchedule
       if (!stopped) cancel = scheduler.schedule(Math.max(0, next - scheduler.now()), loop);
     });
   };
-  loop();
+  // The first round at the next turn of the scheduler (a manual one: at its next advance).
+  cancel = scheduler.schedule(0, loop);
 
   return {
     async runOnce() {

@@ -62,6 +62,8 @@ export function checkJobKey(key: JobKey, where = "key"): void {
  */
 export function parseCron(cron: string, tz?: string): Cron {
   try {
+    // croner takes an unknown zone without a word (and fails at its first tick): Intl checks it.
+    if (tz !== undefined) new Intl.DateTimeFormat("en", { timeZone: tz });
     return new Cron(cron, { timezone: tz ?? "UTC", paused: true });
   } catch (err) {
     return invalid("cron", `${JSON.stringify(cron)}${tz ? ` (${tz})` : ""}: ${(err as Error).message}`);
