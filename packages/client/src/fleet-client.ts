@@ -85,6 +85,11 @@ export interface FleetClient {
   readonly endpoints: readonly string[];
   /** The endpoint requests go to now. */
   active(): string;
+  /**
+   * The endpoint the realtime stream is connected to, or undefined while it is not connected (no
+   * subscription, or reconnecting). After a switch it follows {@link FleetClient.active}.
+   */
+  realtimeEndpoint(): string | undefined;
   /** The state of every endpoint. */
   state(): readonly FleetEndpointState[];
   /**
@@ -107,7 +112,14 @@ export interface FleetClient {
 /** The private parts of the SDK's realtime service the client relies on (pocketbase 0.28). */
 interface RealtimeInternals {
   eventSource?: { readonly url?: string; onerror?: ((event: unknown) => void) | null } | null;
+  clientId?: string;
+  reconnectAttempts?: number;
+  subscriptions?: Record<string, readonly unknown[]>;
+  initConnect?: () => void;
 }
+
+/** How long after a lost stream the client checks that the SDK is still reconnecting. */
+const REVIVE_CHECK_MS = 3000;
 
 /** One attempt's timer; `timedOut` is read after the attempt fails. */
 interface AttemptClock {
@@ -183,6 +195,10 @@ export function buildFleetClient(
   let activeIndex = 0;
   let closed = false;
   let failbackTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Realtime subscription submits (`POST /api/realtime`) under way, and a move they hold back. */
+  let submitsInFlight = 0;
+  let moveAfterSubmit = false;
+  let reviveTimer: ReturnType<typeof setTimeout> | undefined;
 
   const pb = new FleetPocketBase(
     endpoints[0]!,
@@ -217,15 +233,56 @@ export function buildFleetClient(
     scheduleFailback();
   }
 
+  /** The endpoint the realtime stream is connected to, if it is. */
+  function realtimeIndex(): number | undefined {
+    return pb.realtime.isConnected ? streamIndex() : undefined;
+  }
+
+  /** The endpoint of the realtime stream, connected or still connecting. */
+  function streamIndex(): number | undefined {
+    const url = realtime.eventSource?.url;
+    if (typeof url !== "string") return undefined;
+    const i = endpoints.findIndex((e) => url.startsWith(`${e}/`));
+    return i < 0 ? undefined : i;
+  }
+
   /**
-   * Sends an open realtime stream to the active endpoint: the SDK's own error path closes it and
-   * reconnects (to `pb.baseURL`), and on connect it re-submits every subscription.
+   * Sends a connected realtime stream that is not on the active endpoint there: the SDK's own
+   * error path closes it and reconnects (to `pb.baseURL`), and on connect it re-submits every
+   * subscription. A stream still connecting is left alone: its next attempt uses `pb.baseURL`.
    */
   function moveRealtime(): void {
-    const source = realtime.eventSource;
-    if (!source || typeof source.onerror !== "function") return;
-    if (typeof source.url === "string" && source.url.startsWith(`${endpoints[activeIndex]}/`)) return;
-    source.onerror({ type: "error" });
+    const on = realtimeIndex();
+    if (on === undefined || on === activeIndex) return;
+    // While the SDK submits the subscriptions of a (re)connect, its completion clears the
+    // reconnect timer an error would set: move once the submit is over.
+    if (submitsInFlight > 0) {
+      moveAfterSubmit = true;
+      return;
+    }
+    realtime.eventSource?.onerror?.({ type: "error" });
+  }
+
+  /**
+   * Watches a lost stream until it is connected again. The SDK can drop its own reconnect: a
+   * stream that fails while the subscriptions of its connect are being submitted ends with no
+   * stream, no client id and no reconnect scheduled (the submit's completion clears the timer).
+   * Found in that state with subscriptions left, the stream is started again, in the SDK's
+   * reconnect mode (failures retried in the background).
+   */
+  function watchRealtime(): void {
+    if (reviveTimer !== undefined || closed) return;
+    reviveTimer = setTimeout(() => {
+      reviveTimer = undefined;
+      const wanted = Object.values(realtime.subscriptions ?? {}).some((l) => l.length > 0);
+      if (closed || !wanted || pb.realtime.isConnected) return;
+      const dead = !realtime.eventSource && !realtime.clientId && realtime.reconnectAttempts === 0;
+      if (dead && typeof realtime.initConnect === "function") {
+        realtime.reconnectAttempts = 1;
+        realtime.initConnect();
+      }
+      watchRealtime();
+    }, REVIVE_CHECK_MS);
   }
 
   function failed(index: number, reason: string): void {
@@ -236,6 +293,8 @@ export function buildFleetClient(
   function answered(index: number): void {
     healthy[index] = true;
     if (index !== activeIndex && !healthy[activeIndex]) switchTo(index, "failover", "answered in its place");
+    // A stream that connected while the client was moving may have landed on the endpoint left.
+    moveRealtime();
   }
 
   /** `GET /api/health` of one endpoint, bounded by the request timeout. */
@@ -272,6 +331,7 @@ export function buildFleetClient(
   const onDisconnect = (subscriptions: string[]) => {
     userOnDisconnect?.(subscriptions);
     if (subscriptions.length === 0 || closed) return;
+    watchRealtime();
     const index = activeIndex;
     void probe(index).then((ok) => {
       if (!ok) failed(index, "realtime stream lost and /api/health did not answer");
@@ -335,8 +395,31 @@ export function buildFleetClient(
     if (closed) throw new FleetError(FleetErrorCode.Closed, "the fleet client is closed");
     const request: FleetRequest = { method: (options?.method ?? "GET").toUpperCase(), path };
     const retried = retryIf(request);
+    const submit = request.method === "POST" && /^\/?api\/realtime\/?$/.test(path);
+    if (submit) submitsInFlight++;
+    try {
+      // A subscription submit names the stream's client id: it goes to the stream's server.
+      const first = submit ? (streamIndex() ?? activeIndex) : activeIndex;
+      return await routeAttempts(path, options, attempt, request, retried, first);
+    } finally {
+      if (submit && --submitsInFlight === 0 && moveAfterSubmit) {
+        moveAfterSubmit = false;
+        // After the SDK's own continuation of the submit (promise jobs) has run.
+        setTimeout(moveRealtime, 0);
+      }
+    }
+  }
+
+  async function routeAttempts(
+    path: string,
+    options: SendOptions,
+    attempt: (options: SendOptions) => Promise<unknown>,
+    request: FleetRequest,
+    retried: boolean,
+    first: number,
+  ): Promise<unknown> {
     const tried = new Set<number>();
-    let index = activeIndex;
+    let index = first;
     for (;;) {
       tried.add(index);
       const clock: AttemptClock = { timedOut: false, timer: undefined };
@@ -387,6 +470,10 @@ export function buildFleetClient(
     pb,
     endpoints,
     active: () => endpoints[activeIndex]!,
+    realtimeEndpoint() {
+      const i = realtimeIndex();
+      return i === undefined ? undefined : endpoints[i];
+    },
     state: () => endpoints.map((url, i) => ({ url, active: i === activeIndex, healthy: healthy[i]! })),
     on(_event, listener) {
       const l = listener as (event: SwitchEvent) => void;
@@ -399,6 +486,8 @@ export function buildFleetClient(
       if (closed) return;
       clearTimeout(failbackTimer);
       failbackTimer = undefined;
+      clearTimeout(reviveTimer);
+      reviveTimer = undefined;
       void pb.realtime.unsubscribe().catch(() => undefined);
       pb.cancelAllRequests();
       closed = true;

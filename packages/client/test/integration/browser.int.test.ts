@@ -84,6 +84,8 @@ suite(`the example frontend in headless chromium${missing && !isCI() ? ` (skippe
     if (servers.failed) process.stderr.write(`----- page console -----\n${consoleLines.join("\n")}\n`);
   });
 
+  /** Matches an element whose whole text is `value`. */
+  const exactly = (value: string) => new RegExp(`^\\s*${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s*$`);
   const text = async (selector: string) => (await page.locator(selector).textContent())?.trim() ?? "";
   const storedToken = () =>
     page.evaluate(
@@ -100,7 +102,7 @@ suite(`the example frontend in headless chromium${missing && !isCI() ? ` (skippe
     await page.locator(`#notes li[data-id="${s.noteId}"]`).waitFor();
     expect(await text("#who")).toContain(s.user.email);
     expect(await text("#active")).toBe(s.a.url);
-    await page.locator("#realtime", { hasText: s.a.url }).waitFor();
+    await page.locator("#realtime", { hasText: exactly(s.a.url) }).waitFor();
     const onA = await s.a.client().collection("notes").create({ text: "written on A" });
     await page.locator(`#events li[data-id="${onA.id}"]`).waitFor();
   });
@@ -119,7 +121,7 @@ suite(`the example frontend in headless chromium${missing && !isCI() ? ` (skippe
     });
     expect(await text("#active")).toBe(s.b.url);
     // The page shows where its stream is; an event published before it got there is not replayed.
-    await page.locator("#realtime", { hasText: s.b.url }).waitFor();
+    await page.locator("#realtime", { hasText: exactly(s.b.url) }).waitFor();
     const onB = await s.b.client().collection("notes").create({ text: "written on B after the failover" });
     await page.locator(`#events li[data-id="${onB.id}"]`).waitFor();
     await page.click("#reload");

@@ -29,7 +29,10 @@ describe("a fleet client over two servers that share an account", () => {
   let fleet: FleetClient;
   const switches: SwitchEvent[] = [];
   const events: RecordSubscription<RecordModel>[] = [];
-  let connects = 0;
+  /** Where the stream was at each PB_CONNECT (fired once the subscriptions are submitted again). */
+  const connectedTo: (string | undefined)[] = [];
+  /** The stream is on `url` with every subscription in place. */
+  const streamOn = (url: string) => () => connectedTo.at(-1) === url && fleet.realtimeEndpoint() === url;
   let token = "";
 
   beforeAll(async () => {
@@ -45,7 +48,7 @@ describe("a fleet client over two servers that share an account", () => {
     const auth = await fleet.pb.collection("users").authWithPassword(s.user.email, s.user.password);
     expect(auth.record.id).toBe(s.user.id);
     token = fleet.pb.authStore.token;
-    await fleet.pb.realtime.subscribe("PB_CONNECT", () => connects++);
+    await fleet.pb.realtime.subscribe("PB_CONNECT", () => connectedTo.push(fleet.realtimeEndpoint()));
     await fleet.pb.collection("notes").subscribe("*", (e) => events.push(e));
     const onA = await s.a.client().collection("notes").create({ text: "written on A" });
     await waitFor(sawNote(onA.id), { description: "A's event" });
@@ -66,7 +69,7 @@ describe("a fleet client over two servers that share an account", () => {
   });
 
   it("the realtime subscription is re-subscribed on B and delivers B's events", async () => {
-    await waitFor(() => connects >= 2 && fleet.pb.realtime.isConnected, { description: "realtime on B" });
+    await waitFor(streamOn(s.b.url), { description: "realtime on B" });
     const onB = await s.b.client().collection("notes").create({ text: "written on B" });
     await waitFor(sawNote(onB.id), { description: "B's event" });
   });
@@ -108,8 +111,14 @@ describe("a fleet client over two servers that share an account", () => {
   it("B killed with A back: reads and realtime move back to A, the session still without a new login", async () => {
     // The last read (both fenced) ended on B; the stream follows the active endpoint.
     expect(fleet.active()).toBe(s.b.url);
-    await waitFor(() => fleet.pb.realtime.isConnected, { description: "realtime connected" });
-    const connectsBefore = connects;
+    // The fences may have left the stream reconnecting: wait until it delivers B's events.
+    await waitFor(
+      async () => {
+        const probe = await s.b.client().collection("notes").create({ text: "stream check on B" });
+        return waitFor(sawNote(probe.id), { timeoutMs: 1_000 }).catch(() => undefined);
+      },
+      { description: "realtime delivering on B", timeoutMs: 20_000 },
+    );
     const before = switches.length;
     await s.b.kill();
     const tokenBefore = fleet.pb.authStore.token;
@@ -118,9 +127,7 @@ describe("a fleet client over two servers that share an account", () => {
     expect(fleet.active()).toBe(s.a.url);
     expect(fleet.pb.authStore.token).toBe(tokenBefore);
     expect(switches.length).toBeGreaterThan(before);
-    await waitFor(() => connects > connectsBefore && fleet.pb.realtime.isConnected, {
-      description: "realtime back on A",
-    });
+    await waitFor(streamOn(s.a.url), { description: "realtime back on A" });
     const onA = await s.a.client().collection("notes").create({ text: "written on A again" });
     await waitFor(sawNote(onA.id), { description: "A's event after the move back" });
   });
