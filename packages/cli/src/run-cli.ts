@@ -3,6 +3,7 @@ import { runReplicatorCli } from "@nxs-sync/pocketbase";
 import { Command, CommanderError, Option } from "commander";
 import { runBackup, runReseed, runRestore, runVerify } from "./commands/backup.js";
 import { runFence } from "./commands/fence.js";
+import { runMetrics } from "./commands/metrics.js";
 import { type NodeAction, runNode } from "./commands/node.js";
 import { runHooksWrite, runSetup } from "./commands/setup.js";
 import { runStatus } from "./commands/status.js";
@@ -174,6 +175,18 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
     .action(async (opts, cmd: Command) => {
       const env = envOf(cmd);
       exit = await runStatus(env, { ...env, ...opts });
+    });
+
+  program
+    .command("metrics")
+    .description(
+      "every node's health from the first server that answers (@nxs-sync/metrics): CPU, memory and disk against the 75% cap, RSS, the last hour as sparklines, the alerts firing",
+    )
+    .requiredOption("--server <url>", "a server (repeat: the first that answers is read)", collect)
+    .option("--node <name>", "only this node (repeat)", collect)
+    .action(async (opts, cmd: Command) => {
+      const env = envOf(cmd);
+      exit = await runMetrics(env, { ...env, ...opts });
     });
 
   program

@@ -2,7 +2,7 @@ import { isNxsError, type NxsError } from "@nxs-sync/core";
 import { type Endpoint, openRoutePool, type RoutePool, type RoutePoolOptions } from "@nxs-sync/pocketbase";
 import type PocketBase from "pocketbase";
 import { type Alert, alertRev, decodeAlert } from "../checks/alert.js";
-import type { MetricsClient, PointList, RefusedPoint } from "../client.js";
+import type { MetricsClient, PointList, PointRange, RefusedPoint } from "../client.js";
 import { deterministicId } from "../hash.js";
 import { decodePoint, type MetricsPoint } from "../point.js";
 import { ALERTS_COLLECTION, LEASES_COLLECTION, POINTS_COLLECTION } from "./collections.js";
@@ -42,6 +42,54 @@ export function pointRecord(p: MetricsPoint): Record<string, unknown> & { id: st
     rev: p.rev,
     data: p.data,
   };
+}
+
+/**
+ * Reads the live windows of a range from one server (any authenticated client that may list
+ * `nxs_metrics_points`: a gateway, a replicator, a superuser), decoded; malformed records refused.
+ * @param pb - An SDK client.
+ * @param range - Tier, window starts, nodes.
+ * @returns The points and the refused records.
+ */
+export async function readPoints(pb: PocketBase, range: PointRange): Promise<PointList> {
+  const nodes = range.nodes ?? [];
+  const nodeFilter = nodes.length === 0 ? "" : ` && (${nodes.map((_, i) => `node = {:n${i}}`).join(" || ")})`;
+  const params: Record<string, unknown> = { tier: range.tier, from: range.from, to: range.to };
+  nodes.forEach((n, i) => {
+    params[`n${i}`] = n;
+  });
+  const raws = await pb.collection(POINTS_COLLECTION).getFullList({
+    batch: PAGE,
+    filter: pb.filter(
+      `tier = {:tier} && start >= {:from} && start < {:to} && expired = false${nodeFilter}`,
+      params,
+    ),
+    sort: "start,id",
+    fields: "id,node,tier,start,span,n,rev,data",
+  });
+  const points: MetricsPoint[] = [];
+  const refused: RefusedPoint[] = [];
+  for (const raw of raws) {
+    const d = decodePoint(raw);
+    if (d.ok) points.push(d.value);
+    else refused.push({ id: String(raw.id), reason: d.reason });
+  }
+  return { points, refused };
+}
+
+/**
+ * Reads the alerts firing, and those that started at or after `since`, from one server.
+ * @param pb - An SDK client.
+ * @param since - Start time (ms).
+ * @returns The alerts (malformed records left out).
+ */
+export async function readAlerts(pb: PocketBase, since: number): Promise<Alert[]> {
+  const raws = await pb.collection(ALERTS_COLLECTION).getFullList({
+    batch: PAGE,
+    filter: pb.filter('state = "firing" || startedAt >= {:since}', { since }),
+    sort: "startedAt,id",
+  });
+  return raws.flatMap((r) => decodeAlert(r) ?? []);
 }
 
 /** A PocketBase date of a time (`2026-01-01 00:00:00.000Z`). */
@@ -110,34 +158,7 @@ export function createPocketBaseMetricsClient(
         }
       });
     },
-    async list(range): Promise<PointList> {
-      const raws = await call("list", (pb) => {
-        const nodes = range.nodes ?? [];
-        const nodeFilter =
-          nodes.length === 0 ? "" : ` && (${nodes.map((_, i) => `node = {:n${i}}`).join(" || ")})`;
-        const params: Record<string, unknown> = { tier: range.tier, from: range.from, to: range.to };
-        nodes.forEach((n, i) => {
-          params[`n${i}`] = n;
-        });
-        return pb.collection(POINTS_COLLECTION).getFullList({
-          batch: PAGE,
-          filter: pb.filter(
-            `tier = {:tier} && start >= {:from} && start < {:to} && expired = false${nodeFilter}`,
-            params,
-          ),
-          sort: "start,id",
-          fields: "id,node,tier,start,span,n,rev,data",
-        });
-      });
-      const points: MetricsPoint[] = [];
-      const refused: RefusedPoint[] = [];
-      for (const raw of raws) {
-        const d = decodePoint(raw);
-        if (d.ok) points.push(d.value);
-        else refused.push({ id: String(raw.id), reason: d.reason });
-      }
-      return { points, refused };
-    },
+    list: (range) => call("list", (pb) => readPoints(pb, range)),
     async expire(tier, startBefore, limit) {
       const ids = await call("expire list", (pb) =>
         pb.collection(POINTS_COLLECTION).getList(1, Math.min(limit, PAGE), {
@@ -210,16 +231,7 @@ export function createPocketBaseMetricsClient(
         }
       });
     },
-    async listAlerts(since) {
-      const raws = await call("list alerts", (pb) =>
-        pb.collection(ALERTS_COLLECTION).getFullList({
-          batch: PAGE,
-          filter: pb.filter('state = "firing" || startedAt >= {:since}', { since }),
-          sort: "startedAt,id",
-        }),
-      );
-      return raws.flatMap((r) => decodeAlert(r) ?? []);
-    },
+    listAlerts: (since) => call("list alerts", (pb) => readAlerts(pb, since)),
     close() {
       if (route.ownPool) pool.stop();
     },

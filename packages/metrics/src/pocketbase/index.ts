@@ -8,6 +8,8 @@ export {
   type PocketBaseMetricsClient,
   type PocketBaseMetricsClientOptions,
   pointRecord,
+  readAlerts,
+  readPoints,
 } from "./client.js";
 export {
   ALERTS_COLLECTION,
