@@ -17,7 +17,9 @@
 //   POST /nxs/records/{col}/import  { records?: [...as exported], tombstones?: [{ record, at }] }
 //        -> { results: [{ id, outcome, conflict? }] }: last writer wins by `updated` (then by
 //        digest); a tombstone wins over a record updated at or before it; emails compared
-//        lower-cased: of two accounts with one email, the one created first keeps it.
+//        lower-cased: of two accounts with one email, the one created first keeps it. Each record
+//        carries its sender's base (nxs_record_bases): two writes neither of which was made on top
+//        of the other are a conflict, reported where the older one loses.
 //   GET  /nxs/records/{col}/digest  -> { count, digest, tombstones }
 //   GET  /nxs/records/{col}/secrets -> { digest, secrets? } (?full=1 for the values)
 //   POST /nxs/records/{col}/secrets { secrets }: sets them (auth, file, verification, password
@@ -51,6 +53,33 @@ routerAdd(
     const isAuth = collection.type === "auth";
     const body = e.requestInfo().body || {};
     const HIDDEN_AUTH = ["password", "tokenKey"];
+    const BASES = "nxs_record_bases";
+
+    // The base of a record on this server: the `updated` of the last version it received from a
+    // peer or found equal to a peer's (an import that created, updated or matched it). A write on
+    // top of the base descends from what the peer had; two writes on one base are concurrent.
+    const baseOf = (app, id) => {
+      try {
+        return app
+          .findFirstRecordByFilter(BASES, "coll = {:c} && record = {:r}", { c: col, r: id })
+          .getString("base");
+      } catch (_) {
+        return "";
+      }
+    };
+    const setBase = (app, id, base) => {
+      let row = null;
+      try {
+        row = app.findFirstRecordByFilter(BASES, "coll = {:c} && record = {:r}", { c: col, r: id });
+      } catch (_) {
+        row = new Record(app.findCollectionByNameOrId(BASES));
+        row.set("coll", col);
+        row.set("record", id);
+      }
+      if (row.getString("base") === base) return;
+      row.set("base", base);
+      app.save(row);
+    };
 
     // What a record is, as both servers compare it: every field (hidden ones too), sorted keys.
     const exportRecord = (app, r) => {
@@ -97,6 +126,7 @@ routerAdd(
         updated: r.getString("updated"),
         data: plain,
         digest: $security.sha256(canonical(plain)),
+        base: baseOf(app, r.id),
       };
     };
 
@@ -217,13 +247,24 @@ routerAdd(
               const mine = exportRecord(tx, local);
               const theirs = String(item.digest || "");
               if (mine.digest === theirs) {
+                setBase(tx, id, updated);
                 result = { id: id, outcome: "same" };
                 return;
               }
               const newer = updated > mine.updated || (updated === mine.updated && theirs > mine.digest);
               if (!newer) {
-                // Ours wins: the incoming write is lost here and on its server once ours reaches it.
-                result = { id: id, outcome: "older", conflict: { kept: mine.updated, lost: updated } };
+                // Ours wins. A conflict when neither write saw the other: the sender wrote it (its
+                // base is not this very version: a version it only received and passes on, an echo
+                // of ours, is no write of its own), the sender had not received our version (its
+                // base is older than it) and we had not received its version or a later one (our
+                // base is older than it: a late message of a superseded version is no conflict).
+                // Reported here, where the other write loses.
+                const theirBase = String(item.base || "");
+                const concurrent =
+                  theirBase !== updated && !(theirBase >= mine.updated) && !(mine.base >= updated);
+                result = concurrent
+                  ? { id: id, outcome: "older", conflict: { kept: mine.updated, lost: updated } }
+                  : { id: id, outcome: "older" };
                 return;
               }
             }
@@ -304,6 +345,7 @@ routerAdd(
                 tx.saveNoValidate(l);
               }
             }
+            setBase(tx, id, updated);
             result = { id: id, outcome: local ? "updated" : "created" };
             if (conflict) result.conflict = conflict;
           });
@@ -511,7 +553,16 @@ const nxsRecordsBroadcast = (e) => {
       return JSON.stringify(v);
     };
     const plain = JSON.parse(JSON.stringify(data));
+    let base = "";
+    try {
+      base = $app
+        .findFirstRecordByFilter("nxs_record_bases", "coll = {:c} && record = {:r}", { c: col, r: r.id })
+        .getString("base");
+    } catch (_) {
+      base = "";
+    }
     message.record = {
+      base: base,
       id: r.id,
       updated: r.getString("updated"),
       data: plain,

@@ -19,6 +19,12 @@ export interface ExportedRecord {
   readonly data: Readonly<Record<string, unknown>>;
   /** sha256 of the record's canonical content: equal on two servers when the records are. */
   readonly digest: string;
+  /**
+   * The `updated` of the last version the exporting server received from a peer or found equal to
+   * a peer's ("" when none): a write on top of it descends from the peer's; two writes on one
+   * base are concurrent (a conflict).
+   */
+  readonly base?: string;
 }
 
 /** A deleted record's trace (`nxs_tombstones`). */
@@ -189,6 +195,8 @@ export interface RecordSync {
 export function createRecordSync(options: RecordSyncOptions): RecordSync {
   const pageSize = options.pageSize ?? 500;
   const collections = new Set(options.collections);
+  /** Per record and source server: the end of its messages' chain. */
+  const inOrder = new Map<string, Promise<void>>();
 
   const tally = (
     stats: RecordSyncStats,
@@ -280,36 +288,59 @@ export function createRecordSync(options: RecordSyncOptions): RecordSync {
       }
       return stats;
     },
-    async onEvent(fromUrl, event) {
-      const stats: RecordSyncStats = { copied: 0, conflicts: 0, invalid: 0 };
+    onEvent(fromUrl, event) {
       const col = event.collectionName;
       const id = event.id;
-      if (typeof col !== "string" || typeof id !== "string" || !collections.has(col)) return stats;
-      const servers = options.servers();
-      const from = servers.find((s) => s.url === fromUrl);
-      if (from === undefined) return stats;
-      // The message carries the record (or its tombstone); ask for it only when it does not.
-      const carried = event as { record?: ExportedRecord; tombstone?: RecordTombstone };
-      const page: Pick<RecordExport, "records" | "tombstones"> =
-        carried.record !== undefined || carried.tombstone !== undefined
-          ? {
-              records: carried.record === undefined ? [] : [carried.record],
-              tombstones: carried.tombstone === undefined ? [] : [carried.tombstone],
-            }
-          : await exportRecords(from.client, col, { ids: [id] });
-      if (page.records.length === 0 && page.tombstones.length === 0) return stats;
-      await Promise.all(
-        servers
-          .filter((s) => s !== from)
-          .map(async (to) => {
-            const results = await importRecords(to.client, col, {
-              records: page.records,
-              tombstones: page.tombstones,
-            });
-            tally(stats, col, from.url, to.url, results);
-          }),
+      if (typeof col !== "string" || typeof id !== "string" || !collections.has(col))
+        return Promise.resolve({ copied: 0, conflicts: 0, invalid: 0 });
+      // One record's messages in the order they came (one stream per server): a later version
+      // imported before an earlier one would look like a concurrent write.
+      const key = `${fromUrl}|${col}|${id}`;
+      const previous = inOrder.get(key) ?? Promise.resolve();
+      const next = previous.then(() => copyEvent(fromUrl, col, id, event));
+      const tail = next.then(
+        () => undefined,
+        () => undefined,
       );
-      return stats;
+      inOrder.set(key, tail);
+      void tail.then(() => {
+        if (inOrder.get(key) === tail) inOrder.delete(key);
+      });
+      return next;
     },
   };
+
+  async function copyEvent(
+    fromUrl: string,
+    col: string,
+    id: string,
+    event: { collectionName?: unknown; id?: unknown },
+  ): Promise<RecordSyncStats> {
+    const stats: RecordSyncStats = { copied: 0, conflicts: 0, invalid: 0 };
+    const servers = options.servers();
+    const from = servers.find((s) => s.url === fromUrl);
+    if (from === undefined) return stats;
+    // The message carries the record (or its tombstone); ask for it only when it does not.
+    const carried = event as { record?: ExportedRecord; tombstone?: RecordTombstone };
+    const page: Pick<RecordExport, "records" | "tombstones"> =
+      carried.record !== undefined || carried.tombstone !== undefined
+        ? {
+            records: carried.record === undefined ? [] : [carried.record],
+            tombstones: carried.tombstone === undefined ? [] : [carried.tombstone],
+          }
+        : await exportRecords(from.client, col, { ids: [id] });
+    if (page.records.length === 0 && page.tombstones.length === 0) return stats;
+    await Promise.all(
+      servers
+        .filter((s) => s !== from)
+        .map(async (to) => {
+          const results = await importRecords(to.client, col, {
+            records: page.records,
+            tombstones: page.tombstones,
+          });
+          tally(stats, col, from.url, to.url, results);
+        }),
+    );
+    return stats;
+  }
 }

@@ -47,12 +47,41 @@ export const tombstonesCollection: CollectionDefinition = {
   },
 };
 
+/** The collection where the piece keeps each replicated record's base on this server. */
+export const RECORD_BASES_COLLECTION = "nxs_record_bases";
+
 /**
- * The collections the `records` piece needs (`nxs_tombstones`): register them with the piece.
+ * `nxs_record_bases`: per record of a collection replicated through the `records` piece, the
+ * `updated` of the last version this server received from a peer or found equal to a peer's (its
+ * base). An import compares bases to tell a write made on top of the other server's from a
+ * concurrent one (a conflict, reported). Local to each server, written by the piece only.
+ */
+export const recordBasesCollection: CollectionDefinition = {
+  schema: {
+    id: "pbc_nxs_record_bases",
+    name: RECORD_BASES_COLLECTION,
+    type: "base",
+    fields: [
+      { name: "coll", type: "text", required: true, max: 100 },
+      { name: "record", type: "text", required: true, max: 100 },
+      { name: "base", type: "text", required: false, max: 40 },
+    ],
+    indexes: ["CREATE UNIQUE INDEX idx_nxs_record_bases_key ON nxs_record_bases (coll, record)"],
+    listRule: AuthRules.replicator,
+    viewRule: AuthRules.replicator,
+    createRule: null,
+    updateRule: null,
+    deleteRule: null,
+  },
+};
+
+/**
+ * The collections the `records` piece needs (`nxs_tombstones`, `nxs_record_bases`): register them
+ * with the piece.
  * @returns The definitions.
  */
 export function recordsCollections(): CollectionDefinition[] {
-  return [tombstonesCollection];
+  return [tombstonesCollection, recordBasesCollection];
 }
 
 const NAME = /^[A-Za-z][A-Za-z0-9_]{0,99}$/;

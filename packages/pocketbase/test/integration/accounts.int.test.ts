@@ -291,6 +291,27 @@ describe("accounts on every server", () => {
     ).rejects.toMatchObject({ status: 404 });
   });
 
+  it("writes made on top of each other (A, then B, then two quick ones on A) are not reported as conflicts", async () => {
+    const email = `hal-${recordId()}@example.test`;
+    const id = await signUp(a, email);
+    await loginOnceThere(b, email);
+    conflicts.length = 0;
+    const nameOn = async (s: ProcessPocketBase) => (await s.client().collection("users").getOne(id)).name;
+    const settled = (s: ProcessPocketBase, name: string) =>
+      until(async () => ((await nameOn(s)) === name ? true : undefined), `${name} on ${s.url}`);
+    await a.client().collection("users").update(id, { name: "one" });
+    await settled(b, "one");
+    await b.client().collection("users").update(id, { name: "two" });
+    await settled(a, "two");
+    await a.client().collection("users").update(id, { name: "three" });
+    await a.client().collection("users").update(id, { name: "four" });
+    await settled(b, "four");
+    await replicator?.sync({ full: true });
+    await replicator?.sync({ full: true });
+    expect(await nameOn(a)).toBe("four");
+    expect(conflicts.filter((c) => c.id === id)).toEqual([]);
+  });
+
   it("during a cut: one record updated on both sides, and one email signed up on both, resolve the same on both", async () => {
     const email = `fay-${recordId()}@example.test`;
     const id = await signUp(a, email);
