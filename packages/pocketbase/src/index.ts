@@ -43,8 +43,10 @@ export {
 export {
   checkRecordCollections,
   DEFAULT_RECORD_COLLECTIONS,
+  RECORD_BASES_COLLECTION,
   RECORDS_HOOKS,
   RECORDS_TOPIC,
+  recordBasesCollection,
   recordsCollections,
   recordsHookPiece,
   TOMBSTONES_COLLECTION,
