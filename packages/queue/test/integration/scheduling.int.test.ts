@@ -1,0 +1,301 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { createSeededRandom, silentLogger } from "@nxs-sync/core";
+import { createReplicator, type Replicator } from "@nxs-sync/pocketbase";
+import { type JobId, type JobKey, PRIORITY_STEP_MS, tickJobId } from "@nxs-sync/queue";
+import { JOBS_COLLECTION } from "@nxs-sync/queue/pocketbase";
+import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
+import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import type { SchedulingConfig, SchedulingMessage } from "./scheduling-process.js";
+import {
+  authOf,
+  backendOf,
+  closeBackends,
+  gateway,
+  here,
+  newId,
+  newJob,
+  registry,
+  replicatorAccount,
+  startQueueServer,
+} from "./servers.js";
+
+/**
+ * Scheduling on two real servers with the replicator between them (issue 22): cron schedulers in
+ * separate processes on both servers fire every tick exactly once; dedupe races from several
+ * processes store one job per key; singleton jobs of one key never overlap across processes;
+ * priorities order a drain.
+ */
+const servers = usePocketBaseServers();
+let a: ProcessPocketBase;
+let b: ProcessPocketBase;
+let replicator: Replicator;
+
+beforeAll(async () => {
+  [a, b] = await Promise.all([startQueueServer(servers, "sched-a"), startQueueServer(servers, "sched-b")]);
+  replicator = createReplicator({
+    servers: [a, b].map((s) => ({ url: s.url, auth: authOf(replicatorAccount) })),
+    collections: registry(),
+    intervalMs: 300,
+    logger: silentLogger,
+  });
+  await replicator.start();
+});
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const p of children.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+});
+afterAll(async () => {
+  await closeBackends();
+  await replicator.stop();
+});
+
+interface Child {
+  readonly proc: ChildProcess;
+  readonly exited: Promise<void>;
+}
+const messages: SchedulingMessage[] = [];
+function spawn(config: Omit<SchedulingConfig, "auth">): Child {
+  const proc = fork(here("./scheduling-process.ts"), [JSON.stringify({ ...config, auth: authOf(gateway) })], {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  children.push(proc);
+  proc.on("message", (m: SchedulingMessage) => messages.push(m));
+  return { proc, exited: new Promise((resolve) => proc.once("exit", () => resolve())) };
+}
+const ready = (names: readonly string[]) =>
+  waitFor(() => names.every((n) => messages.some((m) => m.type === "ready" && m.name === n)) || undefined, {
+    timeoutMs: 30_000,
+    intervalMs: 20,
+    description: `children ${names.join(", ")} ready`,
+  });
+const errors = () => messages.filter((m) => m.type === "error");
+
+/** A server's live jobs of a queue (superuser read), by id. */
+const jobsOn = async (s: ProcessPocketBase, queue: string) => {
+  const pb = s.client();
+  const all = await pb
+    .collection(JOBS_COLLECTION)
+    .getFullList({ filter: pb.filter("queue = {:q} && deleted = false", { q: queue }), batch: 1000 });
+  return new Map(all.map((r) => [r.id, r as Record<string, unknown>]));
+};
+
+it("cron: 4 schedulers in separate processes, 2 on each server, fire every tick of a per-second schedule exactly once", async () => {
+  const queue = `cron-${newId()}`;
+  const names = ["on-a-1", "on-a-2", "on-b-1", "on-b-2"];
+  const procs = names.map((name) =>
+    spawn({
+      mode: "cron",
+      name,
+      queue,
+      endpoints: name.startsWith("on-a") ? [a.url, b.url] : [b.url, a.url],
+    }),
+  );
+  await ready(names);
+  const backend = backendOf([a.url]); // one server: the tests' fast failover would move a loaded claimer
+  const TICKS = 6;
+  const stored = await backend.schedules.put({
+    id: "every-second",
+    queue,
+    cron: "* * * * * *",
+    payload: { report: "usage" },
+    // No tick at or after: a definite set of ticks, however late the last round runs.
+    endDate: Math.ceil(Date.now() / 1000) * 1000 + TICKS * 1000,
+    job: { maxAttempts: 1, backoff: {}, timeoutMs: 0 },
+  });
+  const first = Math.ceil(stored.createdAt / 1000) * 1000;
+  const ticks = Array.from({ length: (stored.endDate! - first) / 1000 }, (_, i) => first + i * 1000);
+  expect(ticks.length).toBeGreaterThanOrEqual(TICKS - 1);
+  const expected = new Set(await Promise.all(ticks.map((t) => tickJobId(queue, "every-second", t))));
+  // Every tick handled by all four, on both servers; then both servers converge to the same jobs.
+  // The last tick stays the due one after endDate: every scheduler handles it (fired or past).
+  const last = ticks[ticks.length - 1]!;
+  await waitFor(
+    () =>
+      names.every((n) => messages.some((m) => m.type === "fired" && m.name === n && m.tick === last)) ||
+      undefined,
+    { timeoutMs: 20_000, intervalMs: 50, description: "every scheduler handled the last tick" },
+  );
+  for (const p of procs) p.proc.send("stop");
+  await Promise.all(procs.map((p) => p.exited));
+  expect(errors()).toEqual([]);
+  const fires = messages.filter((m) => m.type === "fired" && ticks.includes(m.tick)) as Extract<
+    SchedulingMessage,
+    { type: "fired" }
+  >[];
+  // Per server, one fire stored each tick's job (the others found it past or present).
+  for (const side of ["on-a", "on-b"]) {
+    for (const t of ticks) {
+      const stores = fires.filter((f) => f.name.startsWith(side) && f.tick === t && f.fired);
+      expect(stores.length, `${side} tick ${t}`).toBeLessThanOrEqual(1);
+    }
+  }
+  const [onA, onB] = await waitFor(
+    async () => {
+      const [x, y] = [await jobsOn(a, queue), await jobsOn(b, queue)];
+      return x.size === expected.size && y.size === expected.size ? [x, y] : undefined;
+    },
+    { timeoutMs: 15_000, intervalMs: 200, description: "both servers hold the tick jobs" },
+  );
+  // Exactly the tick jobs: none missed, none twice, the same on both servers.
+  expect(new Set(onA.keys())).toEqual(expected);
+  expect(new Set(onB.keys())).toEqual(expected);
+  expect([...onA.values()].map((j) => j.runAt).sort()).toEqual(ticks);
+  // They run once each: drained on the claim authority, no duplicate noted after replication.
+  const done = new Map<string, number>();
+  await waitFor(
+    async () => {
+      for (const c of await backend.claim({ queue, worker: "drain", leaseMs: 10_000, max: 50 })) {
+        done.set(c.job.id, (done.get(c.job.id) ?? 0) + 1);
+        await backend.settle([{ id: c.job.id, token: c.token, kind: "complete" }]);
+      }
+      return done.size === expected.size || undefined;
+    },
+    { timeoutMs: 10_000, intervalMs: 100, description: "every tick job ran" },
+  );
+  expect([...done.values()].every((n) => n === 1)).toBe(true);
+  await waitFor(
+    async () => {
+      const y = await jobsOn(b, queue);
+      return [...y.values()].every((j) => j.state === "completed") || undefined;
+    },
+    { timeoutMs: 15_000, intervalMs: 200, description: "completions replicated to b" },
+  );
+  const failures = [...(await jobsOn(b, queue)).values()].flatMap(
+    (j) => (j.failures as unknown[] | null) ?? [],
+  );
+  expect(failures).toEqual([]);
+  const [schedA] = await backendOf([a.url]).schedules.list(queue);
+  expect(schedA).toMatchObject({ lastTick: ticks[ticks.length - 1] });
+});
+
+it("dedupe races: 4 processes add 10 jobs each under one key per mode; one job per key, debounce replacements all applied", async () => {
+  const queue = `dedupe-${newId()}`;
+  const keys: JobKey[] = [
+    { key: "simple", mode: "simple" },
+    { key: "throttle", mode: "throttle", ttlMs: 60_000 },
+    { key: "debounce", mode: "debounce", ttlMs: 60_000 },
+  ];
+  const names = ["p1", "p2", "p3", "p4"];
+  const procs = names.map((name, p) =>
+    spawn({
+      mode: "enqueue",
+      name,
+      queue,
+      // The first two on server a, the others on b's pool with a first (all enqueue on the authority).
+      endpoints: [a.url, b.url],
+      jobs: Array.from({ length: 10 }, (_, i) => ({ id: newId(), key: keys[i % 3]!, payload: p * 100 + i })),
+    }),
+  );
+  await ready(names);
+  for (const p of procs) p.proc.send("go");
+  await Promise.all(procs.map((p) => p.exited));
+  expect(errors()).toEqual([]);
+  const results = messages.flatMap((m) => (m.type === "enqueued" ? m.results : []));
+  expect(results).toHaveLength(40);
+  const jobs = await jobsOn(a, queue);
+  expect(jobs.size).toBe(3);
+  const byKey = new Map([...jobs.values()].map((j) => [j.jobKey as string, j]));
+  for (const k of keys) {
+    const holder = byKey.get(k.key)!;
+    const mine = results.filter((r) => r.id === holder.id);
+    // Every add of the key answered with the one job; exactly one created it.
+    expect(mine.filter((r) => r.created)).toHaveLength(1);
+    if (k.mode === "debounce") {
+      const replaced = mine.filter((r) => r.deduped === "replaced").length;
+      expect(replaced).toBe(mine.length - 1);
+      // Each replacement was one write of the job (rev 1 at creation, +1 per replacement).
+      expect(holder.rev).toBe(1 + replaced);
+    } else {
+      expect(mine.filter((r) => r.deduped === "ignored")).toHaveLength(mine.length - 1);
+    }
+  }
+  expect(results.filter((r) => r.created)).toHaveLength(3);
+});
+
+it("singleton: 3 worker processes drain 8 jobs of one key; no two holds overlap (an outside ledger)", async () => {
+  const queue = `single-${newId()}`;
+  const backend = backendOf([a.url]); // one server: the tests' fast failover would move a loaded claimer
+  const key: JobKey = { key: "voice-user-1", mode: "singleton" };
+  const other: JobKey = { key: "voice-user-2", mode: "singleton" };
+  await backend.enqueue([
+    ...Array.from({ length: 8 }, () => newJob(queue, { key })),
+    ...Array.from({ length: 4 }, () => newJob(queue, { key: other })),
+  ]);
+  const names = ["s1", "s2", "s3"];
+  const procs = names.map((name) =>
+    spawn({ mode: "singleton", name, queue, endpoints: [a.url, b.url], holdMs: 40 }),
+  );
+  await ready(names);
+  for (const p of procs) p.proc.send("go");
+  await Promise.all(procs.map((p) => p.exited));
+  expect(errors()).toEqual([]);
+  const holds = messages.filter((m) => m.type === "held" && names.includes(m.name)) as Extract<
+    SchedulingMessage,
+    { type: "held" }
+  >[];
+  expect(holds).toHaveLength(12);
+  const jobs = await jobsOn(a, queue);
+  for (const k of [key.key, other.key]) {
+    const spans = holds.filter((h) => jobs.get(h.id)?.jobKey === k).sort((x, y) => x.from - y.from);
+    for (let i = 1; i < spans.length; i++) {
+      expect(spans[i]!.from, `${k}: hold ${i} starts after hold ${i - 1} ended`).toBeGreaterThanOrEqual(
+        spans[i - 1]!.to,
+      );
+    }
+  }
+  expect([...jobs.values()].every((j) => j.state === "completed")).toBe(true);
+});
+
+it("priority order under load: 300 jobs of seeded priorities, drained by 3 claimers at once, leave in rank order", async () => {
+  const queue = `prio-${newId()}`;
+  const backend = backendOf([a.url]); // one server: the tests' fast failover would move a loaded claimer
+  const random = createSeededRandom(22);
+  const jobs = Array.from({ length: 300 }, () => newJob(queue, { priority: random.int(10) }));
+  await backend.enqueue(jobs);
+  const order: { id: JobId; priority: number; rank: number; round: number }[] = [];
+  let round = 0;
+  await Promise.all(
+    [1, 2, 3].map(async (w) => {
+      for (;;) {
+        const batch = await backend.claim({ queue, worker: `w${w}`, leaseMs: 10_000, max: 10 });
+        if (batch.length === 0) return;
+        const r = ++round;
+        for (const c of batch) {
+          order.push({
+            id: c.job.id,
+            priority: c.job.priority ?? 0,
+            rank: c.job.runAt - (c.job.priority ?? 0) * PRIORITY_STEP_MS,
+            round: r,
+          });
+        }
+        await backend.settle(batch.map((c) => ({ id: c.job.id, token: c.token, kind: "complete" as const })));
+      }
+    }),
+  );
+  const seen = new Map<string, number>();
+  for (const o of order) seen.set(o.id, (seen.get(o.id) ?? 0) + 1);
+  const twice = order.filter((o) => (seen.get(o.id) ?? 0) > 1);
+  expect(twice.map((o) => `${o.id} r${o.round} p${o.priority}`)).toEqual([]);
+  expect(order).toHaveLength(300);
+  // Within each claim, ranks ascend; and no claim took a job ranked after one still waiting:
+  // every job of a later claim round is ranked at or after every job of an earlier one, except
+  // for claims that ran at the same time (rounds interleave): allow one claim's width of overlap.
+  const ranks = order.map((o) => o.rank);
+  const sortedRanks = [...ranks].sort((x, y) => x - y);
+  let inversions = 0;
+  for (let i = 0; i < ranks.length; i++)
+    if (ranks[i]! > sortedRanks[Math.min(ranks.length - 1, i + 30)]!) inversions++;
+  expect(inversions).toBe(0);
+  // All 300 were enqueued in one request (one runAt): rank order is priority order, high first.
+  const priorities = order.map((o) => o.priority);
+  expect(
+    priorities.slice(0, 10).every((p) => p === 9),
+    priorities.join(""),
+  ).toBe(true);
+  expect(
+    priorities.slice(-10).every((p) => p === 0),
+    priorities.join(""),
+  ).toBe(true);
+});
