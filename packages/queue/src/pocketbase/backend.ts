@@ -38,7 +38,14 @@ import type {
   WatchOptions,
 } from "../backend.js";
 import { QueueErrorCode } from "../errors.js";
-import { type ClaimedJob, type JobId, type JobRecord, type NewJob, PRIORITY_STEP_MS } from "../job.js";
+import {
+  type ClaimedJob,
+  type DedupeMode,
+  type JobId,
+  type JobRecord,
+  type NewJob,
+  PRIORITY_STEP_MS,
+} from "../job.js";
 import {
   checkJobKey,
   checkPriority,
@@ -123,6 +130,9 @@ export interface PocketBaseQueueBackendOptions extends RoutePoolOptions {
 export interface PocketBaseQueueBackend extends QueueBackendCapabilities {
   readonly admin: QueueAdmin;
   readonly blobs: BlobStore;
+  readonly schedules: QueueSchedules;
+  readonly priorities: { readonly stepMs: number };
+  readonly dedupeModes: readonly DedupeMode[];
   /** The server claims go to, and its epoch once known (0 before the first takeover). */
   authority(): { readonly url: string; readonly epoch: number };
   close(): Promise<void>;
