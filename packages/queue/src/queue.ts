@@ -121,7 +121,8 @@ export interface Queue<S extends z.ZodType = z.ZodType> {
   readonly defaults: Required<QueueDefaults>;
   /**
    * Enqueues one job.
-   * @returns Its id (the given one, or a new one).
+   * @returns Its id (the given one, or a new one); for an add deduped by its `jobKey`, the id of
+   *   the job that holds the key.
    * @throws ValidationError `schema/invalid` naming the field when the payload does not match the schema.
    * @throws NxsError `queue/too-large` when its JSON is over `maxPayloadBytes`; `queue/closed` after close.
    */
@@ -341,15 +342,16 @@ export function createQueue<S extends z.ZodType>(options: CreateQueueOptions<S>)
     async add(payload, opts = {}) {
       checkOpen();
       const job = toNewJob(payload, opts, "");
-      await backend.enqueue([job]);
-      return job.id;
+      const [result] = await backend.enqueue([job]);
+      // A deduped add answers the job that holds the key.
+      return result?.id ?? job.id;
     },
     async addBulk(jobs) {
       checkOpen();
       const batch = jobs.map((j, i) => toNewJob(j.payload, j.options ?? {}, `jobs[${i}].`));
       if (batch.length === 0) return [];
-      await backend.enqueue(batch);
-      return batch.map((j) => j.id);
+      const results = await backend.enqueue(batch);
+      return batch.map((j, i) => results[i]?.id ?? j.id);
     },
     async getJob(id) {
       checkOpen();

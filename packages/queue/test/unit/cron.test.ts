@@ -202,3 +202,24 @@ describe("cron schedules (injected clock)", { timeout: 30_000 }, () => {
     expect(await refused(bare.add({}, { jobKey: { key: "k", mode: "simple" } }))).toBe("config/invalid");
   });
 });
+
+describe("queue.add with scheduling options (memory backend)", () => {
+  it("returns the key holder's id for a deduped add, and sends the priority", async () => {
+    const { queue, backend } = setup(Date.UTC(2026, 0, 5));
+    const first = await queue.add({ kind: "a" }, { jobKey: { key: "k", mode: "simple" }, priority: 4 });
+    const again = await queue.add({ kind: "b" }, { jobKey: { key: "k", mode: "simple" } });
+    expect(again).toBe(first);
+    const [x, y] = await queue.addBulk([
+      { payload: { kind: "c" }, options: { jobKey: { key: "k", mode: "simple" } } },
+      { payload: { kind: "d" } },
+    ]);
+    expect(x).toBe(first);
+    expect(y).not.toBe(first);
+    expect(await backend.getJob(first)).toMatchObject({ priority: 4, jobKey: "k", keyMode: "simple" });
+    const refused = await queue.add({ kind: "e" }, { priority: 1001 }).then(
+      () => "stored",
+      (e: unknown) => (isNxsError(e) ? e.code : String(e)),
+    );
+    expect(refused).toBe("schema/invalid");
+  });
+});
