@@ -6,7 +6,8 @@
 #                                  # fresh-clone check runs this to test the script itself)
 # Knobs: NXS_LONG_CHAOS_SEEDS (default "7 42 1001"), NXS_LONG_CHAOS_SECONDS (default 300), for the
 # queue's seeded crash runs the same seeds and NXS_QUEUE_CRASH_SECONDS (default 120), and
-# NXS_QUEUE_BACKUP_MB (default 200: the database the mid-drain backup test zips).
+# NXS_QUEUE_BACKUP_MB (default 200: the database the mid-drain backup test zips), NXS_QUEUE_CRON_TICKS
+# (default 180: the cron soak's per-second ticks).
 # Every step runs even when an earlier one failed; the exit code is 1 when any failed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -43,6 +44,13 @@ step "queue crash seeds ($qseeds, ${qseconds} s each) and a ${qmb} MB backup mid
   env NXS_QUEUE_CRASH_SEEDS="$qseeds" NXS_QUEUE_CRASH_SECONDS="$qseconds" NXS_QUEUE_BACKUP_MB="$qmb" \
   npx vitest run --config vitest.workspace.ts --project integration \
   packages/queue/test/integration/crashes.int.test.ts packages/queue/test/integration/claims.int.test.ts || failed=1
+
+# The queue's cron soak: 4 scheduler processes on two servers over many per-second ticks (npm test
+# runs 6), each tick one job on both servers, run once.
+if [ "$short" -eq 1 ]; then cticks=10; else cticks="${NXS_QUEUE_CRON_TICKS:-180}"; fi
+step "queue cron soak, $cticks ticks" env NXS_QUEUE_CRON_TICKS="$cticks" \
+  npx vitest run --config vitest.workspace.ts --project integration \
+  packages/queue/test/integration/scheduling.int.test.ts -t cron || failed=1
 
 if [ "$short" -eq 0 ]; then
   step "fresh clone: every npm script with the system Node first on PATH" \
