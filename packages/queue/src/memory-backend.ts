@@ -76,8 +76,6 @@ interface StoredJob {
   readonly seq: number;
   /** The reason an operator gave when cancelling an active job. */
   cancelReason?: string;
-  /** Until when the job holds its key against `throttle` enqueues (ms). */
-  keyUntil?: number;
 }
 
 const LIST_DEFAULT = 100;
@@ -109,8 +107,11 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
   const jobs = new Map<JobId, StoredJob>();
   const watchers = new Map<string, Set<QueueWatcher>>();
   const blobs = new Map<string, { bytes: Uint8Array; contentType?: string }>();
-  /** The key table: queue + key -> the job that holds it (one row per key, like a unique index). */
-  const keys = new Map<string, JobId>();
+  /**
+   * The key table: queue + key -> the job that holds it and the end of its throttle window (one
+   * row per key, like a unique index; it outlives a cleaned job, as the PocketBase key rows do).
+   */
+  const keys = new Map<string, { readonly job: JobId; readonly until: number }>();
   const schedules = new Map<string, ScheduleRecord>();
   const keyOf = (queue: string, key: string): string => JSON.stringify([queue, key]);
   let seq = 0;
@@ -234,21 +235,22 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
       let runAt = job.runAt ?? now + Math.max(0, job.delayMs ?? 0);
       const key = job.key;
       if (key !== undefined) {
-        const holder = jobs.get(keys.get(keyOf(job.queue, key.key)) ?? ("" as JobId));
+        const row = keys.get(keyOf(job.queue, key.key));
+        const holder = row === undefined ? undefined : jobs.get(row.job);
         const h = holder?.record;
         const ttl = key.ttlMs ?? 0;
         if (key.mode === "simple" && h !== undefined && !TERMINAL_STATES.includes(h.state)) {
           return { id: h.id, created: false, deduped: "ignored" };
         }
-        if (key.mode === "throttle" && holder !== undefined && (holder.keyUntil ?? 0) > now) {
-          return { id: holder.record.id, created: false, deduped: "ignored" };
+        if (key.mode === "throttle" && row !== undefined && row.until > now) {
+          return { id: row.job, created: false, deduped: "ignored" };
         }
         if (key.mode === "debounce") {
           runAt = Math.max(runAt, now + ttl);
           if (holder !== undefined && h !== undefined && h.state === JobState.Waiting && h.attempt === 0) {
             h.payload = structuredClone(job.payload);
             h.runAt = runAt;
-            holder.keyUntil = now + ttl;
+            keys.set(keyOf(job.queue, key.key), { job: h.id, until: now + ttl });
             touch(h, now);
             events.push(h.queue, { type: "waiting", id: h.id, runAt });
             return { id: h.id, created: false, deduped: "replaced" };
@@ -276,10 +278,8 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
         updatedAt: now,
       };
       const stored: StoredJob = { record, seq: seq++ };
-      if (key !== undefined) {
-        keys.set(keyOf(job.queue, key.key), job.id);
-        stored.keyUntil = now + (key.ttlMs ?? 0);
-      }
+      if (key !== undefined)
+        keys.set(keyOf(job.queue, key.key), { job: job.id, until: now + (key.ttlMs ?? 0) });
       jobs.set(job.id, stored);
       events.push(job.queue, { type: "added", id: job.id, runAt });
       return { id: job.id, created: true };
