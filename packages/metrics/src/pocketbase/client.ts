@@ -187,8 +187,10 @@ export function createPocketBaseMetricsClient(
         if (isConflict(e)) return false;
         throw e;
       }
-      const now = scheduler.now();
-      if (now - lastLeasePrune >= leaseKeepMs / 4) {
+      // Pruned by the caller's clock (the lease's own end), not this client's: a lease of the
+      // slot under way is never older than leaseKeepMs, whichever clock the caller runs on.
+      const now = until;
+      if (Math.abs(now - lastLeasePrune) >= leaseKeepMs / 4) {
         lastLeasePrune = now;
         const old = await call("lease prune", (pb) =>
           pb.collection(LEASES_COLLECTION).getList(1, 100, {
