@@ -1,3 +1,5 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { type MetricsPoint, type RefusedPoint, rollupPoints, type SeriesValue } from "@nxs-sync/metrics";
 import { POINTS_COLLECTION } from "@nxs-sync/metrics/pocketbase";
 import type { Replicator } from "@nxs-sync/pocketbase";
@@ -8,6 +10,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import {
   closeAll,
   contentOf,
+  gateway,
   metricsOf,
   pastStart,
   pointsOn,
@@ -24,6 +27,7 @@ import {
  * back, hostile records quarantined. Every node runs on a manual clock (no waits for windows).
  */
 const servers = usePocketBaseServers();
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 let a: ProcessPocketBase;
 let b: ProcessPocketBase;
 let replicator: Replicator | undefined;
@@ -132,15 +136,35 @@ it("writes one record per node and flush, and rolls up on real PocketBase exactl
   expect((await n.metrics.maintain({ force: true })).written["1m"]).toBe(0);
 });
 
-it("two maintainers racing on one server: one takes the slot's lease, each window has one rollup", async () => {
+it("two processes racing to maintain one server: one takes the slot's lease, each window has one rollup", async () => {
   const t0 = pastStart() + 3_600_000;
   const p = metricsOf("race-p", [a.url], t0);
   const q = metricsOf("race-q", [a.url], t0);
   p.metrics.gauge("x").set(1);
   q.metrics.gauge("x").set(2);
   await Promise.all([runFor(p, 90_000), runFor(q, 90_000)]);
-  const reports = await Promise.all([p.metrics.maintain(), q.metrics.maintain()]);
-  expect(reports.map((r) => r.leased).sort()).toEqual([false, true]);
+  // A second OS process (its own client, pool and clock at the same time) races this one.
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", here("racer.ts"), a.url, String(p.scheduler.now()), "race-r"],
+    {
+      env: { ...process.env, NXS_RACER_EMAIL: gateway.email, NXS_RACER_PASSWORD: gateway.password },
+      stdio: ["pipe", "pipe", "inherit"],
+    },
+  );
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  await waitFor(() => out.includes("ready"), { timeoutMs: 30_000, description: "the racer process ready" });
+  child.stdin.write("go\n");
+  const mine = await p.metrics.maintain();
+  await waitFor(() => /leased=(true|false)/.test(out), {
+    timeoutMs: 30_000,
+    description: "the racer's pass",
+  });
+  const theirs = /leased=(true|false)/.exec(out)?.[1] === "true";
+  expect([mine.leased, theirs].sort()).toEqual([false, true]);
   // Forced passes at once (no lease) still end with one record per node and window, the same content.
   const forced = await Promise.all([
     p.metrics.maintain({ force: true }),
