@@ -15,7 +15,7 @@ export interface SchedulingConfig {
   readonly queue: string;
   /** enqueue: the jobs to add, one request each, all at once after "go". */
   readonly jobs?: readonly { readonly id: string; readonly key: JobKey; readonly payload: number }[];
-  /** singleton: how long a job is held (ms); the worker exits after 40 empty claims in a row. */
+  /** singleton: how long a job is held (ms); the worker exits after 25 empty claims in a row. */
   readonly holdMs?: number;
 }
 
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
   } else {
     send({ type: "ready", name: cfg.name });
     await go;
-    for (let idle = 0; idle < 40; ) {
+    for (let idle = 0; idle < 25; ) {
       const [c] = await backend.claim({ queue: cfg.queue, worker: cfg.name, leaseMs: 30_000, max: 1 });
       if (c === undefined) {
         idle++;

@@ -1,7 +1,8 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { createSeededRandom, silentLogger } from "@nxs-sync/core";
+import { createTimerScheduler } from "@nxs-sync/core/node";
 import { createReplicator, type Replicator } from "@nxs-sync/pocketbase";
-import { type JobId, type JobKey, PRIORITY_STEP_MS, tickJobId } from "@nxs-sync/queue";
+import { createCronScheduler, type JobId, type JobKey, PRIORITY_STEP_MS, tickJobId } from "@nxs-sync/queue";
 import { JOBS_COLLECTION } from "@nxs-sync/queue/pocketbase";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
@@ -31,8 +32,7 @@ let a: ProcessPocketBase;
 let b: ProcessPocketBase;
 let replicator: Replicator;
 
-beforeAll(async () => {
-  [a, b] = await Promise.all([startQueueServer(servers, "sched-a"), startQueueServer(servers, "sched-b")]);
+const startReplicator = async (): Promise<void> => {
   replicator = createReplicator({
     servers: [a, b].map((s) => ({ url: s.url, auth: authOf(replicatorAccount) })),
     collections: registry(),
@@ -40,6 +40,10 @@ beforeAll(async () => {
     logger: silentLogger,
   });
   await replicator.start();
+};
+beforeAll(async () => {
+  [a, b] = await Promise.all([startQueueServer(servers, "sched-a"), startQueueServer(servers, "sched-b")]);
+  await startReplicator();
 });
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -112,18 +116,23 @@ it("cron: 4 schedulers in separate processes, 2 on each server, fire every tick 
   expect(ticks.length).toBeGreaterThanOrEqual(TICKS - 1);
   const expected = new Set(await Promise.all(ticks.map((t) => tickJobId(queue, "every-second", t))));
   // Every tick handled by all four, on both servers; then both servers converge to the same jobs.
-  // The last tick stays the due one after endDate: every scheduler handles it (fired or past).
+  // Both servers' cursors reach the last tick (a scheduler whose list shows that cursor fires
+  // nothing more); then one more refresh of every scheduler (500 ms) before they stop.
   const last = ticks[ticks.length - 1]!;
   await waitFor(
-    () =>
-      names.every((n) => messages.some((m) => m.type === "fired" && m.name === n && m.tick === last)) ||
-      undefined,
+    async () => {
+      const cursors = await Promise.all(
+        [a, b].map(async (s) => (await backendOf([s.url]).schedules.list(queue))[0]?.lastTick),
+      );
+      return cursors.every((c) => c === last) || undefined;
+    },
     {
       timeoutMs: 20_000 + TICKS * 1000,
-      intervalMs: 50,
-      description: "every scheduler handled the last tick",
+      intervalMs: 100,
+      description: "both servers' cursors at the last tick",
     },
   );
+  await new Promise((r) => setTimeout(r, 1000));
   for (const p of procs) p.proc.send("stop");
   await Promise.all(procs.map((p) => p.exited));
   expect(errors()).toEqual([]);
@@ -175,6 +184,56 @@ it("cron: 4 schedulers in separate processes, 2 on each server, fire every tick 
   expect(failures).toEqual([]);
   const [schedA] = await backendOf([a.url]).schedules.list(queue);
   expect(schedA).toMatchObject({ lastTick: ticks[ticks.length - 1] });
+});
+
+it("cron during a cut: schedulers on each side fire the same ticks under the same ids; after the heal, one job per tick", async () => {
+  const queue = `cut-${newId()}`;
+  const [onA, onB] = [backendOf([a.url]), backendOf([b.url])];
+  const stored = await onA.schedules.put({
+    id: "cut",
+    queue,
+    cron: "* * * * * *",
+    payload: { n: 1 },
+    endDate: Math.ceil(Date.now() / 1000) * 1000 + 4000,
+    job: { maxAttempts: 1, backoff: {}, timeoutMs: 0 },
+  });
+  await waitFor(async () => (await onB.schedules.list(queue)).length === 1 || undefined, {
+    timeoutMs: 10_000,
+    intervalMs: 100,
+    description: "the schedule replicated to b",
+  });
+  await replicator.stop(); // the cut: nothing moves between the servers
+  const scheduler = createTimerScheduler();
+  const crons = [onA, onB].map((backend) =>
+    createCronScheduler({ queue: { name: queue, backend }, scheduler, refreshMs: 300, logger: silentLogger }),
+  );
+  const first = Math.ceil(stored.createdAt / 1000) * 1000;
+  const ticks = Array.from({ length: (stored.endDate! - first) / 1000 }, (_, i) => first + i * 1000);
+  const expected = new Set(await Promise.all(ticks.map((t) => tickJobId(queue, "cut", t))));
+  for (const side of [a, b]) {
+    await waitFor(async () => (await jobsOn(side, queue)).size === expected.size || undefined, {
+      timeoutMs: 15_000,
+      intervalMs: 200,
+      description: "each side stored every tick's job",
+    });
+    expect(new Set((await jobsOn(side, queue)).keys())).toEqual(expected);
+  }
+  for (const c of crons) await c.stop();
+  // The home side runs them during the cut; the other side's copies wait (no worker failed over).
+  const claimed = await onA.claim({ queue, worker: "home", leaseMs: 10_000, max: 50 });
+  await onA.settle(claimed.map((c) => ({ id: c.job.id, token: c.token, kind: "complete" as const })));
+  expect(claimed).toHaveLength(expected.size);
+  await startReplicator(); // the heal
+  const healed = await waitFor(
+    async () => {
+      const y = await jobsOn(b, queue);
+      return [...y.values()].every((j) => j.state === "completed") ? y : undefined;
+    },
+    { timeoutMs: 15_000, intervalMs: 200, description: "b holds the completed jobs after the heal" },
+  );
+  expect(new Set(healed.keys())).toEqual(expected);
+  expect(new Set((await jobsOn(a, queue)).keys())).toEqual(expected);
+  expect([...healed.values()].flatMap((j) => (j.failures as unknown[] | null) ?? [])).toEqual([]);
 });
 
 it("dedupe races: 4 processes add 10 jobs each under one key per mode; one job per key, debounce replacements all applied", async () => {
@@ -255,11 +314,11 @@ it("singleton: 3 worker processes drain 8 jobs of one key; no two holds overlap 
   expect([...jobs.values()].every((j) => j.state === "completed")).toBe(true);
 });
 
-it("priority order under load: 300 jobs of seeded priorities, drained by 3 claimers at once, leave in rank order", async () => {
+it("priority order under load: 200 jobs of seeded priorities, drained by 3 claimers at once, leave in rank order", async () => {
   const queue = `prio-${newId()}`;
   const backend = backendOf([a.url]); // one server: the tests' fast failover would move a loaded claimer
   const random = createSeededRandom(22);
-  const jobs = Array.from({ length: 300 }, () => newJob(queue, { priority: random.int(10) }));
+  const jobs = Array.from({ length: 200 }, () => newJob(queue, { priority: random.int(10) }));
   await backend.enqueue(jobs);
   const order: { id: JobId; priority: number; rank: number; round: number }[] = [];
   let round = 0;
@@ -285,7 +344,7 @@ it("priority order under load: 300 jobs of seeded priorities, drained by 3 claim
   for (const o of order) seen.set(o.id, (seen.get(o.id) ?? 0) + 1);
   const twice = order.filter((o) => (seen.get(o.id) ?? 0) > 1);
   expect(twice.map((o) => `${o.id} r${o.round} p${o.priority}`)).toEqual([]);
-  expect(order).toHaveLength(300);
+  expect(order).toHaveLength(200);
   // Within each claim, ranks ascend; and no claim took a job ranked after one still waiting:
   // every job of a later claim round is ranked at or after every job of an earlier one, except
   // for claims that ran at the same time (rounds interleave): allow one claim's width of overlap.
@@ -295,14 +354,15 @@ it("priority order under load: 300 jobs of seeded priorities, drained by 3 claim
   for (let i = 0; i < ranks.length; i++)
     if (ranks[i]! > sortedRanks[Math.min(ranks.length - 1, i + 30)]!) inversions++;
   expect(inversions).toBe(0);
-  // All 300 were enqueued in one request (one runAt): rank order is priority order, high first.
+  // All 200 were enqueued in one request (one runAt): rank order is priority order, high first.
   const priorities = order.map((o) => o.priority);
+  // (Claims running at once may interleave neighbours: the first and last five are checked.)
   expect(
-    priorities.slice(0, 10).every((p) => p === 9),
+    priorities.slice(0, 5).every((p) => p === 9),
     priorities.join(""),
   ).toBe(true);
   expect(
-    priorities.slice(-10).every((p) => p === 0),
+    priorities.slice(-5).every((p) => p === 0),
     priorities.join(""),
   ).toBe(true);
 });
