@@ -12,7 +12,7 @@ import {
 /** What the CLI knows of the project: its collections and hook pieces, and which packages it found. */
 export interface ProjectRegistry {
   readonly registry: CollectionRegistry;
-  /** `pocketbase`, and `queue` / `config` when those packages are installed and load. */
+  /** `pocketbase`, and `queue` / `config` / `metrics` when those packages are installed and load. */
   readonly packages: readonly string[];
   /** Optional packages that are installed but failed to load, with why. */
   readonly skipped: readonly string[];
@@ -40,14 +40,22 @@ async function loadConfig(): Promise<OptionalPackage> {
   };
 }
 
+async function loadMetrics(): Promise<OptionalPackage> {
+  const m = (await import("@nxs-sync/metrics/pocketbase")) as unknown as Record<string, unknown>;
+  // Collections only: the metrics need no hook piece.
+  return { collections: m.metricsCollections as OptionalPackage["collections"] };
+}
+
 const OPTIONAL: readonly (readonly [string, () => Promise<OptionalPackage>])[] = [
   ["queue", loadQueue],
   ["config", loadConfig],
+  ["metrics", loadMetrics],
 ];
 
 /**
  * The project's registry: the nxs-sync collections and bundle, plus the queue's and the config
- * store's collections and hook pieces when `@nxs-sync/queue` / `@nxs-sync/config` are installed
+ * store's collections and hook pieces, and the metrics' collections, when `@nxs-sync/queue` /
+ * `@nxs-sync/config` / `@nxs-sync/metrics` are installed
  * (loaded with a dynamic import, so the CLI works without them), and the `records` piece with
  * `nxs_tombstones` for the collections replicated through it (`records`, default `users`; none
  * when empty).
@@ -75,11 +83,17 @@ export async function loadProjectRegistry(
       }
       continue;
     }
-    if (typeof pkg.collections !== "function" || typeof pkg.hooks !== "function") {
-      skipped.push(`${name}: its /pocketbase entry exports no collections or hook piece`);
+    if (
+      typeof pkg.collections !== "function" ||
+      (pkg.hooks !== undefined && typeof pkg.hooks !== "function")
+    ) {
+      skipped.push(
+        `${name}: its /pocketbase entry exports no collections, or a hook piece that is not a function`,
+      );
       continue;
     }
-    registry.register(...pkg.collections()).registerHooks(pkg.hooks());
+    registry.register(...pkg.collections());
+    if (pkg.hooks !== undefined) registry.registerHooks(pkg.hooks());
     packages.push(name);
   }
   return { registry, packages, skipped };

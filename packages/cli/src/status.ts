@@ -4,11 +4,13 @@ import {
   checkHooksVersion,
   closeSdkClient,
   readSecretsDigest,
+  TOMBSTONES_COLLECTION,
   toTransportError,
 } from "@nxs-sync/pocketbase";
 import type PocketBase from "pocketbase";
 import { connectSuperuser } from "./connect.js";
 import type { Credentials } from "./credentials.js";
+import { type FleetHealth, loadMetricsLib, readNodeHealth } from "./node-health.js";
 
 /** Per origin, the highest seq held (a version vector as the servers store it). */
 export type Vector = Record<string, number>;
@@ -139,6 +141,12 @@ export interface FleetStatus {
    * count of jobs per state agrees everywhere.
    */
   readonly converged: boolean;
+  /**
+   * Each node's health from the metrics collections of the first server that answered (each holds
+   * every node's): last flush, CPU, memory, disk, what is over the 75% cap, alerts firing. Absent
+   * when `@nxs-sync/metrics` is not installed or no node has flushed metrics there.
+   */
+  readonly health?: FleetHealth;
 }
 
 const JOB_STATES = ["waiting", "active", "completed", "failed", "cancelled"] as const;
@@ -198,6 +206,30 @@ export function createSessions(): Sessions {
 }
 
 /** Reads one server (read-only): version, heads, snapshots, acks, queue and config. */
+/** Node health from the first readable server holding metrics (undefined without any). */
+async function readHealth(
+  reads: readonly ServerRead[],
+  credentialsOf: (url: string) => Credentials,
+  timeoutMs: number,
+  sessions: Sessions,
+  now: number,
+): Promise<FleetHealth | undefined> {
+  const libs = await loadMetricsLib();
+  if (libs === undefined) return undefined;
+  for (const r of reads) {
+    if (r.state.error !== undefined) continue;
+    try {
+      const pb = await sessions.get(r.state.url, credentialsOf(r.state.url), timeoutMs);
+      if (!(await collectionExists(pb, libs[1].POINTS_COLLECTION))) return undefined;
+      const health = await readNodeHealth(pb, libs[0], libs[1], now);
+      return health.nodes.length === 0 && health.alerts.length === 0 ? undefined : health;
+    } catch {
+      // the next server
+    }
+  }
+  return undefined;
+}
+
 /** A server's digests of the collections replicated through the records piece. */
 async function readRecords(pb: PocketBase, names: readonly string[]): Promise<ServerState["records"]> {
   const out: NonNullable<ServerState["records"]> = {};
@@ -335,7 +367,11 @@ async function readServer(
           ]),
       );
     }
-    const records = recordNames.length > 0 && hasSchema ? await readRecords(pb, recordNames) : undefined;
+    // Records only where they are set up (setup made nxs_tombstones with the records piece).
+    const records =
+      recordNames.length > 0 && (await collectionExists(pb, TOMBSTONES_COLLECTION))
+        ? await readRecords(pb, recordNames)
+        : undefined;
     return {
       state: {
         url,
@@ -391,6 +427,8 @@ export interface ReadStatusOptions {
   readonly staleAfterMs?: number;
   /** Collections replicated through the records piece, compared across servers. Default none. */
   readonly records?: readonly string[];
+  /** Read each node's health from the metrics collections (when installed). Default true. */
+  readonly health?: boolean;
 }
 
 const timeOf = (at: string): number => Date.parse(at.replace(" ", "T"));
@@ -530,7 +568,10 @@ export async function readFleetStatus(
     (s) => JSON.stringify(s.records ?? {}) !== JSON.stringify(servers[0]?.records ?? {}),
   );
   const now = (options.now ?? Date.now)();
+  const health =
+    options.health === false ? undefined : await readHealth(reads, credentialsOf, timeoutMs, sessions, now);
   return {
+    ...(health === undefined ? {} : { health }),
     at: new Date(now).toISOString(),
     servers,
     members,

@@ -133,6 +133,24 @@ export function renderStatus(status: FleetStatus): string {
       ),
     );
   }
+  if (status.health !== undefined) {
+    const firing = (node: string) => status.health?.alerts.filter((a) => a.node === node).length ?? 0;
+    const pct = (v: number | undefined) => (v === undefined ? "-" : `${v.toFixed(0)}%`);
+    out.push(
+      renderTable(
+        ["node health", "last flush", "cpu", "memory", "disk", "over 75%", "alerts firing"],
+        status.health.nodes.map((n) => [
+          n.node,
+          n.lastSeen === 0 ? "-" : `${Math.max(0, Math.round((now - n.lastSeen) / 1000))}s ago`,
+          pct(n.cpuPercent),
+          pct(n.memoryPercent),
+          pct(n.diskPercent),
+          n.overCap.length === 0 ? "-" : n.overCap.join(","),
+          String(firing(n.node)),
+        ]),
+      ),
+    );
+  }
   for (const s of status.servers) {
     if (s.error !== undefined) out.push(`${s.url}: ${s.error.message}\n`);
     else if (s.hooksProblem !== undefined) out.push(`${s.url}: ${s.hooksProblem}\n`);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { closeAll, metricsOf, pastStart, runFor, startMetricsServer } from "./servers.js";
 
 /**
- * `nxs-sync metrics` on a real server: every node's last figures, the last hour's sparklines and
+ * `nxs-sync metrics` (and `status`'s node health table) on a real server: every node's last figures, the last hour's sparklines and
  * the alerts firing, as a table and as JSON (the nodes on a manual clock an hour back, the CLI's
  * clock injected).
  */
@@ -79,6 +79,18 @@ it("shows each node's health, the last hour and the alerts firing; --json for sc
   expect(table.out).toMatch(/[▁▂▃▄▅▆▇█]{5,}/);
   expect(table.out).toContain("hardware-cap");
   if (process.env.NXS_SHOW_CLI === "1") console.log(table.out);
+
+  // `nxs-sync status` shows the same health in its node health table (and in --json).
+  const status = await cli(["status", "--server", a.url, "--json", "--stale-after", "86400"], now);
+  const health = JSON.parse(status.out).health;
+  expect(health.nodes.find((n: { node: string }) => n.node === "gw-cli")).toMatchObject({
+    cpuPercent: 20,
+    overCap: ["memory"],
+  });
+  expect(health.alerts.map((x: { check: string }) => x.check)).toEqual(["hardware-cap"]);
+  const statusTable = await cli(["status", "--server", a.url, "--stale-after", "86400"], now);
+  expect(statusTable.out).toContain("node health");
+  expect(statusTable.out).toMatch(/\| gw-cli +\|.*\| memory +\| 1 +\|/);
 
   // No server answers: exit 4 (unreachable).
   const down = await cli(["metrics", "--server", "http://127.0.0.1:9", "--timeout", "500"], now);
