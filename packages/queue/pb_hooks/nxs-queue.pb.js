@@ -876,7 +876,8 @@ routerAdd(
           now,
         );
         rec.set("lastTick", tick);
-        if (r.created) rec.set("runs", rec.getFloat("runs") + 1);
+        // A tick's job found stored (replicated from the other server) is a run of it too.
+        rec.set("runs", rec.getFloat("runs") + 1);
         writeSchedule(tx, rec, now);
         return r.created ? { fired: true } : { fired: false, reason: "exists" };
       },

@@ -257,7 +257,7 @@ export interface ScheduleSpec {
 
 /** A stored schedule. */
 export interface ScheduleRecord extends ScheduleSpec {
-  /** Runs fired so far (counted against `limit`). */
+  /** Ticks fired so far, whoever stored their jobs (counted against `limit`). */
   readonly runs: number;
   /** The tick time of the last run fired (ms since the epoch), 0 before the first. */
   readonly lastTick: number;
@@ -292,7 +292,8 @@ export interface QueueSchedules {
   /**
    * Atomically: when the schedule exists, `tick` is after its `lastTick` and its runs are not
    * spent, stores a job of id `jobId` (payload and options from the schedule, `runAt` = tick) unless
-   * one of that id exists, and moves `lastTick` to `tick` (counting a run when it stored the job).
+   * one of that id exists, and moves `lastTick` to `tick`, counting a run either way (the job of a
+   * tick found stored was stored by another server's scheduler).
    */
   fire(queue: string, id: string, tick: number, jobId: JobId): Promise<FireResult>;
 }

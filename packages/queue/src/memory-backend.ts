@@ -615,7 +615,8 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
       schedules.set(k, {
         ...rec,
         lastTick: tick,
-        runs: rec.runs + (created ? 1 : 0),
+        // A tick's job found stored (the other server's scheduler made it) is a run too.
+        runs: rec.runs + 1,
         updatedAt: scheduler.now(),
       });
       return created ? { fired: true } : { fired: false, reason: "exists" };
