@@ -21,6 +21,7 @@
 //        carries its sender's base (nxs_record_bases): two writes neither of which was made on top
 //        of the other are a conflict, reported where the older one loses.
 //   GET  /nxs/records/{col}/digest  -> { count, digest, tombstones }
+//   POST /nxs/records/{col}/purge   { before } -> { purged }: tombstones older than `before` go.
 //   GET  /nxs/records/{col}/secrets -> { digest, secrets? } (?full=1 for the values)
 //   POST /nxs/records/{col}/secrets { secrets }: sets them (auth, file, verification, password
 //        reset and email change token secrets, OAuth2 providers, and the app's mail settings:
@@ -383,7 +384,20 @@ routerAdd(
       }
       return e.json(200, { ok: true });
     }
-    throw new BadRequestError(`unknown operation ${op}: export, import or secrets`);
+    if (op === "purge") {
+      // Tombstones older than `before` (as PocketBase writes `updated`): the replicator asks once
+      // every server holds the same ones, after a retention that covers restores from backups.
+      const before = String(body.before || "");
+      if (!before) throw new BadRequestError("purge: before is required");
+      const n = $app
+        .db()
+        .newQuery(`DELETE FROM ${TOMBSTONES} WHERE coll = {:c} AND at < {:b}`)
+        .bind({ c: col, b: before })
+        .execute()
+        .rowsAffected();
+      return e.json(200, { purged: n });
+    }
+    throw new BadRequestError(`unknown operation ${op}: export, import, secrets or purge`);
   },
   $apis.requireAuth("nxs_replicators", "_superusers"),
 );

@@ -134,8 +134,13 @@ export function readRecordDigest(client: PocketBaseClient, col: string): Promise
 export interface RecordSyncOptions {
   /** The collections replicated through the `records` piece. */
   readonly collections: readonly string[];
-  /** The servers, each with a replicator's client. */
+  /** The servers usable now, each with a replicator's client. */
   readonly servers: () => readonly { readonly url: string; readonly client: PocketBaseClient }[];
+  /**
+   * How many servers the fleet has (usable or not): tombstones are purged only when that many
+   * answered with the same ones, so a server that is down keeps its chance to learn of a delete.
+   */
+  readonly configuredServers: number;
   /** A conflict that a server resolved (reported: the rule decided, nothing was silently lost). */
   readonly onConflict: (event: RecordConflict) => void;
   /** A record a server refused (`invalid`), with why. */
@@ -148,6 +153,13 @@ export interface RecordSyncOptions {
   }) => void;
   /** A server that failed a call of a round (it is left out of that round's exchange). */
   readonly onError: (error: unknown, op: string, url: string) => void;
+  /**
+   * How long a tombstone is kept after every server holds it (ms): a restore from a backup younger
+   * than this cannot bring a deleted record back. Default 7 days; undefined keeps them for good.
+   */
+  readonly tombstoneRetentionMs?: number;
+  /** The clock of the retention (ms since the epoch). Default `Date.now`. */
+  readonly now?: () => number;
   /** Page size of a full exchange. Default 500. */
   readonly pageSize?: number;
 }
@@ -194,6 +206,9 @@ export interface RecordSync {
  */
 export function createRecordSync(options: RecordSyncOptions): RecordSync {
   const pageSize = options.pageSize ?? 500;
+  const tombstoneRetentionMs =
+    "tombstoneRetentionMs" in options ? options.tombstoneRetentionMs : 7 * 24 * 3_600_000;
+  const now = options.now ?? Date.now;
   const collections = new Set(options.collections);
   /** Per record and source server: the end of its messages' chain. */
   const inOrder = new Map<string, Promise<void>>();
@@ -270,8 +285,30 @@ export function createRecordSync(options: RecordSyncOptions): RecordSync {
         const up = read.filter((r) => r !== undefined);
         if (up.length < 2) continue;
         const [one] = up;
-        if (up.every((r) => r.d.digest === one?.d.digest && r.d.tombstoneDigest === one?.d.tombstoneDigest))
+        if (up.every((r) => r.d.digest === one?.d.digest && r.d.tombstoneDigest === one?.d.tombstoneDigest)) {
+          // Every configured server holds the same tombstones: those past the retention can go.
+          if (
+            up.length === servers.length &&
+            (one?.d.tombstones ?? 0) > 0 &&
+            tombstoneRetentionMs !== undefined
+          ) {
+            const before = new Date(now() - tombstoneRetentionMs).toISOString().replace("T", " ");
+            for (const r of up) {
+              try {
+                await r.s.client.call(`purge ${col} tombstones at ${r.s.url}`, (pb) =>
+                  pb.send(`/nxs/records/${encodeURIComponent(col)}/purge`, {
+                    method: "POST",
+                    body: { before },
+                    requestKey: null,
+                  }),
+                );
+              } catch (e) {
+                options.onError(e, `purge ${col} tombstones`, r.s.url);
+              }
+            }
+          }
           continue;
+        }
         const reached = up.map((r) => r.s);
         for (const from of reached) {
           try {

@@ -75,6 +75,11 @@ export interface ReplicatorOptions {
    * (`conflict` event). See docs/accounts.md. Default: none.
    */
   readonly records?: readonly string[];
+  /**
+   * How long a tombstone of a `records` collection is kept once every server holds it (ms): a
+   * restore from a backup younger than this cannot bring a deleted record back. Default 7 days.
+   */
+  readonly recordTombstoneRetentionMs?: number;
   /** Anti-entropy interval. Default 30 000 ms. */
   readonly intervalMs?: number;
   /**
@@ -848,6 +853,10 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       ? undefined
       : createRecordSync({
           collections: checkRecordCollections(options.records),
+          configuredServers: servers.length,
+          ...(options.recordTombstoneRetentionMs === undefined
+            ? {}
+            : { tombstoneRetentionMs: options.recordTombstoneRetentionMs }),
           servers: () =>
             servers
               .filter((s) => s.refused === undefined && s.client.nodeId !== undefined && s.healthy)

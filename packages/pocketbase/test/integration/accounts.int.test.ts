@@ -57,6 +57,8 @@ function startReplicator(): Replicator {
     collections: registry(),
     records: COLLECTIONS,
     intervalMs: 300,
+    // Tombstones held by both servers go after a second here (7 days by default).
+    recordTombstoneRetentionMs: 1000,
   });
   r.on("conflict", (c) => conflicts.push(c));
   return r;
@@ -217,6 +219,21 @@ describe("accounts on every server", () => {
         );
     await until(async () => (await gone(b)) || undefined, "deleted on B");
     await replicator?.sync({ full: true });
+    await replicator?.sync({ full: true });
+    expect(await gone(a)).toBe(true);
+    expect(await gone(b)).toBe(true);
+    // Both servers hold the tombstone: past the retention it is collected on both, and the record
+    // stays deleted (no live copy is left anywhere to bring it back).
+    const tombstones = (s: ProcessPocketBase) =>
+      s
+        .client()
+        .collection("nxs_tombstones")
+        .getFullList({ filter: `record = "${id}"` });
+    expect(await tombstones(a)).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 1100));
+    await replicator?.sync({ full: true });
+    expect(await tombstones(a)).toEqual([]);
+    expect(await tombstones(b)).toEqual([]);
     await replicator?.sync({ full: true });
     expect(await gone(a)).toBe(true);
     expect(await gone(b)).toBe(true);
