@@ -508,6 +508,22 @@ routerAdd(
         };
         let skipStalled = 0;
         let skipWaiting = 0;
+        // The waiting query leaves out the jobs of keys already held (up to 100 keys; past that,
+        // and for keys taken by this call, the rows are skipped one by one): a backlog of one
+        // singleton key never hides the ready jobs behind it.
+        const heldRows = arrayOf(new DynamicModel({ k: "" }));
+        tx.db()
+          .newQuery(
+            "SELECT DISTINCT jobKey AS k FROM nxs_jobs WHERE queue = {:q} AND state = 'active' AND keyMode = 'singleton' AND jobKey != '' AND leaseUntil > {:now} LIMIT 100",
+          )
+          .bind({ q: queue, now: now })
+          .all(heldRows);
+        const waitingParams = { q: queue, now: now };
+        let notHeld = "";
+        heldRows.forEach((r, i) => {
+          waitingParams[`h${i}`] = String(r.k);
+          notHeld += ` && (keyMode != 'singleton' || jobKey != {:h${i}})`;
+        });
         // Bounded: a batch of malformed or spent stalled jobs is handled, then the next call goes on.
         for (let round = 0; round < 8 && jobs.length < max; round++) {
           // Two queries, each an ordered range of one index ((queue, state, leaseUntil), then
@@ -527,11 +543,11 @@ routerAdd(
               ? []
               : tx.findRecordsByFilter(
                   JOBS,
-                  "queue = {:q} && state = 'waiting' && runAt <= {:now}",
+                  `queue = {:q} && state = 'waiting' && runAt <= {:now}${notHeld}`,
                   "rank,@rowid",
                   want - stalledRecs.length,
                   skipWaiting,
-                  { q: queue, now: now },
+                  waitingParams,
                 );
           const found = stalledRecs.length + waitingRecs.length;
           const recs = stalledRecs.concat(waitingRecs).filter((r) => !r.getBool("deleted"));

@@ -154,6 +154,18 @@ export function schedulingConformance(h: QueueConformanceHelpers): void {
     expect(await claimAll(backend, queue, lease)).toEqual([b.id]);
   });
 
+  it("dedupes singleton: a backlog of one held key does not hide the ready jobs behind it", async (test) => {
+    const { backend, queue, lease } = await start();
+    if (!backend.dedupeModes?.includes("singleton")) return test.skip("no singleton dedupe");
+    const key = { key: "busy", mode: "singleton" as const };
+    await backend.enqueue(Array.from({ length: 40 }, () => job(queue, { key })));
+    const free = job(queue);
+    await backend.enqueue([free]);
+    expect(await claimAll(backend, queue, lease, 1)).toHaveLength(1); // the key's first job
+    expect(await claimAll(backend, queue, lease, 1)).toEqual([free.id]);
+    expect(await claimAll(backend, queue, lease, 5)).toEqual([]);
+  });
+
   it("dedupes singleton under a race: concurrent claims hold at most one active job per key", async (test) => {
     const { backend, queue, lease } = await start();
     if (!backend.dedupeModes?.includes("singleton")) return test.skip("no singleton dedupe");
