@@ -6,6 +6,8 @@
 # - Else `apt-get install --no-install-recommends chromium` (root or sudo); docs/testing.md has the
 #   time measured.
 # Idempotent. Exits non-zero with the reason when it cannot.
+# shellcheck source=scripts/apt-install.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh"
 _nxs_chromium_main() {
   local have
   have="$(chromium --version 2>/dev/null || true)"
@@ -13,22 +15,7 @@ _nxs_chromium_main() {
     echo "ensure-chromium: $have ($(command -v chromium))" >&2
     return 0
   fi
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-      echo "ensure-chromium: not root and no sudo: install Debian's chromium yourself" >&2
-      return 1
-    fi
-  fi
-  echo "ensure-chromium: installing Debian's chromium" >&2
-  # Refresh the package lists only when the package is unknown (another step may have done it).
-  if ! apt-cache show chromium >/dev/null 2>&1; then
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || true
-  fi
-  if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2; then
-    echo "ensure-chromium: apt-get install chromium failed" >&2
-    return 1
-  fi
+  nxs_apt_install ensure-chromium chromium || return 1
   have="$(chromium --version 2>/dev/null || true)"
   if [ -z "$have" ]; then
     echo "ensure-chromium: chromium installed but does not answer \`chromium --version\`" >&2

@@ -9,6 +9,8 @@
 # - Done at once when `qemu-aarch64 --version` answers and the sysroot holds the loader and libstdc++.
 # - Else apt-get install --no-install-recommends qemu-user and the three cross packages (root or sudo).
 # Idempotent. Exits non-zero with the reason when it cannot.
+# shellcheck source=scripts/apt-install.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh"
 _nxs_qemu_main() {
   local loader=/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1
   local cxx=/usr/aarch64-linux-gnu/lib/libstdc++.so.6
@@ -17,21 +19,7 @@ _nxs_qemu_main() {
     echo "ensure-qemu: $(qemu-aarch64 --version | head -n 1); sysroot /usr/aarch64-linux-gnu" >&2
     return 0
   fi
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-      echo "ensure-qemu: not root and no sudo: apt-get install ${pkgs[*]} yourself" >&2
-      return 1
-    fi
-  fi
-  echo "ensure-qemu: installing Debian's ${pkgs[*]}" >&2
-  if ! apt-cache show "${pkgs[@]}" >/dev/null 2>&1; then
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || true
-  fi
-  if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2; then
-    echo "ensure-qemu: apt-get install ${pkgs[*]} failed" >&2
-    return 1
-  fi
+  nxs_apt_install ensure-qemu "${pkgs[@]}" || return 1
   if ! qemu-aarch64 --version >/dev/null 2>&1 || [ ! -e "$loader" ] || [ ! -e "$cxx" ]; then
     echo "ensure-qemu: installed, but qemu-aarch64, $loader or $cxx is missing" >&2
     return 1
