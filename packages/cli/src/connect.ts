@@ -90,15 +90,11 @@ export async function withSuperusers<T>(
   timeoutMs: number,
   fn: (pb: PocketBase, url: string, index: number) => Promise<T>,
 ): Promise<T[]> {
-  const clients: PocketBase[] = [];
-  try {
-    for (const url of urls) clients.push(await connectSuperuser(url, credentialsOf(url), timeoutMs));
+  return withAllSuperusers(urls, credentialsOf, timeoutMs, async (servers) => {
     const out: T[] = [];
-    for (const [i, pb] of clients.entries()) out.push(await fn(pb, urls[i] as string, i));
+    for (const [i, s] of servers.entries()) out.push(await fn(s.pb, s.url, i));
     return out;
-  } finally {
-    for (const pb of clients) closeSdkClient(pb);
-  }
+  });
 }
 
 /**

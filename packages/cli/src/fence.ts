@@ -1,5 +1,6 @@
 import { Collections, closeSdkClient, liftFence, readFence, setFence } from "@nxs-sync/pocketbase";
 import { ClientResponseError, type default as PocketBase } from "pocketbase";
+import { timeOf } from "./status.js";
 
 /** A replicator's heartbeat row as the fence's waits read it (`nxs_replicator_status`). */
 interface BeatRow {
@@ -35,8 +36,6 @@ export interface ReplicatorRoundOptions {
   /** Gives up early (returns a timeout) when aborted. */
   readonly signal?: AbortSignal;
 }
-
-const timeOf = (at: string): number => Date.parse(at.replace(" ", "T"));
 
 /** A round that reached every server it knows and copied everything it tried to. */
 function clean(row: BeatRow): boolean {

@@ -431,7 +431,8 @@ export interface ReadStatusOptions {
   readonly health?: boolean;
 }
 
-const timeOf = (at: string): number => Date.parse(at.replace(" ", "T"));
+/** A PocketBase autodate (`2026-12-07 10:20:33.686Z`) in ms since the epoch. */
+export const timeOf = (at: string): number => Date.parse(at.replace(" ", "T"));
 
 /** Every replicator account, and its newest heartbeat row across the servers. */
 function replicatorsOf(

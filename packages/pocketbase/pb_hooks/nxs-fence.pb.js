@@ -114,7 +114,7 @@ routerAdd(
 // ApiError keeps): inside a batch, PocketBase answers 400 with this answer as the failed request's,
 // which clients read the same way. Returning a response instead of throwing would let a batch
 // commit with the item unwritten.
-onRecordCreateRequest((e) => {
+const nxsFenceRecordWrite = (e) => {
   const text = $app.store().get("nxs.fence");
   if (!text) return e.next();
   const auth = e.auth;
@@ -131,42 +131,8 @@ onRecordCreateRequest((e) => {
     `this server is fenced (${fence.reason}): it takes no writes until ${new Date(fence.until).toISOString()} or until the operator lifts the fence (nxs-sync fence --lift); use another server`,
     { fence: new ValidationError("nxs_fenced", `${fence.reason}; until ${fence.until}`) },
   );
-});
+};
 
-onRecordUpdateRequest((e) => {
-  const text = $app.store().get("nxs.fence");
-  if (!text) return e.next();
-  const auth = e.auth;
-  if (auth && (auth.isSuperuser() || auth.collection().name === "nxs_replicators")) return e.next();
-  let fence = null;
-  try {
-    fence = JSON.parse(String(text));
-  } catch (_) {
-    fence = null;
-  }
-  if (!fence || !(fence.until > Date.now())) return e.next();
-  throw new ApiError(
-    503,
-    `this server is fenced (${fence.reason}): it takes no writes until ${new Date(fence.until).toISOString()} or until the operator lifts the fence (nxs-sync fence --lift); use another server`,
-    { fence: new ValidationError("nxs_fenced", `${fence.reason}; until ${fence.until}`) },
-  );
-});
-
-onRecordDeleteRequest((e) => {
-  const text = $app.store().get("nxs.fence");
-  if (!text) return e.next();
-  const auth = e.auth;
-  if (auth && (auth.isSuperuser() || auth.collection().name === "nxs_replicators")) return e.next();
-  let fence = null;
-  try {
-    fence = JSON.parse(String(text));
-  } catch (_) {
-    fence = null;
-  }
-  if (!fence || !(fence.until > Date.now())) return e.next();
-  throw new ApiError(
-    503,
-    `this server is fenced (${fence.reason}): it takes no writes until ${new Date(fence.until).toISOString()} or until the operator lifts the fence (nxs-sync fence --lift); use another server`,
-    { fence: new ValidationError("nxs_fenced", `${fence.reason}; until ${fence.until}`) },
-  );
-});
+onRecordCreateRequest(nxsFenceRecordWrite);
+onRecordUpdateRequest(nxsFenceRecordWrite);
+onRecordDeleteRequest(nxsFenceRecordWrite);

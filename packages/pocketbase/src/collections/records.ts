@@ -1,8 +1,7 @@
-import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ErrorCode, NxsError } from "@nxs-sync/core";
 import type { CollectionDefinition } from "../collection-definition.js";
-import type { HookPiece } from "../hook-pieces.js";
+import { type HookPiece, hookPieceFromFile } from "../hook-pieces.js";
 import { AuthRules } from "./nxs.js";
 
 /** Name, version and file of the record replication's hook piece (`GET /nxs/hooks/records`). */
@@ -124,22 +123,20 @@ export function checkRecordCollections(collections: readonly string[]): string[]
  */
 export function recordsHookPiece(options: { readonly collections?: readonly string[] } = {}): HookPiece {
   const names = checkRecordCollections(options.collections ?? DEFAULT_RECORD_COLLECTIONS);
-  const path = fileURLToPath(new URL(`../../pb_hooks/${RECORDS_HOOKS.file}`, import.meta.url));
-  const distPath = fileURLToPath(new URL(`../pb_hooks/${RECORDS_HOOKS.file}`, import.meta.url));
+  // src/collections/ (sources) and dist/ (the build) both reach pb_hooks/ from the package root.
+  const up = /[\\/]src[\\/]collections[\\/]?$/.test(fileURLToPath(new URL(".", import.meta.url)))
+    ? "../../pb_hooks/"
+    : "../pb_hooks/";
+  const piece = hookPieceFromFile({
+    ...RECORDS_HOOKS,
+    path: fileURLToPath(new URL(`${up}${RECORDS_HOOKS.file}`, import.meta.url)),
+  });
+  const list = names.map((n) => JSON.stringify(n)).join(", ");
   let text: string | undefined;
   return {
     ...RECORDS_HOOKS,
     get source() {
-      if (text === undefined) {
-        let raw: string;
-        try {
-          raw = readFileSync(path, "utf8");
-        } catch {
-          raw = readFileSync(distPath, "utf8");
-        }
-        const list = names.map((n) => JSON.stringify(n)).join(", ");
-        text = raw.replace(LIST, `/*<collections>*/${list}/*</collections>*/`);
-      }
+      text ??= piece.source.replace(LIST, `/*<collections>*/${list}/*</collections>*/`);
       return text;
     },
   };
