@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 
-export { createMemoryStorage, type MemoryStorage } from "./memory-storage.js";
+export { createMemoryStorage, type MemoryStorage } from "./memory/memory-storage.js";
 export {
   createMemoryHub,
   type MemoryFaultTarget,
@@ -13,4 +13,4 @@ export {
   type MemoryHubOptions,
   type MemoryHubStats,
   type MemoryTransport,
-} from "./memory-transport.js";
+} from "./memory/memory-transport.js";

@@ -2,10 +2,10 @@ import type { FileHandle } from "node:fs/promises";
 import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
-import type { Change, Snapshot } from "../change.js";
-import { ErrorCode, isNxsError, NxsError, StorageError } from "../errors.js";
-import type { Hlc } from "../ids.js";
-import type { Storage, StoredState } from "../storage.js";
+import type { Hlc } from "../clock/ids.js";
+import { ErrorCode, isNxsError, NxsError, StorageError } from "../errors/errors.js";
+import type { Change, Snapshot } from "../model/change.js";
+import type { Storage, StoredState } from "../sync/storage.js";
 
 /** Options of {@link createFileStorage}. */
 export interface FileStorageOptions {

@@ -1,4 +1,4 @@
-import type { Scheduler } from "../scheduler.js";
+import type { Scheduler } from "../sync/scheduler.js";
 
 /** Options of {@link createTimerScheduler}. */
 export interface TimerSchedulerOptions {

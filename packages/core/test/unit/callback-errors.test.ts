@@ -1,6 +1,6 @@
 import { callGuarded, createEmitter, guardLogger, isNxsError, type NxsError } from "@nxs-sync/core";
 import { describe, expect, it } from "vitest";
-import { toListenerError } from "../../src/callback-guard.js";
+import { toListenerError } from "../../src/errors/callback-guard.js";
 
 // Vitest fails a run on an unhandled rejection: each test below would, if a guard let one through.
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));

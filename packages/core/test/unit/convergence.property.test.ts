@@ -1,14 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createDoc, type Doc } from "../../src/doc.js";
-import { toDocId } from "../../src/ids.js";
-import { silentLogger } from "../../src/logger.js";
-import { createMemoryStorage } from "../../src/memory-storage.js";
-import { createMemoryHub, type MemoryTransport } from "../../src/memory-transport.js";
-import { createReplica, type Replica } from "../../src/replica.js";
-import { createManualScheduler } from "../../src/scheduler.js";
-import { addWinsSet, counter } from "../../src/schema.js";
+import { toDocId } from "../../src/clock/ids.js";
+import { createDoc, type Doc } from "../../src/doc/doc.js";
+import { silentLogger } from "../../src/errors/logger.js";
+import { createMemoryStorage } from "../../src/memory/memory-storage.js";
+import { createMemoryHub, type MemoryTransport } from "../../src/memory/memory-transport.js";
+import { addWinsSet, counter } from "../../src/model/schema.js";
+import { createReplica, type Replica } from "../../src/sync/replica.js";
+import { createManualScheduler } from "../../src/sync/scheduler.js";
 import { drive, tick } from "./support/drive.js";
 
 /**

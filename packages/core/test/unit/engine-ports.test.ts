@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { computeBackoff } from "../../src/backoff.js";
-import { createEmitter } from "../../src/emitter.js";
+import { createSeededRandom, seedFromString } from "../../src/clock/random.js";
 import { createTimerScheduler } from "../../src/node/timer-scheduler.js";
-import { createSeededRandom, seedFromString } from "../../src/random.js";
-import { createManualScheduler } from "../../src/scheduler.js";
+import { computeBackoff } from "../../src/sync/backoff.js";
+import { createEmitter } from "../../src/sync/emitter.js";
+import { createManualScheduler } from "../../src/sync/scheduler.js";
 
 describe("createSeededRandom", () => {
   it("repeats a sequence for a seed, differs across seeds, and stays in range", () => {

@@ -1,7 +1,7 @@
 import { describe, expectTypeOf, it } from "vitest";
-import { type DefinedErrorCodes, defineErrorCodes } from "../../src/error-areas.js";
-import type { ErrorArea, ErrorAreaOf, ErrorCode, NxsErrorCode } from "../../src/error-codes.js";
-import { NxsError, TransportError } from "../../src/errors.js";
+import { type DefinedErrorCodes, defineErrorCodes } from "../../src/errors/error-areas.js";
+import type { ErrorArea, ErrorAreaOf, ErrorCode, NxsErrorCode } from "../../src/errors/error-codes.js";
+import { NxsError, TransportError } from "../../src/errors/errors.js";
 
 describe("error codes by area (types)", () => {
   it("types each declared code as its literal", () => {

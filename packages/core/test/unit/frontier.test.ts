@@ -1,14 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { Change } from "../../src/change.js";
-import { createDoc } from "../../src/doc.js";
-import { type AckedVersion, computeStableFrontier } from "../../src/frontier.js";
+import { type AckedVersion, computeStableFrontier } from "../../src/clock/frontier.js";
 import {
   dominatesVersionVector,
   intersectVersionVectors,
   type VersionVector,
-} from "../../src/version-vector.js";
+} from "../../src/clock/version-vector.js";
+import { createDoc } from "../../src/doc/doc.js";
+import type { Change } from "../../src/model/change.js";
 
 describe("computeStableFrontier", () => {
   it("intersects this replica's current version with every other live ack (its own stale ack replaced)", () => {

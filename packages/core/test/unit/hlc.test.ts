@@ -1,6 +1,5 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ClockError, ErrorCode } from "../../src/errors.js";
 import {
   compareHlc,
   createHlcClock,
@@ -10,7 +9,8 @@ import {
   HLC_MAX_COUNTER,
   HLC_MAX_MS,
   hlcNode,
-} from "../../src/hlc.js";
+} from "../../src/clock/hlc.js";
+import { ClockError, ErrorCode } from "../../src/errors/errors.js";
 
 const params = { seed: 20261127, numRuns: 300 };
 const codeOf = (fn: () => unknown): string | undefined => {

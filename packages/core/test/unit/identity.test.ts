@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createDoc } from "../../src/doc.js";
-import { ErrorCode } from "../../src/errors.js";
-import { toDocId } from "../../src/ids.js";
-import { silentLogger } from "../../src/logger.js";
-import { createMemoryStorage } from "../../src/memory-storage.js";
-import { createMemoryHub } from "../../src/memory-transport.js";
-import { createReplica } from "../../src/replica.js";
-import { createManualScheduler } from "../../src/scheduler.js";
+import { toDocId } from "../../src/clock/ids.js";
+import { createDoc } from "../../src/doc/doc.js";
+import { ErrorCode } from "../../src/errors/errors.js";
+import { silentLogger } from "../../src/errors/logger.js";
+import { createMemoryStorage } from "../../src/memory/memory-storage.js";
+import { createMemoryHub } from "../../src/memory/memory-transport.js";
+import { createReplica } from "../../src/sync/replica.js";
+import { createManualScheduler } from "../../src/sync/scheduler.js";
 import { driveUntilSettled } from "./support/drive.js";
 
 const schema = z.object({ items: z.record(z.string(), z.number()) });

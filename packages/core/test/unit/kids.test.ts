@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { hashKey, Kids } from "../../src/kids.js";
+import { hashKey, Kids } from "../../src/crdt/kids.js";
 
 type Node = { readonly name: string };
 type Entry = { kind: "leaf"; v: number; h: string; i: number } | { kind: "node"; node: Node };

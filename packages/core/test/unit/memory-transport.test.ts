@@ -1,11 +1,11 @@
 import { runTransportConformance } from "@nxs-sync/testing/conformance";
 import { describe, expect, it } from "vitest";
-import type { Change } from "../../src/change.js";
-import { ErrorCode, isNxsError, TransportError } from "../../src/errors.js";
-import { encodeHlc } from "../../src/hlc.js";
-import { type DocId, toDocId, toReplicaId } from "../../src/ids.js";
-import { createMemoryHub } from "../../src/memory-transport.js";
-import { createManualScheduler } from "../../src/scheduler.js";
+import { encodeHlc } from "../../src/clock/hlc.js";
+import { type DocId, toDocId, toReplicaId } from "../../src/clock/ids.js";
+import { ErrorCode, isNxsError, TransportError } from "../../src/errors/errors.js";
+import { createMemoryHub } from "../../src/memory/memory-transport.js";
+import type { Change } from "../../src/model/change.js";
+import { createManualScheduler } from "../../src/sync/scheduler.js";
 
 let docCounter = 0;
 

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { checkPath, getAtPath, isPathPrefix, topmostPaths } from "../../src/path.js";
+import { checkPath, getAtPath, isPathPrefix, topmostPaths } from "../../src/model/path.js";
 
 describe("paths", () => {
   it("checkPath refuses the root, non-strings and __proto__", () => {

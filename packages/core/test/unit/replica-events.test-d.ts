@@ -1,8 +1,8 @@
 import { describe, expectTypeOf, it } from "vitest";
-import type { Change } from "../../src/change.js";
-import type { NxsError } from "../../src/errors.js";
-import type { Replica, ReplicaEvents, ReplicaOperation, ReplicaState } from "../../src/replica.js";
-import type { RejectedChange, ReplicatedDoc } from "../../src/replicated-doc.js";
+import type { RejectedChange, ReplicatedDoc } from "../../src/doc/replicated-doc.js";
+import type { NxsError } from "../../src/errors/errors.js";
+import type { Change } from "../../src/model/change.js";
+import type { Replica, ReplicaEvents, ReplicaOperation, ReplicaState } from "../../src/sync/replica.js";
 
 declare const replica: Replica<ReplicatedDoc & { get(): { n: number } }>;
 

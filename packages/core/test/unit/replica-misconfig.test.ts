@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
-import type { Change } from "../../src/change.js";
-import { ErrorCode, type NxsError, TransportError } from "../../src/errors.js";
-import { toDocId, toReplicaId } from "../../src/ids.js";
-import { silentLogger } from "../../src/logger.js";
-import { createMemoryStorage } from "../../src/memory-storage.js";
-import { createMemoryHub } from "../../src/memory-transport.js";
-import { createReplica, openReplica, type ReplicaEvents } from "../../src/replica.js";
-import { createManualScheduler } from "../../src/scheduler.js";
-import type { Transport, TransportListener } from "../../src/transport.js";
+import { toDocId, toReplicaId } from "../../src/clock/ids.js";
+import { ErrorCode, type NxsError, TransportError } from "../../src/errors/errors.js";
+import { silentLogger } from "../../src/errors/logger.js";
+import { createMemoryStorage } from "../../src/memory/memory-storage.js";
+import { createMemoryHub } from "../../src/memory/memory-transport.js";
+import type { Change } from "../../src/model/change.js";
+import { createReplica, openReplica, type ReplicaEvents } from "../../src/sync/replica.js";
+import { createManualScheduler } from "../../src/sync/scheduler.js";
+import type { Transport, TransportListener } from "../../src/sync/transport.js";
 import { tick } from "./support/drive.js";
 import { createFakeDoc } from "./support/fake-doc.js";
 

@@ -1,20 +1,20 @@
 import { describe, expect, it } from "vitest";
-import type { Change } from "../../src/change.js";
-import { ErrorCode, isNxsError, TransportError } from "../../src/errors.js";
-import { toDocId, toReplicaId } from "../../src/ids.js";
-import { silentLogger } from "../../src/logger.js";
-import { createMemoryStorage, type MemoryStorage } from "../../src/memory-storage.js";
-import { createMemoryHub, type MemoryHubOptions } from "../../src/memory-transport.js";
+import { toDocId, toReplicaId } from "../../src/clock/ids.js";
+import { ErrorCode, isNxsError, TransportError } from "../../src/errors/errors.js";
+import { silentLogger } from "../../src/errors/logger.js";
+import { createMemoryStorage, type MemoryStorage } from "../../src/memory/memory-storage.js";
+import { createMemoryHub, type MemoryHubOptions } from "../../src/memory/memory-transport.js";
+import type { Change } from "../../src/model/change.js";
 import {
   createReplica,
   openReplica,
   type Replica,
   type ReplicaEvents,
   type ReplicaOptions,
-} from "../../src/replica.js";
-import { createManualScheduler } from "../../src/scheduler.js";
-import type { Storage } from "../../src/storage.js";
-import type { Transport, TransportListener } from "../../src/transport.js";
+} from "../../src/sync/replica.js";
+import { createManualScheduler } from "../../src/sync/scheduler.js";
+import type { Storage } from "../../src/sync/storage.js";
+import type { Transport, TransportListener } from "../../src/sync/transport.js";
 import { drive, driveUntilSettled, tick } from "./support/drive.js";
 import { createFakeDoc, type FakeDoc } from "./support/fake-doc.js";
 

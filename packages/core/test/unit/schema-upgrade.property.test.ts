@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { Change, Snapshot } from "../../src/change.js";
-import { createDoc, type Doc } from "../../src/doc.js";
-import { canonicalJson } from "../../src/json.js";
+import { createDoc, type Doc } from "../../src/doc/doc.js";
+import type { Change, Snapshot } from "../../src/model/change.js";
+import { canonicalJson } from "../../src/model/json.js";
 import { initial, type V2, v1, v2 } from "./support/schema-versions.js";
 
 /**

@@ -1,14 +1,14 @@
 import { describe, expect, it } from "vitest";
-import type { Change, Snapshot } from "../../src/change.js";
-import { createDoc, type Doc } from "../../src/doc.js";
-import { ErrorCode } from "../../src/errors.js";
-import { toDocId } from "../../src/ids.js";
-import { silentLogger } from "../../src/logger.js";
-import { createMemoryStorage, type MemoryStorage } from "../../src/memory-storage.js";
-import { createMemoryHub } from "../../src/memory-transport.js";
-import { createReplica, openReplica, type Replica } from "../../src/replica.js";
-import type { HiddenChange } from "../../src/replicated-doc.js";
-import { createManualScheduler } from "../../src/scheduler.js";
+import { toDocId } from "../../src/clock/ids.js";
+import { createDoc, type Doc } from "../../src/doc/doc.js";
+import type { HiddenChange } from "../../src/doc/replicated-doc.js";
+import { ErrorCode } from "../../src/errors/errors.js";
+import { silentLogger } from "../../src/errors/logger.js";
+import { createMemoryStorage, type MemoryStorage } from "../../src/memory/memory-storage.js";
+import { createMemoryHub } from "../../src/memory/memory-transport.js";
+import type { Change, Snapshot } from "../../src/model/change.js";
+import { createReplica, openReplica, type Replica } from "../../src/sync/replica.js";
+import { createManualScheduler } from "../../src/sync/scheduler.js";
 import { drive } from "./support/drive.js";
 import { initial, type V1, type V2, v1, v2 } from "./support/schema-versions.js";
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { createDoc } from "../../src/doc.js";
-import { ErrorCode, ValidationError } from "../../src/errors.js";
-import { addWinsSet, counter, NodeKind, schemaKind, walkSchema } from "../../src/schema.js";
+import { createDoc } from "../../src/doc/doc.js";
+import { ErrorCode, ValidationError } from "../../src/errors/errors.js";
+import { addWinsSet, counter, NodeKind, schemaKind, walkSchema } from "../../src/model/schema.js";
 
 describe("schema markers", () => {
   it("counter() and addWinsSet() are recognised through optional/nullable/default wrappers", () => {

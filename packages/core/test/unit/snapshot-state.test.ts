@@ -1,16 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { Change, Snapshot } from "../../src/change.js";
-import { createDoc, type Doc } from "../../src/doc.js";
-import { ErrorCode, ValidationError } from "../../src/errors.js";
-import { toDocId } from "../../src/ids.js";
-import { silentLogger } from "../../src/logger.js";
-import { createMemoryStorage } from "../../src/memory-storage.js";
-import { createMemoryHub } from "../../src/memory-transport.js";
-import { createReplica } from "../../src/replica.js";
-import type { HiddenSnapshot } from "../../src/replicated-doc.js";
-import { createManualScheduler } from "../../src/scheduler.js";
-import { addWinsSet, counter } from "../../src/schema.js";
+import { toDocId } from "../../src/clock/ids.js";
+import { createDoc, type Doc } from "../../src/doc/doc.js";
+import type { HiddenSnapshot } from "../../src/doc/replicated-doc.js";
+import { ErrorCode, ValidationError } from "../../src/errors/errors.js";
+import { silentLogger } from "../../src/errors/logger.js";
+import { createMemoryStorage } from "../../src/memory/memory-storage.js";
+import { createMemoryHub } from "../../src/memory/memory-transport.js";
+import type { Change, Snapshot } from "../../src/model/change.js";
+import { addWinsSet, counter } from "../../src/model/schema.js";
+import { createReplica } from "../../src/sync/replica.js";
+import { createManualScheduler } from "../../src/sync/scheduler.js";
 import { drive } from "./support/drive.js";
 
 /**

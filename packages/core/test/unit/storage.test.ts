@@ -3,11 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runStorageConformance } from "@nxs-sync/testing/conformance";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Change } from "../../src/change.js";
-import { isNxsError } from "../../src/errors.js";
-import { encodeHlc } from "../../src/hlc.js";
-import { toDocId, toReplicaId } from "../../src/ids.js";
-import { createMemoryStorage } from "../../src/memory-storage.js";
+import { encodeHlc } from "../../src/clock/hlc.js";
+import { toDocId, toReplicaId } from "../../src/clock/ids.js";
+import { isNxsError } from "../../src/errors/errors.js";
+import { createMemoryStorage } from "../../src/memory/memory-storage.js";
+import type { Change } from "../../src/model/change.js";
 import { createFileStorage } from "../../src/node/file-storage.js";
 
 const tempDirs: string[] = [];

@@ -1,9 +1,9 @@
 import { describe, expectTypeOf, it } from "vitest";
 import { z } from "zod";
-import type { Change, Json, Path } from "../../src/change.js";
-import { createDoc, type Doc, type TypedDoc, type TypedDocWriter } from "../../src/doc.js";
-import { addWinsSet, counter } from "../../src/schema.js";
-import type { SetElement, SetValue } from "../../src/typed-path.js";
+import { createDoc, type Doc, type TypedDoc, type TypedDocWriter } from "../../src/doc/doc.js";
+import type { Change, Json, Path } from "../../src/model/change.js";
+import { addWinsSet, counter } from "../../src/model/schema.js";
+import type { SetElement, SetValue } from "../../src/model/typed-path.js";
 
 const schema = z.object({
   title: z.string(),

@@ -5,7 +5,7 @@ import {
   intersectVersionVectors,
   mergeVersionVectors,
   type VersionVector,
-} from "../../src/version-vector.js";
+} from "../../src/clock/version-vector.js";
 
 const vvArb: fc.Arbitrary<VersionVector> = fc.dictionary(
   fc.constantFrom("a", "b", "c", "d"),

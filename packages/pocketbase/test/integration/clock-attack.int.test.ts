@@ -5,7 +5,7 @@ import { type PocketBaseCluster, type ProcessPocketBase, waitFor } from "@nxs-sy
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { HLC_MAX_COUNTER } from "../../../core/src/hlc.js";
+import { HLC_MAX_COUNTER } from "../../../core/src/clock/hlc.js";
 import {
   Collections,
   createPocketBaseClient,

@@ -1,10 +1,10 @@
 import { describe, expect, it, vi } from "vitest";
 import { z } from "zod";
-import type { Change } from "../../../src/change.js";
-import { createDoc } from "../../../src/doc.js";
-import { ErrorCode, type NxsError, ValidationError } from "../../../src/errors.js";
-import { encodeHlc } from "../../../src/hlc.js";
-import { addWinsSet, counter } from "../../../src/schema.js";
+import { encodeHlc } from "../../../src/clock/hlc.js";
+import { createDoc } from "../../../src/doc/doc.js";
+import { ErrorCode, type NxsError, ValidationError } from "../../../src/errors/errors.js";
+import type { Change } from "../../../src/model/change.js";
+import { addWinsSet, counter } from "../../../src/model/schema.js";
 import { fakeClock, wire } from "./fixtures.js";
 
 const schema = z.object({

@@ -1,9 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { Change } from "../../../src/change.js";
-import { createDoc } from "../../../src/doc.js";
-import { ErrorCode } from "../../../src/errors.js";
-import { encodeHlc, HLC_COUNTER_LIMIT, HLC_MAX_COUNTER, HLC_MAX_MS } from "../../../src/hlc.js";
+import { encodeHlc, HLC_COUNTER_LIMIT, HLC_MAX_COUNTER, HLC_MAX_MS } from "../../../src/clock/hlc.js";
+import { createDoc } from "../../../src/doc/doc.js";
+import { ErrorCode } from "../../../src/errors/errors.js";
+import type { Change } from "../../../src/model/change.js";
 import { fakeClock, initial, newDoc, schema } from "./fixtures.js";
 
 /** A change of origin `x` (seq 1) re-stamped as an attacker would. */

@@ -1,10 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { Change } from "../../../src/change.js";
-import { decodeChanges, encodeChanges } from "../../../src/changes-codec.js";
-import { createDoc } from "../../../src/doc.js";
-import { ErrorCode } from "../../../src/errors.js";
+import { decodeChanges, encodeChanges } from "../../../src/codec/changes-codec.js";
+import { createDoc } from "../../../src/doc/doc.js";
+import { ErrorCode } from "../../../src/errors/errors.js";
+import type { Change } from "../../../src/model/change.js";
 import { actionArb, canon, code, initial, jsonTrip, newDoc, runActions, schema, wire } from "./fixtures.js";
 
 const params = { seed: 20261127, numRuns: 150 };

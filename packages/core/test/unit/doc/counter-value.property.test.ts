@@ -1,9 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { Change, Snapshot } from "../../../src/change.js";
-import { createDoc, type Doc } from "../../../src/doc.js";
-import { counter } from "../../../src/schema.js";
+import { createDoc, type Doc } from "../../../src/doc/doc.js";
+import type { Change, Snapshot } from "../../../src/model/change.js";
+import { counter } from "../../../src/model/schema.js";
 
 /**
  * The value of a counter is one float, the same on every replica (docs/protocol.md, "Counter

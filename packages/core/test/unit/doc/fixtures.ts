@@ -1,10 +1,10 @@
 import fc from "fast-check";
 import { z } from "zod";
-import type { Change } from "../../../src/change.js";
-import { createDoc, type Doc } from "../../../src/doc.js";
-import { isNxsError } from "../../../src/errors.js";
-import { canonicalJson } from "../../../src/json.js";
-import { addWinsSet, counter } from "../../../src/schema.js";
+import { createDoc, type Doc } from "../../../src/doc/doc.js";
+import { isNxsError } from "../../../src/errors/errors.js";
+import type { Change } from "../../../src/model/change.js";
+import { canonicalJson } from "../../../src/model/json.js";
+import { addWinsSet, counter } from "../../../src/model/schema.js";
 
 /** The schema of the property tests: records, nested optional objects, a counter, a set. */
 export const schema = z.object({

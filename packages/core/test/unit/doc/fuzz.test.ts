@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isNxsError } from "../../../src/errors.js";
+import { isNxsError } from "../../../src/errors/errors.js";
 import { canon, fakeClock, newDoc, wire } from "./fixtures.js";
 
 const params = { seed: 20261127, numRuns: 400 };

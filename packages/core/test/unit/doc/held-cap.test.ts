@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { Change } from "../../../src/change.js";
-import { createDoc } from "../../../src/doc.js";
+import { createDoc } from "../../../src/doc/doc.js";
+import type { Change } from "../../../src/model/change.js";
 
 // Issue 13, item 5: changes held past a gap are capped (SECURITY-AUDIT.md: 7 MB sent cost 189 MB
 // of heap); what is dropped is not lost, it comes again with the pull that fills the gap.

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { Change } from "../../../src/change.js";
-import { createDoc } from "../../../src/doc.js";
+import { createDoc } from "../../../src/doc/doc.js";
+import type { Change } from "../../../src/model/change.js";
 import { actionArb, canon, fakeClock, initial, newDoc, runActions, schema, wire } from "./fixtures.js";
 
 const params = { seed: 20261127, numRuns: 200 };

@@ -6,9 +6,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { Change } from "../../../src/change.js";
-import { createDoc, type Doc } from "../../../src/doc.js";
-import { ValidationError } from "../../../src/errors.js";
+import { createDoc, type Doc } from "../../../src/doc/doc.js";
+import { ValidationError } from "../../../src/errors/errors.js";
+import type { Change } from "../../../src/model/change.js";
 import { canon, fakeClock, newDoc, type State, schema, wire } from "./fixtures.js";
 
 /** Writes `n` changes on `doc` from a seeded stream of actions and returns them as sent. */

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { Change } from "../../../src/change.js";
-import { createDoc, type Doc } from "../../../src/doc.js";
-import { addWinsSet, counter } from "../../../src/schema.js";
+import { createDoc, type Doc } from "../../../src/doc/doc.js";
+import type { Change } from "../../../src/model/change.js";
+import { addWinsSet, counter } from "../../../src/model/schema.js";
 import { wire } from "./fixtures.js";
 
 // The worked examples of docs/protocol.md. Each replica has its own wall clock so that the tests

@@ -3,19 +3,19 @@ import fc from "fast-check";
 import { deflateSync } from "fflate";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { Snapshot } from "../../../src/change.js";
-import { decodeChange } from "../../../src/change-codec.js";
-import { createDoc } from "../../../src/doc.js";
-import { ErrorCode, ValidationError } from "../../../src/errors.js";
-import { encodeHlc } from "../../../src/hlc.js";
-import { toDocId } from "../../../src/ids.js";
-import { addWinsSet } from "../../../src/schema.js";
+import { encodeHlc } from "../../../src/clock/hlc.js";
+import { toDocId } from "../../../src/clock/ids.js";
+import { decodeChange } from "../../../src/codec/change-codec.js";
 import {
   decodeSnapshotBinary,
   encodeSnapshotBinary,
   encodeStateBinary,
-} from "../../../src/snapshot-binary.js";
-import { decodeState, encodeState } from "../../../src/state-codec.js";
+} from "../../../src/codec/snapshot-binary.js";
+import { decodeState, encodeState } from "../../../src/codec/state-codec.js";
+import { createDoc } from "../../../src/doc/doc.js";
+import { ErrorCode, ValidationError } from "../../../src/errors/errors.js";
+import type { Snapshot } from "../../../src/model/change.js";
+import { addWinsSet } from "../../../src/model/schema.js";
 import { actionArb, canon, code, jsonTrip, runActions, schema, wire } from "./fixtures.js";
 
 /**

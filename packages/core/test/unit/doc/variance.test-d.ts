@@ -1,6 +1,6 @@
 import { expectTypeOf, test } from "vitest";
 import { z } from "zod";
-import { createDoc, type Doc } from "../../../src/doc.js";
+import { createDoc, type Doc } from "../../../src/doc/doc.js";
 
 test("a Doc of a concrete type is usable where a Doc<unknown> is expected", () => {
   const doc = createDoc({

@@ -1,6 +1,6 @@
-import type { MemoryHub } from "../../../src/memory-transport.js";
-import type { ManualScheduler } from "../../../src/scheduler.js";
-import type { Storage } from "../../../src/storage.js";
+import type { MemoryHub } from "../../../src/memory/memory-transport.js";
+import type { ManualScheduler } from "../../../src/sync/scheduler.js";
+import type { Storage } from "../../../src/sync/storage.js";
 
 /** Lets pending promise callbacks run (one macrotask turn; no real-time wait). */
 export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

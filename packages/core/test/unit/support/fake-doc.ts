@@ -1,10 +1,10 @@
-import type { Change, Json, Snapshot } from "../../../src/change.js";
-import { ErrorCode, ValidationError } from "../../../src/errors.js";
-import { encodeHlc } from "../../../src/hlc.js";
-import type { DocId, Hlc, ReplicaId } from "../../../src/ids.js";
-import type { RestoredState, SnapshotReceiver } from "../../../src/replica.js";
-import type { ApplyResult, RejectedChange, ReplicatedDoc } from "../../../src/replicated-doc.js";
-import { getVersion, type VersionVector } from "../../../src/version-vector.js";
+import { encodeHlc } from "../../../src/clock/hlc.js";
+import type { DocId, Hlc, ReplicaId } from "../../../src/clock/ids.js";
+import { getVersion, type VersionVector } from "../../../src/clock/version-vector.js";
+import type { ApplyResult, RejectedChange, ReplicatedDoc } from "../../../src/doc/replicated-doc.js";
+import { ErrorCode, ValidationError } from "../../../src/errors/errors.js";
+import type { Change, Json, Snapshot } from "../../../src/model/change.js";
+import type { RestoredState, SnapshotReceiver } from "../../../src/sync/replica.js";
 
 /**
  * A minimal but correct ReplicatedDoc for engine tests, independent of the real document model:

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { counter } from "../../../src/schema.js";
+import { counter } from "../../../src/model/schema.js";
 
 /**
  * Two versions of one document schema, for rolling-upgrade tests: v2 widens the `mode` enum of a

@@ -1,12 +1,12 @@
 import { z } from "zod";
-import type { Change, Json, Op, Snapshot } from "./change.js";
-import { ErrorCode, type NxsError, ValidationError } from "./errors.js";
-import { decodeHlc } from "./hlc.js";
-import type { DocId, Hlc, ReplicaId } from "./ids.js";
-import { ID_PATTERN } from "./ids.js";
-import { toFrozenJson } from "./json.js";
-import { checkPath } from "./path.js";
-import { MAX_OPS_PER_CHANGE } from "./stamp.js";
+import { decodeHlc } from "../clock/hlc.js";
+import type { DocId, Hlc, ReplicaId } from "../clock/ids.js";
+import { ID_PATTERN } from "../clock/ids.js";
+import { MAX_OPS_PER_CHANGE } from "../crdt/stamp.js";
+import { ErrorCode, type NxsError, ValidationError } from "../errors/errors.js";
+import type { Change, Json, Op, Snapshot } from "../model/change.js";
+import { toFrozenJson } from "../model/json.js";
+import { checkPath } from "../model/path.js";
 
 const id = z.string().regex(ID_PATTERN);
 const pathSchema = z.array(z.string()).min(1);

@@ -1,6 +1,6 @@
-import type { Change } from "./change.js";
-import { decodeOwnChanges, encodeChanges } from "./changes-codec.js";
-import { getVersion, type VersionVector } from "./version-vector.js";
+import { getVersion, type VersionVector } from "../clock/version-vector.js";
+import { decodeOwnChanges, encodeChanges } from "../codec/changes-codec.js";
+import type { Change } from "../model/change.js";
 
 /**
  * Changes of one origin retained in encoded form: consecutive seqs `first..last`, every one

@@ -1,9 +1,9 @@
-import type { Change, Json, Op, Path } from "./change.js";
+import { encodeHlc, HLC_COUNTER_DIGITS, HLC_MS_DIGITS } from "../clock/hlc.js";
+import { ErrorCode, ValidationError } from "../errors/errors.js";
+import type { Change, Json, Op, Path } from "../model/change.js";
+import { isPlainObject, toFrozenJson } from "../model/json.js";
 import { decodeChange } from "./change-codec.js";
 import { isSeparator, SeparatorPicker } from "./columns.js";
-import { ErrorCode, ValidationError } from "./errors.js";
-import { encodeHlc, HLC_COUNTER_DIGITS, HLC_MS_DIGITS } from "./hlc.js";
-import { isPlainObject, toFrozenJson } from "./json.js";
 
 /**
  * A list of changes of one document in a compact JSON form (see docs/protocol.md, *Change

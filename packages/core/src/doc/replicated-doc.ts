@@ -1,7 +1,7 @@
-import type { Change, Path, Snapshot } from "./change.js";
-import type { NxsError } from "./errors.js";
-import type { DocId, ReplicaId } from "./ids.js";
-import type { VersionVector } from "./version-vector.js";
+import type { DocId, ReplicaId } from "../clock/ids.js";
+import type { VersionVector } from "../clock/version-vector.js";
+import type { NxsError } from "../errors/errors.js";
+import type { Change, Path, Snapshot } from "../model/change.js";
 
 /** A remote change that was refused, with the typed reason. The document is unchanged by it. */
 export interface RejectedChange {

@@ -1,9 +1,9 @@
+import type { Json, Op, Path } from "../model/change.js";
+import { canonicalJson, isPlainObject } from "../model/json.js";
+import { NodeKind } from "../model/schema.js";
 import { AddWinsSetState } from "./add-wins-set.js";
-import type { Json, Op, Path } from "./change.js";
 import { CounterState } from "./counter.js";
-import { canonicalJson, isPlainObject } from "./json.js";
 import { Kids } from "./kids.js";
-import { NodeKind } from "./schema.js";
 import { isNewer } from "./stamp.js";
 import type { Undo } from "./undo.js";
 

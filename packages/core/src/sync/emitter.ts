@@ -1,4 +1,4 @@
-import { callGuarded } from "./callback-guard.js";
+import { callGuarded } from "../errors/callback-guard.js";
 
 /** A listener of one event of an event map (it may be async: a rejection is reported like a throw). */
 export type Listener<P> = (payload: P) => void;

@@ -1,5 +1,5 @@
-import type { Json } from "./change.js";
-import { compareJson } from "./json.js";
+import type { Json } from "../model/change.js";
+import { compareJson } from "../model/json.js";
 import { isNewer } from "./stamp.js";
 import type { Undo } from "./undo.js";
 

@@ -1,5 +1,5 @@
+import { ClockError, ErrorCode } from "../errors/errors.js";
 import type { WallClock } from "./clock.js";
-import { ClockError, ErrorCode } from "./errors.js";
 import { type Hlc, ID_PATTERN, type ReplicaId } from "./ids.js";
 
 /**

@@ -8,19 +8,19 @@
  * ("Binary snapshots").
  */
 import { deflateSync, inflateSync } from "fflate";
-import { AddWinsSetState, type SetElement } from "./add-wins-set.js";
-import type { Json, Snapshot } from "./change.js";
+import { encodeHlc, HLC_MS_DIGITS, HLC_PREFIX_LENGTH } from "../clock/hlc.js";
+import { type DocId, toDocId } from "../clock/ids.js";
+import type { VersionVector } from "../clock/version-vector.js";
+import { AddWinsSetState, type SetElement } from "../crdt/add-wins-set.js";
+import { CounterState } from "../crdt/counter.js";
+import { DocNode, DocState, isLeafOnly } from "../crdt/doc-state.js";
+import { Kids } from "../crdt/kids.js";
+import { MAX_OPS_PER_CHANGE } from "../crdt/stamp.js";
+import { ErrorCode, isNxsError, ValidationError } from "../errors/errors.js";
+import type { Json, Snapshot } from "../model/change.js";
+import { canonicalJson } from "../model/json.js";
 import { decodeSnapshot } from "./change-codec.js";
-import { CounterState } from "./counter.js";
-import { DocNode, DocState, isLeafOnly } from "./doc-state.js";
-import { ErrorCode, isNxsError, ValidationError } from "./errors.js";
-import { encodeHlc, HLC_MS_DIGITS, HLC_PREFIX_LENGTH } from "./hlc.js";
-import { type DocId, toDocId } from "./ids.js";
-import { canonicalJson } from "./json.js";
-import { Kids } from "./kids.js";
-import { MAX_OPS_PER_CHANGE } from "./stamp.js";
 import { decodeState, encodeState } from "./state-codec.js";
-import type { VersionVector } from "./version-vector.js";
 
 /** First bytes of a binary snapshot: "NX", layout version 1. */
 const MAGIC0 = 0x4e;

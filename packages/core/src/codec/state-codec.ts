@@ -1,13 +1,13 @@
-import { AddWinsSetState, type SetElement } from "./add-wins-set.js";
-import type { Json } from "./change.js";
+import { encodeHlc, HLC_COUNTER_DIGITS, HLC_MS_DIGITS, HLC_PREFIX_LENGTH } from "../clock/hlc.js";
+import { AddWinsSetState, type SetElement } from "../crdt/add-wins-set.js";
+import { CounterState } from "../crdt/counter.js";
+import { DocNode, DocState, isLeafOnly } from "../crdt/doc-state.js";
+import { Kids } from "../crdt/kids.js";
+import { MAX_OPS_PER_CHANGE } from "../crdt/stamp.js";
+import { ErrorCode, isNxsError, ValidationError } from "../errors/errors.js";
+import type { Json } from "../model/change.js";
+import { canonicalJson, isPlainObject, toFrozenJson } from "../model/json.js";
 import { isSeparator, SeparatorPicker } from "./columns.js";
-import { CounterState } from "./counter.js";
-import { DocNode, DocState, isLeafOnly } from "./doc-state.js";
-import { ErrorCode, isNxsError, ValidationError } from "./errors.js";
-import { encodeHlc, HLC_COUNTER_DIGITS, HLC_MS_DIGITS, HLC_PREFIX_LENGTH } from "./hlc.js";
-import { canonicalJson, isPlainObject, toFrozenJson } from "./json.js";
-import { Kids } from "./kids.js";
-import { MAX_OPS_PER_CHANGE } from "./stamp.js";
 
 /**
  * The JSON encoding of a document's CRDT state inside a snapshot (`Snapshot.state`, format 1).

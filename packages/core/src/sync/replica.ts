@@ -1,23 +1,30 @@
-import { computeBackoff, type RetryPolicy } from "./backoff.js";
-import { callGuarded } from "./callback-guard.js";
-import type { Change, Snapshot } from "./change.js";
-import { createEmitter } from "./emitter.js";
-import { ConflictError, ErrorCode, isNxsError, NxsError, StorageError, TransportError } from "./errors.js";
-import type { Hlc } from "./ids.js";
-import { defaultLogger, type Logger } from "./logger.js";
-import { createSeededRandom, type Random, seedFromString } from "./random.js";
+import type { Hlc } from "../clock/ids.js";
+import { createSeededRandom, type Random, seedFromString } from "../clock/random.js";
+import { dominatesVersionVector, getVersion, type VersionVector } from "../clock/version-vector.js";
 import type {
   ApplyResult,
   HiddenChange,
   HiddenSnapshot,
   RejectedChange,
   ReplicatedDoc,
-} from "./replicated-doc.js";
+} from "../doc/replicated-doc.js";
+import { callGuarded } from "../errors/callback-guard.js";
+import {
+  ConflictError,
+  ErrorCode,
+  isNxsError,
+  NxsError,
+  StorageError,
+  TransportError,
+} from "../errors/errors.js";
+import { defaultLogger, type Logger } from "../errors/logger.js";
+import type { Change, Snapshot } from "../model/change.js";
+import { computeBackoff, type RetryPolicy } from "./backoff.js";
+import { createEmitter } from "./emitter.js";
 import { createReportThrottle, throttleKey } from "./report-throttle.js";
 import type { Cancel, Scheduler } from "./scheduler.js";
 import type { Storage, StoredState } from "./storage.js";
 import { type Transport, type TransportListener, TransportState } from "./transport.js";
-import { dominatesVersionVector, getVersion, type VersionVector } from "./version-vector.js";
 
 /** The lifecycle states of a {@link Replica}, as a const object plus a derived union. */
 export const ReplicaState = {

@@ -1,8 +1,9 @@
-import type { Change, Snapshot } from "./change.js";
-import { ErrorCode, TransportError } from "./errors.js";
-import type { DocId } from "./ids.js";
-import { createSeededRandom } from "./random.js";
-import type { Cancel, Scheduler } from "./scheduler.js";
+import type { DocId } from "../clock/ids.js";
+import { createSeededRandom } from "../clock/random.js";
+import { dominatesVersionVector, getVersion, type VersionVector } from "../clock/version-vector.js";
+import { ErrorCode, TransportError } from "../errors/errors.js";
+import type { Change, Snapshot } from "../model/change.js";
+import type { Cancel, Scheduler } from "../sync/scheduler.js";
 import {
   type HighWater,
   type PullPage,
@@ -10,8 +11,7 @@ import {
   type Transport,
   type TransportListener,
   TransportState,
-} from "./transport.js";
-import { dominatesVersionVector, getVersion, type VersionVector } from "./version-vector.js";
+} from "../sync/transport.js";
 
 /** Options of {@link createMemoryHub}. Every probability is in [0, 1] and defaults to 0. */
 export interface MemoryHubOptions {

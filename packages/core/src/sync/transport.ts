@@ -1,5 +1,5 @@
-import type { Change, Snapshot } from "./change.js";
-import type { VersionVector } from "./version-vector.js";
+import type { VersionVector } from "../clock/version-vector.js";
+import type { Change, Snapshot } from "../model/change.js";
 
 /**
  * What `push` reports: the first `acked` changes of the pushed list are durably committed

@@ -1,5 +1,5 @@
-import type { DocId, Hlc, ReplicaId } from "./ids.js";
-import type { VersionVector } from "./version-vector.js";
+import type { DocId, Hlc, ReplicaId } from "../clock/ids.js";
+import type { VersionVector } from "../clock/version-vector.js";
 
 /** A JSON value: what a document leaf, an op value and a snapshot may hold. */
 export type Json = null | boolean | number | string | readonly Json[] | { readonly [key: string]: Json };

@@ -1,4 +1,4 @@
-import type { Random } from "./random.js";
+import type { Random } from "../clock/random.js";
 
 /** Retry timing of the sync engine: exponential backoff with jitter. */
 export interface RetryPolicy {

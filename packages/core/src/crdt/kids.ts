@@ -1,4 +1,4 @@
-import type { Json } from "./change.js";
+import type { Json } from "../model/change.js";
 
 /** Index slots per entry kept free at most: the table grows past this load. */
 const MAX_LOAD = 0.75;

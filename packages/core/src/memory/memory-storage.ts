@@ -1,7 +1,7 @@
-import type { Change, Snapshot } from "./change.js";
-import { ErrorCode, NxsError } from "./errors.js";
-import type { Hlc } from "./ids.js";
-import type { Storage, StoredState } from "./storage.js";
+import type { Hlc } from "../clock/ids.js";
+import { ErrorCode, NxsError } from "../errors/errors.js";
+import type { Change, Snapshot } from "../model/change.js";
+import type { Storage, StoredState } from "../sync/storage.js";
 
 /** A {@link Storage} kept in memory, with a peek for tests. */
 export interface MemoryStorage extends Storage {

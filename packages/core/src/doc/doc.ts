@@ -1,26 +1,28 @@
 import { enablePatches, Immer } from "immer";
 import type { z } from "zod";
-import { AddWinsSetState } from "./add-wins-set.js";
-import type { Change, Json, Op, Path, Snapshot } from "./change.js";
-import { decodeChange, decodeSnapshot } from "./change-codec.js";
-import { ChangeLog } from "./change-log.js";
-import type { WallClock } from "./clock.js";
-import { CounterState } from "./counter.js";
-import { DocState, hasVisibleMarker } from "./doc-state.js";
-import { ErrorCode, isNxsError, NxsError, ValidationError } from "./errors.js";
-import { type HiddenPath, HiddenPaths, HiddenReason } from "./hidden-paths.js";
-import { createHlcClock, type HlcClock, hlcNode } from "./hlc.js";
-import { type DocId, type Hlc, type ReplicaId, toDocId, toReplicaId } from "./ids.js";
-import { canonicalJson, isPlainObject, jsonEqual, shareUnchanged, toFrozenJson } from "./json.js";
-import { type Logger, silentLogger } from "./logger.js";
-import { checkPath, getAtPath, isPathPrefix, MAX_PATH_DEPTH, topmostPaths } from "./path.js";
-import type {
-  ApplyResult,
-  HiddenChange,
-  HiddenSnapshot,
-  RejectedChange,
-  ReplicatedDoc,
-} from "./replicated-doc.js";
+import type { WallClock } from "../clock/clock.js";
+import { createHlcClock, type HlcClock, hlcNode } from "../clock/hlc.js";
+import { type DocId, type Hlc, type ReplicaId, toDocId, toReplicaId } from "../clock/ids.js";
+import { dominatesVersionVector, getVersion, type VersionVector } from "../clock/version-vector.js";
+import { decodeChange, decodeSnapshot } from "../codec/change-codec.js";
+import {
+  type BinarySnapshotOptions,
+  decodeStateBinary,
+  encodeStateBinary,
+  isUint8Array,
+} from "../codec/snapshot-binary.js";
+import { decodeState, encodeState } from "../codec/state-codec.js";
+import { AddWinsSetState } from "../crdt/add-wins-set.js";
+import { CounterState } from "../crdt/counter.js";
+import { DocState, hasVisibleMarker } from "../crdt/doc-state.js";
+import { MAX_OPS_PER_CHANGE } from "../crdt/stamp.js";
+import { rollback, type Undo } from "../crdt/undo.js";
+import { ErrorCode, isNxsError, NxsError, ValidationError } from "../errors/errors.js";
+import { type Logger, silentLogger } from "../errors/logger.js";
+import type { Change, Json, Op, Path, Snapshot } from "../model/change.js";
+import { type HiddenPath, HiddenPaths, HiddenReason } from "../model/hidden-paths.js";
+import { canonicalJson, isPlainObject, jsonEqual, shareUnchanged, toFrozenJson } from "../model/json.js";
+import { checkPath, getAtPath, isPathPrefix, MAX_PATH_DEPTH, topmostPaths } from "../model/path.js";
 import {
   fastCheck,
   findUnknownKeys,
@@ -29,19 +31,24 @@ import {
   type SchemaWalk,
   unknownKeyPrefix,
   walkSchema,
-} from "./schema.js";
-import {
-  type BinarySnapshotOptions,
-  decodeStateBinary,
-  encodeStateBinary,
-  isUint8Array,
-} from "./snapshot-binary.js";
+} from "../model/schema.js";
+import type {
+  CounterPath,
+  DeletePath,
+  SetElement,
+  SetOfPath,
+  SetPath,
+  SetValue,
+} from "../model/typed-path.js";
+import { ChangeLog } from "./change-log.js";
+import type {
+  ApplyResult,
+  HiddenChange,
+  HiddenSnapshot,
+  RejectedChange,
+  ReplicatedDoc,
+} from "./replicated-doc.js";
 import { findKindConflicts } from "./snapshot-kinds.js";
-import { MAX_OPS_PER_CHANGE } from "./stamp.js";
-import { decodeState, encodeState } from "./state-codec.js";
-import type { CounterPath, DeletePath, SetElement, SetOfPath, SetPath, SetValue } from "./typed-path.js";
-import { rollback, type Undo } from "./undo.js";
-import { dominatesVersionVector, getVersion, type VersionVector } from "./version-vector.js";
 
 /**
  * A deeply read-only view of `T` (what {@link Doc.get} returns; the value is also frozen at run

@@ -1,5 +1,5 @@
-import type { Change, Snapshot } from "./change.js";
-import type { Hlc } from "./ids.js";
+import type { Hlc } from "../clock/ids.js";
+import type { Change, Snapshot } from "../model/change.js";
 
 /** What a {@link Storage} returns at start-up. */
 export interface StoredState {

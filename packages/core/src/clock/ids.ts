@@ -1,4 +1,4 @@
-import { ValidationError } from "./errors.js";
+import { ValidationError } from "../errors/errors.js";
 
 /**
  * Branded identifiers. A brand is a compile-time tag only: at run time every id is a plain string,

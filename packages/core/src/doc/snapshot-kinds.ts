@@ -1,8 +1,8 @@
 import type { z } from "zod";
-import type { Path } from "./change.js";
-import { CounterState } from "./counter.js";
-import type { DocNode, DocState } from "./doc-state.js";
-import { NodeKind, walkSchema } from "./schema.js";
+import { CounterState } from "../crdt/counter.js";
+import type { DocNode, DocState } from "../crdt/doc-state.js";
+import type { Path } from "../model/change.js";
+import { NodeKind, walkSchema } from "../model/schema.js";
 
 /** A node of a loaded state whose kind contradicts what the schema declares at its path. */
 export interface KindConflict {
