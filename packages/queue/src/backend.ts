@@ -78,8 +78,12 @@ export type Settlement = LeaseRef &
         readonly message: string;
         readonly retryDelayMs?: number;
       }
-    /** Run again after `delayMs` without spending the attempt (a provider's 429). */
-    | { readonly kind: "retry-later"; readonly delayMs: number }
+    /**
+     * Run again after `delayMs` without spending the attempt (a provider's 429). With `pauseGroup`
+     * (needs the `flow` capability) the job's group (the whole queue for a job without a group) is
+     * paused for `delayMs` too: no job of it is claimed until then, by any worker.
+     */
+    | { readonly kind: "retry-later"; readonly delayMs: number; readonly pauseGroup?: boolean }
     /** The worker stopped because of a cancel request. */
     | { readonly kind: "cancelled" }
     /** The worker gives the job back unfinished (shutdown): it is ready again at once, attempt not spent. */
@@ -91,12 +95,25 @@ export type SettleResult =
   | { readonly ok: true; readonly state: JobState }
   | { readonly ok: false; readonly code: "queue/lease-lost" };
 
+/**
+ * What a claim answers: the claimed attempts, and when flow control held ready jobs back (a
+ * paused group, a full rate window), how long until the first of those holds may lift.
+ */
+export type ClaimedJobs = readonly ClaimedJob[] & {
+  /**
+   * Set when a flow limit kept a ready job from this claim and a time is known when it lifts (a
+   * timed pause ends, a rate window frees a slot): claim again after this many ms. Absent for a
+   * concurrency limit (a slot frees when a job ends) and an untimed pause (`resume`).
+   */
+  readonly waitMs?: number;
+};
+
 /** The answer to {@link QueueBackendCapabilities.settleAndClaim}. */
 export interface SettleAndClaimResult {
   /** One answer per settlement, in request order. */
   readonly settled: readonly SettleResult[];
   /** The jobs claimed after the settlements (as {@link QueueBackend.claim} answers). */
-  readonly claimed: readonly ClaimedJob[];
+  readonly claimed: ClaimedJobs;
 }
 
 /** Counts of one queue per state; `delayed` counts `waiting` jobs whose `runAt` is still ahead. */
@@ -153,7 +170,7 @@ export interface QueueBackend {
    * active with a lapsed lease: a stall) to `active` under fresh lease tokens. A stalled job whose
    * attempts are spent is dead-lettered instead (`queue/stalled`).
    */
-  claim(request: ClaimRequest): Promise<readonly ClaimedJob[]>;
+  claim(request: ClaimRequest): Promise<ClaimedJobs>;
   /** Renews leases (and records progress); a lease that lapsed or was taken over answers `lease-lost`. */
   heartbeat(beats: readonly Heartbeat[]): Promise<readonly HeartbeatResult[]>;
   /** Ends attempts; an outdated token answers `lease-lost` and changes nothing. */
@@ -298,6 +315,67 @@ export interface QueueSchedules {
   fire(queue: string, id: string, tick: number, jobId: JobId): Promise<FireResult>;
 }
 
+/** A rate limit: at most `max` units (each job's `weight`, default 1) claimed in any window of `intervalMs`. */
+export interface RateLimit {
+  /** Units per window (a finite number > 0). */
+  readonly max: number;
+  /** The window's length in ms (an integer from 1 to 86 400 000). */
+  readonly intervalMs: number;
+}
+
+/** Limits of a queue or of one group of its jobs. */
+export interface FlowLimits {
+  /** At most this many jobs active at a time (live leases), on every worker together (an integer >= 1). */
+  readonly concurrency?: number;
+  /** At most this many units claimed in any sliding window (see {@link RateLimit}). */
+  readonly rate?: RateLimit;
+}
+
+/** The group of a flow record that limits each group without a record of its own. */
+export const EACH_GROUP = "*";
+
+/** The flow controls of a queue (`group` `""`) or of one group (or each group: {@link EACH_GROUP}). */
+export interface FlowRecord extends FlowLimits {
+  readonly queue: string;
+  /** `""`: the whole queue; `"*"`: each group that has no record of its own; else one group. */
+  readonly group: string;
+  /** Paused until `resume` (no job of the queue or group is claimed). */
+  readonly paused: boolean;
+  /** Paused until this time too (ms since the epoch, the backend's clock; 0: not). */
+  readonly pausedUntil: number;
+  /** Why it was paused last (`pause`'s reason, or the `RetryLaterError`'s message). */
+  readonly reason?: string;
+  readonly updatedAt: number;
+}
+
+/**
+ * Flow control (a capability: `flow`): concurrency limits, rate limits and pause, per queue and per
+ * group, enforced inside the claim on the backend (for PocketBase, in the claim route's
+ * transaction on the claim authority), so that they hold across every worker process at once.
+ * A claim admits a job only when the queue's record and the job's group's record (its own, or the
+ * `"*"` one) both allow it.
+ */
+export interface QueueFlow {
+  /**
+   * Sets the limits of the queue (`group` `""`), of one group, or of each group (`"*"`); replaces
+   * the limits it had (an empty object removes them), keeps its pause.
+   */
+  setLimits(queue: string, group: string, limits: FlowLimits): Promise<FlowRecord>;
+  /**
+   * Pauses the queue (`group` `""`) or one group: no claim takes a job of it until `resume` (or,
+   * with `forMs`, until that long from now). Jobs already active run on.
+   */
+  pause(
+    queue: string,
+    group: string,
+    options?: { readonly forMs?: number; readonly reason?: string },
+  ): Promise<FlowRecord>;
+  /** Lifts a pause of the queue or group (timed or not). */
+  resume(queue: string, group: string): Promise<FlowRecord>;
+  /** The queue's flow records, by group (`""` first). */
+  list(queue: string): Promise<readonly FlowRecord[]>;
+}
+
 /** A backend with its optional capabilities. */
 export interface QueueBackendCapabilities extends QueueBackend {
   /**
@@ -309,6 +387,8 @@ export interface QueueBackendCapabilities extends QueueBackend {
   readonly dedupeModes?: readonly DedupeMode[];
   /** Cron schedules. */
   readonly schedules?: QueueSchedules;
+  /** Concurrency limits, rate limits and pause per queue and group (`NewJob.group`, `weight`). */
+  readonly flow?: QueueFlow;
   readonly admin?: QueueAdmin;
   readonly blobs?: BlobStore;
   /**

@@ -20,6 +20,8 @@ export const QueueErrorCode = defineErrorCodes("queue", {
   NotFound: { name: "not-found", retryable: false },
   /** The queue or worker is closed. */
   Closed: { name: "closed", retryable: false },
+  /** A job weighs more than its rate limit's whole window: it could never be claimed (dead-lettered). */
+  OverLimit: { name: "over-limit", retryable: false },
   /** A handler threw something that is not an error, or an error without a code. */
   HandlerFailed: { name: "handler-failed", retryable: true },
 });
@@ -45,21 +47,36 @@ export class UnrecoverableJobError extends NxsError {
   }
 }
 
+/** Options of {@link RetryLaterError}. */
+export interface RetryLaterOptions extends NxsErrorOptions {
+  /**
+   * Pause the job's group (the whole queue for a job without a group) for the delay too, on every
+   * worker: what a provider's 429 means for every job of that provider. Needs a backend with the
+   * `flow` capability (the worker logs a warning and only delays the job otherwise).
+   */
+  readonly pauseGroup?: boolean;
+}
+
 /**
  * Thrown by a handler: run the job again after `delayMs` without spending an attempt (a
- * provider's 429 with `Retry-After`).
+ * provider's 429 with `Retry-After`); with `pauseGroup`, hold every job of its group as long.
  * @example
  * ```ts
  * const res = await fetch("https://api.example.com/v1/speech", { method: "POST" });
- * if (res.status === 429) throw new RetryLaterError(Number(res.headers.get("retry-after")) * 1000);
+ * if (res.status === 429)
+ *   throw new RetryLaterError(Number(res.headers.get("retry-after")) * 1000, "429", { pauseGroup: true });
  * ```
  */
 export class RetryLaterError extends NxsError {
   /** How long to wait, in ms. */
   readonly delayMs: number;
-  constructor(delayMs: number, message = `retry in ${delayMs} ms`, options: NxsErrorOptions = {}) {
-    super(QueueErrorCode.HandlerFailed, message, { ...options, retryable: true });
+  /** Whether the job's group is paused for `delayMs` too. */
+  readonly pauseGroup: boolean;
+  constructor(delayMs: number, message = `retry in ${delayMs} ms`, options: RetryLaterOptions = {}) {
+    const { pauseGroup, ...rest } = options;
+    super(QueueErrorCode.HandlerFailed, message, { ...rest, retryable: true });
     this.name = "RetryLaterError";
     this.delayMs = Math.max(0, delayMs);
+    this.pauseGroup = pauseGroup === true;
   }
 }

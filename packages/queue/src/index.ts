@@ -5,9 +5,12 @@
 export type {
   BlobRef,
   BlobStore,
+  ClaimedJobs,
   ClaimRequest,
   EnqueueResult,
   FireResult,
+  FlowLimits,
+  FlowRecord,
   Heartbeat,
   HeartbeatResult,
   JobCounts,
@@ -17,8 +20,10 @@ export type {
   QueueAdmin,
   QueueBackend,
   QueueBackendCapabilities,
+  QueueFlow,
   QueueSchedules,
   QueueWatcher,
+  RateLimit,
   ScheduleRecord,
   ScheduleSpec,
   SettleAndClaimResult,
@@ -26,6 +31,7 @@ export type {
   SettleResult,
   WatchOptions,
 } from "./backend.js";
+export { EACH_GROUP } from "./backend.js";
 export { blobRefSchema } from "./blob-ref.js";
 export {
   type CronScheduler,
@@ -34,7 +40,26 @@ export {
   dueTick,
   type FireEvent,
 } from "./cron.js";
-export { QueueErrorCode, RetryLaterError, UnrecoverableJobError } from "./errors.js";
+export {
+  QueueErrorCode,
+  RetryLaterError,
+  type RetryLaterOptions,
+  UnrecoverableJobError,
+} from "./errors.js";
+export {
+  checkFlowGroup,
+  checkFlowLimits,
+  checkJobGroup,
+  checkPauseMs,
+  checkWeight,
+  createFlowGate,
+  type FlowGate,
+  type FlowGateInput,
+  type FlowVerdict,
+  isPaused,
+  MAX_RATE_INTERVAL_MS,
+  type RateEntry,
+} from "./flow.js";
 export {
   type BackoffOptions,
   type ClaimedJob,
@@ -74,6 +99,7 @@ export {
   createQueue,
   DEFAULT_JOB_OPTIONS,
   DEFAULT_MAX_PAYLOAD_BYTES,
+  type FlowTarget,
   type Queue,
   type QueueDefaults,
   type QueueEvents,

@@ -93,6 +93,13 @@ export interface JobRecord {
   readonly jobKey?: string;
   /** The dedupe mode of `jobKey`. */
   readonly keyMode?: DedupeMode;
+  /**
+   * The flow-control group the job counts against (for example its model provider): its group's
+   * concurrency limit, rate limit and pause apply (see `QueueFlow`). Absent: the queue's only.
+   */
+  readonly group?: string;
+  /** What the job weighs against a rate limit (for example its tokens); absent: 1. */
+  readonly weight?: number;
   /** The worker holding the lease (`active` only). */
   readonly worker?: string;
   /** When the lease lapses (`active` only; ms since the epoch, the backend's clock). */
@@ -170,6 +177,10 @@ export interface NewJob {
   readonly priority?: number;
   /** Dedupe by key; needs the mode in the backend's `dedupeModes` capability. */
   readonly key?: JobKey;
+  /** The flow-control group (1-200 characters, not `*`); needs the backend's `flow` capability. */
+  readonly group?: string;
+  /** The job's weight against rate limits (a finite number > 0, default 1); needs `flow`. */
+  readonly weight?: number;
 }
 
 /** A claimed attempt: the job as it became active, and the token that fences it. */

@@ -17,9 +17,11 @@ import {
 import type {
   BlobRef,
   BlobStore,
+  ClaimedJobs,
   ClaimRequest,
   EnqueueResult,
   FireResult,
+  FlowRecord,
   Heartbeat,
   HeartbeatResult,
   JobCounts,
@@ -27,6 +29,7 @@ import type {
   ListOptions,
   QueueAdmin,
   QueueBackendCapabilities,
+  QueueFlow,
   QueueSchedules,
   QueueWatcher,
   ScheduleRecord,
@@ -34,6 +37,16 @@ import type {
   SettleResult,
 } from "./backend.js";
 import { QueueErrorCode } from "./errors.js";
+import {
+  checkFlowGroup,
+  checkFlowLimits,
+  checkJobGroup,
+  checkPauseMs,
+  checkWeight,
+  createFlowGate,
+  type FlowGate,
+  type RateEntry,
+} from "./flow.js";
 import {
   type ClaimedJob,
   JOB_ID_PATTERN,
@@ -113,6 +126,10 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
    */
   const keys = new Map<string, { readonly job: JobId; readonly until: number }>();
   const schedules = new Map<string, ScheduleRecord>();
+  /** Flow records by queue, then group (`""` the queue's, `"*"` each group's). */
+  const flows = new Map<string, Map<string, FlowRecord>>();
+  /** Rate windows by queue, then group (`""` the queue's). */
+  const windows = new Map<string, Map<string, RateEntry[]>>();
   const keyOf = (queue: string, key: string): string => JSON.stringify([queue, key]);
   let seq = 0;
   let tokens = 0;
@@ -142,6 +159,21 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
             (err) => logger.warn(`[nxs-sync queue memory] ${err.message}`),
           );
         }
+      }
+    });
+  };
+
+  /** Tells the queue's watchers to re-read (after the caller's work, as events are). */
+  const resync = (queue: string): void => {
+    queueMicrotask(() => {
+      if (closed) return;
+      for (const w of [...(watchers.get(queue) ?? [])]) {
+        callGuarded(
+          `a queue watcher of "${queue}" (onResync)`,
+          () => w.onResync(),
+          [],
+          (err) => logger.warn(`[nxs-sync queue memory] ${err.message}`),
+        );
       }
     });
   };
@@ -227,6 +259,8 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
       }
       checkPriority(job.priority, `jobs[${i}].priority`);
       if (job.key !== undefined) checkJobKey(job.key, `jobs[${i}].key`);
+      checkJobGroup(job.group, `jobs[${i}].group`);
+      checkWeight(job.weight, `jobs[${i}].weight`);
     }
     const now = scheduler.now();
     const events = batchEvents();
@@ -272,6 +306,8 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
         epoch: 0,
         ...(job.priority ? { priority: job.priority } : {}),
         ...(key === undefined ? {} : { jobKey: key.key, keyMode: key.mode }),
+        ...(job.group === undefined ? {} : { group: job.group }),
+        ...(job.weight === undefined || job.weight === 1 ? {} : { weight: job.weight }),
         failures: [],
         rev: 0,
         createdAt: now,
@@ -288,7 +324,23 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
     return results;
   };
 
-  const claimSync = (request: ClaimRequest): ClaimedJob[] => {
+  /** The claim's flow gate, or undefined when the queue has no flow records. */
+  const flowGate = (queue: string, now: number): FlowGate | undefined => {
+    const records = flows.get(queue);
+    if (records === undefined || records.size === 0) return undefined;
+    let total = 0;
+    const byGroup = new Map<string, number>();
+    for (const { record: r } of jobs.values()) {
+      if (r.queue !== queue || r.state !== JobState.Active || (r.leaseUntil ?? 0) <= now) continue;
+      total++;
+      if (r.group !== undefined) byGroup.set(r.group, (byGroup.get(r.group) ?? 0) + 1);
+    }
+    const w = windows.get(queue) ?? new Map<string, RateEntry[]>();
+    windows.set(queue, w);
+    return createFlowGate({ now, records: [...records.values()], active: { total, byGroup }, windows: w });
+  };
+
+  const claimSync = (request: ClaimRequest): ClaimedJobs => {
     checkDuration("leaseMs", request.leaseMs, 1);
     const now = scheduler.now();
     const events = batchEvents();
@@ -315,11 +367,34 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
       .sort((a, b) => dueAt(a) - dueAt(b) || a.seq - b.seq);
     const claimed: ClaimedJob[] = [];
     const max = Math.max(1, Math.trunc(request.max));
+    const gate = flowGate(request.queue, now);
+    let held = false;
     for (const stored of ready) {
       if (claimed.length >= max) break;
       const job = stored.record;
       const singleton = job.keyMode === "singleton" && job.jobKey !== undefined ? job.jobKey : undefined;
       if (singleton !== undefined && activeKeys.has(singleton)) continue;
+      const verdict = gate?.admit(job.group, job.weight ?? 1) ?? "ok";
+      if (verdict === "held") {
+        held = true;
+        continue;
+      }
+      if (verdict === "over-limit") {
+        const message = `job ${job.id} weighs ${job.weight ?? 1}, more than its rate limit allows in a whole window: it could never run`;
+        endLease(stored);
+        addFailure(job, { attempt: job.attempt, code: QueueErrorCode.OverLimit, message, at: now });
+        finish(stored, JobState.Failed, now);
+        job.reason = QueueErrorCode.OverLimit;
+        touch(job, now);
+        events.push(job.queue, {
+          type: "failed",
+          id: job.id,
+          code: QueueErrorCode.OverLimit,
+          message,
+          final: true,
+        });
+        continue;
+      }
       if (job.state === JobState.Active) {
         // A stall: the holder died or froze. Its token is refused from now on.
         events.push(job.queue, { type: "stalled", id: job.id, attempt: job.attempt });
@@ -359,10 +434,12 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
       touch(job, now);
       events.push(job.queue, { type: "active", id: job.id, attempt: job.attempt, worker: request.worker });
       if (singleton !== undefined) activeKeys.add(singleton);
+      gate?.take(job.group, job.weight ?? 1);
       claimed.push({ job: copyJob(job), token });
     }
     events.flush();
-    return claimed;
+    const waitMs = held && claimed.length < max ? gate?.waitMs() : undefined;
+    return waitMs === undefined ? claimed : Object.assign(claimed, { waitMs });
   };
 
   const heartbeatSync = (beats: readonly Heartbeat[]): HeartbeatResult[] => {
@@ -420,11 +497,26 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
         break;
       }
       case "retry-later":
+        if (s.pauseGroup === true && s.delayMs > 0) {
+          pauseFor(
+            job.queue,
+            job.group ?? "",
+            now + s.delayMs,
+            `job ${job.id}: retry later (${s.delayMs} ms)`,
+            now,
+          );
+        }
+        endLease(stored);
+        job.state = JobState.Waiting;
+        job.attemptsMade = Math.max(0, job.attemptsMade - 1);
+        job.runAt = now + Math.max(0, s.delayMs);
+        events.push(job.queue, { type: "waiting", id: job.id, runAt: job.runAt });
+        break;
       case "release":
         endLease(stored);
         job.state = JobState.Waiting;
         job.attemptsMade = Math.max(0, job.attemptsMade - 1);
-        job.runAt = now + (s.kind === "retry-later" ? Math.max(0, s.delayMs) : 0);
+        job.runAt = now;
         events.push(job.queue, { type: "waiting", id: job.id, runAt: job.runAt });
         break;
       case "cancelled": {
@@ -564,6 +656,64 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
     },
   };
 
+  const flowOf = (queue: string, group: string, now: number): FlowRecord => {
+    const existing = flows.get(queue)?.get(group);
+    return existing ?? { queue, group, paused: false, pausedUntil: 0, updatedAt: now };
+  };
+  const storeFlow = (record: FlowRecord): FlowRecord => {
+    const m = flows.get(record.queue) ?? new Map<string, FlowRecord>();
+    flows.set(record.queue, m);
+    m.set(record.group, record);
+    return structuredClone(record);
+  };
+  /** Pauses a queue or group until `until` at least (a timed pause never shortens a longer one). */
+  function pauseFor(queue: string, group: string, until: number, reason: string, now: number): FlowRecord {
+    const r = flowOf(queue, group, now);
+    return storeFlow({ ...r, pausedUntil: Math.max(r.pausedUntil, until), reason, updatedAt: now });
+  }
+  const flowStore: QueueFlow = {
+    async setLimits(queue, group, limits) {
+      checkOpen();
+      checkFlowGroup(group, true);
+      checkFlowLimits(limits);
+      const now = scheduler.now();
+      const { concurrency: _c, rate: _r, ...rest } = flowOf(queue, group, now);
+      return storeFlow({
+        ...rest,
+        ...(limits.concurrency === undefined ? {} : { concurrency: limits.concurrency }),
+        ...(limits.rate === undefined
+          ? {}
+          : { rate: { max: limits.rate.max, intervalMs: limits.rate.intervalMs } }),
+        updatedAt: now,
+      });
+    },
+    async pause(queue, group, opts = {}) {
+      checkOpen();
+      checkFlowGroup(group, false);
+      checkPauseMs(opts.forMs);
+      const now = scheduler.now();
+      const reason = opts.reason ?? "paused";
+      if (opts.forMs !== undefined) return pauseFor(queue, group, now + opts.forMs, reason, now);
+      return storeFlow({ ...flowOf(queue, group, now), paused: true, reason, updatedAt: now });
+    },
+    async resume(queue, group) {
+      checkOpen();
+      checkFlowGroup(group, false);
+      const now = scheduler.now();
+      const { reason: _reason, ...r } = flowOf(queue, group, now);
+      const resumed = storeFlow({ ...r, paused: false, pausedUntil: 0, updatedAt: now });
+      // Watchers re-read (a worker claims): held jobs may be ready now.
+      resync(queue);
+      return resumed;
+    },
+    async list(queue) {
+      checkOpen();
+      return [...(flows.get(queue)?.values() ?? [])]
+        .sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0))
+        .map((r) => structuredClone(r));
+    },
+  };
+
   const scheduleKey = (queue: string, id: string): string => JSON.stringify([queue, id]);
   const scheduleStore: QueueSchedules = {
     async put(spec) {
@@ -627,6 +777,7 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
     priorities: { stepMs: PRIORITY_STEP_MS },
     dedupeModes: DEDUPE_MODES,
     schedules: scheduleStore,
+    flow: flowStore,
     enqueue: whenOpen(enqueueSync),
     claim: whenOpen(claimSync),
     heartbeat: whenOpen(heartbeatSync),

@@ -15,8 +15,17 @@ import {
   ValidationError,
 } from "@nxs-sync/core";
 import type { z } from "zod";
-import type { BlobRef, JobCounts, JobEvent, QueueBackendCapabilities, ScheduleRecord } from "./backend.js";
+import type {
+  BlobRef,
+  FlowLimits,
+  FlowRecord,
+  JobCounts,
+  JobEvent,
+  QueueBackendCapabilities,
+  ScheduleRecord,
+} from "./backend.js";
 import { QueueErrorCode } from "./errors.js";
+import { checkJobGroup, checkWeight } from "./flow.js";
 import type { BackoffOptions, JobId, JobKey, JobRecord, JobState, NewJob } from "./job.js";
 import { TERMINAL_STATES } from "./job.js";
 import { createCryptoRandom, newJobId, toJobId } from "./job-id.js";
@@ -79,6 +88,19 @@ export interface AddOptions {
   readonly priority?: number;
   /** Dedupe by key: `{ key, mode: "simple" | "throttle" | "debounce" | "singleton", ttlMs }`. */
   readonly jobKey?: JobKey;
+  /**
+   * The flow-control group the job counts against, for example its provider (`"openai"`): the
+   * group's concurrency limit, rate limit and pause apply to it ({@link Queue.setLimits}).
+   */
+  readonly group?: string;
+  /** Its weight against rate limits, for example the tokens it will spend (default 1). */
+  readonly weight?: number;
+}
+
+/** Which flow record a flow call is about. */
+export interface FlowTarget {
+  /** A group; `"*"` (limits only): each group without limits of its own. Absent: the whole queue. */
+  readonly group?: string;
 }
 
 /** Options of {@link Queue.schedule}. */
@@ -196,6 +218,23 @@ export interface Queue<S extends z.ZodType = z.ZodType> {
   unschedule(id: string): Promise<boolean>;
   /** This queue's schedules. */
   schedules(): Promise<readonly ScheduleRecord[]>;
+  /**
+   * Sets the concurrency and rate limits of the whole queue, of one group (`{ group }`) or of each
+   * group (`{ group: "*" }`), for every worker of the fleet at once (enforced in the backend's
+   * claim); replaces the limits the target had (`{}` removes them).
+   * @throws ValidationError `schema/invalid` for a bad limit; NxsError `config/invalid` when the
+   *   backend has no `flow` capability.
+   */
+  setLimits(limits: FlowLimits, target?: FlowTarget): Promise<FlowRecord>;
+  /**
+   * Pauses the queue or one group on every worker: no job of it is claimed until {@link Queue.resume}
+   * (or for `forMs`). Jobs already running go on.
+   */
+  pause(target?: FlowTarget & { readonly forMs?: number; readonly reason?: string }): Promise<FlowRecord>;
+  /** Lifts a pause of the queue or of one group. */
+  resume(target?: FlowTarget): Promise<FlowRecord>;
+  /** The queue's flow records (limits and pauses), the queue's first. */
+  flows(): Promise<readonly FlowRecord[]>;
   /** Stops the queue's event watch; later calls throw `queue/closed`. The backend stays open. */
   close(): Promise<void>;
 }
@@ -293,6 +332,11 @@ export function createQueue<S extends z.ZodType>(options: CreateQueueOptions<S>)
         () => `queue ${name}: the backend does not dedupe in mode ${mode}`,
       );
     }
+    if (opts.group !== undefined || opts.weight !== undefined) {
+      checkJobGroup(opts.group, at("group"));
+      checkWeight(opts.weight, at("weight"));
+      checkOption(backend.flow !== undefined, () => `queue ${name}: the backend has no flow capability`);
+    }
     return {
       id: opts.id === undefined ? newJobId(random) : toJobId(opts.id, at("id")),
       queue: name,
@@ -304,7 +348,15 @@ export function createQueue<S extends z.ZodType>(options: CreateQueueOptions<S>)
       timeoutMs: opts.timeoutMs ?? defaults.timeoutMs,
       ...(opts.priority ? { priority: opts.priority } : {}),
       ...(opts.jobKey === undefined ? {} : { key: { ...opts.jobKey } }),
+      ...(opts.group === undefined ? {} : { group: opts.group }),
+      ...(opts.weight === undefined ? {} : { weight: opts.weight }),
     };
+  };
+  const flowStore = () => {
+    checkOpen();
+    const f = backend.flow;
+    checkOption(f !== undefined, () => `queue ${name}: the backend has no flow capability`);
+    return f;
   };
   const scheduleStore = () => {
     checkOpen();
@@ -429,6 +481,19 @@ export function createQueue<S extends z.ZodType>(options: CreateQueueOptions<S>)
     },
     async schedules() {
       return scheduleStore().list(name);
+    },
+    async setLimits(limits, target = {}) {
+      return flowStore().setLimits(name, target.group ?? "", limits);
+    },
+    async pause(target = {}) {
+      const { group, ...opts } = target;
+      return flowStore().pause(name, group ?? "", opts);
+    },
+    async resume(target = {}) {
+      return flowStore().resume(name, target.group ?? "");
+    },
+    async flows() {
+      return flowStore().list(name);
     },
     async close() {
       closed = true;

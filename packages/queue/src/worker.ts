@@ -20,7 +20,7 @@ import {
 } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import type { z } from "zod";
-import type { Settlement } from "./backend.js";
+import type { ClaimedJobs, Settlement } from "./backend.js";
 import { QueueErrorCode, RetryLaterError, UnrecoverableJobError } from "./errors.js";
 import type { ClaimedJob, JobId, LeaseToken } from "./job.js";
 import { createCryptoRandom } from "./job-id.js";
@@ -261,6 +261,15 @@ export function createWorker<S extends z.ZodType>(
     if (settlement !== undefined) outbox.add(settlement);
   };
 
+  let warnedNoFlow = false;
+  const warnNoFlow = (): void => {
+    if (warnedNoFlow) return;
+    warnedNoFlow = true;
+    logger.warn(
+      `${tag} a RetryLaterError asked to pause its group, but the backend has no flow capability: only the job waits`,
+    );
+  };
+
   const abort = (entry: Held, reason: NxsError, settlement: Settlement | undefined): void => {
     if (entry.decided) return;
     decide(entry, settlement);
@@ -270,7 +279,15 @@ export function createWorker<S extends z.ZodType>(
   const failure = (entry: Held, error: unknown): Settlement => {
     const job = entry.claimed.job;
     const ref = { id: entry.id, token: entry.token };
-    if (error instanceof RetryLaterError) return { ...ref, kind: "retry-later", delayMs: error.delayMs };
+    if (error instanceof RetryLaterError) {
+      if (error.pauseGroup && backend.flow === undefined) warnNoFlow();
+      return {
+        ...ref,
+        kind: "retry-later",
+        delayMs: error.delayMs,
+        ...(error.pauseGroup && backend.flow !== undefined ? { pauseGroup: true } : {}),
+      };
+    }
     const base = { ...ref, kind: "fail" as const, code: codeOf(error), message: messageOf(error) };
     const retriable = !(error instanceof UnrecoverableJobError) && job.attemptsMade < job.maxAttempts;
     return retriable ? { ...base, retryDelayMs: retryDelay(job.backoff, job.attemptsMade, random) } : base;
@@ -378,7 +395,7 @@ export function createWorker<S extends z.ZodType>(
       if (ready.length > 0 && free < Math.ceil(prefetch / 2)) return;
       const max = Math.min(batchSize, free);
       const request = { queue: queue.name, worker: name, leaseMs, max };
-      let claimed: readonly ClaimedJob[];
+      let claimed: ClaimedJobs;
       try {
         // Settlements waiting to be sent ride with the claim when the backend can (one round trip).
         const settleAndClaim = backend.settleAndClaim?.bind(backend);
@@ -394,6 +411,9 @@ export function createWorker<S extends z.ZodType>(
         return;
       }
       for (const c of claimed) start(c);
+      // Flow control held ready jobs back with a known end (a timed pause, a full rate window):
+      // claim again then, not at the next poll.
+      if (claimed.waitMs !== undefined && claimed.length < max) wakeAt(scheduler.now() + claimed.waitMs);
       // A backlog (full claims in a row): slots are refilled by claims as jobs end, so wake-up
       // hints are not needed, and while none is watched the server skips their filter check on
       // every write of the queue. The first claim short of its batch watches again (its resync

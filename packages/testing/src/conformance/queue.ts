@@ -11,6 +11,7 @@ import {
   type QueueBackendCapabilities,
 } from "@nxs-sync/queue";
 import { afterEach, describe, expect, it } from "vitest";
+import { flowConformance } from "./queue-flow.js";
 import { schedulingConformance } from "./queue-scheduling.js";
 import { createSettleWaits } from "./settle.js";
 
@@ -753,5 +754,6 @@ export function runQueueBackendConformance(
     });
 
     schedulingConformance({ start, job, mustGet, newId });
+    flowConformance({ start, job, mustGet, newId });
   });
 }
