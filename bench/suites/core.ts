@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- core`: nxs-sync's document against Yjs (Y.Map), Automerge and TinyBase's
  * MergeableStore on a key-value workload (issue 3, item 9). Each subject does the same work on
- * the same deterministic key sequence; the runner interleaves subjects and takes medians.
+ * the same deterministic key sequence; the runner interleaves subjects and takes medians. The
+ * workload lines of core-workloads.ts (counters, sets, wide root, B3.1) add Loro as a peer.
  */
 import { gc, opsPerSec, retainedMiBInChild, timeMs } from "../lib/measure.js";
 import { keySequence } from "../lib/prng.js";
@@ -16,6 +17,7 @@ import {
   tinybase,
   yjs,
 } from "./core-subjects.js";
+import { workloadCases } from "./core-workloads.js";
 
 function workload(seed: number, sets: number) {
   const idx = keySequence(seed, sets, KEYS);
@@ -169,6 +171,7 @@ export const suite: BenchSuite = {
           (s) => () => retainedMiBInChild(new URL("./core-heap.ts", import.meta.url).href, s.name),
         ),
       },
+      ...workloadCases(quick),
     ];
     return { cases };
   },

@@ -1,0 +1,506 @@
+/**
+ * The core suite's workload lines beyond the 10,000-key map (issue 23, item 7): counters, add-wins
+ * set churn, one-key `change()` on a wide root, one-op-per-change updates (crdt-benchmarks B3.1
+ * style) and snapshot encode. Each line measures nxs-sync, Yjs and Loro doing the same work the
+ * idiomatic way for each library, through public APIs only.
+ */
+import {
+  addWinsSet,
+  type Change,
+  counter,
+  createDoc,
+  type Doc,
+  decodeChanges,
+  encodeChanges,
+} from "@nxs-sync/core";
+import { type Container, LoroDoc, type LoroMap } from "loro-crdt";
+import * as Y from "yjs";
+import { z } from "zod";
+import { timeMs } from "../lib/measure.js";
+import { prng } from "../lib/prng.js";
+import type { BenchCase } from "../lib/types.js";
+
+const enc = new TextEncoder();
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+
+function check(cond: boolean, what: string): void {
+  if (!cond) throw new Error(`bench self-check failed: ${what}`);
+}
+
+/** Sizes of the workloads (smaller with `--quick`). */
+export interface WorkloadSizes {
+  /** Counter: replicas x increments, one change each. */
+  readonly counterReplicas: number;
+  readonly counterIncrements: number;
+  /** Set churn: clients x ops over `setElements` strings, 70% add / 30% remove. */
+  readonly setClients: number;
+  readonly setOps: number;
+  readonly setElements: number;
+  /** Wide root: keys, and `change()` calls measured. */
+  readonly wideKeys: number;
+  readonly wideChanges: number;
+  /** B3.1: 20 * floor(sqrt(N)) clients, one set each. */
+  readonly b3Clients: number;
+}
+
+export function workloadSizes(quick: boolean): WorkloadSizes {
+  return quick
+    ? {
+        counterReplicas: 10,
+        counterIncrements: 2_000,
+        setClients: 10,
+        setOps: 500,
+        setElements: 1_000,
+        wideKeys: 10_000,
+        wideChanges: 200,
+        b3Clients: 20 * Math.floor(Math.sqrt(6_000)),
+      }
+    : {
+        counterReplicas: 10,
+        counterIncrements: 10_000,
+        setClients: 10,
+        setOps: 2_000,
+        setElements: 1_000,
+        wideKeys: 10_000,
+        wideChanges: 1_000,
+        b3Clients: 20 * Math.floor(Math.sqrt(6_000)),
+      };
+}
+
+// ---------------------------------------------------------------- counters
+
+const counterDoc = { schema: z.object({ c: counter() }), docId: "bench", clock: Date.now, initial: { c: 0 } };
+
+/** Per subject: the replicas' full logs (as sent), merged into a fresh replica. */
+interface CounterRun {
+  readonly wireBytes: number;
+  readonly incrementUs: number;
+  merge(): { ms: number; value: number; snapshot: () => Uint8Array };
+}
+
+function nxsCounter(n: WorkloadSizes): CounterRun {
+  const logs: string[] = [];
+  let incMs = 0;
+  for (let r = 0; r < n.counterReplicas; r++) {
+    const doc = createDoc({ ...counterDoc, replicaId: `r${r}` });
+    incMs += timeMsSync(() => {
+      for (let i = 0; i < n.counterIncrements; i++) doc.increment(["c"]);
+    });
+    logs.push(JSON.stringify(encodeChanges(doc.changesSince({}))));
+  }
+  return {
+    wireBytes: sum(logs.map((l) => enc.encode(l).byteLength)),
+    incrementUs: (incMs * 1000) / (n.counterReplicas * n.counterIncrements),
+    merge() {
+      const dst = createDoc({ ...counterDoc, replicaId: "dst" });
+      const ms = applyLogs(dst, logs);
+      return { ms, value: dst.get().c, snapshot: () => dst.snapshotBinary() };
+    },
+  };
+}
+
+function loroCounter(n: WorkloadSizes): CounterRun {
+  const logs: Uint8Array[] = [];
+  let incMs = 0;
+  for (let r = 0; r < n.counterReplicas; r++) {
+    const doc = new LoroDoc();
+    doc.setPeerId(BigInt(r + 1));
+    const c = doc.getCounter("c");
+    incMs += timeMsSync(() => {
+      for (let i = 0; i < n.counterIncrements; i++) {
+        c.increment(1);
+        doc.commit();
+      }
+    });
+    logs.push(doc.export({ mode: "update" }));
+  }
+  return {
+    wireBytes: sum(logs.map((l) => l.byteLength)),
+    incrementUs: (incMs * 1000) / (n.counterReplicas * n.counterIncrements),
+    merge() {
+      const dst = new LoroDoc();
+      const ms = timeMsSync(() => {
+        for (const l of logs) dst.import(l);
+      });
+      return { ms, value: dst.getCounter("c").value, snapshot: () => dst.export({ mode: "snapshot" }) };
+    },
+  };
+}
+
+/** Yjs has no counter type: the usual emulation is a map slot per replica holding its running total. */
+function yjsCounter(n: WorkloadSizes): CounterRun {
+  const logs: Uint8Array[] = [];
+  let incMs = 0;
+  for (let r = 0; r < n.counterReplicas; r++) {
+    const doc = new Y.Doc();
+    const m = doc.getMap<number>("c");
+    const slot = String(doc.clientID);
+    incMs += timeMsSync(() => {
+      for (let i = 0; i < n.counterIncrements; i++) m.set(slot, (m.get(slot) ?? 0) + 1);
+    });
+    logs.push(Y.encodeStateAsUpdateV2(doc));
+  }
+  return {
+    wireBytes: sum(logs.map((l) => l.byteLength)),
+    incrementUs: (incMs * 1000) / (n.counterReplicas * n.counterIncrements),
+    merge() {
+      const dst = new Y.Doc();
+      const ms = timeMsSync(() => {
+        for (const l of logs) Y.applyUpdateV2(dst, l);
+      });
+      const value = sum([...dst.getMap<number>("c").values()]);
+      return { ms, value, snapshot: () => Y.encodeStateAsUpdateV2(dst) };
+    },
+  };
+}
+
+function timeMsSync(fn: () => void): number {
+  const t0 = performance.now();
+  fn();
+  return performance.now() - t0;
+}
+
+/** Applies nxs change logs (encodeChanges JSON) to `dst`; returns the milliseconds taken. */
+function applyLogs(dst: { applyRemote: Doc<unknown>["applyRemote"] }, logs: readonly string[]): number {
+  return timeMsSync(() => {
+    for (const l of logs) {
+      const res = dst.applyRemote(decodeChanges(JSON.parse(l)));
+      if (res.rejected.length) throw res.rejected[0]!.error;
+    }
+  });
+}
+
+// ---------------------------------------------------------------- add-wins set churn
+
+/** One client's op list: 70% add, 30% remove, of one of `elements` strings. */
+function setOps(seed: number, ops: number, elements: number): { add: boolean; el: string }[] {
+  const r = prng(seed);
+  return Array.from({ length: ops }, () => ({ add: r() < 0.7, el: `e${Math.floor(r() * elements)}` }));
+}
+
+interface SetRun {
+  readonly localUs: number;
+  merge(): { ms: number; size: number };
+}
+
+const setDoc = {
+  schema: z.object({ s: addWinsSet(z.string()) }),
+  docId: "bench",
+  clock: Date.now,
+  initial: { s: [] },
+};
+
+function nxsSet(n: WorkloadSizes): SetRun {
+  const logs: string[] = [];
+  let ms = 0;
+  for (let c = 0; c < n.setClients; c++) {
+    const doc = createDoc({ ...setDoc, replicaId: `r${c}` });
+    const ops = setOps(c + 1, n.setOps, n.setElements);
+    ms += timeMsSync(() => {
+      for (const o of ops) o.add ? doc.add(["s"], o.el) : doc.remove(["s"], o.el);
+    });
+    logs.push(JSON.stringify(encodeChanges(doc.changesSince({}))));
+  }
+  return {
+    localUs: (ms * 1000) / (n.setClients * n.setOps),
+    merge() {
+      const dst = createDoc({ ...setDoc, replicaId: "dst" });
+      const t = applyLogs(dst, logs);
+      return { ms: t, size: dst.get().s.length };
+    },
+  };
+}
+
+function loroSet(n: WorkloadSizes): SetRun {
+  const logs: Uint8Array[] = [];
+  let ms = 0;
+  for (let c = 0; c < n.setClients; c++) {
+    const doc = new LoroDoc();
+    doc.setPeerId(BigInt(c + 1));
+    const m = doc.getMap("s");
+    const ops = setOps(c + 1, n.setOps, n.setElements);
+    ms += timeMsSync(() => {
+      for (const o of ops) {
+        if (o.add) m.set(o.el, true);
+        else m.delete(o.el);
+        doc.commit();
+      }
+    });
+    logs.push(doc.export({ mode: "update" }));
+  }
+  return {
+    localUs: (ms * 1000) / (n.setClients * n.setOps),
+    merge() {
+      const dst = new LoroDoc();
+      const t = timeMsSync(() => {
+        for (const l of logs) dst.import(l);
+      });
+      return { ms: t, size: dst.getMap("s").size };
+    },
+  };
+}
+
+function yjsSet(n: WorkloadSizes): SetRun {
+  const logs: Uint8Array[] = [];
+  let ms = 0;
+  for (let c = 0; c < n.setClients; c++) {
+    const doc = new Y.Doc();
+    const m = doc.getMap<boolean>("s");
+    const ops = setOps(c + 1, n.setOps, n.setElements);
+    ms += timeMsSync(() => {
+      for (const o of ops) o.add ? m.set(o.el, true) : m.delete(o.el);
+    });
+    logs.push(Y.encodeStateAsUpdateV2(doc));
+  }
+  return {
+    localUs: (ms * 1000) / (n.setClients * n.setOps),
+    merge() {
+      const dst = new Y.Doc();
+      const t = timeMsSync(() => {
+        for (const l of logs) Y.applyUpdateV2(dst, l);
+      });
+      return { ms: t, size: dst.getMap("s").size };
+    },
+  };
+}
+
+// ---------------------------------------------------------------- wide root, one key per change
+
+const wideSchema = z.record(z.string(), z.number());
+
+function wideKeys(n: WorkloadSizes): { keys: string[]; touch: string[] } {
+  const keys = Array.from({ length: n.wideKeys }, (_, i) => `k${i}`);
+  const r = prng(7);
+  const touch = Array.from({ length: n.wideChanges }, () => keys[Math.floor(r() * keys.length)]!);
+  return { keys, touch };
+}
+
+/** µs per `change()` touching one key, then `get()` of that key. */
+function nxsWide(n: WorkloadSizes): number {
+  const { keys, touch } = wideKeys(n);
+  const doc = createDoc({ schema: wideSchema, docId: "bench", replicaId: "r0", clock: Date.now });
+  doc.batch((w) => {
+    for (let i = 0; i < keys.length; i++) w.set([keys[i]!], i);
+  });
+  let seen = 0;
+  const ms = timeMsSync(() => {
+    for (let i = 0; i < touch.length; i++) {
+      const k = touch[i]!;
+      doc.change((d) => {
+        d[k] = -i;
+      });
+      seen += doc.get()[k] === -i ? 1 : 0;
+    }
+  });
+  check(seen === touch.length, "nxs wide get");
+  return (ms * 1000) / touch.length;
+}
+
+function yjsWide(n: WorkloadSizes): number {
+  const { keys, touch } = wideKeys(n);
+  const doc = new Y.Doc();
+  const m = doc.getMap<number>("m");
+  doc.transact(() => {
+    for (let i = 0; i < keys.length; i++) m.set(keys[i]!, i);
+  });
+  let seen = 0;
+  const ms = timeMsSync(() => {
+    for (let i = 0; i < touch.length; i++) {
+      const k = touch[i]!;
+      m.set(k, -i);
+      seen += m.get(k) === -i ? 1 : 0;
+    }
+  });
+  check(seen === touch.length, "yjs wide get");
+  return (ms * 1000) / touch.length;
+}
+
+function loroWide(n: WorkloadSizes): number {
+  const { keys, touch } = wideKeys(n);
+  const doc = new LoroDoc();
+  const m = doc.getMap("m");
+  for (let i = 0; i < keys.length; i++) m.set(keys[i]!, i);
+  doc.commit();
+  let seen = 0;
+  const ms = timeMsSync(() => {
+    for (let i = 0; i < touch.length; i++) {
+      const k = touch[i]!;
+      m.set(k, -i);
+      doc.commit();
+      seen += m.get(k) === -i ? 1 : 0;
+    }
+  });
+  check(seen === touch.length, "loro wide get");
+  return (ms * 1000) / touch.length;
+}
+
+// ---------------------------------------------------------------- B3.1: one op per change
+
+/** The value client `i` writes (an int32, as crdt-benchmarks does). */
+const b3Value = (i: number) => (Math.imul(i + 1, 2654435761) | 0) >>> 1;
+
+interface B3Run {
+  readonly updateBytes: number;
+  /** The merged document's full state encoding, timed. */
+  encode(): { ms: number; bytes: number };
+}
+
+const b3Schema = z.object({ v: z.number().optional() });
+
+function nxsB3(n: WorkloadSizes): B3Run {
+  const updates: string[] = [];
+  for (let i = 0; i < n.b3Clients; i++) {
+    const doc = createDoc({ schema: b3Schema, docId: "b3", replicaId: `client-${i}`, clock: Date.now });
+    const c = doc.set(["v"], b3Value(i)) as Change;
+    updates.push(JSON.stringify(encodeChanges([c])));
+  }
+  const dst = createDoc({ schema: b3Schema, docId: "b3", replicaId: "dst", clock: Date.now });
+  for (const u of updates) dst.applyRemote(decodeChanges(JSON.parse(u)));
+  check(dst.version()["client-0"] === 1, "nxs b3 merged");
+  return {
+    updateBytes: sum(updates.map((u) => enc.encode(u).byteLength)),
+    encode() {
+      let bytes = 0;
+      const ms = timeMsSync(() => {
+        bytes = dst.snapshotBinary().byteLength;
+      });
+      return { ms, bytes };
+    },
+  };
+}
+
+function yjsB3(n: WorkloadSizes): B3Run {
+  const updates: Uint8Array[] = [];
+  for (let i = 0; i < n.b3Clients; i++) {
+    const doc = new Y.Doc();
+    doc.on("updateV2", (u: Uint8Array) => updates.push(u));
+    doc.getMap<number>("m").set("v", b3Value(i));
+  }
+  const dst = new Y.Doc();
+  for (const u of updates) Y.applyUpdateV2(dst, u);
+  return {
+    updateBytes: sum(updates.map((u) => u.byteLength)),
+    encode() {
+      let bytes = 0;
+      const ms = timeMsSync(() => {
+        bytes = Y.encodeStateAsUpdateV2(dst).byteLength;
+      });
+      return { ms, bytes };
+    },
+  };
+}
+
+function loroB3(n: WorkloadSizes): B3Run {
+  const updates: Uint8Array[] = [];
+  for (let i = 0; i < n.b3Clients; i++) {
+    const doc = new LoroDoc();
+    doc.setPeerId(BigInt(i + 1));
+    (doc.getMap("m") as LoroMap<Record<string, Container | number>>).set("v", b3Value(i));
+    doc.commit();
+    updates.push(doc.export({ mode: "update" }));
+  }
+  const dst = new LoroDoc();
+  dst.importBatch(updates);
+  return {
+    updateBytes: sum(updates.map((u) => u.byteLength)),
+    encode() {
+      let bytes = 0;
+      const ms = timeMsSync(() => {
+        bytes = dst.export({ mode: "snapshot" }).byteLength;
+      });
+      return { ms, bytes };
+    },
+  };
+}
+
+// ---------------------------------------------------------------- the cases
+
+/** The workload lines, each measuring nxs against Yjs and Loro in the same run. */
+export function workloadCases(quick: boolean): BenchCase[] {
+  const n = workloadSizes(quick);
+  const counters = { nxs: nxsCounter, yjs: yjsCounter, loro: loroCounter };
+  const sets = { nxs: nxsSet, yjs: yjsSet, loro: loroSet };
+  const b3 = { nxs: nxsB3, yjs: yjsB3, loro: loroB3 };
+  const each = <R>(table: Record<string, (n: WorkloadSizes) => R>, f: (r: R) => number) =>
+    Object.fromEntries(Object.entries(table).map(([k, make]) => [k, () => f(make(n))]));
+  const total = n.counterReplicas * n.counterIncrements;
+  const counterNote = `${n.counterReplicas} replicas x ${n.counterIncrements} increments of 1, one change (commit) each; yjs: a map slot per replica holding its running total (the usual emulation: no counter type)`;
+  const setNote = `${n.setClients} clients x ${n.setOps} ops, 70% add / 30% remove of one of ${n.setElements} strings, one change each; yjs and loro: a map used as a set`;
+  const b3Note = `${n.b3Clients} clients, one change of one set each (crdt-benchmarks B3.1 style)`;
+  return [
+    {
+      metric: "counter-increment",
+      unit: "µs/inc",
+      better: "lower",
+      note: counterNote,
+      subjects: each(counters, (r) => r.incrementUs),
+    },
+    {
+      metric: "counter-wire-bytes",
+      unit: "bytes",
+      better: "lower",
+      note: "every replica's full log as sent (nxs: encodeChanges JSON; loro: update export; yjs: V2 state update)",
+      subjects: each(counters, (r) => r.wireBytes),
+    },
+    {
+      metric: "counter-merge",
+      unit: "ms",
+      better: "lower",
+      note: "the replicas' full logs applied to a fresh replica",
+      subjects: each(counters, (r) => {
+        const m = r.merge();
+        check(m.value === total, `counter value ${m.value}`);
+        return m.ms;
+      }),
+    },
+    {
+      metric: "counter-snapshot-bytes",
+      unit: "bytes",
+      better: "lower",
+      note: "the merged replica's full state (nxs: snapshotBinary; loro: snapshot export; yjs: V2 state update)",
+      subjects: each(counters, (r) => r.merge().snapshot().byteLength),
+    },
+    {
+      metric: "set-local-op",
+      unit: "µs/op",
+      better: "lower",
+      note: setNote,
+      subjects: each(sets, (r) => r.localUs),
+    },
+    {
+      metric: "set-merge",
+      unit: "ms",
+      better: "lower",
+      note: "the clients' full logs applied to a fresh replica",
+      subjects: each(sets, (r) => r.merge().ms),
+    },
+    {
+      metric: "wide-root-change",
+      unit: "µs/change",
+      better: "lower",
+      note: `a flat root of ${n.wideKeys} keys: one change touching one key, then a read of that key (nxs: change() then get(); yjs: map.set then get; loro: set, commit, get)`,
+      subjects: { nxs: () => nxsWide(n), yjs: () => yjsWide(n), loro: () => loroWide(n) },
+    },
+    {
+      metric: "b3-update-bytes",
+      unit: "bytes",
+      better: "lower",
+      note: `${b3Note}: bytes of all updates, each encoded alone (nxs: encodeChanges JSON of the one change)`,
+      subjects: each(b3, (r) => r.updateBytes),
+    },
+    {
+      metric: "b3-snapshot-encode",
+      unit: "ms",
+      better: "lower",
+      note: `${b3Note}, merged: full state encode (nxs: snapshotBinary; yjs: encodeStateAsUpdateV2; loro: snapshot export)`,
+      subjects: each(b3, (r) => r.encode().ms),
+    },
+    {
+      metric: "b3-snapshot-bytes",
+      unit: "bytes",
+      better: "lower",
+      note: `${b3Note}, merged: full state bytes`,
+      subjects: each(b3, (r) => r.encode().bytes),
+    },
+  ];
+}
