@@ -15,6 +15,11 @@ export const MetricsErrorCode = defineErrorCodes("metrics", {
   InvalidQuery: { name: "invalid-query", retryable: false },
   /** A flush could not reach any server: the interval stays buffered and is sent with the next flush. */
   FlushFailed: { name: "flush-failed", retryable: true },
+  /**
+   * An alert change could not be delivered to a sink (a webhook, mail): retried with backoff up to
+   * the bound (retryable), or given up / refused for good (not retryable). Reported per attempt.
+   */
+  AlertUndelivered: { name: "alert-undelivered", retryable: true },
   /** The metrics were closed. */
   Closed: { name: "closed", retryable: false },
 });

@@ -15,6 +15,13 @@ export {
   createChecker,
 } from "./checks/checker.js";
 export {
+  type AlertSink,
+  createDelivery,
+  type Delivery,
+  type DeliveryRetry,
+  webhookSink,
+} from "./checks/delivery.js";
+export {
   type AbsenceCheck,
   absenceCheck,
   type Check,

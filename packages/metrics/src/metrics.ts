@@ -13,6 +13,7 @@ import {
 } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import { type Checker, createChecker } from "./checks/checker.js";
+import type { AlertSink, DeliveryRetry } from "./checks/delivery.js";
 import type { Check } from "./checks/evaluate.js";
 import type { MetricsClient, RefusedPoint } from "./client.js";
 import { MetricsError, MetricsErrorCode } from "./errors.js";
@@ -50,13 +51,18 @@ export interface MetricsOptions extends RecorderOptions {
   /**
    * Checks and alerts: the checks every node evaluates in turn (one per slot, under a lease) every
    * `intervalMs` (default the flush interval), the alerts polled by every node (subscribers hear
-   * each change), webhooks told by the node that wrote the change. Default off.
+   * each change), webhooks and other sinks told by the node that wrote the change (retried with
+   * backoff). Default off.
    */
   readonly alerts?: {
     readonly checks?: readonly Check[];
     readonly intervalMs?: number;
     readonly webhooks?: readonly string[];
     readonly fetch?: typeof fetch;
+    /** More sinks, e.g. `pocketBaseAlertMail(client)` (mail through PocketBase's mailer). */
+    readonly sinks?: readonly AlertSink[];
+    /** Retries of a failed delivery (default 5 attempts, 1 s doubling up to 60 s). */
+    readonly retry?: DeliveryRetry;
   };
   /** Told when a stored record is refused (quarantined): it is skipped, the rest goes on. */
   readonly onQuarantine?: (refused: RefusedPoint, error: MetricsError) => void;
@@ -160,6 +166,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     ...(alertOpts?.intervalMs === undefined ? {} : { intervalMs: alertOpts.intervalMs }),
     ...(alertOpts?.webhooks === undefined ? {} : { webhooks: alertOpts.webhooks }),
     ...(alertOpts?.fetch === undefined ? {} : { fetch: alertOpts.fetch }),
+    ...(alertOpts?.sinks === undefined ? {} : { sinks: alertOpts.sinks }),
+    ...(alertOpts?.retry === undefined ? {} : { retry: alertOpts.retry }),
+    // Deliveries that failed (MetricsError) go to onError; the checker logs its other errors itself.
+    onError: (e) => {
+      if (e instanceof MetricsError) onError(e);
+    },
     logger,
   });
   let cancel: Cancel | undefined;

@@ -2,19 +2,23 @@
  * The checker: every interval, one node per server (a lease per slot) evaluates the checks over
  * the stored windows of every node and writes the alerts that fire or resolve; every node polls the
  * alerts and tells its subscribers of each change (a node anywhere hears an alert raised about
- * another). The writer also posts each change to the webhooks, so alerts leave the fleet.
+ * another). The writer also hands each change to the sinks (webhooks, mail), retried with backoff,
+ * so alerts leave the fleet.
  */
 import { type Cancel, isNxsError, type Logger, type Scheduler } from "@nxs-sync/core";
 import type { MetricsClient } from "../client.js";
 import { RAW_TIER, windowStart } from "../tiers.js";
 import { type Alert, AlertState } from "./alert.js";
+import {
+  type AlertEvent,
+  type AlertSink,
+  createDelivery,
+  type DeliveryRetry,
+  webhookSink,
+} from "./delivery.js";
 import { type Check, evaluateChecks, lookbackOf } from "./evaluate.js";
 
-/** A change of an alert, as subscribers hear it. */
-export interface AlertEvent {
-  readonly change: "fired" | "resolved";
-  readonly alert: Alert;
-}
+export type { AlertEvent } from "./delivery.js";
 
 /** Options of {@link createChecker}. */
 export interface CheckerOptions {
@@ -29,6 +33,13 @@ export interface CheckerOptions {
   /** URLs each change is POSTed to (JSON `{ change, alert }`) by the node that wrote it. */
   readonly webhooks?: readonly string[];
   readonly fetch?: typeof fetch;
+  /**
+   * Other sinks each change goes to from the node that wrote it, e.g. mail through PocketBase's
+   * mailer (`pocketBaseAlertMail(client)` of `@nxs-sync/metrics/pocketbase`).
+   */
+  readonly sinks?: readonly AlertSink[];
+  /** Retries of a failed delivery (default 5 attempts, 1 s doubling up to 60 s). */
+  readonly retry?: DeliveryRetry;
   /** How far back alerts are polled (ms). Default a day. */
   readonly alertLookbackMs?: number;
   readonly logger: Logger;
@@ -50,6 +61,8 @@ export interface Checker {
   poll(): Promise<readonly Alert[]>;
   /** The alerts firing, as of the last poll. */
   active(): readonly Alert[];
+  /** Resolves when every change written so far is delivered to the sinks or given up. */
+  delivered(): Promise<void>;
   /** Subscribes to alert changes; returns the function that unsubscribes. */
   subscribe(listener: (event: AlertEvent) => void): () => void;
   start(): void;
@@ -66,7 +79,18 @@ export function createChecker(options: CheckerOptions): Checker {
   const intervalMs = options.intervalMs ?? options.flushIntervalMs;
   const lookback = lookbackOf(checks, options.flushIntervalMs);
   const alertLookbackMs = options.alertLookbackMs ?? 86_400_000;
-  const fetchFn = options.fetch ?? fetch;
+  const delivery = createDelivery({
+    sinks: [
+      ...(options.webhooks ?? []).map((url) =>
+        webhookSink(url, options.fetch === undefined ? {} : { fetch: options.fetch }),
+      ),
+      ...(options.sinks ?? []),
+    ],
+    scheduler,
+    ...(options.retry === undefined ? {} : { retry: options.retry }),
+    logger: options.logger,
+    ...(options.onError === undefined ? {} : { onError: options.onError }),
+  });
   const listeners = new Set<(e: AlertEvent) => void>();
   const seen = new Map<string, string>(); // id -> state told
   let primed = false;
@@ -80,24 +104,7 @@ export function createChecker(options: CheckerOptions): Checker {
         l(e);
       } catch (err) {
         options.onError?.(err);
-      }
-    }
-  };
-
-  const post = async (e: AlertEvent) => {
-    for (const url of options.webhooks ?? []) {
-      try {
-        const r = await fetchFn(url, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify(e),
-          signal: AbortSignal.timeout(5_000),
-        });
-        await r.body?.cancel();
-        if (!r.ok) throw new Error(`webhook ${url}: HTTP ${r.status}`);
-      } catch (err) {
-        options.onError?.(err);
-        options.logger.warn(`metrics alert webhook: ${String(err)}`);
+        options.logger.warn(`metrics alert subscriber: ${String(err)}`);
       }
     }
   };
@@ -134,8 +141,8 @@ export function createChecker(options: CheckerOptions): Checker {
     const result = evaluateChecks(checks, points.points, open, now);
     const fired = result.fire.filter((a) => !known.has(a.id));
     for (const a of [...fired, ...result.resolve]) await client.putAlert(a);
-    for (const a of fired) await post({ change: "fired", alert: a });
-    for (const a of result.resolve) await post({ change: "resolved", alert: a });
+    for (const a of fired) delivery.deliver({ change: "fired", alert: a });
+    for (const a of result.resolve) delivery.deliver({ change: "resolved", alert: a });
     await poll();
     return { leased: true, fired, resolved: result.resolve };
   };
@@ -158,6 +165,7 @@ export function createChecker(options: CheckerOptions): Checker {
     evaluate,
     poll,
     active: () => active,
+    delivered: () => delivery.idle(),
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -170,6 +178,7 @@ export function createChecker(options: CheckerOptions): Checker {
     stop() {
       running = false;
       cancel?.();
+      delivery.stop();
     },
   };
 }

@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { ValidationError } from "@nxs-sync/core";
 import {
   AuthRules,
@@ -5,6 +6,8 @@ import {
   type CollectionDefinition,
   DeletePolicies,
   type FieldDef,
+  type HookPiece,
+  hookPieceFromFile,
   MergeRules,
   type RecordCheck,
 } from "@nxs-sync/pocketbase";
@@ -17,6 +20,10 @@ const ALERT_STATES = [AlertState.Firing, AlertState.Resolved] as const;
 export const POINTS_COLLECTION = "nxs_metrics_points";
 /** The maintenance leases of one server (never replicated). */
 export const LEASES_COLLECTION = "nxs_metrics_leases";
+/** The alert changes one server mailed (markers: at most one mail per change and server; never replicated). */
+export const MAILS_COLLECTION = "nxs_metrics_mails";
+/** The metrics' hook piece: name, version and file (`pb_hooks/nxs-metrics.pb.js` of this package). */
+export const METRICS_HOOKS = { name: "metrics", version: 1, file: "nxs-metrics.pb.js" } as const;
 /** Alerts raised by the checks: replicated, `resolved` wins over `firing`. */
 export const ALERTS_COLLECTION = "nxs_metrics_alerts";
 /** The largest `data` of one record (JSON bytes). */
@@ -114,6 +121,51 @@ export function alertsCollection(): CollectionDef {
   };
 }
 
+/** `nxs_metrics_mails`: one marker per alert change mailed by this server (`id` from alert and change). */
+export function mailsCollection(): CollectionDef {
+  return {
+    id: "pbc_nxs_metrics_mails",
+    name: MAILS_COLLECTION,
+    type: "base",
+    fields: [text("alert", 15), text("change", 16), created],
+    indexes: [],
+    // The hook route writes them; superusers read them in the Admin UI.
+    listRule: null,
+    viewRule: null,
+    createRule: null,
+    updateRule: null,
+    deleteRule: null,
+  };
+}
+
+/**
+ * Where the hook piece's file is (`pb_hooks/nxs-metrics.pb.js` of this package).
+ * @returns The absolute path.
+ */
+export function metricsHooksPath(): string {
+  // src/pocketbase/ (sources) and dist/ (the build) both reach pb_hooks/ from the package root.
+  const up = /[\\/]src[\\/]pocketbase[\\/]?$/.test(fileURLToPath(new URL(".", import.meta.url)))
+    ? "../../pb_hooks/"
+    : "../pb_hooks/";
+  return fileURLToPath(new URL(`${up}${METRICS_HOOKS.file}`, import.meta.url));
+}
+
+/**
+ * The metrics' server hooks as a hook piece (`metrics`): `POST /nxs/metrics/alert-mail` (alert
+ * mail through the server's mailer) and `GET /nxs/metrics/dashboard` (the fleet dashboard).
+ * Register it beside the collections; `writeHooksBundle(dir, registry)` writes it into a server's
+ * hooks dir.
+ * @returns The piece (its source is read when first asked for).
+ * @example
+ * ```ts
+ * const registry = createNxsCollectionRegistry().register(...metricsCollections()).registerHooks(metricsHookPiece());
+ * await writeHooksBundle("/srv/pocketbase/pb_hooks", registry); // then restart the server
+ * ```
+ */
+export function metricsHookPiece(): HookPiece {
+  return hookPieceFromFile({ ...METRICS_HOOKS, path: metricsHooksPath() });
+}
+
 const checkAlert: RecordCheck = (record) =>
   decodeAlert(record) === undefined
     ? new ValidationError(
@@ -139,7 +191,8 @@ const checkPoint: RecordCheck = (record) => {
  * come back from another server), purged everywhere after `expiredPurgeMs`. Every copy is
  * validated: a malformed record is quarantined by the replicator. `nxs_metrics_alerts` is
  * replicated with key `id` (derived from check, node, series and start) and `lww("rev")` (a
- * resolution wins over the firing alert, of two resolutions the earlier end). `nxs_metrics_leases` stays on each server.
+ * resolution wins over the firing alert, of two resolutions the earlier end). `nxs_metrics_leases`
+ * and `nxs_metrics_mails` stay on each server.
  * @param options - `expiredPurgeMs` (default {@link DEFAULT_EXPIRED_PURGE_MS}).
  * @returns The definitions, in creation order.
  * @throws NxsError `config/invalid` for a purge delay that is not a positive number.
@@ -175,5 +228,6 @@ export function metricsCollections(
       },
     },
     { schema: leasesCollection() },
+    { schema: mailsCollection() },
   ];
 }

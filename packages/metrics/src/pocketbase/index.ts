@@ -17,8 +17,14 @@ export {
   DEFAULT_EXPIRED_PURGE_MS,
   LEASES_COLLECTION,
   leasesCollection,
+  MAILS_COLLECTION,
   MAX_POINT_DATA,
+  METRICS_HOOKS,
+  mailsCollection,
   metricsCollections,
+  metricsHookPiece,
+  metricsHooksPath,
   POINTS_COLLECTION,
   pointsCollection,
 } from "./collections.js";
+export { ALERT_MAIL_PATH, pocketBaseAlertMail } from "./mail.js";

@@ -1,11 +1,11 @@
-import type { AlertEvent, ThresholdCheck } from "@nxs-sync/metrics";
+import type { AlertEvent } from "@nxs-sync/metrics";
 import { absenceCheck } from "@nxs-sync/metrics";
 import { ALERTS_COLLECTION } from "@nxs-sync/metrics/pocketbase";
 import type { Replicator } from "@nxs-sync/pocketbase";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { closeAll, metricsOf, pastStart, replicatorOf, runFor, startMetricsServer } from "./servers.js";
+import { closeAll, memHigh, metricsOf, pastStart, runFor, startPair } from "./servers.js";
 
 /**
  * Checks and alerts on two real servers with the replicator: a scripted load on one node fires an
@@ -18,27 +18,12 @@ let b: ProcessPocketBase;
 let replicator: Replicator;
 
 beforeAll(async () => {
-  [a, b] = await Promise.all([
-    startMetricsServer(servers, "alerts-a"),
-    startMetricsServer(servers, "alerts-b"),
-  ]);
-  replicator = await replicatorOf([a, b]);
+  ({ a, b, replicator } = await startPair(servers, "alerts"));
 });
 afterAll(async () => {
   closeAll();
   await replicator.stop();
 });
-
-const memHigh: ThresholdCheck = {
-  kind: "threshold",
-  name: "mem-high",
-  series: "mem_percent",
-  when: "above",
-  threshold: 75,
-  clearThreshold: 70,
-  forMs: 30_000,
-  clearForMs: 20_000,
-};
 
 it("a scripted load fires an alert evaluated on the other server; every node hears it; it resolves once, with hysteresis", async () => {
   const t0 = pastStart();

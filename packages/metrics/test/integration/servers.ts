@@ -2,10 +2,17 @@
 // collections, gateway and replicator accounts, clients and metrics on a manual clock.
 import { randomBytes } from "node:crypto";
 import { createManualScheduler, type ManualScheduler, silentLogger } from "@nxs-sync/core";
-import { createMetrics, type Metrics, type MetricsOptions, type Tier } from "@nxs-sync/metrics";
+import {
+  createMetrics,
+  type Metrics,
+  type MetricsOptions,
+  type ThresholdCheck,
+  type Tier,
+} from "@nxs-sync/metrics";
 import {
   createPocketBaseMetricsClient,
   metricsCollections,
+  metricsHookPiece,
   POINTS_COLLECTION,
   type PocketBaseMetricsClient,
 } from "@nxs-sync/metrics/pocketbase";
@@ -34,12 +41,34 @@ export const gateway = account(NodeRole.Gateway);
 export const replicatorAccount = account(NodeRole.Replicator);
 export const authOf = (a: { email: string; password: string }) => ({ email: a.email, password: a.password });
 
-/** Starts a server with the metrics collections and the shared accounts. */
-export async function startMetricsServer(servers: ServerTracker, name: string): Promise<ProcessPocketBase> {
-  const s = await servers.start({ name });
+/** Starts a server with the metrics collections, the shared accounts and (optionally) the metrics hook piece. */
+export async function startMetricsServer(
+  servers: ServerTracker,
+  name: string,
+  options: { readonly hooks?: boolean; readonly env?: Record<string, string> } = {},
+): Promise<ProcessPocketBase> {
+  const piece = metricsHookPiece();
+  const s = await servers.start({
+    name,
+    ...(options.hooks === true ? { hookFiles: [{ file: piece.file, source: piece.source }] } : {}),
+    ...(options.env === undefined ? {} : { env: options.env }),
+  });
   await ensureSchema(s.client(), { collections: registry(), rateLimits: false });
   for (const a of [gateway, replicatorAccount]) await ensureNode(s.client(), a);
   return s;
+}
+
+/** Two servers (`<prefix>-a`, `<prefix>-b`) as {@link startMetricsServer} makes them, and a replicator between them. */
+export async function startPair(
+  servers: ServerTracker,
+  prefix: string,
+  options: Parameters<typeof startMetricsServer>[2] = {},
+): Promise<{ a: ProcessPocketBase; b: ProcessPocketBase; replicator: Replicator }> {
+  const [a, b] = await Promise.all([
+    startMetricsServer(servers, `${prefix}-a`, options),
+    startMetricsServer(servers, `${prefix}-b`, options),
+  ]);
+  return { a, b, replicator: await replicatorOf([a, b]) };
 }
 
 /** A started replicator between the servers (the metrics registry, a 300 ms anti-entropy round). */
@@ -53,6 +82,18 @@ export async function replicatorOf(servers: readonly ProcessPocketBase[]): Promi
   await replicator.start();
   return replicator;
 }
+
+/** A memory check with hysteresis: above 75 for 30 s fires, below 70 for 20 s resolves. */
+export const memHigh: ThresholdCheck = {
+  kind: "threshold",
+  name: "mem-high",
+  series: "mem_percent",
+  when: "above",
+  threshold: 75,
+  clearThreshold: 70,
+  forMs: 30_000,
+  clearForMs: 20_000,
+};
 
 export const FAST_FAILOVER = {
   failureThreshold: 1,

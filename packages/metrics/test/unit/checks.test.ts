@@ -128,7 +128,7 @@ describe("checker", () => {
     const posted: unknown[] = [];
     const fakeFetch = (async (_url: string, init?: RequestInit) => {
       posted.push(JSON.parse(String(init?.body)));
-      return new Response("", { status: 204 });
+      return new Response(null, { status: 204 });
     }) as typeof fetch;
     const make = (node: string) => {
       const scheduler = createManualScheduler({ now: 0 });
@@ -161,6 +161,7 @@ describe("checker", () => {
     expect(r2.resolved).toHaveLength(1);
     await b.metrics.alerts.poll();
     expect(heard.map((e) => e.change)).toEqual(["fired", "resolved"]);
+    await Promise.all([a.metrics.alerts.delivered(), b.metrics.alerts.delivered()]);
     expect(posted).toHaveLength(2);
     expect(posted.map((p) => (p as AlertEvent).change)).toEqual(["fired", "resolved"]);
     // Evaluating again writes nothing (the alert is known, resolved).
