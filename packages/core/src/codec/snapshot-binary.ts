@@ -33,8 +33,12 @@ const COLUMNS = 6;
 const STAMP_M = MAX_OPS_PER_CHANGE;
 /** Bodies up to this size are not deflated (deflate would save a few bytes at most). */
 const MIN_DEFLATE = 64;
-/** The fflate level: measured on the benchmark document, level 9 is as fast as 1 and smallest. */
-const DEFLATE_LEVEL = 9;
+/**
+ * The fflate level. Level 6 gives within 0.1-1% of level 9's size at a fraction of its time on
+ * bodies that are not very regular (about 6x faster on a counter of 100,000 increments, 3-5x on a
+ * document of 1,540 replicas' headers). Any level inflates the same: the format does not change.
+ */
+const DEFLATE_LEVEL = 6;
 /** Integers written as a varint difference: |difference| below this (zigzag stays a safe integer). */
 const INT_DELTA_LIMIT = 2 ** 52;
 /** The largest body a binary snapshot may inflate to (64 MiB). */
