@@ -130,16 +130,20 @@ export interface HlcClock {
   now(): Hlc;
   /**
    * Takes a remote stamp into account: every later {@link HlcClock.now} is greater than it.
-   * @param remote - An encoded stamp from another replica.
+   * @param remote - An encoded stamp from another replica, or its parts as {@link decodeHlc}
+   * returned them.
    * @throws {@link ClockError} `hlc/invalid` (malformed, or counter above {@link HLC_COUNTER_LIMIT})
    * or `hlc/drift` (more than `maxDriftMs` ahead of the wall clock); the clock is then left unchanged.
    */
-  receive(remote: Hlc | string): void;
+  receive(remote: Hlc | string | HlcParts): void;
   /**
    * Checks a remote stamp without changing the clock.
+   * @param remote - An encoded stamp, or its parts as {@link decodeHlc} returned them (then the
+   * string is not parsed again; the counter limit and drift are still checked).
+   * @returns The stamp's parts.
    * @throws {@link ClockError} `hlc/invalid` or `hlc/drift`, as {@link HlcClock.receive}.
    */
-  check(remote: Hlc | string): HlcParts;
+  check(remote: Hlc | string | HlcParts): HlcParts;
   /** The greatest stamp made or received so far (the encoded lower bound of the next `now()`). */
   last(): { readonly ms: number; readonly counter: number };
 }
@@ -174,12 +178,12 @@ export function createHlcClock(options: HlcClockOptions): HlcClock {
     started = true;
   }
 
-  function check(remote: Hlc | string): HlcParts {
-    const p = decodeHlc(remote);
+  function check(remote: Hlc | string | HlcParts): HlcParts {
+    const p = typeof remote === "object" ? remote : decodeHlc(remote);
     if (p.counter > HLC_COUNTER_LIMIT) {
       throw new ClockError(
         ErrorCode.HlcInvalid,
-        `remote hlc ${remote} has counter ${p.counter}, above the limit ${HLC_COUNTER_LIMIT}`,
+        `remote hlc ${typeof remote === "object" ? JSON.stringify(remote) : remote} has counter ${p.counter}, above the limit ${HLC_COUNTER_LIMIT}`,
       );
     }
     // Without a wall clock, the reference is the clock itself: each stamp moves it by maxDriftMs at most.
@@ -187,7 +191,7 @@ export function createHlcClock(options: HlcClockOptions): HlcClock {
     if (p.ms - reference > maxDriftMs) {
       throw new ClockError(
         ErrorCode.HlcDrift,
-        `remote hlc ${remote} is ${p.ms - reference} ms ahead of the ${wall === undefined ? "clock" : "wall clock"} (max ${maxDriftMs})`,
+        `remote hlc ${typeof remote === "object" ? JSON.stringify(remote) : remote} is ${p.ms - reference} ms ahead of the ${wall === undefined ? "clock" : "wall clock"} (max ${maxDriftMs})`,
       );
     }
     return p;
@@ -225,7 +229,7 @@ export function createHlcClock(options: HlcClockOptions): HlcClock {
       }
       return (msHex + counter.toString(16).padStart(HLC_COUNTER_DIGITS, "0") + node) as Hlc;
     },
-    receive(remote: Hlc | string): void {
+    receive(remote: Hlc | string | HlcParts): void {
       const p = check(remote);
       if (p.ms > ms || (p.ms === ms && p.counter > counter)) {
         // The next now() increments the counter past the received one (or takes a newer wall ms).

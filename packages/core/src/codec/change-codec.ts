@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { decodeHlc } from "../clock/hlc.js";
+import { decodeHlc, type HlcParts } from "../clock/hlc.js";
 import type { DocId, Hlc, ReplicaId } from "../clock/ids.js";
 import { ID_PATTERN } from "../clock/ids.js";
 import { MAX_OPS_PER_CHANGE } from "../crdt/stamp.js";
@@ -42,11 +42,24 @@ export const snapshotSchema = z.object({
 export const versionVectorSchema = z.record(z.string(), z.number().int().min(0));
 
 /**
- * Changes this module made (deeply frozen, already checked): decoding one again returns it as is,
- * so a change decoded by `decodeChanges` (or passed between documents in one process) is not
- * validated twice.
+ * Changes this module made (deeply frozen, already checked), with their decoded HLC: decoding one
+ * again returns it as is, so a change decoded by `decodeChanges` (or passed between documents in
+ * one process) is not validated twice, and a document reads its HLC parts without parsing the
+ * string again ({@link hlcPartsOf}).
  */
-const decoded = new WeakSet<object>();
+const decoded = new WeakMap<object, HlcParts>();
+
+/**
+ * The parts of a change's HLC: those {@link decodeChange} found when it made the change, else
+ * parsed now.
+ * @param change - A decoded change (or a local one).
+ * @returns Its HLC's parts.
+ * @throws {@link ClockError} `hlc/invalid` when a change not made by {@link decodeChange} has a
+ * malformed HLC.
+ */
+export function hlcPartsOf(change: Change): HlcParts {
+  return decoded.get(change) ?? decodeHlc(change.hlc);
+}
 
 /**
  * Decodes an untrusted change: shape (zod), op paths, JSON values, and an HLC whose node is the
@@ -114,7 +127,7 @@ export function decodeChange(input: unknown): Change {
     hlc: c.hlc as Hlc,
     ops: Object.freeze(ops),
   });
-  decoded.add(change);
+  decoded.set(change, parts);
   return change;
 }
 

@@ -1,10 +1,10 @@
 import { enablePatches, Immer } from "immer";
 import type { z } from "zod";
 import type { WallClock } from "../clock/clock.js";
-import { createHlcClock, type HlcClock, hlcNode } from "../clock/hlc.js";
+import { createHlcClock, type HlcClock, type HlcParts, hlcNode } from "../clock/hlc.js";
 import { type DocId, type Hlc, type ReplicaId, toDocId, toReplicaId } from "../clock/ids.js";
 import { dominatesVersionVector, getVersion, type VersionVector } from "../clock/version-vector.js";
-import { decodeChange, decodeSnapshot } from "../codec/change-codec.js";
+import { decodeChange, decodeSnapshot, hlcPartsOf } from "../codec/change-codec.js";
 import {
   type BinarySnapshotOptions,
   decodeStateBinary,
@@ -1264,8 +1264,9 @@ class DocImpl<T> implements Doc<T> {
       duplicate();
       return;
     }
+    let parts: HlcParts;
     try {
-      this.#clock.check(change.hlc);
+      parts = this.#clock.check(hlcPartsOf(change));
     } catch (e) {
       reject(input, e);
       return;
@@ -1297,7 +1298,7 @@ class DocImpl<T> implements Doc<T> {
       }
       return;
     }
-    const err = this.#applyRemoteOne(change);
+    const err = this.#applyRemoteOne(change, parts);
     if (err !== undefined) {
       reject(input, err);
       return;
@@ -1348,7 +1349,12 @@ class DocImpl<T> implements Doc<T> {
     });
   }
 
-  #applyRemoteOne(change: Change): NxsError | undefined {
+  /**
+   * Applies a remote change that is next in its origin's sequence.
+   * @param checked - Its HLC's parts when the clock checked them just now (else it is checked here:
+   * a held change was checked when it arrived, and the wall clock may have moved since).
+   */
+  #applyRemoteOne(change: Change, checked?: HlcParts): NxsError | undefined {
     const prev = this.#crdt.lastHlc.get(change.origin);
     if (prev !== undefined && !(change.hlc > prev)) {
       return new ValidationError(
@@ -1358,15 +1364,18 @@ class DocImpl<T> implements Doc<T> {
         },
       );
     }
-    try {
-      this.#clock.check(change.hlc);
-    } catch (e) {
-      return e as NxsError;
+    let parts = checked;
+    if (parts === undefined) {
+      try {
+        parts = this.#clock.check(hlcPartsOf(change));
+      } catch (e) {
+        return e as NxsError;
+      }
     }
     const err = this.#applyChange(change);
     if (err !== undefined) return err;
     try {
-      this.#clock.receive(change.hlc);
+      this.#clock.receive(parts);
     } catch (e) {
       this.#logger.warn("nxs-sync: clock did not take a remote stamp", e);
     }

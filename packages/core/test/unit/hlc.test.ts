@@ -145,6 +145,18 @@ describe("HLC clock", () => {
     expect(clock.now()).toBe(encodeHlc({ ms: 1051, counter: 0, node: "a" }));
   });
 
+  it("checks and receives decoded parts as it does the string: counter limit and drift", () => {
+    const clock = createHlcClock({ replicaId: "a", now: () => 1000, maxDriftMs: 100 });
+    const over = { ms: 1000, counter: HLC_COUNTER_LIMIT + 1, node: "b" };
+    expect(codeOf(() => clock.check(over))).toBe(ErrorCode.HlcInvalid);
+    expect(codeOf(() => clock.receive(over))).toBe(ErrorCode.HlcInvalid);
+    expect(codeOf(() => clock.receive({ ms: 1101, counter: 0, node: "b" }))).toBe(ErrorCode.HlcDrift);
+    const p = decodeHlc(encodeHlc({ ms: 1050, counter: 3, node: "b" }));
+    expect(clock.check(p)).toBe(p);
+    clock.receive(p);
+    expect(clock.now()).toBe(encodeHlc({ ms: 1050, counter: 4, node: "a" }));
+  });
+
   it("without a wall clock, measures drift from its own latest stamp", () => {
     const clock = createHlcClock({ replicaId: "a", maxDriftMs: 100 });
     expect(clock.now()).toBe(encodeHlc({ ms: 0, counter: 0, node: "a" }));
