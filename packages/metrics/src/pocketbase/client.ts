@@ -102,6 +102,10 @@ const isNotFound = (e: unknown): boolean =>
   ((e as { status?: unknown }).status === 404 ||
     (e as { cause?: { status?: unknown } }).cause?.status === 404);
 
+const isNotUnique = (e: unknown): boolean =>
+  (e as { response?: { data?: { id?: { code?: unknown } } } }).response?.data?.id?.code ===
+  "validation_not_unique";
+
 /**
  * Creates the metrics client of a node over its servers (home first), through the failover pool:
  * flushes are created with their deterministic id (a repeat finds the record there), rollups are
@@ -154,7 +158,14 @@ export function createPocketBaseMetricsClient(
           await pb.collection(POINTS_COLLECTION).update(id, rest);
         } catch (e) {
           if (!isNotFound(e)) throw e;
-          await pb.collection(POINTS_COLLECTION).create({ id, ...rest });
+          try {
+            await pb.collection(POINTS_COLLECTION).create({ id, ...rest });
+          } catch (c) {
+            // Created meanwhile (the replicator copied the other server's rollup of the window):
+            // ours replaces it here, and the replicator keeps the greater rev on both servers.
+            if (!isNotUnique(c)) throw c;
+            await pb.collection(POINTS_COLLECTION).update(id, rest);
+          }
         }
       });
     },
