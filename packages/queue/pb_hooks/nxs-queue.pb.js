@@ -16,7 +16,7 @@
 // { message, data: { code, field, index } } with code `queue/invalid-payload` or `queue/too-large`;
 // nothing of a refused batch is stored.
 
-routerAdd("GET", "/nxs/hooks/queue", (e) => e.json(200, { name: "queue", version: 4 }));
+routerAdd("GET", "/nxs/hooks/queue", (e) => e.json(200, { name: "queue", version: 5 }));
 
 routerAdd(
   "POST",
@@ -28,6 +28,11 @@ routerAdd(
     // Scheduling (issue 22): the key table (local, unique on queue + key) and the schedules.
     const KEYS = "nxs_job_keys";
     const SCHEDULES = "nxs_queue_schedules";
+    // Flow control (issue 22 items 4-6): limits and pauses (replicated), rate windows (local).
+    const FLOW = "nxs_queue_flow";
+    const RATES = "nxs_queue_rates";
+    const EACH = "*";
+    const MAX_RATE_INTERVAL_MS = 86400000;
     const PRIORITY_STEP_MS = 1000;
     const MAX_PRIORITY = 1000;
     const MODES = ["simple", "throttle", "debounce", "singleton"];
@@ -42,7 +47,7 @@ routerAdd(
     // The write fence (pb_hooks/nxs-fence.pb.js of @nxs-sync/pocketbase): a server being restored
     // takes no writes (503: clients go to the other server). One store read when not fenced.
     const fenceText = $app.store().get("nxs.fence");
-    if (fenceText && op !== "counts") {
+    if (fenceText && op !== "counts" && op !== "flow-list") {
       let fence = null;
       try {
         fence = JSON.parse(String(fenceText));
@@ -148,6 +153,8 @@ routerAdd(
       priority: rec.getFloat("priority"),
       jobKey: rec.getString("jobKey"),
       keyMode: rec.getString("keyMode"),
+      groupKey: rec.getString("groupKey"),
+      weight: rec.getFloat("weight"),
     });
     // Saves a job: bumps rev, stamps updatedAt, recomputes the version.
     const write = (tx, rec, now) => {
@@ -366,6 +373,17 @@ routerAdd(
       if (priority > MAX_PRIORITY)
         refuse("queue/invalid-payload", `priority must be at most ${MAX_PRIORITY}`, "priority", i);
       const key = keyOf(j.key, i);
+      const group = j.group === undefined || j.group === null ? "" : j.group;
+      if (group !== "" && (typeof group !== "string" || group.length > 200 || group === EACH))
+        refuse(
+          "queue/invalid-payload",
+          `group must be a string of 1-200 characters other than "${EACH}"`,
+          "group",
+          i,
+        );
+      const weight = j.weight === undefined || j.weight === null ? 1 : Number(j.weight);
+      if (!(Number.isFinite(weight) && weight > 0))
+        refuse("queue/invalid-payload", "weight must be a finite number > 0", "weight", i);
       const backoff = j.backoff === undefined || j.backoff === null ? {} : j.backoff;
       if (typeof backoff !== "object" || Array.isArray(backoff))
         refuse("queue/invalid-payload", "backoff must be an object", "backoff", i);
@@ -411,6 +429,8 @@ routerAdd(
       rec.set("generation", 0);
       rec.set("epoch", 0);
       rec.set("priority", priority);
+      if (group !== "") rec.set("groupKey", group);
+      if (weight !== 1) rec.set("weight", weight);
       if (key !== null) {
         rec.set("jobKey", key.key);
         rec.set("keyMode", key.mode);
@@ -451,6 +471,208 @@ routerAdd(
       updatedAt: rec.getFloat("updatedAt"),
     });
 
+    // Flow control (src/flow.ts of @nxs-sync/queue holds the same rules; the conformance suite runs
+    // both). A record per queue ("") and group ("*": each group without its own), its id a hash of
+    // queue and group (the same on every server, as the client's ids of schedules).
+    const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+    const hashId = (text) => {
+      const hex = $security.sha256(text);
+      let id = "";
+      for (let i = 0; i < 15; i++) id += ALPHABET[parseInt(hex.substr(4 * i, 4), 16) % 36];
+      return id;
+    };
+    const flowGroup = (g, each) => {
+      const group = g === undefined || g === null ? "" : g;
+      if (group === "" || (each && group === EACH)) return group;
+      if (typeof group !== "string" || group.length > 200 || group === EACH)
+        refuse(
+          "queue/invalid-payload",
+          each
+            ? `group must be "", "${EACH}" or 1-200 characters`
+            : `group must be "" or 1-200 characters other than "${EACH}" (pause the queue instead)`,
+          "group",
+        );
+      return group;
+    };
+    const rawFlow = (rec) => {
+      const out = {
+        queue: rec.getString("queue"),
+        group: rec.getString("groupKey"),
+        paused: rec.getBool("paused"),
+        pausedUntil: rec.getFloat("pausedUntil"),
+        reason: rec.getString("reason"),
+        updatedAt: rec.getFloat("updatedAt"),
+      };
+      if (rec.getFloat("concurrency") > 0) out.concurrency = rec.getFloat("concurrency");
+      if (rec.getFloat("rateMax") > 0 && rec.getFloat("rateIntervalMs") > 0)
+        out.rate = { max: rec.getFloat("rateMax"), intervalMs: rec.getFloat("rateIntervalMs") };
+      return out;
+    };
+    const flowRecord = (tx, queue, group, now) => {
+      const id = hashId(`nxs-flow\n${queue}\n${group}`);
+      try {
+        return tx.findRecordById(FLOW, id);
+      } catch (_) {
+        const rec = new Record(tx.findCollectionByNameOrId(FLOW));
+        rec.set("id", id);
+        rec.set("queue", queue);
+        rec.set("groupKey", group);
+        rec.set("createdAt", now);
+        return rec;
+      }
+    };
+    // version = updatedAt.rev (fixed width): of two servers' copies, the later write wins.
+    const writeFlow = (tx, rec, now) => {
+      const rev = rec.getFloat("rev") + 1;
+      rec.set("rev", rev);
+      rec.set("updatedAt", now);
+      rec.set("version", `${pad(now, 15)}.${pad(rev, 9)}`);
+      tx.save(rec);
+    };
+    // A timed pause of a queue or group until `until` at least (it never shortens a longer one).
+    const pauseFor = (tx, queue, group, until, reason, now) => {
+      const rec = flowRecord(tx, queue, group, now);
+      rec.set("pausedUntil", Math.max(rec.getFloat("pausedUntil"), until));
+      rec.set("reason", String(reason).slice(0, 2000));
+      writeFlow(tx, rec, now);
+      return rec;
+    };
+    const RATE_BUCKETS = 200;
+    // The gate of one claim: null when the queue has no flow records (nothing more is read).
+    const flowGate = (tx, queue, now) => {
+      const recs = tx.findRecordsByFilter(FLOW, "queue = {:q}", "", 1000, 0, { q: queue });
+      if (recs.length === 0) return null;
+      const byGroup = {};
+      let counts = false;
+      let rates = false;
+      for (const r of recs) {
+        const f = rawFlow(r);
+        byGroup[f.group] = f;
+        if (f.concurrency !== undefined) counts = true;
+        if (f.rate !== undefined) rates = true;
+      }
+      const queueRecord = byGroup[""];
+      const each = byGroup[EACH];
+      const recordOf = (g) => (byGroup[g] !== undefined ? byGroup[g] : each);
+      const active = {};
+      let total = 0;
+      if (counts) {
+        const rows = arrayOf(new DynamicModel({ g: "", n: 0 }));
+        tx.db()
+          .newQuery(
+            "SELECT groupKey AS g, COUNT(*) AS n FROM nxs_jobs WHERE queue = {:q} AND state = 'active' AND leaseUntil > {:now} AND deleted = FALSE GROUP BY groupKey",
+          )
+          .bind({ q: queue, now: now })
+          .all(rows);
+        for (const r of rows) {
+          total += Number(r.n);
+          if (String(r.g) !== "") active[String(r.g)] = Number(r.n);
+        }
+      }
+      const windows = {};
+      const rateRecs = {};
+      if (rates) {
+        for (const r of tx.findRecordsByFilter(RATES, "queue = {:q}", "", 10000, 0, { q: queue })) {
+          const log = jsonOf(r, "log");
+          windows[r.getString("groupKey")] = Array.isArray(log) ? log : [];
+          rateRecs[r.getString("groupKey")] = r;
+        }
+      }
+      const touched = {};
+      let wait = null;
+      const waitFor = (ms) => {
+        const m = Math.max(1, Math.ceil(ms));
+        if (wait === null || m < wait) wait = m;
+      };
+      const windowOf = (key, intervalMs) => {
+        const w = windows[key] || [];
+        let drop = 0;
+        while (drop < w.length && w[drop][0] <= now - intervalMs) drop++;
+        if (drop > 0) {
+          w.splice(0, drop);
+          touched[key] = true;
+        }
+        windows[key] = w;
+        return w;
+      };
+      const check = (r, key, weight) => {
+        if (r === undefined) return "ok";
+        if (r.paused) return "held";
+        if (r.pausedUntil > now) {
+          waitFor(r.pausedUntil - now);
+          return "held";
+        }
+        if (r.concurrency !== undefined && (key === "" ? total : active[key] || 0) >= r.concurrency)
+          return "held";
+        const rate = r.rate;
+        if (rate === undefined) return "ok";
+        if (weight > rate.max) return "over-limit";
+        const w = windowOf(key, rate.intervalMs);
+        let sum = 0;
+        for (const e of w) sum += e[1];
+        if (sum + weight <= rate.max) return "ok";
+        let freed = 0;
+        for (const e of w) {
+          freed += e[1];
+          if (sum - freed + weight <= rate.max) {
+            waitFor(e[0] + rate.intervalMs - now);
+            break;
+          }
+        }
+        return "held";
+      };
+      const admit = (group, weight) => {
+        const q = check(queueRecord, "", weight);
+        if (q !== "ok" || group === "") return q;
+        return check(recordOf(group), group, weight);
+      };
+      const append = (key, intervalMs, weight) => {
+        const w = windowOf(key, intervalMs);
+        const last = w.length > 0 ? w[w.length - 1] : null;
+        if (last !== null && last[0] >= now - intervalMs / RATE_BUCKETS)
+          w[w.length - 1] = [now, last[1] + weight];
+        else w.push([now, weight]);
+        touched[key] = true;
+      };
+      return {
+        closed: () => admit("", Number.MIN_VALUE) === "held",
+        heldGroups: () => {
+          const groups = {};
+          for (const g in byGroup) if (g !== "" && g !== EACH) groups[g] = true;
+          if (each !== undefined) {
+            for (const g in active) groups[g] = true;
+            for (const g in windows) if (g !== "") groups[g] = true;
+          }
+          return Object.keys(groups).filter((g) => check(recordOf(g), g, Number.MIN_VALUE) !== "ok");
+        },
+        admit: admit,
+        take: (group, weight) => {
+          total++;
+          if (queueRecord !== undefined && queueRecord.rate !== undefined)
+            append("", queueRecord.rate.intervalMs, weight);
+          if (group === "") return;
+          active[group] = (active[group] || 0) + 1;
+          const r = recordOf(group);
+          if (r !== undefined && r.rate !== undefined) append(group, r.rate.intervalMs, weight);
+        },
+        waitMs: () => wait,
+        // Stores the windows this claim changed (a local table: each server counts its own claims).
+        save: () => {
+          for (const key in touched) {
+            let rec = rateRecs[key];
+            if (rec === undefined) {
+              rec = new Record(tx.findCollectionByNameOrId(RATES));
+              rec.set("id", hashId(`nxs-rate\n${queue}\n${key}`));
+              rec.set("queue", queue);
+              rec.set("groupKey", key);
+            }
+            rec.set("log", windows[key]);
+            tx.save(rec);
+          }
+        },
+      };
+    };
+
     const ops = {
       enqueue: (tx, now) => {
         const jobs = items("jobs");
@@ -487,6 +709,14 @@ routerAdd(
           for (const rec of again)
             jobs.push({ job: raw(rec), token: rec.getString("token"), stalled: false });
         }
+        // Flow control: a paused queue, or one at its concurrency, claims nothing new.
+        const gate = flowGate(tx, queue, now);
+        if (gate !== null && gate.closed()) {
+          const out = { jobs: jobs, dead: dead, epoch: epoch };
+          if (gate.waitMs() !== null) out.waitMs = gate.waitMs();
+          return out;
+        }
+        let flowHeld = false;
         // singleton: keys with a live attempt (a job of one is skipped: it stays waiting). Skipped
         // rows stay first in their range: the next round reads past them (offsets).
         const liveKeys = {};
@@ -524,6 +754,21 @@ routerAdd(
           waitingParams[`h${i}`] = String(r.k);
           notHeld += ` && (keyMode != 'singleton' || jobKey != {:h${i}})`;
         });
+        // Groups held by a pause or a limit are left out of both queries (up to 100; past that,
+        // and for groups this call fills, rows are skipped one by one).
+        const stalledParams = { q: queue, now: now };
+        let notFlowHeld = "";
+        if (gate !== null) {
+          gate
+            .heldGroups()
+            .slice(0, 100)
+            .forEach((g, i) => {
+              waitingParams[`g${i}`] = g;
+              stalledParams[`g${i}`] = g;
+              notFlowHeld += ` && groupKey != {:g${i}}`;
+              flowHeld = true;
+            });
+        }
         // Bounded: a batch of malformed or spent stalled jobs is handled, then the next call goes on.
         for (let round = 0; round < 8 && jobs.length < max; round++) {
           // Two queries, each an ordered range of one index ((queue, state, leaseUntil), then
@@ -532,18 +777,18 @@ routerAdd(
           const want = max - jobs.length;
           const stalledRecs = tx.findRecordsByFilter(
             JOBS,
-            "queue = {:q} && state = 'active' && leaseUntil <= {:now}",
+            `queue = {:q} && state = 'active' && leaseUntil <= {:now}${notFlowHeld}`,
             "leaseUntil,@rowid",
             want,
             skipStalled,
-            { q: queue, now: now },
+            stalledParams,
           );
           const waitingRecs =
             stalledRecs.length >= want
               ? []
               : tx.findRecordsByFilter(
                   JOBS,
-                  `queue = {:q} && state = 'waiting' && runAt <= {:now}${notHeld}`,
+                  `queue = {:q} && state = 'waiting' && runAt <= {:now}${notHeld}${notFlowHeld}`,
                   "rank,@rowid",
                   want - stalledRecs.length,
                   skipWaiting,
@@ -556,6 +801,24 @@ routerAdd(
             if (keyIsLive(rec)) {
               if (rec.getString("state") === "active") skipStalled++;
               else skipWaiting++;
+              continue;
+            }
+            const group = rec.getString("groupKey");
+            const weight = rec.getFloat("weight") > 0 ? rec.getFloat("weight") : 1;
+            const verdict = gate === null ? "ok" : gate.admit(group, weight);
+            if (verdict === "held") {
+              flowHeld = true;
+              if (rec.getString("state") === "active") skipStalled++;
+              else skipWaiting++;
+              continue;
+            }
+            if (verdict === "over-limit") {
+              const message = `job ${rec.id} weighs ${weight}, more than its rate limit allows in a whole window: it could never run`;
+              pushFailure(rec, "queue/over-limit", message, now);
+              rec.set("reason", "queue/over-limit");
+              finish(rec, "failed", now);
+              write(tx, rec, now);
+              dead.push({ id: rec.id, reason: "queue/over-limit" });
               continue;
             }
             const bad = malformed(rec);
@@ -608,12 +871,18 @@ routerAdd(
             write(tx, rec, now);
             if (rec.getString("keyMode") === "singleton" && rec.getString("jobKey") !== "")
               liveKeys[rec.getString("jobKey")] = true;
+            if (gate !== null) gate.take(group, weight);
             jobs.push({ job: raw(rec), token: token, stalled: stalled });
           }
           // Fewer than asked for: every ready job was seen, another round would find none.
           if (found < want) break;
         }
-        return { jobs: jobs, dead: dead, epoch: epoch };
+        const out = { jobs: jobs, dead: dead, epoch: epoch };
+        if (gate !== null) {
+          gate.save();
+          if (flowHeld && jobs.length < max && gate.waitMs() !== null) out.waitMs = gate.waitMs();
+        }
+        return out;
       },
 
       heartbeat: (tx, now) => {
@@ -664,6 +933,15 @@ routerAdd(
               }
               case "retry-later":
               case "release":
+                if (s.kind === "retry-later" && s.pauseGroup === true && Number(s.delayMs) > 0)
+                  pauseFor(
+                    tx,
+                    rec.getString("queue"),
+                    rec.getString("groupKey"),
+                    now + int(s.delayMs, "delayMs", 0, i),
+                    `job ${rec.id}: retry later (${s.delayMs} ms)`,
+                    now,
+                  );
                 endLease(rec);
                 rec.set("state", "waiting");
                 rec.set("runAt", s.kind === "release" ? now : now + int(s.delayMs, "delayMs", 0, i));
@@ -898,6 +1176,75 @@ routerAdd(
         return r.created ? { fired: true } : { fired: false, reason: "exists" };
       },
 
+      "flow-set": (tx, now) => {
+        const queue = String(body.queue || "");
+        if (queue === "") refuse("queue/invalid-payload", "queue is missing", "queue");
+        const group = flowGroup(body.group, true);
+        const limits = body.limits;
+        if (limits === null || typeof limits !== "object" || Array.isArray(limits))
+          refuse("queue/invalid-payload", "limits must be an object", "limits");
+        const concurrency =
+          limits.concurrency === undefined || limits.concurrency === null
+            ? 0
+            : int(limits.concurrency, "concurrency", 1);
+        let rateMax = 0;
+        let rateIntervalMs = 0;
+        if (limits.rate !== undefined && limits.rate !== null) {
+          rateMax = Number(limits.rate.max);
+          if (!(Number.isFinite(rateMax) && rateMax > 0))
+            refuse("queue/invalid-payload", "rate.max must be a finite number > 0", "rate.max");
+          rateIntervalMs = int(limits.rate.intervalMs, "rate.intervalMs", 1);
+          if (rateIntervalMs > MAX_RATE_INTERVAL_MS)
+            refuse(
+              "queue/invalid-payload",
+              `rate.intervalMs must be at most ${MAX_RATE_INTERVAL_MS}`,
+              "rate.intervalMs",
+            );
+        }
+        const rec = flowRecord(tx, queue, group, now);
+        rec.set("concurrency", concurrency);
+        rec.set("rateMax", rateMax);
+        rec.set("rateIntervalMs", rateIntervalMs);
+        writeFlow(tx, rec, now);
+        return { flow: rawFlow(rec) };
+      },
+
+      "flow-pause": (tx, now) => {
+        const queue = String(body.queue || "");
+        if (queue === "") refuse("queue/invalid-payload", "queue is missing", "queue");
+        const group = flowGroup(body.group, false);
+        const reason = body.reason === undefined || body.reason === null ? "paused" : String(body.reason);
+        if (body.forMs !== undefined && body.forMs !== null) {
+          const forMs = Number(body.forMs);
+          if (!(Number.isFinite(forMs) && forMs >= 1))
+            refuse("queue/invalid-payload", "forMs must be a number >= 1", "forMs");
+          return { flow: rawFlow(pauseFor(tx, queue, group, now + forMs, reason, now)) };
+        }
+        const rec = flowRecord(tx, queue, group, now);
+        rec.set("paused", true);
+        rec.set("reason", reason.slice(0, 2000));
+        writeFlow(tx, rec, now);
+        return { flow: rawFlow(rec) };
+      },
+
+      "flow-resume": (tx, now) => {
+        const queue = String(body.queue || "");
+        if (queue === "") refuse("queue/invalid-payload", "queue is missing", "queue");
+        const rec = flowRecord(tx, queue, flowGroup(body.group, false), now);
+        rec.set("paused", false);
+        rec.set("pausedUntil", 0);
+        rec.set("reason", "");
+        writeFlow(tx, rec, now);
+        return { flow: rawFlow(rec) };
+      },
+
+      "flow-list": (tx) => {
+        const recs = tx.findRecordsByFilter(FLOW, "queue = {:q}", "groupKey", 1000, 0, {
+          q: String(body.queue || ""),
+        });
+        return { flows: recs.map(rawFlow) };
+      },
+
       counts: (tx, now) => {
         const queue = String(body.queue || "");
         const out = { waiting: 0, active: 0, completed: 0, failed: 0, cancelled: 0, delayed: 0 };
@@ -990,21 +1337,27 @@ onRecordUpdateRequest((e) => {
   return e.next();
 }, "nxs_jobs");
 
-// A replicator's copy of a schedule older than the row as it is now (a fire committed here meanwhile)
-// is not written: the stored row is answered, and the next round copies it the other way.
-onRecordUpdateRequest((e) => {
-  const author = e.auth ? e.auth.collection().name : "";
-  if (author !== "nxs_replicators") return e.next();
-  let stored = null;
-  try {
-    stored = $app.findRecordById("nxs_queue_schedules", e.record.id);
-  } catch (_) {
-    stored = null;
-  }
-  if (stored === null) return e.next();
-  const VERSION = /^\d{9}\.\d{15}\.\d{9}$/;
-  const was = stored.getString("version");
-  const now = e.record.getString("version");
-  if (VERSION.test(was) && VERSION.test(now) && now < was) return e.json(200, stored);
-  return e.next();
-}, "nxs_queue_schedules");
+// A replicator's copy of a schedule or a flow record older than the row as it is now (a fire, a
+// pause or a limit committed here meanwhile) is not written: the stored row is answered, and the
+// next round copies it the other way. Versions: schedules defRev.lastTick.rev, flow updatedAt.rev.
+onRecordUpdateRequest(
+  (e) => {
+    const author = e.auth ? e.auth.collection().name : "";
+    if (author !== "nxs_replicators") return e.next();
+    const name = e.record.collection().name;
+    let stored = null;
+    try {
+      stored = $app.findRecordById(name, e.record.id);
+    } catch (_) {
+      stored = null;
+    }
+    if (stored === null) return e.next();
+    const VERSION = name === "nxs_queue_flow" ? /^\d{15}\.\d{9}$/ : /^\d{9}\.\d{15}\.\d{9}$/;
+    const was = stored.getString("version");
+    const now = e.record.getString("version");
+    if (VERSION.test(was) && VERSION.test(now) && now < was) return e.json(200, stored);
+    return e.next();
+  },
+  "nxs_queue_schedules",
+  "nxs_queue_flow",
+);

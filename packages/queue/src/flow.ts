@@ -10,8 +10,15 @@ import { EACH_GROUP, type FlowLimits, type FlowRecord } from "./backend.js";
 /** The longest rate window: one day. */
 export const MAX_RATE_INTERVAL_MS = 86_400_000;
 
-/** One claim in a rate window: when (ms, the backend's clock) and its weight. */
+/** Claims in a rate window: when (ms, the backend's clock) and their weight. */
 export type RateEntry = readonly [at: number, weight: number];
+
+/**
+ * A rate window keeps at most about this many entries: a claim within `intervalMs / RATE_BUCKETS`
+ * of the window's last entry joins it, and the entry takes the later time (it leaves the window
+ * later, so the window over-counts, never under-counts: the limit still holds).
+ */
+export const RATE_BUCKETS = 200;
 
 const invalid = (where: string, message: string): never => {
   throw new ValidationError(`${where} ${message}`, { issues: [{ path: where.split("."), message }] });
@@ -194,6 +201,16 @@ export function createFlowGate(input: FlowGateInput): FlowGate {
     return "held";
   };
 
+  /** Counts a claim in the window of `key` (joining the last entry when it is recent: {@link RATE_BUCKETS}). */
+  const append = (key: string, intervalMs: number, weight: number): void => {
+    const w = windowOf(key, intervalMs);
+    const last = w[w.length - 1];
+    if (last !== undefined && last[0] >= now - intervalMs / RATE_BUCKETS)
+      w[w.length - 1] = [now, last[1] + weight];
+    else w.push([now, weight]);
+    touched.add(key);
+  };
+
   const admit = (group: string | undefined, weight: number): FlowVerdict => {
     const q = check(queueRecord, "", weight);
     if (q !== "ok" || group === undefined) return q;
@@ -216,17 +233,11 @@ export function createFlowGate(input: FlowGateInput): FlowGate {
     take(group, weight) {
       total++;
       const rq = queueRecord?.rate;
-      if (rq !== undefined) {
-        windowOf("", rq.intervalMs).push([now, weight]);
-        touched.add("");
-      }
+      if (rq !== undefined) append("", rq.intervalMs, weight);
       if (group === undefined) return;
       active.set(group, (active.get(group) ?? 0) + 1);
       const rg = recordOf(group)?.rate;
-      if (rg !== undefined) {
-        windowOf(group, rg.intervalMs).push([now, weight]);
-        touched.add(group);
-      }
+      if (rg !== undefined) append(group, rg.intervalMs, weight);
     },
     waitMs: () => wait,
   };

@@ -23,6 +23,7 @@ import type { z } from "zod";
 import type {
   BlobRef,
   BlobStore,
+  ClaimedJobs,
   ClaimRequest,
   EnqueueResult,
   Heartbeat,
@@ -31,6 +32,7 @@ import type {
   JobEvent,
   QueueAdmin,
   QueueBackendCapabilities,
+  QueueFlow,
   QueueSchedules,
   QueueWatcher,
   Settlement,
@@ -38,6 +40,7 @@ import type {
   WatchOptions,
 } from "../backend.js";
 import { QueueErrorCode } from "../errors.js";
+import { checkFlowGroup, checkFlowLimits, checkJobGroup, checkPauseMs, checkWeight } from "../flow.js";
 import {
   type ClaimedJob,
   type DedupeMode,
@@ -69,6 +72,8 @@ import {
   deletedAnswer,
   enqueueAnswer,
   eventsOf,
+  flowAnswer,
+  flowListAnswer,
   heartbeatAnswer,
   movedAnswer,
   readyJobSchema,
@@ -84,6 +89,7 @@ import {
   settleAnswer,
   storedJobSchema,
   takeoverAnswer,
+  toFlowRecord,
   toJobRecord,
   toScheduleRecord,
 } from "./records.js";
@@ -548,7 +554,7 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
       return post(ep, op, { ...body, firstSend: sendings++ === 0 }, schema);
     });
   };
-  const claimedOf = (a: z.infer<typeof claimAnswer>): ClaimedJob[] => {
+  const claimedOf = (a: z.infer<typeof claimAnswer>): ClaimedJobs => {
     if (a.epoch > authority.epoch && authority.url === pool.active().url)
       authority = { ...authority, epoch: a.epoch };
     for (const d of a.dead) {
@@ -558,7 +564,8 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
         report("onDeadLetter", () => options.onDeadLetter?.(ev));
       }
     }
-    return a.jobs.map((c) => ({ job: toJobRecord(c.job), token: asToken(c.token) }));
+    const claimed = a.jobs.map((c) => ({ job: toJobRecord(c.job), token: asToken(c.token) }));
+    return a.waitMs === undefined ? claimed : Object.assign(claimed, { waitMs: a.waitMs });
   };
 
   const schedules: QueueSchedules = {
@@ -585,10 +592,34 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
     },
   };
 
+  const flowCall = (what: string, op: string, body: Record<string, unknown>) =>
+    call(what, (ep) => post(ep, op, body, flowAnswer)).then((a) => toFlowRecord(a.flow));
+  const flow: QueueFlow = {
+    async setLimits(queue, group, limits) {
+      checkFlowGroup(group, true);
+      checkFlowLimits(limits);
+      return flowCall("flow set limits", "flow-set", { queue, group, limits });
+    },
+    async pause(queue, group, opts = {}) {
+      checkFlowGroup(group, false);
+      checkPauseMs(opts.forMs);
+      return flowCall("flow pause", "flow-pause", { queue, group, ...opts });
+    },
+    async resume(queue, group) {
+      checkFlowGroup(group, false);
+      return flowCall("flow resume", "flow-resume", { queue, group });
+    },
+    async list(queue) {
+      const a = await call("flow list", (ep) => post(ep, "flow-list", { queue }, flowListAnswer));
+      return a.flows.map(toFlowRecord);
+    },
+  };
+
   return {
     admin,
     blobs,
     schedules,
+    flow,
     priorities: { stepMs: PRIORITY_STEP_MS },
     dedupeModes: DEDUPE_MODES,
     authority: () => authority,
@@ -596,6 +627,8 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
       for (const [i, j] of jobs.entries()) {
         checkPriority(j.priority, `jobs[${i}].priority`);
         if (j.key !== undefined) checkJobKey(j.key, `jobs[${i}].key`);
+        checkJobGroup(j.group, `jobs[${i}].group`);
+        checkWeight(j.weight, `jobs[${i}].weight`);
         const size = JSON.stringify(j.payload ?? null).length;
         if (size > MAX_INLINE_JSON) {
           throw new NxsError(
@@ -617,7 +650,7 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
       }
       return out;
     },
-    claim: async (request: ClaimRequest): Promise<readonly ClaimedJob[]> =>
+    claim: async (request: ClaimRequest): Promise<ClaimedJobs> =>
       claimedOf(await claimCall("claim", claimBody(request), claimAnswer)),
     async heartbeat(beats: readonly Heartbeat[]): Promise<readonly HeartbeatResult[]> {
       const out: HeartbeatResult[] = [];

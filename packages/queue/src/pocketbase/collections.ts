@@ -21,12 +21,16 @@ export const BLOBS_COLLECTION = "nxs_job_blobs";
 export const JOB_KEYS_COLLECTION = "nxs_job_keys";
 /** Cron schedules: one record per queue and schedule id, replicated (lww by `version`). */
 export const SCHEDULES_COLLECTION = "nxs_queue_schedules";
+/** Flow records: limits and pauses per queue and group (replicated, lww by `version`). */
+export const FLOW_COLLECTION = "nxs_queue_flow";
+/** Rate windows: the recent claims per queue and group (local to a server: its own claims). */
+export const RATES_COLLECTION = "nxs_queue_rates";
 /** The largest payload or result stored inline in a job record (JSON characters). */
 export const MAX_INLINE_JSON = 262_144;
 /** The largest blob by default (bytes). */
 export const DEFAULT_MAX_BLOB_BYTES = 16 * 1024 * 1024;
 /** Name and version of the hook piece (`pb_hooks/nxs-queue.pb.js`, `GET /nxs/hooks/queue`). */
-export const QUEUE_HOOKS = { name: "queue", version: 4, file: "nxs-queue.pb.js" } as const;
+export const QUEUE_HOOKS = { name: "queue", version: 5, file: "nxs-queue.pb.js" } as const;
 
 const IS_NODE = `@request.auth.collectionName = "${NODES_COLLECTION}"`;
 const IS_REPLICATOR = `@request.auth.collectionName = "${REPLICATORS_COLLECTION}"`;
@@ -88,6 +92,9 @@ export function jobsCollection(): CollectionDef {
       text("jobKey", 200),
       text("keyMode", 20),
       num("keyUntil"),
+      // Flow control (hook piece 5): the job's group and its weight against rate limits (0: 1).
+      text("groupKey", 200),
+      num("weight"),
       { name: "created", type: "autodate", onCreate: true, onUpdate: false },
       { name: "updated", type: "autodate", onCreate: true, onUpdate: true },
     ],
@@ -178,6 +185,61 @@ export function schedulesCollection(): CollectionDef {
   };
 }
 
+/**
+ * `nxs_queue_flow`: one record per queue (`groupKey` "") and group ("*": each group without its
+ * own) with its limits and pause; id a hash of queue and group (the same on every server);
+ * `version` = updatedAt.rev (the later write wins). Written by the flow routes and by a settlement
+ * that pauses its group; replicated.
+ */
+export function flowCollection(): CollectionDef {
+  return {
+    id: "pbc_nxs_queue_flow",
+    name: FLOW_COLLECTION,
+    type: "base",
+    fields: [
+      required("queue", 200),
+      text("groupKey", 200),
+      num("concurrency"),
+      num("rateMax"),
+      num("rateIntervalMs"),
+      { name: "paused", type: "bool" },
+      num("pausedUntil"),
+      text("reason"),
+      num("rev"),
+      text("version", 40),
+      num("createdAt"),
+      num("updatedAt"),
+      { name: "created", type: "autodate", onCreate: true, onUpdate: false },
+      { name: "updated", type: "autodate", onCreate: true, onUpdate: true },
+    ],
+    // Not unique: the id (a hash of queue and group) is the key; a unique pair would make the
+    // replicator's create of a known record fail on the pair before the id, which it reads as a
+    // conflict instead of a copy to merge.
+    indexes: ["CREATE INDEX idx_nxs_queue_flow ON nxs_queue_flow (queue, groupKey)"],
+    listRule: READ,
+    viewRule: READ,
+    createRule: IS_REPLICATOR,
+    updateRule: IS_REPLICATOR,
+    deleteRule: null,
+  };
+}
+
+/**
+ * `nxs_queue_rates`: the rate window of one queue or group (its recent claims as `[at, weight]`
+ * entries), written by the claim route inside its transaction. Not replicated: a server counts the
+ * claims made on it (in a healthy fleet, all of them: the claim authority).
+ */
+export function ratesCollection(): CollectionDef {
+  return {
+    id: "pbc_nxs_queue_rates",
+    name: RATES_COLLECTION,
+    type: "base",
+    fields: [required("queue", 200), text("groupKey", 200), json("log", 65_536)],
+    indexes: ["CREATE UNIQUE INDEX idx_nxs_queue_rates ON nxs_queue_rates (queue, groupKey)"],
+    ...ROUTES_ONLY,
+  };
+}
+
 /** `nxs_job_blobs`: one protected file per blob (read with a file token). */
 export function blobsCollection(maxBytes = DEFAULT_MAX_BLOB_BYTES): CollectionDef {
   return {
@@ -242,6 +304,8 @@ export function queueCollections(
       schema: schedulesCollection(),
       replication: { key: ["id"], merge: MergeRules.lww("version") },
     },
+    { schema: flowCollection(), replication: { key: ["id"], merge: MergeRules.lww("version") } },
+    { schema: ratesCollection() },
   ];
 }
 

@@ -17,6 +17,8 @@ export {
   DEFAULT_TOMBSTONE_RETENTION_MS,
   EPOCHS_COLLECTION,
   epochsCollection,
+  FLOW_COLLECTION,
+  flowCollection,
   JOBS_COLLECTION,
   jobsCollection,
   MAX_INLINE_JSON,
@@ -24,4 +26,6 @@ export {
   queueCollections,
   queueHookPiece,
   queueHooksPath,
+  RATES_COLLECTION,
+  ratesCollection,
 } from "./collections.js";

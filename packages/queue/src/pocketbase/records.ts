@@ -4,7 +4,7 @@
  */
 import type { Json } from "@nxs-sync/core";
 import { z } from "zod";
-import type { JobEvent, ScheduleRecord } from "../backend.js";
+import type { FlowRecord, JobEvent, ScheduleRecord } from "../backend.js";
 import { JOB_ID_PATTERN, type JobId, type JobRecord, JobState, type LeaseToken } from "../job.js";
 
 const count = z.number().finite().min(0);
@@ -62,6 +62,9 @@ export const storedJobSchema = z.object({
   priority: count.optional(),
   jobKey: z.string().optional(),
   keyMode: z.enum(["simple", "throttle", "debounce", "singleton", ""]).optional().catch(""),
+  // Flow fields (hook piece 5); absent from a record stored before them (weight 0 reads as 1).
+  groupKey: z.string().optional(),
+  weight: count.optional(),
 });
 /** A stored job record (validated). */
 export type StoredJob = z.infer<typeof storedJobSchema>;
@@ -105,6 +108,8 @@ export function toJobRecord(s: StoredJob): JobRecord {
     job.jobKey = s.jobKey;
     if (s.keyMode) job.keyMode = s.keyMode;
   }
+  if (s.groupKey) job.group = s.groupKey;
+  if (s.weight !== undefined && s.weight > 0 && s.weight !== 1) job.weight = s.weight;
   return job as JobRecord;
 }
 
@@ -170,7 +175,38 @@ export const claimAnswer = z.object({
   jobs: z.array(z.object({ job: storedJobSchema, token: z.string().min(1), stalled: z.boolean() })),
   dead: z.array(z.object({ id: z.string(), reason: z.string() })),
   epoch: count,
+  waitMs: count.optional(),
 });
+/** A flow record as the flow routes answer it. */
+export const storedFlowSchema = z.object({
+  queue: z.string(),
+  group: z.string(),
+  concurrency: count.optional(),
+  rate: z.object({ max: count, intervalMs: count }).optional(),
+  paused: z.boolean(),
+  pausedUntil: count,
+  reason: z.string(),
+  updatedAt: count,
+});
+/**
+ * The port's view of a stored flow record.
+ * @param s - A validated record.
+ * @returns The record.
+ */
+export function toFlowRecord(s: z.infer<typeof storedFlowSchema>): FlowRecord {
+  return {
+    queue: s.queue,
+    group: s.group,
+    ...(s.concurrency === undefined ? {} : { concurrency: s.concurrency }),
+    ...(s.rate === undefined ? {} : { rate: s.rate }),
+    paused: s.paused,
+    pausedUntil: s.pausedUntil,
+    ...(s.reason === "" ? {} : { reason: s.reason }),
+    updatedAt: s.updatedAt,
+  };
+}
+export const flowAnswer = z.object({ flow: storedFlowSchema });
+export const flowListAnswer = z.object({ flows: z.array(storedFlowSchema) });
 const leaseLost = z.object({ ok: z.literal(false), code: z.literal("queue/lease-lost") });
 export const heartbeatAnswer = z.object({
   results: z.array(

@@ -373,6 +373,56 @@ describe("createWorker", () => {
     });
   });
 
+  it("pauses its group on RetryLaterError with pauseGroup: the group's other jobs wait, other groups run", async () => {
+    // The settlement rides with the next claim (settleAndClaim): the pause is in place before it.
+    const h = harness({ combined: true });
+    const a1 = await h.queue.add({ n: 1 }, { group: "openai" });
+    const a2 = await h.queue.add({ n: 2 }, { group: "openai" });
+    const b1 = await h.queue.add({ n: 3 }, { group: "voice" });
+    const ran: number[] = [];
+    h.start(
+      async ({ payload }) => {
+        ran.push(payload.n);
+        if (payload.n === 1 && ran.filter((n) => n === 1).length === 1)
+          throw new RetryLaterError(2000, "429", { pauseGroup: true });
+        return "ok";
+      },
+      { concurrency: 1, pollMs: 60_000 },
+    );
+    await h.step(200);
+    expect(ran).toEqual([1, 3]);
+    const flows = await h.queue.flows();
+    expect(flows).toMatchObject([
+      { group: "openai", paused: false, reason: `job ${a1}: retry later (2000 ms)` },
+    ]);
+    expect(flows[0]!.pausedUntil).toBeGreaterThanOrEqual(1_000_000 + 2000);
+    // The claim answered waitMs: the worker claims again when the pause ends, not at its 60 s poll.
+    await h.step(2000, 50);
+    expect(ran.slice(0, 2)).toEqual([1, 3]);
+    expect(ran.slice(2).sort()).toEqual([1, 2]);
+    for (const id of [a1, a2, b1]) expect((await h.queue.getJob(id))?.state).toBe(JobState.Completed);
+  });
+
+  it("claims again when a rate window frees (waitMs), not at the next poll", async () => {
+    const h = harness({ hints: false });
+    await h.queue.setLimits({ rate: { max: 2, intervalMs: 1000 } });
+    for (let n = 0; n < 5; n++) await h.queue.add({ n });
+    const starts: number[] = [];
+    h.start(
+      async () => {
+        starts.push(h.scheduler.now());
+        return "ok";
+      },
+      { concurrency: 5, pollMs: 60_000 },
+    );
+    await h.step(3000, 50);
+    expect(starts).toHaveLength(5);
+    // Never more than 2 starts in any 1 s window, and each batch starts as the window frees.
+    for (const t of starts)
+      expect(starts.filter((u) => u > t - 1000 && u <= t).length).toBeLessThanOrEqual(2);
+    expect(starts.at(-1)! - starts[0]!).toBeLessThan(2200);
+  });
+
   it("aborts a handler past its timeout (queue/timeout) and fails the attempt with that code", async () => {
     const h = harness();
     const id = await h.queue.add({ n: 1 }, { attempts: 1, timeoutMs: 500 });
