@@ -254,7 +254,7 @@ function hooks(dir) {
     { cwd: root },
   );
   const files = readdirSync(dir).sort();
-  for (const f of ["nxs.pb.js", "nxs-queue.pb.js", "nxs-config.pb.js"]) {
+  for (const f of ["nxs.pb.js", "nxs-queue.pb.js", "nxs-config.pb.js", "nxs-metrics.pb.js"]) {
     if (!files.includes(f)) fail(`nxs-sync hooks write did not write ${f} (wrote ${files.join(", ")})`);
   }
 }

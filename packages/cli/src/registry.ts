@@ -42,8 +42,10 @@ async function loadConfig(): Promise<OptionalPackage> {
 
 async function loadMetrics(): Promise<OptionalPackage> {
   const m = (await import("@nxs-sync/metrics/pocketbase")) as unknown as Record<string, unknown>;
-  // Collections only: the metrics need no hook piece.
-  return { collections: m.metricsCollections as OptionalPackage["collections"] };
+  return {
+    collections: m.metricsCollections as OptionalPackage["collections"],
+    hooks: m.metricsHookPiece as OptionalPackage["hooks"],
+  };
 }
 
 const OPTIONAL: readonly (readonly [string, () => Promise<OptionalPackage>])[] = [
@@ -53,8 +55,8 @@ const OPTIONAL: readonly (readonly [string, () => Promise<OptionalPackage>])[] =
 ];
 
 /**
- * The project's registry: the nxs-sync collections and bundle, plus the queue's and the config
- * store's collections and hook pieces, and the metrics' collections, when `@nxs-sync/queue` /
+ * The project's registry: the nxs-sync collections and bundle, plus the queue's, the config
+ * store's and the metrics' collections and hook pieces, when `@nxs-sync/queue` /
  * `@nxs-sync/config` / `@nxs-sync/metrics` are installed
  * (loaded with a dynamic import, so the CLI works without them), and the `records` piece with
  * `nxs_tombstones` for the collections replicated through it (`records`, default `users`; none
