@@ -21,8 +21,42 @@ export interface SetElement {
  * remover had not seen survives. An element is present while it has a live tag.
  */
 export class AddWinsSetState {
-  /** Elements by canonical JSON text. */
+  /**
+   * Elements by canonical JSON text. Code outside this class only fills it while building a new
+   * state (the snapshot decoders); every later change of an element's tags goes through the
+   * methods, which keep {@link values}' cached view current.
+   */
   readonly elements = new Map<string, SetElement>();
+  /** The present elements as {@link values} returns them, until an element's liveness may change. */
+  #view: readonly Json[] | undefined;
+
+  /** How many elements are present; undefined until counted (a decoder fills `elements` directly). */
+  #live: number | undefined;
+
+  #setTag(el: SetElement, tag: string, i: number): void {
+    if (el.tags.size === 0) {
+      this.#view = undefined;
+      if (this.#live !== undefined) this.#live++;
+    }
+    el.tags.set(tag, i);
+  }
+
+  #deleteTag(el: SetElement, tag: string): void {
+    if (el.tags.delete(tag) && el.tags.size === 0) {
+      this.#view = undefined;
+      if (this.#live !== undefined) this.#live--;
+    }
+  }
+
+  /** How many elements are present (O(1) once counted). */
+  size(): number {
+    if (this.#live === undefined) {
+      let n = 0;
+      for (const el of this.elements.values()) if (el.tags.size > 0) n++;
+      this.#live = n;
+    }
+    return this.#live;
+  }
 
   #element(key: string, value: Json, undo: Undo | undefined): SetElement {
     let el = this.elements.get(key);
@@ -47,8 +81,8 @@ export class AddWinsSetState {
     const el = this.#element(key, value, undo);
     const prev = el.tags.get(h);
     if (prev !== undefined && prev >= i) return false;
-    el.tags.set(h, i);
-    undo?.push(() => (prev === undefined ? el.tags.delete(h) : el.tags.set(h, prev)));
+    this.#setTag(el, h, i);
+    undo?.push(() => (prev === undefined ? this.#deleteTag(el, h) : this.#setTag(el, h, prev)));
     return true;
   }
 
@@ -79,8 +113,8 @@ export class AddWinsSetState {
       });
       for (const [t, ti] of el.tags) {
         if (!isNewer(t, ti, h, i)) {
-          el.tags.delete(t);
-          undo?.push(() => el.tags.set(t, ti));
+          this.#deleteTag(el, t);
+          undo?.push(() => this.#setTag(el, t, ti));
         }
       }
       return true;
@@ -89,8 +123,8 @@ export class AddWinsSetState {
       const el = this.elements.get(key);
       const ti = el?.tags.get(t);
       if (el !== undefined && ti !== undefined) {
-        el.tags.delete(t);
-        undo?.push(() => el.tags.set(t, ti));
+        this.#deleteTag(el, t);
+        undo?.push(() => this.#setTag(el, t, ti));
         changed = true;
       } else if (!seen(t)) {
         const e = this.#element(key, value, undo);
@@ -129,8 +163,8 @@ export class AddWinsSetState {
     for (const [key, el] of this.elements) {
       for (const [t, ti] of el.tags) {
         if (!isNewer(t, ti, h, i)) {
-          el.tags.delete(t);
-          undo?.push(() => el.tags.set(t, ti));
+          this.#deleteTag(el, t);
+          undo?.push(() => this.#setTag(el, t, ti));
         }
       }
       if (el.fh !== undefined && !isNewer(el.fh, el.fi, h, i)) {
@@ -164,11 +198,23 @@ export class AddWinsSetState {
     return el === undefined ? [] : [...el.tags.keys()];
   }
 
-  /** The present elements, sorted by {@link compareJson}, frozen. */
+  /** Whether the element with this canonical key is present (has a live add tag). */
+  has(key: string): boolean {
+    const el = this.elements.get(key);
+    return el !== undefined && el.tags.size > 0;
+  }
+
+  /**
+   * The present elements, sorted by {@link compareJson}, frozen. The array is built once and
+   * shared until an element is added or removed (an add of a present element's new tag, or a
+   * remove of one of several tags, keeps it).
+   */
   values(): readonly Json[] {
+    if (this.#view !== undefined) return this.#view;
     const out: Json[] = [];
     for (const el of this.elements.values()) if (el.tags.size > 0) out.push(el.value);
     out.sort(compareJson);
-    return Object.freeze(out);
+    this.#view = Object.freeze(out);
+    return this.#view;
   }
 }

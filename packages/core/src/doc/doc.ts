@@ -14,7 +14,7 @@ import {
 import { decodeState, encodeState } from "../codec/state-codec.js";
 import { AddWinsSetState } from "../crdt/add-wins-set.js";
 import { CounterState } from "../crdt/counter.js";
-import { DocState, hasVisibleMarker } from "../crdt/doc-state.js";
+import { type DocNode, DocState, hasVisibleMarker } from "../crdt/doc-state.js";
 import { MAX_OPS_PER_CHANGE } from "../crdt/stamp.js";
 import { rollback, type Undo } from "../crdt/undo.js";
 import { ErrorCode, isNxsError, NxsError, ValidationError } from "../errors/errors.js";
@@ -29,6 +29,7 @@ import {
   mayBeAbsent,
   NodeKind,
   type SchemaWalk,
+  setElementCheck,
   unknownKeyPrefix,
   walkSchema,
 } from "../model/schema.js";
@@ -692,8 +693,33 @@ class DocImpl<T> implements Doc<T> {
         code: ErrorCode.OpInvalid,
       });
     }
+    const set = this.#visibleSet(p);
+    if (set !== undefined) {
+      // The set shows as an array: add the element unless it is present (no array is built).
+      const why = { path: [] as PropertyKey[], message: "" };
+      const value = toFrozenJson(element, why);
+      if (value === undefined) {
+        throw new ValidationError(`set element at ${JSON.stringify(p)} is not JSON: ${why.message}`, {
+          issues: [{ path: [...p], message: why.message }],
+        });
+      }
+      if (!set.has(canonicalJson(value))) this.#push(tx, { kind: "add", path: p, value }, NodeKind.Set);
+      return;
+    }
     const cur = this.#typedAt(p);
     this.#diffSet(tx, p, cur, Array.isArray(cur) ? [...cur, element] : [element]);
+  }
+
+  /**
+   * The state of the add-wins set at `path` when the typed state shows it as an array (nothing is
+   * hidden, and it has elements or a visible marker); else undefined.
+   */
+  #visibleSet(path: Path): AddWinsSetState | undefined {
+    if (this.#hidden.size > 0) return undefined;
+    const n = this.#crdt.nodeAt(path);
+    const x = n?.x;
+    if (!(x instanceof AddWinsSetState)) return undefined;
+    return x.size() > 0 || hasVisibleMarker(n as DocNode) ? x : undefined;
   }
 
   #remove(tx: Tx, path: Path, element: Json): void {
@@ -703,6 +729,16 @@ class DocImpl<T> implements Doc<T> {
       throw new ValidationError(`${JSON.stringify(path)} is not an add-wins set`, {
         code: ErrorCode.OpInvalid,
       });
+    }
+    const set = this.#visibleSet(p);
+    if (set !== undefined) {
+      // Remove the tags this replica has seen of the element, if it is present.
+      const el = set.elements.get(canonicalJson(element));
+      if (el !== undefined && el.tags.size > 0) {
+        const tags = Object.freeze([...el.tags.keys()]);
+        this.#push(tx, { kind: "rem", path: p, value: el.value, tags }, NodeKind.Set);
+      }
+      return;
     }
     const cur = this.#typedAt(p);
     if (!Array.isArray(cur)) return;
@@ -989,7 +1025,7 @@ class DocImpl<T> implements Doc<T> {
     this.#newlyHidden = { paths: [], error: undefined };
     let moved: Path[] = [];
     const simple = this.#hidden.size === 0 && unknown.length === 0;
-    let res = simple ? this.#validate(tops) : undefined;
+    let res = simple ? this.#validate(tops, change.ops) : undefined;
     if (!simple || (remote && res instanceof ValidationError && res.code === ErrorCode.SchemaInvalid)) {
       const r = this.#validateHiding(tops, remote ? undefined : touched, unknown);
       res = r.res;
@@ -1143,7 +1179,10 @@ class DocImpl<T> implements Doc<T> {
    * as the typed state shows them (a path below a hidden one is checked there).
    * @returns An error, a fully staged state (when the whole document had to be validated), or undefined.
    */
-  #validate(paths: Path[]): ValidationError | { readonly [key: string]: Json } | undefined {
+  #validate(
+    paths: Path[],
+    ops?: readonly Op[],
+  ): ValidationError | { readonly [key: string]: Json } | undefined {
     const anchors = new Map<Path, z.ZodType>();
     const anchorPaths: Path[] = [];
     for (const p0 of paths) {
@@ -1157,6 +1196,8 @@ class DocImpl<T> implements Doc<T> {
       }
       const w = this.#walks.get(p) ?? walkSchema(this.#schema, p);
       if (w.anchor === p.length) {
+        // An add-wins set that was valid and only had elements added or removed: check the added ones.
+        if (ops !== undefined && this.#setEditValid(p, w.anchorSchema, ops)) continue;
         // The common case: validate the value at the path itself.
         const v = this.#typedAt(p);
         if (v === undefined && w.viaRecord) continue;
@@ -1189,6 +1230,32 @@ class DocImpl<T> implements Doc<T> {
       if (!r.success) return this.#schemaError(a, r.error);
     }
     return staged;
+  }
+
+  /**
+   * Whether the add-wins set at `path` is valid after `ops`, judged by the elements they added: true
+   * when the set's schema checks only its elements ({@link setElementCheck}), the set shows as an
+   * array, every op of the change at `path` is an add or a remove, and each element added and
+   * present passes the element check. The set was valid before the change (each commit leaves the
+   * state valid), and removing elements keeps it so. False means: validate the whole value.
+   */
+  #setEditValid(path: Path, schema: z.ZodType, ops: readonly Op[]): boolean {
+    const check = setElementCheck(schema);
+    if (check === undefined) return false;
+    const set = this.#visibleSet(path);
+    if (set === undefined) return false;
+    let edited = false;
+    for (const op of ops) {
+      if (op.path !== path && (op.path.length !== path.length || !op.path.every((s, j) => s === path[j])))
+        continue;
+      if (op.kind === "rem") edited = true;
+      else if (op.kind !== "add") return false;
+      else {
+        edited = true;
+        if (!check(op.value) && set.has(canonicalJson(op.value))) return false;
+      }
+    }
+    return edited;
   }
 
   #schemaError(at: Path, error: z.ZodError): ValidationError {

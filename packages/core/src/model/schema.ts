@@ -55,6 +55,7 @@ type Def = {
   keyType?: z.ZodType;
   valueType?: z.ZodType;
   innerType?: z.ZodType;
+  element?: z.ZodType;
 };
 
 function defOf(s: z.ZodType): Def {
@@ -228,10 +229,19 @@ const fastChecks = new WeakMap<z.ZodType, ((value: unknown) => boolean) | null>(
  * @returns The predicate, or undefined.
  */
 export function fastCheck(schema: z.ZodType): ((value: unknown) => boolean) | undefined {
-  let f = fastChecks.get(schema);
+  return memoized(fastChecks, schema, buildFastCheck);
+}
+
+/** `build(schema)`, computed once per schema (an undefined result is remembered too). */
+function memoized<F>(
+  cache: WeakMap<z.ZodType, F | null>,
+  schema: z.ZodType,
+  build: (schema: z.ZodType) => F | undefined,
+): F | undefined {
+  let f = cache.get(schema);
   if (f === undefined) {
-    f = buildFastCheck(schema) ?? null;
-    fastChecks.set(schema, f);
+    f = build(schema) ?? null;
+    cache.set(schema, f);
   }
   return f ?? undefined;
 }
@@ -275,6 +285,32 @@ function buildFastCheck(schema: z.ZodType): ((value: unknown) => boolean) | unde
     default:
       return undefined;
   }
+}
+
+const setElementChecks = new WeakMap<z.ZodType, ((value: unknown) => boolean) | null>();
+
+/**
+ * For the schema of an add-wins set ({@link addWinsSet}, possibly optional or nullable) that checks
+ * nothing but its elements (no length limit or other refinement): a predicate equivalent to the
+ * element schema's `safeParse(v).success`. A set whose every element passes it is valid as a whole,
+ * so a change that adds elements to a valid set is checked by its new elements alone.
+ * @param schema - A zod schema.
+ * @returns The element predicate, or undefined when the schema is not such a set.
+ */
+export function setElementCheck(schema: z.ZodType): ((value: unknown) => boolean) | undefined {
+  return memoized(setElementChecks, schema, buildSetElementCheck);
+}
+
+function buildSetElementCheck(schema: z.ZodType): ((value: unknown) => boolean) | undefined {
+  const plain = (d: Def) => d.checks === undefined || d.checks.length === 0;
+  let d = defOf(schema);
+  while ((d.type === "optional" || d.type === "nullable") && plain(d) && d.innerType !== undefined)
+    d = defOf(d.innerType);
+  if (d.type !== "readonly" || !plain(d) || d.innerType === undefined) return undefined;
+  const a = defOf(d.innerType);
+  const element = a.element;
+  if (a.type !== "array" || !plain(a) || element === undefined) return undefined;
+  return fastCheck(element) ?? ((v) => element.safeParse(v).success);
 }
 
 /** Whether a walk stopped at a key its object does not declare (see {@link walkSchema}). */
