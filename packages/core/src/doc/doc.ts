@@ -29,9 +29,9 @@ import {
   mayBeAbsent,
   NodeKind,
   type SchemaWalk,
+  SchemaWalkCache,
   setElementCheck,
   unknownKeyPrefix,
-  walkSchema,
 } from "../model/schema.js";
 import type {
   CounterPath,
@@ -426,6 +426,8 @@ class DocImpl<T> implements Doc<T> {
   #tx: Tx | undefined;
   /** Schema walks of the paths of the change being applied (by path identity), reused to validate. */
   readonly #walks = new Map<Path, SchemaWalk>();
+  /** Schema walks by path, for the life of the document (the schema never changes). */
+  readonly #walkCache: SchemaWalkCache;
   readonly #held = new Map<string, Map<number, Change>>();
   readonly #maxHeldPerOrigin: number;
   readonly #maxHeldTotal: number;
@@ -438,6 +440,7 @@ class DocImpl<T> implements Doc<T> {
     this.docId = toDocId(options.docId);
     this.replicaId = toReplicaId(options.replicaId);
     this.#schema = options.schema;
+    this.#walkCache = new SchemaWalkCache(options.schema);
     this.#maxHeldPerOrigin = Math.max(1, options.maxHeld?.perOrigin ?? 1_000);
     this.#maxHeldTotal = Math.max(1, options.maxHeld?.total ?? 20_000);
     this.#logger = options.logger ?? silentLogger;
@@ -759,7 +762,7 @@ class DocImpl<T> implements Doc<T> {
 
   /** Walks the schema to `path`; throws when the path cannot exist. */
   #walk(path: Path): SchemaWalk {
-    const w = walkSchema(this.#schema, path);
+    const w = this.#walkCache.walk(path);
     this.#walks.set(path, w);
     if (w.invalid !== undefined) {
       throw new ValidationError(`path ${JSON.stringify(path)} does not fit the schema: ${w.invalid}`, {
@@ -971,7 +974,7 @@ class DocImpl<T> implements Doc<T> {
     try {
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i] as Op;
-        const w = walkSchema(this.#schema, op.path);
+        const w = this.#walkCache.walk(op.path);
         this.#walks.set(op.path, w);
         if (w.invalid !== undefined) {
           // A path this schema has no place for: a key of a newer schema is kept and hidden; a path
@@ -1194,7 +1197,7 @@ class DocImpl<T> implements Doc<T> {
           p = c.path;
         }
       }
-      const w = this.#walks.get(p) ?? walkSchema(this.#schema, p);
+      const w = this.#walks.get(p) ?? this.#walkCache.walk(p);
       if (w.anchor === p.length) {
         // An add-wins set that was valid and only had elements added or removed: check the added ones.
         if (ops !== undefined && this.#setEditValid(p, w.anchorSchema, ops)) continue;
@@ -1485,7 +1488,7 @@ class DocImpl<T> implements Doc<T> {
         const touched: Path[] = [];
         for (let i = 0; i < c.ops.length; i++) {
           const op = c.ops[i] as Op;
-          crdt.apply(op, c.origin, c.hlc, i, walkSchema(this.#schema, op.path).kind, undefined, touched);
+          crdt.apply(op, c.origin, c.hlc, i, this.#walkCache.walk(op.path).kind, undefined, touched);
         }
         log.record(c);
         const head = log.headHlc(c.origin);

@@ -313,6 +313,61 @@ function buildSetElementCheck(schema: z.ZodType): ((value: unknown) => boolean) 
   return fastCheck(element) ?? ((v) => element.safeParse(v).success);
 }
 
+/** The most paths a {@link SchemaWalkCache} keeps before it starts afresh. */
+const WALK_CACHE_LIMIT = 100_000;
+
+interface WalkTrie {
+  walk: SchemaWalk | undefined;
+  kids: Map<string, WalkTrie> | undefined;
+}
+
+/**
+ * {@link walkSchema} over one schema, remembered per path (a trie of path segments, so a lookup
+ * builds no key text). The schema never changes, so neither does a walk; past
+ * `WALK_CACHE_LIMIT` paths the cache starts afresh (a document of many distinct keys, or a peer
+ * sending many unknown ones, does not grow it without bound).
+ */
+export class SchemaWalkCache {
+  readonly #root: z.ZodType;
+  #trie: WalkTrie = { walk: undefined, kids: undefined };
+  #size = 0;
+
+  constructor(root: z.ZodType) {
+    this.#root = root;
+  }
+
+  /**
+   * The walk of `path`.
+   * @param path - A path of the document.
+   * @returns What {@link walkSchema} returns for it.
+   */
+  walk(path: Path): SchemaWalk {
+    let n = this.#trie;
+    for (let i = 0; i < path.length; i++) {
+      const seg = path[i] as string;
+      let kids = n.kids;
+      if (kids === undefined) {
+        kids = new Map();
+        n.kids = kids;
+      }
+      let next = kids.get(seg);
+      if (next === undefined) {
+        if (this.#size >= WALK_CACHE_LIMIT) {
+          this.#trie = { walk: undefined, kids: undefined };
+          this.#size = 0;
+          return this.walk(path);
+        }
+        next = { walk: undefined, kids: undefined };
+        kids.set(seg, next);
+        this.#size++;
+      }
+      n = next;
+    }
+    if (n.walk === undefined) n.walk = walkSchema(this.#root, path);
+    return n.walk;
+  }
+}
+
 /** Whether a walk stopped at a key its object does not declare (see {@link walkSchema}). */
 const isUnknownKey = (w: SchemaWalk): boolean => w.invalid?.startsWith("unknown key") === true;
 

@@ -2,7 +2,15 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { createDoc } from "../../src/doc/doc.js";
 import { ErrorCode, ValidationError } from "../../src/errors/errors.js";
-import { addWinsSet, counter, NodeKind, schemaKind, walkSchema } from "../../src/model/schema.js";
+import {
+  addWinsSet,
+  counter,
+  NodeKind,
+  SchemaWalkCache,
+  schemaKind,
+  setElementCheck,
+  walkSchema,
+} from "../../src/model/schema.js";
 
 describe("schema markers", () => {
   it("counter() and addWinsSet() are recognised through optional/nullable/default wrappers", () => {
@@ -12,6 +20,31 @@ describe("schema markers", () => {
     expect(schemaKind(z.number())).toBe(NodeKind.Plain);
     expect(counter().safeParse(1.5).success).toBe(true);
     expect(counter(z.number().int()).safeParse(1.5).success).toBe(false);
+  });
+});
+
+describe("SchemaWalkCache and setElementCheck", () => {
+  it("the cache returns walkSchema's result for every path, the same object each time", () => {
+    const root = z.object({
+      c: counter(),
+      s: addWinsSet(z.string()),
+      r: z.record(z.string(), z.object({ n: z.number().int() })),
+    });
+    const cache = new SchemaWalkCache(root);
+    for (const path of [[], ["c"], ["s"], ["r", "a", "n"], ["r", "b"], ["nope"], ["c", "below"]]) {
+      const w = cache.walk(path);
+      expect(w).toEqual(walkSchema(root, path));
+      expect(cache.walk([...path])).toBe(w);
+    }
+  });
+
+  it("setElementCheck: only for sets that check nothing but their elements", () => {
+    expect(setElementCheck(addWinsSet(z.string()))?.("a")).toBe(true);
+    expect(setElementCheck(addWinsSet(z.string()))?.(1)).toBe(false);
+    expect(setElementCheck(addWinsSet(z.string().min(2)))?.("a")).toBe(false);
+    expect(setElementCheck(addWinsSet(z.string()).optional())?.("ab")).toBe(true);
+    expect(setElementCheck(z.array(z.string()).min(1).readonly())).toBeUndefined();
+    expect(setElementCheck(z.string())).toBeUndefined();
   });
 });
 
