@@ -51,6 +51,14 @@ export class CounterState {
   #sum = 0;
   /** The folded value when not exact, or undefined until computed. */
   #cached: number | undefined;
+  /**
+   * Per origin, the left fold of its amounts in stamp order (its term of {@link foldCounter}), or
+   * undefined until computed. An increment appended after an origin's last one extends it in O(1),
+   * so the value of a counter with fractional amounts costs O(origins) per read, not O(increments).
+   */
+  readonly #totals = new Map<string, number | undefined>();
+  /** The origins in code-unit order (the order of {@link foldCounter}), until one is added or dropped. */
+  #order: string[] | undefined;
 
   /** Records an increment (kept in stamp order within its origin). */
   inc(origin: string, h: string, i: number, d: number, undo: Undo | undefined): void {
@@ -59,15 +67,27 @@ export class CounterState {
       const created: CounterEntry[] = [];
       list = created;
       this.entries.set(origin, created);
-      undo?.push(() => this.entries.delete(origin));
+      this.#totals.set(origin, 0);
+      this.#order = undefined;
+      undo?.push(() => {
+        this.entries.delete(origin);
+        this.#totals.delete(origin);
+        this.#order = undefined;
+      });
     }
     const l = list;
     const entry = { h, i, d };
     // An origin's increments arrive in stamp order but for a restarted replica's own changes.
     let at = l.length;
     while (at > 0 && !before(l[at - 1] as CounterEntry, h, i)) at--;
-    if (at === l.length) l.push(entry);
-    else l.splice(at, 0, entry);
+    const total = this.#totals.get(origin);
+    if (at === l.length) {
+      l.push(entry);
+      if (total !== undefined) this.#totals.set(origin, total + d);
+    } else {
+      l.splice(at, 0, entry);
+      this.#totals.set(origin, undefined);
+    }
     const exact = this.#exact;
     const abs = this.#abs;
     const sum = this.#sum;
@@ -84,6 +104,7 @@ export class CounterState {
     undo?.push(() => {
       l.splice(at, 1);
       this.#count--;
+      if (this.#totals.has(origin)) this.#totals.set(origin, total);
       this.#restore(exact, abs, sum, cached);
     });
   }
@@ -98,11 +119,20 @@ export class CounterState {
       const sum = this.#sum;
       const cached = this.#cached;
       const count = this.#count;
-      if (kept.length === 0) this.entries.delete(origin);
-      else this.entries.set(origin, kept);
+      const total = this.#totals.get(origin);
+      if (kept.length === 0) {
+        this.entries.delete(origin);
+        this.#totals.delete(origin);
+        this.#order = undefined;
+      } else {
+        this.entries.set(origin, kept);
+        this.#totals.set(origin, undefined);
+      }
       this.#recount();
       undo?.push(() => {
         this.entries.set(origin, list);
+        this.#totals.set(origin, total);
+        this.#order = undefined;
         this.#count = count;
         this.#restore(exact, abs, sum, cached);
       });
@@ -123,6 +153,7 @@ export class CounterState {
       for (let k = 0; k < n; k++) d += (list[k] as CounterEntry).d;
       const last = list[n - 1] as CounterEntry;
       this.entries.set(origin, [{ h: last.h, i: last.i, d }, ...list.slice(n)]);
+      this.#totals.set(origin, undefined);
       folded = true;
     }
     if (folded) this.#recount();
@@ -140,7 +171,21 @@ export class CounterState {
   value(): number | undefined {
     if (this.#count === 0) return undefined;
     if (this.#exact) return this.#sum;
-    if (this.#cached === undefined) this.#cached = foldCounter(this.entries);
+    if (this.#cached === undefined) {
+      // foldCounter, from the per-origin left folds.
+      if (this.#order === undefined) this.#order = [...this.entries.keys()].sort();
+      let total = 0;
+      for (const origin of this.#order) {
+        let s = this.#totals.get(origin);
+        if (s === undefined) {
+          s = 0;
+          for (const e of this.entries.get(origin) as CounterEntry[]) s += e.d;
+          this.#totals.set(origin, s);
+        }
+        total += s;
+      }
+      this.#cached = total;
+    }
     return this.#cached;
   }
 
