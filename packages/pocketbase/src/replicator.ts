@@ -818,16 +818,29 @@ export function createReplicator(options: ReplicatorOptions): Replicator {
       // No record of ours was made there: an event at this key is someone else's (under `log`, maybe
       // a longer range), not our echo.
       to.echoes.delete(`${coll.name}|${key}`);
-      if (!isKeyDuplicate(coll, e)) throw e;
-      if (rule.kind === "immutable" && coll.deletes?.kind !== "tombstone") return false;
-      // Compare with the target's copy.
+      // PocketBase checks a collection's other unique indexes before the key: a create of a record
+      // the target holds can fail on those first (`nxs_queue_schedules`' queue + sid). It is a
+      // duplicate when the target holds the record at the key; otherwise a real conflict.
+      const keyDuplicate = isKeyDuplicate(coll, e);
+      if (!keyDuplicate && uniqueViolationFields(e).length === 0) throw e;
+      const immutable = rule.kind === "immutable" && coll.deletes?.kind !== "tombstone";
+      if (keyDuplicate && immutable) return false;
       const filter = to.client.pb.filter(
         coll.key.map((k, i) => `${k} = {:k${i}}`).join(" && "),
         Object.fromEntries(coll.key.map((k, i) => [`k${i}`, record[k]])),
       );
-      const existing = await to.client.call(`read ${coll.name} at ${to.url}`, (pb) =>
-        pb.collection(coll.name).getFirstListItem(filter, { requestKey: null }),
-      );
+      // The target's copy at the key (undefined when it holds none).
+      const existing = await to.client.call(`read ${coll.name} at ${to.url}`, async (pb) => {
+        try {
+          return await pb.collection(coll.name).getFirstListItem(filter, { requestKey: null });
+        } catch (readError) {
+          if (readError instanceof ClientResponseError && readError.status === 404) return undefined;
+          throw readError;
+        }
+      });
+      if (existing === undefined) throw e;
+      if (immutable) return false;
+      // Compare with the target's copy.
       const merged = mergeRecords(coll, existing, record);
       if (merged === undefined) return false;
       if (rule.kind === "log") {

@@ -212,10 +212,7 @@ export function flowCollection(): CollectionDef {
       { name: "created", type: "autodate", onCreate: true, onUpdate: false },
       { name: "updated", type: "autodate", onCreate: true, onUpdate: true },
     ],
-    // Not unique: the id (a hash of queue and group) is the key; a unique pair would make the
-    // replicator's create of a known record fail on the pair before the id, which it reads as a
-    // conflict instead of a copy to merge.
-    indexes: ["CREATE INDEX idx_nxs_queue_flow ON nxs_queue_flow (queue, groupKey)"],
+    indexes: ["CREATE UNIQUE INDEX idx_nxs_queue_flow ON nxs_queue_flow (queue, groupKey)"],
     listRule: READ,
     viewRule: READ,
     createRule: IS_REPLICATOR,
