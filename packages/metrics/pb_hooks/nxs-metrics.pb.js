@@ -271,11 +271,12 @@ footer{color:var(--dim);font-size:.8rem;padding:1rem;text-align:center}
     }
     return undefined;
   }
-  function sumOf(p, name, agg) {
+  function sumOf(p, name, agg, only) {
     var s = p && p.data && p.data.s;
     var total;
     for (var k in s || {}) {
       if (k !== name && k.indexOf(name + "{") !== 0) continue;
+      if (only && k.indexOf(only) < 0) continue;
       var v = s[k];
       var x = v[0] === "g" ? (agg === "max" ? v[2] : v[5]) : v[0] === "h" ? (v[1] > 0 ? v[2] / v[1] : undefined) : v[2];
       if (x === undefined) continue;
@@ -341,7 +342,8 @@ footer{color:var(--dim);font-size:.8rem;padding:1rem;text-align:center}
       add("RSS", mib(gauge(p, "process_rss_bytes")));
       add("replication round", fmt(gauge(p, "nxs_replication_round_age_seconds"), " s ago", 0), "replication");
       add("outbox (replica lag)", fmt(sumOf(p, "nxs_replica_outbox_depth"), " changes", 0), "outbox");
-      add("queue wait", fmt(sumOf(p, "nxs_queue_wait_ms"), " ms", 0), "queue");
+      add("queue waiting", fmt(sumOf(p, "nxs_queue_jobs", "last", 'state="waiting"'), " jobs", 0), "queue-depth");
+      add("queue wait (mean)", fmt(sumOf(p, "nxs_queue_wait_ms", "max"), " ms", 0), "queue");
       add("config head age", fmt(sumOf(p, "nxs_config_head_age_seconds", "max"), " s", 0), "config");
       add("last flush", seen ? new Date(seen).toISOString().slice(11, 19) + " UTC" : "-", "last-flush");
       card.appendChild(dl);

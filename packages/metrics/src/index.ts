@@ -52,6 +52,8 @@ export { type HostCpu, parseMeminfo, parseProcStat } from "./collector/host.js";
 export {
   configHeadAgeProbe,
   type JobContextLike,
+  type QueueLike,
+  queueDepthProbe,
   type ReplicaLike,
   type ReplicatorLike,
   replicaProbe,

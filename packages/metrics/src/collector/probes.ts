@@ -1,7 +1,8 @@
 /**
  * Probes of nxs-sync's own figures, each reading what its subject already exposes (no extra
  * request): the replicator's servers and last round, a replica's outbox, config heads' age, and a
- * queue handler wrapper timing waits and runs.
+ * queue handler wrapper timing waits and runs; and the queue's depth (one count query per
+ * `everyMs`).
  */
 import type { Recorder } from "../recorder.js";
 import type { Probe } from "./collector.js";
@@ -139,6 +140,52 @@ export function timeJobs<C extends JobContextLike, R>(
     } catch (e) {
       run.observe({ queue: context.job.queue, outcome: "error" }, now() - started);
       throw e;
+    }
+  };
+}
+
+/** What {@link queueDepthProbe} reads of a queue (`@nxs-sync/queue`'s `Queue` fits). */
+export interface QueueLike {
+  readonly name: string;
+  /** Jobs per state (`waiting`, `active`, `completed`, `failed`, …, and `delayed`). */
+  counts(): Promise<Readonly<Record<string, number>>>;
+}
+
+/**
+ * A queue's depth: `nxs_queue_jobs{queue,state}`, the jobs of each state as the backend counts
+ * them (`waiting` includes `delayed`, the waiting jobs whose `runAt` is ahead). Unlike the other
+ * probes it makes a request (a count query): at most one per `everyMs`; a failed count leaves
+ * the last values and is reported through `onError`.
+ * @param queue - The queue.
+ * @param options - `everyMs` (default 60 000), `states` (default waiting, delayed, active, failed),
+ *   `onError`.
+ * @returns The probe.
+ */
+export function queueDepthProbe(
+  queue: QueueLike,
+  options: {
+    readonly everyMs?: number;
+    readonly states?: readonly string[];
+    readonly onError?: (error: unknown) => void;
+  } = {},
+): Probe {
+  const everyMs = options.everyMs ?? 60_000;
+  const states = options.states ?? ["waiting", "delayed", "active", "failed"];
+  let last: number | undefined;
+  return async (m, now) => {
+    if (last !== undefined && now - last < everyMs) return;
+    last = now;
+    let counts: Readonly<Record<string, number>>;
+    try {
+      counts = await queue.counts();
+    } catch (e) {
+      options.onError?.(e);
+      return;
+    }
+    const g = m.gauge("nxs_queue_jobs", { help: "Jobs of the queue per state", labels: ["queue", "state"] });
+    for (const state of states) {
+      const n = counts[state];
+      if (typeof n === "number") g.set({ queue: queue.name, state }, n);
     }
   };
 }

@@ -36,6 +36,7 @@ function figures(m: Metrics) {
   const rss = m.gauge("process_rss_bytes");
   const round = m.gauge("nxs_replication_round_age_seconds");
   const outbox = m.gauge("nxs_replica_outbox_depth", { labels: ["doc"] });
+  const jobs = m.gauge("nxs_queue_jobs", { labels: ["queue", "state"] });
   return (v: { cpu: number; mem: number }) => {
     cpu.set({ basis: "host" }, v.cpu);
     mem.set({ basis: "host" }, v.mem);
@@ -49,6 +50,8 @@ function figures(m: Metrics) {
     rss.set(60 * 1048576);
     round.set(1);
     outbox.set({ doc: "orders" }, 3);
+    jobs.set({ queue: "echo", state: "waiting" }, 4);
+    jobs.set({ queue: "echo", state: "active" }, 1);
   };
 }
 
@@ -145,6 +148,7 @@ suite(`the metrics dashboard in headless chromium${missing && !isCI() ? ` (skipp
     expect(await node("gw-a").getAttribute("class")).toContain("over");
     expect(await node("gw-b").getAttribute("data-over")).toBe("");
     expect(await node("gw-b").locator(".outbox").textContent()).toBe("3 changes");
+    expect(await node("gw-b").locator(".queue-depth").textContent()).toBe("4 jobs");
     // Charts of the 1 m rollups, one per node, with a line per resource.
     for (const n of ["gw-a", "gw-b"]) {
       const chart = page.locator(`.chart[data-node="${n}"]`);

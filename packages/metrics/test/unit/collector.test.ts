@@ -8,6 +8,7 @@ import {
   parseMeminfo,
   parseProcCgroup,
   parseProcStat,
+  queueDepthProbe,
   readCgroup,
   type SystemReader,
   timeJobs,
@@ -217,5 +218,33 @@ describe("collector", () => {
     expect(w['nxs_queue_wait_ms{queue="mail"}']?.slice(0, 3)).toEqual(["h", 2, 100]);
     expect(w['nxs_queue_run_ms{queue="mail",outcome="ok"}']?.slice(0, 3)).toEqual(["h", 1, 40]);
     expect(w['nxs_queue_run_ms{queue="mail",outcome="error"}']?.slice(0, 3)).toEqual(["h", 1, 40]);
+  });
+
+  it("counts a queue's jobs per state at most once per everyMs; a failed count keeps the last values", async () => {
+    const m = createRecorder();
+    let calls = 0;
+    let fail = false;
+    const probe = queueDepthProbe(
+      {
+        name: "mail",
+        counts: async () => {
+          calls += 1;
+          if (fail) throw new Error("no server");
+          return { waiting: 7, delayed: 2, active: 1, completed: 40, failed: 3 };
+        },
+      },
+      { everyMs: 60_000, onError: () => {} },
+    );
+    await probe(m, 0);
+    await probe(m, 10_000); // within everyMs: no count
+    expect(calls).toBe(1);
+    const w = m.takeWindow().s;
+    expect(w['nxs_queue_jobs{queue="mail",state="waiting"}']?.[5]).toBe(7);
+    expect(w['nxs_queue_jobs{queue="mail",state="failed"}']?.[5]).toBe(3);
+    expect(w['nxs_queue_jobs{queue="mail",state="completed"}']).toBeUndefined();
+    fail = true;
+    await probe(m, 60_000);
+    expect(calls).toBe(2);
+    expect(m.takeWindow().s['nxs_queue_jobs{queue="mail",state="waiting"}']?.[5]).toBe(7);
   });
 });
