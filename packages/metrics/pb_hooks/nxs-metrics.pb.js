@@ -341,6 +341,7 @@ footer{color:var(--dim);font-size:.8rem;padding:1rem;text-align:center}
       add("over 75%", over.length ? over.join(", ") : "none", "over-cap");
       add("RSS", mib(gauge(p, "process_rss_bytes")));
       add("replication round", fmt(gauge(p, "nxs_replication_round_age_seconds"), " s ago", 0), "replication");
+      add("replication lag (acks)", fmt(sumOf(p, "nxs_replication_ack_lag_seconds", "max"), " s", 1), "ack-lag");
       add("outbox (replica lag)", fmt(sumOf(p, "nxs_replica_outbox_depth"), " changes", 0), "outbox");
       add("queue waiting", fmt(sumOf(p, "nxs_queue_jobs", "last", 'state="waiting"'), " jobs", 0), "queue-depth");
       add("queue wait (mean)", fmt(sumOf(p, "nxs_queue_wait_ms", "max"), " ms", 0), "queue");

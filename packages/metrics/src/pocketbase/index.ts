@@ -3,6 +3,8 @@
  * collections (replicated by the replicator's collection registry).
  * @packageDocumentation
  */
+
+export { type AckLagProbeOptions, ackLagOf, ackLagProbe, type ServerAckLag } from "./ack-lag.js";
 export {
   createPocketBaseMetricsClient,
   type PocketBaseMetricsClient,

@@ -37,6 +37,7 @@ function figures(m: Metrics) {
   const round = m.gauge("nxs_replication_round_age_seconds");
   const outbox = m.gauge("nxs_replica_outbox_depth", { labels: ["doc"] });
   const jobs = m.gauge("nxs_queue_jobs", { labels: ["queue", "state"] });
+  const ackLag = m.gauge("nxs_replication_ack_lag_seconds", { labels: ["server"] });
   return (v: { cpu: number; mem: number }) => {
     cpu.set({ basis: "host" }, v.cpu);
     mem.set({ basis: "host" }, v.mem);
@@ -52,6 +53,8 @@ function figures(m: Metrics) {
     outbox.set({ doc: "orders" }, 3);
     jobs.set({ queue: "echo", state: "waiting" }, 4);
     jobs.set({ queue: "echo", state: "active" }, 1);
+    ackLag.set({ server: "http://a" }, 0);
+    ackLag.set({ server: "http://b" }, 2.5);
   };
 }
 
@@ -149,6 +152,7 @@ suite(`the metrics dashboard in headless chromium${missing && !isCI() ? ` (skipp
     expect(await node("gw-b").getAttribute("data-over")).toBe("");
     expect(await node("gw-b").locator(".outbox").textContent()).toBe("3 changes");
     expect(await node("gw-b").locator(".queue-depth").textContent()).toBe("4 jobs");
+    expect(await node("gw-b").locator(".ack-lag").textContent()).toBe("2.5 s");
     // Charts of the 1 m rollups, one per node, with a line per resource.
     for (const n of ["gw-a", "gw-b"]) {
       const chart = page.locator(`.chart[data-node="${n}"]`);
