@@ -313,24 +313,58 @@ function buildSetElementCheck(schema: z.ZodType): ((value: unknown) => boolean) 
   return fastCheck(element) ?? ((v) => element.safeParse(v).success);
 }
 
-/** The most paths a {@link SchemaWalkCache} keeps before it starts afresh. */
-const WALK_CACHE_LIMIT = 100_000;
+/** How a walk goes one segment further from a path: by declared key, for any key, or not cached. */
+interface WalkStep {
+  /** The declared keys of the object there (each has its own walk). */
+  readonly shape: Record<string, z.ZodType> | undefined;
+  /** Whether every other key walks the same way (a record, or an object's catchall). */
+  readonly any: boolean;
+}
 
 interface WalkTrie {
-  walk: SchemaWalk | undefined;
-  kids: Map<string, WalkTrie> | undefined;
+  readonly walk: SchemaWalk;
+  /** Undefined until first needed; null when walks below this path are not cached. */
+  step: WalkStep | null | undefined;
+  named: Map<string, WalkTrie> | undefined;
+  any: WalkTrie | undefined;
+}
+
+const walkNode = (walk: SchemaWalk): WalkTrie => ({
+  walk,
+  step: undefined,
+  named: undefined,
+  any: undefined,
+});
+
+/** How walks continue below a path whose walk is `w`, or null when they are not cached. */
+function stepBelow(w: SchemaWalk): WalkStep | null {
+  if (w.invalid !== undefined || w.target === undefined) return null;
+  if (w.kind !== undefined && w.kind !== NodeKind.Plain) return null;
+  let d = defOf(w.target);
+  while (WRAPPERS.has(d.type) && d.innerType !== undefined) d = defOf(d.innerType);
+  if (d.type === "object") {
+    const ca = d.catchall;
+    const caType = ca === undefined ? undefined : defOf(ca).type;
+    return {
+      shape: d.shape,
+      any: caType !== undefined && caType !== "never" && caType !== "unknown" && caType !== "any",
+    };
+  }
+  if (d.type === "record" && d.keyType !== undefined && d.valueType !== undefined)
+    return { shape: undefined, any: true };
+  return null;
 }
 
 /**
- * {@link walkSchema} over one schema, remembered per path (a trie of path segments, so a lookup
- * builds no key text). The schema never changes, so neither does a walk; past
- * `WALK_CACHE_LIMIT` paths the cache starts afresh (a document of many distinct keys, or a peer
- * sending many unknown ones, does not grow it without bound).
+ * {@link walkSchema} over one schema, remembered along the schema rather than per path: a declared
+ * key of an object has its own entry, and all the keys of a record (or of an object's catchall)
+ * share one, since they walk alike. So the cache grows with the schema, not with the document's
+ * keys, and a lookup builds no key text. Paths the cache does not cover (an unknown key of a strict
+ * object, below a leaf, a union or a lazy schema) are walked each time.
  */
 export class SchemaWalkCache {
   readonly #root: z.ZodType;
-  #trie: WalkTrie = { walk: undefined, kids: undefined };
-  #size = 0;
+  #top: WalkTrie | undefined;
 
   constructor(root: z.ZodType) {
     this.#root = root;
@@ -342,28 +376,26 @@ export class SchemaWalkCache {
    * @returns What {@link walkSchema} returns for it.
    */
   walk(path: Path): SchemaWalk {
-    let n = this.#trie;
+    this.#top ??= walkNode(walkSchema(this.#root, []));
+    let n = this.#top;
     for (let i = 0; i < path.length; i++) {
+      n.step ??= stepBelow(n.walk);
+      const step = n.step;
+      if (step === null) return walkSchema(this.#root, path);
       const seg = path[i] as string;
-      let kids = n.kids;
-      if (kids === undefined) {
-        kids = new Map();
-        n.kids = kids;
-      }
-      let next = kids.get(seg);
-      if (next === undefined) {
-        if (this.#size >= WALK_CACHE_LIMIT) {
-          this.#trie = { walk: undefined, kids: undefined };
-          this.#size = 0;
-          return this.walk(path);
+      let next: WalkTrie | undefined;
+      if (step.shape !== undefined && Object.hasOwn(step.shape, seg)) {
+        n.named ??= new Map();
+        next = n.named.get(seg);
+        if (next === undefined) {
+          next = walkNode(walkSchema(this.#root, path.slice(0, i + 1)));
+          n.named.set(seg, next);
         }
-        next = { walk: undefined, kids: undefined };
-        kids.set(seg, next);
-        this.#size++;
-      }
+      } else if (step.any) {
+        next = n.any ??= walkNode(walkSchema(this.#root, path.slice(0, i + 1)));
+      } else return walkSchema(this.#root, path);
       n = next;
     }
-    if (n.walk === undefined) n.walk = walkSchema(this.#root, path);
     return n.walk;
   }
 }

@@ -24,18 +24,46 @@ describe("schema markers", () => {
 });
 
 describe("SchemaWalkCache and setElementCheck", () => {
-  it("the cache returns walkSchema's result for every path, the same object each time", () => {
+  it("the cache returns walkSchema's result for every path; record keys share one entry", () => {
     const root = z.object({
       c: counter(),
       s: addWinsSet(z.string()),
-      r: z.record(z.string(), z.object({ n: z.number().int() })),
+      r: z.record(z.string(), z.object({ n: z.number().int(), deep: z.record(z.string(), z.number()) })),
+      k: z.record(z.enum(["x", "y"]), z.number()).optional(),
+      loose: z.looseObject({ a: z.string() }),
+      extra: z.object({ a: z.string() }).catchall(z.number()),
+      u: z.union([z.object({ a: z.string() }), z.number()]),
+      strict: z.object({ a: z.object({ b: z.string().min(1) }) }),
     });
     const cache = new SchemaWalkCache(root);
-    for (const path of [[], ["c"], ["s"], ["r", "a", "n"], ["r", "b"], ["nope"], ["c", "below"]]) {
+    const paths = [
+      [],
+      ["c"],
+      ["c", "below"],
+      ["s"],
+      ["r"],
+      ["r", "a"],
+      ["r", "b", "n"],
+      ["r", "b", "deep", "q"],
+      ["r", "b", "nope"],
+      ["r", "__proto__"],
+      ["k", "x"],
+      ["k", "z"],
+      ["loose", "a"],
+      ["loose", "other", "below"],
+      ["extra", "a"],
+      ["extra", "z"],
+      ["u", "a"],
+      ["strict", "a", "b"],
+      ["strict", "nope"],
+      ["nope"],
+    ];
+    for (const path of paths) {
       const w = cache.walk(path);
       expect(w).toEqual(walkSchema(root, path));
-      expect(cache.walk([...path])).toBe(w);
+      expect(cache.walk([...path])).toEqual(w);
     }
+    expect(cache.walk(["r", "k1", "n"])).toBe(cache.walk(["r", "k2", "n"]));
   });
 
   it("setElementCheck: only for sets that check nothing but their elements", () => {
