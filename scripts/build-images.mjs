@@ -33,6 +33,7 @@ import {
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { bundleForNode } from "./bundle-node.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const cache = process.env.NXS_SYNC_CACHE_DIR ?? join(homedir(), ".cache", "nxs-sync");
@@ -206,46 +207,6 @@ function findLib(arch, name) {
   );
 }
 
-/** Bundles an entry into one ESM file for Node 24, with @nxs-sync/* from the sources. */
-async function bundle(entry, outfile) {
-  const esbuild = await import("esbuild");
-  const src = (p) => join(root, "packages", p);
-  const map = {
-    "@nxs-sync/core": src("core/src/index.ts"),
-    "@nxs-sync/core/node": src("core/src/node/index.ts"),
-    "@nxs-sync/core/memory": src("core/src/memory.ts"),
-    "@nxs-sync/pocketbase": src("pocketbase/src/index.ts"),
-    "@nxs-sync/queue": src("queue/src/index.ts"),
-    "@nxs-sync/queue/pocketbase": src("queue/src/pocketbase/index.ts"),
-    "@nxs-sync/config": src("config/src/index.ts"),
-    "@nxs-sync/config/pocketbase": src("config/src/pocketbase/index.ts"),
-    "@nxs-sync/cli": src("cli/src/index.ts"),
-  };
-  await esbuild.build({
-    entryPoints: [entry],
-    outfile,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node24",
-    minify: true,
-    legalComments: "none",
-    logLevel: "error",
-    // CommonJS dependencies inside an ESM bundle call require(): give them one.
-    banner: {
-      js: "import { createRequire as __nxsCreateRequire } from 'node:module'; const require = __nxsCreateRequire(import.meta.url);",
-    },
-    plugins: [
-      {
-        name: "nxs-sources",
-        setup(b) {
-          b.onResolve({ filter: /^@nxs-sync\// }, (a) => (map[a.path] ? { path: map[a.path] } : undefined));
-        },
-      },
-    ],
-  });
-}
-
 /** Writes the hooks of this release with the CLI (`nxs-sync hooks write DIR`), from the sources. */
 function hooks(dir) {
   run(
@@ -280,8 +241,8 @@ try {
   hooks(hooksDir);
   const appDir = join(work, "app");
   mkdirSync(appDir);
-  await bundle(join(root, "examples", "compose", "src", "main.ts"), join(appDir, "gateway.mjs"));
-  await bundle(join(root, "packages", "cli", "src", "bin.ts"), join(appDir, "nxs-sync.mjs"));
+  await bundleForNode(join(root, "examples", "compose", "src", "main.ts"), join(appDir, "gateway.mjs"));
+  await bundleForNode(join(root, "packages", "cli", "src", "bin.ts"), join(appDir, "nxs-sync.mjs"));
   const dockerDir = join(root, "docker", "images");
 
   for (const arch of arches) {

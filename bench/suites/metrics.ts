@@ -10,7 +10,9 @@
  * - query: a day of one node at 1 m (1,440 windows) read from PocketBase and aggregated;
  * - collector: CPU share of one core and RSS of a process running the metrics and the collector at
  *   the default intervals (flush 10 s, probes 10 s) against the same process idle (child processes,
- *   bench/suites/metrics-child.mjs).
+ *   bench/suites/metrics-child.mjs);
+ * - a whole gateway (a replica, a queue worker, the config store) with and without the metrics and
+ *   the collector, idle and under a steady load (bench/suites/metrics-gateway.ts).
  */
 import { execFile } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
@@ -36,6 +38,7 @@ import { createNxsCollectionRegistry, ensureNode, ensureSchema, NodeRole } from 
 import { type ProcessPocketBase, startPocketBase } from "@nxs-sync/testing";
 import client from "prom-client";
 import type { BenchCase, BenchSuite } from "../lib/types.js";
+import { gatewayCases } from "./metrics-gateway.js";
 import { gatewayRecorder, naiveCollection, naiveRecords, samplesIn } from "./metrics-workload.js";
 
 const child = fileURLToPath(new URL("./metrics-child.mjs", import.meta.url));
@@ -196,7 +199,10 @@ export const suite: BenchSuite = {
       await Promise.all(servers.map((s) => s.destroy()));
     };
     const needServers = ["bytes", "write", "query", "collector"].some((p) => wants(p));
-    if (!needServers) return { cases };
+    if (!needServers) {
+      if (!wants("gateway-idle-rss-mib")) return { cases };
+      return { cases: [...cases, ...(await gatewayCases(servers, quick))], teardown };
+    }
 
     // Storage: the same windows stored compactly (flushes, then each tier) and one record per sample.
     const intervals = quick ? 180 : 360; // 30 min or an hour of 10 s flushes
@@ -364,7 +370,8 @@ async function withCollector(
   quick: boolean,
   wants: (m: string) => boolean,
 ): Promise<BenchCase[]> {
-  if (!wants("collector")) return cases;
+  const whole = wants("gateway-idle-rss-mib") ? await gatewayCases(servers, quick) : [];
+  if (!wants("collector")) return [...cases, ...whole];
   // A server of its own: the node's maintenance sees only its own windows.
   const server = await startPocketBase({ name: "bench-metrics-node" });
   servers.push(server);
@@ -380,6 +387,7 @@ async function withCollector(
   ]);
   return [
     ...cases,
+    ...whole,
     {
       metric: "collector-cpu-percent-of-core",
       unit: "%",
