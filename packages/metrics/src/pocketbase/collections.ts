@@ -158,6 +158,7 @@ export function metricsHooksPath(): string {
  * @returns The piece (its source is read when first asked for).
  * @example
  * ```ts
+ * import { createNxsCollectionRegistry, writeHooksBundle } from "@nxs-sync/pocketbase";
  * const registry = createNxsCollectionRegistry().register(...metricsCollections()).registerHooks(metricsHookPiece());
  * await writeHooksBundle("/srv/pocketbase/pb_hooks", registry); // then restart the server
  * ```

@@ -29,8 +29,18 @@ export const ALERT_MAIL_PATH = "/nxs/metrics/alert-mail";
  *   `metrics/alert-undelivered` when SMTP is off there or there is nobody to mail.
  * @example
  * ```ts
- * const metrics = createMetrics({ client, node: "gw-1",
- *   alerts: { checks: [hardwareCapCheck()], sinks: [pocketBaseAlertMail(client)] } });
+ * import { createMetrics, hardwareCapCheck } from "@nxs-sync/metrics";
+ * import { createPocketBaseMetricsClient } from "@nxs-sync/metrics/pocketbase";
+ * const client = createPocketBaseMetricsClient({
+ *   endpoints: ["http://10.0.0.1:8090", "http://10.0.0.2:8090"],
+ *   auth: { email: "gw-1@fleet.local", password: process.env.NXS_PASSWORD ?? "" },
+ * });
+ * const metrics = createMetrics({
+ *   client,
+ *   node: "gw-1",
+ *   alerts: { checks: [hardwareCapCheck()], sinks: [pocketBaseAlertMail(client)] },
+ * });
+ * metrics.start();
  * ```
  */
 export function pocketBaseAlertMail(
