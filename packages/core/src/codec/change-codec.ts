@@ -70,6 +70,15 @@ export function hlcPartsOf(change: Change): HlcParts {
  * `hlc/invalid` for a malformed HLC.
  */
 export function decodeChange(input: unknown): Change {
+  return decodeChangeWith(input, undefined);
+}
+
+/**
+ * {@link decodeChange}, given the parts of the change's HLC when the caller made its `hlc` string
+ * from them (`decodeChanges` does), so the string is not parsed again.
+ * @internal
+ */
+export function decodeChangeWith(input: unknown, hlcParts: HlcParts | undefined): Change {
   if (typeof input === "object" && input !== null && decoded.has(input)) return input as Change;
   let c: z.infer<typeof changeSchema>;
   if (wellFormed(input)) c = input;
@@ -84,7 +93,7 @@ export function decodeChange(input: unknown): Change {
     }
     c = r.data;
   }
-  const parts = decodeHlc(c.hlc);
+  const parts = hlcParts ?? decodeHlc(c.hlc);
   if (parts.node !== c.origin) {
     throw new ValidationError(`change hlc ${c.hlc} was not made by its origin ${c.origin}`, {
       code: ErrorCode.OpInvalid,

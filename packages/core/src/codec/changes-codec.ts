@@ -1,8 +1,15 @@
-import { encodeHlc, HLC_COUNTER_DIGITS, HLC_MS_DIGITS } from "../clock/hlc.js";
+import {
+  encodeHlc,
+  HLC_COUNTER_DIGITS,
+  HLC_MAX_COUNTER,
+  HLC_MAX_MS,
+  HLC_MS_DIGITS,
+  type HlcParts,
+} from "../clock/hlc.js";
 import { ErrorCode, ValidationError } from "../errors/errors.js";
 import type { Change, Json, Op, Path } from "../model/change.js";
 import { isPlainObject, toFrozenJson } from "../model/json.js";
-import { decodeChange } from "./change-codec.js";
+import { decodeChangeWith } from "./change-codec.js";
 import { isSeparator, SeparatorPicker } from "./columns.js";
 
 /**
@@ -155,7 +162,7 @@ function malformed(msg: string): never {
  * {@link ClockError} `hlc/invalid` for an HLC out of range.
  */
 export function decodeChanges(input: unknown): Change[] {
-  return decodeWith(input, decodeChange);
+  return decodeWith(input, decodeChangeWith);
 }
 
 /**
@@ -188,7 +195,10 @@ function freezeOwnChange(c: {
 
 function decodeWith(
   input: unknown,
-  finish: (c: { doc: string; origin: string; seq: number; hlc: string; ops: unknown[] }) => Change,
+  finish: (
+    c: { doc: string; origin: string; seq: number; hlc: string; ops: unknown[] },
+    parts: HlcParts,
+  ) => Change,
 ): Change[] {
   if (!isPlainObject(input)) malformed("not an object");
   const { doc, sep, sep2, g } = input as Record<string, unknown>;
@@ -229,6 +239,8 @@ function decodeWith(
     let tagAt = 0;
     let ms = 0;
     let counter = 0;
+    let msFor = -1;
+    let msHex = "";
     for (let j = 0; j < nChanges; j++) {
       const ht = h[j];
       if (typeof ht === "number") {
@@ -241,7 +253,22 @@ function decodeWith(
         ms += ht[0];
         counter = ht[1] as number;
       } else malformed("hlc");
-      const hlc = encodeHlc({ ms, counter, node: o as string });
+      // encodeHlc checks the first stamp of a run (the node id is the run's origin) and any out of
+      // range; the others are written here, with the ms part's hex kept while it does not change.
+      const parts = { ms, counter, node: o as string };
+      let hlc: string;
+      const inRange =
+        Number.isInteger(ms) && ms >= 0 && ms <= HLC_MAX_MS && Number.isInteger(counter) && counter >= 0;
+      if (j === 0 || !inRange || counter > HLC_MAX_COUNTER) {
+        hlc = encodeHlc(parts);
+        msFor = -1;
+      } else {
+        if (ms !== msFor) {
+          msFor = ms;
+          msHex = ms.toString(16).padStart(HLC_MS_DIGITS, "0");
+        }
+        hlc = msHex + counter.toString(16).padStart(HLC_COUNTER_DIGITS, "0") + (o as string);
+      }
       const count = (Array.isArray(n) ? n[j] : n) as number;
       const ops: unknown[] = new Array(count);
       for (let q = 0; q < count; q++, opAt++) {
@@ -260,7 +287,7 @@ function decodeWith(
           } else ops[q] = { kind, path, value };
         }
       }
-      out.push(finish({ doc: doc as string, origin: o as string, seq: (s as number) + j, hlc, ops }));
+      out.push(finish({ doc: doc as string, origin: o as string, seq: (s as number) + j, hlc, ops }, parts));
     }
     if (valueAt !== v.length || tagAt !== ((t as unknown[] | undefined)?.length ?? 0))
       malformed("column lengths");

@@ -110,6 +110,11 @@ describe("change batches (encodeChanges / decodeChanges)", () => {
       bad({ s: 0 }),
       bad({ h: [[1, -1], 0] }),
       bad({ h: [-(2 ** 49), 0] }),
+      // The second stamp of a run is written without encodeHlc: still refused when malformed.
+      bad({ h: [(run.h as unknown[])[0], 0.5] }),
+      bad({ h: [(run.h as unknown[])[0], [0, "5"]] }),
+      bad({ h: [(run.h as unknown[])[0], [0, 2 ** 24]] }),
+      bad({ h: [(run.h as unknown[])[0], -0.5] }),
       bad({ n: [1] }),
       bad({ n: 2 }),
       bad({ k: "sx" }),
@@ -126,6 +131,11 @@ describe("change batches (encodeChanges / decodeChanges)", () => {
       );
     }
     expect(decodeChanges(good).length).toBe(2);
+    const first = (doc.changesSince({})[0] as Change).hlc;
+    expect(decodeChanges(bad({ h: [(run.h as unknown[])[0], [0, 7]] })).map((c) => c.hlc)).toEqual([
+      first,
+      `${first.slice(0, 12)}000007a`,
+    ]);
   });
 });
 
