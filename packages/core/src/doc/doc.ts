@@ -424,8 +424,6 @@ class DocImpl<T> implements Doc<T> {
   #pending: Path[] = [];
   #localSeq: number;
   #tx: Tx | undefined;
-  /** Schema walks of the paths of the change being applied (by path identity), reused to validate. */
-  readonly #walks = new Map<Path, SchemaWalk>();
   /** Schema walks by path, for the life of the document (the schema never changes). */
   readonly #walkCache: SchemaWalkCache;
   readonly #held = new Map<string, Map<number, Change>>();
@@ -763,7 +761,6 @@ class DocImpl<T> implements Doc<T> {
   /** Walks the schema to `path`; throws when the path cannot exist. */
   #walk(path: Path): SchemaWalk {
     const w = this.#walkCache.walk(path);
-    this.#walks.set(path, w);
     if (w.invalid !== undefined) {
       throw new ValidationError(`path ${JSON.stringify(path)} does not fit the schema: ${w.invalid}`, {
         issues: [{ path: [...path], message: w.invalid }],
@@ -949,7 +946,6 @@ class DocImpl<T> implements Doc<T> {
       throw e;
     } finally {
       this.#tx = undefined;
-      this.#walks.clear();
     }
     this.#localSeq = change.seq;
     for (const l of [...this.#localListeners]) {
@@ -975,7 +971,6 @@ class DocImpl<T> implements Doc<T> {
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i] as Op;
         const w = this.#walkCache.walk(op.path);
-        this.#walks.set(op.path, w);
         if (w.invalid !== undefined) {
           // A path this schema has no place for: a key of a newer schema is kept and hidden; a path
           // below a leaf is kept and the leaf's value is checked (and hidden) as any other.
@@ -1003,8 +998,6 @@ class DocImpl<T> implements Doc<T> {
             code: ErrorCode.OpInvalid,
             cause: e,
           });
-    } finally {
-      this.#walks.clear();
     }
   }
 
@@ -1034,7 +1027,6 @@ class DocImpl<T> implements Doc<T> {
       res = r.res;
       moved = r.moved;
     }
-    this.#walks.clear();
     if (res instanceof ValidationError) return res;
     for (const p of moved) tops.push(p);
     if (res !== undefined) {
@@ -1197,7 +1189,7 @@ class DocImpl<T> implements Doc<T> {
           p = c.path;
         }
       }
-      const w = this.#walks.get(p) ?? this.#walkCache.walk(p);
+      const w = this.#walkCache.walk(p);
       if (w.anchor === p.length) {
         // An add-wins set that was valid and only had elements added or removed: check the added ones.
         if (ops !== undefined && this.#setEditValid(p, w.anchorSchema, ops)) continue;
