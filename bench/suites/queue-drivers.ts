@@ -25,8 +25,25 @@ export interface QueueDriver {
    * job's enqueue-to-start delay. @returns the delays in ms.
    */
   latency(n: number, perSecond: number): Promise<number[]>;
+  /**
+   * Flow control (issue 22): drains `n` jobs of random priorities 0-10 with a queue rate limit of
+   * `flow.ratePerSecond` and, where the library has groups, half the jobs in a group limited to
+   * `flow.groupConcurrency` at a time. @returns jobs/s. Absent: the library has no rate limiter.
+   */
+  drainLimited?(n: number, concurrency: number, flow: FlowBench): Promise<number>;
+  /** {@link QueueDriver.latency} with the same limits active (not binding at `perSecond`). @returns ms. */
+  latencyLimited?(n: number, perSecond: number, flow: FlowBench): Promise<number[]>;
   close(): Promise<void>;
 }
+
+/** The limits of the flow-control lines. */
+export interface FlowBench {
+  readonly ratePerSecond: number;
+  readonly groupConcurrency: number;
+}
+
+/** A seeded priority 0-10 for job `i` (the same sequence for every library). */
+export const priorityOf = (i: number): number => (i * 7919) % 11;
 
 /** Wall time in ms with sub-ms precision, comparable across the process. */
 export const nowMs = (): number => performance.timeOrigin + performance.now();
@@ -214,23 +231,34 @@ export async function createBullMqDriver(port: number): Promise<QueueDriver> {
       await w.close();
       return rate;
     },
-    async latency(n, perSecond) {
+    // BullMQ (open source) has priorities (1 first) and a queue rate limiter, not groups (Pro).
+    async drainLimited(n, concurrency, flow) {
       const q = open();
-      const delays: number[] = [];
+      const jobs = Array.from({ length: n }, (_, i) => ({
+        name: "j",
+        data: { i, t: 0 },
+        opts: { priority: 11 - priorityOf(i) },
+      }));
+      for (let i = 0; i < n; i += 1000) await q.addBulk(jobs.slice(i, i + 1000));
       const c = counter(n);
-      const w = new BullWorker(
-        q.name,
-        async (job) => {
-          delays.push(nowMs() - (job.data as { t: number }).t);
-          c.tick();
-        },
-        { connection, concurrency: LATENCY_CONCURRENCY },
-      );
-      await w.waitUntilReady();
-      await paced(n, perSecond, () => q.add("j", { t: nowMs() }));
+      const t0 = nowMs();
+      const w = new BullWorker(q.name, async () => c.tick(), {
+        connection,
+        concurrency,
+        limiter: { max: flow.ratePerSecond, duration: 1000 },
+      });
       await c.done;
+      const rate = (n / (nowMs() - t0)) * 1000;
       await w.close();
-      return delays;
+      return rate;
+    },
+    async latencyLimited(n, perSecond, flow) {
+      return bullLatency(n, perSecond, { limiter: { max: flow.ratePerSecond, duration: 1000 } }, (i) => ({
+        priority: 11 - priorityOf(i),
+      }));
+    },
+    async latency(n, perSecond) {
+      return bullLatency(n, perSecond, {}, () => ({}));
     },
     async close() {
       for (const q of queues) {
@@ -239,4 +267,27 @@ export async function createBullMqDriver(port: number): Promise<QueueDriver> {
       }
     },
   };
+  async function bullLatency(
+    n: number,
+    perSecond: number,
+    workerOptions: { limiter?: { max: number; duration: number } },
+    jobOptions: (i: number) => { priority?: number },
+  ): Promise<number[]> {
+    const q = open();
+    const delays: number[] = [];
+    const c = counter(n);
+    const w = new BullWorker(
+      q.name,
+      async (job) => {
+        delays.push(nowMs() - (job.data as { t: number }).t);
+        c.tick();
+      },
+      { connection, concurrency: LATENCY_CONCURRENCY, ...workerOptions },
+    );
+    await w.waitUntilReady();
+    await paced(n, perSecond, (i) => q.add("j", { t: nowMs() }, jobOptions(i)));
+    await c.done;
+    await w.close();
+    return delays;
+  }
 }

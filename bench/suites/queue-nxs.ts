@@ -7,7 +7,7 @@
  */
 import { silentLogger } from "@nxs-sync/core";
 import { createNxsCollectionRegistry, ensureNode, ensureSchema, NodeRole } from "@nxs-sync/pocketbase";
-import { createQueue, createWorker, type Queue } from "@nxs-sync/queue";
+import { type AddOptions, createQueue, createWorker, type Queue } from "@nxs-sync/queue";
 import {
   createPocketBaseQueueBackend,
   type PocketBaseQueueBackend,
@@ -17,7 +17,15 @@ import {
 import { type ProcessPocketBase, startPocketBase } from "@nxs-sync/testing";
 import { z } from "zod";
 import { recordId } from "./pocketbase-env.js";
-import { counter, LATENCY_CONCURRENCY, nowMs, paced, type QueueDriver } from "./queue-drivers.js";
+import {
+  counter,
+  type FlowBench,
+  LATENCY_CONCURRENCY,
+  nowMs,
+  paced,
+  priorityOf,
+  type QueueDriver,
+} from "./queue-drivers.js";
 
 /** Jobs a batched worker claims ahead, beyond its concurrency (`prefetch`). */
 export const BATCHED_PREFETCH = 40;
@@ -112,29 +120,75 @@ export function nxsDriverOn(
       await q.close();
       return rate;
     },
-    async latency(n, perSecond) {
+    async drainLimited(n, concurrency, flow) {
       const q = open();
-      const delays: number[] = [];
+      await limit(q, flow);
+      const jobs = Array.from({ length: n }, (_, i) => ({
+        payload: { i },
+        options: { priority: priorityOf(i), ...(i % 2 === 0 ? { group: "provider-a" } : {}) },
+      }));
+      for (let i = 0; i < n; i += 500) await q.addBulk(jobs.slice(i, i + 500));
       const c = counter(n);
-      const w = createWorker(
-        q,
-        async ({ payload }) => {
-          delays.push(nowMs() - (payload.t ?? 0));
-          c.tick();
-        },
-        { concurrency: LATENCY_CONCURRENCY, logger: silentLogger },
-      );
-      // Let the worker's realtime subscription open before the first job.
-      await new Promise((r) => setTimeout(r, 500));
-      await paced(n, perSecond, () => q.add({ t: nowMs() }));
+      const t0 = nowMs();
+      const w = createWorker(q, async () => c.tick(), { concurrency, logger: silentLogger });
       await c.done;
+      const rate = (n / (nowMs() - t0)) * 1000;
       await w.close({ timeoutMs: 5_000 });
       await q.close();
-      return delays;
+      return rate;
+    },
+    async latencyLimited(n, perSecond, flow) {
+      return latencyOf(
+        n,
+        perSecond,
+        async (q) => limit(q, flow),
+        (i) => ({
+          priority: priorityOf(i),
+          ...(i % 2 === 0 ? { group: "provider-a" } : {}),
+        }),
+      );
+    },
+    async latency(n, perSecond) {
+      return latencyOf(
+        n,
+        perSecond,
+        async () => {},
+        () => ({}),
+      );
     },
     async close() {
       await Promise.all([...backends].map((b) => b.close()));
     },
   };
+  async function limit(q: Queue<typeof schema>, flow: FlowBench): Promise<void> {
+    await q.setLimits({ rate: { max: flow.ratePerSecond, intervalMs: 1000 } });
+    await q.setLimits({ concurrency: flow.groupConcurrency }, { group: "provider-a" });
+  }
+  async function latencyOf(
+    n: number,
+    perSecond: number,
+    prepare: (q: Queue<typeof schema>) => Promise<void>,
+    options: (i: number) => AddOptions,
+  ): Promise<number[]> {
+    const q = open();
+    await prepare(q);
+    const delays: number[] = [];
+    const c = counter(n);
+    const w = createWorker(
+      q,
+      async ({ payload }) => {
+        delays.push(nowMs() - (payload.t ?? 0));
+        c.tick();
+      },
+      { concurrency: LATENCY_CONCURRENCY, logger: silentLogger },
+    );
+    // Let the worker's realtime subscription open before the first job.
+    await new Promise((r) => setTimeout(r, 500));
+    await paced(n, perSecond, (i) => q.add({ t: nowMs() }, options(i)));
+    await c.done;
+    await w.close({ timeoutMs: 5_000 });
+    await q.close();
+    return delays;
+  }
   return driver;
 }

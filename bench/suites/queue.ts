@@ -8,7 +8,11 @@
 import { startPostgres, startRedis } from "../lib/peer-services.js";
 import { quantile } from "../lib/stats.js";
 import type { BenchCase, BenchSuite } from "../lib/types.js";
-import { createBullMqDriver, createPgBossDriver, type QueueDriver } from "./queue-drivers.js";
+import { createBullMqDriver, createPgBossDriver, type FlowBench, type QueueDriver } from "./queue-drivers.js";
+
+/** The limits of the flow-control lines: a rate that binds a c10 drain, a group at half of it. */
+const FLOW: FlowBench = { ratePerSecond: 400, groupConcurrency: 5 };
+
 import { BATCHED_PREFETCH, createNxsQueueDriver } from "./queue-nxs.js";
 import { workerRss } from "./queue-rss.js";
 
@@ -30,6 +34,14 @@ export const suite: BenchSuite = {
     };
     const each = (f: (d: QueueDriver) => Promise<number>) =>
       Object.fromEntries(Object.entries(drivers).map(([k, d]) => [k, () => f(d)]));
+    // The libraries with a rate limiter.
+    const nLimited = quick ? 800 : 2_000;
+    const limited = (f: (d: QueueDriver) => Promise<number | undefined>) =>
+      Object.fromEntries(
+        Object.entries(drivers)
+          .filter(([, d]) => d.drainLimited !== undefined)
+          .map(([k, d]) => [k, async () => (await f(d)) ?? Number.NaN]),
+      );
     // One latency sample set per run, shared by the p50 and p99 lines.
     const latencyRuns = new Map<string, number[][]>();
     const latencyOf = (name: string, d: QueueDriver, run: number) => async () => {
@@ -98,6 +110,20 @@ export const suite: BenchSuite = {
       },
       latencyCase("latency-p50", 0.5),
       latencyCase("latency-p99", 0.99),
+      {
+        metric: "drain-limited-c10",
+        unit: "jobs/s",
+        better: "higher",
+        subjects: limited(async (d) => d.drainLimited?.(nLimited, 10, FLOW)),
+        note: `${nLimited} jobs of priorities 0-10, concurrency 10, a queue rate limit of ${FLOW.ratePerSecond} jobs/s (the ceiling of this line); nxs: half the jobs in a group limited to ${FLOW.groupConcurrency} at a time; BullMQ: its limiter {max: ${FLOW.ratePerSecond}, duration: 1000} and priorities (groups are BullMQ Pro); pg-boss has no rate limiter`,
+      },
+      {
+        metric: "latency-limited-p50",
+        unit: "ms",
+        better: "lower",
+        subjects: limited(async (d) => quantile((await d.latencyLimited?.(nLatency, 200, FLOW)) ?? [], 0.5)),
+        note: `${nLatency} jobs one by one at 200 jobs/s with the limits above active (not binding at that rate), worker concurrency 10`,
+      },
       {
         metric: "worker-rss",
         unit: "MiB",
