@@ -5,8 +5,9 @@
 // probe and a queue depth probe). After a 5 s
 // warm-up it measures `idleS` seconds idle, then `loadS` seconds under a steady load (10 note
 // writes a second, each awaited until the server acknowledged it; 2 echo jobs a second, worked by
-// its own worker; 10 config reads a second), and prints the CPU share of one core and the
-// resident set at the end of each phase.
+// its own worker; 10 config reads a second), and prints the CPU share of one core, the resident
+// set and its anonymous part at the end of each phase.
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,7 +23,17 @@ const nodeId = process.env.NXS_BENCH_NODE ?? "";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const quiet: Logger = { ...silentLogger, error: (m: string) => process.stderr.write(`gateway: ${m}\n`) };
 
-function phase(): () => { cpuPercent: number; rssMiB: number } {
+/** The process's anonymous resident memory (MiB): its own pages, without the mapped node binary and libraries. */
+function anonMiB(): number {
+  try {
+    const m = /^RssAnon:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function phase(): () => { cpuPercent: number; rssMiB: number; anonMiB: number } {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   return () => {
@@ -31,6 +42,7 @@ function phase(): () => { cpuPercent: number; rssMiB: number } {
     return {
       cpuPercent: ((cpu.user + cpu.system) / 1000 / wall) * 100,
       rssMiB: process.memoryUsage().rss / 2 ** 20,
+      anonMiB: anonMiB(),
     };
   };
 }
@@ -101,7 +113,7 @@ async function main(): Promise<void> {
   await gw.close();
   await rm(stateDir, { recursive: true, force: true });
   console.log(
-    `idleCpu=${idle.cpuPercent.toFixed(4)} idleRss=${idle.rssMiB.toFixed(2)} loadCpu=${load.cpuPercent.toFixed(4)} loadRss=${load.rssMiB.toFixed(2)} ops=${n} failed=${failed}`,
+    `idleCpu=${idle.cpuPercent.toFixed(4)} idleRss=${idle.rssMiB.toFixed(2)} idleAnon=${idle.anonMiB.toFixed(2)} loadCpu=${load.cpuPercent.toFixed(4)} loadRss=${load.rssMiB.toFixed(2)} loadAnon=${load.anonMiB.toFixed(2)} ops=${n} failed=${failed}`,
   );
 }
 

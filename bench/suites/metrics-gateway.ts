@@ -32,8 +32,10 @@ const nodeFlags = (): string[] => (process.env.NXS_BENCH_GATEWAY_NODE_FLAGS ?? "
 interface GatewayFigures {
   readonly idleCpu: number;
   readonly idleRss: number;
+  readonly idleAnon: number;
   readonly loadCpu: number;
   readonly loadRss: number;
+  readonly loadAnon: number;
   readonly ops: number;
   readonly failed: number;
 }
@@ -55,16 +57,20 @@ function runGateway(file: string, mode: "plain" | "metrics", url: string, idleS:
       (err, stdout, stderr) => {
         if (err) return reject(new Error(`gateway child ${mode}: ${err.message}\n${stderr}`));
         const m =
-          /idleCpu=([\d.]+) idleRss=([\d.]+) loadCpu=([\d.]+) loadRss=([\d.]+) ops=(\d+) failed=(\d+)/.exec(
+          /idleCpu=([\d.]+) idleRss=([\d.]+) idleAnon=([\d.]+) loadCpu=([\d.]+) loadRss=([\d.]+) loadAnon=([\d.]+) ops=(\d+) failed=(\d+)/.exec(
             stdout,
           );
         if (!m) return reject(new Error(`gateway child printed no figure:\n${stdout}\n${stderr}`));
-        const [idleCpu, idleRss, loadCpu, loadRss, ops, failed] = m.slice(1).map(Number) as number[];
+        const [idleCpu, idleRss, idleAnon, loadCpu, loadRss, loadAnon, ops, failed] = m
+          .slice(1)
+          .map(Number) as number[];
         resolve({
           idleCpu: idleCpu ?? 0,
           idleRss: idleRss ?? 0,
+          idleAnon: idleAnon ?? 0,
           loadCpu: loadCpu ?? 0,
           loadRss: loadRss ?? 0,
+          loadAnon: loadAnon ?? 0,
           ops: ops ?? 0,
           failed: failed ?? 0,
         });
@@ -111,6 +117,15 @@ export async function gatewayCases(servers: ProcessPocketBase[], quick: boolean)
         note: note("resident set at the end of the idle phase"),
       },
       {
+        metric: "gateway-idle-anon-mib",
+        unit: "MiB",
+        better: "lower",
+        subjects: { nxs: () => withMetrics.idleAnon, gateway: () => plain.idleAnon },
+        note: note(
+          "anonymous resident memory at the end of the idle phase (RssAnon of /proc/self/status: the process's own pages; the rest of the RSS is file pages, mostly the mapped node binary, shared and reclaimable)",
+        ),
+      },
+      {
         metric: "gateway-idle-cpu-percent-of-core",
         unit: "%",
         better: "lower",
@@ -123,6 +138,13 @@ export async function gatewayCases(servers: ProcessPocketBase[], quick: boolean)
         better: "lower",
         subjects: { nxs: () => withMetrics.loadRss, gateway: () => plain.loadRss },
         note: note("resident set at the end of the load phase"),
+      },
+      {
+        metric: "gateway-load-anon-mib",
+        unit: "MiB",
+        better: "lower",
+        subjects: { nxs: () => withMetrics.loadAnon, gateway: () => plain.loadAnon },
+        note: note("anonymous resident memory at the end of the load phase"),
       },
       {
         metric: "gateway-load-cpu-percent-of-core",
