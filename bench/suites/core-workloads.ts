@@ -16,7 +16,7 @@ import {
 import { type Container, LoroDoc, type LoroMap } from "loro-crdt";
 import * as Y from "yjs";
 import { z } from "zod";
-import { timeMs } from "../lib/measure.js";
+import { gc } from "../lib/measure.js";
 import { prng } from "../lib/prng.js";
 import type { BenchCase } from "../lib/types.js";
 
@@ -154,7 +154,9 @@ function yjsCounter(n: WorkloadSizes): CounterRun {
   };
 }
 
+/** Milliseconds `fn` takes (the garbage of building its input is collected first, when node runs with --expose-gc). */
 function timeMsSync(fn: () => void): number {
+  gc();
   const t0 = performance.now();
   fn();
   return performance.now() - t0;
