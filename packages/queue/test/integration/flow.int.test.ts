@@ -30,8 +30,8 @@ let a: ProcessPocketBase;
 let b: ProcessPocketBase;
 let replicator: Replicator;
 
-beforeAll(async () => {
-  [a, b] = await Promise.all([startQueueServer(servers, "flow-a"), startQueueServer(servers, "flow-b")]);
+/** A new replicator between a and b (a stopped one does not start again). */
+const startReplicator = async (): Promise<void> => {
   replicator = createReplicator({
     servers: [a, b].map((s) => ({ url: s.url, auth: authOf(replicatorAccount) })),
     collections: registry(),
@@ -39,6 +39,10 @@ beforeAll(async () => {
     logger: silentLogger,
   });
   await replicator.start();
+};
+beforeAll(async () => {
+  [a, b] = await Promise.all([startQueueServer(servers, "flow-a"), startQueueServer(servers, "flow-b")]);
+  await startReplicator();
 });
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -55,11 +59,17 @@ const ranOf = (ids: ReadonlySet<string>): Ran[] =>
   messages.filter((m): m is Ran => m.type === "ran" && ids.has(m.id));
 const errors = () => messages.filter((m) => m.type === "error");
 
-/** Starts `n` worker processes on `queue` (every one homed on server a, then b) and waits until they are ready. */
-async function workers(queue: string, n: number, concurrency: number): Promise<ChildProcess[]> {
-  const names = Array.from({ length: n }, (_, i) => `${queue}-w${i}`);
+/** Starts `n` worker processes on `queue` (homed on server a, then b, unless `endpoints` says) and waits until they are ready. */
+async function workers(
+  queue: string,
+  n: number,
+  concurrency: number,
+  endpoints: () => readonly string[] = () => [a.url, b.url],
+  tag = "w",
+): Promise<ChildProcess[]> {
+  const names = Array.from({ length: n }, (_, i) => `${queue}-${tag}${i}`);
   const procs = names.map((name) => {
-    const cfg: FlowConfig = { name, queue, endpoints: [a.url, b.url], auth: authOf(gateway), concurrency };
+    const cfg: FlowConfig = { name, queue, endpoints: endpoints(), auth: authOf(gateway), concurrency };
     const proc = fork(here("./flow-process.ts"), [JSON.stringify(cfg)], {
       execArgv: ["--import", "tsx"],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -224,4 +234,81 @@ it("pause of a queue from another process takes effect at once at the claim auth
     },
     { timeoutMs: 10_000, description: "the resumed flow records on b" },
   );
+});
+
+it("during a cut each side holds a group limit and its pauses alone; after the heal the pause reaches both", {
+  timeout: 120_000,
+}, async () => {
+  const name = `cut-${newId()}`;
+  const onA = createQueue({ name, schema, backend: backendOf([a.url]) });
+  const onB = createQueue({ name, schema, backend: backendOf([b.url]) });
+  await onA.setLimits({ concurrency: 2 }, { group: "p" });
+  await waitFor(async () => ((await onB.flows()).length === 1 ? true : undefined), {
+    timeoutMs: 10_000,
+    description: "the limit replicated to b",
+  });
+  // The cut: the servers stop exchanging records; each side's gateways reach their own server only.
+  await replicator.stop();
+  try {
+    const idsA = new Set<string>();
+    const idsB = new Set<string>();
+    for (let i = 0; i < 8; i++) idsA.add(await onA.add({ holdMs: 60 }, { group: "p" }));
+    for (let i = 0; i < 8; i++) idsB.add(await onB.add({ holdMs: 60 }, { group: "p" }));
+    const procs = [
+      ...(await workers(name, 1, 4, () => [a.url], "a")),
+      ...(await workers(name, 1, 4, () => [b.url], "b")),
+    ];
+    const all = new Set([...idsA, ...idsB]);
+    await waitFor(() => ranOf(all).length === all.size || undefined, {
+      timeoutMs: 60_000,
+      intervalMs: 50,
+      description: `${all.size} jobs ran on both sides`,
+    });
+    const sideA = ranOf(idsA);
+    const sideB = ranOf(idsB);
+    expect(sideA.every((r) => r.name.endsWith("-a0"))).toBe(true);
+    expect(sideB.every((r) => r.name.endsWith("-b0"))).toBe(true);
+    // Each side holds the limit on its own; the fleet may run up to twice it.
+    expect(maxOverlap(sideA)).toBeLessThanOrEqual(2);
+    expect(maxOverlap(sideB)).toBeLessThanOrEqual(2);
+    expect(maxOverlap([...sideA, ...sideB])).toBeLessThanOrEqual(4);
+
+    // A pause on side a holds side a only.
+    await onA.pause({ group: "p", reason: "cut test" });
+    const moreA = new Set<string>();
+    const moreB = new Set<string>();
+    for (let i = 0; i < 3; i++) moreA.add(await onA.add({ holdMs: 10 }, { group: "p" }));
+    for (let i = 0; i < 3; i++) moreB.add(await onB.add({ holdMs: 10 }, { group: "p" }));
+    await waitFor(() => ranOf(moreB).length === moreB.size || undefined, {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      description: "side b runs its jobs: it has not seen the pause",
+    });
+    expect(ranOf(moreA)).toEqual([]);
+    expect((await onA.counts()).waiting).toBe(3);
+    expect((await onB.flows())[0]?.paused).toBe(false);
+
+    // The heal: the pause reaches b (the later write of the record wins), and a third batch on b waits.
+    await startReplicator();
+    await waitFor(async () => ((await onB.flows())[0]?.paused === true ? true : undefined), {
+      timeoutMs: 15_000,
+      description: "the pause replicated to b after the heal",
+    });
+    const lastB = await onB.add({ holdMs: 10 }, { group: "p" });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(ranOf(new Set([lastB]))).toEqual([]);
+    // Side a ran none of its held jobs. (At the heal, b's worker may take a's waiting jobs: they can
+    // reach b before the pause record does. That is the cut's rule, docs/queue-servers.md.)
+    expect(ranOf(moreA).filter((r) => r.name.endsWith("-a0"))).toEqual([]);
+    await onA.resume({ group: "p" });
+    await waitFor(() => ranOf(new Set([...moreA, lastB])).length === 4 || undefined, {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      description: "every held job ran after resume",
+    });
+    await stopAll(procs);
+    expect(errors()).toEqual([]);
+  } finally {
+    if (replicator.status().state !== "running") await startReplicator();
+  }
 });
