@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { AlertEvent, AlertSink } from "@nxs-sync/metrics";
+import type { AlertEvent, AlertSink, MetricsError } from "@nxs-sync/metrics";
 import { ALERT_MAIL_PATH, MAILS_COLLECTION, pocketBaseAlertMail } from "@nxs-sync/metrics/pocketbase";
 import type { Replicator } from "@nxs-sync/pocketbase";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
@@ -203,4 +203,25 @@ it("a fired and a resolved alert each arrive once by mail (through the evaluatin
     "[nxs-sync] RESOLVED: mem-high on loaded",
   ]);
   expect(sinkEvents.map((e) => e.change)).toEqual(["fired", "fired", "resolved"]);
+
+  // SMTP off on A: the route answers unconfigured, and the sink's error is final (not retried).
+  await a.client().settings.update({ smtp: { enabled: false } });
+  const firedEvent = hookBodies[0];
+  if (firedEvent === undefined) throw new Error("no fired event");
+  await waitFor(
+    async () => (await a.client().collection("nxs_metrics_alerts").getList(1, 1)).totalItems > 0,
+    {
+      timeoutMs: 20_000,
+      description: "the alert on A",
+    },
+  );
+  const onA = pocketBaseAlertMail(load.client);
+  const refusal = await onA.send(firedEvent).then(
+    () => undefined,
+    (e: unknown) => e as MetricsError,
+  );
+  expect(refusal?.code).toBe("metrics/alert-undelivered");
+  expect(refusal?.retryable).toBe(false);
+  expect(refusal?.message).toContain("unconfigured");
+  expect(mails).toHaveLength(2);
 });
