@@ -13,7 +13,7 @@ import {
   decodeChanges,
   encodeChanges,
 } from "@nxs-sync/core";
-import { type Container, LoroDoc, type LoroMap } from "loro-crdt";
+import { LoroDoc, type LoroMap } from "loro-crdt";
 import * as Y from "yjs";
 import { z } from "zod";
 import { gc } from "../lib/measure.js";
@@ -347,16 +347,33 @@ interface B3Run {
   encode(): { ms: number; bytes: number };
 }
 
-const b3Schema = z.object({ v: z.number().optional() });
+/**
+ * What each client sets: B3.1 a number, B3.2 an object, B3.3 a string (crdt-benchmarks' B3.1-B3.3
+ * shapes), with nxs's schema for it.
+ */
+interface B3Shape {
+  readonly schema: z.ZodType<{ v?: unknown }>;
+  value(i: number): number | string | { readonly name: string; readonly address: string };
+}
 
-function nxsB3(n: WorkloadSizes): B3Run {
+const B3_SHAPES: Readonly<Record<"b3" | "b3.2" | "b3.3", B3Shape>> = {
+  b3: { schema: z.object({ v: z.number().optional() }), value: b3Value },
+  "b3.2": {
+    schema: z.object({ v: z.object({ name: z.string(), address: z.string() }).optional() }),
+    value: (i) => ({ name: `client ${i}`, address: `street ${b3Value(i)}` }),
+  },
+  "b3.3": { schema: z.object({ v: z.string().optional() }), value: (i) => `value ${b3Value(i)}` },
+};
+
+function nxsB3(n: WorkloadSizes, shape: B3Shape = B3_SHAPES.b3): B3Run {
   const updates: string[] = [];
+  const schema = shape.schema;
   for (let i = 0; i < n.b3Clients; i++) {
-    const doc = createDoc({ schema: b3Schema, docId: "b3", replicaId: `client-${i}`, clock: Date.now });
-    const c = doc.set(["v"], b3Value(i)) as Change;
+    const doc = createDoc({ schema, docId: "b3", replicaId: `client-${i}`, clock: Date.now });
+    const c = doc.set(["v"], shape.value(i)) as Change;
     updates.push(JSON.stringify(encodeChanges([c])));
   }
-  const dst = createDoc({ schema: b3Schema, docId: "b3", replicaId: "dst", clock: Date.now });
+  const dst = createDoc({ schema, docId: "b3", replicaId: "dst", clock: Date.now });
   for (const u of updates) dst.applyRemote(decodeChanges(JSON.parse(u)));
   check(dst.version()["client-0"] === 1, "nxs b3 merged");
   return {
@@ -371,12 +388,12 @@ function nxsB3(n: WorkloadSizes): B3Run {
   };
 }
 
-function yjsB3(n: WorkloadSizes): B3Run {
+function yjsB3(n: WorkloadSizes, shape: B3Shape = B3_SHAPES.b3): B3Run {
   const updates: Uint8Array[] = [];
   for (let i = 0; i < n.b3Clients; i++) {
     const doc = new Y.Doc();
     doc.on("updateV2", (u: Uint8Array) => updates.push(u));
-    doc.getMap<number>("m").set("v", b3Value(i));
+    doc.getMap<unknown>("m").set("v", shape.value(i));
   }
   const dst = new Y.Doc();
   for (const u of updates) Y.applyUpdateV2(dst, u);
@@ -392,12 +409,12 @@ function yjsB3(n: WorkloadSizes): B3Run {
   };
 }
 
-function loroB3(n: WorkloadSizes): B3Run {
+function loroB3(n: WorkloadSizes, shape: B3Shape = B3_SHAPES.b3): B3Run {
   const updates: Uint8Array[] = [];
   for (let i = 0; i < n.b3Clients; i++) {
     const doc = new LoroDoc();
     doc.setPeerId(BigInt(i + 1));
-    (doc.getMap("m") as LoroMap<Record<string, Container | number>>).set("v", b3Value(i));
+    (doc.getMap("m") as LoroMap<Record<string, unknown>>).set("v", shape.value(i));
     doc.commit();
     updates.push(doc.export({ mode: "update" }));
   }
@@ -490,6 +507,19 @@ export function workloadCases(quick: boolean): BenchCase[] {
       note: `${b3Note}: bytes of all updates, each encoded alone (nxs: encodeChanges JSON of the one change)`,
       subjects: each(b3, (r) => r.updateBytes),
     },
+    ...(["b3.2", "b3.3"] as const).map(
+      (k): BenchCase => ({
+        metric: `${k}-update-bytes`,
+        unit: "bytes",
+        better: "lower",
+        note: `as b3-update-bytes, each client setting ${k === "b3.2" ? "an object {name, address}" : "a string"} (crdt-benchmarks ${k.toUpperCase()} style)`,
+        subjects: {
+          nxs: () => nxsB3(n, B3_SHAPES[k]).updateBytes,
+          yjs: () => yjsB3(n, B3_SHAPES[k]).updateBytes,
+          loro: () => loroB3(n, B3_SHAPES[k]).updateBytes,
+        },
+      }),
+    ),
     {
       metric: "b3-snapshot-encode",
       unit: "ms",
