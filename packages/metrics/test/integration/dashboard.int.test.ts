@@ -13,7 +13,7 @@ import { closeAll, metricsOf, startPair } from "./servers.js";
  * against two real servers with the replicator: two nodes report, each to its own server; the page
  * on server A logs in as an operator, shows both nodes against the 75% cap with charts of the 1 m
  * rollups, a new flush of B's node arrives live (realtime on A, after the replicator copied it),
- * and an alert appears when it fires. Screenshots (desktop and phone) are kept in
+ * an alert appears when it fires, and after A restarts the page subscribes again. Screenshots (desktop and phone) are kept in
  * .test-results/metrics-dashboard/.
  */
 const root = fileURLToPath(new URL("../../../../", import.meta.url));
@@ -194,5 +194,14 @@ suite(`the metrics dashboard in headless chromium${missing && !isCI() ? ` (skipp
     });
     expect(widths[0]).toBeLessThanOrEqual(widths[1] as number);
     await page.screenshot({ path: `${artifacts}dashboard-phone.png`, fullPage: true });
+  });
+
+  it("after A restarts, the page reconnects and subscribes again: B's node's next flush arrives live", async () => {
+    await a.restart();
+    setB({ cpu: 33.3, mem: 41 });
+    gwB.scheduler.advance(10_000);
+    await gwB.metrics.flush();
+    await node("gw-b").locator('.res[data-resource="cpu"][data-value="33.3"]').waitFor({ timeout: 40_000 });
+    await page.locator("#live[data-state=on]").waitFor();
   });
 });
