@@ -42,7 +42,6 @@ import type {
 import { QueueErrorCode } from "../errors.js";
 import { checkFlowGroup, checkFlowLimits, checkJobGroup, checkPauseMs, checkWeight } from "../flow.js";
 import {
-  type ClaimedJob,
   type DedupeMode,
   type JobId,
   type JobRecord,
