@@ -41,13 +41,7 @@ import type {
 } from "../backend.js";
 import { QueueErrorCode } from "../errors.js";
 import { checkFlowGroup, checkFlowLimits, checkJobGroup, checkPauseMs, checkWeight } from "../flow.js";
-import {
-  type DedupeMode,
-  type JobId,
-  type JobRecord,
-  type NewJob,
-  PRIORITY_STEP_MS,
-} from "../job.js";
+import { type DedupeMode, type JobId, type JobRecord, type NewJob, PRIORITY_STEP_MS } from "../job.js";
 import {
   checkJobKey,
   checkPriority,
