@@ -11,4 +11,6 @@ export default defineConfig({
   sourcemap: true,
   target: "node22",
   platform: "node",
+  // import.meta.url in the CJS build (metricsHookPiece reads pb_hooks/ beside dist/).
+  shims: true,
 });
