@@ -34,7 +34,7 @@ const mib = (v: number | undefined) => (v === undefined ? "-" : `${(v / 2 ** 20)
 
 /**
  * Renders the report as a table (per node: last seen, CPU, memory, disk, over the cap, RSS, the
- * last hour's sparklines) and the alerts firing.
+ * last hour's sparklines), the alerts firing, and where the server's dashboard is.
  * @param r - The report.
  * @param now - The time (ms).
  * @returns The text.
@@ -64,6 +64,7 @@ export function renderMetrics(r: MetricsReport, now: number): string {
           r.alerts.map((a) => [a.check, a.node, a.series || "-", a.severity, a.since, a.message]),
         ),
   );
+  out.push(`in a browser: ${r.server.replace(/\/+$/, "")}/nxs/metrics/dashboard (a superuser's login)`);
   return `${out.join("\n\n")}\n`;
 }
 

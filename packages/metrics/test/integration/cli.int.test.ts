@@ -78,6 +78,7 @@ it("shows each node's health, the last hour and the alerts firing; --json for sc
   expect(table.out).toContain("gw-cli");
   expect(table.out).toMatch(/[▁▂▃▄▅▆▇█]{5,}/);
   expect(table.out).toContain("hardware-cap");
+  expect(table.out).toContain(`in a browser: ${a.url}/nxs/metrics/dashboard`);
   if (process.env.NXS_SHOW_CLI === "1") console.log(table.out);
 
   // `nxs-sync status` shows the same health in its node health table (and in --json).
