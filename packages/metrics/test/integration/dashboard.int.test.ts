@@ -129,7 +129,7 @@ suite(`the metrics dashboard in headless chromium${missing && !isCI() ? ` (skipp
   });
 
   const node = (name: string) => page.locator(`article.node[data-node="${name}"]`);
-  const valueOf = async (name: string, resource: string) =>
+  const shownValue = async (name: string, resource: string) =>
     node(name).locator(`.res[data-resource="${resource}"]`).getAttribute("data-value");
 
   it("logs in as an operator and shows both nodes against the 75% cap, with charts", async () => {
@@ -145,8 +145,8 @@ suite(`the metrics dashboard in headless chromium${missing && !isCI() ? ` (skipp
     await node("gw-b").waitFor();
     await page.locator("#live[data-state=on]").waitFor();
     expect(await page.locator("#who").textContent()).toBe(a.superuser.email);
-    expect(await valueOf("gw-a", "memory")).toBe("88.0");
-    expect(await valueOf("gw-b", "cpu")).toBe("35.0");
+    expect(await shownValue("gw-a", "memory")).toBe("88.0");
+    expect(await shownValue("gw-b", "cpu")).toBe("35.0");
     expect(await node("gw-a").getAttribute("data-over")).toBe("memory");
     expect(await node("gw-a").getAttribute("class")).toContain("over");
     expect(await node("gw-b").getAttribute("data-over")).toBe("");
