@@ -166,6 +166,39 @@ describe("add-wins set (seeded properties)", () => {
     expect(a.hidden().map((h) => h.path)).toEqual([["s"]]);
   });
 
+  it("nested sets, optional sets and several edits of one set in a batch behave as whole-array edits", () => {
+    const nested = z.object({
+      g: z.record(z.string(), z.object({ tags: addWinsSet(z.string()) })),
+      o: addWinsSet(z.number().int()).optional(),
+    });
+    let t = 10;
+    const clock = () => t++;
+    const a = createDoc({ schema: nested, docId: "d", replicaId: "a", clock, initial: { g: {} } });
+    const b = createDoc({ schema: nested, docId: "d", replicaId: "b", clock, initial: { g: {} } });
+    a.set(["g", "x"], { tags: ["p"] });
+    a.batch((w) => {
+      w.add(["g", "x", "tags"], "q");
+      w.remove(["g", "x", "tags"], "p");
+      w.add(["g", "x", "tags"], "r");
+      w.remove(["g", "x", "tags"], "r");
+      w.add(["o"], 2);
+      w.add(["o"], 1);
+    });
+    expect(a.get()).toEqual({ g: { x: { tags: ["q"] } }, o: [1, 2] });
+    expect(() => a.add(["o"], 1.5)).toThrow(/schema/);
+    expect(a.get().o).toEqual([1, 2]);
+    b.applyRemote(wire(a.changesSince(b.version())));
+    expect(b.get()).toEqual(a.get());
+    // Concurrent: b removes q while a adds it again (a new tag): the add wins.
+    b.remove(["g", "x", "tags"], "q");
+    a.remove(["g", "x", "tags"], "q");
+    a.add(["g", "x", "tags"], "q");
+    b.applyRemote(wire(a.changesSince(b.version())));
+    a.applyRemote(wire(b.changesSince(a.version())));
+    expect(a.get().g.x?.tags).toEqual(["q"]);
+    expect(b.get()).toEqual(a.get());
+  });
+
   it("shares the set's array between reads until an element is added or removed", () => {
     const a = createDoc({ schema, docId: "d", replicaId: "a", clock: () => 5, initial: { s: [] } });
     a.add(["s"], "p");
