@@ -143,6 +143,27 @@ const CATCH_UP_MARGIN_MS = 2000;
 /** Jobs a watch remembers (the oldest are forgotten first). */
 const MAX_SEEN = 10_000;
 
+/** How often claims ask a fenced home server again (ms). */
+const FENCE_RECHECK_MS = 1000;
+/**
+ * How long claims keep waiting for a fenced home server that stopped answering (a restore restarts
+ * it; one that stays silent longer is down, and claims fail over as usual).
+ */
+const FENCE_GRACE_MS = 60_000;
+
+/**
+ * When a call was refused by a fenced server (503 with `data.fence`, pb_hooks/nxs-fence.pb.js),
+ * until when the fence holds (ms since the epoch); undefined for any other failure.
+ */
+function fencedUntil(e: unknown): number | undefined {
+  const cause = (isNxsError(e) ? e.cause : e) as ClientResponseError | undefined;
+  const fence = (cause?.response as { data?: { fence?: { code?: unknown; message?: unknown } } } | undefined)
+    ?.data?.fence;
+  if (fence?.code !== "nxs_fenced" || typeof fence.message !== "string") return undefined;
+  const until = /until (\d+)$/.exec(fence.message);
+  return until === null ? undefined : Number(until[1]);
+}
+
 /**
  * Creates the PocketBase backend of the queue: every transition goes through the hook routes of
  * `pb_hooks/nxs-queue.pb.js` (one transaction each, on the server's clock), over an endpoint pool
@@ -180,6 +201,25 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
   let closed = false;
   let authority = { url: home, epoch: 0 };
   let takingOver: Promise<void> | undefined;
+  /**
+   * Until when the home server said it is fenced (ms, its clock): a restore or reseed is rebuilding
+   * it. Claims then wait for it instead of moving to another server (a takeover there, then one
+   * back when the fence lifts, opens the failover window in which a job runs twice); enqueues,
+   * heartbeats and settlements go on through the pool as before.
+   */
+  let homeFencedUntil = 0;
+  /** When the home server last answered "fenced" (a restart in between answers nothing). */
+  let homeFenceSeenAt = 0;
+  /** Whether claims wait for a fenced home server now (see {@link homeFencedUntil}). */
+  const waitForHome = (ep: Endpoint): boolean => {
+    const now = scheduler.now();
+    return (
+      ep.url !== home &&
+      authority.url === home &&
+      homeFencedUntil > now &&
+      now - homeFenceSeenAt < FENCE_GRACE_MS
+    );
+  };
 
   const report = (what: string, fn: () => void) =>
     callGuarded(what, fn, [], (f) => logger.error(f.message, f.cause));
@@ -229,8 +269,15 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
         { retry: false },
       );
     } catch (e) {
+      const until = fencedUntil(e);
+      if (until !== undefined && ep.url === home) {
+        homeFencedUntil = until;
+        homeFenceSeenAt = scheduler.now();
+      }
       throw mapError(e, op);
     }
+    // Back on the home server through the pool: the fence is over for claims.
+    if (ep.url === home && pool.active().url === home) homeFencedUntil = 0;
     const parsed = schema.safeParse(raw);
     if (!parsed.success) {
       throw new TransportError(
@@ -542,6 +589,22 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
   ): Promise<z.infer<S>> => {
     let sendings = 0;
     return call(op, async (ep) => {
+      if (waitForHome(ep)) {
+        // The home server is fenced: claim nothing (settle what rides along) and ask again soon;
+        // claims go on there once the pool is back on it (the fence lifted, its health held).
+        const settled =
+          op === "settle-and-claim"
+            ? (await post(ep, "settle", { settlements: body.settlements }, settleAnswer)).results
+            : undefined;
+        const waitMs = Math.max(1, Math.min(FENCE_RECHECK_MS, homeFencedUntil - scheduler.now()));
+        return schema.parse({
+          jobs: [],
+          dead: [],
+          epoch: authority.epoch,
+          waitMs,
+          ...(settled === undefined ? {} : { settled }),
+        });
+      }
       await ensureAuthority(ep);
       // The server looks for the jobs of an earlier sending only when this one may be a re-send.
       return post(ep, op, { ...body, firstSend: sendings++ === 0 }, schema);
