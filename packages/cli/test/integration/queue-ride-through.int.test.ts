@@ -84,6 +84,23 @@ describe("a queue worker rides through a full backup and a restore", () => {
       const at = ran();
       await waitFor(() => ran() >= at + n || undefined, { timeoutMs: 30_000, description: what });
     };
+    /** What each server holds of a job (for a failure's message). */
+    const whereIs = async (id: JobId): Promise<string> => {
+      const at = await Promise.all(
+        [a, b].map((srv) =>
+          srv
+            .client()
+            .collection("nxs_jobs")
+            .getOne(id, { requestKey: null })
+            .then(
+              (r) =>
+                `${r.state} attempt ${r.attempt} epoch ${r.epoch} worker ${r.worker} runAt ${r.runAt} failures ${JSON.stringify(r.failures)}`,
+              () => "absent",
+            ),
+        ),
+      );
+      return `${id}: a ${at[0]}; b ${at[1]}`;
+    };
     const converged = async () => {
       const s = (await cli(["status", ...serverArgs([a, b]), "--json"])).json<FleetStatus>();
       return s.converged || undefined;
@@ -155,24 +172,7 @@ describe("a queue worker rides through a full backup and a restore", () => {
       } catch (e) {
         // Say which jobs never ran and what each server holds of them.
         const missing = acked.filter((id) => !runs.has(id)).slice(0, 10);
-        const held = await Promise.all(
-          missing.map(async (id) => {
-            const at = await Promise.all(
-              [a, b].map((srv) =>
-                srv
-                  .client()
-                  .collection("nxs_jobs")
-                  .getOne(id, { requestKey: null })
-                  .then(
-                    (r) =>
-                      `${r.state} attempt ${r.attempt} epoch ${r.epoch} worker ${r.worker} runAt ${r.runAt}`,
-                    () => "absent",
-                  ),
-              ),
-            );
-            return `${id}: a ${at[0]}; b ${at[1]}`;
-          }),
-        );
+        const held = await Promise.all(missing.map(whereIs));
         throw new Error(
           `${acked.length - runs.size} of ${acked.length} acknowledged jobs never ran: ${held.join(" | ")}`,
           { cause: e },
@@ -181,24 +181,7 @@ describe("a queue worker rides through a full backup and a restore", () => {
       await waitFor(converged, { timeoutMs: 60_000, intervalMs: 300, description: "converged at the end" });
       const twice = [...runs].filter(([, n]) => n > 1);
       if (twice.length > 0) {
-        const held = await Promise.all(
-          twice.slice(0, 5).map(async ([id]) => {
-            const at = await Promise.all(
-              [a, b].map((srv) =>
-                srv
-                  .client()
-                  .collection("nxs_jobs")
-                  .getOne(id, { requestKey: null })
-                  .then(
-                    (r) =>
-                      `${r.state} attempt ${r.attempt} epoch ${r.epoch} created ${r.createdAt} failures ${JSON.stringify(r.failures)}`,
-                    () => "absent",
-                  ),
-              ),
-            );
-            return `${id}: a ${at[0]}; b ${at[1]}`;
-          }),
-        );
+        const held = await Promise.all(twice.slice(0, 5).map(([id]) => whereIs(id)));
         console.info(
           `[queue ride-through] ran twice: ${held.join(" | ")}; takeovers ${JSON.stringify(takeovers)}`,
         );
