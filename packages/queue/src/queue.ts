@@ -15,6 +15,7 @@ import {
   ValidationError,
 } from "@nxs-sync/core";
 import type { z } from "zod";
+import { createAddBatcher } from "./add-batcher.js";
 import type {
   BlobRef,
   FlowLimits,
@@ -352,6 +353,7 @@ export function createQueue<S extends z.ZodType>(options: CreateQueueOptions<S>)
       ...(opts.weight === undefined ? {} : { weight: opts.weight }),
     };
   };
+  const adds = createAddBatcher(backend);
   const flowStore = () => {
     checkOpen();
     const f = backend.flow;
@@ -394,9 +396,10 @@ export function createQueue<S extends z.ZodType>(options: CreateQueueOptions<S>)
     async add(payload, opts = {}) {
       checkOpen();
       const job = toNewJob(payload, opts, "");
-      const [result] = await backend.enqueue([job]);
+      // Coalesced with the adds made while an enqueue is in flight (add-batcher.ts).
+      const result = await adds.add(job);
       // A deduped add answers the job that holds the key.
-      return result?.id ?? job.id;
+      return result.id;
     },
     async addBulk(jobs) {
       checkOpen();
