@@ -114,6 +114,12 @@ export async function ensureSchema(
       if (token !== undefined && (had === undefined || had > token.duration)) {
         patch.authToken = { duration: token.duration };
       }
+      // A login-alert setting the definition names is applied (machine accounts send none).
+      const alert = def.authAlert as { enabled: boolean } | undefined;
+      const alerting = (existing.authAlert as { enabled?: boolean } | undefined)?.enabled;
+      if (alert !== undefined && alerting !== undefined && alerting !== alert.enabled) {
+        patch.authAlert = { enabled: alert.enabled };
+      }
       if (Object.keys(patch).length > 0) {
         await pb.collections.update(existing.id, patch, { requestKey: null });
         updatedNames.push(def.name);

@@ -107,6 +107,9 @@ function accountCollection(name: string, readRule: string | null): CollectionDef
       deleteRule: null,
       passwordAuth: { enabled: true, identityFields: ["email"] },
       authToken: { duration: NODE_TOKEN_DURATION_S },
+      // No "login from a new location" mail: these are machine accounts with made-up addresses
+      // (PocketBase sends one on a new device's login once its mailer is set up).
+      authAlert: { enabled: false },
     },
   };
 }

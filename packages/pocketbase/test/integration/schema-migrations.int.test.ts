@@ -107,6 +107,12 @@ describe("schema upgrades by migration", () => {
     for (const f of LATER()) copyFileSync(join(MIGRATIONS_DIR, f), join(dir, f));
     await server.restart();
     await expectKept(server, written);
+    // Schema 2 made the account collections with PocketBase's login alerts on; the later migration
+    // turns them off (machine accounts with made-up addresses get no "new location" mail).
+    for (const name of [Collections.Nodes, Collections.Replicators]) {
+      const c = await server.client().collections.getOne(name, { requestKey: null });
+      expect((c as { authAlert?: { enabled?: boolean } }).authAlert?.enabled, name).toBe(false);
+    }
     const again = await ensureSchema(server.client(), { rateLimits: false });
     expect(again.created).toEqual([]);
   });
