@@ -8,395 +8,407 @@
 // or retypes what it does not know, and running it twice changes nothing.
 const COLLECTIONS = [
   {
-    "id": "pbc_nxs_nodes",
-    "name": "nxs_nodes",
-    "type": "auth",
-    "fields": [
+    id: "pbc_nxs_nodes",
+    name: "nxs_nodes",
+    type: "auth",
+    fields: [
       {
-        "name": "name",
-        "type": "text",
-        "max": 200
+        name: "name",
+        type: "text",
+        max: 200,
       },
       {
-        "name": "created",
-        "type": "autodate",
-        "onCreate": true,
-        "onUpdate": false
-      }
+        name: "created",
+        type: "autodate",
+        onCreate: true,
+        onUpdate: false,
+      },
     ],
-    "indexes": [],
-    "listRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "viewRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "createRule": null,
-    "updateRule": null,
-    "deleteRule": null,
-    "passwordAuth": {
-      "enabled": true,
-      "identityFields": [
-        "email"
-      ]
+    indexes: [],
+    listRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    viewRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    createRule: null,
+    updateRule: null,
+    deleteRule: null,
+    passwordAuth: {
+      enabled: true,
+      identityFields: ["email"],
     },
-    "authToken": {
-      "duration": 21600
+    authToken: {
+      duration: 21600,
     },
-    "authAlert": {
-      "enabled": false
-    }
+    authAlert: {
+      enabled: false,
+    },
   },
   {
-    "id": "pbc_nxs_replicators",
-    "name": "nxs_replicators",
-    "type": "auth",
-    "fields": [
+    id: "pbc_nxs_replicators",
+    name: "nxs_replicators",
+    type: "auth",
+    fields: [
       {
-        "name": "name",
-        "type": "text",
-        "max": 200
+        name: "name",
+        type: "text",
+        max: 200,
       },
       {
-        "name": "created",
-        "type": "autodate",
-        "onCreate": true,
-        "onUpdate": false
-      }
+        name: "created",
+        type: "autodate",
+        onCreate: true,
+        onUpdate: false,
+      },
     ],
-    "indexes": [],
-    "listRule": null,
-    "viewRule": null,
-    "createRule": null,
-    "updateRule": null,
-    "deleteRule": null,
-    "passwordAuth": {
-      "enabled": true,
-      "identityFields": [
-        "email"
-      ]
+    indexes: [],
+    listRule: null,
+    viewRule: null,
+    createRule: null,
+    updateRule: null,
+    deleteRule: null,
+    passwordAuth: {
+      enabled: true,
+      identityFields: ["email"],
     },
-    "authToken": {
-      "duration": 21600
+    authToken: {
+      duration: 21600,
     },
-    "authAlert": {
-      "enabled": false
-    }
+    authAlert: {
+      enabled: false,
+    },
   },
   {
-    "id": "pbc_nxs_changes",
-    "name": "nxs_changes",
-    "type": "base",
-    "fields": [
+    id: "pbc_nxs_changes",
+    name: "nxs_changes",
+    type: "base",
+    fields: [
       {
-        "name": "doc",
-        "type": "text",
-        "required": true,
-        "max": 64,
-        "pattern": "^[A-Za-z0-9_.:-]+$"
+        name: "doc",
+        type: "text",
+        required: true,
+        max: 64,
+        pattern: "^[A-Za-z0-9_.:-]+$",
       },
       {
-        "name": "origin",
-        "type": "text",
-        "required": true,
-        "max": 64,
-        "pattern": "^[A-Za-z0-9_.:-]+$"
+        name: "origin",
+        type: "text",
+        required: true,
+        max: 64,
+        pattern: "^[A-Za-z0-9_.:-]+$",
       },
       {
-        "name": "seq",
-        "type": "number",
-        "required": true,
-        "onlyInt": true,
-        "min": 1
+        name: "seq",
+        type: "number",
+        required: true,
+        onlyInt: true,
+        min: 1,
       },
       {
-        "name": "last",
-        "type": "number",
-        "required": true,
-        "onlyInt": true,
-        "min": 1
+        name: "last",
+        type: "number",
+        required: true,
+        onlyInt: true,
+        min: 1,
       },
       {
-        "name": "hlc",
-        "type": "text",
-        "required": true,
-        "max": 64
+        name: "hlc",
+        type: "text",
+        required: true,
+        max: 64,
       },
       {
-        "name": "changes",
-        "type": "json",
-        "maxSize": 8388608
+        name: "changes",
+        type: "json",
+        maxSize: 8388608,
       },
       {
-        "name": "node",
-        "type": "relation",
-        "required": true,
-        "collectionId": "pbc_nxs_nodes",
-        "maxSelect": 1,
-        "cascadeDelete": false
+        name: "node",
+        type: "relation",
+        required: true,
+        collectionId: "pbc_nxs_nodes",
+        maxSelect: 1,
+        cascadeDelete: false,
       },
       {
-        "name": "created",
-        "type": "autodate",
-        "onCreate": true,
-        "onUpdate": false
-      }
+        name: "created",
+        type: "autodate",
+        onCreate: true,
+        onUpdate: false,
+      },
     ],
-    "indexes": [
+    indexes: [
       "CREATE UNIQUE INDEX idx_nxs_changes_doc_origin_seq ON nxs_changes (doc, origin, seq)",
-      "CREATE INDEX idx_nxs_changes_doc_origin_last ON nxs_changes (doc, origin, last)"
+      "CREATE INDEX idx_nxs_changes_doc_origin_last ON nxs_changes (doc, origin, last)",
     ],
-    "listRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "viewRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "createRule": "@request.body.last >= @request.body.seq && ((@request.auth.collectionName = \"nxs_nodes\" && @request.body.node = @request.auth.id && @request.body.origin ~ @request.auth.id) || @request.auth.collectionName = \"nxs_replicators\")",
-    "updateRule": null,
-    "deleteRule": "@request.auth.collectionName = \"nxs_replicators\""
+    listRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    viewRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    createRule:
+      '@request.body.last >= @request.body.seq && ((@request.auth.collectionName = "nxs_nodes" && @request.body.node = @request.auth.id && @request.body.origin ~ @request.auth.id) || @request.auth.collectionName = "nxs_replicators")',
+    updateRule: null,
+    deleteRule: '@request.auth.collectionName = "nxs_replicators"',
   },
   {
-    "id": "pbc_nxs_snapshots",
-    "name": "nxs_snapshots",
-    "type": "base",
-    "fields": [
+    id: "pbc_nxs_snapshots",
+    name: "nxs_snapshots",
+    type: "base",
+    fields: [
       {
-        "name": "doc",
-        "type": "text",
-        "required": true,
-        "max": 64,
-        "pattern": "^[A-Za-z0-9_.:-]+$"
+        name: "doc",
+        type: "text",
+        required: true,
+        max: 64,
+        pattern: "^[A-Za-z0-9_.:-]+$",
       },
       {
-        "name": "version",
-        "type": "json",
-        "maxSize": 1048576
+        name: "version",
+        type: "json",
+        maxSize: 1048576,
       },
       {
-        "name": "state",
-        "type": "json",
-        "maxSize": 67108864
+        name: "state",
+        type: "json",
+        maxSize: 67108864,
       },
       {
-        "name": "node",
-        "type": "relation",
-        "required": true,
-        "collectionId": "pbc_nxs_nodes",
-        "maxSelect": 1,
-        "cascadeDelete": false
+        name: "node",
+        type: "relation",
+        required: true,
+        collectionId: "pbc_nxs_nodes",
+        maxSelect: 1,
+        cascadeDelete: false,
       },
       {
-        "name": "created",
-        "type": "autodate",
-        "onCreate": true,
-        "onUpdate": false
-      }
+        name: "created",
+        type: "autodate",
+        onCreate: true,
+        onUpdate: false,
+      },
     ],
-    "indexes": [
-      "CREATE INDEX idx_nxs_snapshots_doc ON nxs_snapshots (doc, created)"
-    ],
-    "listRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "viewRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "createRule": "(@request.auth.collectionName = \"nxs_nodes\" && @request.body.node = @request.auth.id) || @request.auth.collectionName = \"nxs_replicators\"",
-    "updateRule": null,
-    "deleteRule": "@request.auth.collectionName = \"nxs_replicators\""
+    indexes: ["CREATE INDEX idx_nxs_snapshots_doc ON nxs_snapshots (doc, created)"],
+    listRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    viewRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    createRule:
+      '(@request.auth.collectionName = "nxs_nodes" && @request.body.node = @request.auth.id) || @request.auth.collectionName = "nxs_replicators"',
+    updateRule: null,
+    deleteRule: '@request.auth.collectionName = "nxs_replicators"',
   },
   {
-    "id": "pbc_nxs_acks",
-    "name": "nxs_acks",
-    "type": "base",
-    "fields": [
+    id: "pbc_nxs_acks",
+    name: "nxs_acks",
+    type: "base",
+    fields: [
       {
-        "name": "doc",
-        "type": "text",
-        "required": true,
-        "max": 64,
-        "pattern": "^[A-Za-z0-9_.:-]+$"
+        name: "doc",
+        type: "text",
+        required: true,
+        max: 64,
+        pattern: "^[A-Za-z0-9_.:-]+$",
       },
       {
-        "name": "replica",
-        "type": "text",
-        "required": true,
-        "max": 64,
-        "pattern": "^[A-Za-z0-9_.:-]+$"
+        name: "replica",
+        type: "text",
+        required: true,
+        max: 64,
+        pattern: "^[A-Za-z0-9_.:-]+$",
       },
       {
-        "name": "version",
-        "type": "json",
-        "maxSize": 1048576
+        name: "version",
+        type: "json",
+        maxSize: 1048576,
       },
       {
-        "name": "at",
-        "type": "number",
-        "required": true,
-        "onlyInt": true,
-        "min": 1
+        name: "at",
+        type: "number",
+        required: true,
+        onlyInt: true,
+        min: 1,
       },
       {
-        "name": "node",
-        "type": "relation",
-        "required": true,
-        "collectionId": "pbc_nxs_nodes",
-        "maxSelect": 1,
-        "cascadeDelete": false
+        name: "node",
+        type: "relation",
+        required: true,
+        collectionId: "pbc_nxs_nodes",
+        maxSelect: 1,
+        cascadeDelete: false,
       },
       {
-        "name": "created",
-        "type": "autodate",
-        "onCreate": true,
-        "onUpdate": false
+        name: "created",
+        type: "autodate",
+        onCreate: true,
+        onUpdate: false,
       },
       {
-        "name": "updated",
-        "type": "autodate",
-        "onCreate": true,
-        "onUpdate": true
-      }
+        name: "updated",
+        type: "autodate",
+        onCreate: true,
+        onUpdate: true,
+      },
     ],
-    "indexes": [
-      "CREATE UNIQUE INDEX idx_nxs_acks_doc_replica ON nxs_acks (doc, replica)"
-    ],
-    "listRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "viewRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "createRule": "(@request.auth.collectionName = \"nxs_nodes\" && @request.body.node = @request.auth.id && @request.body.replica ~ @request.auth.id) || @request.auth.collectionName = \"nxs_replicators\"",
-    "updateRule": "(@request.auth.collectionName = \"nxs_nodes\" && node = @request.auth.id && (@request.body.node:isset = false || @request.body.node = @request.auth.id) && @request.body.doc:isset = false && @request.body.replica:isset = false) || @request.auth.collectionName = \"nxs_replicators\"",
-    "deleteRule": "@request.auth.collectionName = \"nxs_replicators\""
+    indexes: ["CREATE UNIQUE INDEX idx_nxs_acks_doc_replica ON nxs_acks (doc, replica)"],
+    listRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    viewRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    createRule:
+      '(@request.auth.collectionName = "nxs_nodes" && @request.body.node = @request.auth.id && @request.body.replica ~ @request.auth.id) || @request.auth.collectionName = "nxs_replicators"',
+    updateRule:
+      '(@request.auth.collectionName = "nxs_nodes" && node = @request.auth.id && (@request.body.node:isset = false || @request.body.node = @request.auth.id) && @request.body.doc:isset = false && @request.body.replica:isset = false) || @request.auth.collectionName = "nxs_replicators"',
+    deleteRule: '@request.auth.collectionName = "nxs_replicators"',
   },
   {
-    "id": "pbc_nxs_leases",
-    "name": "nxs_leases",
-    "type": "base",
-    "fields": [
+    id: "pbc_nxs_leases",
+    name: "nxs_leases",
+    type: "base",
+    fields: [
       {
-        "name": "doc",
-        "type": "text",
-        "required": true,
-        "max": 64,
-        "pattern": "^[A-Za-z0-9_.:-]+$"
+        name: "doc",
+        type: "text",
+        required: true,
+        max: 64,
+        pattern: "^[A-Za-z0-9_.:-]+$",
       },
       {
-        "name": "replica",
-        "type": "text",
-        "required": true,
-        "max": 64,
-        "pattern": "^[A-Za-z0-9_.:-]+$"
+        name: "replica",
+        type: "text",
+        required: true,
+        max: 64,
+        pattern: "^[A-Za-z0-9_.:-]+$",
       },
       {
-        "name": "holder",
-        "type": "text",
-        "required": true,
-        "max": 64
+        name: "holder",
+        type: "text",
+        required: true,
+        max: 64,
       },
       {
-        "name": "until",
-        "type": "number",
-        "required": true,
-        "onlyInt": true,
-        "min": 1
+        name: "until",
+        type: "number",
+        required: true,
+        onlyInt: true,
+        min: 1,
       },
       {
-        "name": "node",
-        "type": "text",
-        "required": true,
-        "max": 64
+        name: "node",
+        type: "text",
+        required: true,
+        max: 64,
       },
       {
-        "name": "created",
-        "type": "autodate",
-        "onCreate": true,
-        "onUpdate": false
-      }
+        name: "created",
+        type: "autodate",
+        onCreate: true,
+        onUpdate: false,
+      },
     ],
-    "indexes": [
-      "CREATE UNIQUE INDEX idx_nxs_leases_doc_replica ON nxs_leases (doc, replica)"
+    indexes: ["CREATE UNIQUE INDEX idx_nxs_leases_doc_replica ON nxs_leases (doc, replica)"],
+    listRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    viewRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    createRule: null,
+    updateRule: null,
+    deleteRule: '@request.auth.collectionName = "nxs_replicators"',
+  },
+  {
+    id: "pbc_nxs_heads",
+    name: "nxs_heads",
+    type: "view",
+    fields: [],
+    indexes: [],
+    viewQuery:
+      "SELECT (doc || ':' || origin) AS id, doc, origin, MAX(last) AS head, COUNT(*) AS n FROM nxs_changes GROUP BY doc, origin",
+    listRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    viewRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    createRule: null,
+    updateRule: null,
+    deleteRule: null,
+  },
+  {
+    id: "pbc_nxs_change_sizes",
+    name: "nxs_change_sizes",
+    type: "view",
+    fields: [],
+    indexes: [],
+    viewQuery:
+      "SELECT id, doc, origin, seq, last, hlc, node, CAST(octet_length(changes) AS INTEGER) AS bytes, iif(octet_length(changes) <= 4096, changes, NULL) AS changes FROM nxs_changes",
+    listRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    viewRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    createRule: null,
+    updateRule: null,
+    deleteRule: null,
+  },
+  {
+    id: "pbc_nxs_snapshot_versions",
+    name: "nxs_snapshot_versions",
+    type: "view",
+    fields: [],
+    indexes: [],
+    viewQuery: "SELECT id, doc, version, node, created FROM nxs_snapshots",
+    listRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    viewRule:
+      '(@request.auth.collectionName = "nxs_nodes" || @request.auth.collectionName = "nxs_replicators")',
+    createRule: null,
+    updateRule: null,
+    deleteRule: null,
+  },
+  {
+    id: "pbc_nxs_replicator_status",
+    name: "nxs_replicator_status",
+    type: "base",
+    fields: [
+      {
+        name: "rounds",
+        type: "number",
+        required: false,
+        onlyInt: true,
+        min: 0,
+      },
+      {
+        name: "intervalMs",
+        type: "number",
+        required: false,
+        onlyInt: true,
+        min: 0,
+      },
+      {
+        name: "lastError",
+        type: "text",
+        max: 2000,
+      },
+      {
+        name: "servers",
+        type: "json",
+        maxSize: 16384,
+      },
+      {
+        name: "created",
+        type: "autodate",
+        onCreate: true,
+        onUpdate: false,
+      },
+      {
+        name: "updated",
+        type: "autodate",
+        onCreate: true,
+        onUpdate: true,
+      },
     ],
-    "listRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "viewRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "createRule": null,
-    "updateRule": null,
-    "deleteRule": "@request.auth.collectionName = \"nxs_replicators\""
+    indexes: [],
+    listRule: '@request.auth.collectionName = "nxs_replicators"',
+    viewRule: '@request.auth.collectionName = "nxs_replicators"',
+    createRule: '@request.auth.collectionName = "nxs_replicators"',
+    updateRule: '@request.auth.collectionName = "nxs_replicators"',
+    deleteRule: '@request.auth.collectionName = "nxs_replicators"',
   },
-  {
-    "id": "pbc_nxs_heads",
-    "name": "nxs_heads",
-    "type": "view",
-    "fields": [],
-    "indexes": [],
-    "viewQuery": "SELECT (doc || ':' || origin) AS id, doc, origin, MAX(last) AS head, COUNT(*) AS n FROM nxs_changes GROUP BY doc, origin",
-    "listRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "viewRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "createRule": null,
-    "updateRule": null,
-    "deleteRule": null
-  },
-  {
-    "id": "pbc_nxs_change_sizes",
-    "name": "nxs_change_sizes",
-    "type": "view",
-    "fields": [],
-    "indexes": [],
-    "viewQuery": "SELECT id, doc, origin, seq, last, hlc, node, CAST(octet_length(changes) AS INTEGER) AS bytes, iif(octet_length(changes) <= 4096, changes, NULL) AS changes FROM nxs_changes",
-    "listRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "viewRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "createRule": null,
-    "updateRule": null,
-    "deleteRule": null
-  },
-  {
-    "id": "pbc_nxs_snapshot_versions",
-    "name": "nxs_snapshot_versions",
-    "type": "view",
-    "fields": [],
-    "indexes": [],
-    "viewQuery": "SELECT id, doc, version, node, created FROM nxs_snapshots",
-    "listRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "viewRule": "(@request.auth.collectionName = \"nxs_nodes\" || @request.auth.collectionName = \"nxs_replicators\")",
-    "createRule": null,
-    "updateRule": null,
-    "deleteRule": null
-  },
-  {
-    "id": "pbc_nxs_replicator_status",
-    "name": "nxs_replicator_status",
-    "type": "base",
-    "fields": [
-      {
-        "name": "rounds",
-        "type": "number",
-        "required": false,
-        "onlyInt": true,
-        "min": 0
-      },
-      {
-        "name": "intervalMs",
-        "type": "number",
-        "required": false,
-        "onlyInt": true,
-        "min": 0
-      },
-      {
-        "name": "lastError",
-        "type": "text",
-        "max": 2000
-      },
-      {
-        "name": "servers",
-        "type": "json",
-        "maxSize": 16384
-      },
-      {
-        "name": "created",
-        "type": "autodate",
-        "onCreate": true,
-        "onUpdate": false
-      },
-      {
-        "name": "updated",
-        "type": "autodate",
-        "onCreate": true,
-        "onUpdate": true
-      }
-    ],
-    "indexes": [],
-    "listRule": "@request.auth.collectionName = \"nxs_replicators\"",
-    "viewRule": "@request.auth.collectionName = \"nxs_replicators\"",
-    "createRule": "@request.auth.collectionName = \"nxs_replicators\"",
-    "updateRule": "@request.auth.collectionName = \"nxs_replicators\"",
-    "deleteRule": "@request.auth.collectionName = \"nxs_replicators\""
-  }
 ];
 const RULES = ["listRule", "viewRule", "createRule", "updateRule", "deleteRule"];
 
