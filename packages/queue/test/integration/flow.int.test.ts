@@ -1,10 +1,10 @@
-import { type ChildProcess, fork } from "node:child_process";
-import { createSeededRandom, silentLogger } from "@nxs-sync/core";
-import { createReplicator, type Replicator } from "@nxs-sync/pocketbase";
+import type { ChildProcess } from "node:child_process";
+import { createSeededRandom } from "@nxs-sync/core";
+import type { Replicator } from "@nxs-sync/pocketbase";
 import { createQueue } from "@nxs-sync/queue";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import type { FlowConfig, FlowMessage } from "./flow-process.js";
 import {
@@ -12,11 +12,10 @@ import {
   backendOf,
   closeBackends,
   gateway,
-  here,
   newId,
-  registry,
-  replicatorAccount,
   startQueueServer,
+  startReplicatorBetween,
+  useChildProcesses,
 } from "./servers.js";
 
 /**
@@ -32,21 +31,11 @@ let replicator: Replicator;
 
 /** A new replicator between a and b (a stopped one does not start again). */
 const startReplicator = async (): Promise<void> => {
-  replicator = createReplicator({
-    servers: [a, b].map((s) => ({ url: s.url, auth: authOf(replicatorAccount) })),
-    collections: registry(),
-    intervalMs: 300,
-    logger: silentLogger,
-  });
-  await replicator.start();
+  replicator = await startReplicatorBetween([a, b]);
 };
 beforeAll(async () => {
   [a, b] = await Promise.all([startQueueServer(servers, "flow-a"), startQueueServer(servers, "flow-b")]);
   await startReplicator();
-});
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const p of children.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
 });
 afterAll(async () => {
   await closeBackends();
@@ -58,6 +47,7 @@ const messages: FlowMessage[] = [];
 const ranOf = (ids: ReadonlySet<string>): Ran[] =>
   messages.filter((m): m is Ran => m.type === "ran" && ids.has(m.id));
 const errors = () => messages.filter((m) => m.type === "error");
+const forkChild = useChildProcesses<FlowMessage>("./flow-process.ts", (m) => messages.push(m));
 
 /** Starts `n` worker processes on `queue` (homed on server a, then b, unless `endpoints` says) and waits until they are ready. */
 async function workers(
@@ -70,13 +60,7 @@ async function workers(
   const names = Array.from({ length: n }, (_, i) => `${queue}-${tag}${i}`);
   const procs = names.map((name) => {
     const cfg: FlowConfig = { name, queue, endpoints: endpoints(), auth: authOf(gateway), concurrency };
-    const proc = fork(here("./flow-process.ts"), [JSON.stringify(cfg)], {
-      execArgv: ["--import", "tsx"],
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    });
-    children.push(proc);
-    proc.on("message", (m: FlowMessage) => messages.push(m));
-    return proc;
+    return forkChild(cfg);
   });
   await waitFor(
     () => names.every((nm) => messages.some((m) => m.type === "ready" && m.name === nm)) || undefined,

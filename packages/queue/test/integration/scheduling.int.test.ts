@@ -1,12 +1,12 @@
-import { type ChildProcess, fork } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createSeededRandom, silentLogger } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
-import { createReplicator, type Replicator } from "@nxs-sync/pocketbase";
+import type { Replicator } from "@nxs-sync/pocketbase";
 import { createCronScheduler, type JobId, type JobKey, PRIORITY_STEP_MS, tickJobId } from "@nxs-sync/queue";
 import { JOBS_COLLECTION } from "@nxs-sync/queue/pocketbase";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { usePocketBaseServers } from "@nxs-sync/testing/vitest";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import type { SchedulingConfig, SchedulingMessage } from "./scheduling-process.js";
 import {
   authOf,
@@ -16,9 +16,9 @@ import {
   here,
   newId,
   newJob,
-  registry,
-  replicatorAccount,
   startQueueServer,
+  startReplicatorBetween,
+  useChildProcesses,
 } from "./servers.js";
 
 /**
@@ -33,21 +33,11 @@ let b: ProcessPocketBase;
 let replicator: Replicator;
 
 const startReplicator = async (): Promise<void> => {
-  replicator = createReplicator({
-    servers: [a, b].map((s) => ({ url: s.url, auth: authOf(replicatorAccount) })),
-    collections: registry(),
-    intervalMs: 300,
-    logger: silentLogger,
-  });
-  await replicator.start();
+  replicator = await startReplicatorBetween([a, b]);
 };
 beforeAll(async () => {
   [a, b] = await Promise.all([startQueueServer(servers, "sched-a"), startQueueServer(servers, "sched-b")]);
   await startReplicator();
-});
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const p of children.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
 });
 afterAll(async () => {
   await closeBackends();
@@ -59,13 +49,9 @@ interface Child {
   readonly exited: Promise<void>;
 }
 const messages: SchedulingMessage[] = [];
+const forkChild = useChildProcesses<SchedulingMessage>("./scheduling-process.ts", (m) => messages.push(m));
 function spawn(config: Omit<SchedulingConfig, "auth">): Child {
-  const proc = fork(here("./scheduling-process.ts"), [JSON.stringify({ ...config, auth: authOf(gateway) })], {
-    execArgv: ["--import", "tsx"],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  children.push(proc);
-  proc.on("message", (m: SchedulingMessage) => messages.push(m));
+  const proc = forkChild({ ...config, auth: authOf(gateway) });
   return { proc, exited: new Promise((resolve) => proc.once("exit", () => resolve())) };
 }
 const ready = (names: readonly string[]) =>

@@ -1,9 +1,17 @@
 // Shared set-up of the queue's integration tests: real PocketBase servers with the queue's
 // collections and hook piece, gateway and replicator accounts, and backends.
+import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { silentLogger } from "@nxs-sync/core";
-import { createNxsCollectionRegistry, ensureNode, ensureSchema, NodeRole } from "@nxs-sync/pocketbase";
+import {
+  createNxsCollectionRegistry,
+  createReplicator,
+  ensureNode,
+  ensureSchema,
+  NodeRole,
+  type Replicator,
+} from "@nxs-sync/pocketbase";
 import type { ClaimedJob, JobId, NewJob, QueueBackend } from "@nxs-sync/queue";
 import {
   createPocketBaseQueueBackend,
@@ -14,6 +22,7 @@ import {
 } from "@nxs-sync/queue/pocketbase";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import type { ServerTracker } from "@nxs-sync/testing/vitest";
+import { afterEach } from "vitest";
 
 export const registry = () => createNxsCollectionRegistry().register(...queueCollections());
 
@@ -101,3 +110,38 @@ export const claimWhenReady = (
 
 /** The path of a file beside this one. */
 export const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
+
+/**
+ * A new replicator between `servers` (the queue's registry, a 300 ms round), started. A stopped
+ * replicator does not start again: a heal after a cut makes a new one.
+ */
+export async function startReplicatorBetween(servers: readonly ProcessPocketBase[]): Promise<Replicator> {
+  const replicator = createReplicator({
+    servers: servers.map((s) => ({ url: s.url, auth: authOf(replicatorAccount) })),
+    collections: registry(),
+    intervalMs: 300,
+    logger: silentLogger,
+  });
+  await replicator.start();
+  return replicator;
+}
+
+/**
+ * Child processes of one test file (`node --import tsx <file> <config JSON>`, IPC to the parent),
+ * each message handed to `onMessage`; `afterEach` SIGKILLs those still alive.
+ */
+export function useChildProcesses<M>(file: string, onMessage: (m: M) => void) {
+  const children: ChildProcess[] = [];
+  afterEach(() => {
+    for (const p of children.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+  });
+  return (config: unknown): ChildProcess => {
+    const proc = fork(here(file), [JSON.stringify(config)], {
+      execArgv: ["--import", "tsx"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    children.push(proc);
+    proc.on("message", (m: M) => onMessage(m));
+    return proc;
+  };
+}

@@ -5,7 +5,7 @@
  */
 import { isNxsError } from "@nxs-sync/core";
 import { type ClaimedJobs, JobState, type QueueBackendCapabilities, type QueueFlow } from "@nxs-sync/queue";
-import { expect, it } from "vitest";
+import { expect, it, type TestContext } from "vitest";
 import type { QueueConformanceHelpers } from "./queue-scheduling.js";
 
 /**
@@ -21,14 +21,15 @@ export function flowConformance(h: QueueConformanceHelpers): void {
     max = 10,
   ): Promise<ClaimedJobs> => backend.claim({ queue, worker: "w", leaseMs: lease, max });
   const groupsOf = (claimed: ClaimedJobs): string[] => claimed.map((c) => c.job.group ?? "-").sort();
-  const flowOf = async () => {
+  /** The suite's backend and its flow capability; a backend without it skips the test. */
+  const flowOf = async (test: TestContext) => {
     const s = await start();
+    if (s.backend.flow === undefined) test.skip("no flow capability");
     return { ...s, flow: s.backend.flow as QueueFlow };
   };
 
   it("limits concurrency per queue: a claim takes no more than the slots left, and an ended job frees one", async (test) => {
-    const { backend, queue, lease, flow } = await flowOf();
-    if (backend.flow === undefined) return test.skip("no flow capability");
+    const { backend, queue, lease, flow } = await flowOf(test);
     const record = await flow.setLimits(queue, "", { concurrency: 2 });
     expect(record).toMatchObject({ queue, group: "", concurrency: 2, paused: false, pausedUntil: 0 });
     await backend.enqueue([job(queue), job(queue), job(queue), job(queue)]);
@@ -47,8 +48,7 @@ export function flowConformance(h: QueueConformanceHelpers): void {
   });
 
   it("limits concurrency per group, for one group and for each group (*), beside ungrouped jobs", async (test) => {
-    const { backend, queue, lease, flow } = await flowOf();
-    if (backend.flow === undefined) return test.skip("no flow capability");
+    const { backend, queue, lease, flow } = await flowOf(test);
     await flow.setLimits(queue, "a", { concurrency: 1 });
     await flow.setLimits(queue, "*", { concurrency: 2 });
     const jobs = [
@@ -73,8 +73,7 @@ export function flowConformance(h: QueueConformanceHelpers): void {
   });
 
   it("holds a group limit under concurrent claims: 6 claimers at once never pass it", async (test) => {
-    const { backend, queue, lease, flow } = await flowOf();
-    if (backend.flow === undefined) return test.skip("no flow capability");
+    const { backend, queue, lease, flow } = await flowOf(test);
     await flow.setLimits(queue, "p", { concurrency: 3 });
     await backend.enqueue(Array.from({ length: 12 }, () => job(queue, { group: "p" })));
     const results = await Promise.all(Array.from({ length: 6 }, () => claim(backend, queue, lease, 2)));
@@ -82,8 +81,7 @@ export function flowConformance(h: QueueConformanceHelpers): void {
   });
 
   it("rate-limits a queue over a sliding window, answers when to claim again, and frees the window in time", async (test) => {
-    const { backend, queue, lease, flow, ctx } = await flowOf();
-    if (backend.flow === undefined) return test.skip("no flow capability");
+    const { backend, queue, lease, flow, ctx } = await flowOf(test);
     const intervalMs = 2000;
     await flow.setLimits(queue, "", { rate: { max: 3, intervalMs } });
     await backend.enqueue(Array.from({ length: 5 }, () => job(queue)));
@@ -100,8 +98,7 @@ export function flowConformance(h: QueueConformanceHelpers): void {
   });
 
   it("rate-limits a group by weight; a job heavier than the whole window is dead-lettered (queue/over-limit)", async (test) => {
-    const { backend, queue, lease, flow } = await flowOf();
-    if (backend.flow === undefined) return test.skip("no flow capability");
+    const { backend, queue, lease, flow } = await flowOf(test);
     await flow.setLimits(queue, "llm", { rate: { max: 10, intervalMs: 60_000 } });
     const heavy = job(queue, { group: "llm", weight: 11 });
     const jobs = [job(queue, { group: "llm", weight: 4 }), job(queue, { group: "llm", weight: 4 })];
@@ -122,8 +119,7 @@ export function flowConformance(h: QueueConformanceHelpers): void {
   });
 
   it("pauses and resumes a queue and a group; a pause takes no running job back", async (test) => {
-    const { backend, queue, lease, flow } = await flowOf();
-    if (backend.flow === undefined) return test.skip("no flow capability");
+    const { backend, queue, lease, flow } = await flowOf(test);
     await backend.enqueue([
       job(queue, { group: "a" }),
       job(queue, { group: "a" }),
@@ -151,8 +147,7 @@ export function flowConformance(h: QueueConformanceHelpers): void {
   });
 
   it("a timed pause ends by itself, and the claim says when", async (test) => {
-    const { backend, queue, lease, flow, ctx } = await flowOf();
-    if (backend.flow === undefined) return test.skip("no flow capability");
+    const { backend, queue, lease, flow, ctx } = await flowOf(test);
     await backend.enqueue([job(queue, { group: "g" })]);
     const r = await flow.pause(queue, "g", { forMs: 800 });
     expect(r.pausedUntil).toBeGreaterThan(0);
@@ -165,8 +160,7 @@ export function flowConformance(h: QueueConformanceHelpers): void {
   });
 
   it("a retry-later settlement with pauseGroup pauses the job's group for its delay, not the others", async (test) => {
-    const { backend, queue, lease, flow, ctx } = await flowOf();
-    if (backend.flow === undefined) return test.skip("no flow capability");
+    const { backend, queue, lease, flow, ctx } = await flowOf(test);
     const [a1, a2, b1] = [job(queue, { group: "a" }), job(queue, { group: "a" }), job(queue, { group: "b" })];
     await backend.enqueue([a1!]);
     const [c] = await claim(backend, queue, lease, 1);
@@ -187,8 +181,7 @@ export function flowConformance(h: QueueConformanceHelpers): void {
   });
 
   it("refuses bad limits, a pause of *, and a job group of * (schema/invalid)", async (test) => {
-    const { backend, queue, flow } = await flowOf();
-    if (backend.flow === undefined) return test.skip("no flow capability");
+    const { backend, queue, flow } = await flowOf(test);
     const invalid = async (p: Promise<unknown>) => {
       const e = await p.then(
         () => undefined,
