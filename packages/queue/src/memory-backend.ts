@@ -324,17 +324,13 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
     return results;
   };
 
-  /** The claim's flow gate, or undefined when the queue has no flow records. */
-  const flowGate = (queue: string, now: number): FlowGate | undefined => {
+  /** The claim's flow gate (given the queue's live active jobs), or undefined when it has no flow records. */
+  const flowGate = (queue: string, now: number, live: readonly JobRecord[]): FlowGate | undefined => {
     const records = flows.get(queue);
     if (records === undefined || records.size === 0) return undefined;
-    let total = 0;
     const byGroup = new Map<string, number>();
-    for (const { record: r } of jobs.values()) {
-      if (r.queue !== queue || r.state !== JobState.Active || (r.leaseUntil ?? 0) <= now) continue;
-      total++;
-      if (r.group !== undefined) byGroup.set(r.group, (byGroup.get(r.group) ?? 0) + 1);
-    }
+    for (const r of live) if (r.group !== undefined) byGroup.set(r.group, (byGroup.get(r.group) ?? 0) + 1);
+    const total = live.length;
     const w = windows.get(queue) ?? new Map<string, RateEntry[]>();
     windows.set(queue, w);
     return createFlowGate({ now, records: [...records.values()], active: { total, byGroup }, windows: w });
@@ -349,13 +345,14 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
       s.record.state === JobState.Active
         ? (s.record.leaseUntil ?? 0)
         : s.record.runAt - (s.record.priority ?? 0) * PRIORITY_STEP_MS;
-    // singleton: the keys with a live attempt (a lapsed lease does not hold its key).
+    // The queue's live attempts (a lapsed lease holds nothing): they hold their singleton keys and
+    // count against flow limits.
+    const live: JobRecord[] = [];
     const activeKeys = new Set<string>();
-    for (const s of jobs.values()) {
-      const r = s.record;
-      if (r.queue === request.queue && r.keyMode === "singleton" && r.jobKey !== undefined) {
-        if (r.state === JobState.Active && (r.leaseUntil ?? 0) > now) activeKeys.add(r.jobKey);
-      }
+    for (const { record: r } of jobs.values()) {
+      if (r.queue !== request.queue || r.state !== JobState.Active || (r.leaseUntil ?? 0) <= now) continue;
+      live.push(r);
+      if (r.keyMode === "singleton" && r.jobKey !== undefined) activeKeys.add(r.jobKey);
     }
     const ready = [...jobs.values()]
       .filter(
@@ -367,7 +364,7 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
       .sort((a, b) => dueAt(a) - dueAt(b) || a.seq - b.seq);
     const claimed: ClaimedJob[] = [];
     const max = Math.max(1, Math.trunc(request.max));
-    const gate = flowGate(request.queue, now);
+    const gate = flowGate(request.queue, now, live);
     let held = false;
     for (const stored of ready) {
       if (claimed.length >= max) break;
