@@ -4,7 +4,7 @@
 #   npm run test:long              # everything, budget NXS_LONG_BUDGET_S (default 3600 s)
 #   npm run test:long -- --short   # a minute or two of each kind, no fresh-clone check (the
 #                                  # fresh-clone check runs this to test the script itself)
-# Knobs: NXS_LONG_CHAOS_SEEDS (default "7 42 1001"), NXS_LONG_CHAOS_SECONDS (default 300), for the
+# Knobs: NXS_LONG_CHAOS_SEEDS (default "7 42 55 1001"), NXS_LONG_CHAOS_SECONDS (default 300), for the
 # queue's seeded crash runs the same seeds and NXS_QUEUE_CRASH_SECONDS (default 120), and
 # NXS_QUEUE_BACKUP_MB (default 200: the database the mid-drain backup test zips), NXS_QUEUE_CRON_TICKS
 # (default 180: the cron soak's per-second ticks).
@@ -29,7 +29,7 @@ failed=0
 if [ "$short" -eq 1 ]; then
   seeds="5"; seconds=15
 else
-  seeds="${NXS_LONG_CHAOS_SEEDS:-7 42 1001}"; seconds="${NXS_LONG_CHAOS_SECONDS:-300}"
+  seeds="${NXS_LONG_CHAOS_SEEDS:-7 42 55 1001}"; seconds="${NXS_LONG_CHAOS_SECONDS:-300}"
 fi
 for seed in $seeds; do
   step "chaos seed $seed, ${seconds} s" npx tsx scripts/chaos.ts --seed "$seed" --seconds "$seconds" --quiet || failed=1

@@ -15,9 +15,9 @@ import { runChaosSeed } from "./chaos-fleet.js";
  * restart from its storage and from empty storage, gateway SIGSTOP, link reset, close and hold,
  * replicator links included). Rerun one: `npm run chaos -- --seed N --seconds 55`.
  */
-// Two seeds of 40 s (each still draws every fault kind, replicator links included) keep npm test
-// in its CI budget; the long seeds (300 s each) run in npm run test:long.
-const SEEDS = [11, 55] as const;
+// One seed of 40 s (it still draws every fault kind, replicator links included) keeps npm test in
+// its CI budget; more seeds, 300 s each, run in npm run test:long (seed 55 was the second CI seed).
+const SEEDS = [11] as const;
 const SECONDS = 40;
 
 const servers = usePocketBaseServers();
