@@ -4,7 +4,8 @@
 # 2. npm dependencies, when node_modules is missing or older than package-lock.json.
 # 3. The pinned PocketBase binary (POCKETBASE_BIN, else the per-user cache, else a go install build),
 #    exported as POCKETBASE_BIN; skipped when NXS_BOOTSTRAP_POCKETBASE=0 (scripts/run.sh, for the
-#    npm scripts that start no server).
+#    npm scripts that start no server); the pinned nats-server binary likewise (NATS_SERVER_BIN, else the
+#    cache, else a go install build: packages/testing/src/nats-binary.ts).
 _nxs_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/ensure-node.sh
 source "$_nxs_root/scripts/ensure-node.sh" || return 1
@@ -16,4 +17,6 @@ if [ "${NXS_BOOTSTRAP_POCKETBASE:-1}" != "0" ]; then
   POCKETBASE_BIN="$(cd "$_nxs_root" && npx --no-install tsx packages/testing/src/cli.ts path)" || return 1
   export POCKETBASE_BIN
   echo "bootstrap: PocketBase binary $POCKETBASE_BIN" >&2
+  NATS_SERVER_BIN="$(cd "$_nxs_root" && npx --no-install tsx packages/testing/src/nats-cli.ts path)" || return 1
+  export NATS_SERVER_BIN
 fi

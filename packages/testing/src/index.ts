@@ -66,6 +66,22 @@ export { HarnessError, type HarnessErrorCode, isHarnessError } from "./errors.js
 export { installEventSource } from "./event-source.js";
 export { type Namespace, withNamespace } from "./namespace.js";
 export {
+  cachedNatsServerPath,
+  DEFAULT_NATS_SERVER_VERSION,
+  type EnsureNatsServerBinaryOptions,
+  ensureNatsServerBinary,
+  type NatsServerBinarySource,
+  type ResolvedNatsServerBinary,
+  readNatsServerVersion,
+} from "./nats-binary.js";
+export { type NatsCluster, type NatsClusterOptions, startNatsCluster } from "./nats-cluster.js";
+export {
+  type NatsServer,
+  type NatsServerOptions,
+  startNatsServer,
+  waitForNatsHealth,
+} from "./nats-server.js";
+export {
   cachedPocketBasePath,
   DEFAULT_POCKETBASE_VERSION,
   type EnsurePocketBaseBinaryOptions,
