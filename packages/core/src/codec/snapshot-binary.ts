@@ -8,11 +8,18 @@
  * ("Binary snapshots").
  */
 import { deflateSync, inflateSync } from "fflate";
-import { encodeHlc, HLC_MS_DIGITS, HLC_PREFIX_LENGTH } from "../clock/hlc.js";
+import {
+  encodeHlc,
+  HLC_COUNTER_DIGITS,
+  HLC_MAX_COUNTER,
+  HLC_MAX_MS,
+  HLC_MS_DIGITS,
+  HLC_PREFIX_LENGTH,
+} from "../clock/hlc.js";
 import { type DocId, toDocId } from "../clock/ids.js";
 import type { VersionVector } from "../clock/version-vector.js";
 import { AddWinsSetState, type SetElement } from "../crdt/add-wins-set.js";
-import { CounterState } from "../crdt/counter.js";
+import { type CounterEntry, CounterState } from "../crdt/counter.js";
 import { DocNode, DocState, isLeafOnly } from "../crdt/doc-state.js";
 import { Kids } from "../crdt/kids.js";
 import { MAX_OPS_PER_CHANGE } from "../crdt/stamp.js";
@@ -22,10 +29,17 @@ import { canonicalJson } from "../model/json.js";
 import { decodeSnapshot } from "./change-codec.js";
 import { decodeState, encodeState } from "./state-codec.js";
 
-/** First bytes of a binary snapshot: "NX", layout version 1. */
+/** First bytes of a binary snapshot: "NX", then the layout version (1 or 2). */
 const MAGIC0 = 0x4e;
 const MAGIC1 = 0x58;
-const LAYOUT = 1;
+/**
+ * Layout 2 (the default) differs from 1 in two places: the header lists each replica id once (the
+ * version, `last` and `extra` refer to the replica table), and a counter writes its increments'
+ * stamps inline, as run-length coded `(ms delta, counter, op index, node)` tuples per origin,
+ * instead of one HLC-table row and an absolute stamp each.
+ */
+const LAYOUT_1 = 1;
+const LAYOUT_2 = 2;
 const RAW = 0;
 const DEFLATE = 1;
 const COLUMNS = 6;
@@ -75,6 +89,11 @@ const F_ALL = 63;
 
 /** Options of {@link encodeSnapshotBinary} and `doc.snapshotBinary()`. */
 export interface BinarySnapshotOptions {
+  /**
+   * The layout to write (default 2). Layout 1 is what readers before issue 23 read: write it while
+   * such readers must load the bytes. Every reader of layout 2 reads layout 1 too.
+   */
+  readonly layout?: 1 | 2;
   /**
    * Deflate the columns (default true): a hundred times smaller on regular data, for about a
    * millisecond per 60 KB. Set false when the bytes are compressed again downstream.
@@ -239,13 +258,30 @@ function encodeWith(
   extra: ReadonlyMap<string, ReadonlySet<number>>,
   options: BinarySnapshotOptions,
 ): Uint8Array {
+  const layout = options.layout ?? LAYOUT_2;
+  if (layout !== LAYOUT_1 && layout !== LAYOUT_2) invalid(`unknown layout ${layout}`);
+  w.layout = layout;
+  const vEntries = Object.entries(version);
+  // Layout 2: the version's origins first, so that its replica indexes are 0, 1, 2...
+  if (layout === LAYOUT_2) for (const [o] of vEntries) w.replica(o);
   w.node(state.root);
   w.flushValues();
   w.flushStamps();
-  // The header, written last (it lists what the tree referenced) but placed first.
+  const h =
+    layout === LAYOUT_2 ? header2(w, doc, vEntries, state, extra) : header1(w, doc, vEntries, state, extra);
+  return frameBody(h, w, layout, options);
+}
+
+/** The header of layout 1, written last (it lists what the tree referenced) but placed first. */
+function header1(
+  w: Writer,
+  doc: DocId,
+  vEntries: readonly [string, number][],
+  state: DocState,
+  extra: ReadonlyMap<string, ReadonlySet<number>>,
+): Out {
   const h = new Out();
   h.str(doc);
-  const vEntries = Object.entries(version);
   h.uint(vEntries.length);
   for (const [o, seq] of vEntries) {
     h.str(o);
@@ -253,6 +289,79 @@ function encodeWith(
   }
   const lastRefs: number[] = [];
   for (const hlc of state.lastHlc.values()) lastRefs.push(w.ref(hlc));
+  const table = hlcTable(w);
+  h.uint(w.replicas.length);
+  for (const r of w.replicas) h.str(r);
+  writeHlcTable(h, table);
+  h.uint(lastRefs.length);
+  let j = 0;
+  for (const o of state.lastHlc.keys()) {
+    h.str(o);
+    h.uint(lastRefs[j++] as number);
+  }
+  writeExtra(h, extra, (o) => h.str(o));
+  return h;
+}
+
+/** `extra`: count, then per origin (as `origin` writes it) the count and the seq deltas. */
+function writeExtra(
+  h: Out,
+  extra: ReadonlyMap<string, ReadonlySet<number>>,
+  origin: (o: string) => void,
+): void {
+  let nExtra = 0;
+  for (const seqs of extra.values()) if (seqs.size > 0) nExtra++;
+  h.uint(nExtra);
+  for (const [o, seqs] of extra) {
+    if (seqs.size === 0) continue;
+    origin(o);
+    h.uint(seqs.size);
+    let prev = 0;
+    for (const q of [...seqs].sort((a, b) => a - b)) {
+      h.uint(q - prev);
+      prev = q;
+    }
+  }
+}
+
+/**
+ * The header of layout 2: doc; the replica table (each id once); the version (replica index,
+ * seq); the HLC table; `last` (replica index, ref); `extra` (replica index, count, seq deltas).
+ */
+function header2(
+  w: Writer,
+  doc: DocId,
+  vEntries: readonly [string, number][],
+  state: DocState,
+  extra: ReadonlyMap<string, ReadonlySet<number>>,
+): Out {
+  const lastRefs: number[] = [];
+  for (const [o, hlc] of state.lastHlc) {
+    lastRefs.push(w.replica(o));
+    lastRefs.push(w.ref(hlc));
+  }
+  const table = hlcTable(w);
+  for (const [o, seqs] of extra) if (seqs.size > 0) w.replica(o);
+  const h = new Out();
+  h.str(doc);
+  h.uint(w.replicas.length);
+  for (const r of w.replicas) h.str(r);
+  h.uint(vEntries.length);
+  for (let k = 0; k < vEntries.length; k++) {
+    // The version's origins are the first replicas, in its order (encodeWith).
+    h.uint(k);
+    h.uint((vEntries[k] as [string, number])[1]);
+  }
+  writeHlcTable(h, table);
+  h.uint(lastRefs.length / 2);
+  for (const x of lastRefs) h.uint(x);
+  // Every origin of extra is in the replica table already.
+  writeExtra(h, extra, (o) => h.uint(w.replica(o)));
+  return h;
+}
+
+/** The HLC table's rows (ms delta, counter, replica index), registering each HLC's node as a replica. */
+function hlcTable(w: Writer): number[] {
   const hlcs = w.hlcs;
   const table: number[] = new Array(hlcs.length * 3);
   let prevMs = 0;
@@ -268,36 +377,23 @@ function encodeWith(
     table[3 * k + 2] = w.replica(hlc.slice(HLC_PREFIX_LENGTH));
     prevMs = ms;
   }
-  h.uint(w.replicas.length);
-  for (const r of w.replicas) h.str(r);
-  h.uint(hlcs.length);
+  return table;
+}
+
+function writeHlcTable(h: Out, table: readonly number[]): void {
+  h.uint(table.length / 3);
   for (let k = 0; k < table.length; k += 3) {
     h.int(table[k] as number);
     h.uint(table[k + 1] as number);
     h.uint(table[k + 2] as number);
   }
-  h.uint(lastRefs.length);
-  let j = 0;
-  for (const o of state.lastHlc.keys()) {
-    h.str(o);
-    h.uint(lastRefs[j++] as number);
-  }
-  let nExtra = 0;
-  for (const seqs of extra.values()) if (seqs.size > 0) nExtra++;
-  h.uint(nExtra);
-  for (const [o, seqs] of extra) {
-    if (seqs.size === 0) continue;
-    h.str(o);
-    h.uint(seqs.size);
-    let prev = 0;
-    for (const q of [...seqs].sort((a, b) => a - b)) {
-      h.uint(q - prev);
-      prev = q;
-    }
-  }
+}
 
-  // Frame: magic, layout, compression (and, deflated, the body length), then the body: the column
-  // lengths and the columns.
+/**
+ * The frame: magic, layout, compression (and, deflated, the body length), then the body: the column
+ * lengths and the columns.
+ */
+function frameBody(h: Out, w: Writer, layout: number, options: BinarySnapshotOptions): Uint8Array {
   const cols = [h, w.s, w.kl, w.kb, w.v, w.st];
   const head = new Out();
   head.uint(COLUMNS);
@@ -318,7 +414,7 @@ function encodeWith(
   const frame = new Out();
   frame.byte(MAGIC0);
   frame.byte(MAGIC1);
-  frame.byte(LAYOUT);
+  frame.byte(layout);
   frame.byte(compress ? DEFLATE : RAW);
   if (compress) frame.uint(size);
   const out = new Uint8Array(frame.len + payload.length);
@@ -339,6 +435,8 @@ class Writer {
   readonly refs = new Map<string, number>([["", 0]]);
   readonly replicas: string[] = [];
   readonly replicaIndex = new Map<string, number>();
+  /** The layout being written. */
+  layout = LAYOUT_2;
   lastHlc = "";
   lastRef = 0;
   prevInt = 0;
@@ -522,10 +620,12 @@ class Writer {
       for (const [o, list] of x.entries) {
         s.uint(this.replica(o));
         s.uint(list.length);
-        for (const e of list) {
-          s.uint(this.stamp(e.h, e.i));
-          this.value(e.d);
-        }
+        if (this.layout === LAYOUT_2) this.counterStamps(o, list);
+        else
+          for (const e of list) {
+            s.uint(this.stamp(e.h, e.i));
+            this.value(e.d);
+          }
       }
     } else if (x !== undefined) {
       s.uint(x.elements.size);
@@ -539,6 +639,75 @@ class Writer {
         if (gone !== undefined) for (const g of gone) s.uint(this.ref(g));
       }
     }
+  }
+
+  /**
+   * Layout 2: one origin's increments, their amounts in the values column and their stamps inline
+   * in the structure column as runs: `count, ms delta (signed), counter, op index, node`, where a
+   * run stands for `count` increments that each apply the same tuple to the previous stamp (from
+   * ms 0, counter 0). The counter is absolute when the ms delta is not 0, else a signed delta; the
+   * node is 0 for the origin, 1 for `""` (the initial state's stamp: ms and counter unchanged, both
+   * written 0), `k + 2` for replica `k`.
+   */
+  counterStamps(origin: string, list: readonly CounterEntry[]): void {
+    let prevMs = 0;
+    let prevC = 0;
+    let lastH = "";
+    let ms = 0;
+    let c = 0;
+    let node = 1;
+    // The pending run.
+    let n = 0;
+    let rd = 0;
+    let rc = 0;
+    let ri = 0;
+    let rn = 0;
+    for (const e of list) {
+      this.value(e.d);
+      const h = e.h;
+      if (h !== lastH) {
+        lastH = h;
+        if (h === "") node = 1;
+        else {
+          ms = Number.parseInt(h.slice(0, HLC_MS_DIGITS), 16);
+          c = Number.parseInt(h.slice(HLC_MS_DIGITS, HLC_PREFIX_LENGTH), 16);
+          if (Number.isNaN(ms) || Number.isNaN(c) || h.length <= HLC_PREFIX_LENGTH)
+            invalid(`the state holds a malformed hlc ${JSON.stringify(h)}`);
+          node =
+            h.length === HLC_PREFIX_LENGTH + origin.length && h.endsWith(origin)
+              ? 0
+              : this.replica(h.slice(HLC_PREFIX_LENGTH)) + 2;
+        }
+      }
+      let d = 0;
+      let cc = 0;
+      if (node !== 1) {
+        d = ms - prevMs;
+        cc = d === 0 ? c - prevC : c;
+        prevMs = ms;
+        prevC = c;
+      }
+      if (n > 0 && d === rd && cc === rc && e.i === ri && node === rn) n++;
+      else {
+        if (n > 0) this.counterRun(n, rd, rc, ri, rn);
+        n = 1;
+        rd = d;
+        rc = cc;
+        ri = e.i;
+        rn = node;
+      }
+    }
+    if (n > 0) this.counterRun(n, rd, rc, ri, rn);
+  }
+
+  counterRun(n: number, d: number, c: number, i: number, node: number): void {
+    const s = this.s;
+    s.uint(n);
+    s.int(d);
+    if (d === 0) s.int(c);
+    else s.uint(c);
+    s.uint(i);
+    s.uint(node);
   }
 
   /**
@@ -706,7 +875,7 @@ export function isUint8Array(x: unknown): x is Uint8Array {
 function body(bytes: Uint8Array): Uint8Array {
   if (!isUint8Array(bytes)) invalid("not a Uint8Array");
   if (bytes.length < 4 || bytes[0] !== MAGIC0 || bytes[1] !== MAGIC1) invalid("not a binary snapshot");
-  if (bytes[2] !== LAYOUT) invalid(`unknown layout ${bytes[2]}`);
+  if (bytes[2] !== LAYOUT_1 && bytes[2] !== LAYOUT_2) invalid(`unknown layout ${bytes[2]}`);
   const method = bytes[3];
   if (method === RAW) return bytes.subarray(4);
   if (method !== DEFLATE) invalid(`unknown compression ${method}`);
@@ -739,7 +908,7 @@ function body(bytes: Uint8Array): Uint8Array {
 export function decodeStateBinary(bytes: Uint8Array): DecodedBinarySnapshot {
   const data = body(bytes);
   try {
-    return read(data);
+    return read(data, bytes[2] as number);
   } catch (e) {
     if (isNxsError(e)) {
       if (e instanceof ValidationError && e.code === ErrorCode.SchemaInvalid) throw e;
@@ -750,7 +919,7 @@ export function decodeStateBinary(bytes: Uint8Array): DecodedBinarySnapshot {
   }
 }
 
-function read(data: Uint8Array): DecodedBinarySnapshot {
+function read(data: Uint8Array, layout: number): DecodedBinarySnapshot {
   const head = new In(data, 0, data.length);
   if (head.uint() !== COLUMNS) invalid("column count");
   const lens: number[] = [];
@@ -767,17 +936,41 @@ function read(data: Uint8Array): DecodedBinarySnapshot {
 
   const doc = toDocId(h.str());
   const version: Record<string, number> = {};
-  const nv = h.count();
-  for (let k = 0; k < nv; k++) {
-    const o = h.str();
-    const seq = h.uint();
+  const setVersion = (o: string, seq: number) => {
+    if (Object.hasOwn(version, o)) invalid("duplicate version origin");
     if (o === "__proto__")
       Object.defineProperty(version, o, { value: seq, enumerable: true, writable: true, configurable: true });
     else version[o] = seq;
+  };
+  let replicas: string[] = [];
+  /** Reads a replica table. */
+  const readReplicas = () => {
+    const nr = h.count();
+    replicas = new Array(nr);
+    for (let k = 0; k < nr; k++) replicas[k] = h.str();
+  };
+  /** A replica index (layout 2), checked. */
+  const replicaAt = (): string => {
+    const ri = h.uint();
+    if (ri >= replicas.length) invalid(`replica index ${ri}`);
+    return replicas[ri] as string;
+  };
+  if (layout === LAYOUT_1) {
+    const nv = h.count();
+    for (let k = 0; k < nv; k++) {
+      const o = h.str();
+      setVersion(o, h.uint());
+    }
+    readReplicas();
+  } else {
+    readReplicas();
+    const nv = h.count();
+    for (let k = 0; k < nv; k++) {
+      const o = replicaAt();
+      setVersion(o, h.uint());
+    }
   }
-  const nr = h.count();
-  const replicas: string[] = new Array(nr);
-  for (let k = 0; k < nr; k++) replicas[k] = h.str();
+  const nr = replicas.length;
   const nt = h.count();
   const table: string[] = new Array(nt + 1);
   table[0] = "";
@@ -797,7 +990,7 @@ function read(data: Uint8Array): DecodedBinarySnapshot {
   const state = new DocState();
   const nl = h.count();
   for (let k = 0; k < nl; k++) {
-    const o = h.str();
+    const o = layout === LAYOUT_1 ? h.str() : replicaAt();
     const ref = h.uint();
     if (ref >= nRefs) invalid(`hlc ref ${ref}`);
     state.lastHlc.set(o, table[ref] as string);
@@ -805,7 +998,7 @@ function read(data: Uint8Array): DecodedBinarySnapshot {
   const extra = new Map<string, Set<number>>();
   const ne = h.count();
   for (let k = 0; k < ne; k++) {
-    const o = h.str();
+    const o = layout === LAYOUT_1 ? h.str() : replicaAt();
     const nq = h.count();
     const seqs = new Set<number>();
     let q = 0;
@@ -979,7 +1172,15 @@ function read(data: Uint8Array): DecodedBinarySnapshot {
         const ri = s.uint();
         if (ri >= nr) invalid("counter origin");
         const origin = replicas[ri] as string;
-        const ni = s.count();
+        // Layout 2 codes stamps and amounts in runs, so a count is not bounded by the bytes: the
+        // increments of a snapshot are bounded as layout 1's are (at most one per body byte).
+        const ni = layout === LAYOUT_1 ? s.count() : s.uint();
+        if (ni > incrementBudget) invalid("more counter increments than a body can hold");
+        incrementBudget -= ni;
+        if (layout === LAYOUT_2) {
+          counterStamps(c, origin, ni);
+          continue;
+        }
         for (let j = 0; j < ni; j++) {
           const t = s.uint();
           const q = refOf(t);
@@ -1017,6 +1218,64 @@ function read(data: Uint8Array): DecodedBinarySnapshot {
         set.elements.set(canonicalJson(val), el);
       }
       n.x = set;
+    }
+  };
+  let incrementBudget = MAX_BODY;
+  /** Layout 2: `ni` increments of `origin`, their stamps in runs (Writer.counterStamps). */
+  const counterStamps = (c: CounterState, origin: string, ni: number): void => {
+    let ms = 0;
+    let counter = 0;
+    let msFor = -1;
+    let msHex = "";
+    let j = 0;
+    while (j < ni) {
+      const n = s.uint();
+      if (n < 1 || n > ni - j) invalid("counter run length");
+      const d = s.int();
+      const cc = d === 0 ? s.int() : s.uint();
+      const i = s.uint();
+      if (i >= STAMP_M) invalid(`op index ${i}`);
+      const node = s.uint();
+      let nodeId: string;
+      if (node === 0) nodeId = origin;
+      else if (node === 1) {
+        if (d !== 0 || cc !== 0) invalid("counter stamp of the initial state");
+        nodeId = "";
+      } else if (node - 2 < nr) nodeId = replicas[node - 2] as string;
+      else nodeId = invalid(`counter stamp node ${node}`);
+      for (let q = 0; q < n; q++, j++) {
+        let h = "";
+        if (node !== 1) {
+          if (d === 0) counter += cc;
+          else {
+            ms += d;
+            counter = cc;
+          }
+          if (
+            !Number.isSafeInteger(ms) ||
+            ms < 0 ||
+            ms > HLC_MAX_MS ||
+            !Number.isSafeInteger(counter) ||
+            counter < 0 ||
+            counter > HLC_MAX_COUNTER
+          )
+            invalid(`counter stamp (${ms}, ${counter})`);
+          if (q === 0) {
+            // encodeHlc checks the node id (and the ranges) once per run.
+            h = encodeHlc({ ms, counter, node: nodeId });
+            msFor = -1;
+          } else {
+            if (ms !== msFor) {
+              msFor = ms;
+              msHex = ms.toString(16).padStart(HLC_MS_DIGITS, "0");
+            }
+            h = msHex + counter.toString(16).padStart(HLC_COUNTER_DIGITS, "0") + nodeId;
+          }
+        }
+        const amount = value();
+        if (typeof amount !== "number") invalid("counter amount");
+        c.inc(origin, h, i, amount, undefined);
+      }
     }
   };
   const hlcOfRef = (x: number): string => {
