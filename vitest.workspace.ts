@@ -23,12 +23,22 @@ const alias = [
   },
   { find: /^@nxs-sync\/client\/node$/, replacement: here("./packages/client/src/node.ts") },
   {
-    find: /^@nxs-sync\/(core|pocketbase|queue|config|metrics|client|cli|testing)$/,
+    find: /^@nxs-sync\/(core|pocketbase|queue|config|metrics|client|cli|testing|nats)$/,
     replacement: here("./packages/$1/src/index.ts"),
   },
 ];
 
-const packages = ["core", "pocketbase", "queue", "config", "metrics", "client", "cli", "testing"] as const;
+const packages = [
+  "core",
+  "pocketbase",
+  "queue",
+  "config",
+  "metrics",
+  "client",
+  "cli",
+  "testing",
+  "nats",
+] as const;
 
 export default defineConfig({
   resolve: { alias },

@@ -1,0 +1,124 @@
+import { randomBytes } from "node:crypto";
+import { type Change, type DocId, encodeHlc, silentLogger as quiet, type Transport } from "@nxs-sync/core";
+import { type NatsServer, startNatsServer } from "@nxs-sync/testing";
+import { runTransportConformance } from "@nxs-sync/testing/conformance";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createNatsTransport, type NatsTransport, type NatsTransportOptions } from "../../src/index.js";
+
+let server: NatsServer;
+beforeAll(async () => {
+  server = await startNatsServer({ name: "transport" });
+});
+afterAll(async () => {
+  await server?.destroy();
+});
+
+const uid = () => randomBytes(4).toString("hex");
+
+runTransportConformance("NATS JetStream", () => {
+  // A doc id with characters a subject token cannot hold: the encoding is part of what is tested.
+  const docId = `conf.${uid()}:x` as DocId;
+  return {
+    docId,
+    otherDocId: `${docId}-other` as DocId,
+    // Packs of 2 changes, pages of at most 4 changes.
+    pageSize: 4,
+    maxSettleRounds: 400,
+    open: (id?: DocId) =>
+      createNatsTransport({
+        servers: server.url,
+        docId: id ?? docId,
+        packSize: 2,
+        pageSize: 4,
+        logger: quiet,
+      }),
+    settle: () => new Promise<void>((r) => setTimeout(r, 25)),
+    reconnect: async () => {
+      await server.restart();
+    },
+  };
+});
+
+const change = (doc: string, origin: string, seq: number): Change =>
+  ({
+    doc,
+    origin,
+    seq,
+    hlc: encodeHlc({ ms: 1_700_000_000_000 + seq, counter: 0, node: origin }),
+    ops: [{ kind: "set", path: ["k", String(seq)], value: seq }],
+  }) as unknown as Change;
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+async function pullAll(t: Transport, since = {}): Promise<Change[]> {
+  const out: Change[] = [];
+  for await (const p of t.pull(since)) out.push(...p.changes);
+  return out;
+}
+
+describe("NatsTransport", () => {
+  let open: Transport[] = [];
+  const transport = (docId: string, extra: Partial<NatsTransportOptions> = {}): NatsTransport => {
+    const t = createNatsTransport({ servers: server.url, docId, logger: quiet, ...extra });
+    open.push(t);
+    return t;
+  };
+  afterEach(async () => {
+    for (const t of open) await t.close();
+    open = [];
+  });
+
+  it("stores a retried pack once: the same cut carries the same Nats-Msg-Id", async () => {
+    const doc = `d-${uid()}`;
+    const t = transport(doc, { packSize: 5 });
+    await t.connect();
+    const all = range(1, 10).map((s) => change(doc, "gw-a", s));
+    expect((await t.push(all)).acked).toBe(10);
+    // The same changes again (a lost answer): the server drops both packs as duplicates.
+    expect((await t.push(all)).acked).toBe(10);
+    const jsm = await import("@nats-io/jetstream").then(async (m) => {
+      const { connect } = await import("@nats-io/transport-node");
+      const nc = await connect({ servers: server.url });
+      return { nc, jsm: await m.jetstreamManager(nc) };
+    });
+    const info = await jsm.jsm.streams.info(t.names.changesStream, {
+      subjects_filter: `nxs.changes.d-${doc.slice(2)}.>`,
+    });
+    const stored = Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+    await jsm.nc.close();
+    expect(stored).toBe(2);
+    expect((await pullAll(t)).map((c) => c.seq)).toEqual(range(1, 10));
+  });
+
+  it("tells the highest seq the stream holds of an origin (a replica restarted on empty storage)", async () => {
+    const doc = `d-${uid()}`;
+    const t = transport(doc, { packSize: 3 });
+    await t.connect();
+    expect((await t.highWater?.("gw-a"))?.seq).toBe(0);
+    await t.push(range(1, 7).map((s) => change(doc, "gw-a", s)));
+    expect((await t.highWater?.("gw-a"))?.seq).toBe(7);
+  });
+
+  it("reports a healthy single server, and the stream's leader", async () => {
+    const t = transport(`d-${uid()}`);
+    await t.connect();
+    const s = t.status();
+    expect(s.state).toBe("connected");
+    expect(s.health).toBe("ok");
+    expect(s.degraded).toBe(false);
+    expect(s.streamLeader).toBe("transport");
+  });
+
+  it("drops its own echo in realtime and delivers another origin's packs", async () => {
+    const doc = `d-${uid()}`;
+    const a = transport(doc, { origin: "gw-a" });
+    const b = transport(doc, { origin: "gw-b" });
+    const seenByA: string[] = [];
+    a.subscribe({ onChanges: (cs) => seenByA.push(...cs.map((c) => `${c.origin}:${c.seq}`)), onResync() {} });
+    await a.connect();
+    await b.connect();
+    await a.push([change(doc, "gw-a", 1)]);
+    await b.push([change(doc, "gw-b", 1)]);
+    for (let i = 0; i < 400 && !seenByA.includes("gw-b:1"); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(seenByA).toEqual(["gw-b:1"]);
+  });
+});
