@@ -239,7 +239,7 @@ function chunkOf(changes: readonly Change[]): Chunk {
     first: first.seq,
     last: last.seq,
     lastHlc: last.hlc,
-    data: JSON.stringify(encodeChanges(changes)),
+    data: JSON.stringify(encodeChanges(changes, { format: 2 })),
   };
 }
 
