@@ -7,7 +7,8 @@
 # Knobs: NXS_LONG_CHAOS_SEEDS (default "7 42 55 1001"), NXS_LONG_CHAOS_SECONDS (default 300), for the
 # queue's seeded crash runs the same seeds and NXS_QUEUE_CRASH_SECONDS (default 120), and
 # NXS_QUEUE_BACKUP_MB (default 200: the database the mid-drain backup test zips), NXS_QUEUE_CRON_TICKS
-# (default 180: the cron soak's per-second ticks).
+# (default 180: the cron soak's per-second ticks), NXS_NATS_FAULT_ROUNDS (default 5: rounds of the
+# NATS cluster fault schedule).
 # Every step runs even when an earlier one failed; the exit code is 1 when any failed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -51,6 +52,13 @@ if [ "$short" -eq 1 ]; then cticks=10; else cticks="${NXS_QUEUE_CRON_TICKS:-180}
 step "queue cron soak, $cticks ticks" env NXS_QUEUE_CRON_TICKS="$cticks" \
   npx vitest run --config vitest.workspace.ts --project integration \
   packages/queue/test/integration/scheduling.int.test.ts -t cron || failed=1
+
+# NATS: the cluster fault schedule (kill the stream leader, pause a follower, cut a node off) in
+# rounds; npm test runs one round.
+if [ "$short" -eq 1 ]; then nrounds=1; else nrounds="${NXS_NATS_FAULT_ROUNDS:-5}"; fi
+step "nats cluster faults, $nrounds rounds" env NXS_NATS_FAULT_ROUNDS="$nrounds" \
+  npx vitest run --config vitest.workspace.ts --project integration \
+  packages/nats/test/integration/cluster-faults.int.test.ts || failed=1
 
 if [ "$short" -eq 0 ]; then
   step "fresh clone: every npm script with the system Node first on PATH" \

@@ -68,7 +68,10 @@ export function toNatsTransportError(error: unknown, what: string): NxsError {
     return new TransportError(ErrorCode.TransportUnauthorized, message, { cause: error });
   }
   const status = typeof e?.status === "number" ? e.status : undefined;
-  if (status !== undefined && status >= 400 && status < 500 && status !== 408) {
+  // A retry that reaches the leader while the first attempt of the same message id is still being
+  // stored: the outcome is not known yet, so it is retryable (the next attempt is a duplicate or not).
+  const inProcess = /duplicate message id is in process/i.test(e?.message ?? "");
+  if (status !== undefined && status >= 400 && status < 500 && status !== 408 && !inProcess) {
     return new TransportError(ErrorCode.TransportRejected, message, { cause: error, status });
   }
   return new TransportError(ErrorCode.TransportUnavailable, message, {

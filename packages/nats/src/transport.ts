@@ -575,9 +575,7 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
 
   async function* pullPages(since: VersionVector): AsyncGenerator<PullPage> {
     if (closed) throw closedError();
-    if (state !== TransportState.Connected || !jsm) {
-      throw new TransportError(ErrorCode.TransportUnavailable, "NATS transport is not connected");
-    }
+    await ready();
     let floor: VersionVector = since;
     let snapshot: Snapshot | undefined;
     const snap = await latestSnapshot();
@@ -634,6 +632,17 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
     }
   }
 
+  /**
+   * Waits for a connect in progress; a transport that never connected is unavailable. While the
+   * client reconnects, requests go on (the client holds them, or they time out: unavailable).
+   */
+  async function ready(): Promise<void> {
+    if (connecting !== undefined) await connecting.catch(() => undefined);
+    if (closed) throw closedError();
+    if (!jsm || !js)
+      throw new TransportError(ErrorCode.TransportUnavailable, "NATS transport is not connected");
+  }
+
   const track = <T>(p: Promise<T>): Promise<T> => {
     inFlight.add(p);
     const done = () => inFlight.delete(p);
@@ -680,7 +689,7 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
     async push(changes) {
       if (closed) throw closedError();
       if (changes.length === 0) return { acked: 0 };
-      if (!js) throw new TransportError(ErrorCode.TransportUnavailable, "NATS transport is not connected");
+      await ready();
       return { acked: await track(pushNow(changes)) };
     },
 
@@ -688,7 +697,7 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
 
     async highWater(origin: string): Promise<HighWater> {
       if (closed) throw closedError();
-      if (!jsm) throw new TransportError(ErrorCode.TransportUnavailable, "NATS transport is not connected");
+      await ready();
       let seq = await streamHighest(origin);
       const snap = await latestSnapshot();
       seq = Math.max(seq, snap?.version[origin] ?? 0);

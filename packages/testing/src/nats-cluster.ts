@@ -43,7 +43,10 @@ export interface NatsCluster {
   partition(name: string): void;
   /** Ends {@link NatsCluster.partition} of `name` (undefined: of every node). */
   heal(name?: string): void;
-  /** Waits until every running node answers `/healthz` (JetStream current). */
+  /**
+   * Waits until every running node answers `/healthz` and sees a JetStream meta leader with every
+   * running peer current.
+   */
   waitHealthy(timeoutMs?: number): Promise<void>;
   /** Stops every node, closes the proxies and deletes the dirs. */
   destroy(): Promise<void>;
@@ -54,6 +57,10 @@ interface JszStream {
   readonly cluster?: { readonly leader?: string };
 }
 interface Jsz {
+  readonly meta_cluster?: {
+    readonly leader?: string;
+    readonly replicas?: readonly { readonly name: string; readonly current?: boolean }[];
+  };
   readonly account_details?: readonly { readonly stream_detail?: readonly JszStream[] }[];
 }
 
