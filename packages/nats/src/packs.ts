@@ -55,7 +55,7 @@ export function estimateChangeBytes(change: Change): number {
  * @example
  * ```ts
  * const outbox = createPackOutbox({ packSize: 1000, packMaxBytes: 256 * 1024 });
- * const packs = outbox.cut(changes);
+ * const packs = outbox.cut([change]);
  * for (const p of packs) outbox.sent(p);
  * ```
  */

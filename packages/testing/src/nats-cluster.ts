@@ -73,7 +73,7 @@ interface Jsz {
  * @example
  * ```ts
  * const cluster = await startNatsCluster();
- * const nc = await connect({ servers: [...cluster.urls] });
+ * console.log(cluster.urls); // one client URL per node, each through a proxy
  * cluster.partition("n2");
  * cluster.heal("n2");
  * await cluster.destroy();

@@ -126,7 +126,8 @@ export async function waitForNatsHealth(
  * @example
  * ```ts
  * const server = await startNatsServer();
- * const nc = await connect({ servers: server.url });
+ * console.log(server.url); // nats://127.0.0.1:<port>, JetStream with sync_interval always
+ * await server.restart(); // a crash and a restart on the same data
  * await server.destroy();
  * ```
  */

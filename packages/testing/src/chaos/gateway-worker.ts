@@ -121,10 +121,8 @@ async function main<C extends ChaosWorkerConfig>(
  * @param options - The transport factory and the doc's schema.
  * @example
  * ```ts
- * runChaosGatewayWorker<MyConfig>({
- *   transport: (c) => createNatsTransport({ servers: c.servers, docId: c.docId, origin: c.replicaId }),
- *   schema: chaosSchema,
- * });
+ * // The worker script of an adapter: the transport of one incarnation, the chaos doc's schema.
+ * runChaosGatewayWorker({ transport: () => transport, schema: () => schema });
  * ```
  */
 export function runChaosGatewayWorker<C extends ChaosWorkerConfig>(
