@@ -9,7 +9,7 @@ import {
 import { ErrorCode, ValidationError } from "../errors/errors.js";
 import type { Change, Json, Op, Path } from "../model/change.js";
 import { isPlainObject, toFrozenJson } from "../model/json.js";
-import { decodeChangeWith } from "./change-codec.js";
+import { changeLike, decodeChangeWith } from "./change-codec.js";
 import { isSeparator, SeparatorPicker } from "./columns.js";
 
 /**
@@ -415,8 +415,14 @@ function decodeWith(
     let groupOps = 0;
     let groupValues = 0;
     let groupTags = 0;
+    // The first change of a group of several, and the column positions after its ops.
+    let groupFirst: Change | undefined;
+    let groupEnd: [number, number, number] | undefined;
     for (let j = 0; j < nChanges; j++) {
       if (groupLeft === 0) {
+        if (groupEnd !== undefined) [opAt, valueAt, tagAt] = groupEnd;
+        groupFirst = undefined;
+        groupEnd = undefined;
         group++;
         groupLeft = groups === undefined ? 1 : (groups[group] as number);
         groupOps = opAt;
@@ -456,6 +462,11 @@ function decodeWith(
         hlc = msHex + counter.toString(16).padStart(HLC_COUNTER_DIGITS, "0") + (o as string);
       }
       const count = (Array.isArray(n) ? n[group] : n) as number;
+      if (groupFirst !== undefined && opAt === groupOps) {
+        // A later change of a group: the same ops as the group's first, already checked.
+        out.push(changeLike(groupFirst, (s as number) + j, hlc, parts));
+        continue;
+      }
       const ops: unknown[] = new Array(count);
       for (let q = 0; q < count; q++, opAt++) {
         const kind = k === undefined ? "set" : CHAR_KIND[(k as string)[opAt] as string];
@@ -473,8 +484,17 @@ function decodeWith(
           } else ops[q] = { kind, path, value };
         }
       }
-      out.push(finish({ doc: doc as string, origin: o as string, seq: (s as number) + j, hlc, ops }, parts));
+      const made = finish(
+        { doc: doc as string, origin: o as string, seq: (s as number) + j, hlc, ops },
+        parts,
+      );
+      out.push(made);
+      if (groupLeft > 0) {
+        groupFirst = made;
+        groupEnd = [opAt, valueAt, tagAt];
+      }
     }
+    if (groupEnd !== undefined) [opAt, valueAt, tagAt] = groupEnd;
     if (valueAt !== v.length || tagAt !== ((t as unknown[] | undefined)?.length ?? 0))
       malformed("column lengths");
   }

@@ -225,6 +225,11 @@ const EMPTY_ARRAY: Json = Object.freeze([]);
  * read re-materializes the whole state instead (a writer that never reads retains no paths).
  */
 const MAX_PENDING_PATHS = 1024;
+/**
+ * A counter whose magnitude plus every increment of a run stays below this cannot reach a
+ * non-finite value (the largest float is ~1.8e308; rounding moves a sum by far less).
+ */
+const SAFE_COUNTER_BOUND = 1e300;
 
 /** At most this many rounds of hiding refused values after one change (each round hides at least one path). */
 const MAX_HIDE_ROUNDS = 64;
@@ -1275,7 +1280,8 @@ class DocImpl<T> implements Doc<T> {
         error: isNxsError(error) ? error : new NxsError(ErrorCode.OpInvalid, String(error), { cause: error }),
       });
     };
-    for (const input of changes) {
+    for (let at = 0; at < changes.length; at++) {
+      const input = changes[at];
       try {
         this.#applyRemoteInput(
           input,
@@ -1292,7 +1298,11 @@ class DocImpl<T> implements Doc<T> {
         );
       } catch (e) {
         reject(input, e);
+        continue;
       }
+      // The changes after it that repeat its ops (a format 2 group: one counter increment each).
+      if (applied.length > 0 && applied[applied.length - 1] === input && at + 1 < changes.length)
+        at += this.#applyIncrementRepeats(input as Change, changes, at + 1, applied);
     }
     if (applied.length > 0) this.#notify();
     return dropped > 0
@@ -1393,6 +1403,112 @@ class DocImpl<T> implements Doc<T> {
       }
     }
     if (m.size === 0) this.#held.delete(origin);
+  }
+
+  /**
+   * Applies, in one pass, the changes from `changes[from]` on that share `first`'s ops (the same
+   * array: `decodeChanges` gives a format 2 group's changes one) when those ops are increments of
+   * existing counters that are checked by themselves with a plain predicate (finite number, or
+   * optional/nullable of it): each such change moves each counter by the same amount, so every
+   * intermediate value lies between the value before (valid) and the last (checked here), and the
+   * changes are applied as one after the other would apply them. Stops at the first change that
+   * would not apply as the next of its origin (the per-change path then handles it, and reports it).
+   * @returns How many changes it applied (0 when the run does not qualify).
+   */
+  #applyIncrementRepeats(
+    first: Change,
+    changes: readonly unknown[],
+    from: number,
+    applied: Change[],
+  ): number {
+    const { ops, origin } = first;
+    if (ops.length === 0 || origin === this.replicaId || this.#hidden.size > 0 || this.#held.has(origin))
+      return 0;
+    const next = changes[from];
+    if (typeof next !== "object" || next === null || (next as Change).ops !== ops) return 0;
+    const kinds: (NodeKind | undefined)[] = [];
+    for (const op of ops) {
+      if (op.kind !== "inc") return 0;
+      const w = this.#walkCache.walk(op.path);
+      if (w.anchor !== op.path.length || w.invalid !== undefined || fastCheck(w.anchorSchema) === undefined)
+        return 0;
+      if (typeof this.#crdt.valueAt(op.path) !== "number") return 0;
+      kinds.push(w.kind);
+    }
+    // The changes that qualify, each checked as the next of its origin with a later HLC.
+    const run: Change[] = [];
+    const parts: HlcParts[] = [];
+    let prevHlc = first.hlc;
+    let seq = first.seq;
+    for (let k = from; k < changes.length; k++) {
+      const c = changes[k] as Change | null;
+      if (
+        typeof c !== "object" ||
+        c === null ||
+        c.ops !== ops ||
+        c.origin !== origin ||
+        c.doc !== this.docId ||
+        c.seq !== seq + 1 ||
+        !(c.hlc > prevHlc)
+      )
+        break;
+      try {
+        parts.push(this.#clock.check(hlcPartsOf(c)));
+      } catch {
+        break;
+      }
+      run.push(c);
+      prevHlc = c.hlc;
+      seq = c.seq;
+    }
+    if (run.length === 0) return 0;
+    // Far from overflow, every value stays finite, so valid: then only the first change can meet a
+    // problem (the others apply the same ops to the same nodes), and only it needs an undo log.
+    let step = 0;
+    for (const op of ops) step += Math.abs((op as { readonly value: number }).value);
+    for (const op of ops)
+      if (!(Math.abs(this.#crdt.valueAt(op.path) as number) + step * run.length < SAFE_COUNTER_BOUND))
+        return 0;
+    const undo: Undo = [];
+    const touched: Path[] = [];
+    for (let k = 0; k < run.length; k++) {
+      const c = run[k] as Change;
+      for (let i = 0; i < ops.length; i++) {
+        const problem = this.#crdt.apply(
+          ops[i] as Op,
+          origin,
+          c.hlc,
+          i,
+          kinds[i],
+          k === 0 ? undo : undefined,
+          touched,
+        );
+        if (typeof problem === "string") {
+          // Only the first change can get here: the per-change path applies and reports it.
+          rollback(undo);
+          return 0;
+        }
+      }
+      touched.length = 0;
+    }
+    if (this.#pending[0] !== EMPTY_PATH) {
+      // As #commit: the topmost paths to re-materialize (one per op, not per change).
+      for (const p of topmostPaths(ops.map((op) => this.#crdt.recomputeRoot(op.path)))) this.#pending.push(p);
+      if (this.#pending.length > MAX_PENDING_PATHS) this.#pending = [EMPTY_PATH];
+    }
+    for (let k = 0; k < run.length; k++) {
+      const c = run[k] as Change;
+      this.#log.record(c);
+      try {
+        this.#clock.receive(parts[k] as HlcParts);
+      } catch (e) {
+        this.#logger.warn("nxs-sync: clock did not take a remote stamp", e);
+      }
+      applied.push(c);
+    }
+    const head = this.#log.headHlc(origin);
+    if (head !== undefined) this.#crdt.lastHlc.set(origin, head);
+    return run.length;
   }
 
   /** Adds what applying `change` newly hid to `out` (once: a path hidden already is not reported again). */
