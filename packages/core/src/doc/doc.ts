@@ -1426,6 +1426,8 @@ class DocImpl<T> implements Doc<T> {
       return 0;
     const next = changes[from];
     if (typeof next !== "object" || next === null || (next as Change).ops !== ops) return 0;
+    // `first` must be the head of its origin (not followed by held changes it unblocked).
+    if (this.#log.next(origin) !== first.seq + 1 || this.#crdt.lastHlc.get(origin) !== first.hlc) return 0;
     const kinds: (NodeKind | undefined)[] = [];
     for (const op of ops) {
       if (op.kind !== "inc") return 0;
