@@ -158,6 +158,15 @@ export {
   type ManualScheduler,
   type Scheduler,
 } from "./sync/scheduler.js";
+export {
+  type CompactionLease,
+  checkpointWithStore,
+  compactWithStore,
+  type StabilityStore,
+  type StoreCheckpoint,
+  type StoreCompaction,
+  type StoredAck,
+} from "./sync/stability.js";
 export type { Storage, StoredState } from "./sync/storage.js";
 export {
   type HighWater,

@@ -14,6 +14,11 @@ export {
   type PackLimits,
   type PackOutbox,
 } from "./packs.js";
+export {
+  createNatsStabilityStore,
+  type NatsStabilityStore,
+  type NatsStabilityStoreOptions,
+} from "./stability.js";
 export { ensureStreams, type StreamSettings } from "./streams.js";
 export {
   ackKey,

@@ -22,7 +22,6 @@ import {
   type Change,
   createEmitter,
   type DocId,
-  decodeSnapshot,
   defaultLogger,
   dominatesVersionVector,
   ErrorCode,
@@ -39,6 +38,7 @@ import {
   TransportState,
   type VersionVector,
 } from "@nxs-sync/core";
+import { readLatestSnapshot, scanSubject } from "./direct-read.js";
 import { toNatsTransportError } from "./errors.js";
 import { createPackOutbox, decodePackBody, encodePackBody, PackHeader } from "./packs.js";
 import { ensureStreams } from "./streams.js";
@@ -49,7 +49,6 @@ import {
   natsNames,
   originOfSubject,
   packMessageId,
-  snapshotSubject,
 } from "./subjects.js";
 
 /** How healthy the JetStream side looks (see {@link NatsTransportStatus}). */
@@ -155,11 +154,6 @@ export interface NatsTransport extends Transport {
 }
 
 const closedError = () => new TransportError(ErrorCode.Closed, "NATS transport is closed");
-/** A JetStream "message not found" (404): an empty subject, not a failure. */
-const isNotFound = (e: unknown): boolean => {
-  const x = e as { status?: unknown; code?: unknown } | undefined;
-  return x?.status === 404 || x?.code === 404;
-};
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
@@ -524,52 +518,18 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
     return acked;
   }
 
-  /** Every message on `subject` (a filter), oldest first, by direct batch gets of `batch`. */
-  async function* scan(subject: string, batch = 256) {
-    let seq = 1;
-    for (;;) {
-      if (closed) throw closedError();
-      let got = 0;
-      let pendingAfter = 0;
-      let lastSeq = seq;
-      try {
-        const iter = await (jsm as JetStreamManager).direct.getBatch(names.changesStream, {
-          seq,
-          next_by_subj: subject,
-          batch,
-        });
-        for await (const m of iter) {
-          got++;
-          lastSeq = m.seq;
-          pendingAfter = m.pending;
-          yield m;
-        }
-      } catch (e) {
-        if (isNotFound(e)) return;
-        throw toNatsTransportError(e, `read ${subject}`);
-      }
-      if (got === 0 || pendingAfter <= 0) return;
-      seq = lastSeq + 1;
-    }
-  }
+  const scan = (subject: string) => scanSubject(jsm as JetStreamManager, names.changesStream, subject);
 
   async function latestSnapshot(): Promise<Snapshot | undefined> {
     try {
-      const m = await (jsm as JetStreamManager).direct.getMessage(names.snapshotsStream, {
-        last_by_subj: snapshotSubject(names, docId),
-      });
-      if (m === null) return undefined;
-      const snapshot = decodeSnapshot(JSON.parse(Buffer.from(m.data).toString("utf8")));
-      if (snapshot.doc !== docId)
-        throw new NxsError(ErrorCode.OpInvalid, `snapshot of ${snapshot.doc} on ${docId}`);
-      return snapshot;
+      return await readLatestSnapshot(jsm as JetStreamManager, names, String(docId));
     } catch (e) {
-      if (isNotFound(e)) return undefined;
       if (isNxsError(e) && !e.retryable) {
+        // A malformed snapshot is skipped (reported): the changes are still there to pull.
         reportError(e);
         return undefined;
       }
-      throw toNatsTransportError(e, "read snapshot");
+      throw e;
     }
   }
 
