@@ -145,24 +145,42 @@ export async function nxsLatencyProbe(url: string, a: BenchNode, b: BenchNode): 
 export async function nxsThroughput(url: string, a: BenchNode, b: BenchNode, count: number): Promise<number> {
   const { A, B, close } = await openPair(url, a, b);
   try {
-    const all = trigger(
-      () => versionOf(B, A.origin) >= count,
-      120_000,
-      `gateway B applying ${count} changes`,
-    );
-    B.onApplied(all.check);
-    const t0 = performance.now();
-    for (let i = 1; i <= count; i++) {
-      A.doc.set(["items", `k${i % KEYS}`], i);
-      if (i % 100 === 0) await new Promise((r) => setImmediate(r));
-    }
-    await A.replica.flush();
-    all.check();
-    const t1 = await all.promise;
-    return (count * 1000) / (t1 - t0);
+    return await timeThroughput(A, B, count);
   } finally {
     await close();
   }
+}
+
+/** The writer and reader sides {@link timeThroughput} needs (a gateway over any transport). */
+export interface ThroughputPair {
+  readonly A: Pick<Gateway, "doc" | "origin"> & { readonly replica: { flush(): Promise<void> } };
+  readonly B: Pick<Gateway, "doc" | "onApplied">;
+}
+
+/**
+ * The measured part of (b), for any transport: A makes `count` changes back to back (yielding every
+ * 100), timed until A's outbox is acknowledged and B applied all. @returns changes per second.
+ */
+export async function timeThroughput(
+  A: ThroughputPair["A"],
+  B: ThroughputPair["B"],
+  count: number,
+): Promise<number> {
+  const all = trigger(
+    () => (B.doc.version()[A.origin] ?? 0) >= count,
+    120_000,
+    `gateway B applying ${count} changes`,
+  );
+  B.onApplied(all.check);
+  const t0 = performance.now();
+  for (let i = 1; i <= count; i++) {
+    A.doc.set(["items", `k${i % KEYS}`], i);
+    if (i % 100 === 0) await new Promise((r) => setImmediate(r));
+  }
+  await A.replica.flush();
+  all.check();
+  const t1 = await all.promise;
+  return (count * 1000) / (t1 - t0);
 }
 
 /** Changes per push of the catch-up fill: each push is one pack record (`packSize` 1000, `packMaxBytes` raised for it). */
