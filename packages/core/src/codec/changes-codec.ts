@@ -216,25 +216,17 @@ function encodeRun(
   for (const c of run.changes) {
     const cms = msOf(c.hlc);
     const cc = counterOf(c.hlc);
-    if (cms === ms && cc >= counter) {
-      const d = cc - counter;
-      if (rep > 0 && d === repD) rep++;
-      else {
-        flush();
-        rep = 1;
-        repD = d;
-      }
-    } else if (cms > ms && cc === 0) {
-      const d = ms - cms;
-      if (rep > 0 && d === repD) rep++;
-      else {
-        flush();
-        rep = 1;
-        repD = d;
-      }
-    } else {
+    // A delta as one number (same ms: the counter step; a later ms with counter 0: minus the ms
+    // step), else a pair.
+    const d = cms === ms && cc >= counter ? cc - counter : cms > ms && cc === 0 ? ms - cms : undefined;
+    if (d === undefined) {
       flush();
       h.push([cms - ms, cc]);
+    } else if (rep > 0 && d === repD) rep++;
+    else {
+      flush();
+      rep = 1;
+      repD = d;
     }
     ms = cms;
     counter = cc;
