@@ -23,6 +23,7 @@ import {
   type NatsCluster,
   startChaosGateway,
   startNatsCluster,
+  waitFor,
 } from "@nxs-sync/testing";
 import { afterAll, expect, it } from "vitest";
 import { chaosSchema } from "../../../pocketbase/test/integration/chaos-schema.js";
@@ -130,7 +131,8 @@ it("loses no acknowledged change when the stream leader is killed, a follower pa
       const leader = await leaderNow();
       log(`${t()} round ${round}: kill the stream leader ${leader}`);
       await c.node(leader).kill();
-      await sleep(4000);
+      // Long enough for the other two to elect a new leader (~5 s measured) before it comes back.
+      await sleep(6000);
       log(`${t()} restart ${leader} (leader reported now: ${await c.streamLeader(STREAM)})`);
       await c.node(leader).start();
       await sleep(1500);
@@ -166,6 +168,12 @@ it("loses no acknowledged change when the stream leader is killed, a follower pa
       const states = await Promise.all(gateways.map((g) => g.state()));
       observed = states.map((s, j) => ({ name: GATEWAYS[j] as string, state: s.state as ChaosDocState }));
       const first = hashChaosState(states[0]?.state);
+      if (i % 8 === 0) {
+        const line = states.map(
+          (s, j) => `${GATEWAYS[j]} ${s.replica} ${s.pending} pending ${JSON.stringify(s.gaps)}`,
+        );
+        log(`${t()} ${line.join("; ")}`);
+      }
       if (states.every((s) => s.pending === 0 && hashChaosState(s.state) === first)) {
         const views = await Promise.all(c.nodes.map((_, j) => viewOf(c, j, docId)));
         observed.push(...views.map((state, j) => ({ name: c.nodes[j]?.name as string, state })));
@@ -195,4 +203,36 @@ it("loses no acknowledged change when the stream leader is killed, a follower pa
   expect(new Set(Object.values(hashes)).size).toBe(1);
   expect(Object.keys(hashes)).toHaveLength(GATEWAYS.length + c.nodes.length);
   passed = true;
+});
+
+it("status() shows a lost quorum as degraded, and ok again after the heal", async () => {
+  const c = cluster;
+  if (c === undefined) throw new Error("the cluster of the first test is not running");
+  await c.waitHealthy();
+  // Connected to n1 only (its client link stays up while n2 and n3 are cut off from it).
+  const t = createNatsTransport({
+    servers: c.urls[0] as string,
+    docId: "status",
+    replicas: 3,
+    statusIntervalMs: 100,
+    requestTimeoutMs: 1000,
+    logger: silentLogger,
+  });
+  const seen: string[] = [];
+  t.on("health", (h) => seen.push(h));
+  try {
+    await t.connect();
+    await waitFor(() => t.status().health === "ok", { timeoutMs: 30_000, description: "health ok" });
+    c.partition("n2");
+    c.partition("n3");
+    await waitFor(() => t.status().degraded, { timeoutMs: 30_000, description: "degraded without quorum" });
+    expect(["no-quorum", "leader-election"]).toContain(t.status().health);
+    expect(t.status().state).toBe("connected");
+    c.heal();
+    await waitFor(() => t.status().health === "ok", { timeoutMs: 60_000, description: "ok after the heal" });
+    log(`health transitions: ${seen.join(" -> ")}`);
+  } finally {
+    c.heal();
+    await t.close();
+  }
 });
