@@ -15,7 +15,7 @@ source scripts/steps.sh
 trap step_summary EXIT
 step "lint (biome)"           npx biome ci .
 step "typecheck (tsc)"        npx tsc -p tsconfig.json --noEmit
-step "import cycles (madge)"  npx madge --circular --extensions ts --ts-config tsconfig.json packages/core/src packages/pocketbase/src packages/queue/src packages/config/src packages/cli/src packages/testing/src packages/metrics/src packages/client/src
+step "import cycles (madge)"  npx madge --circular --extensions ts --ts-config tsconfig.json packages/core/src packages/pocketbase/src packages/queue/src packages/config/src packages/cli/src packages/testing/src packages/metrics/src packages/client/src packages/nats/src
 step "build (tsup)"           npm run build --silent
 step "package checks (publint, attw, tarballs)" node scripts/check-packages.mjs
 
