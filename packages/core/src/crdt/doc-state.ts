@@ -199,6 +199,32 @@ export class DocState {
     return res;
   }
 
+  /**
+   * The counter an `inc` at `path` stamped `(h, i)` would increment, when that op would reach an
+   * existing counter node and be visible (newer than every shadow at or above it), else undefined:
+   * what {@link apply} does for such an op is then `counter.inc(origin, h, i, amount, undo)`.
+   */
+  counterAt(path: Path, h: string, i: number): CounterState | undefined {
+    let fh: string | undefined;
+    let fi = 0;
+    let n: DocNode = this.root;
+    for (let depth = 0; depth < path.length; depth++) {
+      if (n.x !== undefined) return undefined;
+      if (n.sh !== undefined && (fh === undefined || isNewer(n.sh, n.si, fh, fi))) {
+        fh = n.sh;
+        fi = n.si;
+      }
+      const kids = n.kids;
+      if (kids === undefined) return undefined;
+      const e = kids.find(path[depth] as string);
+      if (e < 0 || kids.isLeaf(e)) return undefined;
+      n = kids.val[e] as DocNode;
+    }
+    if (fh !== undefined && !isNewer(h, i, fh, fi)) return undefined;
+    if (n.sh !== undefined && !isNewer(h, i, n.sh, n.si)) return undefined;
+    return n.x instanceof CounterState ? n.x : undefined;
+  }
+
   #applyAt(
     n: DocNode,
     op: Op,

@@ -1408,11 +1408,12 @@ class DocImpl<T> implements Doc<T> {
   /**
    * Applies, in one pass, the changes from `changes[from]` on that share `first`'s ops (the same
    * array: `decodeChanges` gives a format 2 group's changes one) when those ops are increments of
-   * existing counters that are checked by themselves with a plain predicate (finite number, or
-   * optional/nullable of it): each such change moves each counter by the same amount, so every
-   * intermediate value lies between the value before (valid) and the last (checked here), and the
-   * changes are applied as one after the other would apply them. Stops at the first change that
-   * would not apply as the next of its origin (the per-change path then handles it, and reports it).
+   * existing, visible counters whose schema is a plain predicate (a finite number, or
+   * optional/nullable of it, with nothing checked above): kept far from overflow, every value the
+   * run goes through is finite, so valid, and each change does what {@link DocState.apply} would
+   * (`inc` on the counter). The changes are logged one by one, the counters re-staged once. Stops at
+   * the first change that would not apply as the next of its origin (the per-change path then
+   * handles it, and reports it); nothing is applied when the run does not qualify.
    * @returns How many changes it applied (0 when the run does not qualify).
    */
   #applyIncrementRepeats(
@@ -1428,14 +1429,13 @@ class DocImpl<T> implements Doc<T> {
     if (typeof next !== "object" || next === null || (next as Change).ops !== ops) return 0;
     // `first` must be the head of its origin (not followed by held changes it unblocked).
     if (this.#log.next(origin) !== first.seq + 1 || this.#crdt.lastHlc.get(origin) !== first.hlc) return 0;
-    const kinds: (NodeKind | undefined)[] = [];
     for (const op of ops) {
       if (op.kind !== "inc") return 0;
       const w = this.#walkCache.walk(op.path);
       if (w.anchor !== op.path.length || w.invalid !== undefined || fastCheck(w.anchorSchema) === undefined)
         return 0;
       if (typeof this.#crdt.valueAt(op.path) !== "number") return 0;
-      kinds.push(w.kind);
+      if (w.kind !== undefined && w.kind !== NodeKind.Counter) return 0;
     }
     // The changes that qualify, each checked as the next of its origin with a later HLC.
     const run: Change[] = [];
@@ -1464,35 +1464,30 @@ class DocImpl<T> implements Doc<T> {
       seq = c.seq;
     }
     if (run.length === 0) return 0;
-    // Far from overflow, every value stays finite, so valid: then only the first change can meet a
-    // problem (the others apply the same ops to the same nodes), and only it needs an undo log.
+    // Far from overflow, every value the run goes through stays finite, so valid.
     let step = 0;
     for (const op of ops) step += Math.abs((op as { readonly value: number }).value);
     for (const op of ops)
       if (!(Math.abs(this.#crdt.valueAt(op.path) as number) + step * run.length < SAFE_COUNTER_BOUND))
         return 0;
-    const undo: Undo = [];
-    const touched: Path[] = [];
-    for (let k = 0; k < run.length; k++) {
-      const c = run[k] as Change;
-      for (let i = 0; i < ops.length; i++) {
-        const problem = this.#crdt.apply(
-          ops[i] as Op,
+    // Each op reaches an existing, visible counter for the first change's stamp, so for the later
+    // (newer) ones too: DocState.apply would do exactly counter.inc for each.
+    const first0 = run[0] as Change;
+    const counters: CounterState[] = [];
+    for (let i = 0; i < ops.length; i++) {
+      const c = this.#crdt.counterAt((ops[i] as Op).path, first0.hlc, i);
+      if (c === undefined) return 0;
+      counters.push(c);
+    }
+    for (const c of run)
+      for (let i = 0; i < ops.length; i++)
+        (counters[i] as CounterState).inc(
           origin,
           c.hlc,
           i,
-          kinds[i],
-          k === 0 ? undo : undefined,
-          touched,
+          (ops[i] as { readonly value: number }).value,
+          undefined,
         );
-        if (typeof problem === "string") {
-          // Only the first change can get here: the per-change path applies and reports it.
-          rollback(undo);
-          return 0;
-        }
-      }
-      touched.length = 0;
-    }
     if (this.#pending[0] !== EMPTY_PATH) {
       // As #commit: the topmost paths to re-materialize (one per op, not per change).
       for (const p of topmostPaths(ops.map((op) => this.#crdt.recomputeRoot(op.path)))) this.#pending.push(p);

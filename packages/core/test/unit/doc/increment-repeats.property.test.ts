@@ -19,12 +19,15 @@ const initial = { hits: 0, counts: {}, bounded: 3 };
 const newDoc = (replicaId: string, clock: () => number) =>
   createDoc({ schema, docId: "d", replicaId, clock, initial });
 
-type Step = { path: string[]; by: number; times: number; tick: boolean };
+type Step = { path: string[]; by: number; times: number; tick: boolean; del: number };
 const stepArb: fc.Arbitrary<Step> = fc.record({
   path: fc.constantFrom(["hits"], ["counts", "a"], ["counts", "b"], ["bounded"], ["opt"]),
   by: fc.oneof(fc.integer({ min: -3, max: 3 }), fc.constantFrom(0.1, -0.25, 1e307, -1e307)),
   times: fc.integer({ min: 1, max: 12 }),
   tick: fc.boolean(),
+  // 0: no delete; 1: src deletes the path first; 2: another replica deletes it, at a later stamp
+  // than the increments, its change delivered before them.
+  del: fc.integer({ min: 0, max: 2 }),
 });
 
 describe("applyRemote of repeated increments (a format 2 group) equals one change at a time", () => {
@@ -34,8 +37,21 @@ describe("applyRemote of repeated increments (a format 2 group) equals one chang
         let t = 1_700_000_000_000;
         const clock = () => t;
         const src = newDoc("src", clock);
-        const other = newDoc("other", clock);
+        // Another replica's increments of the same counters, newer than the deletes.
+        const other = newDoc("other", () => t + 10);
+        const deleter = newDoc("deleter", () => t + 5);
         for (const s of steps) {
+          const del = (d: typeof src) => {
+            try {
+              // Created first: a delete of an absent path makes no change.
+              d.increment(s.path as never, 1);
+              d.delete(s.path as never);
+            } catch {
+              // A required counter cannot be deleted.
+            }
+          };
+          if (s.del === 1) del(src);
+          if (s.del === 2) del(deleter);
           for (let k = 0; k < s.times; k++) {
             try {
               src.increment(s.path as never, s.by);
@@ -44,9 +60,17 @@ describe("applyRemote of repeated increments (a format 2 group) equals one chang
             }
             if (s.tick) t += 1;
           }
-          other.increment(["hits"], 1);
+          try {
+            other.increment(s.path as never, 1);
+          } catch {
+            // Refused locally (a bounded counter, an overflow).
+          }
         }
-        const changes: Change[] = [...src.changesSince({}), ...other.changesSince({})];
+        const changes: Change[] = [
+          ...deleter.changesSince({}),
+          ...other.changesSince({}),
+          ...src.changesSince({}),
+        ];
         const fast = newDoc("x", () => t);
         const slow = newDoc("y", () => t);
         const batch = decodeChanges(jsonTrip(encodeChanges(changes, { format: 2 })));
