@@ -384,7 +384,7 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
     const missing = recent.flat().filter((c) => c.seq > highest);
     if (missing.length === 0) return;
     events.emit("re-push", { changes: missing.length });
-    await pushNow(missing);
+    await pushNow(missing, true);
   }
 
   function watchConnection(conn: NatsConnection): void {
@@ -454,7 +454,7 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
   }
 
   /** Publishes one pack until acknowledged or `deadline`; same cut, same message id every time. */
-  async function publishPack(pack: readonly Change[], deadline: number): Promise<void> {
+  async function publishPack(pack: readonly Change[], deadline: number, rePush = false): Promise<void> {
     const first = pack[0] as Change;
     const last = pack.at(-1) as Change;
     const subject = changeSubject(names, first.doc, first.origin);
@@ -462,17 +462,23 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
     const h = natsHeaders();
     h.set(PackHeader.First, String(first.seq));
     h.set(PackHeader.Last, String(last.seq));
-    const msgID = packMessageId(first.doc, first.origin, first.seq, last.seq);
+    let msgID = packMessageId(first.doc, first.origin, first.seq, last.seq);
     outbox.sent(pack);
     let wait = 50;
     for (;;) {
       if (closed) throw closedError();
       try {
-        await (js as JetStreamClient).publish(subject, body, {
+        const ack = await (js as JetStreamClient).publish(subject, body, {
           msgID,
           headers: h,
           timeout: Math.max(1, Math.min(requestTimeoutMs, deadline - Date.now())),
         });
+        if (ack.duplicate && rePush && !msgID.endsWith(".re")) {
+          // The stream lost this pack but still remembers its id (within the duplicate window):
+          // store it once more under a second id (an overlap readers skip).
+          msgID = `${msgID}.re`;
+          continue;
+        }
         outbox.settle(pack);
         return;
       } catch (e) {
@@ -485,7 +491,7 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
     }
   }
 
-  async function pushNow(changes: readonly Change[]): Promise<number> {
+  async function pushNow(changes: readonly Change[], rePush = false): Promise<number> {
     for (const c of changes) {
       if (c.doc !== docId) {
         throw new TransportError(
@@ -497,14 +503,14 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
     const packs = outbox.cut(changes);
     const deadline = Date.now() + pushTimeoutMs;
     // Every pack in flight at once (the server acks them in order per connection).
-    const results = await Promise.allSettled(packs.map((p) => publishPack(p, deadline)));
+    const results = await Promise.allSettled(packs.map((p) => publishPack(p, deadline, rePush)));
     let acked = 0;
     for (let i = 0; i < packs.length; i++) {
       const r = results[i];
       if (r?.status !== "fulfilled") break;
       const pack = packs[i] as Change[];
       acked += pack.length;
-      if (ownOrigin !== undefined && pack[0]?.origin === ownOrigin && rePushWindow > 0) {
+      if (!rePush && ownOrigin !== undefined && pack[0]?.origin === ownOrigin && rePushWindow > 0) {
         recent.push(pack);
         recentChanges += pack.length;
         while (recentChanges - (recent[0]?.length ?? 0) >= rePushWindow)

@@ -1,9 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { type Change, type DocId, encodeHlc, silentLogger as quiet, type Transport } from "@nxs-sync/core";
-import { type NatsServer, startNatsServer } from "@nxs-sync/testing";
+import { type NatsServer, startNatsServer, startTcpProxy } from "@nxs-sync/testing";
 import { runTransportConformance } from "@nxs-sync/testing/conformance";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createNatsTransport, type NatsTransport, type NatsTransportOptions } from "../../src/index.js";
+import {
+  changeSubject,
+  createNatsTransport,
+  type NatsTransport,
+  type NatsTransportOptions,
+} from "../../src/index.js";
 
 let server: NatsServer;
 beforeAll(async () => {
@@ -120,5 +125,61 @@ describe("NatsTransport", () => {
     await b.push([change(doc, "gw-b", 1)]);
     for (let i = 0; i < 400 && !seenByA.includes("gw-b:1"); i++) await new Promise((r) => setTimeout(r, 10));
     expect(seenByA).toEqual(["gw-b:1"]);
+  });
+
+  it("re-pushes after a reconnect what the stream lost of its recent acknowledged packs", async () => {
+    const doc = `d-${uid()}`;
+    const t = transport(doc, { origin: "gw-a", packSize: 2 });
+    const rePushed: number[] = [];
+    t.on("re-push", (e) => rePushed.push(e.changes));
+    let resyncs = 0;
+    t.subscribe({ onChanges() {}, onResync: () => resyncs++ });
+    await t.connect();
+    await t.push(range(1, 6).map((s) => change(doc, "gw-a", s)));
+    // The stream loses the last two packs (as a node restored from an older backup would).
+    const { connect } = await import("@nats-io/transport-node");
+    const { jetstreamManager } = await import("@nats-io/jetstream");
+    const nc = await connect({ servers: server.url });
+    const jsm = await jetstreamManager(nc);
+    const subject = changeSubject(t.names, doc, "gw-a");
+    const first = await jsm.direct.getMessage(t.names.changesStream, { next_by_subj: subject, seq: 1 });
+    // The three packs are consecutive in the stream (the tests of this file run one at a time).
+    for (const seq of [(first?.seq ?? 0) + 1, (first?.seq ?? 0) + 2]) {
+      await jsm.streams.deleteMessage(t.names.changesStream, seq);
+    }
+    await nc.close();
+    expect((await t.highWater?.("gw-a"))?.seq).toBe(2);
+    const before = resyncs;
+    await server.restart();
+    for (let i = 0; i < 400 && resyncs === before; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(rePushed).toEqual([4]);
+    expect((await pullAll(t)).map((c) => c.seq)).toEqual(range(1, 6));
+  });
+
+  it("re-pushes a lost pack whose id the stream still remembers, after a reconnect without a restart", async () => {
+    const doc = `d-${uid()}`;
+    const proxy = await startTcpProxy(server.url.replace("nats://", "http://"));
+    const t = transport(doc, { origin: "gw-a", servers: proxy.url.replace("http://", "nats://") });
+    let resyncs = 0;
+    t.subscribe({ onChanges() {}, onResync: () => resyncs++ });
+    await t.connect();
+    await t.push([change(doc, "gw-a", 1)]);
+    const { connect } = await import("@nats-io/transport-node");
+    const { jetstreamManager } = await import("@nats-io/jetstream");
+    const nc = await connect({ servers: server.url });
+    const jsm = await jetstreamManager(nc);
+    const stored = await jsm.direct.getMessage(t.names.changesStream, {
+      next_by_subj: changeSubject(t.names, doc, "gw-a"),
+      seq: 1,
+    });
+    await jsm.streams.deleteMessage(t.names.changesStream, stored?.seq ?? 0);
+    await nc.close();
+    const before = resyncs;
+    proxy.cut("reset");
+    proxy.heal();
+    for (let i = 0; i < 400 && resyncs === before; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await pullAll(t)).map((c) => c.seq)).toEqual([1]);
+    await t.close();
+    await proxy.close();
   });
 });
