@@ -52,9 +52,14 @@ export {
 } from "./codec/change-codec.js";
 export {
   decodeChanges,
+  type EncodeChangesOptions,
   type EncodedChangeRun,
+  type EncodedChangeRunV2,
   type EncodedChanges,
+  type EncodedChangesV2,
   encodeChanges,
+  type HlcDeltaV2,
+  MAX_CHANGES_PER_BATCH,
 } from "./codec/changes-codec.js";
 export {
   type BinarySnapshotOptions,

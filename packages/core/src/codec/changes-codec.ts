@@ -110,11 +110,20 @@ interface Run {
 
 /**
  * Encodes changes of one document (e.g. what `changesSince` returned) in the compact form of
- * {@link EncodedChanges}. A pure function: the result is JSON, for a transport or a peer exchange.
- * Changes of one origin keep their relative order; origins are grouped.
+ * {@link EncodedChanges} (format 1), or {@link EncodedChangesV2} with `{ format: 2 }` (repeats
+ * written once; readers before format 2 refuse it). A pure function: the result is JSON, for a
+ * transport or a peer exchange. Changes of one origin keep their relative order; origins are
+ * grouped. {@link decodeChanges} reads both formats.
  * @param changes - Changes of one document.
+ * @param options - `format`: 1 (the default) or 2.
  * @returns The encoded list.
- * @throws {@link ValidationError} `op/invalid` when the changes are of several documents.
+ * @throws {@link ValidationError} `op/invalid` when the changes are of several documents, or the
+ * format is unknown.
+ * @example
+ * ```ts
+ * const batch = encodeChanges(doc.changesSince({}), { format: 2 });
+ * const copy = decodeChanges(JSON.parse(JSON.stringify(batch)));
+ * ```
  */
 export function encodeChanges(changes: readonly Change[], options?: { readonly format?: 1 }): EncodedChanges;
 export function encodeChanges(changes: readonly Change[], options: { readonly format: 2 }): EncodedChangesV2;
