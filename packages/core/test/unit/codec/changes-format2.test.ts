@@ -136,3 +136,47 @@ describe("change batches, format 2", () => {
     expect(same[1]?.hlc).toBe(same[2]?.hlc);
   });
 });
+
+describe("change batches, format 2: malformed input", () => {
+  it("refuses any corruption of a batch with an NxsError (op/invalid or hlc/invalid), never anything else", () => {
+    const ops = [{ kind: "inc", path: ["c"], value: 1 }];
+    const rem = [
+      { kind: "rem", path: ["s"], value: "x", tags: [encodeHlc({ ms: 9, counter: 0, node: "b" })] },
+    ];
+    const base = jsonTrip(
+      encodeChanges(
+        [
+          change(1, 1000, 0, ops),
+          change(2, 1000, 1, ops),
+          change(3, 1000, 2, ops),
+          change(4, 1001, 0, rem),
+          change(5, 1001, 1, rem),
+          change(6, 1003, 0, [{ kind: "del", path: ["k", "x"] }]),
+        ],
+        { format: 2 },
+      ),
+    ) as unknown as Record<string, unknown>;
+    const fields = ["o", "s", "h", "m", "n", "k", "p", "v", "t"] as const;
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...fields),
+        fc.oneof(
+          fc.anything(),
+          fc.array(
+            fc.oneof(
+              fc.integer({ min: -3, max: 5 }),
+              fc.record({ r: fc.integer({ min: -1, max: 5 }), h: fc.anything() }),
+            ),
+          ),
+        ),
+        (field, value) => {
+          const run = { ...((base.r as unknown[])[0] as Record<string, unknown>), [field]: value };
+          const input = { ...base, r: [run] };
+          const got = code(() => decodeChanges(input));
+          expect([undefined, ErrorCode.OpInvalid, ErrorCode.HlcInvalid]).toContain(got);
+        },
+      ),
+      { seed: 20261207, numRuns: 500 },
+    );
+  });
+});
