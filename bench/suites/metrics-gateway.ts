@@ -26,8 +26,20 @@ const account = {
   role: NodeRole.Gateway,
 };
 
-/** Extra node flags for both children (`NXS_BENCH_GATEWAY_NODE_FLAGS`, e.g. `--max-semi-space-size=4`). */
-const nodeFlags = (): string[] => (process.env.NXS_BENCH_GATEWAY_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+/**
+ * The memory settings the deployments give a gateway (examples/compose, examples/k3s): V8's
+ * size-optimizing mode, a 1 MiB young generation and two glibc malloc arenas. `NXS_BENCH_GATEWAY_NODE_FLAGS` replaces the flags.
+ */
+export const DEPLOYED_NODE_FLAGS = ["--optimize-for-size", "--max-semi-space-size=1"] as const;
+export const DEPLOYED_ENV = { MALLOC_ARENA_MAX: "2" } as const;
+
+const nodeFlags = (): string[] =>
+  process.env.NXS_BENCH_GATEWAY_NODE_FLAGS === undefined
+    ? [...DEPLOYED_NODE_FLAGS]
+    : process.env.NXS_BENCH_GATEWAY_NODE_FLAGS.split(" ").filter(Boolean);
+
+/** How a child runs: as deployed, or with Node's defaults (no flags, glibc's default arenas). */
+type Tuning = "deployed" | "defaults";
 
 interface GatewayFigures {
   readonly idleCpu: number;
@@ -40,14 +52,23 @@ interface GatewayFigures {
   readonly failed: number;
 }
 
-function runGateway(file: string, mode: "plain" | "metrics", url: string, idleS: number, loadS: number) {
+function runGateway(
+  file: string,
+  mode: "plain" | "metrics",
+  url: string,
+  idleS: number,
+  loadS: number,
+  tuning: Tuning = "deployed",
+) {
+  const { MALLOC_ARENA_MAX: _inherited, ...parentEnv } = process.env;
   return new Promise<GatewayFigures>((resolve, reject) => {
     execFile(
       process.execPath,
-      [...nodeFlags(), file, mode, url, String(idleS), String(loadS)],
+      [...(tuning === "deployed" ? nodeFlags() : []), file, mode, url, String(idleS), String(loadS)],
       {
         env: {
-          ...process.env,
+          ...parentEnv,
+          ...(tuning === "deployed" ? DEPLOYED_ENV : {}),
           NXS_BENCH_EMAIL: account.email,
           NXS_BENCH_PASSWORD: account.password,
           NXS_BENCH_NODE: account.id,
@@ -80,8 +101,9 @@ function runGateway(file: string, mode: "plain" | "metrics", url: string, idleS:
 }
 
 /**
- * The whole-gateway cases: two children one after the other on a server of their own (the
- * gateway alone, then with the metrics and the collector), each idle then under load.
+ * The whole-gateway cases: three children one after the other on a server of their own (the
+ * gateway alone, then with the metrics and the collector, both with the deployments' memory
+ * settings; then the latter with Node's defaults), each idle then under load.
  * @param servers - Where the started server is recorded (torn down by the suite).
  * @param quick - Shorter phases.
  * @returns The cases (one measurement each: the runner repeats the closures, which return the figures taken once).
@@ -106,21 +128,30 @@ export async function gatewayCases(servers: ProcessPocketBase[], quick: boolean)
     // One after the other: the two would share the server and the 2 cores.
     const plain = await runGateway(file, "plain", server.url, idleS, loadS);
     const withMetrics = await runGateway(file, "metrics", server.url, idleS, loadS);
+    const defaults = await runGateway(file, "metrics", server.url, idleS, loadS, "defaults");
     const note = (what: string) =>
-      `${what}; the example gateway of examples/compose (a notes replica, an echo queue with its worker, the config store) on plain node (one minified esbuild bundle, as in the gateway image), one local PocketBase; "gateway": without metrics, nxs: plus createMetrics and the collector at the default intervals (with a replica probe and a queue depth probe). Idle ${idleS} s after a 5 s warm-up, then ${loadS} s of load: 10 note writes/s (each awaited until acknowledged), 2 jobs/s worked by its own worker, 10 config reads/s (${withMetrics.ops} writes, ${withMetrics.failed} failed). Measured once per run of the suite (the two children run one after the other)${nodeFlags().length > 0 ? `; node flags: ${nodeFlags().join(" ")}` : ""}`;
+      `${what}; the example gateway of examples/compose (a notes replica, an echo queue with its worker, the config store) on plain node (one minified esbuild bundle, as in the gateway image), one local PocketBase; "gateway": without metrics, nxs: plus createMetrics and the collector at the default intervals (with a replica probe and a queue depth probe). Idle ${idleS} s after a 5 s warm-up, then ${loadS} s of load: 10 note writes/s (each awaited until acknowledged), 2 jobs/s worked by its own worker, 10 config reads/s (${withMetrics.ops} writes, ${withMetrics.failed} failed). Measured once per run of the suite (the children run one after the other). As deployed: node flags ${nodeFlags().join(" ") || "(none)"}, MALLOC_ARENA_MAX=${DEPLOYED_ENV.MALLOC_ARENA_MAX}; "nxs-node-defaults": the metrics child with Node's and glibc's defaults`;
     return [
       {
         metric: "gateway-idle-rss-mib",
         unit: "MiB",
         better: "lower",
-        subjects: { nxs: () => withMetrics.idleRss, gateway: () => plain.idleRss },
+        subjects: {
+          nxs: () => withMetrics.idleRss,
+          gateway: () => plain.idleRss,
+          "nxs-node-defaults": () => defaults.idleRss,
+        },
         note: note("resident set at the end of the idle phase"),
       },
       {
         metric: "gateway-idle-anon-mib",
         unit: "MiB",
         better: "lower",
-        subjects: { nxs: () => withMetrics.idleAnon, gateway: () => plain.idleAnon },
+        subjects: {
+          nxs: () => withMetrics.idleAnon,
+          gateway: () => plain.idleAnon,
+          "nxs-node-defaults": () => defaults.idleAnon,
+        },
         note: note(
           "anonymous resident memory at the end of the idle phase (RssAnon of /proc/self/status: the process's own pages; the rest of the RSS is file pages, mostly the mapped node binary, shared and reclaimable)",
         ),
@@ -136,7 +167,11 @@ export async function gatewayCases(servers: ProcessPocketBase[], quick: boolean)
         metric: "gateway-load-rss-mib",
         unit: "MiB",
         better: "lower",
-        subjects: { nxs: () => withMetrics.loadRss, gateway: () => plain.loadRss },
+        subjects: {
+          nxs: () => withMetrics.loadRss,
+          gateway: () => plain.loadRss,
+          "nxs-node-defaults": () => defaults.loadRss,
+        },
         note: note("resident set at the end of the load phase"),
       },
       {
@@ -150,7 +185,11 @@ export async function gatewayCases(servers: ProcessPocketBase[], quick: boolean)
         metric: "gateway-load-cpu-percent-of-core",
         unit: "%",
         better: "lower",
-        subjects: { nxs: () => withMetrics.loadCpu, gateway: () => plain.loadCpu },
+        subjects: {
+          nxs: () => withMetrics.loadCpu,
+          gateway: () => plain.loadCpu,
+          "nxs-node-defaults": () => defaults.loadCpu,
+        },
         note: note("CPU share of one core over the load phase"),
       },
     ];
