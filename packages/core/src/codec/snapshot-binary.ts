@@ -325,8 +325,9 @@ function writeExtra(
 }
 
 /**
- * The header of layout 2: doc; the replica table (each id once); the version (replica index,
- * seq); the HLC table; `last` (replica index, ref); `extra` (replica index, count, seq deltas).
+ * The header of layout 2: doc; the replica table (each id once, front-coded, the version's origins
+ * first); the version (its seqs, in the order of those first replicas); the HLC table; `last`
+ * (replica index, ref); `extra` (replica index, count, seq deltas).
  */
 function header2(
   w: Writer,
@@ -344,14 +345,20 @@ function header2(
   for (const [o, seqs] of extra) if (seqs.size > 0) w.replica(o);
   const h = new Out();
   h.str(doc);
+  // Front-coded: per id, the length of the prefix it shares with the previous one, then the rest.
   h.uint(w.replicas.length);
-  for (const r of w.replicas) h.str(r);
-  h.uint(vEntries.length);
-  for (let k = 0; k < vEntries.length; k++) {
-    // The version's origins are the first replicas, in its order (encodeWith).
-    h.uint(k);
-    h.uint((vEntries[k] as [string, number])[1]);
+  let prev = "";
+  for (const r of w.replicas) {
+    const max = Math.min(prev.length, r.length);
+    let p = 0;
+    while (p < max && prev.charCodeAt(p) === r.charCodeAt(p)) p++;
+    h.uint(p);
+    h.str(p === 0 ? r : r.slice(p));
+    prev = r;
   }
+  // The version's origins are the first replicas, in its order (encodeWith): its seqs only.
+  h.uint(vEntries.length);
+  for (const [, seq] of vEntries) h.uint(seq);
   writeHlcTable(h, table);
   h.uint(lastRefs.length / 2);
   for (const x of lastRefs) h.uint(x);
@@ -963,12 +970,19 @@ function read(data: Uint8Array, layout: number): DecodedBinarySnapshot {
     }
     readReplicas();
   } else {
-    readReplicas();
-    const nv = h.count();
-    for (let k = 0; k < nv; k++) {
-      const o = replicaAt();
-      setVersion(o, h.uint());
+    const nr = h.count();
+    replicas = new Array(nr);
+    let prev = "";
+    for (let k = 0; k < nr; k++) {
+      const p = h.uint();
+      if (p > prev.length) invalid("replica id prefix");
+      const tail = h.str();
+      prev = p === 0 ? tail : prev.slice(0, p) + tail;
+      replicas[k] = prev;
     }
+    const nv = h.count();
+    if (nv > nr) invalid("version larger than the replica table");
+    for (let k = 0; k < nv; k++) setVersion(replicas[k] as string, h.uint());
   }
   const nr = replicas.length;
   const nt = h.count();

@@ -127,4 +127,37 @@ describe("binary snapshot layout 2", () => {
       ErrorCode.SchemaInvalid,
     );
   });
+
+  it("writes each replica id once, front-coded, and refuses a corrupted header with a ValidationError only", () => {
+    const schema = z.object({ v: z.number().optional() });
+    const dst = createDoc({ schema, docId: "b", replicaId: "dst", clock: () => 1_700_000_000_000 });
+    for (let i = 0; i < 200; i++) {
+      const d = createDoc({
+        schema,
+        docId: "b",
+        replicaId: `client-${i}`,
+        clock: () => 1_700_000_000_000 + i,
+      });
+      dst.applyRemote([d.set(["v"], i) as never]);
+    }
+    const raw1 = dst.snapshotBinary({ compress: false, layout: 1 });
+    const raw2 = dst.snapshotBinary({ compress: false });
+    // Layout 1 writes the 200 ids three times (version, replica table, last); layout 2 once, front-coded.
+    expect(raw2.byteLength * 2).toBeLessThan(raw1.byteLength);
+    const load = (b: Uint8Array) => createDoc({ schema, docId: "b", replicaId: "z", snapshot: b });
+    expect(load(raw2).snapshot()).toEqual(dst.snapshot());
+    expect(load(dst.snapshotBinary()).snapshot()).toEqual(dst.snapshot());
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(600), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+        (edits) => {
+          const b = raw2.slice();
+          // The header is near the start of the body: corrupt there.
+          for (const [at, v] of edits) b[4 + (at % (b.length - 4))] = v;
+          expect([undefined, ErrorCode.SchemaInvalid, ErrorCode.OpInvalid]).toContain(code(() => load(b)));
+        },
+      ),
+      { seed: 20261207, numRuns: 300 },
+    );
+  });
 });
