@@ -244,8 +244,13 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
 
   function setHealth(next: NatsHealth): void {
     if (health === next) return;
+    const recovered = next === NatsHealth.Ok && health !== NatsHealth.Ok && health !== NatsHealth.Unreachable;
     health = next;
     events.emit("health", next);
+    // Back from a leader election or a lost quorum without a reconnect: pushes and pulls may have
+    // failed and realtime may have missed packs meanwhile, so subscribers catch up now rather than
+    // at their next backoff or poll.
+    if (recovered) fireResync();
   }
 
   function fireResync(): void {
