@@ -23,6 +23,7 @@ export function isNotFound(e: unknown): boolean {
  * @param stream - The stream.
  * @param subject - A subject or filter.
  * @param batch - Messages per request (default 256).
+ * @param from - The first stream sequence to read (default 1).
  * @returns The messages, one at a time.
  * @throws TransportError `transport/unavailable` when a request fails.
  */
@@ -31,8 +32,9 @@ export async function* scanSubject(
   stream: string,
   subject: string,
   batch = 256,
+  from = 1,
 ): AsyncGenerator<StoredMsg> {
-  let seq = 1;
+  let seq = from;
   for (;;) {
     let got = 0;
     let pendingAfter = 0;

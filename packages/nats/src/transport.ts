@@ -529,7 +529,16 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
     return acked;
   }
 
-  const scan = (subject: string) => scanSubject(jsm as JetStreamManager, names.changesStream, subject);
+  const scan = (subject: string, from = 1) =>
+    scanSubject(jsm as JetStreamManager, names.changesStream, subject, 256, from);
+
+  /**
+   * Where the last complete pull of the tail ended: every message up to stream seq `seq` holds
+   * changes within `covers` (per origin, the highest seq seen). Messages are only appended or
+   * purged, never changed, so a later pull whose floor dominates `covers` starts after `seq`.
+   * A resume point only: the version vector decides whether it may be used.
+   */
+  let tailCursor: { seq: number; covers: VersionVector } | undefined;
 
   async function latestSnapshot(): Promise<Snapshot | undefined> {
     try {
@@ -564,8 +573,14 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
       page.push(c);
       next.set(c.origin, c.seq);
     };
-    for await (const m of scan(filter)) {
+    const resume =
+      tailCursor !== undefined && dominatesVersionVector(floor, tailCursor.covers) ? tailCursor : undefined;
+    const covers = new Map<string, number>(Object.entries(resume?.covers ?? {}));
+    let scannedTo = resume?.seq ?? 0;
+    for await (const m of scan(filter, scannedTo + 1)) {
+      scannedTo = m.seq;
       for (const c of decodeMessage(m.subject, m.data, m.seq)) {
+        if (c.seq > (covers.get(c.origin) ?? 0)) covers.set(c.origin, c.seq);
         const at = next.get(c.origin) ?? 0;
         if (c.seq <= at) continue;
         if (c.seq === at + 1) {
@@ -589,6 +604,7 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
         page = page.slice(pageSize);
       }
     }
+    tailCursor = { seq: scannedTo, covers: Object.fromEntries(covers) };
     // What stays held is past a gap the stream does not fill: sent in seq order, core holds it.
     for (const waiting of held.values()) {
       for (const seq of [...waiting.keys()].sort((a, b) => a - b)) page.push(waiting.get(seq) as Change);

@@ -182,4 +182,23 @@ describe("NatsTransport", () => {
     await t.close();
     await proxy.close();
   });
+
+  it("resumes a pull after the last one's stream position only when the version vector allows it", async () => {
+    const doc = `d-${uid()}`;
+    const t = transport(doc, { packSize: 2 });
+    await t.connect();
+    await t.push(range(1, 4).map((s) => change(doc, "gw-a", s)));
+    expect((await pullAll(t)).map((c) => c.seq)).toEqual(range(1, 4));
+    await t.push(range(5, 6).map((s) => change(doc, "gw-a", s)));
+    await t.push([change(doc, "gw-b", 1)]);
+    // Covers what the first pull read: only the new packs are read (and returned).
+    expect((await pullAll(t, { "gw-a": 4 })).map((c) => `${c.origin}:${c.seq}`)).toEqual([
+      "gw-a:5",
+      "gw-a:6",
+      "gw-b:1",
+    ]);
+    // Lacks part of it: everything it lacks, from the start of the stream.
+    expect((await pullAll(t, { "gw-a": 1 })).map((c) => c.seq)).toEqual([2, 3, 4, 5, 6, 1]);
+    expect((await pullAll(t, {})).length).toBe(7);
+  });
 });
