@@ -76,6 +76,15 @@ function isDecoded(input: object): boolean {
 }
 
 /**
+ * The parts of a change's HLC when {@link decodeChange} (or `decodeChanges`) made the change, else
+ * undefined (nothing is parsed).
+ * @internal
+ */
+export function knownHlcParts(change: Change): HlcParts | undefined {
+  return DecodedChange.partsOf(change);
+}
+
+/**
  * The parts of a change's HLC: those {@link decodeChange} found when it made the change, else
  * parsed now.
  * @param change - A decoded change (or a local one).

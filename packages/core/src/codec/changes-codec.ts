@@ -9,7 +9,7 @@ import {
 import { ErrorCode, ValidationError } from "../errors/errors.js";
 import type { Change, Json, Op, Path } from "../model/change.js";
 import { isPlainObject, toFrozenJson } from "../model/json.js";
-import { changeLike, decodeChangeWith } from "./change-codec.js";
+import { changeLike, decodeChangeWith, knownHlcParts } from "./change-codec.js";
 import { isSeparator, SeparatorPicker } from "./columns.js";
 
 /**
@@ -223,8 +223,10 @@ function encodeRun(
     rep = 0;
   };
   for (const c of run.changes) {
-    const cms = msOf(c.hlc);
-    const cc = counterOf(c.hlc);
+    // A decoded change (what a replica seals after applyRemote) has its HLC parsed already.
+    const known = knownHlcParts(c);
+    const cms = known === undefined ? msOf(c.hlc) : known.ms;
+    const cc = known === undefined ? counterOf(c.hlc) : known.counter;
     // A delta as one number (same ms: the counter step; a later ms with counter 0: minus the ms
     // step), else a pair.
     const d = cms === ms && cc >= counter ? cc - counter : cms > ms && cc === 0 ? ms - cms : undefined;
