@@ -15,7 +15,8 @@ export interface Identity {
 }
 
 /**
- * The identities file (`--identities`, written with mode 0600): every gateway and the replicator.
+ * The identities file (`--identities`, written with mode 0600): every gateway, every operator
+ * (`role: "operator"` in `nodes`) and the replicator.
  * Kept by the operator: the gateways and the replicator read their credentials from it.
  */
 export interface IdentitiesFile {
@@ -47,7 +48,7 @@ export function generateIdentity(name: string, role: NodeRole): Identity {
   return {
     id,
     name,
-    email: `${local}-${id}@${role === NodeRole.Replicator ? "replicators" : "nodes"}.nxs-sync.local`,
+    email: `${local}-${id}@${role === NodeRole.Replicator ? "replicators" : role === NodeRole.Operator ? "operators" : "nodes"}.nxs-sync.local`,
     password: randomBytes(24).toString("base64url"),
     role,
   };
@@ -106,7 +107,14 @@ export async function readIdentities(path: string): Promise<IdentitiesFile | und
   return {
     version: 1,
     replicator: checkIdentity(raw.replicator, NodeRole.Replicator, `--identities ${path}: replicator`),
-    nodes: raw.nodes.map((n, i) => checkIdentity(n, NodeRole.Gateway, `--identities ${path}: nodes[${i}]`)),
+    // A node is a gateway unless the file says operator (files of earlier releases name no role).
+    nodes: raw.nodes.map((n, i) =>
+      checkIdentity(
+        n,
+        (n as { role?: unknown } | null)?.role === NodeRole.Operator ? NodeRole.Operator : NodeRole.Gateway,
+        `--identities ${path}: nodes[${i}]`,
+      ),
+    ),
   };
 }
 

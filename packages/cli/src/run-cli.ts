@@ -288,6 +288,12 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
       .option("--identities <file>", "identities file", "nxs-identities.json");
     if (action === "rotate")
       sub.option("--password", "also set a new password (written to the identities file)");
+    if (action === "add")
+      sub.option(
+        "--role <role>",
+        "gateway (a machine account of nxs_nodes), or operator (a person who reads the metrics dashboard: nxs_operators, read-only; needs @nxs-sync/metrics)",
+        "gateway",
+      );
     sub.action(async (name: string, opts, cmd: Command) => {
       const env = envOf(cmd);
       exit = await runNode(env, action, name, { ...env, ...opts });

@@ -20,8 +20,8 @@
 // caller chooses neither the recipients nor the text.
 //
 // GET /nxs/metrics/dashboard: the fleet dashboard, one page with its style and script inline (no
-// framework, no library). It is public; its data is not: the page logs in as an operator (a
-// PocketBase superuser) through the normal API, reads nxs_metrics_points and nxs_metrics_alerts
+// framework, no library). It is public; its data is not: the page logs in as an operator (an
+// nxs_operators account, read-only; or a PocketBase superuser) through the normal API, reads nxs_metrics_points and nxs_metrics_alerts
 // of this server (every server holds every node's) and follows them over realtime. The page text
 // below is a String.raw template: it holds no backtick and no dollar-brace.
 
@@ -188,7 +188,7 @@ footer{color:var(--dim);font-size:.8rem;padding:1rem;text-align:center}
 <button id="logout" hidden>Log out</button>
 </header>
 <form id="login" hidden>
-<p>Log in with an operator (PocketBase superuser) account of this server.</p>
+<p>Log in with an operator account (<code>nxs-sync node add NAME --role operator</code>) or a PocketBase superuser of this server.</p>
 <input id="email" type="email" autocomplete="username" placeholder="email" required>
 <input id="password" type="password" autocomplete="current-password" placeholder="password" required>
 <button id="login-button" type="submit">Log in</button>
@@ -526,18 +526,25 @@ footer{color:var(--dim);font-size:.8rem;padding:1rem;text-align:center}
   $("login").addEventListener("submit", function (ev) {
     ev.preventDefault();
     $("login-error").textContent = "";
-    fetch("/api/collections/_superusers/auth-with-password", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ identity: $("email").value, password: $("password").value }),
-    }).then(function (r) {
-      return r.json().then(function (body) {
-        if (!r.ok) throw new Error(body.message || ("HTTP " + r.status));
-        auth = { token: body.token, email: body.record.email };
-        localStorage.setItem(AUTH_KEY, JSON.stringify(auth));
-        $("password").value = "";
-        show();
+    var credentials = JSON.stringify({ identity: $("email").value, password: $("password").value });
+    // An operator account (read-only) first; a superuser's if the email is not an operator's.
+    var logIn = function (collection) {
+      return fetch("/api/collections/" + collection + "/auth-with-password", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: credentials,
+      }).then(function (r) {
+        return r.json().then(function (body) { return { ok: r.ok, body: body }; });
       });
+    };
+    logIn("nxs_operators").then(function (a) {
+      return a.ok ? a : logIn("_superusers");
+    }).then(function (a) {
+      if (!a.ok) throw new Error(a.body.message || "refused");
+      auth = { token: a.body.token, email: a.body.record.email };
+      localStorage.setItem(AUTH_KEY, JSON.stringify(auth));
+      $("password").value = "";
+      show();
     }).catch(function (e) { $("login-error").textContent = "Login failed: " + e.message; });
   });
   $("logout").addEventListener("click", function () { logout(""); });

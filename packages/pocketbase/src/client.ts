@@ -25,6 +25,12 @@ export const NODES_COLLECTION = "nxs_nodes";
  * would cost a join in every rule check).
  */
 export const REPLICATORS_COLLECTION = "nxs_replicators";
+/**
+ * Name of the auth collection of operator accounts: people who read the fleet's health (the
+ * metrics dashboard) and write nothing. Defined by the package that grants them reads
+ * (`@nxs-sync/metrics`); made with `ensureNode({ role: "operator" })` or `nxs-sync node add NAME --role operator`.
+ */
+export const OPERATORS_COLLECTION = "nxs_operators";
 
 /**
  * Replicator credentials: `auth`, logging in to `nxs_replicators` unless it names a collection.

@@ -16,6 +16,7 @@ export {
   isUniqueViolation,
   NODES_COLLECTION,
   type NodeAuth,
+  OPERATORS_COLLECTION,
   type PocketBaseClient,
   type PocketBaseClientOptions,
   REPLICATORS_COLLECTION,

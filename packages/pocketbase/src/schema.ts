@@ -1,7 +1,12 @@
 import { ErrorCode, NxsError } from "@nxs-sync/core";
 import type PocketBase from "pocketbase";
 import { ClientResponseError } from "pocketbase";
-import { NODES_COLLECTION, REPLICATORS_COLLECTION, toTransportError } from "./client.js";
+import {
+  NODES_COLLECTION,
+  OPERATORS_COLLECTION,
+  REPLICATORS_COLLECTION,
+  toTransportError,
+} from "./client.js";
 
 /** Collection names used by nxs-sync. */
 export const Collections = {
@@ -39,11 +44,13 @@ export type CollectionName = (typeof Collections)[keyof typeof Collections];
 /**
  * Roles of an identity provisioned by {@link ensureNode}: a `gateway` is a record of `nxs_nodes`
  * and writes only its own records; a `replicator` is a record of `nxs_replicators` and may write
- * (and compact) records authored by any node.
+ * (and compact) records authored by any node; an `operator` is a record of `nxs_operators`, a
+ * person who reads what a package grants it (the metrics and their dashboard) and writes nothing.
  */
 export const NodeRole = {
   Gateway: "gateway",
   Replicator: "replicator",
+  Operator: "operator",
 } as const;
 /** The union of node roles. */
 export type NodeRole = (typeof NodeRole)[keyof typeof NodeRole];
@@ -236,7 +243,8 @@ export interface NodeSpec {
   readonly name?: string;
   /**
    * `gateway` (default): a record of `nxs_nodes`. `replicator`: a record of `nxs_replicators`
-   * (clients of the replicator and the compactor log in there by default).
+   * (clients of the replicator and the compactor log in there by default). `operator`: a record
+   * of `nxs_operators` (its collection comes with `@nxs-sync/metrics`).
    */
   readonly role?: NodeRole;
 }
@@ -246,10 +254,11 @@ export const NODE_ID_PATTERN = /^[a-z0-9]{15}$/;
 
 /**
  * The auth collection of an identity of `role`.
- * @param role - Gateway (default) or replicator.
- * @returns `nxs_nodes` or `nxs_replicators`.
+ * @param role - Gateway (default), replicator or operator.
+ * @returns `nxs_nodes`, `nxs_replicators` or `nxs_operators`.
  */
 export function collectionOfRole(role: NodeRole = NodeRole.Gateway): string {
+  if (role === NodeRole.Operator) return OPERATORS_COLLECTION;
   return role === NodeRole.Replicator ? Collections.Replicators : Collections.Nodes;
 }
 
@@ -325,7 +334,9 @@ export async function ensureNode(pb: PocketBase, spec: NodeSpec): Promise<string
     if (status === 404) {
       throw new NxsError(
         ErrorCode.ServerIncompatible,
-        `${label}: no collection ${collection} (404): run ensureSchema() first, or copy the migrations into pb_migrations`,
+        collection === OPERATORS_COLLECTION
+          ? `${label}: no collection ${collection} (404): operator accounts come with @nxs-sync/metrics: register its collections (metricsCollections()) and run ensureSchema() or nxs-sync setup first`
+          : `${label}: no collection ${collection} (404): run ensureSchema() first, or copy the migrations into pb_migrations`,
         { cause: e },
       );
     }

@@ -24,6 +24,8 @@ export interface NodeOptions extends CredentialOptions {
   readonly identities: string;
   /** `rotate --password`: a new password too (written to the identities file). */
   readonly password?: boolean;
+  /** `add --role`: `gateway` (default) or `operator` (a read-only person: the metrics dashboard). */
+  readonly role?: string;
 }
 
 /** A membership change. */
@@ -83,8 +85,21 @@ export async function runNode(
         `--identities ${options.identities}: no such file (run nxs-sync setup first)`,
       );
     }
+    const role = options.role ?? NodeRole.Gateway;
+    if (role !== NodeRole.Gateway && role !== NodeRole.Operator) {
+      throw new NxsError(
+        ErrorCode.ConfigInvalid,
+        `node add ${name}: --role ${JSON.stringify(role)} is not one of gateway, operator (the replicator's account is made by nxs-sync setup)`,
+      );
+    }
     const known = existing.nodes.find((n) => n.name === name);
-    node = known ?? generateIdentity(name, NodeRole.Gateway);
+    if (known !== undefined && options.role !== undefined && known.role !== role) {
+      throw new NxsError(
+        ErrorCode.ConfigInvalid,
+        `node add ${name}: ${options.identities} has ${name} with role ${known.role}, not ${role} (remove it first, or choose another name)`,
+      );
+    }
+    node = known ?? generateIdentity(name, role);
     file = known === undefined ? { ...existing, nodes: [...existing.nodes, node] } : existing;
     // Written first: a failure half-way leaves the id to retry with.
     if (known === undefined) await writeIdentities(options.identities, file);
@@ -198,7 +213,7 @@ export async function runNode(
     );
     if (action === "add")
       env.stdout.write(
-        `node ${node.name}: id ${node.id}, email ${node.email}, password in ${options.identities}\n`,
+        `${node.role === NodeRole.Operator ? "operator" : "node"} ${node.name}: id ${node.id}, email ${node.email}, password in ${options.identities}${node.role === NodeRole.Operator ? " (log in to /nxs/metrics/dashboard with them)" : ""}\n`,
       );
     if (action === "rotate")
       env.stdout.write(

@@ -65,6 +65,69 @@ describe("nxs-sync node", () => {
     expect(leaksPassword(again)).toBe(false);
   });
 
+  it("adds a read-only operator with --role operator on both servers; setup keeps it; a bad role is a usage error", async () => {
+    const run = await cli([
+      "node",
+      "add",
+      "ops-1",
+      "--role",
+      "operator",
+      ...serverArgs([a, b]),
+      "--identities",
+      ids,
+    ]);
+    expect(run.code, run.stderr).toBe(CliExitCode.Ok);
+    expect(run.stdout).toMatch(
+      /operator ops-1: id [a-z0-9]{15}, email ops-1-[a-z0-9]{15}@operators\.nxs-sync\.local/,
+    );
+    expect(leaksPassword(run)).toBe(false);
+    const file = JSON.parse(await readFile(ids, "utf8")) as {
+      nodes: (File["nodes"][number] & { role: string })[];
+    };
+    const op = file.nodes.find((n) => n.name === "ops-1")!;
+    expect(op.role).toBe("operator");
+    for (const s of [a, b]) {
+      // The same id on both servers, in nxs_operators (not a gateway account), and it logs in.
+      expect((await s.client().collection("nxs_operators").getOne(op.id)).email).toBe(op.email);
+      await expect(s.client().collection("nxs_nodes").getOne(op.id)).rejects.toMatchObject({ status: 404 });
+      const pb = new PocketBase(s.url);
+      pb.autoCancellation(false);
+      await pb.collection("nxs_operators").authWithPassword(op.email, op.password);
+      expect((await pb.collection("nxs_metrics_points").getList(1, 1)).items).toEqual([]);
+      expect((await pb.collection("nxs_nodes").getList(1, 1)).totalItems).toBe(0);
+    }
+    // setup reads the file again: the operator stays an operator, nothing changes.
+    const setup = await cli(["setup", ...serverArgs([a, b]), "--identities", ids, "--json"]);
+    expect(setup.code, setup.stderr).toBe(CliExitCode.Ok);
+    expect(setup.json<{ changes: number }>().changes).toBe(0);
+    // Adding the name again as another role is refused; an unknown role is a usage error.
+    const clash = await cli([
+      "node",
+      "add",
+      "ops-1",
+      "--role",
+      "gateway",
+      ...serverArgs([a, b]),
+      "--identities",
+      ids,
+    ]);
+    expect(clash.code).toBe(CliExitCode.Usage);
+    expect(clash.stderr).toMatch(/ops-1 with role operator, not gateway/);
+    const bad = await cli([
+      "node",
+      "add",
+      "x-1",
+      "--role",
+      "admin",
+      ...serverArgs([a, b]),
+      "--identities",
+      ids,
+    ]);
+    expect(bad.code).toBe(CliExitCode.Usage);
+    expect(bad.stderr).toMatch(/--role "admin" is not one of gateway, operator/);
+    expect((JSON.parse(await readFile(ids, "utf8")) as File).nodes.some((n) => n.name === "x-1")).toBe(false);
+  });
+
   it("rotate: a new token key on every server refuses the node's old tokens on both; the password still logs in", async () => {
     const gw = (await readFile_(ids)).nodes.find((n) => n.name === "gw-2")!;
     const ta = await login(a.url, gw.email, gw.password);

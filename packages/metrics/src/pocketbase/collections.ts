@@ -9,6 +9,7 @@ import {
   type HookPiece,
   hookPieceFromFile,
   MergeRules,
+  OPERATORS_COLLECTION,
   type RecordCheck,
 } from "@nxs-sync/pocketbase";
 import { AlertState, decodeAlert } from "../checks/alert.js";
@@ -32,6 +33,10 @@ export const MAX_POINT_DATA = 2_000_000;
 export const DEFAULT_EXPIRED_PURGE_MS = 3_600_000;
 
 const READ = `${AuthRules.gateway} || ${AuthRules.replicator}`;
+/** Who reads the windows and alerts: the fleet's accounts, and operators (the dashboard's login). */
+const READ_OR_OPERATOR = `${READ} || ${AuthRules.operator}`;
+/** How long an operator's login lasts (8 hours: a working day on the dashboard). */
+export const OPERATOR_TOKEN_DURATION_S = 8 * 60 * 60;
 const num = (name: string): FieldDef => ({ name, type: "number" });
 const text = (name: string, max: number): FieldDef => ({ name, type: "text", max });
 const created: FieldDef = { name: "created", type: "autodate", onCreate: true, onUpdate: false };
@@ -62,9 +67,9 @@ export function pointsCollection(): CollectionDef {
       "CREATE INDEX idx_nxs_metrics_points_node ON nxs_metrics_points (node, tier, start)",
     ],
     // Gateways write their flushes and the rollups of their maintenance, and expire old windows;
-    // replicators copy everything and purge old tombstones.
-    listRule: READ,
-    viewRule: READ,
+    // replicators copy everything and purge old tombstones; operators read.
+    listRule: READ_OR_OPERATOR,
+    viewRule: READ_OR_OPERATOR,
     createRule: READ,
     updateRule: READ,
     deleteRule: `${AuthRules.replicator} && expired = true`,
@@ -112,12 +117,39 @@ export function alertsCollection(): CollectionDef {
       "CREATE INDEX idx_nxs_metrics_alerts_state ON nxs_metrics_alerts (state, startedAt)",
       "CREATE INDEX idx_nxs_metrics_alerts_node ON nxs_metrics_alerts (node, startedAt)",
     ],
-    listRule: READ,
-    viewRule: READ,
+    listRule: READ_OR_OPERATOR,
+    viewRule: READ_OR_OPERATOR,
     createRule: READ,
     // A better version only (a resolution; of two, the earlier end): never back to firing.
     updateRule: `(${READ}) && @request.body.rev > rev`,
     deleteRule: null,
+  };
+}
+
+/**
+ * `nxs_operators` (auth): people who read the fleet's health on the dashboard. They read
+ * `nxs_metrics_points` and `nxs_metrics_alerts` and write nothing; each sees its own account only.
+ * Made by a superuser (`nxs-sync node add NAME --role operator`, or `ensureNode` with role
+ * `operator`), with the same id on every server. Not replicated: the CLI writes every server.
+ */
+export function operatorsCollection(): CollectionDef {
+  const self = "id = @request.auth.id";
+  return {
+    id: "pbc_nxs_operators",
+    name: OPERATORS_COLLECTION,
+    type: "auth",
+    fields: [
+      { name: "name", type: "text", max: 200 },
+      { name: "created", type: "autodate", onCreate: true, onUpdate: false },
+    ],
+    indexes: [],
+    listRule: self,
+    viewRule: self,
+    createRule: null,
+    updateRule: null,
+    deleteRule: null,
+    passwordAuth: { enabled: true, identityFields: ["email"] },
+    authToken: { duration: OPERATOR_TOKEN_DURATION_S },
   };
 }
 
@@ -230,5 +262,6 @@ export function metricsCollections(
     },
     { schema: leasesCollection() },
     { schema: mailsCollection() },
+    { schema: operatorsCollection() },
   ];
 }

@@ -26,6 +26,8 @@ export {
   metricsCollections,
   metricsHookPiece,
   metricsHooksPath,
+  OPERATOR_TOKEN_DURATION_S,
+  operatorsCollection,
   POINTS_COLLECTION,
   pointsCollection,
 } from "./collections.js";

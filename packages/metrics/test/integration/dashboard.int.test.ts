@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { hardwareCapCheck, type Metrics } from "@nxs-sync/metrics";
-import type { Replicator } from "@nxs-sync/pocketbase";
+import { ensureNode, NodeRole, OPERATORS_COLLECTION, type Replicator } from "@nxs-sync/pocketbase";
 import { type ProcessPocketBase, waitFor } from "@nxs-sync/testing";
 import { isCI, usePocketBaseServers } from "@nxs-sync/testing/vitest";
 import { type Browser, chromium, type Page } from "playwright-core";
@@ -76,6 +76,7 @@ suite(`the metrics dashboard in headless chromium${missing && !isCI() ? ` (skipp
   let setA: ReturnType<typeof figures>;
   let setB: ReturnType<typeof figures>;
   const consoleLines: string[] = [];
+  const operator = { id: "dashoperator001", email: "ops@operators.test", password: "operator-pass-1" };
 
   /** Both nodes flush `n` intervals of 10 s with the figures of `at(i)`, maintaining every minute. */
   const report = async (
@@ -115,6 +116,8 @@ suite(`the metrics dashboard in headless chromium${missing && !isCI() ? ` (skipp
           .totalItems > 50,
       { timeoutMs: 20_000, description: "A's node's flushes replicated to B" },
     );
+    // A read-only operator account (nxs_operators) on A: what the page logs in with.
+    await ensureNode(a.client(), { ...operator, role: NodeRole.Operator });
     browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] });
     page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     page.setDefaultTimeout(20_000);
@@ -135,16 +138,19 @@ suite(`the metrics dashboard in headless chromium${missing && !isCI() ? ` (skipp
   it("logs in as an operator and shows both nodes against the 75% cap, with charts", async () => {
     await page.goto(`${a.url}/nxs/metrics/dashboard`);
     await page.locator("body[data-ready=true]").waitFor();
-    await page.fill("#email", a.superuser.email);
+    await page.fill("#email", operator.email);
     await page.fill("#password", "wrong-password");
     await page.click("#login-button");
     await page.locator("#login-error", { hasText: "Login failed" }).waitFor();
-    await page.fill("#password", a.superuser.password);
+    await page.fill("#password", operator.password);
     await page.click("#login-button");
     await node("gw-a").waitFor();
     await node("gw-b").waitFor();
     await page.locator("#live[data-state=on]").waitFor();
-    expect(await page.locator("#who").textContent()).toBe(a.superuser.email);
+    expect(await page.locator("#who").textContent()).toBe(operator.email);
+    // The page logged in as the operator, not through the superuser fallback.
+    const token = await page.evaluate(() => localStorage.getItem("nxs_dashboard_auth"));
+    expect(token, "the page keeps the operator's login").toContain(operator.email);
     expect(await shownValue("gw-a", "memory")).toBe("88.0");
     expect(await shownValue("gw-b", "cpu")).toBe("35.0");
     expect(await node("gw-a").getAttribute("data-over")).toBe("memory");
@@ -160,6 +166,40 @@ suite(`the metrics dashboard in headless chromium${missing && !isCI() ? ` (skipp
       expect(await chart.locator('path[data-series="memory"]').count()).toBe(1);
     }
     expect(await page.locator('#alerts li[data-state="firing"]').count()).toBe(0);
+  });
+
+  it("an operator reads the metrics and alerts and nothing else, and writes nothing", async () => {
+    const pb = a.client();
+    const ops = new (pb.constructor as new (url: string) => typeof pb)(a.url);
+    ops.autoCancellation(false);
+    await ops.collection(OPERATORS_COLLECTION).authWithPassword(operator.email, operator.password);
+    expect((await ops.collection("nxs_metrics_points").getList(1, 1)).totalItems).toBeGreaterThan(50);
+    expect(
+      (await pb.collection("nxs_nodes").getList(1, 1)).totalItems,
+      "gateway accounts exist",
+    ).toBeGreaterThan(0);
+    // No core collection grants it anything: the gateways' accounts and the changes list empty.
+    expect((await ops.collection("nxs_nodes").getList(1, 1)).totalItems).toBe(0);
+    expect((await ops.collection("nxs_changes").getList(1, 1)).totalItems).toBe(0);
+    await expect(
+      ops
+        .collection("nxs_metrics_points")
+        .create({ node: "forged", tier: "raw", start: 0, span: 10_000, n: 1, rev: 1, data: {} }),
+    ).rejects.toMatchObject({ status: 400 });
+    await expect(
+      ops
+        .collection("nxs_metrics_alerts")
+        .create({ check: "forged", node: "forged", state: "firing", rev: 1 }),
+    ).rejects.toMatchObject({ status: 400 });
+    // Its own account only, and no way to make another.
+    expect((await ops.collection(OPERATORS_COLLECTION).getFullList()).map((r) => r.id)).toEqual([
+      operator.id,
+    ]);
+    await expect(
+      ops
+        .collection(OPERATORS_COLLECTION)
+        .create({ email: "x@y.z", password: "12345678x", passwordConfirm: "12345678x" }),
+    ).rejects.toMatchObject({ status: 403 });
   });
 
   it("a new flush of B's node arrives live on A's page; an alert appears when it fires", async () => {

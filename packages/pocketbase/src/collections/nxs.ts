@@ -1,5 +1,5 @@
 import { ValidationError } from "@nxs-sync/core";
-import { NODES_COLLECTION, REPLICATORS_COLLECTION } from "../client.js";
+import { NODES_COLLECTION, OPERATORS_COLLECTION, REPLICATORS_COLLECTION } from "../client.js";
 import {
   type CollectionDefinition,
   type ReplicatedCollection,
@@ -35,16 +35,25 @@ const IS_GATEWAY = `@request.auth.collectionName = "${NODES_COLLECTION}"`;
 const IS_REPLICATOR = `@request.auth.collectionName = "${REPLICATORS_COLLECTION}"`;
 /** Any nxs-sync identity: the read rule of every collection (nothing is public). */
 const IS_MEMBER = `(${IS_GATEWAY} || ${IS_REPLICATOR})`;
+/** A person who reads the fleet's health: granted reads by the collections that name it, no writes. */
+const IS_OPERATOR = `@request.auth.collectionName = "${OPERATORS_COLLECTION}"`;
 
 /**
  * The API rule terms of nxs-sync's identities, for the rules of a package's own collections:
- * `gateway` (a record of `nxs_nodes`), `replicator` (of `nxs_replicators`), `member` (either).
+ * `gateway` (a record of `nxs_nodes`), `replicator` (of `nxs_replicators`), `member` (either),
+ * `operator` (of `nxs_operators`: a person with read access where a collection grants it; not a
+ * member, so no core collection lets it read or write).
  * @example
  * ```ts
  * const rules = { listRule: AuthRules.member, createRule: `${AuthRules.gateway} || ${AuthRules.replicator}` };
  * ```
  */
-export const AuthRules = Object.freeze({ gateway: IS_GATEWAY, replicator: IS_REPLICATOR, member: IS_MEMBER });
+export const AuthRules = Object.freeze({
+  gateway: IS_GATEWAY,
+  replicator: IS_REPLICATOR,
+  member: IS_MEMBER,
+  operator: IS_OPERATOR,
+});
 /**
  * Create rule of authored records: a gateway writes only records it authors, and an origin that
  * contains its id (the exact binding `origin = node` or `node.<instance>` is checked at the reading
