@@ -6,7 +6,7 @@
  */
 import { type JetStreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/nats-core";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { NatsError, NatsErrorCode, toNatsTransportError } from "./errors.js";
 import type { NatsNames } from "./subjects.js";
 

@@ -16,8 +16,13 @@ import {
   jetstream,
   jetstreamManager,
 } from "@nats-io/jetstream";
-import { type NatsConnection, headers as natsHeaders } from "@nats-io/nats-core";
-import { connect, type NodeConnectionOptions } from "@nats-io/transport-node";
+import {
+  connect,
+  type NatsConnection,
+  type NodeConnectionOptions,
+  headers as natsHeaders,
+  type Subscription,
+} from "@nats-io/transport-node";
 import {
   type Change,
   createEmitter,
@@ -203,6 +208,7 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
   let messages: ConsumerMessages | undefined;
   let lastStreamSeq = 0;
   let probeTimer: ReturnType<typeof setTimeout> | undefined;
+  let advisories: Subscription[] = [];
   const inFlight = new Set<Promise<unknown>>();
   /** Recently acknowledged packs of the own origin (newest last), for the re-push after a reconnect. */
   const recent: Change[][] = [];
@@ -410,6 +416,27 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
     })().catch((e: unknown) => reportError(toNatsTransportError(e, "connection status")));
   }
 
+  /**
+   * The changes stream's advisories: a lost quorum shows in `status()` at once, a new leader makes
+   * the probe run now (it then reads `ok` and fires the catch-up). Without the right to subscribe
+   * to `$JS.EVENT.>` the probe alone keeps the health, every `statusIntervalMs`.
+   */
+  function watchAdvisories(conn: NatsConnection): void {
+    const on = (kind: string, handle: () => void) =>
+      conn.subscribe(`$JS.EVENT.ADVISORY.STREAM.${kind}.${names.changesStream}`, {
+        callback: (error) => {
+          if (error === null && !closed) handle();
+        },
+      });
+    advisories = [
+      on("QUORUM_LOST", () => {
+        setHealth(NatsHealth.NoQuorum);
+        scheduleProbe(statusIntervalMs);
+      }),
+      on("LEADER_ELECTED", () => scheduleProbe(0)),
+    ];
+  }
+
   async function openConnection(): Promise<NatsConnection> {
     if (options.connection) return options.connection;
     const servers = options.servers === undefined ? [] : [options.servers].flat();
@@ -446,6 +473,7 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
         snapshotsPerDoc: 2,
       });
       watchConnection(nc);
+      watchAdvisories(nc);
       await startRealtime();
     } catch (e) {
       if (closed) throw closedError();
@@ -659,6 +687,7 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
       await Promise.allSettled([...inFlight]);
       try {
         messages?.stop();
+        for (const sub of advisories) sub.unsubscribe();
       } catch {
         // already stopped
       }
