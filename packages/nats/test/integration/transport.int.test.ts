@@ -201,4 +201,21 @@ describe("NatsTransport", () => {
     expect((await pullAll(t, { "gw-a": 1 })).map((c) => c.seq)).toEqual([2, 3, 4, 5, 6, 1]);
     expect((await pullAll(t, {})).length).toBe(7);
   });
+
+  it("pulls each origin in seq order when packs were stored out of order (a retried pack lands later)", async () => {
+    const doc = `d-${uid()}`;
+    const t = transport(doc, { packSize: 2, pageSize: 3 });
+    await t.connect();
+    await t.push(range(5, 6).map((s) => change(doc, "gw-a", s)));
+    await t.push(range(3, 4).map((s) => change(doc, "gw-a", s)));
+    await t.push([change(doc, "gw-b", 1)]);
+    await t.push(range(1, 2).map((s) => change(doc, "gw-a", s)));
+    const pages = [];
+    for await (const p of t.pull({})) pages.push(p.changes.map((c) => `${c.origin}:${c.seq}`));
+    expect(pages.flat().filter((k) => k.startsWith("gw-a"))).toEqual(range(1, 6).map((s) => `gw-a:${s}`));
+    expect(pages.flat()).toContain("gw-b:1");
+    for (const p of pages) expect(p.length).toBeLessThanOrEqual(3);
+    // A caller that has 1..2 already gets 3..6, in order, although 3..4 and 5..6 came first.
+    expect((await pullAll(t, { "gw-a": 2, "gw-b": 1 })).map((c) => c.seq)).toEqual([3, 4, 5, 6]);
+  });
 });
