@@ -67,7 +67,7 @@ mapfile -t scripts < <(node -e 'for (const s of Object.keys(require("./package.j
 later=()
 for s in "${scripts[@]}"; do
   case "$s" in
-    build | typecheck | lint | cycles | pack:check | pocketbase:install | test:unit)
+    build | typecheck | lint | cycles | pack:check | pocketbase:install | nats:install | test:unit)
       check "$s" ok npm run "$s" ;;
     format) check "$s" ok npm run format ;;
     changeset) check "$s" ok npm run changeset -- status ;;
