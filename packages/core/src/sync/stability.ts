@@ -133,8 +133,9 @@ function splitAcks(acks: readonly StoredAck[], now: number, expiryMs = DAY_MS) {
 
 /**
  * Compacts the store's log of one doc: under the doc's compaction lease (one compactor at a time),
- * purges only the changes below both the frontier every live replica acknowledged and the newest
- * snapshot (so a replica that pulls later gets the snapshot for what is gone). Version vectors
+ * writes the given snapshot (when one is given), then purges only the changes below both the
+ * frontier every live replica acknowledged and the newest snapshot (so a replica that pulls later
+ * gets the snapshot for what is gone). Version vectors
  * decide; an adapter's stream positions never do.
  * @param input - Store, doc id, holder name, time, lease TTL, expiry of silent replicas.
  * @returns What was purged, or why nothing was.
@@ -156,6 +157,12 @@ export async function compactWithStore(input: {
   readonly leaseTtlMs?: number;
   /** Default 24 h. */
   readonly expiryMs?: number;
+  /**
+   * A snapshot of the doc to write first, under the lease (a compactor that holds the doc, e.g. a
+   * gateway): it becomes the newest snapshot the purge is bounded by. Without it, the newest one
+   * already stored bounds the purge.
+   */
+  readonly snapshot?: Snapshot;
 }): Promise<StoreCompaction> {
   const { store, doc } = input;
   const none = { frontier: {}, bound: {}, deleted: 0, expired: [] as string[] };
@@ -165,7 +172,8 @@ export async function compactWithStore(input: {
     const { live, expired } = splitAcks(await store.readAcks(doc), input.now, input.expiryMs);
     if (live.length === 0) return { ...none, expired, skipped: "no-acks" };
     const frontier = intersectVersionVectors(live.map((a) => a.version));
-    const snapshot = await store.latestSnapshot(doc);
+    if (input.snapshot !== undefined) await store.publishSnapshot(input.snapshot);
+    const snapshot = input.snapshot ?? (await store.latestSnapshot(doc));
     if (snapshot === undefined) return { ...none, frontier, expired, skipped: "no-snapshot" };
     const bound = intersectVersionVectors([frontier, snapshot.version]);
     const { deleted } = await store.purgeBelow(doc, bound, lease);

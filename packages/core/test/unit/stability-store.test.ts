@@ -83,6 +83,11 @@ describe("stability port", () => {
     const r = await compactWithStore({ store, doc: "d", holder: "c", now: 1000 });
     expect(r).toMatchObject({ frontier: { a: 3, b: 2 }, bound: { a: 3, b: 1 }, deleted: 4 });
     expect(purged).toEqual([{ a: 3, b: 1 }]);
+    // A compactor that holds the doc writes its snapshot under the lease and bounds the purge by it.
+    const own = { format: 1, doc: "d", version: { a: 3, b: 2 }, state: {} } as unknown as Snapshot;
+    const withOwn = await compactWithStore({ store, doc: "d", holder: "c", now: 1000, snapshot: own });
+    expect(withOwn.bound).toEqual({ a: 3, b: 2 });
+    expect(await store.latestSnapshot("d")).toBe(own);
     hold("other");
     expect((await compactWithStore({ store, doc: "d", holder: "c", now: 1000 })).skipped).toBe("lease-held");
   });

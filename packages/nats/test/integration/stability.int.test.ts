@@ -115,3 +115,23 @@ it("refuses a second compactor while the lease is held, and the purge of a lost 
     code: "nats/lease-held",
   });
 });
+
+it("a compactor that holds the doc writes the snapshot message itself, then purges below it", async () => {
+  const { docId, a, b, ta, store } = await setup();
+  await store.writeAck(docId, { replica: "gw-a", version: a.version(), at: Date.now() });
+  await store.writeAck(docId, { replica: "gw-b", version: b.version(), at: Date.now() });
+  expect(await store.latestSnapshot(docId)).toBeUndefined();
+  const r = await compactWithStore({
+    store,
+    doc: docId,
+    holder: "gw-a",
+    now: Date.now(),
+    snapshot: a.snapshot(),
+  });
+  expect(r).toMatchObject({ bound: { "gw-a": 5, "gw-b": 3 }, deleted: 8 });
+  expect((await store.latestSnapshot(docId))?.version).toEqual({ "gw-a": 5, "gw-b": 3 });
+  const pages = [];
+  for await (const p of ta.pull({})) pages.push(p);
+  expect(pages.map((p) => p.changes.length)).toEqual([0]);
+  expect(pages[0]?.snapshot?.version).toEqual({ "gw-a": 5, "gw-b": 3 });
+});
