@@ -8,18 +8,11 @@
  * ("Binary snapshots").
  */
 import { deflateSync, inflateSync } from "fflate";
-import {
-  encodeHlc,
-  HLC_COUNTER_DIGITS,
-  HLC_MAX_COUNTER,
-  HLC_MAX_MS,
-  HLC_MS_DIGITS,
-  HLC_PREFIX_LENGTH,
-} from "../clock/hlc.js";
+import { encodeHlc, HLC_MAX_COUNTER, HLC_MAX_MS, HLC_MS_DIGITS, HLC_PREFIX_LENGTH } from "../clock/hlc.js";
 import { type DocId, toDocId } from "../clock/ids.js";
 import type { VersionVector } from "../clock/version-vector.js";
 import { AddWinsSetState, type SetElement } from "../crdt/add-wins-set.js";
-import { type CounterEntry, CounterState } from "../crdt/counter.js";
+import { type CounterRun, CounterState } from "../crdt/counter.js";
 import { DocNode, DocState, isLeafOnly } from "../crdt/doc-state.js";
 import { Kids } from "../crdt/kids.js";
 import { MAX_OPS_PER_CHANGE } from "../crdt/stamp.js";
@@ -623,17 +616,22 @@ class Writer {
       }
     }
     if (x instanceof CounterState) {
-      s.uint(x.entries.size);
-      for (const [o, list] of x.entries) {
-        s.uint(this.replica(o));
-        s.uint(list.length);
-        if (this.layout === LAYOUT_2) this.counterStamps(o, list);
-        else
+      s.uint(x.runs.size);
+      if (this.layout === LAYOUT_2)
+        for (const [o, run] of x.runs) {
+          s.uint(this.replica(o));
+          s.uint(run.n);
+          this.counterStamps(o, run);
+        }
+      else
+        for (const [o, list] of x.entries) {
+          s.uint(this.replica(o));
+          s.uint(list.length);
           for (const e of list) {
             s.uint(this.stamp(e.h, e.i));
             this.value(e.d);
           }
-      }
+        }
     } else if (x !== undefined) {
       s.uint(x.elements.size);
       for (const el of x.elements.values()) {
@@ -656,51 +654,39 @@ class Writer {
    * node is 0 for the origin, 1 for `""` (the initial state's stamp: ms and counter unchanged, both
    * written 0), `k + 2` for replica `k`.
    */
-  counterStamps(origin: string, list: readonly CounterEntry[]): void {
+  counterStamps(origin: string, run: CounterRun): void {
     let prevMs = 0;
     let prevC = 0;
-    let lastH = "";
-    let ms = 0;
-    let c = 0;
-    let node = 1;
     // The pending run.
     let n = 0;
     let rd = 0;
     let rc = 0;
     let ri = 0;
     let rn = 0;
-    for (const e of list) {
-      this.value(e.d);
-      const h = e.h;
-      if (h !== lastH) {
-        lastH = h;
-        if (h === "") node = 1;
-        else {
-          ms = Number.parseInt(h.slice(0, HLC_MS_DIGITS), 16);
-          c = Number.parseInt(h.slice(HLC_MS_DIGITS, HLC_PREFIX_LENGTH), 16);
-          if (Number.isNaN(ms) || Number.isNaN(c) || h.length <= HLC_PREFIX_LENGTH)
-            invalid(`the state holds a malformed hlc ${JSON.stringify(h)}`);
-          node =
-            h.length === HLC_PREFIX_LENGTH + origin.length && h.endsWith(origin)
-              ? 0
-              : this.replica(h.slice(HLC_PREFIX_LENGTH)) + 2;
-        }
-      }
+    for (let k = 0; k < run.n; k++) {
+      this.value(run.amount[k] as number);
+      const ms = run.ms[k] as number;
+      let node: number;
       let d = 0;
       let cc = 0;
-      if (node !== 1) {
+      if (ms < 0) node = 1;
+      else {
+        const c = run.counter[k] as number;
+        const id = run.nodeAt(k, origin);
+        node = id === origin ? 0 : this.replica(id) + 2;
         d = ms - prevMs;
         cc = d === 0 ? c - prevC : c;
         prevMs = ms;
         prevC = c;
       }
-      if (n > 0 && d === rd && cc === rc && e.i === ri && node === rn) n++;
+      const i = run.index[k] as number;
+      if (n > 0 && d === rd && cc === rc && i === ri && node === rn) n++;
       else {
         if (n > 0) this.counterRun(n, rd, rc, ri, rn);
         n = 1;
         rd = d;
         rc = cc;
-        ri = e.i;
+        ri = i;
         rn = node;
       }
     }
@@ -1239,8 +1225,6 @@ function read(data: Uint8Array, layout: number): DecodedBinarySnapshot {
   const counterStamps = (c: CounterState, origin: string, ni: number): void => {
     let ms = 0;
     let counter = 0;
-    let msFor = -1;
-    let msHex = "";
     let j = 0;
     while (j < ni) {
       const n = s.uint();
@@ -1257,8 +1241,9 @@ function read(data: Uint8Array, layout: number): DecodedBinarySnapshot {
         nodeId = "";
       } else if (node - 2 < nr) nodeId = replicas[node - 2] as string;
       else nodeId = invalid(`counter stamp node ${node}`);
+      // encodeHlc checks the node id once per run (and the ranges of its first stamp).
+      if (node !== 1) encodeHlc({ ms: 0, counter: 0, node: nodeId });
       for (let q = 0; q < n; q++, j++) {
-        let h = "";
         if (node !== 1) {
           if (d === 0) counter += cc;
           else {
@@ -1274,21 +1259,12 @@ function read(data: Uint8Array, layout: number): DecodedBinarySnapshot {
             counter > HLC_MAX_COUNTER
           )
             invalid(`counter stamp (${ms}, ${counter})`);
-          if (q === 0) {
-            // encodeHlc checks the node id (and the ranges) once per run.
-            h = encodeHlc({ ms, counter, node: nodeId });
-            msFor = -1;
-          } else {
-            if (ms !== msFor) {
-              msFor = ms;
-              msHex = ms.toString(16).padStart(HLC_MS_DIGITS, "0");
-            }
-            h = msHex + counter.toString(16).padStart(HLC_COUNTER_DIGITS, "0") + nodeId;
-          }
         }
         const amount = value();
         if (typeof amount !== "number") invalid("counter amount");
-        c.inc(origin, h, i, amount, undefined);
+        // Straight into the counter's columns: no HLC string is built.
+        if (node === 1) c.incParts(origin, -1, 0, "", i, amount, undefined);
+        else c.incParts(origin, ms, counter, nodeId, i, amount, undefined);
       }
     }
   };

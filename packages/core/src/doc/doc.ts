@@ -1479,15 +1479,19 @@ class DocImpl<T> implements Doc<T> {
       if (c === undefined) return 0;
       counters.push(c);
     }
-    for (const c of run)
+    for (let k = 0; k < run.length; k++) {
+      const p = parts[k] as HlcParts;
       for (let i = 0; i < ops.length; i++)
-        (counters[i] as CounterState).inc(
+        (counters[i] as CounterState).incParts(
           origin,
-          c.hlc,
+          p.ms,
+          p.counter,
+          origin,
           i,
           (ops[i] as { readonly value: number }).value,
           undefined,
         );
+    }
     if (this.#pending[0] !== EMPTY_PATH) {
       // As #commit: the topmost paths to re-materialize (one per op, not per change).
       for (const p of topmostPaths(ops.map((op) => this.#crdt.recomputeRoot(op.path)))) this.#pending.push(p);
