@@ -83,18 +83,10 @@ export class CounterRun {
 
   #grow(): void {
     const size = this.ms.length * 2;
-    const ms = new Float64Array(size);
-    ms.set(this.ms);
-    this.ms = ms;
-    const counter = new Int32Array(size);
-    counter.set(this.counter);
-    this.counter = counter;
-    const index = new Int32Array(size);
-    index.set(this.index);
-    this.index = index;
-    const amount = new Float64Array(size);
-    amount.set(this.amount);
-    this.amount = amount;
+    this.ms = grown(this.ms, new Float64Array(size));
+    this.counter = grown(this.counter, new Int32Array(size));
+    this.index = grown(this.index, new Int32Array(size));
+    this.amount = grown(this.amount, new Float64Array(size));
   }
 
   /** Inserts an increment at position `at` (0..n). */
@@ -145,6 +137,12 @@ export class CounterRun {
     r.total = undefined;
     return r;
   }
+}
+
+/** `into` holding `from`'s items first. */
+function grown<A extends Float64Array | Int32Array>(from: A, into: A): A {
+  into.set(from);
+  return into;
 }
 
 /** A stamp's HLC parts as a counter run keeps them. */
