@@ -70,7 +70,11 @@ export function toNatsTransportError(error: unknown, what: string): NxsError {
   const status = typeof e?.status === "number" ? e.status : undefined;
   // A retry that reaches the leader while the first attempt of the same message id is still being
   // stored: the outcome is not known yet, so it is retryable (the next attempt is a duplicate or not).
-  const inProcess = /duplicate message id is in process/i.test(e?.message ?? "");
+  // A cluster whose peers are not all up yet (just started, or one restarting) cannot place an R3
+  // stream or bucket: that passes once they are, so it is retryable too.
+  const inProcess = /duplicate message id is in process|no suitable peers|peer offline/i.test(
+    e?.message ?? "",
+  );
   if (status !== undefined && status >= 400 && status < 500 && status !== 408 && !inProcess) {
     return new TransportError(ErrorCode.TransportRejected, message, { cause: error, status });
   }

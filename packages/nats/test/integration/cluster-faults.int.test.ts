@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createDoc, createReplica, silentLogger } from "@nxs-sync/core";
+import { createDoc, createReplica, isNxsError, silentLogger } from "@nxs-sync/core";
 import { createMemoryStorage } from "@nxs-sync/core/memory";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import {
@@ -81,9 +81,22 @@ it("loses no acknowledged change when the stream leader is killed, a follower pa
   log(`${t()} cluster up`);
   const docId = "faults";
   // The streams, R3, before any gateway (each would create them when missing).
-  const setup = createNatsTransport({ servers: [...c.urls], docId, replicas: 3, logger: silentLogger });
-  await setup.connect();
-  await setup.close();
+  // (A just-started cluster may refuse to place an R3 stream for a moment: retryable, retried.)
+  await waitFor(
+    async () => {
+      const setup = createNatsTransport({ servers: [...c.urls], docId, replicas: 3, logger: silentLogger });
+      try {
+        await setup.connect();
+        return true;
+      } catch (error) {
+        if (!isNxsError(error) || !error.retryable) throw error;
+        return false;
+      } finally {
+        await setup.close();
+      }
+    },
+    { timeoutMs: 30_000, intervalMs: 250, description: "the R3 streams created" },
+  );
 
   const model = createChaosModel([...GATEWAYS]);
   const events = createEventTally();
@@ -214,7 +227,7 @@ it("status() shows a lost quorum as degraded, and ok again when it is back", asy
   const t = createNatsTransport({
     servers: c.urls[0] as string,
     docId: "status",
-    replicas: 3,
+    // No `replicas` (1): the streams and bucket exist with 3, and a transport uses them as they are.
     statusIntervalMs: 100,
     requestTimeoutMs: 1000,
     logger: silentLogger,

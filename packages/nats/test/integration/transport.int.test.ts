@@ -218,4 +218,12 @@ describe("NatsTransport", () => {
     // A caller that has 1..2 already gets 3..6, in order, although 3..4 and 5..6 came first.
     expect((await pullAll(t, { "gw-a": 2, "gw-b": 1 })).map((c) => c.seq)).toEqual([3, 4, 5, 6]);
   });
+
+  it("uses streams and the bucket as their creator made them (other replicas or window settings connect too)", async () => {
+    const first = transport(`d-${uid()}`, { prefix: "other", replicas: 1 });
+    await first.connect();
+    const second = transport(`d-${uid()}`, { prefix: "other", replicas: 3, duplicateWindowMs: 5000 });
+    await second.connect();
+    expect(second.status().state).toBe("connected");
+  });
 });
