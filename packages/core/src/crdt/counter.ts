@@ -145,12 +145,25 @@ function grown<A extends Float64Array | Int32Array>(from: A, into: A): A {
   return into;
 }
 
-/** A stamp's HLC parts as a counter run keeps them. */
+/** The value of the lowercase hex digits `h[from, to)` (the state holds well-formed HLCs only). */
+function hexAt(h: string, from: number, to: number): number {
+  let v = 0;
+  for (let k = from; k < to; k++) {
+    const c = h.charCodeAt(k);
+    v = v * 16 + (c <= 57 ? c - 48 : c - 87);
+  }
+  return v;
+}
+
+/**
+ * A stamp's HLC parts as a counter run keeps them, parsed without allocating (but for a node that
+ * is not the origin).
+ */
 function parseStamp(h: string, origin: string): { ms: number; counter: number; node: string } {
   if (h === "") return { ms: INITIAL_MS, counter: 0, node: "" };
   return {
-    ms: Number.parseInt(h.slice(0, HLC_MS_DIGITS), 16),
-    counter: Number.parseInt(h.slice(HLC_MS_DIGITS, HLC_PREFIX_LENGTH), 16),
+    ms: hexAt(h, 0, HLC_MS_DIGITS),
+    counter: hexAt(h, HLC_MS_DIGITS, HLC_PREFIX_LENGTH),
     node:
       h.length === HLC_PREFIX_LENGTH + origin.length && h.endsWith(origin)
         ? origin
