@@ -141,7 +141,7 @@ export interface NatsTransportEvents {
   state: TransportState;
   /** The health changed (see {@link NatsHealth}). */
   health: NatsHealth;
-  /** Recent packs were sent again after a reconnect because the stream lacked them. */
+  /** Recent packs were sent again (and acknowledged) after a reconnect because the stream lacked them. */
   "re-push": { readonly changes: number };
 }
 
@@ -394,8 +394,8 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
     const highest = await streamHighest(ownOrigin);
     const missing = recent.flat().filter((c) => c.seq > highest);
     if (missing.length === 0) return;
-    events.emit("re-push", { changes: missing.length });
     await pushNow(missing, true);
+    events.emit("re-push", { changes: missing.length });
   }
 
   function watchConnection(conn: NatsConnection): void {
@@ -443,17 +443,28 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
     if (servers.length === 0) {
       throw new NxsError(ErrorCode.ConfigInvalid, "createNatsTransport needs `servers` or a `connection`");
     }
-    return connect({
-      servers: [...servers],
-      name: `nxs-sync ${String(docId)}${ownOrigin === undefined ? "" : ` ${ownOrigin}`}`,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: options.reconnectWaitMs ?? 250,
-      waitOnFirstConnect: true,
-      timeout: requestTimeoutMs,
-      pingInterval: 5000,
-      maxPingOut: 2,
-      ...options.connectOptions,
-    });
+    // The first connect is retried here (not by the client's waitOnFirstConnect, which never
+    // gives up): between attempts a close() ends it, and refused credentials end it at once.
+    for (let wait = 100; ; wait = Math.min(2000, wait * 2)) {
+      try {
+        return await connect({
+          servers: [...servers],
+          name: `nxs-sync ${String(docId)}${ownOrigin === undefined ? "" : ` ${ownOrigin}`}`,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: options.reconnectWaitMs ?? 250,
+          timeout: requestTimeoutMs,
+          pingInterval: 5000,
+          maxPingOut: 2,
+          ...options.connectOptions,
+        });
+      } catch (e) {
+        const error = toNatsTransportError(e, "connect");
+        if (closed) throw closedError();
+        if (!error.retryable) throw error;
+        await sleep(wait);
+        if (closed) throw closedError();
+      }
+    }
   }
 
   async function doConnect(): Promise<void> {
