@@ -46,6 +46,7 @@ import {
 import { readLatestSnapshot, scanSubject } from "./direct-read.js";
 import { toNatsTransportError } from "./errors.js";
 import { createPackOutbox, decodePackBody, encodePackBody, PackHeader } from "./packs.js";
+import { createNatsStabilityStore } from "./stability.js";
 import { ensureStreams } from "./streams.js";
 import {
   changeSubject,
@@ -728,6 +729,12 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
       let seq = await streamHighest(origin);
       const snap = await latestSnapshot();
       seq = Math.max(seq, snap?.version[origin] ?? 0);
+      // Acknowledgements count too: an ack may name seqs of the origin the stream never got.
+      const acks = await createNatsStabilityStore({
+        connection: nc as NatsConnection,
+        ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+      }).readAcks(String(docId));
+      for (const ack of acks) seq = Math.max(seq, ack.version[origin] ?? 0);
       return { seq };
     },
 

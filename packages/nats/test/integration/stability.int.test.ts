@@ -135,3 +135,10 @@ it("a compactor that holds the doc writes the snapshot message itself, then purg
   expect(pages.map((p) => p.changes.length)).toEqual([0]);
   expect(pages[0]?.snapshot?.version).toEqual({ "gw-a": 5, "gw-b": 3 });
 });
+
+it("counts acknowledgements in the high-water mark of an origin (seqs the stream never got)", async () => {
+  const { docId, ta, store } = await setup();
+  expect((await ta.highWater?.("gw-a"))?.seq).toBe(5);
+  await store.writeAck(docId, { replica: "gw-a", version: { "gw-a": 9, "gw-b": 3 }, at: Date.now() });
+  expect((await ta.highWater?.("gw-a"))?.seq).toBe(9);
+});
