@@ -14,6 +14,7 @@ export {
   type PackLimits,
   type PackOutbox,
 } from "./packs.js";
+export { type ReplayResult, replayChanges } from "./replay.js";
 export {
   createNatsStabilityStore,
   type NatsStabilityStore,
