@@ -5,7 +5,7 @@
 // VM (PocketBase JSVM): it can read nothing declared outside itself, so the one route handler
 // below carries its helpers inside.
 //
-// POST /nxs/queue/{op}, op one of enqueue | claim | heartbeat | settle | settle-and-claim | cancel |
+// POST /nxs/queue/{op}, op one of enqueue | claim | unpark | heartbeat | settle | settle-and-claim | cancel |
 // redrive | clean | takeover | counts | schedule-put | schedule-remove | schedule-list | schedule-fire. Gateway accounts (nxs_nodes) only. Each op runs inside ONE
 // $app.runInTransaction and uses only the transaction's app (SQLite has one writer: the read and
 // the write of a claim cannot interleave with another claim; tested atomic, see
@@ -16,7 +16,7 @@
 // { message, data: { code, field, index } } with code `queue/invalid-payload` or `queue/too-large`;
 // nothing of a refused batch is stored.
 
-routerAdd("GET", "/nxs/hooks/queue", (e) => e.json(200, { name: "queue", version: 5 }));
+routerAdd("GET", "/nxs/hooks/queue", (e) => e.json(200, { name: "queue", version: 6 }));
 
 routerAdd(
   "POST",
@@ -439,9 +439,22 @@ routerAdd(
       rec.set("failures", []);
       rec.set("rev", 0);
       rec.set("createdAt", now);
+      // Ready now, and no singleton key (the claim checks those): a parked worker takes it at once.
+      const park =
+        runAt <= now && (key === null || key.mode !== "singleton") ? takePark(tx, j.queue, now) : null;
+      if (park !== null) {
+        rec.set("state", "active");
+        rec.set("attempt", 1);
+        rec.set("attemptsMade", 1);
+        rec.set("epoch", claimEpoch(tx, now));
+        rec.set("worker", park.worker);
+        rec.set("token", $security.randomString(24));
+        rec.set("claimId", park.id);
+        rec.set("leaseUntil", now + park.leaseMs);
+      }
       write(tx, rec, now);
       if (key !== null) saveKey(tx, j.queue, key, j.id, now);
-      return { id: j.id, created: true };
+      return park === null ? { id: j.id, created: true } : { id: j.id, created: true, handedOff: true };
     };
 
     const pad = (v, w) =>
@@ -673,6 +686,85 @@ routerAdd(
       };
     };
 
+    // Hand-off (hook piece 6): a worker whose claim left it free slots is parked on this server
+    // until its park's ttl passes or it claims again; a ready job added meanwhile is claimed for it
+    // in the add's own transaction (claimId = the park's id), and reaches it as that job's
+    // realtime event: one request and one SSE hop from add to start instead of two requests. A
+    // job handed to a worker that never saw it is answered by the worker's next claim (or its
+    // unpark), like the jobs of a claim whose answer was lost. Parks live in this process's memory
+    // ($app.store()): a restart forgets them. Read and written inside transactions only, which
+    // SQLite's one writer runs one at a time.
+    const PARK_ID = /^park\.[A-Za-z0-9_-]{1,58}$/;
+    const MAX_PARK_TTL_MS = 600000;
+    const parksKey = (queue) => `nxs.queue.parks\n${queue}`;
+    const parksOf = (queue, now) => {
+      const text = $app.store().get(parksKey(queue));
+      if (!text) return [];
+      let list = null;
+      try {
+        list = JSON.parse(String(text));
+      } catch (_) {
+        list = null;
+      }
+      return Array.isArray(list) ? list.filter((p) => p && p.until > now && p.slots > 0) : [];
+    };
+    const saveParks = (queue, list) => {
+      if (list.length === 0) $app.store().remove(parksKey(queue));
+      else $app.store().set(parksKey(queue), JSON.stringify(list));
+    };
+    // A claim's `park` ({ id, ttlMs, holding }), checked, or null.
+    const parkOf = (v) => {
+      if (v === undefined || v === null) return null;
+      if (typeof v !== "object" || Array.isArray(v))
+        refuse("queue/invalid-payload", "park must be an object", "park");
+      if (typeof v.id !== "string" || !PARK_ID.test(v.id))
+        refuse(
+          "queue/invalid-payload",
+          "park.id must be park. and 1-58 characters of [A-Za-z0-9_-]",
+          "park.id",
+        );
+      const ttlMs = int(v.ttlMs, "park.ttlMs", 1);
+      const holding = v.holding === undefined ? [] : v.holding;
+      if (!Array.isArray(holding) || holding.length > 1000 || holding.some((h) => typeof h !== "string"))
+        refuse(
+          "queue/invalid-payload",
+          "park.holding must be an array of at most 1000 job ids",
+          "park.holding",
+        );
+      return { id: v.id, ttlMs: Math.min(ttlMs, MAX_PARK_TTL_MS), holding: holding };
+    };
+    // The jobs handed to a park that its worker does not hold (by its list), still under their lease.
+    const handedTo = (tx, queue, worker, park, now) =>
+      tx
+        .findRecordsByFilter(
+          JOBS,
+          "queue = {:q} && state = 'active' && claimId = {:c} && worker = {:w} && leaseUntil > {:now}",
+          "runAt,@rowid",
+          1000,
+          0,
+          { q: queue, c: park.id, w: worker, now: now },
+        )
+        .filter((rec) => !rec.getBool("deleted") && park.holding.indexOf(rec.id) < 0);
+    // Whether a queue has flow records (limits, pauses): its jobs are never handed off (the claim's
+    // flow gate decides). One read per queue and request.
+    const flowless = {};
+    const hasNoFlow = (tx, queue) => {
+      if (flowless[queue] === undefined)
+        flowless[queue] = tx.findRecordsByFilter(FLOW, "queue = {:q}", "", 1, 0, { q: queue }).length === 0;
+      return flowless[queue];
+    };
+    // The park a new ready job of `queue` goes to (a slot taken), or null. Parked workers take
+    // turns: the one served moves to the end.
+    const takePark = (tx, queue, now) => {
+      const parks = parksOf(queue, now);
+      if (parks.length === 0 || !hasNoFlow(tx, queue)) return null;
+      const p = parks.shift();
+      p.slots -= 1;
+      if (p.slots > 0) parks.push(p);
+      saveParks(queue, parks);
+      return p;
+    };
+
     const ops = {
       enqueue: (tx, now) => {
         const jobs = items("jobs");
@@ -687,12 +779,64 @@ routerAdd(
       claim: (tx, now) => {
         const queue = String(body.queue || "");
         const worker = String(body.worker || "").slice(0, 200);
+        const park = parkOf(body.park);
+        const out = claimJobs(tx, now);
+        if (park !== null) {
+          // This worker's park: replaced by this claim's free slots (none: it is not parked).
+          const max = Math.min(int(body.max, "max", 1), MAX_BATCH);
+          const free = max - out.jobs.length;
+          const parks = parksOf(queue, now).filter((p) => p.worker !== worker);
+          if (free > 0 && out.waitMs === undefined && hasNoFlow(tx, queue)) {
+            const leaseMs = int(body.leaseMs, "leaseMs", 1);
+            parks.push({
+              id: park.id,
+              worker: worker,
+              slots: free,
+              until: now + park.ttlMs,
+              leaseMs: leaseMs,
+            });
+          }
+          saveParks(queue, parks);
+        }
+        return out;
+      },
+
+      // A worker leaves its park (it closes): no job is handed to it any more; the jobs handed to it
+      // that it does not hold are answered (its close releases them).
+      unpark: (tx, now) => {
+        const queue = String(body.queue || "");
+        const worker = String(body.worker || "").slice(0, 200);
+        if (queue === "") refuse("queue/invalid-payload", "queue is missing", "queue");
+        const park = parkOf(body.park);
+        if (park === null) refuse("queue/invalid-payload", "park is missing", "park");
+        saveParks(
+          queue,
+          parksOf(queue, now).filter((p) => p.worker !== worker || p.id !== park.id),
+        );
+        const jobs = handedTo(tx, queue, worker, park, now).map((rec) => ({
+          job: raw(rec),
+          token: rec.getString("token"),
+          stalled: false,
+        }));
+        const local = localEpoch(tx);
+        return { jobs: jobs, dead: [], epoch: local === null ? 0 : local.getFloat("epoch") };
+      },
+
+      "claim-jobs": (tx, now) => {
+        const queue = String(body.queue || "");
+        const worker = String(body.worker || "").slice(0, 200);
         if (queue === "") refuse("queue/invalid-payload", "queue is missing", "queue");
         const leaseMs = int(body.leaseMs, "leaseMs", 1);
         const max = Math.min(int(body.max, "max", 1), MAX_BATCH);
         const epoch = claimEpoch(tx, now);
         const jobs = [];
         const dead = [];
+        // The jobs handed to this worker's park that it has not seen (their events were lost).
+        const park = parkOf(body.park);
+        if (park !== null) {
+          for (const rec of handedTo(tx, queue, worker, park, now))
+            jobs.push({ job: raw(rec), token: rec.getString("token"), stalled: false });
+        }
         // A claim sent again (its answer was lost) gets the jobs its first sending claimed, still
         // held under their tokens, before new ones: no job sits claimed by nobody until its lease lapses.
         // A first sending (`firstSend`, a fresh claimId) has none: the look-up is skipped.
@@ -1264,6 +1408,9 @@ routerAdd(
       },
     };
 
+    // The claim proper (the `claim` op wraps it with the worker's park): not an op of its own.
+    const claimJobs = ops["claim-jobs"];
+    delete ops["claim-jobs"];
     const fn = ops[op];
     if (fn === undefined) return e.json(404, { status: 404, message: `no queue operation ${op}`, data: {} });
     let answer = null;

@@ -43,6 +43,24 @@ export interface ClaimRequest {
   readonly leaseMs: number;
   /** At most this many jobs (at least 1). */
   readonly max: number;
+  /**
+   * Park the worker when this claim leaves it free slots (fewer than `max` jobs): a backend with
+   * the {@link QueueBackendCapabilities.handoff} capability then claims jobs added later for it, up
+   * to its free slots, until `ttlMs` passes or its next claim, and tells it through
+   * {@link QueueWatcher.onHandoff}. Every claim with a park first answers the jobs handed to that
+   * park that the worker does not list in `holding` (their events were lost). Ignored elsewhere.
+   */
+  readonly park?: ParkRequest;
+}
+
+/** A worker's park: see {@link ClaimRequest.park}. */
+export interface ParkRequest {
+  /** The park's id: `park.` and 1-58 characters of `[A-Za-z0-9_-]`, one per worker. */
+  readonly id: string;
+  /** How long the park lasts without another claim (ms). */
+  readonly ttlMs: number;
+  /** The jobs handed to this park that the worker holds (they are not answered again). */
+  readonly holding?: readonly JobId[];
 }
 
 /** One held lease: the job and the token of its attempt. */
@@ -142,6 +160,11 @@ export interface QueueWatcher {
   onEvent(event: JobEvent): void;
   /** Events may have been missed (after every (re)connect): re-read what matters. */
   onResync(): void;
+  /**
+   * A job was claimed for a parked worker of this queue ({@link ClaimRequest.park}): its claim,
+   * with the park's id. Told to the watchers of a `handoffs` watch; a worker keeps those of its own park.
+   */
+  onHandoff?(handoff: { readonly parkId: string; readonly claimed: ClaimedJob }): void;
 }
 
 /** Options of {@link QueueBackend.watch}. */
@@ -152,6 +175,25 @@ export interface WatchOptions {
    * waiting jobs only, which keeps every other write of the queue off the worker's stream).
    */
   readonly readyOnly?: boolean;
+  /** With `readyOnly`: also the jobs handed to parked workers ({@link QueueWatcher.onHandoff}). */
+  readonly handoffs?: boolean;
+}
+
+/**
+ * Hand-off to parked workers: a capability of a backend (`handoff` on
+ * {@link QueueBackendCapabilities}). A ready job added while a worker of its queue is parked is
+ * claimed for that worker in the add itself, and reaches it as a watch event, not a claim.
+ */
+export interface QueueHandoff {
+  /**
+   * Ends a worker's park (it closes): nothing more is handed to it.
+   * @returns The jobs handed to the park that `holding` does not list (the worker releases them).
+   */
+  unpark(request: {
+    readonly queue: string;
+    readonly worker: string;
+    readonly park: ParkRequest;
+  }): Promise<ClaimedJobs>;
 }
 
 /**
@@ -389,6 +431,8 @@ export interface QueueBackendCapabilities extends QueueBackend {
   readonly schedules?: QueueSchedules;
   /** Concurrency limits, rate limits and pause per queue and group (`NewJob.group`, `weight`). */
   readonly flow?: QueueFlow;
+  /** Hand-off of new jobs to parked workers (lower enqueue-to-start latency). */
+  readonly handoff?: QueueHandoff;
   readonly admin?: QueueAdmin;
   readonly blobs?: BlobStore;
   /**

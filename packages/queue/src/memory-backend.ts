@@ -27,6 +27,7 @@ import type {
   JobCounts,
   JobEvent,
   ListOptions,
+  ParkRequest,
   QueueAdmin,
   QueueBackendCapabilities,
   QueueFlow,
@@ -89,6 +90,17 @@ interface StoredJob {
   readonly seq: number;
   /** The reason an operator gave when cancelling an active job. */
   cancelReason?: string;
+  /** The park the current attempt was handed to (a hand-off), until its lease ends. */
+  parkId?: string;
+}
+
+/** A parked worker (see `ClaimRequest.park`). */
+interface Park {
+  readonly id: string;
+  readonly worker: string;
+  slots: number;
+  readonly until: number;
+  readonly leaseMs: number;
 }
 
 const LIST_DEFAULT = 100;
@@ -204,6 +216,7 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
 
   const endLease = (stored: StoredJob): void => {
     delete stored.token;
+    delete stored.parkId;
     without(stored.record, "worker", "leaseUntil", "cancelRequested");
   };
 
@@ -264,6 +277,7 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
     }
     const now = scheduler.now();
     const events = batchEvents();
+    const handoffs = handoffsOf();
     const results = batch.map((job): EnqueueResult => {
       if (jobs.has(job.id)) return { id: job.id, created: false };
       let runAt = job.runAt ?? now + Math.max(0, job.delayMs ?? 0);
@@ -318,10 +332,84 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
         keys.set(keyOf(job.queue, key.key), { job: job.id, until: now + (key.ttlMs ?? 0) });
       jobs.set(job.id, stored);
       events.push(job.queue, { type: "added", id: job.id, runAt });
+      // Ready now, no singleton key, a queue without flow records: a parked worker takes it at once.
+      const live = runAt <= now && key?.mode !== "singleton" && (flows.get(job.queue)?.size ?? 0) === 0;
+      const park = live ? liveParks(job.queue, now)[0] : undefined;
+      if (park !== undefined) {
+        park.slots -= 1;
+        const turns = (parks.get(job.queue) ?? []).filter((p) => p !== park);
+        parks.set(job.queue, park.slots > 0 ? [...turns, park] : turns);
+        const token = newToken();
+        stored.token = token;
+        stored.parkId = park.id;
+        record.state = JobState.Active;
+        record.attempt = 1;
+        record.attemptsMade = 1;
+        record.worker = park.worker;
+        record.leaseUntil = now + park.leaseMs;
+        events.push(job.queue, { type: "active", id: job.id, attempt: 1, worker: park.worker });
+        handoffs.push(job.queue, park.id, { job: copyJob(record), token });
+      }
       return { id: job.id, created: true };
     });
     events.flush();
+    handoffs.flush();
     return results;
+  };
+
+  /** Parked workers per queue (hand-off): in the order they take turns. */
+  const parks = new Map<string, Park[]>();
+  const liveParks = (queue: string, now: number): Park[] =>
+    (parks.get(queue) ?? []).filter((p) => p.until > now && p.slots > 0);
+  /** Hand-offs of one call, told to the queue's hand-off watchers after its events. */
+  const handoffsOf = () => {
+    const list: { queue: string; parkId: string; claimed: ClaimedJob }[] = [];
+    return {
+      push: (queue: string, parkId: string, claimed: ClaimedJob) => list.push({ queue, parkId, claimed }),
+      flush() {
+        if (list.length === 0) return;
+        queueMicrotask(() => {
+          if (closed) return;
+          for (const h of list) {
+            for (const w of [...(watchers.get(h.queue) ?? [])]) {
+              if (w.onHandoff === undefined) continue;
+              callGuarded(
+                `a queue watcher of "${h.queue}" (onHandoff)`,
+                (x: { parkId: string; claimed: ClaimedJob }) => w.onHandoff?.(x),
+                [{ parkId: h.parkId, claimed: { job: copyJob(h.claimed.job), token: h.claimed.token } }],
+                (err) => logger.warn(`[nxs-sync queue memory] ${err.message}`),
+              );
+            }
+          }
+        });
+      },
+    };
+  };
+  /** The jobs handed to a park that its worker does not hold (by its list), still under lease. */
+  const handedTo = (queue: string, worker: string, park: ParkRequest, now: number): ClaimedJob[] => {
+    const holding = new Set(park.holding ?? []);
+    const out: ClaimedJob[] = [];
+    for (const stored of jobs.values()) {
+      const r = stored.record;
+      if (r.queue !== queue || r.state !== JobState.Active || stored.parkId !== park.id) continue;
+      if (
+        r.worker !== worker ||
+        (r.leaseUntil ?? 0) <= now ||
+        holding.has(r.id) ||
+        stored.token === undefined
+      )
+        continue;
+      out.push({ job: copyJob(r), token: stored.token });
+    }
+    return out;
+  };
+  const checkPark = (park: ParkRequest): void => {
+    if (!/^park\.[A-Za-z0-9_-]{1,58}$/.test(park.id)) {
+      throw new ValidationError(
+        `park.id ${JSON.stringify(park.id)} must be park. and 1-58 characters of [A-Za-z0-9_-]`,
+      );
+    }
+    checkDuration("park.ttlMs", park.ttlMs, 1);
   };
 
   /** The claim's flow gate (given the queue's live active jobs), or undefined when it has no flow records. */
@@ -338,7 +426,33 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
 
   const claimSync = (request: ClaimRequest): ClaimedJobs => {
     checkDuration("leaseMs", request.leaseMs, 1);
+    if (request.park !== undefined) checkPark(request.park);
     const now = scheduler.now();
+    const claimed = claimReady(request, now);
+    const park = request.park;
+    if (park !== undefined) {
+      // This worker's park: replaced by this claim's free slots (none: it is not parked).
+      const free = Math.max(1, Math.trunc(request.max)) - claimed.length;
+      const others = (parks.get(request.queue) ?? []).filter((p) => p.worker !== request.worker);
+      const parked =
+        free > 0 && claimed.waitMs === undefined && (flows.get(request.queue)?.size ?? 0) === 0
+          ? [
+              ...others,
+              {
+                id: park.id,
+                worker: request.worker,
+                slots: free,
+                until: now + park.ttlMs,
+                leaseMs: request.leaseMs,
+              },
+            ]
+          : others;
+      parks.set(request.queue, parked);
+    }
+    return claimed;
+  };
+
+  const claimReady = (request: ClaimRequest, now: number): ClaimedJobs => {
     const events = batchEvents();
     // Stalled jobs by lease end; waiting ones by rank: runAt minus the priority's head start.
     const dueAt = (s: StoredJob): number =>
@@ -362,7 +476,9 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
             (s.record.state === JobState.Active && (s.record.leaseUntil ?? 0) <= now)),
       )
       .sort((a, b) => dueAt(a) - dueAt(b) || a.seq - b.seq);
-    const claimed: ClaimedJob[] = [];
+    // The jobs handed to this worker's park that it has not seen first (their events were lost).
+    const claimed: ClaimedJob[] =
+      request.park === undefined ? [] : handedTo(request.queue, request.worker, request.park, now);
     const max = Math.max(1, Math.trunc(request.max));
     const gate = flowGate(request.queue, now, live);
     let held = false;
@@ -797,10 +913,19 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
       const watcher: QueueWatcher =
         watchOptions.readyOnly === true
           ? {
+              // Hints of jobs still waiting (a job handed to a parked worker is not one).
               onEvent: (e) => {
-                if (e.type === "added" || e.type === "waiting") given.onEvent(e);
+                if (e.type !== "added" && e.type !== "waiting") return;
+                if (jobs.get(e.id)?.record.state !== JobState.Waiting) return;
+                given.onEvent(e);
               },
               onResync: () => given.onResync(),
+              ...(watchOptions.handoffs === true && given.onHandoff !== undefined
+                ? {
+                    onHandoff: (h: { readonly parkId: string; readonly claimed: ClaimedJob }) =>
+                      given.onHandoff?.(h),
+                  }
+                : {}),
             }
           : given;
       set.add(watcher);
@@ -820,6 +945,19 @@ export function createMemoryQueueBackend(options: MemoryQueueBackendOptions): Qu
     },
     admin,
     blobs: blobStore,
+    handoff: {
+      unpark: whenOpen(
+        (request: { readonly queue: string; readonly worker: string; readonly park: ParkRequest }) => {
+          checkPark(request.park);
+          const now = scheduler.now();
+          const left = (parks.get(request.queue) ?? []).filter(
+            (p) => p.worker !== request.worker || p.id !== request.park.id,
+          );
+          parks.set(request.queue, left);
+          return handedTo(request.queue, request.worker, request.park, now) as ClaimedJobs;
+        },
+      ),
+    },
     async close() {
       closed = true;
       watchers.clear();

@@ -20,7 +20,7 @@ import {
 } from "@nxs-sync/core";
 import { createTimerScheduler } from "@nxs-sync/core/node";
 import type { z } from "zod";
-import type { ClaimedJobs, Settlement } from "./backend.js";
+import type { ClaimedJobs, ClaimRequest, Settlement } from "./backend.js";
 import { QueueErrorCode, RetryLaterError, UnrecoverableJobError } from "./errors.js";
 import type { ClaimedJob, JobId, LeaseToken } from "./job.js";
 import { createCryptoRandom } from "./job-id.js";
@@ -73,6 +73,14 @@ export interface WorkerOptions {
   readonly prefetch?: number;
   /** At most this many jobs per claim request (default `concurrency + prefetch`). */
   readonly batchSize?: number;
+  /**
+   * Take new jobs by hand-off when idle (default true where the backend can: its `handoff`
+   * capability). A claim that leaves free slots parks the worker on the server for two polling
+   * periods; a ready job added meanwhile is claimed for it by the add itself and arrives as a watch
+   * event, which saves a round trip from add to start. A worker that dies while parked holds the
+   * jobs handed to it until their leases lapse, as it would prefetched ones.
+   */
+  readonly handoff?: boolean;
   /**
    * Progress goes out with a heartbeat of the leases whose progress changed at most this many ms
    * after `progress()` (default 1 000), without waiting for the regular heartbeat.
@@ -195,6 +203,13 @@ export function createWorker<S extends z.ZodType>(
   const name = options.name ?? `worker-${Math.floor(random.next() * 2 ** 32).toString(36)}`;
   const backend = queue.backend;
   const tag = `[nxs-sync worker ${queue.name}/${name}]`;
+  /** Hand-off: this worker's park (one per worker), when the backend hands jobs off. */
+  const handoff = options.handoff === false ? undefined : backend.handoff;
+  const parkId = `park.${Math.floor(random.next() * 2 ** 48).toString(36)}${Math.floor(random.next() * 2 ** 48).toString(36)}`;
+  /** How long a park lasts without a claim: two polling periods (an idle worker claims every `pollMs`). */
+  const parkTtlMs = 2 * pollMs;
+  /** Held ids a claim lists, so that the server answers only the hand-offs this worker has not seen. */
+  const MAX_HOLDING = 1000;
 
   const held = new Map<JobId, Held>();
   const running = new Set<Promise<void>>();
@@ -236,6 +251,7 @@ export function createWorker<S extends z.ZodType>(
     // Never so long that the lease of a finished job could lapse meanwhile (it is not renewed).
     holdMs: leaseMs / 4,
     onResult(settlement, result) {
+      unsettled.delete(settlement.id);
       if (!result.ok) {
         logger.warn(
           `${tag} job ${settlement.id}: ${settlement.kind} refused (${result.code}): its lease was gone`,
@@ -243,6 +259,8 @@ export function createWorker<S extends z.ZodType>(
       }
     },
     onError(error, batch, dropped) {
+      // Given up: their leases lapse on the server within a lease from now.
+      if (dropped) for (const b of batch) unsettled.set(b.id, scheduler.now() + leaseMs);
       report(
         asNxs(
           error,
@@ -252,10 +270,39 @@ export function createWorker<S extends z.ZodType>(
     },
   });
 
+  /**
+   * Jobs decided here whose attempt may still be active on the server (a settlement not applied
+   * yet, or a lease given up locally), with when that certainly ends: a claim lists them with the
+   * held ones, so that the server does not answer them as hand-offs this worker never saw.
+   */
+  const unsettled = new Map<JobId, number>();
+  const holding = (): JobId[] => {
+    const now = scheduler.now();
+    for (const [id, until] of unsettled) if (until <= now) unsettled.delete(id);
+    return [...held.keys(), ...unsettled.keys()].slice(0, MAX_HOLDING);
+  };
+  /**
+   * The attempts started here, by token, until their lease has surely ended: a hand-off's event can
+   * come late (realtime does not keep order) or twice, after its job was started from a claim.
+   */
+  const startedTokens = new Map<string, number>();
+  const firstStart = (claimed: ClaimedJob): boolean => {
+    const now = scheduler.now();
+    if (startedTokens.size > 4 * MAX_HOLDING)
+      for (const [t, until] of startedTokens) if (until <= now) startedTokens.delete(t);
+    if (held.has(claimed.job.id) || startedTokens.has(claimed.token)) return false;
+    startedTokens.set(claimed.token, now + 2 * leaseMs);
+    return true;
+  };
+
   /** Decides an attempt's outcome once: queues its settlement (or none when its lease is lost). */
   const decide = (entry: Held, settlement: Settlement | undefined): void => {
     if (entry.decided) return;
     entry.decided = true;
+    if (handoff !== undefined) {
+      // Kept until its settlement is answered (or, without one, until its lease has surely lapsed).
+      unsettled.set(entry.id, scheduler.now() + (settlement === undefined ? leaseMs : 2 * leaseMs));
+    }
     entry.cancelTimeout?.();
     held.delete(entry.id);
     if (settlement !== undefined) outbox.add(settlement);
@@ -394,7 +441,17 @@ export function createWorker<S extends z.ZodType>(
       // With jobs prefetched, wait until half the prefetch is free: fewer, fuller claims.
       if (ready.length > 0 && free < Math.ceil(prefetch / 2)) return;
       const max = Math.min(batchSize, free);
-      const request = { queue: queue.name, worker: name, leaseMs, max };
+      const request: ClaimRequest = {
+        queue: queue.name,
+        worker: name,
+        leaseMs,
+        max,
+        // Parked only while its wake-up watch is open (not during a backlog: its claims are full,
+        // and the watch that tells hand-offs is paused).
+        ...(handoff === undefined || unwatch === undefined
+          ? {}
+          : { park: { id: parkId, ttlMs: parkTtlMs, holding: holding() } }),
+      };
       let claimed: ClaimedJobs;
       try {
         // Settlements waiting to be sent ride with the claim when the backend can (one round trip).
@@ -410,7 +467,8 @@ export function createWorker<S extends z.ZodType>(
         report(asNxs(error, "claim"));
         return;
       }
-      for (const c of claimed) start(c);
+      // A job handed off and told by its event is not started twice (a claim answers the unseen ones).
+      for (const c of claimed) if (handoff === undefined ? true : firstStart(c)) start(c);
       // Flow control held ready jobs back with a known end (a timed pause, a full rate window):
       // claim again then, not at the next poll.
       if (claimed.waitMs !== undefined && claimed.length < max) wakeAt(scheduler.now() + claimed.waitMs);
@@ -552,8 +610,13 @@ export function createWorker<S extends z.ZodType>(
         onResync() {
           void claim();
         },
+        onHandoff(h) {
+          // A job the server claimed for this worker's park as it was added: start it like a claimed one.
+          if (h.parkId !== parkId || !firstStart(h.claimed)) return;
+          start(h.claimed);
+        },
       },
-      { readyOnly: true },
+      { readyOnly: true, handoffs: handoff !== undefined },
     );
   }
   function pauseHints(): void {
@@ -576,6 +639,21 @@ export function createWorker<S extends z.ZodType>(
       wakeTimer?.();
       pauseHints();
       closed = (async () => {
+        // No job is handed to this worker any more; those handed to it that it never saw are
+        // released with the rest (a claim in flight first: it would park the worker again).
+        if (handoff !== undefined) {
+          await claiming;
+          try {
+            const unseen = await handoff.unpark({
+              queue: queue.name,
+              worker: name,
+              park: { id: parkId, ttlMs: parkTtlMs, holding: holding() },
+            });
+            for (const c of unseen) if (firstStart(c)) start(c);
+          } catch (error) {
+            report(asNxs(error, "unpark (the jobs handed to this worker meanwhile run after their lease)"));
+          }
+        }
         if (running.size > 0) {
           let cancelWait: Cancel | undefined;
           const timedOut = new Promise<void>((resolve) => {

@@ -33,6 +33,7 @@ import type {
   QueueAdmin,
   QueueBackendCapabilities,
   QueueFlow,
+  QueueHandoff,
   QueueSchedules,
   QueueWatcher,
   Settlement,
@@ -67,8 +68,10 @@ import {
   eventsOf,
   flowAnswer,
   flowListAnswer,
+  handedJobSchema,
   heartbeatAnswer,
   movedAnswer,
+  PARK_PREFIX,
   readyJobSchema,
   refusalSchema,
   type SeenJob,
@@ -416,8 +419,26 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
     const session = createRealtimeSession({
       pool: watchPool,
       collection: JOBS_COLLECTION,
-      filter: (pb) => pb.filter("queue = {:q} && state = 'waiting'", { q: queue }),
+      // Waiting jobs (wake-up hints), and jobs the server handed to a parked worker (claimId park.…).
+      filter: (pb) =>
+        pb.filter("queue = {:q} && (state = 'waiting' || (state = 'active' && claimId ~ {:park}))", {
+          q: queue,
+          park: PARK_PREFIX,
+        }),
       onEvent: (ev) => {
+        const handed = handedJobSchema.safeParse(ev.record);
+        if (handed.success) {
+          if (handed.data.deleted || !handed.data.claimId.startsWith(PARK_PREFIX)) return;
+          const handoff = {
+            parkId: handed.data.claimId,
+            claimed: { job: toJobRecord(handed.data), token: asToken(handed.data.token) },
+          };
+          for (const w of watchers) {
+            if (w.onHandoff === undefined) continue;
+            callGuarded("watch", w.onHandoff.bind(w), [handoff], (f) => logger.error(f.message, f.cause));
+          }
+          return;
+        }
         const r = readyJobSchema.safeParse(ev.record);
         if (!r.success || r.data.deleted === true) return;
         const id = r.data.id as JobId;
@@ -671,11 +692,21 @@ export function createPocketBaseQueueBackend(options: PocketBaseQueueBackendOpti
     },
   };
 
+  const handoff: QueueHandoff = {
+    async unpark(request) {
+      const a = await call("unpark", (ep) =>
+        post(ep, "unpark", { queue: request.queue, worker: request.worker, park: request.park }, claimAnswer),
+      );
+      return claimedOf(a);
+    },
+  };
+
   return {
     admin,
     blobs,
     schedules,
     flow,
+    handoff,
     priorities: { stepMs: PRIORITY_STEP_MS },
     dedupeModes: DEDUPE_MODES,
     authority: () => authority,

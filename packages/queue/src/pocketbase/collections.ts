@@ -30,7 +30,7 @@ export const MAX_INLINE_JSON = 262_144;
 /** The largest blob by default (bytes). */
 export const DEFAULT_MAX_BLOB_BYTES = 16 * 1024 * 1024;
 /** Name and version of the hook piece (`pb_hooks/nxs-queue.pb.js`, `GET /nxs/hooks/queue`). */
-export const QUEUE_HOOKS = { name: "queue", version: 5, file: "nxs-queue.pb.js" } as const;
+export const QUEUE_HOOKS = { name: "queue", version: 6, file: "nxs-queue.pb.js" } as const;
 
 const IS_NODE = `@request.auth.collectionName = "${NODES_COLLECTION}"`;
 const IS_REPLICATOR = `@request.auth.collectionName = "${REPLICATORS_COLLECTION}"`;

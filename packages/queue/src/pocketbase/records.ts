@@ -69,6 +69,15 @@ export const storedJobSchema = z.object({
 /** A stored job record (validated). */
 export type StoredJob = z.infer<typeof storedJobSchema>;
 
+/** The prefix of a park's id: the claimId of a job the server handed to a parked worker. */
+export const PARK_PREFIX = "park.";
+/** A job record as a realtime event shows it once handed to a parked worker: active, with its token. */
+export const handedJobSchema = storedJobSchema.extend({
+  state: z.literal("active"),
+  token: z.string().min(1),
+  claimId: z.string(),
+});
+
 /**
  * The port's view of a stored job: empty optional fields left out, the token and storage fields
  * (`version`, `deleted`) dropped.

@@ -197,6 +197,61 @@ describe("createWorker", () => {
     expect(h.scheduler.now()).toBe(1_000_000);
   });
 
+  it("takes a job added while it idles by hand-off (no claim of its own), and without hand-off by a claim", async () => {
+    const h = harness();
+    const done: JobId[] = [];
+    h.start(async ({ id }) => {
+      done.push(id);
+    });
+    await h.step(10);
+    const claimsBefore = h.spy.claims;
+    const id = await h.queue.add({ n: 1 });
+    await flush();
+    await flush();
+    expect(done).toEqual([id]);
+    // The add claimed it for the parked worker: the worker's only claim after it is the one that
+    // follows the job's end (and parks it again).
+    expect(h.spy.claims - claimsBefore).toBeLessThanOrEqual(1);
+    expect((await h.raw.getJob(id))?.worker).toBe("w1");
+
+    const off = harness();
+    const got: JobId[] = [];
+    off.start(
+      async ({ id: j }) => {
+        got.push(j);
+      },
+      { handoff: false },
+    );
+    await off.step(10);
+    const before = off.spy.claims;
+    const j = await off.queue.add({ n: 2 });
+    await flush();
+    await flush();
+    expect(got).toEqual([j]);
+    // Woken by the hint, it claimed the job itself.
+    expect(off.spy.claims - before).toBeGreaterThanOrEqual(1);
+  });
+
+  it("does not run a hand-off twice when its event comes after a claim answered it", async () => {
+    const h = harness({ hints: false });
+    const runs: JobId[] = [];
+    h.start(
+      async ({ id }) => {
+        runs.push(id);
+      },
+      { pollMs: 1000 },
+    );
+    await h.step(10);
+    // No hints: the hand-off's event is lost; the next poll's claim answers the job.
+    const id = await h.queue.add({ n: 1 });
+    expect((await h.raw.getJob(id))?.state).toBe("active");
+    await h.step(1100, 100);
+    expect(runs).toEqual([id]);
+    await h.step(3000, 100);
+    expect(runs).toEqual([id]);
+    expect((await h.raw.getJob(id))?.state).toBe("completed");
+  });
+
   it("wakes at a delayed job's runAt (from its hint), and by the polling backstop without hints", async () => {
     const h = harness();
     const done: JobId[] = [];

@@ -12,6 +12,7 @@ import {
 } from "@nxs-sync/queue";
 import { afterEach, describe, expect, it } from "vitest";
 import { flowConformance } from "./queue-flow.js";
+import { handoffConformance } from "./queue-handoff.js";
 import { schedulingConformance } from "./queue-scheduling.js";
 import { createSettleWaits } from "./settle.js";
 
@@ -755,5 +756,6 @@ export function runQueueBackendConformance(
 
     schedulingConformance({ start, job, mustGet, newId });
     flowConformance({ start, job, mustGet, newId });
+    handoffConformance({ start, job, mustGet, newId, eventually });
   });
 }
