@@ -255,6 +255,18 @@ routerAdd(
         return null;
       }
     };
+    // Hot-path look-ups as plain SQL on the indexed columns (~0.1 ms a call, against ~0.25 ms for
+    // the same look-up through the record filter parser): each answers one number.
+    const sqlNumber = (tx, sql, params) => {
+      const m = new DynamicModel({ n: 0 });
+      tx.db().newQuery(sql).bind(params).one(m);
+      return Number(m.n) || 0;
+    };
+    // This server's claim epoch, or 0 when it has none yet (read without loading its record).
+    const epochHere = (tx) =>
+      sqlNumber(tx, "SELECT COALESCE(MAX(epoch), 0) AS n FROM nxs_queue_epochs WHERE id = {:id}", {
+        id: EPOCH_ID,
+      });
     // The highest epoch of another authority in this server's job copies (claims made here under
     // this server's own epoch do not count: a takeover is idempotent).
     const seenEpoch = (tx, own) => {
@@ -286,8 +298,8 @@ routerAdd(
     };
     // The epoch claims carry: this server's (a server's first claim takes over implicitly).
     const claimEpoch = (tx, now) => {
-      const rec = localEpoch(tx);
-      return rec !== null ? rec.getFloat("epoch") : takeover(tx, now, 1).epoch;
+      const epoch = epochHere(tx);
+      return epoch > 0 ? epoch : takeover(tx, now, 1).epoch;
     };
 
     // A job's dedupe key ({ key, mode, ttlMs }), checked, or null.
@@ -389,13 +401,8 @@ routerAdd(
         refuse("queue/invalid-payload", "backoff must be an object", "backoff", i);
       if (j.payload === undefined) refuse("queue/invalid-payload", "payload is missing", "payload", i);
       bounded(j.payload, "payload", i);
-      let existing = null;
-      try {
-        existing = tx.findRecordById(JOBS, j.id);
-      } catch (_) {
-        existing = null;
-      }
-      if (existing !== null) return { id: j.id, created: false };
+      if (sqlNumber(tx, "SELECT COUNT(*) AS n FROM nxs_jobs WHERE id = {:id}", { id: j.id }) > 0)
+        return { id: j.id, created: false };
       if (key !== null) {
         const held = holder(tx, j.queue, key.key);
         const h = held.job;
@@ -550,9 +557,19 @@ routerAdd(
       writeFlow(tx, rec, now);
       return rec;
     };
+    // Whether a queue has flow records (limits, pauses): one indexed SQL count per queue and request.
+    const flowCounts = {};
+    const hasFlow = (tx, queue) => {
+      if (flowCounts[queue] === undefined)
+        flowCounts[queue] = sqlNumber(tx, "SELECT COUNT(*) AS n FROM nxs_queue_flow WHERE queue = {:q}", {
+          q: queue,
+        });
+      return flowCounts[queue] > 0;
+    };
     const RATE_BUCKETS = 200;
     // The gate of one claim: null when the queue has no flow records (nothing more is read).
     const flowGate = (tx, queue, now) => {
+      if (!hasFlow(tx, queue)) return null;
       const recs = tx.findRecordsByFilter(FLOW, "queue = {:q}", "", 1000, 0, { q: queue });
       if (recs.length === 0) return null;
       const byGroup = {};
@@ -734,25 +751,24 @@ routerAdd(
       return { id: v.id, ttlMs: Math.min(ttlMs, MAX_PARK_TTL_MS), holding: holding };
     };
     // The jobs handed to a park that its worker does not hold (by its list), still under their lease.
-    const handedTo = (tx, queue, worker, park, now) =>
-      tx
-        .findRecordsByFilter(
-          JOBS,
-          "queue = {:q} && state = 'active' && claimId = {:c} && worker = {:w} && leaseUntil > {:now}",
-          "runAt,@rowid",
-          1000,
-          0,
-          { q: queue, c: park.id, w: worker, now: now },
+    const handedTo = (tx, queue, worker, park, now) => {
+      const rows = arrayOf(new DynamicModel({ id: "" }));
+      tx.db()
+        .newQuery(
+          "SELECT id FROM nxs_jobs WHERE queue = {:q} AND state = 'active' AND claimId = {:c} AND worker = {:w} AND leaseUntil > {:now} ORDER BY runAt, rowid LIMIT 1000",
         )
-        .filter((rec) => !rec.getBool("deleted") && park.holding.indexOf(rec.id) < 0);
+        .bind({ q: queue, c: park.id, w: worker, now: now })
+        .all(rows);
+      const ids = [];
+      for (const r of rows) if (park.holding.indexOf(String(r.id)) < 0) ids.push(String(r.id));
+      if (ids.length === 0) return [];
+      const byId = {};
+      for (const rec of tx.findRecordsByIds(JOBS, ids)) if (!rec.getBool("deleted")) byId[rec.id] = rec;
+      return ids.filter((id) => byId[id] !== undefined).map((id) => byId[id]);
+    };
     // Whether a queue has flow records (limits, pauses): its jobs are never handed off (the claim's
     // flow gate decides). One read per queue and request.
-    const flowless = {};
-    const hasNoFlow = (tx, queue) => {
-      if (flowless[queue] === undefined)
-        flowless[queue] = tx.findRecordsByFilter(FLOW, "queue = {:q}", "", 1, 0, { q: queue }).length === 0;
-      return flowless[queue];
-    };
+    const hasNoFlow = (tx, queue) => !hasFlow(tx, queue);
     // The park a new ready job of `queue` goes to (a slot taken), or null. Parked workers take
     // turns: the one served moves to the end.
     const takePark = (tx, queue, now) => {
@@ -882,16 +898,29 @@ routerAdd(
         };
         let skipStalled = 0;
         let skipWaiting = 0;
+        // What is due at all, by one SQL probe of the two indexes: a claim finds out it has
+        // nothing to take without the record queries below (most claims of an idle queue).
+        const due = new DynamicModel({ s: 0, w: 0 });
+        tx.db()
+          .newQuery(
+            "SELECT EXISTS(SELECT 1 FROM nxs_jobs WHERE queue = {:q} AND state = 'active' AND leaseUntil <= {:now}) AS s, EXISTS(SELECT 1 FROM nxs_jobs WHERE queue = {:q} AND state = 'waiting' AND runAt <= {:now}) AS w",
+          )
+          .bind({ q: queue, now: now })
+          .one(due);
+        const anyStalled = Number(due.s) > 0;
+        const anyWaiting = Number(due.w) > 0;
         // The waiting query leaves out the jobs of keys already held (up to 100 keys; past that,
         // and for keys taken by this call, the rows are skipped one by one): a backlog of one
         // singleton key never hides the ready jobs behind it.
         const heldRows = arrayOf(new DynamicModel({ k: "" }));
-        tx.db()
-          .newQuery(
-            "SELECT DISTINCT jobKey AS k FROM nxs_jobs WHERE queue = {:q} AND state = 'active' AND keyMode = 'singleton' AND jobKey != '' AND leaseUntil > {:now} LIMIT 100",
-          )
-          .bind({ q: queue, now: now })
-          .all(heldRows);
+        if (anyWaiting) {
+          tx.db()
+            .newQuery(
+              "SELECT DISTINCT jobKey AS k FROM nxs_jobs WHERE queue = {:q} AND state = 'active' AND keyMode = 'singleton' AND jobKey != '' AND leaseUntil > {:now} LIMIT 100",
+            )
+            .bind({ q: queue, now: now })
+            .all(heldRows);
+        }
         const waitingParams = { q: queue, now: now };
         let notHeld = "";
         heldRows.forEach((r, i) => {
@@ -919,16 +948,18 @@ routerAdd(
           // (queue, state, runAt)), reading only the rows it returns: one query with an OR of the
           // two read every due job of the queue to sort them, a cost that grew with the backlog.
           const want = max - jobs.length;
-          const stalledRecs = tx.findRecordsByFilter(
-            JOBS,
-            `queue = {:q} && state = 'active' && leaseUntil <= {:now}${notFlowHeld}`,
-            "leaseUntil,@rowid",
-            want,
-            skipStalled,
-            stalledParams,
-          );
+          const stalledRecs = !anyStalled
+            ? []
+            : tx.findRecordsByFilter(
+                JOBS,
+                `queue = {:q} && state = 'active' && leaseUntil <= {:now}${notFlowHeld}`,
+                "leaseUntil,@rowid",
+                want,
+                skipStalled,
+                stalledParams,
+              );
           const waitingRecs =
-            stalledRecs.length >= want
+            !anyWaiting || stalledRecs.length >= want
               ? []
               : tx.findRecordsByFilter(
                   JOBS,
