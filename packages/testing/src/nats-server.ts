@@ -164,8 +164,14 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       env: { ...process.env, ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    proc.stdout?.pipe(log, { end: false });
-    proc.stderr?.pipe(log, { end: false });
+    // Copied chunk by chunk, never after the log ended: a pipe can still deliver a killed
+    // process's last output after its exit event, when destroy() has ended the log.
+    const out = log;
+    const copy = (chunk: Buffer) => {
+      if (!out.writableEnded && !out.destroyed) out.write(chunk);
+    };
+    proc.stdout?.on("data", copy);
+    proc.stderr?.on("data", copy);
     // Never leave a server behind when the test worker exits.
     const killOnExit = () => proc.kill("SIGKILL");
     process.once("exit", killOnExit);
