@@ -467,8 +467,10 @@ export function createWorker<S extends z.ZodType>(
         report(asNxs(error, "claim"));
         return;
       }
-      // A job handed off and told by its event is not started twice (a claim answers the unseen ones).
-      for (const c of claimed) if (handoff === undefined ? true : firstStart(c)) start(c);
+      // A claim with a park may answer hand-offs this worker has not seen: one whose event comes
+      // too (before or after) is started once. A claim without one (hand-off off, or a backlog's
+      // claims) answers no hand-off, so its jobs need no such check (nor its tokens kept).
+      for (const c of claimed) if (request.park === undefined || firstStart(c)) start(c);
       // Flow control held ready jobs back with a known end (a timed pause, a full rate window):
       // claim again then, not at the next poll.
       if (claimed.waitMs !== undefined && claimed.length < max) wakeAt(scheduler.now() + claimed.waitMs);
