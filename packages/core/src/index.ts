@@ -181,3 +181,8 @@ export {
   type TransportListener,
   TransportState,
 } from "./sync/transport.js";
+export {
+  createTransportListeners,
+  type TransportListeners,
+  type TransportListenersOptions,
+} from "./sync/transport-listeners.js";

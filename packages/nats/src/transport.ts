@@ -26,6 +26,7 @@ import {
 import {
   type Change,
   createEmitter,
+  createTransportListeners,
   type DocId,
   defaultLogger,
   dominatesVersionVector,
@@ -39,7 +40,6 @@ import {
   type Snapshot,
   type Transport,
   TransportError,
-  type TransportListener,
   TransportState,
   type VersionVector,
 } from "@nxs-sync/core";
@@ -196,7 +196,11 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
   const events = createEmitter<NatsTransportEvents>((error, event) =>
     logger.error(`[nxs-nats] ${String(event)} listener threw`, error),
   );
-  const subscribers = new Set<TransportListener>();
+  const subscribers = createTransportListeners({
+    tag: "[nxs-nats]",
+    logger,
+    isClosed: () => closed,
+  });
 
   let nc: NatsConnection | undefined;
   let js: JetStreamClient | undefined;
@@ -217,16 +221,7 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
 
   function reportError(error: Error): void {
     if (closed) return;
-    let handled = false;
-    for (const s of subscribers) {
-      if (s.onError === undefined) continue;
-      handled = true;
-      try {
-        s.onError(error);
-      } catch (e) {
-        logger.error("[nxs-nats] subscriber onError threw", e);
-      }
-    }
+    const handled = subscribers.error(error);
     if (options.onError) {
       try {
         options.onError(error);
@@ -240,13 +235,7 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
     if (state === next || (closed && next !== TransportState.Closed)) return;
     state = next;
     events.emit("state", next);
-    for (const s of subscribers) {
-      try {
-        s.onState?.(next);
-      } catch (e) {
-        logger.error("[nxs-nats] onState threw", e);
-      }
-    }
+    subscribers.state(next);
   }
 
   function setHealth(next: NatsHealth): void {
@@ -261,36 +250,10 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
   }
 
   function fireResync(): void {
-    if (closed) return;
-    for (const s of subscribers) {
-      try {
-        s.onResync();
-      } catch (e) {
-        logger.error("[nxs-nats] onResync threw", e);
-      }
-    }
+    if (!closed) subscribers.resync();
   }
 
-  let pending: Change[] = [];
-  let flushScheduled = false;
-  function deliver(changes: readonly Change[]): void {
-    pending.push(...changes);
-    if (flushScheduled) return;
-    flushScheduled = true;
-    queueMicrotask(() => {
-      flushScheduled = false;
-      const batch = pending;
-      pending = [];
-      if (batch.length === 0 || closed) return;
-      for (const s of subscribers) {
-        try {
-          s.onChanges(batch);
-        } catch (e) {
-          logger.error("[nxs-nats] onChanges threw", e);
-        }
-      }
-    });
-  }
+  const deliver = subscribers.deliver;
 
   /** Decodes a pack message of this doc; a malformed one is reported and skipped. */
   function decodeMessage(subject: string, data: Uint8Array, seq: number): Change[] {
@@ -739,16 +702,14 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
     },
 
     subscribe(listener) {
-      subscribers.add(listener);
+      const remove = subscribers.add(listener);
       if (state === TransportState.Connected) {
         // Connected already: the new subscriber missed the resync of this connection.
         queueMicrotask(() => {
           if (subscribers.has(listener) && !closed) listener.onResync();
         });
       }
-      return () => {
-        subscribers.delete(listener);
-      };
+      return remove;
     },
 
     on: events.on,

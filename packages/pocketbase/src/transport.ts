@@ -1,8 +1,8 @@
 import {
-  type Change,
   createEmitter,
   createReportThrottle,
   createSeededRandom,
+  createTransportListeners,
   type DocId,
   defaultLogger,
   ErrorCode,
@@ -14,7 +14,6 @@ import {
   type Scheduler,
   type Transport,
   TransportError,
-  type TransportListener,
   TransportState,
   throttleKey,
 } from "@nxs-sync/core";
@@ -227,7 +226,11 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
 
   let state: TransportState = TransportState.Disconnected;
   let closed = false;
-  const subscribers = new Set<TransportListener>();
+  const subscribers = createTransportListeners({
+    tag: "[nxs-pocketbase]",
+    logger,
+    isClosed: () => closed,
+  });
   const events = createEmitter<PocketBaseTransportEvents>((error, event) =>
     logger.error(`[nxs-pocketbase] ${String(event)} listener threw`, error),
   );
@@ -240,13 +243,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
    * get a repeated identical error once per minute, with the count held back.
    */
   function reportError(error: Error): void {
-    for (const s of subscribers) {
-      try {
-        s.onError?.(error);
-      } catch (e) {
-        logger.error("[nxs-pocketbase] subscriber onError threw", e);
-      }
-    }
+    const handled = subscribers.error(error);
     const decision = reportThrottle.admit(throttleKey(error));
     if (!decision.report) return;
     const more = decision.suppressed > 0 ? ` (and ${decision.suppressed} more like it since)` : "";
@@ -257,7 +254,6 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
             cause: error.cause,
             retryable: error.retryable,
           });
-    const handled = [...subscribers].some((s) => s.onError !== undefined);
     if (!handled) logger.warn(`[nxs-pocketbase] ${reported.message}`);
     try {
       options.onError?.(reported);
@@ -270,24 +266,10 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     if (state === next || (closed && next !== TransportState.Closed)) return;
     state = next;
     emit("state", next);
-    for (const s of subscribers) {
-      try {
-        s.onState?.(next);
-      } catch (e) {
-        logger.error("[nxs-pocketbase] onState threw", e);
-      }
-    }
+    subscribers.state(next);
   }
 
-  function fireResync(): void {
-    for (const s of subscribers) {
-      try {
-        s.onResync();
-      } catch (e) {
-        logger.error("[nxs-pocketbase] onResync threw", e);
-      }
-    }
-  }
+  const fireResync = subscribers.resync;
 
   const decode: DecodeChangeOptions = { ...options.decode, docs: [docId] };
   const gate = createRecordGate({
@@ -343,26 +325,7 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
 
   // Realtime: this doc's records, without this replica's own when its origin is known (the
   // server then saves one serialization and one message per write); else its echo is dropped here.
-  let pendingEvents: Change[] = [];
-  let flushScheduled = false;
-  function deliver(changes: readonly Change[]): void {
-    pendingEvents.push(...changes);
-    if (flushScheduled) return;
-    flushScheduled = true;
-    queueMicrotask(() => {
-      flushScheduled = false;
-      const batch = pendingEvents;
-      pendingEvents = [];
-      if (batch.length === 0 || closed) return;
-      for (const s of subscribers) {
-        try {
-          s.onChanges(batch);
-        } catch (e) {
-          logger.error("[nxs-pocketbase] onChanges threw", e);
-        }
-      }
-    });
-  }
+  const deliver = subscribers.deliver;
 
   const session: RealtimeSession = createRealtimeSession({
     pool,
@@ -431,16 +394,14 @@ export function createPocketBaseTransport(options: PocketBaseTransportOptions): 
     pull: (since) => reader.pull(since),
 
     subscribe(listener) {
-      subscribers.add(listener);
+      const remove = subscribers.add(listener);
       if (session.endpoint() !== undefined && state === TransportState.Connected) {
         // Connected already: the new subscriber missed the resync of this connection.
         queueMicrotask(() => {
           if (subscribers.has(listener)) listener.onResync();
         });
       }
-      return () => {
-        subscribers.delete(listener);
-      };
+      return remove;
     },
 
     on: events.on,
