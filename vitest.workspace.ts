@@ -40,6 +40,18 @@ const packages = [
   "nats",
 ] as const;
 
+/** The settings of the projects that start real servers (PocketBase, NATS, containers). */
+const realServers = {
+  root: here("./"),
+  environment: "node" as const,
+  globalSetup: [here("./packages/testing/src/vitest-global-setup.ts")],
+  testTimeout: 120_000,
+  hookTimeout: 120_000,
+  // Real servers share two cores: keep files sequential, tests inside a file sequential.
+  fileParallelism: false,
+  sequence: { concurrent: false },
+};
+
 export default defineConfig({
   resolve: { alias },
   test: {
@@ -67,15 +79,17 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: "integration",
-          root: here("./"),
           include: ["packages/*/test/integration/**/*.int.test.ts", "examples/*/test/**/*.int.test.ts"],
-          environment: "node",
-          globalSetup: [here("./packages/testing/src/vitest-global-setup.ts")],
-          testTimeout: 120_000,
-          hookTimeout: 120_000,
-          // Real servers share two cores: keep files sequential, tests inside a file sequential.
-          fileParallelism: false,
-          sequence: { concurrent: false },
+          ...realServers,
+        },
+      },
+      // Runs of real servers too long for `npm test`'s budget: `npm run test:long` runs them.
+      {
+        resolve: { alias },
+        test: {
+          name: "long",
+          include: ["packages/*/test/long/**/*.long.test.ts", "examples/*/test/**/*.long.test.ts"],
+          ...realServers,
         },
       },
     ],

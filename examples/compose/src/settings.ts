@@ -21,6 +21,22 @@ export interface GatewaySettings {
   readonly port: number;
   /** The config store's environment (`NXS_CONFIG_ENV`, default `production`). */
   readonly configEnv: string;
+  /**
+   * When set, the `notes` doc syncs over NATS JetStream instead of PocketBase (`NXS_NATS_SERVERS`,
+   * comma-separated `nats://host:port` URLs); the queue and the config store stay on PocketBase.
+   */
+  readonly nats?: NatsSettings;
+}
+
+/** The NATS connection of the `notes` doc (examples/compose/compose.nats.yml). */
+export interface NatsSettings {
+  /** Server URLs (`NXS_NATS_SERVERS`). */
+  readonly servers: readonly string[];
+  /** The gateways' NATS user (`NXS_NATS_USER`, `NXS_NATS_PASSWORD`; both or neither). */
+  readonly user?: string;
+  readonly password?: string;
+  /** Stream replicas (`NXS_NATS_REPLICAS`, default 3 with three servers or more, else 1). */
+  readonly replicas: number;
 }
 
 /**
@@ -67,6 +83,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): GatewaySetti
   const port = Number(env.NXS_HTTP_PORT ?? "8080");
   if (!Number.isInteger(port) || port < 1 || port > 65535)
     problems.push("NXS_HTTP_PORT must be a port number");
+  const nats = readNats(env, problems);
   if (problems.length > 0) {
     throw new GatewaySettingsError(
       `gateway settings: ${problems.join("; ")} (see examples/compose/README.md)`,
@@ -81,5 +98,33 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): GatewaySetti
     stateDir,
     port,
     configEnv: env.NXS_CONFIG_ENV?.trim() || "production",
+    ...(nats === undefined ? {} : { nats }),
+  };
+}
+
+/** The NATS variables, when `NXS_NATS_SERVERS` is set; problems are added to `problems`. */
+function readNats(env: NodeJS.ProcessEnv, problems: string[]): NatsSettings | undefined {
+  const list = env.NXS_NATS_SERVERS?.trim();
+  if (!list) return undefined;
+  const servers = list
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  for (const s of servers) {
+    if (!/^nats:\/\/[^/\s]+$/.test(s))
+      problems.push(`NXS_NATS_SERVERS: "${s}" is not a nats://host:port URL`);
+  }
+  const user = env.NXS_NATS_USER?.trim() || undefined;
+  const password = env.NXS_NATS_PASSWORD?.trim() || undefined;
+  if ((user === undefined) !== (password === undefined))
+    problems.push("NXS_NATS_USER and NXS_NATS_PASSWORD are set together or not at all");
+  const replicas = Number(env.NXS_NATS_REPLICAS ?? (servers.length >= 3 ? "3" : "1"));
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)
+    problems.push("NXS_NATS_REPLICAS must be an integer from 1 to 5");
+  return {
+    servers,
+    replicas,
+    ...(user === undefined ? {} : { user }),
+    ...(password === undefined ? {} : { password }),
   };
 }

@@ -6,13 +6,12 @@
  * say. Skipped with the reason without Docker or docker-compose; fails under CI=true.
  */
 import { randomBytes } from "node:crypto";
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { findFreePort, waitFor } from "@nxs-sync/testing";
 import { describeWithDocker } from "@nxs-sync/testing/vitest";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { buildImages, composeDir, composeStatus, repoRoot, run, runOk } from "./helpers.js";
+import { buildImages, composeStatus, prepareComposeDir, projectLeftovers, run, runOk } from "./helpers.js";
 
 describeWithDocker(
   "compose: one node (docker-compose v1)",
@@ -33,18 +32,7 @@ describeWithDocker(
 
     beforeAll(async () => {
       const images = await buildImages(process.arch === "arm64" ? "arm64" : "amd64");
-      dir = await mkdtemp(join(tmpdir(), "nxs-compose-single-"));
-      await copyFile(join(composeDir, "compose.single.yml"), file());
-      await mkdir(join(dir, "secrets"));
-      await runOk(process.execPath, [
-        join(repoRoot, "examples", "k3s", "make-secrets.mjs"),
-        join(dir, "secrets"),
-      ]);
-      await writeFile(
-        join(dir, "secrets", "superuser.env"),
-        `NXS_SUPERUSER_EMAIL=ops@single.test\nNXS_SUPERUSER_PASSWORD=${randomBytes(18).toString("base64url")}\n`,
-        { mode: 0o600 },
-      );
+      ({ dir } = await prepareComposeDir("nxs-compose-single-", ["compose.single.yml"], "ops@single.test"));
       const gwPort = await findFreePort();
       gateway = `http://127.0.0.1:${gwPort}`;
       env = {
@@ -106,21 +94,7 @@ describeWithDocker(
 
     it("down -v removes its containers and volumes", async () => {
       await compose(["down", "-v"]);
-      const left = await runOk("docker", [
-        "ps",
-        "-aq",
-        "--filter",
-        `label=com.docker.compose.project=${project}`,
-      ]);
-      expect(left.trim()).toBe("");
-      const volumes = await runOk("docker", [
-        "volume",
-        "ls",
-        "-q",
-        "--filter",
-        `label=com.docker.compose.project=${project}`,
-      ]);
-      expect(volumes.trim()).toBe("");
+      expect(await projectLeftovers(project)).toEqual({ containers: "", volumes: "" });
     });
   },
   composeStatus(),

@@ -12,14 +12,22 @@
  * fails under CI=true (`bash scripts/ensure-docker.sh && bash scripts/ensure-compose.sh`).
  */
 import { randomBytes } from "node:crypto";
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { findFreePort, waitFor } from "@nxs-sync/testing";
 import { describeWithDocker } from "@nxs-sync/testing/vitest";
 import PocketBase from "pocketbase";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { buildImages, composeDir, composeStatus, type ImageTags, repoRoot, run, runOk } from "./helpers.js";
+import {
+  buildImages,
+  composeDir,
+  composeStatus,
+  type ImageTags,
+  prepareComposeDir,
+  projectLeftovers,
+  run,
+  runOk,
+} from "./helpers.js";
 
 const status = composeStatus();
 
@@ -121,19 +129,11 @@ describeWithDocker(
 
     beforeAll(async () => {
       images = await buildImages(process.arch === "arm64" ? "arm64" : "amd64");
-      dir = await mkdtemp(join(tmpdir(), "nxs-compose-test-"));
-      await copyFile(join(composeDir, "compose.two-nodes.yml"), join(dir, "compose.two-nodes.yml"));
-      await mkdir(join(dir, "secrets"));
-      await runOk(process.execPath, [
-        join(repoRoot, "examples", "k3s", "make-secrets.mjs"),
-        join(dir, "secrets"),
-      ]);
-      superuser = { email: "ops@compose.test", password: randomBytes(18).toString("base64url") };
-      await writeFile(
-        join(dir, "secrets", "superuser.env"),
-        `NXS_SUPERUSER_EMAIL=${superuser.email}\nNXS_SUPERUSER_PASSWORD=${superuser.password}\n`,
-        { mode: 0o600 },
-      );
+      ({ dir, superuser } = await prepareComposeDir(
+        "nxs-compose-test-",
+        ["compose.two-nodes.yml"],
+        "ops@compose.test",
+      ));
       port.pbPrimary = await findFreePort();
       port.pbSecondary = await findFreePort();
       port.gwPrimary = await findFreePort();
@@ -340,15 +340,7 @@ describeWithDocker(
 
     step("down -v removes the volumes", async () => {
       await compose(["down", "-v"]);
-      const volumes = await projectVolumes();
-      expect(volumes.trim()).toBe("");
-      const containers = await runOk("docker", [
-        "ps",
-        "-aq",
-        "--filter",
-        `label=com.docker.compose.project=${project}`,
-      ]);
-      expect(containers.trim()).toBe("");
+      expect(await projectLeftovers(project)).toEqual({ containers: "", volumes: "" });
       finished = true;
     });
 

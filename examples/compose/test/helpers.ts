@@ -3,6 +3,10 @@
  * build, and running commands with their output kept for the failure message.
  */
 import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { copyFile, mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DockerStatus } from "@nxs-sync/testing";
 import { dockerStatusForTests } from "@nxs-sync/testing/vitest";
@@ -98,6 +102,8 @@ export interface ImageTags {
   readonly pocketbase: string;
   readonly gateway: string;
   readonly cli: string;
+  /** With `{ nats: true }` only. */
+  readonly nats?: string;
   readonly sizes: Readonly<Record<"pocketbase" | "gateway" | "cli", number>>;
 }
 
@@ -105,13 +111,17 @@ export interface ImageTags {
  * Builds (or finds, by content hash) the deployment images, removing older hash tags of the arch:
  * `node scripts/build-images.mjs --prune`.
  * @param arch - `amd64` or `arm64`.
+ * @param options - `nats`: also the NATS image (`--nats`).
  * @returns Their tags.
  * @throws Error with the build's output when it fails.
  */
-export async function buildImages(arch: "amd64" | "arm64"): Promise<ImageTags> {
+export async function buildImages(
+  arch: "amd64" | "arm64",
+  options: { nats?: boolean } = {},
+): Promise<ImageTags> {
   const out = await runOk(
     process.execPath,
-    ["scripts/build-images.mjs", "--arch", arch, "--json", "--prune"],
+    ["scripts/build-images.mjs", "--arch", arch, "--json", "--prune", ...(options.nats ? ["--nats"] : [])],
     {
       timeoutMs: 600_000,
     },
@@ -119,4 +129,52 @@ export async function buildImages(arch: "amd64" | "arm64"): Promise<ImageTags> {
   const tags = (JSON.parse(out) as Record<string, ImageTags>)[arch];
   if (!tags) throw new Error(`scripts/build-images.mjs printed no tags for ${arch}: ${out}`);
   return tags;
+}
+
+/** A temp copy of Compose files with fresh secrets, as a newcomer makes it. */
+export interface ComposeDir {
+  readonly dir: string;
+  /** The superuser written into `secrets/superuser.env`. */
+  readonly superuser: { readonly email: string; readonly password: string };
+}
+
+/**
+ * Copies `files` of examples/compose unchanged into a new temp dir and writes fresh secrets there
+ * (examples/k3s/make-secrets.mjs, and a `superuser.env` with a random password).
+ * @param prefix - The temp dir's name prefix.
+ * @param files - Files of examples/compose to copy.
+ * @param email - The superuser's email.
+ * @returns The dir and the superuser.
+ */
+export async function prepareComposeDir(
+  prefix: string,
+  files: readonly string[],
+  email: string,
+): Promise<ComposeDir> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  for (const f of files) await copyFile(join(composeDir, f), join(dir, f));
+  await mkdir(join(dir, "secrets"));
+  await runOk(process.execPath, [
+    join(repoRoot, "examples", "k3s", "make-secrets.mjs"),
+    join(dir, "secrets"),
+  ]);
+  const superuser = { email, password: randomBytes(18).toString("base64url") };
+  await writeFile(
+    join(dir, "secrets", "superuser.env"),
+    `NXS_SUPERUSER_EMAIL=${superuser.email}\nNXS_SUPERUSER_PASSWORD=${superuser.password}\n`,
+    { mode: 0o600 },
+  );
+  return { dir, superuser };
+}
+
+/**
+ * What a Compose project left on the engine: its containers and its volumes (ids, one per line).
+ * @param project - The `-p` name.
+ * @returns Both listings, trimmed (empty when nothing is left).
+ */
+export async function projectLeftovers(project: string): Promise<{ containers: string; volumes: string }> {
+  const filter = `label=com.docker.compose.project=${project}`;
+  const containers = await runOk("docker", ["ps", "-aq", "--filter", filter]);
+  const volumes = await runOk("docker", ["volume", "ls", "-q", "--filter", filter]);
+  return { containers: containers.trim(), volumes: volumes.trim() };
 }
