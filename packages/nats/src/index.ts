@@ -14,6 +14,12 @@ export {
   type PackLimits,
   type PackOutbox,
 } from "./packs.js";
+export {
+  type NatsGatewayPermissionsOptions,
+  type NatsPermissions,
+  natsCompactorPermissions,
+  natsGatewayPermissions,
+} from "./permissions.js";
 export { type ReplayResult, replayChanges } from "./replay.js";
 export {
   createNatsStabilityStore,
