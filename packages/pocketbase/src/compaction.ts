@@ -1,11 +1,9 @@
 import {
   callGuarded,
-  computeStableFrontier,
   type DocId,
   defaultLogger,
   intersectVersionVectors,
   type Logger,
-  type ReplicatedDoc,
   type Snapshot,
   type VersionVector,
 } from "@nxs-sync/core";
@@ -18,7 +16,6 @@ import {
   replicatorAuth,
   toTransportError,
 } from "./client.js";
-import { createEndpointPool, type FailoverOptions } from "./failover.js";
 import { decodeSnapshotRecord, encodeSnapshotRecord, isOriginOfNode } from "./records.js";
 import { Collections } from "./schema.js";
 import { type Heads, readHeads, type UnbackedClaim, unbackedClaim } from "./snapshot-trust.js";
@@ -59,7 +56,7 @@ export interface Ack {
  * Hands a background failure to the user's `onError`; a handler that throws, or an async one that
  * rejects, is logged (`listener/failed`), never left as an unhandled rejection.
  */
-function deliverError(
+export function deliverError(
   onError: ((error: Error) => void) | undefined,
   logger: Logger,
   prefix: string,
@@ -70,12 +67,43 @@ function deliverError(
   );
 }
 
-const DEFAULT_EXPIRY_MS = 24 * 60 * 60 * 1000;
+/** Replicas silent longer than this are left out of the frontier (24 h). */
+export const DEFAULT_EXPIRY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * Reads the acks of a doc on one server and splits them by liveness: a replica whose last ack (as
- * the server stamped it, `updated`) is older than `expiryMs` is expired (left out of the frontier; it must re-bootstrap). Invalid records
- * are skipped, and so are acks whose replica is not bound to their author node (forged).
+ * Lists the acks of a doc on one server, each dated by the server's own clock (`updated`): a
+ * client-supplied `at` dated far in the future would keep a dead replica in the frontier for good
+ * (SECURITY-AUDIT.md); `at` only for servers whose schema predates the field. Invalid records are
+ * skipped, and so are acks whose replica is not bound to their author node (forged).
+ * @param client - A client of the server.
+ * @param docId - The doc.
+ * @returns One ack per replica.
+ * @throws TransportError (see {@link toTransportError}).
+ */
+export async function listAcks(client: PocketBaseClient, docId: DocId | string): Promise<Ack[]> {
+  const rows = await client.call("read acks", (pb) =>
+    pb
+      .collection(Collections.Acks)
+      .getFullList({ filter: pb.filter("doc = {:doc}", { doc: docId }), requestKey: null }),
+  );
+  const acks: Ack[] = [];
+  for (const raw of rows) {
+    const r = ackRecordSchema.safeParse(raw);
+    if (!r.success || !isOriginOfNode(r.data.replica, r.data.node)) continue;
+    acks.push({
+      doc: r.data.doc,
+      replica: r.data.replica,
+      version: r.data.version,
+      at: autodateMs(r.data.updated) ?? r.data.at,
+    });
+  }
+  return acks;
+}
+
+/**
+ * Reads the acks of a doc on one server ({@link listAcks}) and splits them by liveness: a replica
+ * whose last ack is older than `expiryMs` is expired (left out of the frontier; it must
+ * re-bootstrap).
  */
 async function readAcks(
   client: PocketBaseClient,
@@ -83,23 +111,11 @@ async function readAcks(
   now: number,
   expiryMs: number,
 ): Promise<{ live: Ack[]; expired: string[] }> {
-  const rows = await client.call("read acks", (pb) =>
-    pb
-      .collection(Collections.Acks)
-      .getFullList({ filter: pb.filter("doc = {:doc}", { doc: docId }), requestKey: null }),
-  );
   const live: Ack[] = [];
   const expired: string[] = [];
-  for (const raw of rows) {
-    const r = ackRecordSchema.safeParse(raw);
-    // An ack whose replica is not bound to its author node (a forged one) is not counted.
-    if (!r.success || !isOriginOfNode(r.data.replica, r.data.node)) continue;
-    // Liveness by the server's own clock (`updated`): a client-supplied `at` dated far in the future
-    // would keep a dead replica in the frontier for good (SECURITY-AUDIT.md). `at` only for servers
-    // whose schema predates the field.
-    const seen = autodateMs(r.data.updated) ?? r.data.at;
-    if (now - seen > expiryMs) expired.push(r.data.replica);
-    else live.push(r.data);
+  for (const ack of await listAcks(client, docId)) {
+    if (now - ack.at > expiryMs) expired.push(ack.replica);
+    else live.push(ack);
   }
   return { live, expired };
 }
@@ -247,153 +263,6 @@ export async function fetchLatestSnapshot(
   return loadNewest(client, docId, backed);
 }
 
-/** Options of {@link createCheckpointer}. */
-export interface CheckpointerOptions {
-  /** Server base URLs, preferred first. */
-  readonly endpoints: readonly string[];
-  readonly auth: NodeAuth;
-  /** The replicated doc whose version to report, snapshots to publish and change log to compact. */
-  readonly doc: ReplicatedDoc;
-  /** How often the acknowledged version is written. Default 30 000 ms. */
-  readonly intervalMs?: number;
-  /** Write a snapshot every this many checkpoints (0: never). Default 10. */
-  readonly snapshotEvery?: number;
-  /**
-   * A replica whose last ack is older than this is left out of the frontier the doc is compacted
-   * with. Use the compactor's `expiryMs` (default 24 h, as the compactor's).
-   */
-  readonly expiryMs?: number;
-  readonly failover?: FailoverOptions;
-  /** Warnings and errors, one line each. Default core's `defaultLogger` (stderr); pass `silentLogger` to silence. */
-  readonly logger?: Logger;
-  /** A background checkpoint failed (also logged as a warning). */
-  readonly onError?: (error: Error) => void;
-  /** Time source (ms). Default `Date.now`. */
-  readonly now?: () => number;
-}
-
-/** What one {@link Checkpointer.checkpoint} did. */
-export interface CheckpointResult {
-  /** The ack written: this replica's version. */
-  readonly version: VersionVector;
-  /** The frontier the doc was compacted with, or undefined when none was causally stable yet. */
-  readonly frontier: VersionVector | undefined;
-  /** Why there was no frontier (see `computeStableFrontier` in core). */
-  readonly waitingFor: readonly string[];
-  /** Replicas left out of the frontier: silent longer than `expiryMs`. */
-  readonly expired: readonly string[];
-}
-
-/**
- * Periodically reports a replica's version (its liveness for compaction), publishes snapshots and
- * compacts the doc's in-memory change log with the fleet's causal-stability frontier.
- */
-export interface Checkpointer {
-  /**
-   * Writes the ack now (and a snapshot when asked), then reads every replica's ack and compacts the
-   * doc with the frontier when it is causally stable.
-   * @returns What was written and compacted.
-   * @throws TransportError (see {@link toTransportError}); nothing is compacted then.
-   */
-  checkpoint(options?: { readonly snapshot?: boolean }): Promise<CheckpointResult>;
-  /** Starts the timer, with a first checkpoint at once (it registers the replica in the frontier). */
-  start(): void;
-  /** Stops the timer and closes its clients. Idempotent. */
-  stop(): void;
-}
-
-/**
- * Creates the checkpointer of one replica. Each checkpoint:
- * 1. writes the replica's version to `nxs_acks`, which keeps it in the causal-stability frontier (a
- *    replica silent longer than the expiry is dropped from it and must re-bootstrap from a snapshot);
- * 2. every `snapshotEvery` checkpoints, publishes a snapshot new replicas start from;
- * 3. reads the acks of every replica of the doc and, when `computeStableFrontier` (core) finds the
- *    frontier causally stable here, calls `doc.compact(frontier)`: the in-memory change log and the
- *    tombstones below it are dropped, so a long-running gateway's memory stays bounded.
- * Start it before the replica makes changes, and run one in every gateway that writes the doc: an
- * origin with changes but no ack holds every replica's compaction back.
- * @param options - Endpoints, node credentials, the doc, timings, expiry.
- * @returns A stopped checkpointer.
- * @example
- * ```ts
- * const cp = createCheckpointer({ endpoints, auth, doc, intervalMs: 30_000, snapshotEvery: 10 });
- * cp.start();
- * ```
- */
-export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
-  const logger = options.logger ?? defaultLogger;
-  const now = options.now ?? Date.now;
-  const every = options.snapshotEvery ?? 10;
-  const expiryMs = options.expiryMs ?? DEFAULT_EXPIRY_MS;
-  const pool = createEndpointPool({
-    endpoints: options.endpoints,
-    auth: options.auth,
-    failover: options.failover,
-    logger,
-  });
-  let timer: ReturnType<typeof setInterval> | undefined;
-  let count = 0;
-  let stopped = false;
-
-  async function checkpoint(opts: { readonly snapshot?: boolean } = {}): Promise<CheckpointResult> {
-    const ep = pool.active();
-    const doc = options.doc;
-    let version: VersionVector;
-    let acks: { live: Ack[]; expired: string[] };
-    try {
-      // The ack says what this replica has applied (never more), and it is written before compacting:
-      // a replica compacts only while it is itself live in everyone's frontier.
-      version = doc.version();
-      const at = now();
-      await writeAck(ep.client, { doc: doc.docId, replica: doc.replicaId, version, at });
-      if (opts.snapshot) await publishSnapshot(ep.client, doc.snapshot());
-      acks = await readAcks(ep.client, doc.docId, at, expiryMs);
-      pool.reportSuccess(ep);
-    } catch (e) {
-      const err = toTransportError(e, `checkpoint at ${ep.url}`);
-      if (err.code === "transport/unavailable") pool.reportFailure(ep, err.message);
-      throw err;
-    }
-    const { frontier, waitingFor } = computeStableFrontier({
-      self: doc.replicaId,
-      version: doc.version(),
-      live: acks.live,
-      expired: acks.expired,
-    });
-    if (frontier !== undefined) doc.compact(frontier);
-    else logger.debug(`[nxs-pocketbase] ${doc.docId}: compaction waits for ${waitingFor.join(", ")}`);
-    return { version, frontier, waitingFor, expired: acks.expired };
-  }
-
-  const runInBackground = (snapshot: boolean): void => {
-    checkpoint({ snapshot }).catch((e: unknown) => {
-      const err = e instanceof Error ? e : new Error(String(e));
-      logger.warn(`[nxs-pocketbase] checkpoint failed: ${err.message}`);
-      deliverError(options.onError, logger, "[nxs-pocketbase]", err);
-    });
-  };
-
-  return {
-    checkpoint,
-    start() {
-      if (timer !== undefined || stopped) return;
-      pool.start();
-      runInBackground(false);
-      timer = setInterval(() => {
-        count++;
-        runInBackground(every > 0 && count % every === 0);
-      }, options.intervalMs ?? 30_000);
-      timer.unref?.();
-    },
-    stop() {
-      stopped = true;
-      if (timer !== undefined) clearInterval(timer);
-      timer = undefined;
-      pool.stop();
-    },
-  };
-}
-
 /** What {@link compactDoc} did on one server. */
 export interface CompactionResult {
   readonly doc: string;
@@ -442,6 +311,54 @@ async function deleteIds(
 }
 
 /**
+ * Deletes the change records (packs) of a doc that `bound` covers on one server: per origin, a
+ * pack whose last seq is at most `bound[origin]`, never the pack holding the origin's newest change
+ * (so the heads keep backing every honest snapshot). Heads are read first: they only grow, so a
+ * record whose `last` is at least this head holds the origin's newest change (or a newer one) and
+ * stays. Needs a replicator account (maintenance). Idempotent: two purges of one bound delete each
+ * record once between them.
+ * @param client - A client authenticated as a replicator account.
+ * @param docId - The doc.
+ * @param bound - Per origin, the highest seq that may go.
+ * @returns The changes and the records deleted.
+ * @throws TransportError (see {@link toTransportError}).
+ */
+export async function purgeChangesBelow(
+  client: PocketBaseClient,
+  docId: string,
+  bound: VersionVector,
+): Promise<{ readonly deletedChanges: number; readonly deletedRecords: number }> {
+  const heads = await readHeads(client, docId);
+  let deletedChanges = 0;
+  let deletedRecords = 0;
+  for (const [origin, seq] of Object.entries(bound)) {
+    const head = heads[origin];
+    if (head === undefined || seq <= 0) continue;
+    // A pack goes only when all of it is below the bound, and never the one holding the head.
+    const packs = await client.call("list compactable changes", (pb) =>
+      pb.collection(Collections.Changes).getFullList({
+        filter: pb.filter("doc = {:doc} && origin = {:origin} && last <= {:seq} && last < {:head}", {
+          doc: docId,
+          origin,
+          seq,
+          head,
+        }),
+        fields: "id,seq,last",
+        requestKey: null,
+      }),
+    );
+    await deleteIds(
+      client,
+      Collections.Changes,
+      packs.map((r) => r.id),
+    );
+    deletedRecords += packs.length;
+    for (const p of packs) deletedChanges += Number(p.last) - Number(p.seq) + 1;
+  }
+  return { deletedChanges, deletedRecords };
+}
+
+/**
  * Compacts one doc on one server: deletes the changes below the causal-stability frontier that the
  * newest backed snapshot covers, and old backed snapshots. Needs a replicator account (maintenance).
  * A snapshot is backed when this server's change records back every claim of its version
@@ -487,35 +404,7 @@ export async function compactDoc(
     const b = Math.min(seq, latest.snapshot.version[origin] ?? 0);
     if (b > 0) bound[origin] = b;
   }
-  // Read after the snapshots were judged: heads only grow, so a record whose `last` is at least
-  // this head holds the origin's newest change (or a newer one) and stays.
-  const heads = await readHeads(client, String(docId));
-  let deletedChanges = 0;
-  let deletedRecords = 0;
-  for (const [origin, seq] of Object.entries(bound)) {
-    const head = heads[origin];
-    if (head === undefined) continue;
-    // A pack goes only when all of it is below the bound, and never the one holding the head.
-    const packs = await client.call("list compactable changes", (pb) =>
-      pb.collection(Collections.Changes).getFullList({
-        filter: pb.filter("doc = {:doc} && origin = {:origin} && last <= {:seq} && last < {:head}", {
-          doc: docId,
-          origin,
-          seq,
-          head,
-        }),
-        fields: "id,seq,last",
-        requestKey: null,
-      }),
-    );
-    await deleteIds(
-      client,
-      Collections.Changes,
-      packs.map((r) => r.id),
-    );
-    deletedRecords += packs.length;
-    for (const p of packs) deletedChanges += Number(p.last) - Number(p.seq) + 1;
-  }
+  const { deletedChanges, deletedRecords } = await purgeChangesBelow(client, String(docId), bound);
   // The newest `keep` backed snapshots stay, always the one compacted against (a newer backed record
   // whose state does not decode, which loadNewest passed over, counts among the kept).
   const keep = Math.max(1, options.keepSnapshots ?? 2);

@@ -7,6 +7,12 @@
 
 export type { PullBodiesEvent } from "./change-reader.js";
 export type { PushRequestEvent } from "./change-writer.js";
+export {
+  type Checkpointer,
+  type CheckpointerOptions,
+  type CheckpointResult,
+  createCheckpointer,
+} from "./checkpointer.js";
 export { type ReplicatorCliContext, ReplicatorExitCode, runReplicatorCli } from "./cli.js";
 export {
   closeSdkClient,
@@ -55,18 +61,16 @@ export {
 } from "./collections/records.js";
 export {
   type Ack,
-  type Checkpointer,
-  type CheckpointerOptions,
-  type CheckpointResult,
   type CompactionResult,
   type CompactOptions,
   type Compactor,
   type CompactorOptions,
   compactDoc,
-  createCheckpointer,
   createCompactor,
   fetchLatestSnapshot,
+  listAcks,
   publishSnapshot,
+  purgeChangesBelow,
   type RefusedSnapshot,
   writeAck,
 } from "./compaction.js";
@@ -205,6 +209,10 @@ export {
   type RateLimitsSettings,
 } from "./schema.js";
 export { type Heads, readHeads, type UnbackedClaim, unbackedClaim } from "./snapshot-trust.js";
+export {
+  createPocketBaseStabilityStore,
+  type PocketBaseStabilityStoreOptions,
+} from "./stability-store.js";
 export {
   createPocketBaseTransport,
   type PocketBaseTransport,

@@ -71,6 +71,8 @@ export interface StoreCheckpoint {
   readonly frontier: VersionVector | undefined;
   /** Why there was no frontier (see `computeStableFrontier`). */
   readonly waitingFor: readonly string[];
+  /** Replicas left out of the frontier: silent longer than the expiry. */
+  readonly expired: readonly string[];
 }
 
 /**
@@ -107,6 +109,7 @@ export async function checkpointWithStore(input: {
     snapshot: input.snapshot === true,
     frontier: stable.frontier,
     waitingFor: stable.waitingFor,
+    expired,
   };
 }
 

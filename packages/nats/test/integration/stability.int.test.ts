@@ -9,6 +9,7 @@ import {
   type Transport,
 } from "@nxs-sync/core";
 import { type NatsServer, startNatsServer } from "@nxs-sync/testing";
+import { runStabilityStoreConformance } from "@nxs-sync/testing/conformance";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import {
@@ -141,4 +142,35 @@ it("counts acknowledgements in the high-water mark of an origin (seqs the stream
   expect((await ta.highWater?.("gw-a"))?.seq).toBe(5);
   await store.writeAck(docId, { replica: "gw-a", version: { "gw-a": 9, "gw-b": 3 }, at: Date.now() });
   expect((await ta.highWater?.("gw-a"))?.seq).toBe(9);
+});
+
+// The port's conformance suite (shared with the PocketBase adapter): one store for writers and
+// the compactor, transports writing as two origins.
+runStabilityStoreConformance("NATS KV and streams", async () => {
+  const docId = `c.${randomBytes(4).toString("hex")}`;
+  const store = createNatsStabilityStore({ servers: server.url });
+  const transports: Transport[] = [];
+  const replicas = ["gw-a", "gw-b"] as const;
+  return {
+    docId,
+    replicas,
+    writerStore: () => store,
+    compactorStore: () => store,
+    async transport(i) {
+      const t = createNatsTransport({
+        servers: server.url,
+        docId,
+        origin: replicas[i],
+        packSize: 1,
+        logger: silentLogger,
+      });
+      transports.push(t);
+      await t.connect();
+      return t;
+    },
+    async close() {
+      for (const t of transports) await t.close();
+      await store.close();
+    },
+  };
 });
