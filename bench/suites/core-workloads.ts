@@ -301,8 +301,11 @@ function wideKeys(n: WorkloadSizes): { keys: string[]; touch: string[] } {
   return { keys, touch };
 }
 
-/** µs per `change()` touching one key, then `get()` of that key. */
-function nxsWide(n: WorkloadSizes): number {
+/**
+ * µs per `change()` touching one key, then a read of that key: by path (`get([k])`), or through the
+ * whole state (`get()[k]`, which rebuilds the root object after each change: O(keys)).
+ */
+function nxsWide(n: WorkloadSizes, read: "path" | "full"): number {
   const { keys, touch } = wideKeys(n);
   const doc = createDoc({ schema: wideSchema, docId: "bench", replicaId: "r0", clock: Date.now });
   doc.batch((w) => {
@@ -315,14 +318,15 @@ function nxsWide(n: WorkloadSizes): number {
       doc.change((d) => {
         d[k] = -i;
       });
-      seen += doc.get()[k] === -i ? 1 : 0;
+      seen += (read === "path" ? doc.get([k]) : doc.get()[k]) === -i ? 1 : 0;
     }
   });
   check(seen === touch.length, "nxs wide get");
+  check(Object.keys(doc.get()).length === keys.length, "nxs wide keys");
   return (ms * 1000) / touch.length;
 }
 
-function yjsWide(n: WorkloadSizes): number {
+function yjsWide(n: WorkloadSizes, read: "path" | "full"): number {
   const { keys, touch } = wideKeys(n);
   const doc = new Y.Doc();
   const m = doc.getMap<number>("m");
@@ -334,14 +338,14 @@ function yjsWide(n: WorkloadSizes): number {
     for (let i = 0; i < touch.length; i++) {
       const k = touch[i]!;
       m.set(k, -i);
-      seen += m.get(k) === -i ? 1 : 0;
+      seen += (read === "path" ? m.get(k) : m.toJSON()[k]) === -i ? 1 : 0;
     }
   });
   check(seen === touch.length, "yjs wide get");
   return (ms * 1000) / touch.length;
 }
 
-function loroWide(n: WorkloadSizes): number {
+function loroWide(n: WorkloadSizes, read: "path" | "full"): number {
   const { keys, touch } = wideKeys(n);
   const doc = new LoroDoc();
   const m = doc.getMap("m");
@@ -353,7 +357,7 @@ function loroWide(n: WorkloadSizes): number {
       const k = touch[i]!;
       m.set(k, -i);
       doc.commit();
-      seen += m.get(k) === -i ? 1 : 0;
+      seen += (read === "path" ? m.get(k) : (m.toJSON() as Record<string, unknown>)[k]) === -i ? 1 : 0;
     }
   });
   check(seen === touch.length, "loro wide get");
@@ -512,13 +516,28 @@ export function workloadCases(quick: boolean): BenchCase[] {
       note: "the clients' full logs applied to a fresh replica",
       subjects: each(sets, (r) => r.merge().ms),
     },
-    {
-      metric: "wide-root-change",
-      unit: "µs/change",
-      better: "lower",
-      note: `a flat root of ${n.wideKeys} keys: one change touching one key, then a read of that key (nxs: change() then get(); yjs: map.set then get; loro: set, commit, get)`,
-      subjects: { nxs: () => nxsWide(n), yjs: () => yjsWide(n), loro: () => loroWide(n) },
-    },
+    ...(
+      [
+        [
+          "wide-root-change",
+          "path",
+          `a flat root of ${n.wideKeys} keys: one change touching one key, then a read of that key (nxs: change() then get([key]); yjs: map.set then get; loro: set, commit, get)`,
+        ],
+        [
+          "wide-root-change-full-get",
+          "full",
+          "as wide-root-change, the key read through the whole state after each change (nxs: get()[key], which rebuilds the root object: O(keys); yjs: map.toJSON()[key]; loro: map.toJSON()[key])",
+        ],
+      ] as const
+    ).map(
+      ([metric, read, note]): BenchCase => ({
+        metric,
+        unit: "µs/change",
+        better: "lower",
+        note,
+        subjects: { nxs: () => nxsWide(n, read), yjs: () => yjsWide(n, read), loro: () => loroWide(n, read) },
+      }),
+    ),
     {
       metric: "b3-update-bytes",
       unit: "bytes",

@@ -36,12 +36,15 @@ import {
 import type {
   CounterPath,
   DeletePath,
+  GetPath,
+  GetValue,
   SetElement,
   SetOfPath,
   SetPath,
   SetValue,
 } from "../model/typed-path.js";
 import { ChangeLog } from "./change-log.js";
+import { PendingPaths } from "./pending-paths.js";
 import type {
   ApplyResult,
   HiddenChange,
@@ -49,6 +52,7 @@ import type {
   RejectedChange,
   ReplicatedDoc,
 } from "./replicated-doc.js";
+import { type DraftBase, runRecipe } from "./root-draft.js";
 import { findKindConflicts } from "./snapshot-kinds.js";
 
 /**
@@ -114,14 +118,36 @@ export interface CreateDocOptions<S extends z.ZodType> {
 export interface Doc<out T> extends ReplicatedDoc {
   /**
    * The current state, deeply frozen. Unchanged parts keep their identity between versions, so
-   * `===` tells whether a slice changed.
+   * `===` tells whether a slice changed. A plain object: it can be passed to `structuredClone` or
+   * `postMessage`. After writes it is rebuilt, once, on this call (along the paths written; the
+   * root object is copied, O(keys of the root)): to read a few values of a wide document, read
+   * them by path.
    * @returns The state.
    */
   get(): Frozen<T>;
   /**
+   * The value at `path`, deeply frozen (what `get()` shows there), read without rebuilding the
+   * whole state: from the state `get()` last built when nothing at, above or below `path` was
+   * written since (then it is the same object), else from the replicated state, in O(depth of the
+   * path + size of the value).
+   * @param path - Object keys from the root (`[]`: the whole state, as `get()`).
+   * @returns The value, or undefined when there is none (a key on the way is absent, or a value on
+   * the way is not an object).
+   * @throws {@link ValidationError} `op/invalid` when `path` is not an array of at most 64 strings
+   * (or has a `"__proto__"` segment).
+   * @example
+   * ```ts
+   * doc.set(["routes", "api"], "10.0.0.2");
+   * doc.get(["routes", "api"]); // "10.0.0.2", without rebuilding the rest of the state
+   * ```
+   */
+  get(path: Path): unknown;
+  /**
    * Edits the state through an immer draft, atomically. The edit becomes one {@link Change}: objects
    * merge per key, counters (declared with `counter()`) turn into increments of the difference, and
-   * add-wins sets (`addWinsSet()`) into adds and removes.
+   * add-wins sets (`addWinsSet()`) into adds and removes. Only the top-level keys the recipe
+   * touches are drafted (an edit of one key of a wide root costs what that key's value costs);
+   * enumerating the root draft (`Object.keys`, a spread, `JSON.stringify`) reads the whole state.
    * @param recipe - Mutates the draft, or returns a replacement root object (checked by the schema).
    * @returns The change made, or undefined when nothing changed.
    * @throws {@link ValidationError} `schema/invalid` when the new state does not match the schema
@@ -278,6 +304,21 @@ interface Tx {
  */
 export interface TypedDoc<out T, S> extends Doc<T> {
   /**
+   * As {@link Doc.get}.
+   * @returns The state.
+   */
+  get(): Frozen<T>;
+  /**
+   * As {@link Doc.get} with a path, typed: the path must lead somewhere in the schema, and the
+   * value is of the schema's type there (or undefined).
+   * @param path - Keys of the schema from the root (a record's entry: any string; `[]`: the root).
+   * @returns The frozen value at `path`, or undefined.
+   * @throws {@link ValidationError} as {@link Doc.get}.
+   */
+  get<const P extends Path>(
+    path: P & GetPath<S, P>,
+  ): unknown extends GetValue<S, P> ? unknown : Frozen<GetValue<S, P>>;
+  /**
    * As {@link Doc.set}, typed.
    * @param path - Keys of the schema from the root (a record's entry: any string).
    * @param value - A value of the schema's type at `path` (`undefined`, which deletes, where the key
@@ -360,52 +401,11 @@ export interface TypedDocWriter<S> extends DocWriter {
   remove<const P extends Path>(path: P & SetOfPath<S, P>, element: NoInfer<SetElement<S, P>>): void;
 }
 
-function truncatePatchPath(path: readonly (string | number)[]): Path {
-  for (let k = 0; k < path.length; k++) if (typeof path[k] !== "string") return path.slice(0, k) as string[];
-  return path as string[];
-}
-
 /**
- * Immer without auto-freeze: {@link freezeAlong} freezes what a recipe made (auto-freeze would
- * walk every key of every copied object, O(keys of the root) per change).
+ * Immer without auto-freeze: a recipe's results become ops and are not kept (the state shown is
+ * rebuilt from the replicated state), so there is nothing to freeze.
  */
 const immer = new Immer({ autoFreeze: false });
-
-/** Deep-freezes a value, stopping at frozen objects (they are frozen all the way down). */
-function deepFreeze(v: unknown): void {
-  if (typeof v !== "object" || v === null || Object.isFrozen(v)) return;
-  Object.freeze(v);
-  for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
-}
-
-/**
- * Freezes the objects immer copied along `paths` (each patch path, truncated at array indices)
- * and deep-freezes the values at the end of them. Everything else is the previous frozen state.
- */
-function freezeAlong(root: object, paths: readonly Path[]): void {
-  // The ancestors on patch paths are all immer's fresh copies. Remember which ones are done:
-  // `Object.isFrozen` and `Object.freeze` are O(keys) on a wide (dictionary-mode) object.
-  const done = new Set<object>();
-  for (const p of paths) {
-    let cur: unknown = root;
-    for (const seg of p) {
-      if (typeof cur !== "object" || cur === null) break;
-      if (!done.has(cur)) {
-        done.add(cur);
-        Object.freeze(cur);
-      }
-      cur = (cur as Record<string, unknown>)[seg];
-    }
-    if (typeof cur !== "object" || cur === null) continue;
-    if (!done.has(cur)) {
-      done.add(cur);
-      deepFreeze(cur);
-    } else {
-      // Frozen above as an ancestor of another path: its children may still be new objects.
-      for (const k of Object.keys(cur)) deepFreeze((cur as Record<string, unknown>)[k]);
-    }
-  }
-}
 
 function prefixIssues(prefix: Path, error: z.ZodError): { path: PropertyKey[]; message: string }[] {
   return error.issues.map((i) => ({ path: [...prefix, ...i.path], message: i.message }));
@@ -426,7 +426,13 @@ class DocImpl<T> implements Doc<T> {
   #crdt: DocState;
   #log: ChangeLog;
   #state: { readonly [key: string]: Json };
-  #pending: Path[] = [];
+  /** Paths written since `#state` was built. */
+  readonly #pending = new PendingPaths(MAX_PENDING_PATHS);
+  /** What a `change()` recipe's draft reads. */
+  readonly #draftBase: DraftBase = {
+    at: (key) => this.#read([key]),
+    all: () => this.get() as { readonly [key: string]: Json },
+  };
   #localSeq: number;
   #tx: Tx | undefined;
   /** Schema walks by path, for the life of the document (the schema never changes). */
@@ -520,12 +526,28 @@ class DocImpl<T> implements Doc<T> {
 
   // ---------------------------------------------------------------- reading
 
-  get(): Frozen<T> {
-    if (this.#pending.length > 0) {
-      this.#state = this.#stage(this.#pending);
-      this.#pending = [];
+  get(): Frozen<T>;
+  get(path: Path): unknown;
+  get(path?: Path): unknown {
+    if (path === undefined || (Array.isArray(path) && path.length === 0)) {
+      if (!this.#pending.isEmpty) {
+        this.#state = this.#stage(this.#pending.paths());
+        this.#pending.clear();
+      }
+      return this.#state as Frozen<T>;
     }
-    return this.#state as Frozen<T>;
+    this.#checkLocalPath(path);
+    return this.#read(path);
+  }
+
+  /**
+   * The value at `path` as `get()` shows it, without rebuilding the state: from `#state` when no
+   * write since it was built reaches `path`, else from the replicated state.
+   */
+  #read(path: Path): Json | undefined {
+    if (this.#pending.isEmpty || (this.#hidden.size === 0 && !this.#pending.overlaps(path)))
+      return getAtPath(this.#state, path);
+    return this.#typedAt(path);
   }
 
   /** Folds the values at `paths` into a copy of the materialized state (copying each container once). */
@@ -615,27 +637,21 @@ class DocImpl<T> implements Doc<T> {
   // ---------------------------------------------------------------- local writes
 
   change(recipe: (draft: DocDraft<T>) => unknown): Change | undefined {
-    const base = this.get();
-    const [next, patches] = immer.produceWithPatches(base as unknown as T, recipe as (d: unknown) => void);
-    if (patches.length === 0) return undefined;
-    const paths = patches.map((p) => truncatePatchPath(p.path));
-    // Immer's auto-freeze walks every key of each copied object (the whole root); only what the
-    // patches reach is new, so freeze that instead.
-    if (isPlainObject(next)) freezeAlong(next, paths);
+    const out = runRecipe(immer, this.#draftBase, recipe as (draft: never) => unknown);
+    if (out.kind === "replace") {
+      const { root } = out;
+      const base = this.get() as unknown as Json;
+      return this.#transact((tx) => {
+        if (!isPlainObject(root)) throw new ValidationError("the document root must be an object");
+        this.#diffObject(tx, EMPTY_PATH, base, root);
+      });
+    }
+    const { paths, before, after } = out;
+    if (paths.length === 0) return undefined;
     const dirty = topmostPaths(paths);
-    return this.#transact(
-      (tx) => {
-        for (const p of dirty) {
-          if (p.length === 0) {
-            if (!isPlainObject(next)) throw new ValidationError("the document root must be an object");
-            this.#diffObject(tx, EMPTY_PATH, base as unknown as Json, next as unknown as Json);
-          } else {
-            this.#diff(tx, p, getAtPath(base, p), getAtPath(next, p));
-          }
-        }
-      },
-      isPlainObject(next) ? (next as unknown as Json) : undefined,
-    );
+    return this.#transact((tx) => {
+      for (const p of dirty) this.#diff(tx, p, getAtPath(before, p), getAtPath(after, p));
+    });
   }
 
   batch(fn: (writer: DocWriter) => void): Change | undefined {
@@ -923,7 +939,7 @@ class DocImpl<T> implements Doc<T> {
   }
 
   /** Runs local writes as one atomic change: applied as they come, validated at the end, rolled back on error. */
-  #transact(fn: (tx: Tx) => void, draftResult?: Json): Change | undefined {
+  #transact(fn: (tx: Tx) => void): Change | undefined {
     if (this.#tx !== undefined)
       throw new ValidationError("a change is already in progress (no nested changes)", {
         code: ErrorCode.OpInvalid,
@@ -944,7 +960,7 @@ class DocImpl<T> implements Doc<T> {
         hlc: tx.hlc,
         ops: Object.freeze(tx.ops),
       });
-      const err = this.#commit(change, tx.touched, false, draftResult);
+      const err = this.#commit(change, tx.touched, false);
       if (err !== undefined) throw err;
     } catch (e) {
       rollback(tx.undo);
@@ -991,7 +1007,7 @@ class DocImpl<T> implements Doc<T> {
           });
         }
       }
-      const err = this.#commit(change, touched, true, undefined, unknown);
+      const err = this.#commit(change, touched, true, unknown);
       if (err !== undefined) rollback(undo);
       return err;
     } catch (e) {
@@ -1016,7 +1032,6 @@ class DocImpl<T> implements Doc<T> {
     change: Change,
     touched: Path[],
     remote: boolean,
-    draftResult?: Json,
     unknown: readonly Path[] = [],
   ): ValidationError | undefined {
     const { origin } = change;
@@ -1036,18 +1051,11 @@ class DocImpl<T> implements Doc<T> {
     for (const p of moved) tops.push(p);
     if (res !== undefined) {
       this.#state = res;
-      this.#pending = [];
-    } else if (draftResult !== undefined && this.#pending.length === 0 && isPlainObject(draftResult)) {
-      // The state immer produced is already a structurally shared copy: adopt it, and re-derive only
-      // the paths where the CRDT reads differently (set order, implicit objects).
-      this.#state = draftResult;
-      for (const p of tops)
-        if (!jsonEqual(this.#typedAt(p), getAtPath(draftResult, p))) this.#pending.push(p);
-    } else if (this.#pending[0] !== EMPTY_PATH) {
-      for (const p of tops) this.#pending.push(p);
+      this.#pending.clear();
+    } else {
       // Past a bound, one full re-materialization on the next read beats retaining every path (it
       // keeps unchanged slices' identity: see #stage).
-      if (this.#pending.length > MAX_PENDING_PATHS) this.#pending = [EMPTY_PATH];
+      for (const p of tops) this.#pending.add(p);
     }
     this.#log.record(change);
     const head = this.#log.headHlc(origin);
@@ -1221,7 +1229,7 @@ class DocImpl<T> implements Doc<T> {
       if (schema === undefined) continue;
       let v: Json | undefined;
       if (a.length === 0) {
-        staged = this.#stage([...this.#pending, ...paths]);
+        staged = this.#stage([...this.#pending.paths(), ...paths]);
         v = staged;
       } else {
         v = this.#typedAt(a);
@@ -1492,10 +1500,9 @@ class DocImpl<T> implements Doc<T> {
           undefined,
         );
     }
-    if (this.#pending[0] !== EMPTY_PATH) {
+    if (!this.#pending.all) {
       // As #commit: the topmost paths to re-materialize (one per op, not per change).
-      for (const p of topmostPaths(ops.map((op) => this.#crdt.recomputeRoot(op.path)))) this.#pending.push(p);
-      if (this.#pending.length > MAX_PENDING_PATHS) this.#pending = [EMPTY_PATH];
+      for (const p of topmostPaths(ops.map((op) => this.#crdt.recomputeRoot(op.path)))) this.#pending.add(p);
     }
     for (let k = 0; k < run.length; k++) {
       const c = run[k] as Change;
@@ -1621,7 +1628,7 @@ class DocImpl<T> implements Doc<T> {
       return { ...none, rejected: [{ input, error: refused }] };
     }
     const hidden = this.#snapshotHidden(prev.hidden, claims, why);
-    this.#pending = [EMPTY_PATH];
+    this.#pending.markAll();
     // A snapshot may cover changes of this replica id made by an earlier incarnation (a restart on
     // empty storage): never reuse their seqs.
     const own = Math.max(log.vv.get(this.replicaId) ?? 0, ...(log.extra.get(this.replicaId) ?? []));
@@ -1748,5 +1755,7 @@ class DocImpl<T> implements Doc<T> {
  * ```
  */
 export function createDoc<S extends z.ZodType>(options: CreateDocOptions<S>): TypedDoc<z.output<S>, S> {
-  return new DocImpl<z.output<S>>(options as CreateDocOptions<z.ZodType>);
+  // The typed signatures only narrow the untyped ones DocImpl implements (a typed `get(path)`
+  // returns the untyped `unknown` read, typed from the schema).
+  return new DocImpl<z.output<S>>(options as CreateDocOptions<z.ZodType>) as TypedDoc<z.output<S>, S>;
 }

@@ -53,6 +53,8 @@ interface Outcome {
   readonly value: unknown;
   /** The element `add` and `remove` take. */
   readonly element: unknown;
+  /** What `get(path)` returns. */
+  readonly read: unknown;
 }
 
 /**
@@ -66,6 +68,7 @@ interface Unchecked extends Outcome {
   readonly setOfOk: unknown;
   readonly value: unknown;
   readonly element: Json;
+  readonly read: unknown;
 }
 
 /** A path the schema does not have: every helper refuses it, for `Reason`. */
@@ -76,6 +79,7 @@ interface Refused<Reason extends string> extends Outcome {
   readonly setOfOk: PathError<Reason>;
   readonly value: unknown;
   readonly element: Json;
+  readonly read: unknown;
 }
 
 /**
@@ -98,6 +102,8 @@ interface Reached<S, ViaRecord extends boolean> extends Outcome {
   /** The schema's output type, with `undefined` (which deletes) where the value may be absent. */
   readonly value: z.output<S> | (this["absent"] extends true ? undefined : never);
   readonly element: z.output<Unwrap<S>> extends readonly (infer E)[] ? E : Json;
+  /** The schema's output type, or `undefined`: a key on the way may be absent. */
+  readonly read: z.output<S> | undefined;
 }
 
 /** The `_zod.def` of a schema type (checked as a whole: a union of schemas gives a union of defs). */
@@ -243,3 +249,22 @@ export type SetOfPath<S, P extends Path> = Answer<S, P, "setOfOk">;
 
 /** The element of `add` and `remove` at path `P`: the set's element type, or `Json` when unchecked. */
 export type SetElement<S, P extends Path> = Answer<S, P, "element">;
+
+/**
+ * The extra constraint on the `path` of `get(path)`: as {@link SetPath}, but the root (`[]`) is a
+ * path too (reading it reads the whole state).
+ */
+export type GetPath<S, P extends Path> = P extends readonly [] ? unknown : SetPath<S, P>;
+
+/**
+ * What `get(path)` returns at path `P`: the schema's output type there, or `undefined` (any key on
+ * the way may be absent); the whole state's type at the root; `unknown` on an untyped document, past
+ * a schema the walk cannot look into, or when the path is refused (the error is on the path).
+ */
+export type GetValue<S, P extends Path> = unknown extends S
+  ? unknown
+  : P extends readonly []
+    ? z.output<S>
+    : WalkPath<S, P> extends infer N extends Outcome
+      ? N["read"]
+      : never;

@@ -1,6 +1,6 @@
 import { describe, expectTypeOf, it } from "vitest";
 import { z } from "zod";
-import { createDoc, type Doc, type TypedDoc, type TypedDocWriter } from "../../src/doc/doc.js";
+import { createDoc, type Doc, type Frozen, type TypedDoc, type TypedDocWriter } from "../../src/doc/doc.js";
 import type { Change, Json, Path } from "../../src/model/change.js";
 import { addWinsSet, counter } from "../../src/model/schema.js";
 import type { SetElement, SetValue } from "../../src/model/typed-path.js";
@@ -200,6 +200,27 @@ describe("typed paths: batch", () => {
       // @ts-expect-error: not a set
       w.remove(["list"], "a");
     });
+  });
+});
+
+describe("typed paths: get", () => {
+  it("reads the schema's type at the path, or undefined; the root as get()", () => {
+    expectTypeOf(doc.get(["title"])).toEqualTypeOf<string | undefined>();
+    expectTypeOf(doc.get(["routes", "any-key", "port"])).toEqualTypeOf<number | undefined>();
+    expectTypeOf(doc.get(["profile", "address"])).toEqualTypeOf<Frozen<{ city: string }> | undefined>();
+    expectTypeOf(doc.get(["tags"])).toEqualTypeOf<readonly string[] | undefined>();
+    expectTypeOf(doc.get([])).toEqualTypeOf<Frozen<State>>();
+    expectTypeOf(doc.get()).toEqualTypeOf<Frozen<State>>();
+    expectTypeOf(doc.get(["either", "a"])).toEqualTypeOf<unknown>();
+    const untyped: Doc<State> = doc;
+    expectTypeOf(untyped.get(["title"] as Path)).toEqualTypeOf<unknown>();
+  });
+
+  it("refuses a path the schema does not have", () => {
+    // @ts-expect-error: unknown key
+    doc.get(["nosuch"]);
+    // @ts-expect-error: below a leaf
+    doc.get(["title", "x"]);
   });
 });
 

@@ -18,6 +18,20 @@ export const schema = z.object({
 export type State = z.output<typeof schema>;
 export const initial: State = { kv: {}, nested: {}, hits: 0, tags: [], counts: {}, groups: {} };
 
+/**
+ * The schema of the lazy-draft tests: a root of any number of numeric keys (a catchall) beside a
+ * counter, a set, a record of objects and optional keys.
+ */
+export const wideSchema = z
+  .object({
+    hits: counter(),
+    tags: addWinsSet(z.string()),
+    routes: z.record(z.string(), z.object({ host: z.string(), port: z.number().int().min(1) })),
+    note: z.string().optional(),
+    list: z.array(z.number()).optional(),
+  })
+  .catchall(z.number());
+
 /** A fake wall clock shared by the replicas of a test. */
 export function fakeClock(start = 1_700_000_000_000) {
   let t = start;
