@@ -1,5 +1,6 @@
 import { enablePatches, Immer } from "immer";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { z } from "zod";
 import { DocState } from "../../../src/crdt/doc-state.js";
 import { createDoc } from "../../../src/doc/doc.js";
 import { type DraftBase, runRecipe } from "../../../src/doc/root-draft.js";
@@ -243,6 +244,52 @@ describe("change() on a wide root: what it makes", () => {
     expect(Object.isFrozen(doc.get(["routes", "api"]))).toBe(true);
     expect(after.tags).toBe(before.tags);
     expect(after.routes).not.toBe(before.routes);
+  });
+});
+
+describe("change() and get(path) with hidden paths", () => {
+  const oldSchema = z.object({ a: z.number(), b: z.number() });
+  const newSchema = z.object({ a: z.union([z.number(), z.string()]), b: z.number(), extra: z.string() });
+  const start = { a: 1, b: 2 };
+
+  it("keep what the schema hides: a refused value shows its fallback, an unknown key stays", () => {
+    const clock = fakeClock();
+    const older = createDoc({
+      schema: oldSchema,
+      docId: "h",
+      replicaId: "old",
+      clock: clock.now,
+      initial: start,
+    });
+    const newer = createDoc({
+      schema: newSchema,
+      docId: "h",
+      replicaId: "new",
+      clock: clock.now,
+      initial: { ...start, extra: "" },
+    });
+    newer.set(["a"], "s");
+    newer.set(["extra"], "x");
+    older.applyRemote(newer.changesSince({}));
+    expect(older.hidden().map((h) => h.path)).toEqual(expect.arrayContaining([["a"], ["extra"]]));
+    expect(older.get(["a"])).toBe(1);
+    expect(older.get(["extra" as "a"])).toBeUndefined();
+    clock.advance(1);
+    older.change((d) => {
+      expect(d.a).toBe(1);
+      d.b = d.a + 10;
+    });
+    expect(older.get(["b"])).toBe(11);
+    clock.advance(1);
+    older.change((d) => ({ ...d, b: 12 }));
+    expect(older.get()).toEqual({ a: 1, b: 12 });
+    clock.advance(1);
+    older.change((d) => {
+      d.a = 4;
+    });
+    expect(older.get(["a"])).toBe(4);
+    newer.applyRemote(older.changesSince(newer.version()));
+    expect(newer.get()).toEqual({ a: 4, b: 12, extra: "x" });
   });
 });
 
