@@ -127,6 +127,8 @@ export type {
   CounterMark,
   CounterPath,
   DeletePath,
+  GetPath,
+  GetValue,
   PathError,
   SetElement,
   SetOfPath,
