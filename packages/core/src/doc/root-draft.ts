@@ -295,8 +295,10 @@ class RootDraft {
     const drafted = this.#drafted;
     if (drafted === undefined) {
       // Only primitives written at the root: their patches, as immer makes them.
-      const before: Record<string, Json> = {};
-      const after: Record<string, unknown> = {};
+      // Null-prototype objects: the keys of a wide root are many distinct names, and adding one to
+      // a `{}` makes V8 build a new hidden class for it (about 1 µs a key in the benchmark).
+      const before = Object.create(null) as Record<string, Json>;
+      const after = Object.create(null) as Record<string, unknown>;
       for (const [k, v] of this.#direct) {
         const b = this.#directBase.get(k);
         if (b !== undefined) before[k] = b;
