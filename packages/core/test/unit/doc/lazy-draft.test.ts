@@ -254,20 +254,9 @@ describe("change() and get(path) with hidden paths", () => {
 
   it("keep what the schema hides: a refused value shows its fallback, an unknown key stays", () => {
     const clock = fakeClock();
-    const older = createDoc({
-      schema: oldSchema,
-      docId: "h",
-      replicaId: "old",
-      clock: clock.now,
-      initial: start,
-    });
-    const newer = createDoc({
-      schema: newSchema,
-      docId: "h",
-      replicaId: "new",
-      clock: clock.now,
-      initial: { ...start, extra: "" },
-    });
+    const on = { docId: "h", clock: clock.now };
+    const older = createDoc({ ...on, schema: oldSchema, replicaId: "old", initial: start });
+    const newer = createDoc({ ...on, schema: newSchema, replicaId: "new", initial: { ...start, extra: "" } });
     newer.set(["a"], "s");
     newer.set(["extra"], "x");
     older.applyRemote(newer.changesSince({}));
