@@ -6,16 +6,18 @@
 //                          password per account), for the replicator and the two gateways;
 //   replicator.env, gateway-primary.env, gateway-secondary.env   the same accounts as variables;
 //   config-keys.env        a new config keyring (NXS_CONFIG_KEYS, one 32-byte key);
-//   nats.env               the NATS account of examples/compose/compose.nats.yml (NXS_NATS_USER,
-//                          NXS_NATS_PASSWORD), read by the NATS servers and the gateways.
+//   nats.env               with --nats only: the NATS account of examples/compose/compose.nats.yml
+//                          (NXS_NATS_USER, NXS_NATS_PASSWORD), read by the NATS servers and the gateways.
 // superuser.env is yours to write (copy superuser.env.example). Prints no secret.
-// Usage: node examples/k3s/make-secrets.mjs [DIR]
+// Usage: node examples/k3s/make-secrets.mjs [DIR] [--nats]
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const dir = process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), "secrets");
+const args = process.argv.slice(2);
+const withNats = args.includes("--nats");
+const dir = args.find((a) => !a.startsWith("--")) ?? join(dirname(fileURLToPath(import.meta.url)), "secrets");
 const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 const newId = () => [...randomBytes(15)].map((b) => ALPHABET[b % ALPHABET.length]).join("");
 const identity = (name, domain) => {
@@ -57,4 +59,8 @@ write(
   "config-keys.env",
   `NXS_CONFIG_KEYS=k1:${randomBytes(32).toString("base64")}\nNXS_CONFIG_ACTIVE_KEY=k1\n`,
 );
-write("nats.env", `NXS_NATS_USER=nxs-gateways\nNXS_NATS_PASSWORD=${randomBytes(24).toString("base64url")}\n`);
+if (withNats)
+  write(
+    "nats.env",
+    `NXS_NATS_USER=nxs-gateways\nNXS_NATS_PASSWORD=${randomBytes(24).toString("base64url")}\n`,
+  );

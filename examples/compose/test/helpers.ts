@@ -140,7 +140,8 @@ export interface ComposeDir {
 
 /**
  * Copies `files` of examples/compose unchanged into a new temp dir and writes fresh secrets there
- * (examples/k3s/make-secrets.mjs, and a `superuser.env` with a random password).
+ * (examples/k3s/make-secrets.mjs, with `--nats` when the files include compose.nats.yml, and a
+ * `superuser.env` with a random password).
  * @param prefix - The temp dir's name prefix.
  * @param files - Files of examples/compose to copy.
  * @param email - The superuser's email.
@@ -154,9 +155,11 @@ export async function prepareComposeDir(
   const dir = await mkdtemp(join(tmpdir(), prefix));
   for (const f of files) await copyFile(join(composeDir, f), join(dir, f));
   await mkdir(join(dir, "secrets"));
+  const nats = files.includes("compose.nats.yml") ? ["--nats"] : [];
   await runOk(process.execPath, [
     join(repoRoot, "examples", "k3s", "make-secrets.mjs"),
     join(dir, "secrets"),
+    ...nats,
   ]);
   const superuser = { email, password: randomBytes(18).toString("base64url") };
   await writeFile(
