@@ -1,7 +1,26 @@
 import type { Json } from "../model/change.js";
-import { compareJson } from "../model/json.js";
+import { canonicalJson, compareJson } from "../model/json.js";
 import { isNewer } from "./stamp.js";
 import type { Undo } from "./undo.js";
+
+let lastString: string | undefined;
+let lastStringKey = "";
+
+/**
+ * The key of a set element in {@link AddWinsSetState.elements}: its canonical JSON text. A string
+ * element's key is remembered for the next call with the same string (a local add looks the
+ * element up, then applies it: one `JSON.stringify` instead of two).
+ * @param value - A set element.
+ * @returns {@link canonicalJson} of it.
+ */
+export function elementKey(value: Json): string {
+  if (typeof value !== "string") return canonicalJson(value);
+  if (value !== lastString) {
+    lastStringKey = JSON.stringify(value);
+    lastString = value;
+  }
+  return lastStringKey;
+}
 
 /** The state of one element of an {@link AddWinsSetState}. */
 export interface SetElement {

@@ -1,7 +1,7 @@
 import type { Json, Op, Path } from "../model/change.js";
-import { canonicalJson, isPlainObject } from "../model/json.js";
+import { isPlainObject } from "../model/json.js";
 import { NodeKind } from "../model/schema.js";
-import { AddWinsSetState } from "./add-wins-set.js";
+import { AddWinsSetState, elementKey } from "./add-wins-set.js";
 import { CounterState } from "./counter.js";
 import { Kids } from "./kids.js";
 import { isNewer } from "./stamp.js";
@@ -292,7 +292,7 @@ export class DocState {
           s = new AddWinsSetState();
           this.#setX(n, s, undo);
         }
-        const key = canonicalJson(op.value);
+        const key = elementKey(op.value);
         if (op.kind === "add") return s.add(key, op.value, h, i, undo) || false;
         return s.rem(key, op.value, op.tags, h, i, this.seen, undo) || false;
       }

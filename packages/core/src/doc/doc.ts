@@ -12,7 +12,7 @@ import {
   isUint8Array,
 } from "../codec/snapshot-binary.js";
 import { decodeState, encodeState } from "../codec/state-codec.js";
-import { AddWinsSetState } from "../crdt/add-wins-set.js";
+import { AddWinsSetState, elementKey } from "../crdt/add-wins-set.js";
 import { CounterState } from "../crdt/counter.js";
 import { type DocNode, DocState, hasVisibleMarker } from "../crdt/doc-state.js";
 import { MAX_OPS_PER_CHANGE } from "../crdt/stamp.js";
@@ -269,6 +269,9 @@ function refusedPath(issuePath: readonly PropertyKey[]): Path {
   }
   return Object.freeze(out);
 }
+
+/** What {@link DocImpl.#setEdit} returns for an add or remove that changes nothing. */
+const SET_NO_OP = Symbol("set-no-op");
 
 const sameHidden = (a: HiddenPath | undefined, b: HiddenPath): boolean =>
   a !== undefined && a.reason === b.reason && jsonEqual(a.fallback, b.fallback);
@@ -695,11 +698,19 @@ class DocImpl<T> implements Doc<T> {
   }
 
   add(path: Path, element: Json): Change | undefined {
-    return this.#transact((tx) => this.#add(tx, path, element));
+    if (this.#tx !== undefined) return this.#transact((tx) => this.#add(tx, path, element));
+    // An element already present: no change, no transaction, no stamp.
+    const edit = this.#setEdit(path, element, true);
+    if (edit === SET_NO_OP) return undefined;
+    return this.#transact((tx) => this.#add(tx, path, element, edit));
   }
 
   remove(path: Path, element: Json): Change | undefined {
-    return this.#transact((tx) => this.#remove(tx, path, element));
+    if (this.#tx !== undefined) return this.#transact((tx) => this.#remove(tx, path, element));
+    // An element not present: no change, no transaction, no stamp.
+    const edit = this.#setEdit(path, element, false);
+    if (edit === SET_NO_OP) return undefined;
+    return this.#transact((tx) => this.#remove(tx, path, element, edit));
   }
 
   #set(tx: Tx, path: Path, value: unknown): void {
@@ -722,7 +733,14 @@ class DocImpl<T> implements Doc<T> {
     this.#push(tx, { kind: "inc", path: p, value: by === 0 ? 0 : by }, NodeKind.Counter);
   }
 
-  #add(tx: Tx, path: Path, element: Json): void {
+  /**
+   * Checks a local add (`adding`) or remove of `element` at `path` as {@link #add} and
+   * {@link #remove} do (a bad path, a path that is not an add-wins set, an element that is not JSON
+   * throw), and reads the set's element index when the set shows as an array: {@link SET_NO_OP}
+   * when the op would change nothing (an add of a present element, a remove of an absent one), the
+   * op to push, or undefined when the set does not show as an array (the typed array is diffed).
+   */
+  #setEdit(path: Path, element: Json, adding: boolean): Op | typeof SET_NO_OP | undefined {
     this.#checkLocalPath(path);
     const p = Object.freeze([...path]);
     if (this.#kindOf(p, this.#walk(p)) !== NodeKind.Set) {
@@ -731,18 +749,33 @@ class DocImpl<T> implements Doc<T> {
       });
     }
     const set = this.#visibleSet(p);
-    if (set !== undefined) {
-      // The set shows as an array: add the element unless it is present (no array is built).
+    if (set === undefined) return undefined;
+    if (!adding) {
+      // Remove the tags this replica has seen of the element, if it is present.
+      const el = set.elements.get(elementKey(element));
+      if (el === undefined || el.tags.size === 0) return SET_NO_OP;
+      return { kind: "rem", path: p, value: el.value, tags: Object.freeze([...el.tags.keys()]) };
+    }
+    // The set shows as an array: add the element unless it is present (no array is built).
+    const value = toFrozenJson(element);
+    if (value === undefined) {
       const why = { path: [] as PropertyKey[], message: "" };
-      const value = toFrozenJson(element, why);
-      if (value === undefined) {
-        throw new ValidationError(`set element at ${JSON.stringify(p)} is not JSON: ${why.message}`, {
-          issues: [{ path: [...p], message: why.message }],
-        });
-      }
-      if (!set.has(canonicalJson(value))) this.#push(tx, { kind: "add", path: p, value }, NodeKind.Set);
+      toFrozenJson(element, why);
+      throw new ValidationError(`set element at ${JSON.stringify(p)} is not JSON: ${why.message}`, {
+        issues: [{ path: [...p], message: why.message }],
+      });
+    }
+    return set.has(elementKey(value)) ? SET_NO_OP : { kind: "add", path: p, value };
+  }
+
+  /** @param edit - What {@link #setEdit} found just before the transaction began (else it is run here). */
+  #add(tx: Tx, path: Path, element: Json, edit = this.#setEdit(path, element, true)): void {
+    if (edit === SET_NO_OP) return;
+    if (edit !== undefined) {
+      this.#push(tx, edit, NodeKind.Set);
       return;
     }
+    const p = Object.freeze([...path]);
     const cur = this.#typedAt(p);
     this.#diffSet(tx, p, cur, Array.isArray(cur) ? [...cur, element] : [element]);
   }
@@ -759,24 +792,14 @@ class DocImpl<T> implements Doc<T> {
     return x.size() > 0 || hasVisibleMarker(n as DocNode) ? x : undefined;
   }
 
-  #remove(tx: Tx, path: Path, element: Json): void {
-    this.#checkLocalPath(path);
-    const p = Object.freeze([...path]);
-    if (this.#kindOf(p, this.#walk(p)) !== NodeKind.Set) {
-      throw new ValidationError(`${JSON.stringify(path)} is not an add-wins set`, {
-        code: ErrorCode.OpInvalid,
-      });
-    }
-    const set = this.#visibleSet(p);
-    if (set !== undefined) {
-      // Remove the tags this replica has seen of the element, if it is present.
-      const el = set.elements.get(canonicalJson(element));
-      if (el !== undefined && el.tags.size > 0) {
-        const tags = Object.freeze([...el.tags.keys()]);
-        this.#push(tx, { kind: "rem", path: p, value: el.value, tags }, NodeKind.Set);
-      }
+  /** @param edit - What {@link #setEdit} found just before the transaction began (else it is run here). */
+  #remove(tx: Tx, path: Path, element: Json, edit = this.#setEdit(path, element, false)): void {
+    if (edit === SET_NO_OP) return;
+    if (edit !== undefined) {
+      this.#push(tx, edit, NodeKind.Set);
       return;
     }
+    const p = Object.freeze([...path]);
     const cur = this.#typedAt(p);
     if (!Array.isArray(cur)) return;
     const key = canonicalJson(element);
@@ -984,6 +1007,12 @@ class DocImpl<T> implements Doc<T> {
       this.#tx = undefined;
     }
     this.#localSeq = change.seq;
+    if (this.#localListeners.size > 0) this.#emitLocal(change);
+    this.#notify();
+    return change;
+  }
+
+  #emitLocal(change: Change): void {
     for (const l of [...this.#localListeners]) {
       try {
         l(change);
@@ -991,8 +1020,6 @@ class DocImpl<T> implements Doc<T> {
         this.#logger.error("nxs-sync: an onLocalChange listener threw", e);
       }
     }
-    this.#notify();
-    return change;
   }
 
   // ---------------------------------------------------------------- applying
@@ -1275,7 +1302,7 @@ class DocImpl<T> implements Doc<T> {
       else if (op.kind !== "add") return false;
       else {
         edited = true;
-        if (!check(op.value) && set.has(canonicalJson(op.value))) return false;
+        if (!check(op.value) && set.has(elementKey(op.value))) return false;
       }
     }
     return edited;

@@ -60,10 +60,15 @@ describe("format fixtures written by the previous code", () => {
     const { merged, compacted } = buildFixtureDocs();
     expect(merged.get()).toEqual(fixture.state);
     expect(compacted.get()).toEqual(fixture.compactedState);
-    for (const [doc, snap] of [
-      [merged, fixture.snapshot],
-      [compacted, fixture.compactedSnapshot],
+    // The snapshots are the fixture's but for stamps: the script's `c.add(["tags"], "t1")` adds a
+    // present element, which took an HLC tick before an add or remove that changes nothing stopped
+    // taking one (issue 23, item 2), so `c`'s later stamps are one counter step lower.
+    for (const [doc, state] of [
+      [merged, fixture.state],
+      [compacted, fixture.compactedState],
     ] as const) {
+      const snap = doc.snapshot();
+      expect(load(snap).get()).toEqual(state);
       expect(load(doc.snapshotBinary()).snapshot()).toEqual(snap);
       expect(load(doc.snapshotBinary({ compress: false })).snapshot()).toEqual(snap);
     }

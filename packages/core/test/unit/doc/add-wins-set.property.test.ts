@@ -1,9 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { elementKey } from "../../../src/crdt/add-wins-set.js";
 import { createDoc } from "../../../src/doc/doc.js";
 import type { Change } from "../../../src/model/change.js";
-import { compareJson } from "../../../src/model/json.js";
+import { canonicalJson, compareJson } from "../../../src/model/json.js";
 import { addWinsSet } from "../../../src/model/schema.js";
 
 const params = { seed: 20261207, numRuns: 150 };
@@ -210,5 +211,71 @@ describe("add-wins set (seeded properties)", () => {
     a.remove(["s"], "p");
     expect(a.get().s).toEqual(["q"]);
     expect(Object.isFrozen(a.get().s)).toBe(true);
+  });
+
+  it("an add of a present element or a remove of an absent one is no change: no stamp, no seq, no log entry", () => {
+    let t = 1_000;
+    let reads = 0;
+    const clock = () => {
+      reads++;
+      return t++;
+    };
+    const a = createDoc({ schema, docId: "d", replicaId: "a", clock, initial: { s: [] } });
+    const first = a.add(["s"], "p");
+    expect(first?.ops.map((o) => o.kind)).toEqual(["add"]);
+    const version = a.version();
+    const readsBefore = reads;
+    expect(a.add(["s"], "p")).toBeUndefined();
+    expect(a.remove(["s"], "q")).toBeUndefined();
+    expect(reads).toBe(readsBefore);
+    expect(a.version()).toEqual(version);
+    expect(a.changesSince({})).toHaveLength(1);
+    // The checks still come first: a path that is not a set, a bad path, a non-JSON element.
+    const other = createDoc({
+      schema: z.object({ s: addWinsSet(z.string()), n: z.number() }),
+      docId: "d",
+      replicaId: "b",
+      clock,
+      initial: { s: ["p"], n: 1 },
+    });
+    expect(() => other.add(["n"] as never, "p" as never)).toThrow(/not an add-wins set/);
+    expect(() => other.remove(["n"] as never, "p" as never)).toThrow(/not an add-wins set/);
+    expect(() => other.add([] as never, "p" as never)).toThrow();
+    expect(() => other.add(["s"], Number.NaN as never)).toThrow(/not JSON/);
+    // Inside a batch a no-op adds nothing; the next remove is a change of its own.
+    expect(a.batch((w) => w.add(["s"], "p"))).toBeUndefined();
+    const rem = a.remove(["s"], "p");
+    expect(rem?.ops).toEqual([{ kind: "rem", path: ["s"], value: "p", tags: [first?.hlc] }]);
+    expect(a.get().s).toEqual([]);
+    // A write during a change is refused as before, present element or not.
+    const nested: string[] = [];
+    const attempt = (f: () => unknown) => {
+      try {
+        f();
+        nested.push("no error");
+      } catch (e) {
+        nested.push(String(e));
+      }
+    };
+    a.batch((w) => {
+      w.add(["s"], "r");
+      attempt(() => a.add(["s"], "r"));
+      attempt(() => a.remove(["s"], "zz"));
+    });
+    expect(nested).toEqual([
+      expect.stringMatching(/already in progress/),
+      expect.stringMatching(/already in progress/),
+    ]);
+    expect(a.get().s).toEqual(["r"]);
+  });
+
+  it("an element's key is its canonical JSON, a string's remembered between calls", () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.string(), fc.jsonValue()), { maxLength: 20 }), (values) => {
+        for (const v of [...values, ...values])
+          expect(elementKey(v as never)).toBe(canonicalJson(v as never));
+      }),
+      params,
+    );
   });
 });
