@@ -149,8 +149,14 @@ export function decodeChangeWith(input: unknown, hlcParts: HlcParts | undefined)
         ops[k] = Object.freeze({ kind: "inc", path, value: op.value === 0 ? 0 : op.value });
         break;
       default: {
+        const v = op.value;
+        // A JSON primitive (the common value) is its own frozen copy: no checker state to allocate.
+        if (op.kind !== "rem" && isPrimitiveJson(v)) {
+          ops[k] = Object.freeze({ kind: op.kind, path, value: v === 0 ? 0 : v }) as Op;
+          break;
+        }
         const why = { path: [] as PropertyKey[], message: "" };
-        const value = toFrozenJson(op.value, why);
+        const value = toFrozenJson(v, why);
         if (value === undefined)
           throw opError(k, `value is not JSON at ${JSON.stringify(why.path)}: ${why.message}`);
         if (op.kind === "rem" && op.tags !== undefined) {
@@ -178,6 +184,15 @@ export function changeLike(like: Change, seq: number, hlc: string, parts: HlcPar
   if (parts.node !== like.origin || !Number.isSafeInteger(seq) || seq < 1)
     throw new ValidationError(`change ${like.origin}/${seq} is malformed`, { code: ErrorCode.OpInvalid });
   return Object.freeze(new DecodedChange(like.doc, like.origin, seq, hlc as Hlc, like.ops, parts));
+}
+
+/**
+ * Whether `v` is a string, a boolean, null or a finite number: a value {@link toFrozenJson} returns
+ * as it is (but -0, which it makes 0).
+ */
+function isPrimitiveJson(v: unknown): v is string | boolean | number | null {
+  const t = typeof v;
+  return t === "string" || t === "boolean" || v === null || (t === "number" && Number.isFinite(v));
 }
 
 function isHlc(tag: string): boolean {

@@ -260,6 +260,12 @@ const SAFE_COUNTER_BOUND = 1e300;
 /** At most this many rounds of hiding refused values after one change (each round hides at least one path). */
 const MAX_HIDE_ROUNDS = 64;
 
+/** Whether every path is one key of the root (none is the root itself). */
+function allOneSegment(paths: readonly Path[]): boolean {
+  for (let k = 0; k < paths.length; k++) if ((paths[k] as Path).length !== 1) return false;
+  return true;
+}
+
 /** The path of a zod issue as a document path: object keys, cut at the first array index. */
 function refusedPath(issuePath: readonly PropertyKey[]): Path {
   const out: string[] = [];
@@ -1079,10 +1085,12 @@ class DocImpl<T> implements Doc<T> {
     const { origin } = change;
     const roots: Path[] = [];
     for (const p of touched) roots.push(this.#crdt.recomputeRoot(p));
-    const tops = topmostPaths(roots);
+    const simple = this.#hidden.size === 0 && unknown.length === 0;
+    // Root-level writes with nothing hidden: a key written twice is checked twice, which costs less
+    // than the set that would drop the repeat from every change.
+    const tops = simple && allOneSegment(roots) ? roots : topmostPaths(roots);
     this.#newlyHidden = { paths: [], error: undefined };
     let moved: Path[] = [];
-    const simple = this.#hidden.size === 0 && unknown.length === 0;
     let res = simple ? this.#validate(tops, change.ops) : undefined;
     if (!simple || (remote && res instanceof ValidationError && res.code === ErrorCode.SchemaInvalid)) {
       const r = this.#validateHiding(tops, remote ? undefined : touched, unknown);
