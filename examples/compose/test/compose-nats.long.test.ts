@@ -17,7 +17,15 @@ import { findFreePort, waitFor } from "@nxs-sync/testing";
 import { describeWithDocker } from "@nxs-sync/testing/vitest";
 import PocketBase from "pocketbase";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { buildImages, composeStatus, prepareComposeDir, projectLeftovers, run, runOk } from "./helpers.js";
+import {
+  buildImages,
+  composeStatus,
+  imageEnv,
+  prepareComposeDir,
+  projectLeftovers,
+  run,
+  runOk,
+} from "./helpers.js";
 
 type Side = "primary" | "secondary";
 /** A map's JSON with its keys sorted (each gateway shows notes in the order it learned them). */
@@ -75,10 +83,7 @@ describeWithDocker(
       port.gwPrimary = await findFreePort();
       port.gwSecondary = await findFreePort();
       env = {
-        NXS_PB_IMAGE: images.pocketbase,
-        NXS_GATEWAY_IMAGE: images.gateway,
-        NXS_CLI_IMAGE: images.cli,
-        NXS_NATS_IMAGE: images.nats,
+        ...imageEnv(images),
         NXS_PRIMARY_PUBLISH: `127.0.0.1:${port.pbPrimary}`,
         NXS_SECONDARY_PUBLISH: `127.0.0.1:${await findFreePort()}`,
         NXS_GATEWAY_PRIMARY_PUBLISH: `127.0.0.1:${port.gwPrimary}`,

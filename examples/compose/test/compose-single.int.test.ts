@@ -11,7 +11,15 @@ import { join } from "node:path";
 import { findFreePort, waitFor } from "@nxs-sync/testing";
 import { describeWithDocker } from "@nxs-sync/testing/vitest";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { buildImages, composeStatus, prepareComposeDir, projectLeftovers, run, runOk } from "./helpers.js";
+import {
+  buildImages,
+  composeStatus,
+  imageEnv,
+  prepareComposeDir,
+  projectLeftovers,
+  run,
+  runOk,
+} from "./helpers.js";
 
 describeWithDocker(
   "compose: one node (docker-compose v1)",
@@ -36,9 +44,7 @@ describeWithDocker(
       const gwPort = await findFreePort();
       gateway = `http://127.0.0.1:${gwPort}`;
       env = {
-        NXS_PB_IMAGE: images.pocketbase,
-        NXS_GATEWAY_IMAGE: images.gateway,
-        NXS_CLI_IMAGE: images.cli,
+        ...imageEnv(images),
         NXS_PB_PUBLISH: `127.0.0.1:${await findFreePort()}`,
         NXS_GATEWAY_PUBLISH: `127.0.0.1:${gwPort}`,
       };

@@ -23,6 +23,7 @@ import {
   composeDir,
   composeStatus,
   type ImageTags,
+  imageEnv,
   prepareComposeDir,
   projectLeftovers,
   run,
@@ -139,9 +140,7 @@ describeWithDocker(
       port.gwPrimary = await findFreePort();
       port.gwSecondary = await findFreePort();
       env = {
-        NXS_PB_IMAGE: images.pocketbase,
-        NXS_GATEWAY_IMAGE: images.gateway,
-        NXS_CLI_IMAGE: images.cli,
+        ...imageEnv(images),
         NXS_PRIMARY_PUBLISH: `127.0.0.1:${port.pbPrimary}`,
         NXS_SECONDARY_PUBLISH: `127.0.0.1:${port.pbSecondary}`,
         NXS_GATEWAY_PRIMARY_PUBLISH: `127.0.0.1:${port.gwPrimary}`,

@@ -131,6 +131,21 @@ export async function buildImages(
   return tags;
 }
 
+/**
+ * The Compose files' image variables for built images (`NXS_PB_IMAGE`, `NXS_GATEWAY_IMAGE`,
+ * `NXS_CLI_IMAGE`, and `NXS_NATS_IMAGE` when the NATS image was built).
+ * @param images - From {@link buildImages}.
+ * @returns The variables.
+ */
+export function imageEnv(images: ImageTags): NodeJS.ProcessEnv {
+  return {
+    NXS_PB_IMAGE: images.pocketbase,
+    NXS_GATEWAY_IMAGE: images.gateway,
+    NXS_CLI_IMAGE: images.cli,
+    ...(images.nats === undefined ? {} : { NXS_NATS_IMAGE: images.nats }),
+  };
+}
+
 /** A temp copy of Compose files with fresh secrets, as a newcomer makes it. */
 export interface ComposeDir {
   readonly dir: string;
