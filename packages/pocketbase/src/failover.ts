@@ -23,7 +23,12 @@ import {
 
 /** When to leave the endpoint in use and when to come back to the preferred one. */
 export interface FailoverOptions {
-  /** Consecutive failures (requests, health checks, SSE drops) that mark an endpoint down. Default 2. */
+  /**
+   * Consecutive failures (requests, health checks, SSE drops) that mark an endpoint down. Default 2.
+   * An endpoint that has not answered since the pool was made is down at its first failure: before
+   * any success, nothing says a refusal is a blip (a process starting while every server is down
+   * learns it from its first failed request or health check).
+   */
   readonly failureThreshold?: number;
   /** An endpoint failing without success for this long is down, whatever the count. Default 1000 ms. */
   readonly downAfterMs?: number;
@@ -187,6 +192,8 @@ export interface EndpointPoolOptions {
 
 interface State {
   healthy: boolean;
+  /** Whether the endpoint answered since the pool was made (until then one failure marks it down). */
+  answered: boolean;
   failures: number;
   failingSince: number | undefined;
   healthySince: number | undefined;
@@ -232,6 +239,7 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
   }));
   const states: State[] = endpoints.map(() => ({
     healthy: true,
+    answered: false,
     failures: 0,
     failingSince: undefined,
     healthySince: now(),
@@ -338,6 +346,7 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
 
   function success(i: number): void {
     const s = states[i]!;
+    s.answered = true;
     s.failures = 0;
     s.failingSince = undefined;
     setHealthy(i, true);
@@ -348,7 +357,8 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
     const s = states[i]!;
     s.failures++;
     s.failingSince ??= now();
-    if (s.failures >= threshold || now() - s.failingSince >= downAfterMs) setHealthy(i, false, reason);
+    const limit = s.answered ? threshold : 1;
+    if (s.failures >= limit || now() - s.failingSince >= downAfterMs) setHealthy(i, false, reason);
     if (i === activeIndex) maybeFailover(reason);
   }
 
@@ -391,7 +401,9 @@ export function createEndpointPool(options: EndpointPoolOptions): EndpointPool {
         for (const ep of endpoints) void poll(ep.index);
         maybeFailback();
       };
-      timer = scheduler.schedule(intervalMs, round);
+      // The first round at once: an endpoint that refuses at start is known down after one health
+      // check, not after a request's own retries.
+      timer = scheduler.schedule(0, round);
     },
     stop() {
       timer?.();

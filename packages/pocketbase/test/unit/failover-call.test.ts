@@ -12,6 +12,8 @@ function setup(failureThreshold = 2) {
     scheduler,
     random: { next: () => 1, int: () => 0, chance: () => false },
   });
+  // Both have answered once (before that, one failure marks an endpoint down).
+  for (const ep of pool.endpoints) pool.reportSuccess(ep);
   const attempts: { at: number; url: string }[] = [];
   const unavailable = () => new TransportError(ErrorCode.TransportUnavailable, "connection refused");
   /** Runs the call to its end, moving the clock from one scheduled backoff to the next. */

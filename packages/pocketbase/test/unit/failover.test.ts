@@ -1,16 +1,19 @@
+import { createManualScheduler } from "@nxs-sync/core";
 import { describe, expect, it } from "vitest";
 import { createEndpointPool, type EndpointPoolEvents, type SwitchEvent } from "../../src/failover.js";
-import { useFakeServers } from "./fake-servers.js";
+import { closedUrl, useFakeServers } from "./fake-servers.js";
 
 // Switching logic only: request outcomes are reported by hand and time is a fake clock, so no
-// server is involved (the pool is never started, hence never polls).
-function pool(failover: Parameters<typeof createEndpointPool>[0]["failover"] = {}) {
+// server is involved (the pool is never started, hence never polls). Every endpoint has answered
+// once (`answered`, the default): until then one failure marks an endpoint down.
+function pool(failover: Parameters<typeof createEndpointPool>[0]["failover"] = {}, answered = true) {
   let t = 1_000;
   const p = createEndpointPool({
     endpoints: ["http://primary.invalid", "http://secondary.invalid", "http://third.invalid"],
     failover: { failureThreshold: 2, downAfterMs: 1000, failbackAfterMs: 5000, ...failover },
     now: () => t,
   });
+  if (answered) for (const ep of p.endpoints) p.reportSuccess(ep);
   const events: (SwitchEvent & { kind: string })[] = [];
   p.on("failover", (e) => events.push({ ...e, kind: "failover" }));
   p.on("failback", (e) => events.push({ ...e, kind: "failback" }));
@@ -92,6 +95,56 @@ describe("endpoint pool", () => {
     p.reportSuccess(b!);
     expect(p.active()).toBe(b);
     expect(p.healthy()).toEqual([b, a, c]);
+  });
+});
+
+describe("endpoint pool: before an endpoint has answered", () => {
+  it("one failure marks an endpoint that never answered down, and the pool fails over", () => {
+    const { p, events } = pool({}, false);
+    const [a, b] = p.endpoints;
+    p.reportFailure(a!, "connection refused");
+    expect(p.health().map((h) => h.healthy)).toEqual([false, true, true]);
+    expect(p.active()).toBe(b);
+    expect(events).toEqual([{ kind: "failover", from: a!.url, to: b!.url, reason: "connection refused" }]);
+  });
+
+  it("once it has answered, it takes `failureThreshold` failures again, also after it was down and came back", () => {
+    const { p } = pool({}, false);
+    const [a] = p.endpoints;
+    p.reportSuccess(a!);
+    p.reportFailure(a!, "x");
+    expect(p.health()[0]!.healthy).toBe(true);
+    p.reportFailure(a!, "x");
+    expect(p.health()[0]!.healthy).toBe(false);
+    p.reportSuccess(a!);
+    p.reportFailure(a!, "x");
+    expect(p.health()[0]!.healthy).toBe(true);
+  });
+
+  it("runs its first health round at start(), not a health interval later: every refusing endpoint is down after it", async () => {
+    const scheduler = createManualScheduler({ now: 5_000 });
+    const urls = [await closedUrl(), await closedUrl()];
+    const p = createEndpointPool({ endpoints: urls, scheduler, failover: { healthIntervalMs: 500 } });
+    const down = new Set<string>();
+    const allDown = new Promise<void>((resolve) =>
+      p.on("health", (h) => {
+        if (!h.healthy) down.add(h.url);
+        if (down.size === urls.length) resolve();
+      }),
+    );
+    p.start();
+    try {
+      scheduler.runNext();
+      // The round ran without the clock moving: it was due at once.
+      expect(scheduler.now()).toBe(5_000);
+      await allDown;
+      expect(p.health().map((h) => [h.healthy, h.failures])).toEqual([
+        [false, 1],
+        [false, 1],
+      ]);
+    } finally {
+      p.stop();
+    }
   });
 });
 
