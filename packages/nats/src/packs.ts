@@ -77,9 +77,9 @@ export function createPackOutbox(limits: PackLimits): PackOutbox {
       for (const c of changes) {
         const pendingLast = pending.get(key(c.origin, c.seq));
         const prev = current.at(-1);
+        const size = estimateChangeBytes(c);
         if (prev !== undefined) {
           const joins = prev.doc === c.doc && prev.origin === c.origin && prev.seq + 1 === c.seq;
-          const size = estimateChangeBytes(c);
           if (fixedLast !== undefined) {
             // Inside a pending cut: it closes at its last seq; a run that ends first cuts it short.
             if (!joins) close();
@@ -94,7 +94,7 @@ export function createPackOutbox(limits: PackLimits): PackOutbox {
         }
         if (current.length === 0 && pendingLast !== undefined) fixedLast = pendingLast;
         current.push(c);
-        bytes += estimateChangeBytes(c);
+        bytes += size;
         if (fixedLast !== undefined && c.seq === fixedLast) close();
       }
       close();
@@ -134,7 +134,9 @@ export function encodePackBody(pack: readonly Change[]): Uint8Array {
  * @throws ValidationError `op/invalid` for a malformed body or a change of another doc or origin.
  */
 export function decodePackBody(data: Uint8Array, doc: string, origin: string): Change[] {
-  const changes = decodeChanges(JSON.parse(Buffer.from(data).toString("utf8")));
+  // A view of the message's bytes, not a copy.
+  const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8");
+  const changes = decodeChanges(JSON.parse(text));
   for (const c of changes) {
     if (c.doc !== doc || c.origin !== origin) {
       // decodeChanges threw for malformed input already; a valid change on the wrong subject is

@@ -255,9 +255,19 @@ export function createNatsTransport(options: NatsTransportOptions): NatsTranspor
 
   const deliver = subscribers.deliver;
 
+  /** Each subject's origin, decoded once (a doc has a few origins, each its own subject). */
+  const origins = new Map<string, string | undefined>();
+  const originOf = (subject: string): string | undefined => {
+    if (origins.has(subject)) return origins.get(subject);
+    const origin = originOfSubject(subject);
+    if (origins.size >= 4096) origins.clear();
+    origins.set(subject, origin);
+    return origin;
+  };
+
   /** Decodes a pack message of this doc; a malformed one is reported and skipped. */
   function decodeMessage(subject: string, data: Uint8Array, seq: number): Change[] {
-    const origin = originOfSubject(subject);
+    const origin = originOf(subject);
     try {
       if (origin === undefined) throw new NxsError(ErrorCode.OpInvalid, `subject ${subject} names no origin`);
       return decodePackBody(data, String(docId), origin);

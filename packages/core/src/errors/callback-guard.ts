@@ -52,18 +52,20 @@ export function callGuarded<A extends readonly unknown[]>(
   onFailure: (error: NxsError) => void,
 ): void {
   if (callback === undefined) return;
-  const report = (error: unknown): void => {
-    try {
-      onFailure(toListenerError(error, what));
-    } catch {
-      // The reporter failed too: dropping it keeps the engine (and the process) running.
-    }
-  };
   try {
     const result = callback(...args);
-    if (isThenable(result)) result.then(undefined, report);
+    // The reporter is made only for a promise or a throw: a plain call allocates nothing here.
+    if (isThenable(result)) result.then(undefined, (error: unknown) => reportFailure(error, what, onFailure));
   } catch (error) {
-    report(error);
+    reportFailure(error, what, onFailure);
+  }
+}
+
+function reportFailure(error: unknown, what: string, onFailure: (error: NxsError) => void): void {
+  try {
+    onFailure(toListenerError(error, what));
+  } catch {
+    // The reporter failed too: dropping it keeps the engine (and the process) running.
   }
 }
 
