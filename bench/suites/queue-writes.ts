@@ -13,6 +13,7 @@
 import { readFileSync } from "node:fs";
 import { startPocketBase } from "@nxs-sync/testing";
 import type { BenchCase, BenchSuite } from "../lib/types.js";
+import { createStash } from "./pocketbase-env.js";
 
 /** Jobs claimed per request, as a worker's prefetch asks. */
 const BATCH = 40;
@@ -132,12 +133,14 @@ export const suite: BenchSuite = {
       return { perSecond: (done / ms) * 1000, cpuPerJob: (serverCpuMs() - cpu0) / done };
     };
     // One drain per subject and run feeds both lines.
-    const last = new Map<string, { perSecond: number; cpuPerJob: number }>();
+    const stash = createStash();
     const measured = (mode: "save" | "sql", key: "perSecond" | "cpuPerJob") => async () => {
-      if (key === "perSecond" || !last.has(mode)) last.set(mode, await drain(mode));
-      const figures = last.get(mode)!;
-      if (key === "cpuPerJob") last.delete(mode);
-      return figures[key];
+      if (!stash.has(`${mode}/${key}`)) {
+        const figures = await drain(mode);
+        stash.put(`${mode}/perSecond`, figures.perSecond);
+        stash.put(`${mode}/cpuPerJob`, figures.cpuPerJob);
+      }
+      return stash.take(`${mode}/${key}`);
     };
     const cases: BenchCase[] = [
       {
