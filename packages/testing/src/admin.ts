@@ -105,6 +105,25 @@ migrate((app) => {
 `;
 }
 
+/**
+ * What a `pocketbase migrate up` run that carried the superuser migration printed, read off its output.
+ *
+ * The exit code does not tell: PocketBase v0.39 ignores the error a command returns (`RootCmd.Execute()`),
+ * so `migrate up` prints `Error: failed to apply migration ...` and still exits 0. Only the line
+ * `Applied 1_nxs_harness_superuser.js` shows that the superuser exists.
+ * - `applied`: the migration ran and was committed;
+ * - `busy`: SQLite refused the write (`database is locked`, `SQLITE_BUSY_SNAPSHOT` (517)): a running
+ *   server wrote at the same time (its installer goroutine creates `__pbinstaller@example.com` right after
+ *   it starts serving); the migration rolled back and may be run again;
+ * - `failed`: anything else (the output says what).
+ * @internal
+ */
+export function superuserMigrationOutcome(output: string): "applied" | "busy" | "failed" {
+  if (output.includes(`Applied ${SUPERUSER_MIGRATION_FILE}`)) return "applied";
+  if (/database is locked|SQLITE_BUSY|\(5(17)?\)/.test(output)) return "busy";
+  return "failed";
+}
+
 /** A random password that satisfies PocketBase's superuser rules (>= 10 chars). @internal */
 export function randomPassword(): string {
   return `pw-${crypto.randomUUID()}`;

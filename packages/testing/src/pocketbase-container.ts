@@ -26,6 +26,7 @@ import {
   sessionClient,
   shortId,
   superuserMigration,
+  superuserMigrationOutcome,
   waitForHealth,
 } from "./admin.js";
 import { HarnessError } from "./errors.js";
@@ -60,6 +61,9 @@ CMD ["serve", "--http=0.0.0.0:8090", "--dir=/pb_data", "--automigrate=false", "-
 const HARNESS_MIGRATIONS_DIR = "/nxs_harness_migrations";
 
 /** A hook installed in every harness container: `GET /api/nxs/probe?url=…` (superuser only) fetches `url`. */
+/** How many times the container's superuser migration is run when SQLite reports the database busy. */
+const SUPERUSER_MIGRATION_ATTEMPTS = 8;
+
 const PROBE_HOOK = `/// nxs-sync test harness: lets a test check what this container can reach.
 routerAdd("GET", "/api/nxs/probe", (e) => {
   const url = e.request.url.query().get("url");
@@ -458,16 +462,31 @@ async function startContainerOnce(
     // container shows exec arguments). The image has no shell to delete it: it is emptied after use.
     const target = `${HARNESS_MIGRATIONS_DIR}/${SUPERUSER_MIGRATION_FILE}`;
     await container.copyContentToContainer([{ content: superuserMigration(superuser), target, mode: 0o600 }]);
-    const res = await exec([
-      "/pocketbase",
-      "migrate",
-      "up",
-      "--dir=/pb_data",
-      `--migrationsDir=${HARNESS_MIGRATIONS_DIR}`,
-      `--hooksDir=${hooksTarget}`,
-    ]);
-    await container.copyContentToContainer([{ content: "// applied\n", target, mode: 0o600 }]);
-    if (res.exitCode !== 0) throw new Error(`superuser migration failed: ${res.output}`);
+    try {
+      // The server is up, and its installer goroutine writes a placeholder superuser right after it starts
+      // serving: the one-shot `migrate up` may meet that write and roll back ("database is locked"). It
+      // exits 0 even then, so the output decides; a busy database is tried again (seen 3 in 10 runs of a
+      // three-container cluster on a loaded 2-core machine before this loop).
+      for (let attempt = 1; ; attempt++) {
+        const res = await exec([
+          "/pocketbase",
+          "migrate",
+          "up",
+          "--dir=/pb_data",
+          `--migrationsDir=${HARNESS_MIGRATIONS_DIR}`,
+          `--hooksDir=${hooksTarget}`,
+        ]);
+        const outcome = res.exitCode === 0 ? superuserMigrationOutcome(res.output) : "failed";
+        if (outcome === "applied") break;
+        if (outcome === "failed" || attempt >= SUPERUSER_MIGRATION_ATTEMPTS)
+          throw new Error(
+            `superuser migration did not apply (attempt ${attempt}, exit code ${res.exitCode}): ${res.output}`,
+          );
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
+    } finally {
+      await container.copyContentToContainer([{ content: "// applied\n", target, mode: 0o600 }]);
+    }
     session = await prepareServer(url, superuser, options.batch);
   } catch (error) {
     const log = await logs().catch(() => "");

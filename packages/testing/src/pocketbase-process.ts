@@ -15,6 +15,7 @@ import {
   sessionClient,
   shortId,
   superuserMigration,
+  superuserMigrationOutcome,
   waitForHealth,
 } from "./admin.js";
 import { HarnessError } from "./errors.js";
@@ -248,7 +249,11 @@ async function startOnce(options: ProcessPocketBaseOptions): Promise<ProcessPock
         `--migrationsDir=${secretDir}`,
         `--hooksDir=${hooksDir}`,
       ];
-      record(Buffer.from(await runOnce(bin, migrateArgs, env)));
+      const output = await runOnce(bin, migrateArgs, env);
+      record(Buffer.from(output));
+      // No server runs yet, so nothing else writes: anything but "Applied" is an error (exit code 0 or not).
+      if (superuserMigrationOutcome(output) !== "applied")
+        throw new HarnessError("harness/start-failed", `superuser migration did not apply: ${output}`);
     } finally {
       await rm(secretDir, { recursive: true, force: true });
     }

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { isHarnessError, POCKETBASE_DOCKERFILE, waitFor, withNamespace } from "@nxs-sync/testing";
 import { isCI } from "@nxs-sync/testing/vitest";
 import { describe, expect, it } from "vitest";
+import { SUPERUSER_MIGRATION_FILE, superuserMigrationOutcome } from "../../src/admin.js";
 
 describe("withNamespace", () => {
   it("derives a short valid prefix from the test name", () => {
@@ -55,5 +56,20 @@ describe("container image", () => {
   it("embeds the same Dockerfile as docker/pocketbase/Dockerfile", () => {
     const file = fileURLToPath(new URL("../../../../docker/pocketbase/Dockerfile", import.meta.url));
     expect(POCKETBASE_DOCKERFILE).toBe(readFileSync(file, "utf8"));
+  });
+});
+
+describe("superuserMigrationOutcome", () => {
+  // Outputs as PocketBase v0.39.11 printed them (`migrate up` exits 0 in all three cases).
+  it("is applied only when PocketBase names the harness migration as applied", () => {
+    expect(superuserMigrationOutcome(`Applied ${SUPERUSER_MIGRATION_FILE}\n`)).toBe("applied");
+    expect(superuserMigrationOutcome("No new migrations to apply.\n")).toBe("failed");
+  });
+
+  it("tells a busy database (a running server wrote at the same time) from other errors", () => {
+    const busy = `Error: failed to apply migration ${SUPERUSER_MIGRATION_FILE}: database is locked (517)\n`;
+    expect(superuserMigrationOutcome(busy)).toBe("busy");
+    const broken = `Error: failed to apply migration ${SUPERUSER_MIGRATION_FILE}: ReferenceError: Record is not defined\n`;
+    expect(superuserMigrationOutcome(broken)).toBe("failed");
   });
 });
