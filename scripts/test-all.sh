@@ -19,6 +19,8 @@ step "import cycles (madge)"  npx madge --circular --extensions ts --ts-config t
 step "build (tsup)"           npm run build --silent
 step "package checks (publint, attw, tarballs)" node scripts/check-packages.mjs
 
+step "Go collector (go vet, go test)" bash scripts/go-collector.sh test
+
 results="$root/.test-results"; mkdir -p "$results"
 rm -f "$results/unit.json" "$results/integration.json"
 unit_rc=0

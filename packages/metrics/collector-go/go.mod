@@ -1,0 +1,3 @@
+module github.com/nxs-sync/nxs-sync/packages/metrics/collector-go
+
+go 1.22
