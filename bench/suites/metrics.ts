@@ -14,8 +14,8 @@
  * - a whole gateway (a replica, a queue worker, the config store) with and without the metrics and
  *   the collector, idle and under a steady load (bench/suites/metrics-gateway.ts).
  */
-import { execFile } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { silentLogger } from "@nxs-sync/core";
@@ -115,6 +115,50 @@ function runChild(mode: "collector" | "idle", url: string, seconds: number) {
       },
     );
   });
+}
+
+/**
+ * The Go standalone collector (packages/metrics/collector-go, built by scripts/go-collector.sh) at
+ * the default interval against `url` for `seconds`: its CPU share of one core after a 5 s warm-up
+ * (from /proc/<pid>/stat) and its resident set at the end and at its peak (/proc/<pid>/status).
+ */
+async function runGoCollector(url: string, seconds: number) {
+  const script = fileURLToPath(new URL("../../scripts/go-collector.sh", import.meta.url));
+  const bin = execFileSync("bash", [script, "build"], { encoding: "utf8" }).trim();
+  const child = spawn(bin, ["--node", "bench-go", "--servers", url], {
+    env: {
+      PATH: process.env.PATH,
+      NXS_COLLECTOR_EMAIL: gateway.email,
+      NXS_COLLECTOR_PASSWORD: gateway.password,
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const ticks = () => {
+    const f = readFileSync(`/proc/${child.pid}/stat`, "utf8")
+      .replace(/^.*\) /s, "")
+      .split(" ");
+    return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100 a second)
+  };
+  const kib = (field: string) =>
+    Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1]);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  try {
+    await sleep(5_000);
+    const t0 = performance.now();
+    const c0 = ticks();
+    await sleep(seconds * 1000 - 5_000);
+    const cpuPercent = ((ticks() - c0) / 100 / ((performance.now() - t0) / 1000)) * 100;
+    const rssMiB = kib("VmRSS") / 1024;
+    const maxRssMiB = kib("VmHWM") / 1024;
+    if (child.exitCode !== null) throw new Error(`the Go collector exited: ${stderr}`);
+    return { cpuPercent, rssMiB, maxRssMiB };
+  } finally {
+    child.kill("SIGTERM");
+  }
 }
 
 export const suite: BenchSuite = {
@@ -381,9 +425,10 @@ async function withCollector(
   });
   await ensureNode(server.client(), gateway);
   const seconds = quick ? 35 : 65;
-  const [busy, idle] = await Promise.all([
+  const [busy, idle, go] = await Promise.all([
     runChild("collector", server.url, seconds),
     runChild("idle", server.url, seconds),
+    runGoCollector(server.url, seconds),
   ]);
   return [
     ...cases,
@@ -392,15 +437,15 @@ async function withCollector(
       metric: "collector-cpu-percent-of-core",
       unit: "%",
       better: "lower",
-      subjects: { nxs: () => busy.cpuPercent, idle: () => idle.cpuPercent },
-      note: `a process running createMetrics (flush 10 s to PocketBase, maintenance 1 min) and the collector (10 s, /api/health included) for ${seconds} s, measured after a 5 s warm-up; "idle": the same process with the same modules loaded and one request made (as any gateway), nothing started (measured once, in parallel)`,
+      subjects: { nxs: () => busy.cpuPercent, go: () => go.cpuPercent, idle: () => idle.cpuPercent },
+      note: `a process running createMetrics (flush 10 s to PocketBase, maintenance 1 min) and the collector (10 s, /api/health included) for ${seconds} s, measured after a 5 s warm-up; "go": the Go standalone collector (packages/metrics/collector-go: the same probes, flush 10 s, no maintenance); "idle": the same Node process with the same modules loaded and one request made (as any gateway), nothing started (measured once, the three in parallel)`,
     },
     {
       metric: "collector-process-rss-mib",
       unit: "MiB",
       better: "lower",
-      subjects: { nxs: () => busy.rssMiB, idle: () => idle.rssMiB },
-      note: `resident set at the end of that run (${BUILT ? "plain node on the built packages (dist)" : "node + tsx on the sources: run npm run build first for plain node"}, included in both)`,
+      subjects: { nxs: () => busy.rssMiB, go: () => go.rssMiB, idle: () => idle.rssMiB },
+      note: `resident set at the end of that run (the Go collector's peak: ${go.maxRssMiB.toFixed(1)} MiB) (${BUILT ? "plain node on the built packages (dist)" : "node + tsx on the sources: run npm run build first for plain node"}, included in both)`,
     },
   ];
 }
