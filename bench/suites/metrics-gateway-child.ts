@@ -1,8 +1,8 @@
 // A child process of `npm run bench -- metrics` (bundled by esbuild with the sources, run on plain
 // node): the whole example gateway of examples/compose (a replica of the notes doc, a queue
 // producer and worker, the config store) against the PocketBase at `url`, with (`metrics`) or
-// without (`plain`) the metrics and the node collector at their default intervals (with a replica
-// probe and a queue depth probe). After a 5 s
+// without (`plain`) the metrics and the node collector at their default intervals (the gateway's
+// own, `settings.metrics`: with a replica probe and a queue depth probe). After a 5 s
 // warm-up it measures `idleS` seconds idle, then `loadS` seconds under a steady load (10 note
 // writes a second, each awaited until the server acknowledged it; 2 echo jobs a second, worked by
 // its own worker; 10 config reads a second), and prints the CPU share of one core, the resident
@@ -12,8 +12,6 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Logger, silentLogger } from "@nxs-sync/core";
-import { createCollector, createMetrics, queueDepthProbe, replicaProbe } from "@nxs-sync/metrics";
-import { createPocketBaseMetricsClient } from "@nxs-sync/metrics/pocketbase";
 import { startGateway } from "../../examples/compose/src/gateway.js";
 
 const [mode, url, idleArg, loadArg] = process.argv.slice(2);
@@ -59,30 +57,11 @@ async function main(): Promise<void> {
       stateDir,
       port: 0,
       configEnv: "bench",
+      // The gateway's own metrics: createMetrics and the collector with the replica and queue probes.
+      metrics: mode === "metrics",
     },
     quiet,
   );
-  let stopMetrics = async () => {};
-  if (mode === "metrics") {
-    const client = createPocketBaseMetricsClient({
-      endpoints: [url ?? ""],
-      auth: { email, password },
-      logger: silentLogger,
-    });
-    const metrics = createMetrics({ client, node: "bench-gw", logger: silentLogger });
-    const collector = createCollector({
-      metrics,
-      healthUrls: [url ?? ""],
-      probes: [replicaProbe("notes", gw.replica), queueDepthProbe(gw.queue)],
-    });
-    metrics.start();
-    collector.start();
-    stopMetrics = async () => {
-      collector.stop();
-      await metrics.close();
-      client.close();
-    };
-  }
   await sleep(5_000);
   let end = phase();
   await sleep(Number(idleArg) * 1000);
@@ -109,7 +88,6 @@ async function main(): Promise<void> {
   }
   const load = end();
   await Promise.all(inFlight);
-  await stopMetrics();
   await gw.close();
   await rm(stateDir, { recursive: true, force: true });
   console.log(

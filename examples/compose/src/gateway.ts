@@ -17,6 +17,15 @@ import { type ConfigStore, createConfigStore, keyringFromEnv } from "@nxs-sync/c
 import { createPocketBaseConfigBackend, type PocketBaseConfigBackend } from "@nxs-sync/config/pocketbase";
 import { createDoc, type Doc, type Logger, openReplica, type Replica } from "@nxs-sync/core";
 import { createFileStorage, createTimerScheduler } from "@nxs-sync/core/node";
+import {
+  absenceCheck,
+  createCollector,
+  createMetrics,
+  hardwareCapCheck,
+  queueDepthProbe,
+  replicaProbe,
+} from "@nxs-sync/metrics";
+import { createPocketBaseMetricsClient } from "@nxs-sync/metrics/pocketbase";
 import type { NatsTransport } from "@nxs-sync/nats";
 import { collectionOfRole, createPocketBaseTransport, type PocketBaseTransport } from "@nxs-sync/pocketbase";
 import { createQueue, createWorker, type JobId, type Queue, type Worker } from "@nxs-sync/queue";
@@ -191,6 +200,34 @@ export async function startGateway(settings: GatewaySettings, logger: Logger): P
       { scheduler, concurrency: 2, leaseMs: 15_000, logger },
     );
     started.push(() => worker.close({ timeoutMs: 5000 }));
+
+    if (settings.metrics) {
+      // The Doctor's figures of this node: the collector's gauges (CPU, memory and disk against the
+      // container's limits, RSS, each server's health), one record every 10 s; the maintenance
+      // (rollups, retention) under a lease, so one gateway of the fleet does it at a time.
+      const metricsClient = createPocketBaseMetricsClient({ endpoints: settings.endpoints, auth, logger });
+      started.push(async () => metricsClient.close());
+      // The built-in checks: the 75% rule held for 5 minutes, and a node silent for two flushes
+      // (evaluated by one gateway at a time, alerts on every server's dashboard).
+      const metrics = createMetrics({
+        client: metricsClient,
+        node: settings.nodeId,
+        logger,
+        alerts: { checks: [hardwareCapCheck(), absenceCheck(10_000)] },
+      });
+      started.push(() => metrics.close());
+      const collector = createCollector({
+        metrics,
+        healthUrls: settings.endpoints,
+        diskPath: settings.stateDir,
+        // The notes replica's outbox (its lag) and the echo queue's depth, for the dashboard.
+        probes: [replicaProbe(NOTES_DOC, replica), queueDepthProbe(queue)],
+        onError: (e) => logger.warn("metrics probe failed", { error: e }),
+      });
+      started.push(async () => collector.stop());
+      metrics.start();
+      collector.start();
+    }
 
     return {
       settings,

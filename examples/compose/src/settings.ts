@@ -22,6 +22,11 @@ export interface GatewaySettings {
   /** The config store's environment (`NXS_CONFIG_ENV`, default `production`). */
   readonly configEnv: string;
   /**
+   * The node's health metrics (`createMetrics` and the node collector, flushed every 10 s to the
+   * servers; `NXS_METRICS=off` turns them off). Default on.
+   */
+  readonly metrics: boolean;
+  /**
    * When set, the `notes` doc syncs over NATS JetStream instead of PocketBase (`NXS_NATS_SERVERS`,
    * comma-separated `nats://host:port` URLs); the queue and the config store stay on PocketBase.
    */
@@ -84,6 +89,9 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): GatewaySetti
   if (!Number.isInteger(port) || port < 1 || port > 65535)
     problems.push("NXS_HTTP_PORT must be a port number");
   const nats = readNats(env, problems);
+  const metricsFlag = (env.NXS_METRICS ?? "on").trim().toLowerCase();
+  if (!["on", "off", "true", "false", "1", "0"].includes(metricsFlag))
+    problems.push('NXS_METRICS must be "on" or "off"');
   if (problems.length > 0) {
     throw new GatewaySettingsError(
       `gateway settings: ${problems.join("; ")} (see examples/compose/README.md)`,
@@ -98,6 +106,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): GatewaySetti
     stateDir,
     port,
     configEnv: env.NXS_CONFIG_ENV?.trim() || "production",
+    metrics: ["on", "true", "1"].includes(metricsFlag),
     ...(nats === undefined ? {} : { nats }),
   };
 }

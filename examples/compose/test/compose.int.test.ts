@@ -2,7 +2,8 @@
  * The two-node deployment of examples/compose, brought up with a real Docker Compose (Debian's
  * `docker-compose` 1.29, v1) on the running Docker engine (never a second one), with the images
  * of scripts/build-images.mjs: set up with the CLI (`nxs-sync setup`, the file's `setup` service),
- * a note written on one node read on the other, a job enqueued on one run, one node's PocketBase
+ * a note written on one node read on the other, a job enqueued on one run, each gateway's health
+ * metrics on both servers, one node's PocketBase
  * killed (the gateway fails over; after `start` both servers hold the same changes), one paused
  * and unpaused, `down` and `up` with the data intact, `down -v` with the volumes gone.
  *
@@ -14,6 +15,7 @@
 import { randomBytes } from "node:crypto";
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { decodePoint } from "@nxs-sync/metrics";
 import { findFreePort, waitFor } from "@nxs-sync/testing";
 import { describeWithDocker } from "@nxs-sync/testing/vitest";
 import PocketBase from "pocketbase";
@@ -246,6 +248,35 @@ describeWithDocker(
       );
       expect(done.result?.echo).toBe("HI");
       expect(["gateway-primary", "gateway-secondary"]).toContain(done.result?.worker);
+    });
+
+    step("each gateway's health metrics are on both servers (The Doctor's records, replicated)", async () => {
+      /** The nodes with raw windows on a server, every record decoded by @nxs-sync/metrics. */
+      const nodesOn = async (pbPort: number): Promise<string[]> => {
+        const pb = new PocketBase(`http://127.0.0.1:${pbPort}`);
+        pb.autoCancellation(false);
+        await pb.collection("_superusers").authWithPassword(superuser.email, superuser.password);
+        const raws = await pb.collection("nxs_metrics_points").getFullList({ filter: 'tier = "raw"' });
+        const nodes = new Set<string>();
+        for (const r of raws) {
+          const d = decodePoint(r);
+          if (!d.ok) throw new Error(`record ${r.id} does not decode: ${d.reason}`);
+          nodes.add(d.value.node);
+          expect(Object.keys(d.value.data.s).some((k) => k.startsWith("node_memory_percent{basis="))).toBe(
+            true,
+          );
+        }
+        return [...nodes].sort();
+      };
+      // A flush every 10 s on each gateway; the replicator copies each to the other server.
+      const both = await waitFor(
+        async () => {
+          const [a, b] = await Promise.all([nodesOn(port.pbPrimary), nodesOn(port.pbSecondary)]);
+          return a.length >= 2 && JSON.stringify(a) === JSON.stringify(b) ? a : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 1_000, description: "both gateways' windows on both servers" },
+      );
+      expect(both).toHaveLength(2);
     });
 
     step(
