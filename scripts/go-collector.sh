@@ -18,7 +18,7 @@ case "${1:-}" in
     out="${XDG_CACHE_HOME:-$HOME/.cache}/nxs-sync/nxs-collector/$hash/nxs-collector"
     if [ ! -x "$out" ]; then
       mkdir -p "$(dirname "$out")"
-      (cd "$src" && go build -buildvcs=false -ldflags "-s -w" -o "$out.tmp" . && mv "$out.tmp" "$out")
+      (cd "$src" && go build -buildvcs=false -ldflags "-s -w" -o "$out.tmp.$$" . && mv "$out.tmp.$$" "$out")
     fi
     echo "$out"
     ;;

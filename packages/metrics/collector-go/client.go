@@ -89,11 +89,12 @@ func (w *writer) do(s *server, method, path string, body any, auth bool) (int, [
 // and logs the node account in.
 func (w *writer) login(s *server) error {
 	if !s.checked {
-		status, _, err := w.do(s, http.MethodGet, versionPath, nil, false)
+		status, body, err := w.do(s, http.MethodGet, versionPath, nil, false)
 		if err != nil {
 			return err
 		}
-		if status == http.StatusNotFound {
+		// PocketBase's own 404 of an unknown route (a proxy's 404 is a server not answering).
+		if status == http.StatusNotFound && bytes.Contains(body, []byte(`"status":404`)) {
 			return &configError{fmt.Sprintf("server %s does not run the nxs-sync pb_hooks bundle (GET %s is 404): install @nxs-sync/pocketbase's pb_hooks (docs/pocketbase.md)", s.url, versionPath)}
 		}
 		s.checked = true
@@ -106,7 +107,7 @@ func (w *writer) login(s *server) error {
 	if status == http.StatusBadRequest || status == http.StatusUnauthorized || status == http.StatusForbidden {
 		return &configError{fmt.Sprintf("server %s refused the node account %q (%d): check NXS_COLLECTOR_EMAIL and NXS_COLLECTOR_PASSWORD, an account of %s", s.url, w.email, status, nodesCollection)}
 	}
-	if status == http.StatusNotFound {
+	if status == http.StatusNotFound && missingCollection(body) {
 		return &configError{fmt.Sprintf("server %s has no %s collection (404): apply the nxs-sync collections (`nxs-sync setup`)", s.url, nodesCollection)}
 	}
 	var auth struct {
@@ -117,6 +118,12 @@ func (w *writer) login(s *server) error {
 	}
 	s.token = auth.Token
 	return nil
+}
+
+// missingCollection tells PocketBase's 404 of a collection that does not exist ("Missing collection
+// context.") from any other 404 (a proxy's, a route's), as @nxs-sync/pocketbase's client does.
+func missingCollection(body []byte) bool {
+	return bytes.Contains(bytes.ToLower(body), []byte("collection context"))
 }
 
 // writeOn creates p on one server: "created", or "exists" when a record of that id is there.
@@ -139,8 +146,10 @@ func (w *writer) writeOn(s *server, p point) (string, error) {
 			continue
 		case status == http.StatusBadRequest && bytes.Contains(body, []byte("validation_not_unique")):
 			return "exists", nil
-		case status == http.StatusTooManyRequests:
-			return "", &unavailable{fmt.Errorf("%s: 429 (rate limited)", s.url)}
+		case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout:
+			return "", &unavailable{fmt.Errorf("%s: %d (rate limited or timed out)", s.url, status)}
+		case status == http.StatusNotFound && !missingCollection(body):
+			return "", &unavailable{fmt.Errorf("%s: 404 not from PocketBase (a proxy?): %s", s.url, strings.TrimSpace(string(body)))}
 		case status == http.StatusNotFound:
 			return "", &configError{fmt.Sprintf("server %s has no %s collection (404): apply the metrics collections (`nxs-sync setup`)", s.url, pointsCollection)}
 		default:

@@ -122,7 +122,28 @@ func TestOptionsFailEarlyWithWhatToFix(t *testing.T) {
 	os.Setenv("NXS_COLLECTOR_PASSWORD", "secret-pass")
 	defer os.Unsetenv("NXS_COLLECTOR_PASSWORD")
 	o, err := parseOptions([]string{"--node", "n", "--servers", "http://a:1/, http://b:2", "--email", "n@x"})
-	if err != nil || len(o.servers) != 2 || o.servers[0] != "http://a:1" || len(o.healthURLs) != 2 || o.password != "secret-pass" {
+	// URLs as given (a health URL is a label, as createCollector writes it); the password read once and
+	// taken out of the environment.
+	if err != nil || len(o.servers) != 2 || o.servers[0] != "http://a:1/" || len(o.healthURLs) != 2 || o.password != "secret-pass" {
 		t.Errorf("%+v %v", o, err)
+	}
+	if _, still := os.LookupEnv("NXS_COLLECTOR_PASSWORD"); still {
+		t.Error("the password stayed in the environment")
+	}
+	for args, want := range map[string]string{
+		"--node a/b --servers http://a:1 --email n@x":                  "[A-Za-z0-9._-]",
+		"--node n --servers http://u:secret@a:1 --email n@x":           "credentials",
+		"--node n --servers http://a:1 --email n@x --interval-ms 7000": "divide 60000",
+		"--node n --servers http://a:1 --email n@x --timeout-ms 0":     "--timeout-ms",
+		"--node n --servers http://a:1/é --email n@x":                  "printable ASCII",
+	} {
+		os.Setenv("NXS_COLLECTOR_PASSWORD", "secret-pass")
+		_, err := parseOptions(strings.Fields(args))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error naming %s", args, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%q: the error shows the credentials: %v", args, err)
+		}
 	}
 }

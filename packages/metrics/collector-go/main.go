@@ -22,7 +22,9 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -51,13 +53,23 @@ func env(name, fallback string) string {
 func splitURLs(list string) ([]string, error) {
 	var out []string
 	for _, u := range strings.Split(list, ",") {
-		u = strings.TrimRight(strings.TrimSpace(u), "/")
+		// As given (a health URL is a series label, as createCollector writes it); requests trim a
+		// trailing slash.
+		u = strings.TrimSpace(u)
 		if u == "" {
 			continue
 		}
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			return nil, fmt.Errorf("%q is not an http(s) URL", u)
+		}
+		if p.User != nil {
+			return nil, fmt.Errorf("%q holds credentials: they would be logged and stored as a label; use NXS_COLLECTOR_EMAIL and NXS_COLLECTOR_PASSWORD", p.Redacted())
+		}
+		for _, r := range u {
+			if r > 0x7e || r < 0x20 {
+				return nil, fmt.Errorf("%q: only printable ASCII (percent-encode the rest)", u)
+			}
 		}
 		out = append(out, u)
 	}
@@ -95,15 +107,18 @@ func parseOptions(args []string) (options, error) {
 	} else if o.healthURLs, err = splitURLs(*health); err != nil {
 		return o, fmt.Errorf("--health: %v", err)
 	}
+	os.Unsetenv("NXS_COLLECTOR_PASSWORD") // out of /proc/<pid>/environ's later readers' reach
 	switch {
-	case o.node == "" || len(o.node) > 200:
-		return o, errors.New("--node (or NXS_NODE) is required: 1 to 200 characters naming this node")
+	case !nodePattern.MatchString(o.node):
+		return o, errors.New("--node (or NXS_NODE) is required: 1 to 200 characters of [A-Za-z0-9._-] naming this node")
 	case len(o.servers) == 0:
 		return o, errors.New("--servers (or NXS_SERVERS) is required: the PocketBase URLs, home first")
 	case o.email == "" || o.password == "":
 		return o, errors.New("NXS_COLLECTOR_EMAIL and NXS_COLLECTOR_PASSWORD are required: a node account of nxs_nodes")
-	case o.interval < 100*time.Millisecond:
-		return o, errors.New("--interval-ms must be at least 100")
+	case o.interval < 100*time.Millisecond || (60*time.Second)%o.interval != 0:
+		return o, errors.New("--interval-ms must be at least 100 and divide 60000 (windows must not straddle a 1 m rollup)")
+	case o.timeout <= 0:
+		return o, errors.New("--timeout-ms must be positive")
 	case o.capRatio <= 0 || o.capRatio > 1:
 		return o, errors.New("--cap must be in (0, 1]")
 	case o.maxBuffered < 1:
@@ -111,6 +126,9 @@ func parseOptions(args []string) (options, error) {
 	}
 	return o, nil
 }
+
+// nodePattern is the node ids nxs-sync accepts (checkNode in @nxs-sync/metrics).
+var nodePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "nxs-collector: "+format+"\n", args...)
@@ -128,6 +146,53 @@ func main() {
 	os.Exit(run(o))
 }
 
+// outbox holds the windows not written yet, oldest first, up to a bound (the oldest dropped first).
+// The collection loop pushes; the writer goroutine writes and pops, so a slow or dead server never
+// delays a collection or a window's boundary.
+type outbox struct {
+	mu      sync.Mutex
+	pending []point
+	max     int
+	wake    chan struct{}
+}
+
+func (o *outbox) push(p point) {
+	o.mu.Lock()
+	o.pending = append(o.pending, p)
+	if len(o.pending) > o.max {
+		o.pending = o.pending[len(o.pending)-o.max:]
+	}
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *outbox) front() (point, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.pending) == 0 {
+		return point{}, false
+	}
+	return o.pending[0], true
+}
+
+// pop removes p when it is still the oldest (a push past the bound may have dropped it).
+func (o *outbox) pop(p point) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.pending) > 0 && o.pending[0].ID == p.ID {
+		o.pending = o.pending[1:]
+	}
+}
+
+func (o *outbox) size() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.pending)
+}
+
 // run collects and flushes until a signal; returns the exit code.
 func run(o options) int {
 	httpClient := &http.Client{Timeout: o.timeout}
@@ -137,76 +202,94 @@ func run(o options) int {
 	}
 	w := &writer{email: o.email, password: o.password, http: httpClient, timeout: o.timeout}
 	for _, u := range o.servers {
-		w.servers = append(w.servers, &server{url: u})
+		w.servers = append(w.servers, &server{url: strings.TrimRight(u, "/")})
 	}
 	span := o.interval.Milliseconds()
 	win := newWindow()
-	var pending []point
-	failing := false
+	box := &outbox{max: o.maxBuffered, wake: make(chan struct{}, 1)}
+	fatal := make(chan error, 1)
 
+	// The writer: everything buffered, oldest first, at every window (and again at the next one
+	// after a failure). A misconfiguration stops the process.
+	go func() {
+		failing := false
+		for range box.wake {
+			for {
+				p, ok := box.front()
+				if !ok {
+					break
+				}
+				if _, err := w.write(p); err != nil {
+					var ce *configError
+					if errors.As(err, &ce) {
+						fatal <- err
+						return
+					}
+					if !failing {
+						failing = true
+						logf("no server took window %d (%v); %d window(s) kept for the next flush", p.Start, err, box.size())
+					}
+					break
+				}
+				box.pop(p)
+				if failing {
+					failing = false
+					logf("writing again; %d window(s) to catch up", box.size())
+				}
+			}
+		}
+	}()
 	take := func(start int64) {
 		p, err := makePoint(o.node, "raw", start, span, 1, win.take())
 		if err != nil {
 			logf("window %d: %v", start, err)
 			return
 		}
-		pending = append(pending, p)
-		if len(pending) > o.maxBuffered {
-			pending = pending[len(pending)-o.maxBuffered:]
-		}
-	}
-	// flush writes the buffered windows, oldest first; false on a misconfiguration.
-	flush := func() bool {
-		for len(pending) > 0 {
-			_, err := w.write(pending[0])
-			if err != nil {
-				var ce *configError
-				if errors.As(err, &ce) {
-					logf("%v", err)
-					return false
-				}
-				if !failing {
-					failing = true
-					logf("no server took window %d (%v); %d window(s) kept for the next flush", pending[0].Start, err, len(pending))
-				}
-				return true
-			}
-			if failing {
-				failing = false
-				logf("writing again; %d window(s) to catch up", len(pending))
-			}
-			pending = pending[1:]
-		}
-		return true
+		box.push(p)
 	}
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	logf("node %s, %d server(s), every %s", o.node, len(o.servers), o.interval)
 	c.collect(win, time.Now())
+	next := (time.Now().UnixMilli()/span)*span + span
 	for {
-		now := time.Now().UnixMilli()
-		next := (now/span)*span + span
-		timer := time.NewTimer(time.Duration(next-now) * time.Millisecond)
+		timer := time.NewTimer(time.Until(time.UnixMilli(next)))
 		select {
+		case err := <-fatal:
+			timer.Stop()
+			logf("%v", err)
+			return 2
 		case <-stop:
 			timer.Stop()
-			// The window under way is written now (a later start would not write it again).
+			// The window under way is written now (a later start would not write it again), and
+			// what is buffered, for at most shutdownWait: a stop must not hang on a dead server.
 			take((time.Now().UnixMilli() / span) * span)
-			if !flush() {
-				return 2
+			deadline := time.Now().Add(shutdownWait)
+			for box.size() > 0 && time.Now().Before(deadline) {
+				select {
+				case err := <-fatal:
+					logf("%v", err)
+					return 2
+				case <-time.After(20 * time.Millisecond):
+				}
 			}
-			if len(pending) > 0 {
-				logf("stopped with %d window(s) not written", len(pending))
+			if n := box.size(); n > 0 {
+				logf("stopped with %d window(s) not written", n)
 			}
 			return 0
 		case <-timer.C:
-			// The window that just ended, then the next one's first collection.
-			take(next - span)
-			if !flush() {
-				return 2
+			// The window that just ended (after a freeze, the last one: what was recorded since
+			// belongs to it, as the TypeScript flusher does), then a collection.
+			now := time.Now().UnixMilli()
+			for next <= now {
+				next += span
 			}
+			take(next - 2*span)
 			c.collect(win, time.Now())
 		}
 	}
 }
+
+// shutdownWait bounds the last flush at a stop (Docker's default stop timeout is 10 s).
+const shutdownWait = 5 * time.Second
