@@ -67,12 +67,19 @@ type cgroupFigures struct {
 
 const v1Unlimited = 1 << 60
 
+// The patterns of the files read at every collection, compiled once.
+var (
+	procCgroupLine   = regexp.MustCompile(`^\d+:([^:]*):(.*)$`)
+	memTotalLine     = regexp.MustCompile(`(?m)^MemTotal:\s+(\d+)`)
+	memAvailableLine = regexp.MustCompile(`(?m)^MemAvailable:\s+(\d+)`)
+	vmRSSLine        = regexp.MustCompile(`(?m)^VmRSS:\s+(\d+)\s+kB`)
+)
+
 // parseProcCgroup maps each controller of /proc/self/cgroup to its path ("" for v2).
 func parseProcCgroup(text string) map[string]string {
 	out := map[string]string{}
-	re := regexp.MustCompile(`^\d+:([^:]*):(.*)$`)
 	for _, line := range strings.Split(text, "\n") {
-		m := re.FindStringSubmatch(strings.TrimSpace(line))
+		m := procCgroupLine.FindStringSubmatch(strings.TrimSpace(line))
 		if m == nil {
 			continue
 		}
@@ -209,15 +216,15 @@ func parseMeminfo(text string, present bool) (used, total float64, ok bool) {
 	if !present {
 		return 0, 0, false
 	}
-	kb := func(key string) opt {
-		m := regexp.MustCompile(`(?m)^` + key + `:\s+(\d+)`).FindStringSubmatch(text)
+	kb := func(re *regexp.Regexp) opt {
+		m := re.FindStringSubmatch(text)
 		if m == nil {
 			return opt{}
 		}
 		v, _ := strconv.ParseFloat(m[1], 64)
 		return some(v * 1024)
 	}
-	t, a := kb("MemTotal"), kb("MemAvailable")
+	t, a := kb(memTotalLine), kb(memAvailableLine)
 	if !t.ok || !a.ok {
 		return 0, 0, false
 	}
@@ -239,7 +246,7 @@ func selfRSS(read readText) (float64, bool) {
 	if !ok {
 		return 0, false
 	}
-	m := regexp.MustCompile(`(?m)^VmRSS:\s+(\d+)\s+kB`).FindStringSubmatch(text)
+	m := vmRSSLine.FindStringSubmatch(text)
 	if m == nil {
 		return 0, false
 	}
